@@ -67,6 +67,14 @@ test: generate manifests ## Run the whole suite against a real kube-apiserver an
 bench: ## Run the benchmarks (figures for the closing notes and docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$(TESTBIN)" go test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./...
 
+.PHONY: run
+run: manifests ## Run the manager and the node agent here: on $$KUBECONFIG's cluster, or on a local control plane.
+	go run ./hack/run $(RUN_ARGS)
+
+.PHONY: demo
+demo: ## With `make run` up: apply the sample quotas and write a stream of archives.
+	go run ./hack/demo $(DEMO_ARGS)
+
 ##@ Build
 
 .PHONY: build

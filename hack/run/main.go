@@ -1,0 +1,210 @@
+// Command run is `make run`: the manager and the node agent on this machine, against the
+// cluster in $KUBECONFIG or, where there is none, a local control plane of its own.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
+	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "make run:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	root := testenv.RepoRoot()
+	local := filepath.Join(root, ".local")
+	dir := flag.String("checkpoint-dir", filepath.Join(local, "checkpoints"), "Directory the node agent watches.")
+	node := flag.String("node-name", "local-node", "Node name the node agent reports.")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	for _, d := range []string{*dir, filepath.Join(local, "bin"), filepath.Join(local, "logs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	fmt.Println("Building the manager and the node agent ...")
+	manager, agent, err := localrun.Build(ctx, root, filepath.Join(local, "bin"))
+	if err != nil {
+		return err
+	}
+
+	cl, err := startCluster(local)
+	if err != nil {
+		return err
+	}
+	defer cl.stop()
+
+	ports, err := freePorts(4)
+	if err != nil {
+		return err
+	}
+	mgrLog, err := os.Create(filepath.Join(local, "logs", "manager.log"))
+	if err != nil {
+		return err
+	}
+	defer mgrLog.Close()
+	agentLog, err := os.Create(filepath.Join(local, "logs", "node-agent.log"))
+	if err != nil {
+		return err
+	}
+	defer agentLog.Close()
+
+	procs := []*localrun.Process{
+		{Name: "manager", Path: manager, Output: mgrLog,
+			Args: localrun.ManagerArgs(cl.kubeconfig, cl.webhookPort, cl.certDir, ports[0], ports[1], cl.webhooks)},
+		{Name: "node-agent", Path: agent, Output: agentLog,
+			Args: localrun.AgentArgs(cl.kubeconfig, *node, *dir, ports[2], ports[3])},
+	}
+	for _, p := range procs {
+		if err := p.Start(); err != nil {
+			return err
+		}
+		defer func() { _ = p.Stop(10 * time.Second) }()
+	}
+	if err := waitReady(ctx, map[string]int{"manager": ports[1], "node-agent": ports[3]}, local); err != nil {
+		return err
+	}
+
+	printInstructions(cl, *dir, *node, local)
+	<-ctx.Done()
+	fmt.Println("\nStopping ...")
+	return nil
+}
+
+// cluster is the control plane the processes run against.
+type cluster struct {
+	kubeconfig  string
+	kubectl     string
+	local       bool
+	webhooks    bool
+	webhookPort int
+	certDir     string
+	stop        func()
+}
+
+// startCluster uses the cluster of $KUBECONFIG when it answers, else starts a local one.
+func startCluster(local string) (*cluster, error) {
+	root := testenv.RepoRoot()
+	if path := os.Getenv("KUBECONFIG"); path != "" {
+		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
+		if err != nil {
+			return nil, fmt.Errorf("KUBECONFIG=%s cannot be used: %w (unset KUBECONFIG to start a local control plane)", path, err)
+		}
+		cfg.Timeout = 10 * time.Second
+		dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := dc.ServerVersion(); err != nil {
+			return nil, fmt.Errorf("the cluster of KUBECONFIG=%s does not answer: %w (unset KUBECONFIG to start a local control plane)", path, err)
+		}
+		fmt.Printf("Using the cluster of KUBECONFIG=%s; installing the CRDs ...\n", path)
+		if _, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: []string{filepath.Join(root, "config", "crd", "bases")}, ErrorIfPathMissing: true}); err != nil {
+			return nil, fmt.Errorf("installing the CRDs: %w", err)
+		}
+		// The cluster cannot reach webhooks served on this machine: admission runs when
+		// the operator is deployed (make deploy).
+		return &cluster{kubeconfig: path, kubectl: "kubectl", certDir: filepath.Join(local, "certs"), stop: func() {}}, nil
+	}
+
+	fmt.Println("No KUBECONFIG: starting a local control plane (etcd and kube-apiserver) ...")
+	env, err := testenv.Start(testenv.Options{Webhooks: true})
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig := filepath.Join(local, "kubeconfig")
+	data, err := os.ReadFile(env.Kubeconfig)
+	if err == nil {
+		err = os.WriteFile(kubeconfig, data, 0o600)
+	}
+	if err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	return &cluster{
+		kubeconfig: kubeconfig, kubectl: env.KubectlPath(), local: true, webhooks: true,
+		webhookPort: env.Webhook.LocalServingPort, certDir: env.Webhook.LocalServingCertDir,
+		stop: func() { _ = env.Stop() },
+	}, nil
+}
+
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, n)
+	for i := range ports {
+		p, err := localrun.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		ports[i] = p
+	}
+	return ports, nil
+}
+
+// waitReady polls each process's /readyz until it answers 200.
+func waitReady(ctx context.Context, probes map[string]int, local string) error {
+	deadline := time.Now().Add(2 * time.Minute)
+	for name, port := range probes {
+		url := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
+		for {
+			resp, err := http.Get(url)
+			if err == nil {
+				_ = resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s did not become ready; see %s", name, filepath.Join(local, "logs", name+".log"))
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+func printInstructions(cl *cluster, dir, node, local string) {
+	fmt.Printf(`
+checkpoint-quota is running.
+
+  kubeconfig   %s
+  checkpoints  %s  (node %q)
+  logs         %s
+
+Try, in another terminal:
+
+  export KUBECONFIG=%s
+  make demo                                  # sample quotas and a stream of archives
+  %s get checkpointquotas,checkpoints -A
+  %s describe checkpointquotas -A
+
+Ctrl-C stops everything.
+`, cl.kubeconfig, dir, node, filepath.Join(local, "logs"), cl.kubeconfig, cl.kubectl, cl.kubectl)
+	if !cl.webhooks {
+		fmt.Println("Admission webhooks are off: the cluster cannot reach this machine. `make deploy` installs them in the cluster.")
+	}
+}
