@@ -1,0 +1,92 @@
+// Package e2e drives the real manager and node-agent binaries, as separate processes, the way a user would: kubectl, files on disk, and process restarts.
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
+	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
+)
+
+var (
+	env     *testenv.Env
+	manager *localrun.Process
+	agent   *localrun.Process
+	ckptDir string
+	logDir  string
+)
+
+const nodeName = "e2e-node"
+
+func TestE2E(t *testing.T) {
+	RegisterFailHandler(Fail)
+	SetDefaultEventuallyTimeout(30 * time.Second)
+	SetDefaultEventuallyPollingInterval(200 * time.Millisecond)
+	RunSpecs(t, "End-to-end suite")
+}
+
+var _ = BeforeSuite(func(ctx context.Context) {
+	bin := GinkgoT().TempDir()
+	managerBin, agentBin, err := localrun.Build(ctx, testenv.RepoRoot(), bin)
+	Expect(err).NotTo(HaveOccurred())
+
+	env, err = testenv.Start(testenv.Options{Webhooks: true})
+	Expect(err).NotTo(HaveOccurred())
+
+	ckptDir = GinkgoT().TempDir()
+	logDir = GinkgoT().TempDir()
+	ports := make([]int, 4)
+	for i := range ports {
+		ports[i], err = localrun.FreePort()
+		Expect(err).NotTo(HaveOccurred())
+	}
+	manager = &localrun.Process{Name: "manager", Path: managerBin, Output: logFile("manager.log"),
+		Args: append(localrun.ManagerArgs(env.Kubeconfig, env.Webhook.LocalServingPort, env.Webhook.LocalServingCertDir, ports[0], ports[1], true),
+			"--resync-period=5s")}
+	agent = &localrun.Process{Name: "node-agent", Path: agentBin, Output: logFile("node-agent.log"),
+		Args: append(localrun.AgentArgs(env.Kubeconfig, nodeName, ckptDir, ports[2], ports[3]),
+			"--settle-time=300ms", "--rescan-interval=5s")}
+	Expect(manager.Start()).To(Succeed())
+	Expect(agent.Start()).To(Succeed())
+	DeferCleanup(func() {
+		_ = agent.Stop(10 * time.Second)
+		_ = manager.Stop(10 * time.Second)
+		_ = env.Stop()
+	})
+	// The webhook answers once the manager is up: a dry-run create goes through it.
+	Eventually(func() string {
+		_, stderr, _ := env.Kubectl(minimalQuota("default", "probe"), "apply", "--dry-run=server", "-f", "-")
+		return stderr
+	}, 60*time.Second).ShouldNot(ContainSubstring("failed calling webhook"))
+}, NodeTimeout(15*time.Minute))
+
+func logFile(name string) *os.File {
+	f, err := os.Create(filepath.Join(logDir, name))
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() {
+		_ = f.Close()
+		if CurrentSpecReport().Failed() || os.Getenv("E2E_SHOW_LOGS") != "" {
+			data, _ := os.ReadFile(f.Name())
+			GinkgoWriter.Printf("==== %s ====\n%s\n", name, tail(data, 8000))
+		}
+	})
+	return f
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+func minimalQuota(ns, name string) string {
+	return "apiVersion: checkpointquota.dev/v1alpha1\nkind: CheckpointQuota\nmetadata: {name: " + name + ", namespace: " + ns + "}\nspec: {limits: {perContainer: {checkpoints: 10}}}\n"
+}
