@@ -30,10 +30,18 @@ func main() {
 
 func run() error {
 	root := testenv.RepoRoot()
-	local := filepath.Join(root, ".local")
-	dir := flag.String("checkpoint-dir", filepath.Join(local, "checkpoints"), "Directory the node agent watches.")
+	localDir := flag.String("local-dir", filepath.Join(root, ".local"), "Directory for the binaries, logs, kubeconfig and (by default) the archives.")
+	dirFlag := flag.String("checkpoint-dir", "", "Directory the node agent watches (default <local-dir>/checkpoints).")
 	node := flag.String("node-name", "local-node", "Node name the node agent reports.")
 	flag.Parse()
+	local, err := filepath.Abs(*localDir)
+	if err != nil {
+		return err
+	}
+	dir := dirFlag
+	if *dir == "" {
+		*dir = filepath.Join(local, "checkpoints")
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

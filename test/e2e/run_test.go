@@ -1,0 +1,225 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/test/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
+)
+
+// makeRun is `make run` started as a user starts it, in its own process group as a shell
+// would, with its output captured line by line.
+type makeRun struct {
+	cmd   *exec.Cmd
+	lines chan string
+	seen  strings.Builder
+}
+
+func startMakeRun(localDir string, extraEnv ...string) *makeRun {
+	cmd := exec.Command("make", "--no-print-directory", "run", "RUN_ARGS=--local-dir="+localDir)
+	cmd.Dir = testenv.RepoRoot()
+	cmd.Env = append(withoutKubeconfig(os.Environ()), extraEnv...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	Expect(err).NotTo(HaveOccurred())
+	cmd.Stderr = cmd.Stdout
+	Expect(cmd.Start()).To(Succeed())
+	r := &makeRun{cmd: cmd, lines: make(chan string, 1000)}
+	go func() {
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			r.lines <- s.Text()
+		}
+		close(r.lines)
+	}()
+	return r
+}
+
+// waitFor reads output until a line contains text, and returns everything read so far.
+func (r *makeRun) waitFor(text string, timeout time.Duration) string {
+	deadline := time.After(timeout)
+	for {
+		select {
+		case line, ok := <-r.lines:
+			if !ok {
+				Fail("make run ended before printing " + strconv.Quote(text) + ":\n" + r.seen.String())
+			}
+			r.seen.WriteString(line + "\n")
+			if strings.Contains(line, text) {
+				return r.seen.String()
+			}
+		case <-deadline:
+			Fail("make run did not print " + strconv.Quote(text) + " in time:\n" + r.seen.String())
+		}
+	}
+}
+
+// interrupt sends Ctrl-C to the process group, as a terminal does, and waits for the exit.
+func (r *makeRun) interrupt() {
+	Expect(syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT)).To(Succeed())
+	done := make(chan error, 1)
+	go func() {
+		for range r.lines {
+		}
+		done <- r.cmd.Wait()
+	}()
+	Eventually(done, 60*time.Second).Should(Receive())
+}
+
+var _ = Describe("make run", Ordered, func() {
+	It("starts a local control plane when there is no KUBECONFIG, and Ctrl-C leaves no process behind", func(ctx context.Context) {
+		local := GinkgoT().TempDir()
+		run := startMakeRun(local)
+		out := run.waitFor("Ctrl-C stops everything", 10*time.Minute)
+		Expect(out).To(ContainSubstring("starting a local control plane"))
+		kubeconfig := filepath.Join(local, "kubeconfig")
+		Expect(out).To(ContainSubstring(kubeconfig))
+		Expect(out).To(ContainSubstring("make demo"))
+
+		descendants := descendantsOf(run.cmd.Process.Pid)
+		Expect(commands(descendants)).To(ContainElements(ContainSubstring("etcd"), ContainSubstring("kube-apiserver"), ContainSubstring("manager"), ContainSubstring("node-agent")))
+
+		By("following the instructions: the printed kubeconfig answers kubectl, and an archive shows up")
+		c := clientFor(kubeconfig)
+		archive.New("default", "demo-0", "app").MustWrite(filepath.Join(local, "checkpoints"))
+		Eventually(func() int {
+			var list cqv1.CheckpointList
+			if err := c.List(ctx, &list); err != nil {
+				return -1
+			}
+			return len(list.Items)
+		}, 60*time.Second).Should(Equal(1))
+		stdout, stderr, err := kubectlWith(kubeconfig, "get", "checkpointquotas,checkpoints", "-A")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(stdout).To(ContainSubstring("demo-0"))
+
+		run.interrupt()
+		for _, pid := range descendants {
+			Expect(alive(pid)).To(BeFalse(), "process %d (%s) is still running after Ctrl-C", pid, command(pid))
+		}
+	}, NodeTimeout(15*time.Minute))
+
+	It("uses the cluster in KUBECONFIG instead of starting its own", func(ctx context.Context) {
+		other, err := testenv.Start(testenv.Options{})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(other.Stop)
+		local := GinkgoT().TempDir()
+		run := startMakeRun(local, "KUBECONFIG="+other.Kubeconfig)
+		out := run.waitFor("Ctrl-C stops everything", 10*time.Minute)
+		Expect(out).To(ContainSubstring("Using the cluster of KUBECONFIG=" + other.Kubeconfig))
+		Expect(out).NotTo(ContainSubstring("starting a local control plane"))
+		Expect(commands(descendantsOf(run.cmd.Process.Pid))).NotTo(ContainElement(ContainSubstring("etcd")))
+
+		archive.New("default", "elsewhere-0", "app").MustWrite(filepath.Join(local, "checkpoints"))
+		Eventually(func() int {
+			var list cqv1.CheckpointList
+			Expect(other.Client.List(ctx, &list)).To(Succeed())
+			return len(list.Items)
+		}, 60*time.Second).Should(Equal(1))
+		run.interrupt()
+	}, NodeTimeout(15*time.Minute))
+})
+
+func withoutKubeconfig(envv []string) []string {
+	var out []string
+	for _, kv := range envv {
+		if !strings.HasPrefix(kv, "KUBECONFIG=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func clientFor(kubeconfig string) client.Client {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	Expect(err).NotTo(HaveOccurred())
+	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme})
+	Expect(err).NotTo(HaveOccurred())
+	return c
+}
+
+func kubectlWith(kubeconfig string, args ...string) (string, string, error) {
+	cmd := exec.Command(env.KubectlPath(), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// descendantsOf lists every process below pid, from /proc.
+func descendantsOf(pid int) []int {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid := parentOf(p); ppid > 0 {
+			children[ppid] = append(children[ppid], p)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+func parentOf(pid int) int {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name is in parentheses and may contain spaces: fields follow the last ')'.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
+}
+
+func command(pid int) string {
+	data, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return strings.ReplaceAll(string(data), "\x00", " ")
+}
+
+func commands(pids []int) []string {
+	out := make([]string, 0, len(pids))
+	for _, p := range pids {
+		out = append(out, command(p))
+	}
+	return out
+}
+
+// alive is true for a running process; a zombie waiting for its parent counts as gone.
+func alive(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(fields) > 0 && fields[0] != "Z"
+}
