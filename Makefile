@@ -6,7 +6,7 @@ IMG ?= checkpoint-quota:latest
 
 # Tool versions. Go tools install with `go install`, so they come from the module proxy.
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
-GOLANGCI_LINT_VERSION ?= v2.6.2
+GOLANGCI_LINT_VERSION ?= v2.15.0
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
