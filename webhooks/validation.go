@@ -27,7 +27,7 @@ const (
 	MsgSizeFraction     = `is a fraction of a byte ("m" means milli, a thousandth): sizes are whole bytes; write %q for mebibytes`
 	MsgSizeNotWhole     = `sizes are whole bytes: write a value such as "512Mi" that is a whole number of bytes`
 	MsgSizeBareNumber   = `has no unit, so it means bytes, but the original operator read a bare number as MB: write %q for %s MiB`
-	MsgSizeTooLarge     = `is too large: the largest size is "8Ei"`
+	MsgSizeTooLarge     = `is too large: write a size below "8Ei"`
 	MsgCountNegative    = "must be 0 or more: 0 prunes every unpinned archive; leave the field out for no limit"
 	MsgDurationDays     = `not a duration: Go durations have no days or weeks; write %q`
 	MsgDurationBad      = `not a duration: write hours, minutes or seconds, such as "168h", "30m" or "90s"`
@@ -86,7 +86,7 @@ func ParseSize(s cqv1.Size, path *field.Path) (resource.Quantity, *field.Error) 
 			return q, field.Invalid(path, str, fmt.Sprintf(MsgSizeFraction, strings.TrimSuffix(str, "m")+"Mi"))
 		}
 		return q, field.Invalid(path, str, MsgSizeNotWhole)
-	case q.Cmp(*maxSize) > 0:
+	case q.Cmp(*maxSize) >= 0: // ParseQuantity caps larger values at the maximum
 		return q, field.Invalid(path, str, MsgSizeTooLarge)
 	case bareNumber.MatchString(str) && !q.IsZero():
 		return q, field.Invalid(path, str, fmt.Sprintf(MsgSizeBareNumber, str+"Mi", str))

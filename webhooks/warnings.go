@@ -17,7 +17,7 @@ const maxWarning = 120
 // Warning messages for what is legal but suspicious. Formats take the values shown.
 const (
 	WarnNeverBinds       = "%s is above %s %s, so it never binds"
-	WarnMaxSizeAbove     = "%s is above %s %s: an archive that large is pruned at once by the storage limit"
+	WarnMaxSizeAbove     = "%s is above %s %s, so such an archive is always pruned"
 	WarnZeroCount        = "0 prunes every unpinned archive"
 	WarnZeroStorage      = "0 bytes prunes every unpinned archive"
 	WarnEmptySelector    = "{} selects every pod, as if left out"
