@@ -117,6 +117,6 @@ var _ = Describe("kubectl apply of a bad manifest", func() {
 		Entry("cluster quota: 2GB per namespace", badManifest{cluster: true, spec: "limits:\n  perNamespace: {storage: 2GB}",
 			want: [][2]string{{`spec.limits.perNamespace.storage: Invalid value: "2GB"`, `did you mean "2Gi"?`}}}),
 		Entry("cluster quota: bad namespace selector", badManifest{cluster: true, spec: "namespaceSelector:\n  matchExpressions: [{key: team, operator: Is}]",
-			want: [][2]string{{`spec.namespaceSelector.matchExpressions[0].operator: Invalid value: "Is"`, `not a valid selector operator`}}}),
+			want: [][2]string{{`spec.namespaceSelector.matchExpressions[0].operator: Invalid value: "Is"`, `not a valid selector operator: use In, NotIn, Exists or DoesNotExist`}}}),
 	)
 })

@@ -20,28 +20,29 @@ import (
 
 // Messages of field errors. Tests and docs/admission.md quote them; those with verbs are formats.
 const (
-	MsgSizeEmpty        = `must not be empty: write a quantity such as "10Gi", or leave the field out for no limit`
-	MsgSizeMalformed    = `not a quantity: write a number and a unit, such as "10Gi", "500Mi" or "2G"`
-	MsgSizeDidYouMean   = `not a quantity: did you mean %q? Units are Ki, Mi, Gi, Ti (powers of 1024) or k, M, G, T`
-	MsgSizeNegative     = `must not be negative: write a size such as "10Gi", or leave the field out for no limit`
-	MsgSizeFraction     = `is a fraction of a byte ("m" means milli, a thousandth): sizes are whole bytes; write %q for mebibytes`
-	MsgSizeNotWhole     = `sizes are whole bytes: write a value such as "512Mi" that is a whole number of bytes`
-	MsgSizeBareNumber   = `has no unit, so it means bytes, but the original operator read a bare number as MB: write %q for %s MiB`
-	MsgSizeTooLarge     = `is too large: write a size below "8Ei"`
-	MsgCountNegative    = "must be 0 or more: 0 prunes every unpinned archive; leave the field out for no limit"
-	MsgDurationDays     = `not a duration: Go durations have no days or weeks; write %q`
-	MsgDurationBad      = `not a duration: write hours, minutes or seconds, such as "168h", "30m" or "90s"`
-	MsgMaxAgeNotPos     = `must be more than 0: write a duration such as "168h" (7 days), or leave the field out for no age limit`
-	MsgGraceNegative    = `must not be negative: write a duration such as "10m"; "0s" deletes orphans as soon as they are found`
-	MsgEmptyPodList     = "an empty list selects no pod: name at least one pod, or leave the field out to select every pod"
-	MsgEmptyContainers  = "an empty list selects no container: name at least one, or leave the field out to select every container"
-	MsgBadPodName       = `not a valid pod name: use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, such as "cache-0"`
-	MsgBadContainerName = `not a valid container name: use lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit, such as "redis"`
-	MsgStorageZeroCount = "storage %s keeps no archive (every archive has bytes), which contradicts %s: %d; set a positive storage, or checkpoints: 0"
-	MsgCountStorageZero = "contradicts %s: 0, which keeps no archive: set checkpoints: 0 too, or a positive storage"
-	MsgMaxSizeZero      = "maxCheckpointSize 0 prunes every archive, which contradicts %s: %d; leave maxCheckpointSize out, or set a positive size"
-	MsgCountMaxSizeZero = "contradicts maxCheckpointSize: 0, which prunes every archive: leave maxCheckpointSize out, or set a positive size"
-	MsgConflict         = "conflicts with %s, which sets %s to %s for some of the same archives: set it in one quota only, or make their targets disjoint"
+	MsgSizeEmpty         = `must not be empty: write a quantity such as "10Gi", or leave the field out for no limit`
+	MsgSizeMalformed     = `not a quantity: write a number and a unit, such as "10Gi", "500Mi" or "2G"`
+	MsgSizeDidYouMean    = `not a quantity: did you mean %q? Units are Ki, Mi, Gi, Ti (powers of 1024) or k, M, G, T`
+	MsgSizeNegative      = `must not be negative: write a size such as "10Gi", or leave the field out for no limit`
+	MsgSizeFraction      = `is a fraction of a byte ("m" means milli, a thousandth): sizes are whole bytes; write %q for mebibytes`
+	MsgSizeNotWhole      = `sizes are whole bytes: write a value such as "512Mi" that is a whole number of bytes`
+	MsgSizeBareNumber    = `has no unit, so it means bytes, but the original operator read a bare number as MB: write %q for %s MiB`
+	MsgSizeTooLarge      = `is too large: write a size below "8Ei"`
+	MsgCountNegative     = "must be 0 or more: 0 prunes every unpinned archive; leave the field out for no limit"
+	MsgDurationDays      = `not a duration: Go durations have no days or weeks; write %q`
+	MsgDurationBad       = `not a duration: write hours, minutes or seconds, such as "168h", "30m" or "90s"`
+	MsgMaxAgeNotPos      = `must be more than 0: write a duration such as "168h" (7 days), or leave the field out for no age limit`
+	MsgGraceNegative     = `must not be negative: write a duration such as "10m"; "0s" deletes orphans as soon as they are found`
+	MsgEmptyPodList      = "an empty list selects no pod: name at least one pod, or leave the field out to select every pod"
+	MsgEmptyContainers   = "an empty list selects no container: name at least one, or leave the field out to select every container"
+	MsgBadPodName        = `not a valid pod name: use lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, such as "cache-0"`
+	MsgBadContainerName  = `not a valid container name: use lower-case letters, digits and '-', at most 63, starting and ending with a letter or digit, such as "redis"`
+	MsgSelectorOperators = "use In, NotIn, Exists or DoesNotExist"
+	MsgStorageZeroCount  = "storage %s keeps no archive (every archive has bytes), which contradicts %s: %d; set a positive storage, or checkpoints: 0"
+	MsgCountStorageZero  = "contradicts %s: 0, which keeps no archive: set checkpoints: 0 too, or a positive storage"
+	MsgMaxSizeZero       = "maxCheckpointSize 0 prunes every archive, which contradicts %s: %d; leave maxCheckpointSize out, or set a positive size"
+	MsgCountMaxSizeZero  = "contradicts maxCheckpointSize: 0, which prunes every archive: leave maxCheckpointSize out, or set a positive size"
+	MsgConflict          = "conflicts with %s, which sets %s to %s for some of the same archives: set it in one quota only, or make their targets disjoint"
 )
 
 var (
@@ -197,7 +198,14 @@ func ValidateSelector(s *metav1.LabelSelector, path *field.Path) field.ErrorList
 	if s == nil {
 		return nil
 	}
-	return metav1validation.ValidateLabelSelector(s, metav1validation.LabelSelectorValidationOptions{}, path)
+	errs := metav1validation.ValidateLabelSelector(s, metav1validation.LabelSelectorValidationOptions{}, path)
+	for _, e := range errs {
+		// Kubernetes says only "not a valid selector operator"; say which ones are.
+		if e.Type == field.ErrorTypeInvalid && strings.HasSuffix(e.Field, ".operator") {
+			e.Detail += ": " + MsgSelectorOperators
+		}
+	}
+	return errs
 }
 
 func validateNames(names []string, path *field.Path, emptyMsg, badMsg string, check func(string) []string) field.ErrorList {

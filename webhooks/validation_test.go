@@ -186,7 +186,7 @@ func TestValidateClusterCheckpointQuota(t *testing.T) {
 				return q
 			}(),
 			want: []fieldErr{
-				{"spec.namespaceSelector.matchExpressions[0].operator", field.ErrorTypeInvalid, `not a valid selector operator`},
+				{"spec.namespaceSelector.matchExpressions[0].operator", field.ErrorTypeInvalid, `not a valid selector operator: use In, NotIn, Exists or DoesNotExist`},
 				{"spec.limits.perNamespace.storage", field.ErrorTypeInvalid, MsgSizeMalformed},
 				{"spec.maxCheckpointSize", field.ErrorTypeInvalid, MsgSizeMalformed},
 			},
