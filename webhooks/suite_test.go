@@ -8,7 +8,6 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 	"github.com/checkpoint-quota/checkpoint-quota/webhooks"
@@ -44,7 +43,7 @@ var _ = AfterSuite(func() {
 // restartServer starts the webhook server again after a spec stopped it.
 func restartServer() {
 	var err error
-	server, err = env.StartWebhookServer(func(m ctrl.Manager) error { return webhooks.SetupWithManager(m) })
+	server, err = env.StartWebhookServer(webhooks.SetupWithManager)
 	Expect(err).NotTo(HaveOccurred())
 }
 
