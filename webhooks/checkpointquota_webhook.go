@@ -84,13 +84,7 @@ func (w *CheckpointQuotaWebhook) validate(ctx context.Context, old, q *cqv1.Chec
 	if errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others); len(errs) > 0 {
 		return nil, invalid("CheckpointQuota", q.Name, errs)
 	}
-	spec := field.NewPath("spec")
-	limits := spec.Child("limits")
-	warnings := SuspiciousWarnings([]level{
-		{q.Spec.Limits.Total, limits.Child("total")},
-		{q.Spec.Limits.PerPod, limits.Child("perPod")},
-		{q.Spec.Limits.PerContainer, limits.Child("perContainer")},
-	}, &q.Spec.RetentionSpec, q.Spec.Target, spec)
+	warnings := SuspiciousWarnings(QuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
 	nsLabels := map[string]map[string]string{ns.Name: ns.Labels}
 	return append(warnings, EffectiveWarnings(policy.Describe(candidate, others, nsLabels))...), nil
 }

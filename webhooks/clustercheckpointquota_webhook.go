@@ -83,14 +83,7 @@ func (w *ClusterCheckpointQuotaWebhook) validate(ctx context.Context, old, q *cq
 	if errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others); len(errs) > 0 {
 		return nil, invalid("ClusterCheckpointQuota", q.Name, errs)
 	}
-	spec := field.NewPath("spec")
-	limits := spec.Child("limits")
-	warnings := SuspiciousWarnings([]level{
-		{q.Spec.Limits.Total, limits.Child("total")},
-		{q.Spec.Limits.PerNamespace, limits.Child("perNamespace")},
-		{q.Spec.Limits.PerPod, limits.Child("perPod")},
-		{q.Spec.Limits.PerContainer, limits.Child("perContainer")},
-	}, &q.Spec.RetentionSpec, q.Spec.Target, spec)
+	warnings := SuspiciousWarnings(ClusterQuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
 	nsLabels := make(map[string]map[string]string, len(namespaces.Items))
 	for _, ns := range namespaces.Items {
 		nsLabels[ns.Name] = ns.Labels

@@ -222,27 +222,48 @@ func validateNames(names []string, path *field.Path, emptyMsg, badMsg string, ch
 	return errs
 }
 
-// level is one block of limits with its path, such as spec.limits.perPod.
-type level struct {
-	limits *cqv1.ResourceLimits
-	path   *field.Path
+// Level is one block of limits with its path, such as spec.limits.perPod.
+type Level struct {
+	Limits *cqv1.ResourceLimits
+	Path   *field.Path
+}
+
+// QuotaLevels lists a CheckpointQuota's levels, the widest first.
+func QuotaLevels(q *cqv1.CheckpointQuota) []Level {
+	limits := field.NewPath("spec", "limits")
+	return []Level{
+		{q.Spec.Limits.Total, limits.Child("total")},
+		{q.Spec.Limits.PerPod, limits.Child("perPod")},
+		{q.Spec.Limits.PerContainer, limits.Child("perContainer")},
+	}
+}
+
+// ClusterQuotaLevels lists a ClusterCheckpointQuota's levels, the widest first.
+func ClusterQuotaLevels(q *cqv1.ClusterCheckpointQuota) []Level {
+	limits := field.NewPath("spec", "limits")
+	return []Level{
+		{q.Spec.Limits.Total, limits.Child("total")},
+		{q.Spec.Limits.PerNamespace, limits.Child("perNamespace")},
+		{q.Spec.Limits.PerPod, limits.Child("perPod")},
+		{q.Spec.Limits.PerContainer, limits.Child("perContainer")},
+	}
 }
 
 // ValidateLevels checks the counts and sizes of each level, and the settings that
 // contradict each other, reporting a contradiction on both fields.
-func ValidateLevels(levels []level, r *cqv1.RetentionSpec, spec *field.Path) field.ErrorList {
+func ValidateLevels(levels []Level, r *cqv1.RetentionSpec, spec *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for _, l := range levels {
-		if l.limits == nil {
+		if l.Limits == nil {
 			continue
 		}
-		count, storage := l.path.Child("checkpoints"), l.path.Child("storage")
-		errs = append(errs, ValidateCount(l.limits.Checkpoints, count)...)
-		errs = append(errs, ValidateSize(l.limits.Storage, storage)...)
-		n := l.limits.Checkpoints
-		if l.limits.Storage != nil && n != nil && *n > 0 && isZero(*l.limits.Storage) {
+		count, storage := l.Path.Child("checkpoints"), l.Path.Child("storage")
+		errs = append(errs, ValidateCount(l.Limits.Checkpoints, count)...)
+		errs = append(errs, ValidateSize(l.Limits.Storage, storage)...)
+		n := l.Limits.Checkpoints
+		if l.Limits.Storage != nil && n != nil && *n > 0 && isZero(*l.Limits.Storage) {
 			errs = append(errs,
-				field.Invalid(storage, string(*l.limits.Storage), fmt.Sprintf(MsgStorageZeroCount, *l.limits.Storage, "checkpoints", *n)),
+				field.Invalid(storage, string(*l.Limits.Storage), fmt.Sprintf(MsgStorageZeroCount, *l.Limits.Storage, "checkpoints", *n)),
 				field.Invalid(count, *n, fmt.Sprintf(MsgCountStorageZero, "storage")))
 		}
 	}
@@ -250,11 +271,11 @@ func ValidateLevels(levels []level, r *cqv1.RetentionSpec, spec *field.Path) fie
 	errs = append(errs, ValidateSize(r.MaxCheckpointSize, maxSize)...)
 	if r.MaxCheckpointSize != nil && isZero(*r.MaxCheckpointSize) {
 		for _, l := range levels {
-			if l.limits != nil && l.limits.Checkpoints != nil && *l.limits.Checkpoints > 0 {
-				count := l.path.Child("checkpoints")
+			if l.Limits != nil && l.Limits.Checkpoints != nil && *l.Limits.Checkpoints > 0 {
+				count := l.Path.Child("checkpoints")
 				errs = append(errs,
-					field.Invalid(maxSize, string(*r.MaxCheckpointSize), fmt.Sprintf(MsgMaxSizeZero, count, *l.limits.Checkpoints)),
-					field.Invalid(count, *l.limits.Checkpoints, MsgCountMaxSizeZero))
+					field.Invalid(maxSize, string(*r.MaxCheckpointSize), fmt.Sprintf(MsgMaxSizeZero, count, *l.Limits.Checkpoints)),
+					field.Invalid(count, *l.Limits.Checkpoints, MsgCountMaxSizeZero))
 			}
 		}
 	}
@@ -272,25 +293,14 @@ func isZero(s cqv1.Size) bool {
 // ValidateCheckpointQuota checks a CheckpointQuota on its own, without other quotas.
 func ValidateCheckpointQuota(q *cqv1.CheckpointQuota) field.ErrorList {
 	spec := field.NewPath("spec")
-	limits := spec.Child("limits")
 	errs := ValidateTarget(q.Spec.Target, spec.Child("target"))
-	return append(errs, ValidateLevels([]level{
-		{q.Spec.Limits.Total, limits.Child("total")},
-		{q.Spec.Limits.PerPod, limits.Child("perPod")},
-		{q.Spec.Limits.PerContainer, limits.Child("perContainer")},
-	}, &q.Spec.RetentionSpec, spec)...)
+	return append(errs, ValidateLevels(QuotaLevels(q), &q.Spec.RetentionSpec, spec)...)
 }
 
 // ValidateClusterCheckpointQuota checks a ClusterCheckpointQuota on its own.
 func ValidateClusterCheckpointQuota(q *cqv1.ClusterCheckpointQuota) field.ErrorList {
 	spec := field.NewPath("spec")
-	limits := spec.Child("limits")
 	errs := ValidateSelector(q.Spec.NamespaceSelector, spec.Child("namespaceSelector"))
 	errs = append(errs, ValidateTarget(q.Spec.Target, spec.Child("target"))...)
-	return append(errs, ValidateLevels([]level{
-		{q.Spec.Limits.Total, limits.Child("total")},
-		{q.Spec.Limits.PerNamespace, limits.Child("perNamespace")},
-		{q.Spec.Limits.PerPod, limits.Child("perPod")},
-		{q.Spec.Limits.PerContainer, limits.Child("perContainer")},
-	}, &q.Spec.RetentionSpec, spec)...)
+	return append(errs, ValidateLevels(ClusterQuotaLevels(q), &q.Spec.RetentionSpec, spec)...)
 }

@@ -39,40 +39,40 @@ func warn(path, format string, args ...any) string {
 // SuspiciousWarnings lists what is legal but probably not meant: a narrower level with a
 // higher limit than a wider one, maxCheckpointSize above a storage limit, a limit of 0,
 // and an empty pod selector. levels go from the widest to the narrowest.
-func SuspiciousWarnings(levels []level, r *cqv1.RetentionSpec, target *cqv1.QuotaTarget, spec *field.Path) []string {
+func SuspiciousWarnings(levels []Level, r *cqv1.RetentionSpec, target *cqv1.QuotaTarget, spec *field.Path) []string {
 	var out []string
 	for i, narrow := range levels {
-		if narrow.limits == nil {
+		if narrow.Limits == nil {
 			continue
 		}
-		if c := narrow.limits.Checkpoints; c != nil && *c == 0 {
-			out = append(out, warn(narrow.path.Child("checkpoints").String(), WarnZeroCount))
+		if c := narrow.Limits.Checkpoints; c != nil && *c == 0 {
+			out = append(out, warn(narrow.Path.Child("checkpoints").String(), WarnZeroCount))
 		}
-		if s := narrow.limits.Storage; s != nil && isZero(*s) {
-			out = append(out, warn(narrow.path.Child("storage").String(), WarnZeroStorage))
+		if s := narrow.Limits.Storage; s != nil && isZero(*s) {
+			out = append(out, warn(narrow.Path.Child("storage").String(), WarnZeroStorage))
 		}
 		for _, wide := range levels[:i] {
-			if wide.limits == nil {
+			if wide.Limits == nil {
 				continue
 			}
-			if n, w := narrow.limits.Checkpoints, wide.limits.Checkpoints; n != nil && w != nil && *n > *w {
-				out = append(out, warn(narrow.path.Child("checkpoints").String(), WarnNeverBinds,
-					fmt.Sprint(*n), wide.path.Child("checkpoints").String(), fmt.Sprint(*w)))
+			if n, w := narrow.Limits.Checkpoints, wide.Limits.Checkpoints; n != nil && w != nil && *n > *w {
+				out = append(out, warn(narrow.Path.Child("checkpoints").String(), WarnNeverBinds,
+					fmt.Sprint(*n), wide.Path.Child("checkpoints").String(), fmt.Sprint(*w)))
 			}
-			if n, w := bytes(narrow.limits.Storage), bytes(wide.limits.Storage); n != nil && w != nil && n.Cmp(*w) > 0 {
-				out = append(out, warn(narrow.path.Child("storage").String(), WarnNeverBinds,
-					string(*narrow.limits.Storage), wide.path.Child("storage").String(), string(*wide.limits.Storage)))
+			if n, w := bytes(narrow.Limits.Storage), bytes(wide.Limits.Storage); n != nil && w != nil && n.Cmp(*w) > 0 {
+				out = append(out, warn(narrow.Path.Child("storage").String(), WarnNeverBinds,
+					string(*narrow.Limits.Storage), wide.Path.Child("storage").String(), string(*wide.Limits.Storage)))
 			}
 		}
 	}
 	if max := bytes(r.MaxCheckpointSize); max != nil && !max.IsZero() {
 		for _, l := range levels {
-			if l.limits == nil {
+			if l.Limits == nil {
 				continue
 			}
-			if s := bytes(l.limits.Storage); s != nil && max.Cmp(*s) > 0 {
+			if s := bytes(l.Limits.Storage); s != nil && max.Cmp(*s) > 0 {
 				out = append(out, warn(spec.Child("maxCheckpointSize").String(), WarnMaxSizeAbove,
-					string(*r.MaxCheckpointSize), l.path.Child("storage").String(), string(*l.limits.Storage)))
+					string(*r.MaxCheckpointSize), l.Path.Child("storage").String(), string(*l.Limits.Storage)))
 			}
 		}
 	}

@@ -14,13 +14,7 @@ import (
 )
 
 func quotaWarnings(q *cqv1.CheckpointQuota) []string {
-	spec := field.NewPath("spec")
-	limits := spec.Child("limits")
-	return SuspiciousWarnings([]level{
-		{q.Spec.Limits.Total, limits.Child("total")},
-		{q.Spec.Limits.PerPod, limits.Child("perPod")},
-		{q.Spec.Limits.PerContainer, limits.Child("perContainer")},
-	}, &q.Spec.RetentionSpec, q.Spec.Target, spec)
+	return SuspiciousWarnings(QuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
 }
 
 func TestSuspiciousWarnings(t *testing.T) {
