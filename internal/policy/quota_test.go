@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
@@ -177,29 +178,42 @@ func TestTargets(t *testing.T) {
 	subject := Subject{Namespace: "shop", NamespaceLabels: map[string]string{"team": "a"}, Pod: "cache-0", PodLabels: redis, Container: "redis"}
 	unknownPod := subject
 	unknownPod.PodLabels = nil
+	notWeb := builder.Quota("q", "shop").Obj()
+	notWeb.Spec.Target = &cqv1.QuotaTarget{PodSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+		{Key: "app", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"web"}},
+	}}}
 	cases := map[string]struct {
 		q    *builder.QuotaBuilder
 		c    *builder.ClusterQuotaBuilder
+		obj  *cqv1.CheckpointQuota
 		s    Subject
 		want bool
 	}{
-		"same namespace":                       {q: builder.Quota("q", "shop"), s: subject, want: true},
-		"other namespace":                      {q: builder.Quota("q", "shop-prod"), s: subject, want: false},
-		"pod selector matches":                 {q: builder.Quota("q", "shop").PodSelector(redis), s: subject, want: true},
-		"pod selector does not match":          {q: builder.Quota("q", "shop").PodSelector(map[string]string{"app": "web"}), s: subject, want: false},
-		"unknown pod never matches a selector": {q: builder.Quota("q", "shop").PodSelector(redis), s: unknownPod, want: false},
-		"unknown pod matches by name":          {q: builder.Quota("q", "shop").PodNames("cache-0"), s: unknownPod, want: true},
-		"other pod name":                       {q: builder.Quota("q", "shop").PodNames("cache-1"), s: subject, want: false},
-		"container name":                       {q: builder.Quota("q", "shop").ContainerNames("redis"), s: subject, want: true},
-		"other container":                      {q: builder.Quota("q", "shop").ContainerNames("sidecar"), s: subject, want: false},
-		"cluster quota without selector":       {c: builder.ClusterQuota("c"), s: subject, want: true},
-		"cluster namespace selector":           {c: builder.ClusterQuota("c").NamespaceSelector(map[string]string{"team": "a"}), s: subject, want: true},
-		"cluster namespace selector misses":    {c: builder.ClusterQuota("c").NamespaceSelector(map[string]string{"team": "b"}), s: subject, want: false},
+		// "not web" matches a pod without labels; an unknown pod must still not match.
+		"unknown pod never matches a NotIn selector": {obj: notWeb, s: unknownPod, want: false},
+		"a known pod matches a NotIn selector":       {obj: notWeb, s: subject, want: true},
+		"same namespace":                             {q: builder.Quota("q", "shop"), s: subject, want: true},
+		"other namespace":                            {q: builder.Quota("q", "shop-prod"), s: subject, want: false},
+		"pod selector matches":                       {q: builder.Quota("q", "shop").PodSelector(redis), s: subject, want: true},
+		"pod selector does not match":                {q: builder.Quota("q", "shop").PodSelector(map[string]string{"app": "web"}), s: subject, want: false},
+		"unknown pod never matches a selector":       {q: builder.Quota("q", "shop").PodSelector(redis), s: unknownPod, want: false},
+		"unknown pod matches by name":                {q: builder.Quota("q", "shop").PodNames("cache-0"), s: unknownPod, want: true},
+		"other pod name":                             {q: builder.Quota("q", "shop").PodNames("cache-1"), s: subject, want: false},
+		"container name":                             {q: builder.Quota("q", "shop").ContainerNames("redis"), s: subject, want: true},
+		"other container":                            {q: builder.Quota("q", "shop").ContainerNames("sidecar"), s: subject, want: false},
+		"cluster quota without selector":             {c: builder.ClusterQuota("c"), s: subject, want: true},
+		"cluster namespace selector":                 {c: builder.ClusterQuota("c").NamespaceSelector(map[string]string{"team": "a"}), s: subject, want: true},
+		"cluster namespace selector misses":          {c: builder.ClusterQuota("c").NamespaceSelector(map[string]string{"team": "b"}), s: subject, want: false},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			var q *Quota
-			if tc.q != nil {
+			if tc.obj != nil {
+				var err error
+				if q, err = FromCheckpointQuota(tc.obj); err != nil {
+					t.Fatal(err)
+				}
+			} else if tc.q != nil {
 				q = mustQuota(t, tc.q)
 			} else {
 				q = mustCluster(t, tc.c)
