@@ -1,0 +1,90 @@
+package webhooks
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
+)
+
+// +kubebuilder:webhook:path=/mutate-checkpointquota-dev-v1alpha1-checkpointquota,mutating=true,failurePolicy=fail,sideEffects=None,groups=checkpointquota.dev,resources=checkpointquotas,verbs=create;update,versions=v1alpha1,name=mcheckpointquota.checkpointquota.dev,admissionReviewVersions=v1,timeoutSeconds=10
+// +kubebuilder:webhook:path=/validate-checkpointquota-dev-v1alpha1-checkpointquota,mutating=false,failurePolicy=fail,sideEffects=None,groups=checkpointquota.dev,resources=checkpointquotas,verbs=create;update,versions=v1alpha1,name=vcheckpointquota.checkpointquota.dev,admissionReviewVersions=v1,timeoutSeconds=10
+
+// CheckpointQuotaWebhook defaults and validates CheckpointQuotas.
+type CheckpointQuotaWebhook struct {
+	// Reader lists the other quotas, to find conflicts and describe the effective policy.
+	Reader client.Reader
+}
+
+var (
+	_ admission.Defaulter[*cqv1.CheckpointQuota] = &CheckpointQuotaWebhook{}
+	_ admission.Validator[*cqv1.CheckpointQuota] = &CheckpointQuotaWebhook{}
+)
+
+// Default fills what the user left empty and normalises sizes.
+func (w *CheckpointQuotaWebhook) Default(_ context.Context, q *cqv1.CheckpointQuota) error {
+	DefaultCheckpointQuota(q)
+	return nil
+}
+
+// DefaultCheckpointQuota fills enforcement and the orphan policy, and normalises sizes.
+func DefaultCheckpointQuota(q *cqv1.CheckpointQuota) {
+	DefaultRetention(&q.Spec.RetentionSpec)
+	l := &q.Spec.Limits
+	DefaultLimits(l.Total, l.PerPod, l.PerContainer)
+}
+
+// ValidateCreate validates a new quota.
+func (w *CheckpointQuotaWebhook) ValidateCreate(ctx context.Context, q *cqv1.CheckpointQuota) (admission.Warnings, error) {
+	return w.validate(ctx, nil, q)
+}
+
+// ValidateUpdate validates a changed quota.
+func (w *CheckpointQuotaWebhook) ValidateUpdate(ctx context.Context, old, q *cqv1.CheckpointQuota) (admission.Warnings, error) {
+	return w.validate(ctx, old, q)
+}
+
+// ValidateDelete allows every deletion.
+func (w *CheckpointQuotaWebhook) ValidateDelete(context.Context, *cqv1.CheckpointQuota) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func (w *CheckpointQuotaWebhook) validate(ctx context.Context, old, q *cqv1.CheckpointQuota) (admission.Warnings, error) {
+	// A metadata-only update (a finalizer, a label) must pass even if the spec predates a
+	// rule or now conflicts: blocking it could keep the quota from ever being deleted.
+	if old != nil && equality.Semantic.DeepEqual(old.Spec, q.Spec) {
+		return nil, nil
+	}
+	if errs := ValidateCheckpointQuota(q); len(errs) > 0 {
+		return nil, invalid("CheckpointQuota", q.Name, errs)
+	}
+	candidate, err := policy.FromCheckpointQuota(q)
+	if err != nil { // validation above accepts only what parses
+		return nil, invalid("CheckpointQuota", q.Name, field.ErrorList{field.InternalError(field.NewPath("spec"), err)})
+	}
+	var quotas cqv1.CheckpointQuotaList
+	if err := w.Reader.List(ctx, &quotas, client.InNamespace(q.Namespace)); err != nil {
+		return nil, unavailable("listing CheckpointQuotas", err)
+	}
+	var clusterQuotas cqv1.ClusterCheckpointQuotaList
+	if err := w.Reader.List(ctx, &clusterQuotas); err != nil {
+		return nil, unavailable("listing ClusterCheckpointQuotas", err)
+	}
+	var ns corev1.Namespace
+	if err := w.Reader.Get(ctx, client.ObjectKey{Name: q.Namespace}, &ns); err != nil {
+		return nil, unavailable("reading namespace "+q.Namespace, err)
+	}
+	others := append(normalise(quotas.Items, policy.FromCheckpointQuota), normalise(clusterQuotas.Items, policy.FromClusterQuota)...)
+	if errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others); len(errs) > 0 {
+		return nil, invalid("CheckpointQuota", q.Name, errs)
+	}
+	warnings := SuspiciousWarnings(QuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
+	nsLabels := map[string]map[string]string{ns.Name: ns.Labels}
+	return append(warnings, EffectiveWarnings(policy.Describe(candidate, others, nsLabels))...), nil
+}

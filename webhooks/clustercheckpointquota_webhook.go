@@ -1,0 +1,92 @@
+package webhooks
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
+)
+
+// +kubebuilder:webhook:path=/mutate-checkpointquota-dev-v1alpha1-clustercheckpointquota,mutating=true,failurePolicy=fail,sideEffects=None,groups=checkpointquota.dev,resources=clustercheckpointquotas,verbs=create;update,versions=v1alpha1,name=mclustercheckpointquota.checkpointquota.dev,admissionReviewVersions=v1,timeoutSeconds=10
+// +kubebuilder:webhook:path=/validate-checkpointquota-dev-v1alpha1-clustercheckpointquota,mutating=false,failurePolicy=fail,sideEffects=None,groups=checkpointquota.dev,resources=clustercheckpointquotas,verbs=create;update,versions=v1alpha1,name=vclustercheckpointquota.checkpointquota.dev,admissionReviewVersions=v1,timeoutSeconds=10
+
+// ClusterCheckpointQuotaWebhook defaults and validates ClusterCheckpointQuotas.
+type ClusterCheckpointQuotaWebhook struct {
+	// Reader lists the other quotas and the namespaces' labels.
+	Reader client.Reader
+}
+
+var (
+	_ admission.Defaulter[*cqv1.ClusterCheckpointQuota] = &ClusterCheckpointQuotaWebhook{}
+	_ admission.Validator[*cqv1.ClusterCheckpointQuota] = &ClusterCheckpointQuotaWebhook{}
+)
+
+// Default fills what the user left empty and normalises sizes.
+func (w *ClusterCheckpointQuotaWebhook) Default(_ context.Context, q *cqv1.ClusterCheckpointQuota) error {
+	DefaultClusterCheckpointQuota(q)
+	return nil
+}
+
+// DefaultClusterCheckpointQuota fills enforcement and the orphan policy, and normalises sizes.
+func DefaultClusterCheckpointQuota(q *cqv1.ClusterCheckpointQuota) {
+	DefaultRetention(&q.Spec.RetentionSpec)
+	l := &q.Spec.Limits
+	DefaultLimits(l.Total, l.PerNamespace, l.PerPod, l.PerContainer)
+}
+
+// ValidateCreate validates a new cluster quota.
+func (w *ClusterCheckpointQuotaWebhook) ValidateCreate(ctx context.Context, q *cqv1.ClusterCheckpointQuota) (admission.Warnings, error) {
+	return w.validate(ctx, nil, q)
+}
+
+// ValidateUpdate validates a changed cluster quota.
+func (w *ClusterCheckpointQuotaWebhook) ValidateUpdate(ctx context.Context, old, q *cqv1.ClusterCheckpointQuota) (admission.Warnings, error) {
+	return w.validate(ctx, old, q)
+}
+
+// ValidateDelete allows every deletion.
+func (w *ClusterCheckpointQuotaWebhook) ValidateDelete(context.Context, *cqv1.ClusterCheckpointQuota) (admission.Warnings, error) {
+	return nil, nil
+}
+
+func (w *ClusterCheckpointQuotaWebhook) validate(ctx context.Context, old, q *cqv1.ClusterCheckpointQuota) (admission.Warnings, error) {
+	// As for CheckpointQuota: a metadata-only update always passes.
+	if old != nil && equality.Semantic.DeepEqual(old.Spec, q.Spec) {
+		return nil, nil
+	}
+	if errs := ValidateClusterCheckpointQuota(q); len(errs) > 0 {
+		return nil, invalid("ClusterCheckpointQuota", q.Name, errs)
+	}
+	candidate, err := policy.FromClusterQuota(q)
+	if err != nil {
+		return nil, invalid("ClusterCheckpointQuota", q.Name, field.ErrorList{field.InternalError(field.NewPath("spec"), err)})
+	}
+	var clusterQuotas cqv1.ClusterCheckpointQuotaList
+	if err := w.Reader.List(ctx, &clusterQuotas); err != nil {
+		return nil, unavailable("listing ClusterCheckpointQuotas", err)
+	}
+	var quotas cqv1.CheckpointQuotaList
+	if err := w.Reader.List(ctx, &quotas); err != nil {
+		return nil, unavailable("listing CheckpointQuotas", err)
+	}
+	var namespaces corev1.NamespaceList
+	if err := w.Reader.List(ctx, &namespaces); err != nil {
+		return nil, unavailable("listing namespaces", err)
+	}
+	others := append(normalise(clusterQuotas.Items, policy.FromClusterQuota), normalise(quotas.Items, policy.FromCheckpointQuota)...)
+	if errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others); len(errs) > 0 {
+		return nil, invalid("ClusterCheckpointQuota", q.Name, errs)
+	}
+	warnings := SuspiciousWarnings(ClusterQuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
+	nsLabels := make(map[string]map[string]string, len(namespaces.Items))
+	for _, ns := range namespaces.Items {
+		nsLabels[ns.Name] = ns.Labels
+	}
+	return append(warnings, EffectiveWarnings(policy.Describe(candidate, others, nsLabels))...), nil
+}

@@ -1,0 +1,95 @@
+package webhooks
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
+)
+
+// Paths of the webhooks, as the markers and config/webhook/manifests.yaml name them.
+const (
+	MutateQuotaPath          = "/mutate-checkpointquota-dev-v1alpha1-checkpointquota"
+	ValidateQuotaPath        = "/validate-checkpointquota-dev-v1alpha1-checkpointquota"
+	MutateClusterQuotaPath   = "/mutate-checkpointquota-dev-v1alpha1-clustercheckpointquota"
+	ValidateClusterQuotaPath = "/validate-checkpointquota-dev-v1alpha1-clustercheckpointquota"
+)
+
+// +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpointquotas;clustercheckpointquotas,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+// SetupWithManager registers both kinds' webhooks on the manager's webhook server. They
+// read other quotas through the API reader, not the cache, so that a quota created a
+// moment ago is seen by the next admission (quotas change rarely; the reads are few).
+func SetupWithManager(mgr ctrl.Manager) error {
+	if mgr == nil {
+		return fmt.Errorf("webhooks need a manager")
+	}
+	return Register(mgr.GetWebhookServer(), mgr.GetScheme(), mgr.GetAPIReader())
+}
+
+// Register adds both kinds' webhooks to a webhook server.
+func Register(srv webhook.Server, scheme *runtime.Scheme, reader client.Reader) error {
+	if srv == nil || scheme == nil || reader == nil {
+		return fmt.Errorf("webhooks need a server, a scheme and a reader")
+	}
+	q := &CheckpointQuotaWebhook{Reader: reader}
+	srv.Register(MutateQuotaPath, lenient(scheme, func() runtime.Object { return &cqv1.CheckpointQuota{} },
+		admission.WithDefaulter[*cqv1.CheckpointQuota](scheme, q)))
+	srv.Register(ValidateQuotaPath, admission.WithValidator[*cqv1.CheckpointQuota](scheme, q))
+	c := &ClusterCheckpointQuotaWebhook{Reader: reader}
+	srv.Register(MutateClusterQuotaPath, lenient(scheme, func() runtime.Object { return &cqv1.ClusterCheckpointQuota{} },
+		admission.WithDefaulter[*cqv1.ClusterCheckpointQuota](scheme, c)))
+	srv.Register(ValidateClusterQuotaPath, admission.WithValidator[*cqv1.ClusterCheckpointQuota](scheme, c))
+	return nil
+}
+
+// lenient lets an object that does not decode into the Go type pass the mutating webhook
+// unchanged. Mutating webhooks run before the apiserver checks the schema, so a count of
+// 1.5 would otherwise fail here with a JSON decoding error; passed on, it gets the
+// schema's own answer ("must be of type integer"), and the validating webhook, which runs
+// after the schema check, still sees every object that reaches it.
+func lenient(scheme *runtime.Scheme, newObj func() runtime.Object, wh *admission.Webhook) *admission.Webhook {
+	inner := wh.Handler
+	decoder := admission.NewDecoder(scheme)
+	wh.Handler = admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
+		if len(req.Object.Raw) > 0 {
+			if err := decoder.DecodeRaw(req.Object, newObj()); err != nil {
+				return admission.Allowed("not defaulted: the object does not decode, and the schema check says why")
+			}
+		}
+		return inner.Handle(ctx, req)
+	})
+	return wh
+}
+
+// invalid wraps field errors into the 422 answer kubectl prints as one bullet per field.
+func invalid(kind, name string, errs field.ErrorList) error {
+	return apierrors.NewInvalid(cqv1.GroupVersion.WithKind(kind).GroupKind(), name, errs)
+}
+
+// unavailable is the answer when other quotas cannot be read: admission fails closed.
+func unavailable(what string, err error) error {
+	return apierrors.NewServiceUnavailable(fmt.Sprintf("cannot check the quota against other quotas: %s: %v; try again", what, err))
+}
+
+// normalise turns quotas into policy quotas, skipping any that does not parse (one
+// admitted before the webhook existed): it cannot be compared, and must not block others.
+func normalise[T any](items []T, from func(*T) (*policy.Quota, error)) []*policy.Quota {
+	out := make([]*policy.Quota, 0, len(items))
+	for i := range items {
+		if q, err := from(&items[i]); err == nil {
+			out = append(out, q)
+		}
+	}
+	return out
+}

@@ -1,0 +1,156 @@
+package webhooks
+
+import (
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
+)
+
+// maxWarning is the longest warning kubectl shows on one line, as PRODUCT.md asks.
+const maxWarning = 120
+
+// Warning messages for what is legal but suspicious. Formats take the values shown.
+const (
+	WarnNeverBinds       = "%s is above %s %s, so it never binds"
+	WarnMaxSizeAbove     = "%s is above %s %s, so such an archive is always pruned"
+	WarnZeroCount        = "0 prunes every unpinned archive"
+	WarnZeroStorage      = "0 bytes prunes every unpinned archive"
+	WarnEmptySelector    = "{} selects every pod, as if left out"
+	WarnOverridden       = "overridden by %s"
+	WarnPartlyOverridden = "overridden by %s where it also applies"
+	WarnOverrides        = "overrides %s where both apply"
+	WarnInForce          = "in force: %s"
+)
+
+// warn formats "path: message", cut to maxWarning characters.
+func warn(path, format string, args ...any) string {
+	w := path + ": " + fmt.Sprintf(format, args...)
+	if len(w) > maxWarning {
+		w = w[:maxWarning-3] + "..."
+	}
+	return w
+}
+
+// SuspiciousWarnings lists what is legal but probably not meant: a narrower level with a
+// higher limit than a wider one, maxCheckpointSize above a storage limit, a limit of 0,
+// and an empty pod selector. levels go from the widest to the narrowest.
+func SuspiciousWarnings(levels []Level, r *cqv1.RetentionSpec, target *cqv1.QuotaTarget, spec *field.Path) []string {
+	var out []string
+	for i, narrow := range levels {
+		if narrow.Limits == nil {
+			continue
+		}
+		if c := narrow.Limits.Checkpoints; c != nil && *c == 0 {
+			out = append(out, warn(narrow.Path.Child("checkpoints").String(), WarnZeroCount))
+		}
+		if s := narrow.Limits.Storage; s != nil && isZero(*s) {
+			out = append(out, warn(narrow.Path.Child("storage").String(), WarnZeroStorage))
+		}
+		for _, wide := range levels[:i] {
+			if wide.Limits == nil {
+				continue
+			}
+			if n, w := narrow.Limits.Checkpoints, wide.Limits.Checkpoints; n != nil && w != nil && *n > *w {
+				out = append(out, warn(narrow.Path.Child("checkpoints").String(), WarnNeverBinds,
+					fmt.Sprint(*n), wide.Path.Child("checkpoints").String(), fmt.Sprint(*w)))
+			}
+			if n, w := bytes(narrow.Limits.Storage), bytes(wide.Limits.Storage); n != nil && w != nil && n.Cmp(*w) > 0 {
+				out = append(out, warn(narrow.Path.Child("storage").String(), WarnNeverBinds,
+					string(*narrow.Limits.Storage), wide.Path.Child("storage").String(), string(*wide.Limits.Storage)))
+			}
+		}
+	}
+	if max := bytes(r.MaxCheckpointSize); max != nil && !max.IsZero() {
+		for _, l := range levels {
+			if l.Limits == nil {
+				continue
+			}
+			if s := bytes(l.Limits.Storage); s != nil && max.Cmp(*s) > 0 {
+				out = append(out, warn(spec.Child("maxCheckpointSize").String(), WarnMaxSizeAbove,
+					string(*r.MaxCheckpointSize), l.Path.Child("storage").String(), string(*l.Limits.Storage)))
+			}
+		}
+	}
+	if target != nil && target.PodSelector != nil && len(target.PodSelector.MatchLabels) == 0 && len(target.PodSelector.MatchExpressions) == 0 {
+		out = append(out, warn(spec.Child("target", "podSelector").String(), WarnEmptySelector))
+	}
+	return out
+}
+
+func bytes(s *cqv1.Size) *resource.Quantity {
+	if s == nil {
+		return nil
+	}
+	q, err := resource.ParseQuantity(string(*s))
+	if err != nil {
+		return nil
+	}
+	return &q
+}
+
+// EffectiveWarnings turns the effective policy of a quota into warnings: one per limit
+// that another quota overrides or that overrides another, and one line listing the limits
+// in force everywhere.
+func EffectiveWarnings(reports []policy.LimitReport) []string {
+	var out, inForce []string
+	for _, r := range reports {
+		switch r.State {
+		case cqv1.LimitOverridden:
+			out = append(out, warn(r.Field, WarnOverridden, refs(r.OverriddenBy)))
+		case cqv1.LimitPartlyOverridden:
+			out = append(out, warn(r.Field, WarnPartlyOverridden, refs(r.OverriddenBy)))
+		default:
+			inForce = append(inForce, r.Limit+"="+r.Value)
+		}
+		if len(r.Overrides) > 0 {
+			out = append(out, warn(r.Field, WarnOverrides, refs(r.Overrides)))
+		}
+	}
+	if len(inForce) > 0 {
+		out = append(out, warn("spec", WarnInForce, strings.Join(inForce, ", ")))
+	}
+	return out
+}
+
+// refs names up to two quotas and counts the rest, to keep a warning short.
+func refs(rs []policy.Ref) string {
+	names := make([]string, 0, 2)
+	for i, r := range rs {
+		if i == 2 {
+			names = append(names, fmt.Sprintf("%d more", len(rs)-2))
+			break
+		}
+		names = append(names, r.String())
+	}
+	return strings.Join(names, ", ")
+}
+
+// ConflictErrors turns conflicts into one field error per limit, on the candidate's field,
+// naming the other quota and its value.
+func ConflictErrors(candidate *policy.Quota, conflicts []policy.Conflict, others []*policy.Quota) field.ErrorList {
+	byRef := map[policy.Ref]*policy.Quota{}
+	for _, o := range others {
+		byRef[o.Ref] = o
+	}
+	var errs field.ErrorList
+	for _, c := range conflicts {
+		other := byRef[c.Other]
+		for _, k := range c.Keys {
+			path := fieldPath(candidate.Field(k))
+			errs = append(errs, field.Invalid(path, candidate.Value(k),
+				fmt.Sprintf(MsgConflict, c.Other, other.LimitName(k), other.Value(k))))
+		}
+	}
+	return errs
+}
+
+// fieldPath turns "spec.limits.total.storage" back into a field path.
+func fieldPath(s string) *field.Path {
+	parts := strings.Split(s, ".")
+	return field.NewPath(parts[0], parts[1:]...)
+}
