@@ -35,9 +35,17 @@ help: ## Show this help.
 generate: controller-gen ## Generate deepcopy code (zz_generated.deepcopy.go).
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+# Each binary gets its own ClusterRole, generated from the +kubebuilder:rbac markers of its own
+# packages only, so that neither inherits the other's permissions. Package roots that do not
+# exist yet are skipped (controller-gen fails on a missing path).
+MANAGER_RBAC_PATHS = $(foreach d,controllers webhooks cmd/manager,$(if $(wildcard $(d)),paths=./$(d)/...))
+AGENT_RBAC_PATHS = $(foreach d,internal/nodeagent cmd/node-agent,$(if $(wildcard $(d)),paths=./$(d)/...))
+
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs, RBAC and webhook manifests into config/.
-	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=manager-role $(MANAGER_RBAC_PATHS) output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=node-agent-role $(AGENT_RBAC_PATHS) output:rbac:artifacts:config=config/rbac/agent
 
 .PHONY: verify
 verify: generate manifests ## Regenerate everything and fail if the tree changed.
