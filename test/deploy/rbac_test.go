@@ -1,0 +1,125 @@
+package deploy
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+)
+
+// checkRBAC: no wildcard anywhere, no way to escalate, and each binary limited to its job.
+func checkRBAC(t *testing.T, r *rendered) {
+	all := r.rules(t)
+	if len(all) == 0 {
+		t.Fatal("no Role or ClusterRole rendered")
+	}
+	for role, rules := range all {
+		for _, rule := range rules {
+			for field, values := range map[string][]string{"verbs": rule.Verbs, "resources": rule.Resources, "apiGroups": rule.APIGroups, "nonResourceURLs": rule.NonResourceURLs} {
+				if slices.Contains(values, "*") {
+					t.Errorf("%s grants * in %s: %+v", role, field, rule)
+				}
+			}
+			for _, v := range []string{"escalate", "bind", "impersonate"} {
+				if slices.Contains(rule.Verbs, v) {
+					t.Errorf("%s grants %s: %+v", role, v, rule)
+				}
+			}
+			if strings.HasPrefix(role, "ClusterRole/") && slices.Contains(rule.Resources, "secrets") {
+				t.Errorf("%s grants Secrets cluster-wide: %+v", role, rule)
+			}
+		}
+	}
+
+	agent := r.boundRules(t, r.agent(t).Spec.Template.Spec.ServiceAccountName)
+	allowed := []string{"checkpoints", "checkpoints/status", "checkpoints/finalizers", "events"}
+	for _, rule := range agent {
+		for _, res := range rule.Resources {
+			if !slices.Contains(allowed, res) {
+				t.Errorf("the agent may %v %s; it needs only %v", rule.Verbs, res, allowed)
+			}
+		}
+	}
+	if !grants(agent, "checkpointquota.dev", "checkpoints", "update") || !grants(agent, "checkpointquota.dev", "checkpoints/finalizers", "update") {
+		t.Error("the agent cannot update Checkpoints and their finalizers")
+	}
+
+	mgr := r.boundRules(t, r.manager(t).Spec.Template.Spec.ServiceAccountName)
+	for _, want := range []struct{ group, resource, verb string }{
+		{"checkpointquota.dev", "checkpoints", "delete"},
+		{"checkpointquota.dev", "checkpoints", "watch"},
+		{"checkpointquota.dev", "checkpointquotas/status", "update"},
+		{"checkpointquota.dev", "clustercheckpointquotas/status", "update"},
+		{"", "pods", "list"},
+		{"", "namespaces", "list"},
+		{"", "nodes", "list"},
+		{"coordination.k8s.io", "leases", "update"},
+	} {
+		if !grants(mgr, want.group, want.resource, want.verb) {
+			t.Errorf("the manager may not %s %s.%s", want.verb, want.resource, want.group)
+		}
+	}
+	for _, res := range []string{"checkpoints", "checkpointquotas"} {
+		for _, verb := range []string{"create", "update"} {
+			if grants(mgr, "checkpointquota.dev", res, verb) {
+				t.Errorf("the manager may %s %s; it only deletes Checkpoints and writes quota status", verb, res)
+			}
+		}
+	}
+
+	var view, edit bool
+	for _, u := range r.all("ClusterRole") {
+		rules := typedRules(t, u)
+		l := u.GetLabels()
+		if l["rbac.authorization.k8s.io/aggregate-to-view"] == "true" &&
+			grants(rules, "checkpointquota.dev", "checkpointquotas", "list") && grants(rules, "checkpointquota.dev", "checkpoints", "list") {
+			view = true
+		}
+		if l["rbac.authorization.k8s.io/aggregate-to-edit"] == "true" && grants(rules, "checkpointquota.dev", "checkpointquotas", "create") {
+			edit = true
+		}
+	}
+	if !view || !edit {
+		t.Errorf("aggregated roles: view of quotas and checkpoints %v, edit of quotas %v; want both", view, edit)
+	}
+}
+
+// boundRules are the rules of every role bound to the service account.
+func (r *rendered) boundRules(t *testing.T, sa string) []rbacv1.PolicyRule {
+	t.Helper()
+	all := r.rules(t)
+	var out []rbacv1.PolicyRule
+	for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
+		for _, u := range r.all(kind) {
+			b := typedBinding(t, u)
+			if slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool { return s.Kind == "ServiceAccount" && s.Name == sa }) {
+				rules, ok := all[b.RoleRef.Kind+"/"+b.RoleRef.Name]
+				if !ok {
+					t.Errorf("%s %s binds %s %s, which is not rendered", kind, u.GetName(), b.RoleRef.Kind, b.RoleRef.Name)
+				}
+				out = append(out, rules...)
+			}
+		}
+	}
+	if len(out) == 0 {
+		t.Errorf("nothing is bound to service account %s", sa)
+	}
+	return out
+}
+
+// grants says whether a rule allows verb on resource in group, for every object name.
+func grants(rules []rbacv1.PolicyRule, group, resource, verb string) bool {
+	return slices.ContainsFunc(rules, func(r rbacv1.PolicyRule) bool {
+		return slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) &&
+			slices.Contains(r.Verbs, verb) && len(r.ResourceNames) == 0
+	})
+}
+
+// grantsNamed says whether a rule allows verb on the named object.
+func grantsNamed(rules []rbacv1.PolicyRule, group, resource, verb, name string) bool {
+	return slices.ContainsFunc(rules, func(r rbacv1.PolicyRule) bool {
+		return slices.Contains(r.APIGroups, group) && slices.Contains(r.Resources, resource) && slices.Contains(r.Verbs, verb) &&
+			(len(r.ResourceNames) == 0 || slices.Contains(r.ResourceNames, name))
+	})
+}
