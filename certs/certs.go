@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -98,11 +100,18 @@ func Setup(mgr manager.Manager, o Options, ready chan struct{}) error {
 	if o.MutatingWebhookName != "" {
 		hooks = append(hooks, rotator.WebhookInfo{Name: o.MutatingWebhookName, Type: rotator.Mutating})
 	}
-	if err := addSecretMirror(mgr, types.NamespacedName{Namespace: o.Namespace, Name: o.SecretName}, o.CertDir); err != nil {
+	key := types.NamespacedName{Namespace: o.Namespace, Name: o.SecretName}
+	if err := mgr.GetAPIReader().Get(context.Background(), key, &corev1.Secret{}); apierrors.IsNotFound(err) {
+		return fmt.Errorf("certificate rotation: Secret %s not found: the manager keeps its CA and certificate there and may update it but not create it; "+
+			"create it with \"kubectl -n %s create secret generic %s\", or deploy config/no-cert-manager, which includes it", key, key.Namespace, key.Name)
+	} else if err != nil {
+		return fmt.Errorf("certificate rotation: reading Secret %s: %w", key, err)
+	}
+	if err := addSecretMirror(mgr, key, o.CertDir); err != nil {
 		return fmt.Errorf("mirroring Secret %s/%s into %s: %w", o.Namespace, o.SecretName, o.CertDir, err)
 	}
 	err := rotator.AddRotator(mgr, &rotator.CertRotator{
-		SecretKey:      types.NamespacedName{Namespace: o.Namespace, Name: o.SecretName},
+		SecretKey:      key,
 		CertDir:        o.CertDir,
 		CAName:         "checkpoint-quota-ca",
 		CAOrganization: "checkpoint-quota",

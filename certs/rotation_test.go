@@ -58,6 +58,12 @@ var _ = Describe("built-in certificate rotation", func() {
 		By("letting the kube-apiserver call the webhook over TLS")
 		Eventually(func(g Gomega) { expectWebhookAnswers(g, ns, v.Webhooks[0].Name, "first") }, time.Minute, time.Second).Should(Succeed())
 
+		By("restoring caBundle when someone overwrites it")
+		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(v), v)).To(Succeed())
+		v.Webhooks[0].ClientConfig.CABundle = []byte("not a CA")
+		Expect(env.Client.Update(ctx, v)).To(Succeed())
+		Eventually(func() [][]byte { return caBundles(ctx, v, m) }, time.Minute, 200*time.Millisecond).Should(HaveEach(Equal(ca)))
+
 		By("replacing CA, certificate and files when the Secret loses them")
 		secret.Data = nil
 		Expect(env.Client.Update(ctx, secret)).To(Succeed())

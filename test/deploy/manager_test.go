@@ -129,3 +129,26 @@ func freePort() int {
 	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+var _ = Describe("the manager with --cert-rotation and no Secret", func() {
+	It("stops with an error naming the Secret", func(ctx SpecContext) {
+		bin, err := gexec.Build("github.com/checkpoint-quota/checkpoint-quota/cmd/manager")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(gexec.CleanupBuildArtifacts)
+		ns, err := env.CreateNamespace(ctx, "nosecret")
+		Expect(err).NotTo(HaveOccurred())
+
+		cmd := exec.Command(bin, "--cert-rotation=true", "--cert-rotation-secret=missing-cert",
+			"--webhook-cert-dir="+GinkgoT().TempDir(), "--webhook-port="+strconv.Itoa(freePort()),
+			"--health-probe-bind-address=0", "--metrics-bind-address=0", "--enable-controllers=false")
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+env.Kubeconfig, "POD_NAMESPACE="+ns)
+		session, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { session.Kill() })
+		Eventually(session, 30*time.Second).Should(gexec.Exit())
+		Expect(session.ExitCode()).NotTo(Equal(0))
+		Expect(string(session.Err.Contents())).To(And(
+			ContainSubstring("Secret "+ns+"/missing-cert not found"),
+			ContainSubstring("create secret generic missing-cert")))
+	})
+})
