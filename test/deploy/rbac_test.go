@@ -32,17 +32,33 @@ func checkRBAC(t *testing.T, r *rendered) {
 		}
 	}
 
+	// The agent reads and writes Checkpoints and records events; it reads its own Node only to
+	// hang the events of archives that belong to no namespace on it.
 	agent := r.boundRules(t, r.agent(t).Spec.Template.Spec.ServiceAccountName)
-	allowed := []string{"checkpoints", "checkpoints/status", "checkpoints/finalizers", "events"}
+	allowed := map[string][]string{
+		"checkpoints":            nil, // any verb
+		"checkpoints/status":     nil,
+		"checkpoints/finalizers": nil,
+		"events":                 nil,
+		"nodes":                  {"get"},
+	}
 	for _, rule := range agent {
 		for _, res := range rule.Resources {
-			if !slices.Contains(allowed, res) {
-				t.Errorf("the agent may %v %s; it needs only %v", rule.Verbs, res, allowed)
+			verbs, ok := allowed[res]
+			if !ok {
+				t.Errorf("the agent may %v %s; it needs only Checkpoints, events and its Node", rule.Verbs, res)
+				continue
+			}
+			for _, v := range rule.Verbs {
+				if verbs != nil && !slices.Contains(verbs, v) {
+					t.Errorf("the agent may %s %s; it needs only %v", v, res, verbs)
+				}
 			}
 		}
 	}
-	if !grants(agent, "checkpointquota.dev", "checkpoints", "update") || !grants(agent, "checkpointquota.dev", "checkpoints/finalizers", "update") {
-		t.Error("the agent cannot update Checkpoints and their finalizers")
+	if !grants(agent, "checkpointquota.dev", "checkpoints", "create") || !grants(agent, "checkpointquota.dev", "checkpoints", "update") ||
+		!grants(agent, "checkpointquota.dev", "checkpoints/status", "update") {
+		t.Error("the agent cannot publish Checkpoints and their status")
 	}
 
 	mgr := r.boundRules(t, r.manager(t).Spec.Template.Spec.ServiceAccountName)
@@ -60,10 +76,14 @@ func checkRBAC(t *testing.T, r *rendered) {
 			t.Errorf("the manager may not %s %s.%s", want.verb, want.resource, want.group)
 		}
 	}
-	for _, res := range []string{"checkpoints", "checkpointquotas"} {
-		for _, verb := range []string{"create", "update"} {
+	// Only the agent publishes Checkpoints; the manager writes quota status, never quota specs.
+	if grants(mgr, "checkpointquota.dev", "checkpoints", "create") {
+		t.Error("the manager may create Checkpoints; only the agent publishes them")
+	}
+	for _, res := range []string{"checkpointquotas", "clustercheckpointquotas"} {
+		for _, verb := range []string{"create", "update", "patch", "delete"} {
 			if grants(mgr, "checkpointquota.dev", res, verb) {
-				t.Errorf("the manager may %s %s; it only deletes Checkpoints and writes quota status", verb, res)
+				t.Errorf("the manager may %s %s; it writes only their status", verb, res)
 			}
 		}
 	}

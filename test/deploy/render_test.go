@@ -111,7 +111,7 @@ func checkManager(t *testing.T, r *rendered) {
 	if spec.ServiceAccountName == "" || strings.HasSuffix(spec.ServiceAccountName, "default") {
 		t.Errorf("the manager runs as service account %q, want its own", spec.ServiceAccountName)
 	}
-	metrics := r.one(t, "Service", "metrics-service")
+	metrics := r.one(t, "Service", "controller-manager-metrics-service")
 	sel, _, _ := unstructured.NestedStringMap(metrics.Object, "spec", "selector")
 	if !labels.SelectorFromSet(sel).Matches(labels.Set(mgr.Spec.Template.Labels)) {
 		t.Errorf("metrics Service selector %v does not select the manager pods", sel)
