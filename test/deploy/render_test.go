@@ -163,3 +163,29 @@ func checkAgent(t *testing.T, r *rendered) {
 		t.Errorf("the agent runs as service account %q, want its own", spec.ServiceAccountName)
 	}
 }
+
+// configImage is the image name config/ uses; `make deploy` and `make build-installer` replace
+// exactly this string (Makefile CONFIG_IMG) with IMG, so every container must use it.
+const configImage = "checkpoint-quota:latest"
+
+func TestOneImageForBothBinaries(t *testing.T) {
+	for name, dir := range map[string]string{"with cert-manager": withCertManager, "without cert-manager": withoutCertManager} {
+		t.Run(name, func(t *testing.T) {
+			r := render(t, dir)
+			got := map[string]string{}
+			for _, c := range r.manager(t).Spec.Template.Spec.Containers {
+				got["manager/"+c.Name] = c.Image + " " + strings.Join(c.Command, " ")
+			}
+			for _, c := range r.agent(t).Spec.Template.Spec.Containers {
+				got["agent/"+c.Name] = c.Image + " " + strings.Join(c.Command, " ")
+			}
+			want := map[string]string{
+				"manager/manager":  configImage + " /manager",
+				"agent/node-agent": configImage + " /node-agent",
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("container images and commands (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
