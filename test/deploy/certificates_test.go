@@ -109,7 +109,7 @@ func TestNoCertManagerOverlay(t *testing.T) {
 	}
 
 	// RBAC lets the manager write exactly those objects.
-	rules := r.boundRules(t, mgr.Spec.Template.Spec.ServiceAccountName)
+	rules := r.boundRules(t, mgr.Namespace, mgr.Spec.Template.Spec.ServiceAccountName)
 	for _, want := range []struct{ group, resource, name string }{
 		{"", "secrets", names["Secret"]},
 		{"admissionregistration.k8s.io", "validatingwebhookconfigurations", names["ValidatingWebhookConfiguration"]},

@@ -34,7 +34,8 @@ func checkRBAC(t *testing.T, r *rendered) {
 
 	// The agent reads and writes Checkpoints and records events; it reads its own Node only to
 	// hang the events of archives that belong to no namespace on it.
-	agent := r.boundRules(t, r.agent(t).Spec.Template.Spec.ServiceAccountName)
+	ds := r.agent(t)
+	agent := r.boundRules(t, ds.Namespace, ds.Spec.Template.Spec.ServiceAccountName)
 	allowed := map[string][]string{
 		"checkpoints":            nil, // any verb
 		"checkpoints/status":     nil,
@@ -61,7 +62,8 @@ func checkRBAC(t *testing.T, r *rendered) {
 		t.Error("the agent cannot publish Checkpoints and their status")
 	}
 
-	mgr := r.boundRules(t, r.manager(t).Spec.Template.Spec.ServiceAccountName)
+	deploy := r.manager(t)
+	mgr := r.boundRules(t, deploy.Namespace, deploy.Spec.Template.Spec.ServiceAccountName)
 	for _, want := range []struct{ group, resource, verb string }{
 		{"checkpointquota.dev", "checkpoints", "delete"},
 		{"checkpointquota.dev", "checkpoints", "watch"},
@@ -105,15 +107,15 @@ func checkRBAC(t *testing.T, r *rendered) {
 	}
 }
 
-// boundRules are the rules of every role bound to the service account.
-func (r *rendered) boundRules(t *testing.T, sa string) []rbacv1.PolicyRule {
+// boundRules are the rules of every role bound to the service account namespace/sa.
+func (r *rendered) boundRules(t *testing.T, namespace, sa string) []rbacv1.PolicyRule {
 	t.Helper()
 	all := r.rules(t)
 	var out []rbacv1.PolicyRule
 	for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
 		for _, u := range r.all(kind) {
 			b := typedBinding(t, u)
-			if slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool { return s.Kind == "ServiceAccount" && s.Name == sa }) {
+			if slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool { return s.Kind == "ServiceAccount" && s.Name == sa && s.Namespace == namespace }) {
 				rules, ok := all[b.RoleRef.Kind+"/"+b.RoleRef.Name]
 				if !ok {
 					t.Errorf("%s %s binds %s %s, which is not rendered", kind, u.GetName(), b.RoleRef.Kind, b.RoleRef.Name)
