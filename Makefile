@@ -3,6 +3,17 @@
 
 # Image to build and deploy.
 IMG ?= checkpoint-quota:latest
+# The image name written in config/ (manager and agent); deploy and build-installer replace it with IMG.
+CONFIG_IMG = checkpoint-quota:latest
+# config/default issues the webhook certificate with cert-manager; OVERLAY=no-cert-manager
+# uses the manager's built-in rotation instead.
+OVERLAY ?= default
+NAMESPACE ?= checkpoint-quota-system
+CONTAINER_TOOL ?= docker
+PLATFORMS ?= linux/amd64,linux/arm64
+# kubectl for the target cluster; without one on PATH, the test bed's (which includes kustomize).
+KUBECTL ?= $(or $(shell command -v kubectl 2>/dev/null),$(TESTBIN)/kubectl)
+KUSTOMIZE = $(KUBECTL) kustomize
 
 # Tool versions. Go tools install with `go install`, so they come from the module proxy.
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
@@ -35,9 +46,17 @@ help: ## Show this help.
 generate: controller-gen ## Generate deepcopy code (zz_generated.deepcopy.go).
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
+# Each binary gets its own ClusterRole, generated from the +kubebuilder:rbac markers of its own
+# packages only, so that neither inherits the other's permissions. Package roots that do not
+# exist yet are skipped (controller-gen fails on a missing path).
+MANAGER_RBAC_PATHS = $(foreach d,controllers webhooks cmd/manager,$(if $(wildcard $(d)),paths=./$(d)/...))
+AGENT_RBAC_PATHS = $(foreach d,internal/nodeagent cmd/node-agent,$(if $(wildcard $(d)),paths=./$(d)/...))
+
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs, RBAC and webhook manifests into config/.
-	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	$(CONTROLLER_GEN) rbac:roleName=manager-role $(MANAGER_RBAC_PATHS) output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=node-agent-role $(AGENT_RBAC_PATHS) output:rbac:artifacts:config=config/rbac/agent
 
 .PHONY: verify
 verify: generate manifests ## Regenerate everything and fail if the tree changed.
@@ -81,6 +100,49 @@ demo: ## With `make run` up: apply the sample quotas and write a stream of archi
 build: generate ## Build the manager and node-agent binaries into bin/.
 	go build -o $(LOCALBIN)/manager ./cmd/manager
 	go build -o $(LOCALBIN)/node-agent ./cmd/node-agent
+
+.PHONY: docker-build
+docker-build: ## Build the image (manager and node-agent) as IMG.
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push IMG.
+	$(CONTAINER_TOOL) push $(IMG)
+
+.PHONY: docker-buildx
+docker-buildx: ## Build and push IMG for PLATFORMS.
+	$(CONTAINER_TOOL) buildx build --platform=$(PLATFORMS) --tag $(IMG) --push .
+
+.PHONY: build-installer
+build-installer: manifests ## Render config/$(OVERLAY) with IMG into one file, dist/install.yaml.
+	mkdir -p dist
+	$(KUSTOMIZE) config/$(OVERLAY) | sed 's|image: $(CONFIG_IMG)$$|image: $(IMG)|' > dist/install.yaml
+
+##@ Deployment
+
+# Removes the CustomResourceDefinitions from rendered manifests (documents are separated by ---).
+WITHOUT_CRDS = awk 'BEGIN { RS = "\n---\n"; ORS = "\n---\n" } !/(^|\n)kind: CustomResourceDefinition\n/'
+
+.PHONY: install
+install: manifests ## Install the CRDs into the cluster of $$KUBECONFIG.
+	$(KUSTOMIZE) config/crd | $(KUBECTL) apply --server-side -f -
+
+.PHONY: uninstall
+uninstall: ## Remove the CRDs after undeploy: releases the Checkpoints' finalizers; archives stay on the nodes.
+	@if $(KUBECTL) -n $(NAMESPACE) get daemonset checkpoint-quota-node-agent >/dev/null 2>&1; then \
+		echo "uninstall: the node agents still run and would delete the archives of the released Checkpoints; run 'make undeploy' first"; exit 1; fi
+	-$(KUBECTL) get checkpoints.checkpointquota.dev -A -o jsonpath='{range .items[*]}{.metadata.namespace}{" "}{.metadata.name}{"\n"}{end}' | \
+		while read -r ns name; do $(KUBECTL) -n "$$ns" patch checkpoints.checkpointquota.dev "$$name" --type=merge -p '{"metadata":{"finalizers":null}}'; done
+	$(KUSTOMIZE) config/crd | $(KUBECTL) delete --ignore-not-found -f -
+
+.PHONY: deploy
+deploy: manifests ## Deploy config/$(OVERLAY) with IMG to the cluster of $$KUBECONFIG (default overlay: needs cert-manager).
+	$(KUSTOMIZE) config/$(OVERLAY) | sed 's|image: $(CONFIG_IMG)$$|image: $(IMG)|' | $(KUBECTL) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: ## Remove the operator but keep the CRDs, the Checkpoint objects and every archive on the nodes.
+	$(KUBECTL) -n $(NAMESPACE) delete daemonset checkpoint-quota-node-agent --ignore-not-found --wait
+	$(KUSTOMIZE) config/$(OVERLAY) | $(WITHOUT_CRDS) | $(KUBECTL) delete --ignore-not-found -f -
 
 ##@ Tools
 

@@ -50,6 +50,7 @@ func main() {
 	flag.BoolVar(&o.enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks.")
 	flag.BoolVar(&o.enableControllers, "enable-controllers", true, "Run the quota controllers.")
 	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "Period of the full recompute of every quota.")
+	rotation := bindCertRotationFlags(flag.CommandLine)
 	zapOpts := zap.Options{Development: true}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -64,17 +65,21 @@ func main() {
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "manager.checkpointquota.dev",
 		LeaderElectionNamespace: o.leaderElectionNS,
-		WebhookServer: webhook.NewServer(webhook.Options{
+		WebhookServer: rotation.server(webhook.NewServer(webhook.Options{
 			Port:    o.webhookPort,
 			CertDir: o.webhookCertDir,
 			TLSOpts: []func(*tls.Config){noHTTP2},
-		}),
+		})),
 	})
 	if err != nil {
 		log.Error(err, "unable to create the manager")
 		os.Exit(1)
 	}
 
+	if err := rotation.setup(mgr, o.webhookCertDir); err != nil {
+		log.Error(err, "unable to set up the certificate rotation")
+		os.Exit(1)
+	}
 	if o.enableWebhooks {
 		if err := setupWebhooks(mgr); err != nil {
 			log.Error(err, "unable to set up the webhooks")
