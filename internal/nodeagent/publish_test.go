@@ -81,7 +81,7 @@ var _ = Describe("Publishing archives", func() {
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(out).To(ContainSubstring("cache-0"))
 		Expect(out).To(ContainSubstring("web-5d8f"))
-		Expect(out).To(MatchRegexp(`(?m)^%s\s+\S+\s+web-5d8f\s+nginx\s+%s\s+200Ki\s+false`, nsProd, node))
+		Expect(out).To(MatchRegexp(`(?m)^%s\s+\S+\s+web-5d8f\s+nginx\s+%s\s+200Ki\s`, nsProd, node))
 	})
 
 	It("publishes an archive written slowly once, after it stops growing, with its final size", func() {
