@@ -104,7 +104,12 @@ func Read(file string, lim Limits) (Result, error) {
 	if !info.Mode().IsRegular() {
 		return Result{}, &Error{File: file, Reason: ReasonNotRegular, Err: fmt.Errorf("is a %s, not a regular file", kindOf(info.Mode()))}
 	}
-	return ReadFrom(f, path.Base(file), info.ModTime(), lim)
+	res, err := ReadFrom(f, path.Base(file), info.ModTime(), lim)
+	var ae *Error
+	if errors.As(err, &ae) {
+		ae.File = file
+	}
+	return res, err
 }
 
 func kindOf(m os.FileMode) string {

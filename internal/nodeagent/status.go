@@ -91,7 +91,9 @@ func (r *Reconciler) reportOnNode(ctx context.Context, readErr error) {
 		log.V(1).Info("no Node object to report the unreadable archive on", "node", r.Config.NodeName, "error", err.Error())
 		return
 	}
-	r.Recorder.Eventf(&node, nil, corev1.EventTypeWarning, "UnreadableArchive", "Read",
+	// The action carries the kind of failure: events of one subject, reason and action form
+	// one series, so each kind of failure shows on the Node, and the metric counts archives.
+	r.Recorder.Eventf(&node, nil, corev1.EventTypeWarning, "UnreadableArchive", string(archive.ReasonOf(readErr)),
 		"%s; the archive is kept on disk and read again when it changes", eventNote(readErr))
 }
 
