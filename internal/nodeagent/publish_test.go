@@ -20,9 +20,9 @@ import (
 // identity is what a user reads from a Checkpoint to know which archive it is.
 type identity struct {
 	Namespace, Pod, UID, Container, Node, FileName, Size, Runtime, Image string
-	SizeBytes                                                           int64
-	Time                                                                time.Time
-	Finalizer                                                           bool
+	SizeBytes                                                            int64
+	Time                                                                 time.Time
+	Finalizer                                                            bool
 }
 
 func identityOf(c cqv1.Checkpoint) identity {
@@ -207,4 +207,3 @@ var _ = Describe("Publishing archives", func() {
 		Expect(checkpointsOf(nodeA)(Default)).To(BeEmpty())
 	})
 })
-
