@@ -156,9 +156,9 @@ var _ = Describe("Publishing archives", func() {
 		Eventually(func(g Gomega) []cqv1.Checkpoint { return checkpointsOf(node)(g) }).Should(HaveLen(1))
 		uid := checkpointsOf(node)(Default)[0].UID
 
-		// The same name, rewritten bigger and for another pod UID.
-		Expect(os.Remove(path)).To(Succeed())
-		a.WithSize(128 << 10).WithUID("rewritten-uid").MustWrite(dir)
+		// The same name, replaced (rename is atomic) by a bigger archive of another pod UID.
+		tmp := a.WithSize(128 << 10).WithUID("rewritten-uid").MustWrite(GinkgoT().TempDir())
+		Expect(os.Rename(tmp, path)).To(Succeed())
 		Eventually(func(g Gomega) {
 			items := checkpointsOf(node)(g)
 			g.Expect(items).To(HaveLen(1))
