@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,8 +50,14 @@ func BenchmarkReadIdentity(b *testing.B) {
 			perArchive := float64(bytesRead) / float64(tc.count)
 			b.ReportMetric(perArchive, "bytes-read/archive")
 			b.ReportMetric(float64(elapsed.Microseconds())/float64(b.N)/float64(tc.count), "µs/archive")
-			b.Logf("%d archives of %s: read identities in %v (%.1f µs each), %.0f bytes read per archive",
-				tc.count, sizeName(tc.size), elapsed/time.Duration(b.N), float64(elapsed.Microseconds())/float64(b.N)/float64(tc.count), perArchive)
+			// The agent reads with its workers in parallel: the same directory, one reader per CPU.
+			start := time.Now()
+			readParallel(b, paths, runtime.GOMAXPROCS(0))
+			parallel := time.Since(start)
+			b.ReportMetric(parallel.Seconds(), "s-parallel")
+			b.Logf("%d archives of %s: read identities in %v (%.1f µs each), %v with %d readers; %.0f bytes read per archive",
+				tc.count, sizeName(tc.size), elapsed/time.Duration(b.N), float64(elapsed.Microseconds())/float64(b.N)/float64(tc.count),
+				parallel, runtime.GOMAXPROCS(0), perArchive)
 			// The archives are large; do not wait for the end of the run to free the disk.
 			_ = os.RemoveAll(filepath.Clean(dir))
 		})
@@ -66,6 +74,25 @@ func readAll(b *testing.B, paths []string) int64 {
 		total += res.BytesRead
 	}
 	return total
+}
+
+func readParallel(b *testing.B, paths []string, readers int) {
+	var wg sync.WaitGroup
+	next := make(chan string)
+	for range readers {
+		wg.Go(func() {
+			for p := range next {
+				if _, err := archive.Read(p, archive.Limits{}); err != nil {
+					b.Errorf("reading %s: %v", p, err)
+				}
+			}
+		})
+	}
+	for _, p := range paths {
+		next <- p
+	}
+	close(next)
+	wg.Wait()
 }
 
 func sizeName(n int64) string {
