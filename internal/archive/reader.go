@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -134,7 +135,8 @@ func kindOf(m os.FileMode) string {
 // modTime its modification time, the fallbacks for the checkpoint time.
 func ReadFrom(r io.ReaderAt, size int64, name string, modTime time.Time, lim Limits) (Result, error) {
 	lim = lim.withDefaults()
-	cr := newBlockReader(r, size, readBufferSize)
+	cr := newBlockReader(r, size)
+	defer cr.release()
 	tr := tar.NewReader(cr)
 	var (
 		config  *metadata.ContainerConfig
@@ -239,8 +241,18 @@ type blockReader struct {
 	n     int64
 }
 
-func newBlockReader(f io.ReaderAt, size int64, bufSize int) *blockReader {
-	return &blockReader{f: f, size: size, buf: make([]byte, 0, bufSize)}
+// buffers are reused across archives: reading thousands in a row would otherwise
+// allocate (and zero) a page per archive for the garbage collector to reclaim.
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, readBufferSize); return &b }}
+
+func newBlockReader(f io.ReaderAt, size int64) *blockReader {
+	return &blockReader{f: f, size: size, buf: (*buffers.Get().(*[]byte))[:0]}
+}
+
+func (b *blockReader) release() {
+	buf := b.buf[:0]
+	b.buf = nil
+	buffers.Put(&buf)
 }
 
 func (b *blockReader) Read(p []byte) (int, error) {
