@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -200,7 +201,8 @@ func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoin
 			return fmt.Errorf("creating Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
 		}
 	} else if needsMeta(obj, labels, k) {
-		patch := client.MergeFrom(obj.DeepCopy())
+		// Locked, because the patch carries the whole finalizer list.
+		patch := client.MergeFromWithOptions(obj.DeepCopy(), client.MergeFromWithOptimisticLock{})
 		if obj.Labels == nil {
 			obj.Labels = map[string]string{}
 		}
@@ -227,7 +229,7 @@ func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoin
 		return nil
 	}
 	if becameUnreadable(obj.Status, status) {
-		r.Recorder.Eventf(obj, nil, "Warning", "UnreadableArchive", "Read",
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "UnreadableArchive", "Read",
 			"%s; the archive is kept on node %s and read again when it changes", eventNote(p.readErr), r.Config.NodeName)
 	}
 	patch := client.MergeFrom(obj.DeepCopy())
