@@ -1,0 +1,293 @@
+package archive
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	metadata "github.com/checkpoint-restore/checkpointctl/lib"
+)
+
+// Default limits: spec.dump and config.dump are a few KiB; anything near a MiB is not
+// metadata a runtime wrote, and reading it would let one file cost the agent memory.
+const (
+	// readBufferSize is one page: the kernel reads no less from the page cache or the disk.
+	readBufferSize         = 4096
+	DefaultMaxMetadataSize = 1 << 20
+	DefaultMaxEntries      = 100000
+)
+
+// Limits cap what Read takes from one archive.
+type Limits struct {
+	// MaxMetadataSize is the largest config.dump or spec.dump that is read.
+	MaxMetadataSize int64
+	// MaxEntries is the most tar headers that are walked.
+	MaxEntries int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxMetadataSize <= 0 {
+		l.MaxMetadataSize = DefaultMaxMetadataSize
+	}
+	if l.MaxEntries <= 0 {
+		l.MaxEntries = DefaultMaxEntries
+	}
+	return l
+}
+
+// Reason classifies why an archive could not be read.
+type Reason string
+
+// Reasons, in the words reported on conditions, events and metrics.
+const (
+	ReasonNotRegular       Reason = "NotRegularFile"
+	ReasonNotTar           Reason = "NotTar"
+	ReasonTruncated        Reason = "Truncated"
+	ReasonNoIdentity       Reason = "NoIdentity"
+	ReasonMetadataTooLarge Reason = "MetadataTooLarge"
+	ReasonBadMetadata      Reason = "BadMetadata"
+	ReasonIO               Reason = "IOError"
+)
+
+// Error is an archive that could not be read, with the reason and a hint for the operator.
+type Error struct {
+	File   string
+	Reason Reason
+	Err    error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("archive %s: %s: %v", e.File, e.Reason, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ReasonOf returns the Reason of an *Error, or ReasonIO for any other error.
+func ReasonOf(err error) Reason {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae.Reason
+	}
+	return ReasonIO
+}
+
+// Result is what Read learned about one archive.
+type Result struct {
+	Identity Identity
+	// BytesRead counts the bytes read from the file: tar headers and the two metadata files.
+	BytesRead int64
+}
+
+// Read reads the identity of the archive at path. It never follows a symlink, reads only
+// tar headers, config.dump and spec.dump (seeking past every other entry's data), and
+// returns an *Error for an archive that is not a readable checkpoint. When the archive
+// names a namespace but is otherwise unusable, the partial identity is returned with the error.
+func Read(file string, lim Limits) (Result, error) {
+	// O_NOFOLLOW refuses a symlink; O_NONBLOCK keeps a FIFO with an archive's name from blocking.
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return Result{}, &Error{File: file, Reason: ReasonNotRegular, Err: errors.New("is a symlink; symlinks are never followed, move the archive itself into the directory")}
+		}
+		return Result{}, &Error{File: file, Reason: ReasonIO, Err: err}
+	}
+	defer func() { _ = f.Close() }()
+	info, err := f.Stat()
+	if err != nil {
+		return Result{}, &Error{File: file, Reason: ReasonIO, Err: err}
+	}
+	if !info.Mode().IsRegular() {
+		return Result{}, &Error{File: file, Reason: ReasonNotRegular, Err: fmt.Errorf("is a %s, not a regular file", kindOf(info.Mode()))}
+	}
+	res, err := ReadFrom(f, info.Size(), path.Base(file), info.ModTime(), lim)
+	var ae *Error
+	if errors.As(err, &ae) {
+		ae.File = file
+	}
+	return res, err
+}
+
+func kindOf(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeSymlink != 0:
+		return "symlink"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
+
+// ReadFrom reads an archive's identity from r. name is the archive's file name and
+// modTime its modification time, the fallbacks for the checkpoint time.
+func ReadFrom(r io.ReaderAt, size int64, name string, modTime time.Time, lim Limits) (Result, error) {
+	lim = lim.withDefaults()
+	cr := newBlockReader(r, size)
+	defer cr.release()
+	tr := tar.NewReader(cr)
+	var (
+		config  *metadata.ContainerConfig
+		spec    *metadata.Spec
+		entries int
+		failure *Error
+	)
+	fail := func(reason Reason, err error) {
+		if failure == nil {
+			failure = &Error{File: name, Reason: reason, Err: err}
+		}
+	}
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			if entries == 0 {
+				fail(ReasonNotTar, errors.New("is empty or holds no tar entries; a kubelet checkpoint is a tar archive"))
+			}
+			break
+		}
+		if err != nil {
+			if entries == 0 {
+				fail(ReasonNotTar, fmt.Errorf("is not a tar archive (%v)", err))
+			} else {
+				fail(ReasonTruncated, fmt.Errorf("ends inside entry %d (%v); the file is incomplete or damaged", entries, err))
+			}
+			break
+		}
+		entries++
+		if entries > lim.MaxEntries {
+			fail(ReasonMetadataTooLarge, fmt.Errorf("holds more than %d entries", lim.MaxEntries))
+			break
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		switch entryName := path.Clean(strings.TrimPrefix(hdr.Name, "./")); entryName {
+		case metadata.ConfigDumpFile:
+			config = &metadata.ContainerConfig{}
+			if err := decodeEntry(tr, hdr, lim.MaxMetadataSize, config); err != nil {
+				fail(err.Reason, err.Err)
+			}
+		case metadata.SpecDumpFile:
+			spec = &metadata.Spec{}
+			if err := decodeEntry(tr, hdr, lim.MaxMetadataSize, spec); err != nil {
+				fail(err.Reason, err.Err)
+			}
+		}
+		// Every other entry's data is skipped by tar.Reader, which seeks because cr is an
+		// io.Seeker. The walk goes on to the end, past the metadata, because only the end
+		// of the archive tells a complete archive from a truncated one; it costs a header
+		// read per remaining entry.
+	}
+
+	id := identityFrom(spec, config)
+	if id.TimeSource == "" {
+		if t, ok := TimeFromName(name); ok {
+			id.CheckpointTime, id.TimeSource = t.UTC(), TimeFromFileName
+		} else {
+			id.CheckpointTime, id.TimeSource = modTime.UTC(), TimeFromModTime
+		}
+	}
+	res := Result{Identity: id, BytesRead: cr.n}
+	if failure == nil && spec == nil {
+		fail(ReasonNoIdentity, fmt.Errorf("has no %s, so its pod and namespace are unknown", metadata.SpecDumpFile))
+	}
+	if failure == nil && !id.Complete() {
+		fail(ReasonNoIdentity, fmt.Errorf("%s names no namespace, pod and container in the annotations of CRI-O, containerd or checkpointctl", metadata.SpecDumpFile))
+	}
+	if failure != nil {
+		failure.File = name
+		return res, failure
+	}
+	return res, nil
+}
+
+func decodeEntry(tr *tar.Reader, hdr *tar.Header, limit int64, into any) *Error {
+	if hdr.Size > limit {
+		return &Error{Reason: ReasonMetadataTooLarge, Err: fmt.Errorf("%s is %d bytes, over the %d-byte cap for metadata", hdr.Name, hdr.Size, limit)}
+	}
+	data, err := io.ReadAll(io.LimitReader(tr, limit+1))
+	if err != nil {
+		return &Error{Reason: ReasonTruncated, Err: fmt.Errorf("reading %s: %v; the file is incomplete or damaged", hdr.Name, err)}
+	}
+	if err := json.Unmarshal(data, into); err != nil {
+		return &Error{Reason: ReasonBadMetadata, Err: fmt.Errorf("%s is not valid JSON: %v", hdr.Name, err)}
+	}
+	return nil
+}
+
+// blockReader reads a file through a small buffer with pread and makes seeking free: the
+// tar reader skips an entry's data with Seek, which only moves a position here, so an
+// archive costs a handful of system calls whatever its size. n counts the bytes read
+// from the file.
+type blockReader struct {
+	f    io.ReaderAt
+	size int64
+	pos  int64
+	buf  []byte
+	// start is the file offset of buf[0]; buf holds valid bytes up to len(buf).
+	start int64
+	n     int64
+}
+
+// buffers are reused across archives: reading thousands in a row would otherwise
+// allocate (and zero) a page per archive for the garbage collector to reclaim.
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, readBufferSize); return &b }}
+
+func newBlockReader(f io.ReaderAt, size int64) *blockReader {
+	return &blockReader{f: f, size: size, buf: (*buffers.Get().(*[]byte))[:0]}
+}
+
+func (b *blockReader) release() {
+	buf := b.buf[:0]
+	b.buf = nil
+	buffers.Put(&buf)
+}
+
+func (b *blockReader) Read(p []byte) (int, error) {
+	if b.pos < b.start || b.pos >= b.start+int64(len(b.buf)) {
+		if b.pos >= b.size {
+			return 0, io.EOF
+		}
+		n, err := b.f.ReadAt(b.buf[:cap(b.buf)], b.pos)
+		b.n += int64(n)
+		b.start, b.buf = b.pos, b.buf[:n]
+		if n == 0 {
+			if err == nil {
+				err = io.EOF
+			}
+			return 0, err
+		}
+	}
+	n := copy(p, b.buf[b.pos-b.start:])
+	b.pos += int64(n)
+	return n, nil
+}
+
+func (b *blockReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += b.pos
+	case io.SeekEnd:
+		offset += b.size
+	default:
+		return b.pos, fmt.Errorf("seek: invalid whence %d", whence)
+	}
+	if offset < 0 {
+		return b.pos, errors.New("seek: negative position")
+	}
+	b.pos = offset
+	return offset, nil
+}
