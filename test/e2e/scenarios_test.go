@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -48,8 +49,10 @@ spec:
 	It("rejects a quota that conflicts with an existing one, naming it", func() {
 		_, stderr, err := env.Kubectl(minimalQuota(ns, "first"), "apply", "-f", "-")
 		Expect(err).NotTo(HaveOccurred(), stderr)
-		_, stderr, err = env.Kubectl(minimalQuota(ns, "second"), "apply", "-f", "-")
+		second := strings.Replace(minimalQuota(ns, "second"), "checkpoints: 10", "checkpoints: 20", 1)
+		_, stderr, err = env.Kubectl(second, "apply", "-f", "-")
 		Expect(err).To(HaveOccurred())
+		Expect(stderr).To(ContainSubstring(`The CheckpointQuota "second" is invalid`))
 		Expect(stderr).To(ContainSubstring("first"))
 	})
 
