@@ -46,13 +46,21 @@ func main() {
 func run() error {
 	root := testenv.RepoRoot()
 	local := filepath.Join(root, ".local")
-	kubeconfig := flag.String("kubeconfig", envOr("KUBECONFIG", filepath.Join(local, "kubeconfig")), "Kubeconfig of the cluster `make run` uses.")
+	// controller-runtime registers --kubeconfig already; its value is read after Parse.
+	if flag.Lookup("kubeconfig") == nil {
+		flag.String("kubeconfig", "", "Kubeconfig of the cluster `make run` uses.")
+	}
 	dir := flag.String("checkpoint-dir", filepath.Join(local, "checkpoints"), "Directory the node agent watches.")
 	namespace := flag.String("namespace", "demo", "Namespace of the demo pods and the sample CheckpointQuota.")
 	every := flag.Duration("every", time.Second, "Time between two archives.")
 	duration := flag.Duration("duration", 3*time.Minute, "How long to write archives; Ctrl-C stops earlier.")
 	size := flag.Int64("size", 2<<20, "Size of each archive in bytes.")
 	flag.Parse()
+	kubeconfig := new(string)
+	*kubeconfig = flag.Lookup("kubeconfig").Value.String()
+	if *kubeconfig == "" {
+		*kubeconfig = envOr("KUBECONFIG", filepath.Join(local, "kubeconfig"))
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -72,7 +80,7 @@ func run() error {
 	if assets, err := testenv.Assets(); err == nil {
 		kubectl = filepath.Join(assets, "kubectl")
 	}
-	apply := exec.CommandContext(ctx, kubectl, "--kubeconfig", *kubeconfig, "apply", "-n", *namespace, "-f", filepath.Join(root, "config", "samples"))
+	apply := exec.CommandContext(ctx, kubectl, "--kubeconfig", *kubeconfig, "apply", "-n", *namespace, "-k", filepath.Join(root, "config", "samples"))
 	apply.Stdout, apply.Stderr = os.Stdout, os.Stderr
 	if err := apply.Run(); err != nil {
 		return fmt.Errorf("applying config/samples: %w", err)
@@ -92,12 +100,18 @@ func run() error {
 	end := time.After(*duration)
 	tick := time.NewTicker(*every)
 	defer tick.Stop()
-	// A checkpoint time a second apart each, so that "oldest first" is visible in the names.
-	at := time.Now().UTC().Truncate(time.Second)
+	// The kubelet names archives by the second: a container checkpointed twice in one
+	// second gets the next second, so that no name repeats.
+	last := map[string]time.Time{}
 	for i := 0; ; i++ {
 		p := pods[i%len(pods)]
 		container := p.containers[(i/len(pods))%len(p.containers)]
-		a := archive.New(*namespace, p.name, container).WithUID(uids[p.name]).At(at.Add(time.Duration(i) * time.Second)).WithSize(*size)
+		at := time.Now().UTC().Truncate(time.Second)
+		if prev, ok := last[p.name+"/"+container]; ok && !at.After(prev) {
+			at = prev.Add(time.Second)
+		}
+		last[p.name+"/"+container] = at
+		a := archive.New(*namespace, p.name, container).WithUID(uids[p.name]).At(at).WithSize(*size)
 		path, err := a.Write(*dir)
 		if err != nil {
 			return err
