@@ -1,0 +1,123 @@
+package policy
+
+import (
+	"slices"
+	"strings"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+)
+
+// LimitReport says whether one limit of a quota is in force, and which quotas override it
+// or which it overrides.
+type LimitReport struct {
+	Key   Key
+	Limit string // as in status: "total.storage", "perPod.checkpoints", "maxAge"
+	Field string // "spec.limits.total.storage"
+	Value string
+	State cqv1.LimitState
+	// OverriddenBy are more specific quotas that govern some (or all) of the archives.
+	OverriddenBy []Ref
+	// Overrides are less specific quotas that set the same limit for some of the archives.
+	Overrides []Ref
+}
+
+// API converts the report into the status type.
+func (r LimitReport) API() cqv1.EffectiveLimit {
+	e := cqv1.EffectiveLimit{Limit: r.Limit, Value: r.Value, State: r.State}
+	for _, ref := range r.OverriddenBy {
+		e.OverriddenBy = append(e.OverriddenBy, ref.String())
+	}
+	return e
+}
+
+// APILimits converts reports into status.effectivePolicy.
+func APILimits(reports []LimitReport) []cqv1.EffectiveLimit {
+	out := make([]cqv1.EffectiveLimit, 0, len(reports))
+	for _, r := range reports {
+		out = append(out, r.API())
+	}
+	return out
+}
+
+// Describe reports each limit of q from the quotas alone, as the webhook sees them before
+// any archive exists: a more specific quota that may share archives overrides the limit
+// partly, or wholly when it covers every archive q targets. nsLabels holds the labels of
+// the namespaces known to the caller, to tell whether a cluster quota selects the namespace
+// of a namespaced one; an unknown namespace is assumed selected.
+func Describe(q *Quota, others []*Quota, nsLabels map[string]map[string]string) []LimitReport {
+	var out []LimitReport
+	for _, k := range q.Keys() {
+		r := q.report(k)
+		if !k.IsGroup() {
+			for _, o := range sortedRefs(others) {
+				if o.Ref == q.Ref || !o.Sets(k) || !mayOverlap(q, o, nsLabels) {
+					continue
+				}
+				switch {
+				case o.Specificity > q.Specificity:
+					r.OverriddenBy = append(r.OverriddenBy, o.Ref)
+					r.State = worse(r.State, cqv1.LimitPartlyOverridden)
+					if covers(o, q) {
+						r.State = cqv1.LimitOverridden
+					}
+				case o.Specificity < q.Specificity:
+					r.Overrides = append(r.Overrides, o.Ref)
+				}
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Effective reports each limit of q from the resolutions of the archives q targets (one
+// per archive, from Resolve): a limit that governs none of them is Overridden, some of
+// them PartlyOverridden. With no archive, each limit is InForce.
+func Effective(q *Quota, resolutions []Resolution) []LimitReport {
+	var out []LimitReport
+	for _, k := range q.Keys() {
+		r := q.report(k)
+		if !k.IsGroup() {
+			governed, overridden := 0, map[Ref]bool{}
+			for _, res := range resolutions {
+				g := res.Governing[k]
+				if g == nil || g.Ref == q.Ref {
+					governed++
+					continue
+				}
+				overridden[g.Ref] = true
+			}
+			for ref := range overridden {
+				r.OverriddenBy = append(r.OverriddenBy, ref)
+			}
+			slices.SortFunc(r.OverriddenBy, func(a, b Ref) int { return strings.Compare(a.String(), b.String()) })
+			switch {
+			case len(overridden) == 0:
+			case governed == 0:
+				r.State = cqv1.LimitOverridden
+			default:
+				r.State = cqv1.LimitPartlyOverridden
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func (q *Quota) report(k Key) LimitReport {
+	return LimitReport{Key: k, Limit: q.LimitName(k), Field: q.Field(k), Value: q.Value(k), State: cqv1.LimitInForce}
+}
+
+func worse(a, b cqv1.LimitState) cqv1.LimitState {
+	order := map[cqv1.LimitState]int{cqv1.LimitInForce: 0, cqv1.LimitPartlyOverridden: 1, cqv1.LimitOverridden: 2}
+	if order[b] > order[a] {
+		return b
+	}
+	return a
+}
+
+func sortedRefs(qs []*Quota) []*Quota {
+	s := slices.Clone(qs)
+	slices.SortFunc(s, func(a, b *Quota) int { return strings.Compare(a.Ref.String(), b.Ref.String()) })
+	return s
+}
