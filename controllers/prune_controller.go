@@ -1,0 +1,161 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
+)
+
+// +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpoints,verbs=get;list;watch;patch;update;delete
+// +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpointquotas;clustercheckpointquotas,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods;namespaces;nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch;update
+
+// everything is the one request of the pruning controller: usage is cluster-wide, so
+// every pass recomputes every quota, and the work queue folds a burst of changes into one.
+var everything = reconcile.Request{NamespacedName: types.NamespacedName{Name: "all-quotas"}}
+
+// PruneReconciler computes usage for every quota from the Checkpoints, hands the result
+// to the quota controllers and prunes: it deletes the Checkpoints that Enforce quotas
+// prune (the node agents then delete the archives) and releases those of gone nodes.
+type PruneReconciler struct {
+	Client client.Client
+	// APIReader reads around the cache, to confirm that a pod or node is really gone.
+	APIReader client.Reader
+	Engine    *Engine
+	Recorder  events.EventRecorder
+	// Clock is the time of retention rules and grace periods; tests inject a fake one.
+	Clock clock.WithTicker
+	// ResyncPeriod is the period of a full recompute even without a change.
+	ResyncPeriod time.Duration
+	// NodeGracePeriod is how long a node must be gone before its Checkpoints are released; 0 never releases.
+	NodeGracePeriod time.Duration
+	// Concurrency bounds the deletes in flight.
+	Concurrency int
+	// QuotaUpdates and ClusterQuotaUpdates tell the quota controllers that a new view is ready.
+	QuotaUpdates, ClusterQuotaUpdates chan event.GenericEvent
+
+	wake          *wakeups
+	orphans       map[types.UID]time.Time
+	nodeGoneSince map[string]time.Time
+}
+
+// Reconcile runs one pass: read, compute, publish, release, prune.
+func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+	now := r.Clock.Now()
+	w, err := r.load(ctx, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	released, nodeWake, err := r.releaseGoneNodes(ctx, w, now)
+	if err != nil || released > 0 {
+		// The usage just computed still counts what was released: start again.
+		return ctrl.Result{Requeue: true}, err
+	}
+	start := time.Now()
+	res := quota.Compute(w.input)
+	recomputeSeconds.Observe(time.Since(start).Seconds())
+	r.publish(ctx, w, res)
+	r.wake.at(earliest(res.NextExpiry, nodeWake))
+	return ctrl.Result{}, r.prune(ctx, w, res.Prune)
+}
+
+// publish hands each quota's view to the quota controllers.
+func (r *PruneReconciler) publish(ctx context.Context, w *world, res quota.Result) {
+	views := map[policy.Ref]*QuotaView{}
+	for i, pq := range w.policies {
+		v := &QuotaView{Ref: pq.Ref, Generation: w.generations[pq.Ref], Result: res.Quotas[i],
+			Conflicts: w.resolver.Conflicts(i), Effective: policy.APILimits(w.resolver.Effective(i)),
+			DryRun: w.input.Quotas[i].DryRun, Cluster: pq.Ref.Kind == policy.KindClusterQuota}
+		for _, p := range res.Quotas[i].Pending {
+			v.Pending = append(v.Pending, PendingArchive{Name: w.live[p.Archive].Name, Scope: p.Scope,
+				Key: p.Key, Reason: p.Reason, Size: w.live[p.Archive].Status.SizeBytes})
+		}
+		views[pq.Ref] = v
+	}
+	for ref, err := range w.invalid {
+		views[ref] = &QuotaView{Ref: ref, Generation: w.generations[ref], Err: err, Cluster: ref.Kind == policy.KindClusterQuota}
+	}
+	r.Engine.publish(views)
+	for ref := range views {
+		obj := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name}}
+		ch := r.QuotaUpdates
+		if ref.Kind == policy.KindClusterQuota {
+			ch = r.ClusterQuotaUpdates
+		}
+		select {
+		case ch <- event.GenericEvent{Object: obj}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// SetupWithManager registers the controller; it refuses missing dependencies.
+func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Client == nil || r.APIReader == nil || r.Engine == nil || r.Recorder == nil || r.Clock == nil ||
+		r.QuotaUpdates == nil || r.ClusterQuotaUpdates == nil {
+		return errors.New("prune controller: Client, APIReader, Engine, Recorder, Clock and the update channels are required")
+	}
+	if r.Concurrency < 1 {
+		r.Concurrency = 1
+	}
+	r.orphans = map[types.UID]time.Time{}
+	r.nodeGoneSince = map[string]time.Time{}
+	r.wake = newWakeups(r.Clock, r.ResyncPeriod)
+	if err := mgr.Add(r.wake); err != nil {
+		return err
+	}
+	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{everything}
+	})
+	meta := func(kind string) *metav1.PartialObjectMetadata {
+		m := &metav1.PartialObjectMetadata{}
+		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
+		return m
+	}
+	// A pod matters when it appears, goes or changes labels; its status changes do not.
+	identity := predicate.Or[client.Object](predicate.LabelChangedPredicate{}, predicate.Funcs{
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return e.ObjectOld.GetUID() != e.ObjectNew.GetUID() ||
+				e.ObjectOld.GetDeletionTimestamp().IsZero() != e.ObjectNew.GetDeletionTimestamp().IsZero()
+		},
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("prune").
+		Watches(&cqv1.Checkpoint{}, all).
+		Watches(&cqv1.CheckpointQuota{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&cqv1.ClusterCheckpointQuota{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesMetadata(meta("Pod"), all, builder.WithPredicates(identity)).
+		WatchesMetadata(meta("Namespace"), all, builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		WatchesMetadata(meta("Node"), all, builder.WithPredicates(identity)).
+		WatchesRawSource(source.Channel(r.wake.events, all)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		Complete(r)
+}
