@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -28,7 +28,7 @@ import (
 // +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpoints,verbs=get;list;watch;patch;update;delete
 // +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpointquotas;clustercheckpointquotas,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods;namespaces;nodes,verbs=get;list;watch
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch;update
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch;update
 
 // everything is the one request of the pruning controller: usage is cluster-wide, so
 // every pass recomputes every quota, and the work queue folds a burst of changes into one.
@@ -42,7 +42,7 @@ type PruneReconciler struct {
 	// APIReader reads around the cache, to confirm that a pod or node is really gone.
 	APIReader client.Reader
 	Engine    *Engine
-	Recorder  events.EventRecorder
+	Recorder  record.EventRecorder
 	// Clock is the time of retention rules and grace periods; tests inject a fake one.
 	Clock clock.WithTicker
 	// ResyncPeriod is the period of a full recompute even without a change.

@@ -130,9 +130,9 @@ func (r *PruneReconciler) prunedEvent(ctx context.Context, w *world, pg *pruneGr
 	}
 	note := fmt.Sprintf("Pruned %d %s (%s) of %s: %s", pg.count, noun, quota.Bytes(pg.bytes), pg.scope, pg.reason)
 	obj := w.objects[pg.quota]
-	r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, ReasonPruned, "Prune", "%s", note)
+	r.Recorder.Event(obj, corev1.EventTypeNormal, ReasonPruned, note)
 	if pod := r.podOfScope(ctx, w, pg.scope); pod != nil {
-		r.Recorder.Eventf(pod, obj, corev1.EventTypeNormal, ReasonPruned, "Prune", "%s by %s", note, w.policies[pg.quota].Ref)
+		r.Recorder.Eventf(pod, corev1.EventTypeNormal, ReasonPruned, "%s (%s)", note, w.policies[pg.quota].Ref)
 	}
 }
 

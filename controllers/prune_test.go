@@ -40,8 +40,10 @@ var _ = Describe("Pruning", func() {
 			HaveField("Pruned.Checkpoints", BeEquivalentTo(6)),
 			HaveField("Containers", HaveLen(2)),
 		))
-		Eventually(events(ns, "q", "Pruned")).Should(ContainElement(
-			"Pruned 3 checkpoints (3Mi) of " + ns + "/web-0/app: perContainer.checkpoints 5/2"))
+		// Usually one event per container ("Pruned 3 checkpoints (3Mi) of ns/web-0/app:
+		// perContainer.checkpoints 5/2"), but the cache may show the archives in two steps.
+		Eventually(events(ns, "q", "Pruned")).Should(ContainElement(MatchRegexp(
+			`^Pruned [1-3] checkpoints? \([1-3]Mi\) of ` + ns + `/web-0/app: perContainer.checkpoints [3-5]/2$`)))
 	})
 
 	It("keeps a pod under perPod.storage in Mi", func() {

@@ -10,7 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/equality"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -95,7 +95,7 @@ func (r *ClusterCheckpointQuotaReconciler) SetupWithManager(mgr ctrl.Manager) er
 type StatusWriter struct {
 	Client   client.Client
 	Engine   *Engine
-	Recorder events.EventRecorder
+	Recorder record.EventRecorder
 	// Interval is the least time between two status writes of one quota.
 	Interval time.Duration
 	// RateClock times the Interval. It is the wall clock even when tests fake the
@@ -128,7 +128,12 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 	if wait := s.wait(ref); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	if err := s.Client.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil {
+	// The lock makes a write from a stale cache fail rather than leave the fields that
+	// the stale copy happened to agree with unwritten.
+	if err := s.Client.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		if kerrors.IsConflict(err) {
+			return ctrl.Result{Requeue: true}, nil
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	s.written(ref, status.Pruned)

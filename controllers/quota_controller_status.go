@@ -244,23 +244,23 @@ func (s *StatusWriter) transitionEvents(ctx context.Context, obj client.Object, 
 		return c
 	}
 	if c := became(cqv1.ConditionOverQuota, ReasonPinnedCheckpoints); c != nil {
-		s.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonPruningBlocked, "Prune", "%s", c.Message)
+		s.Recorder.Event(obj, corev1.EventTypeWarning, ReasonPruningBlocked, c.Message)
 		for _, b := range v.Result.Blocked {
 			s.podEvent(ctx, obj, b.Scope, corev1.EventTypeWarning, ReasonPruningBlocked, fmt.Sprintf("Pinned checkpoints keep %s over %s/%s", b.Key, fmt.Sprint(b.Used), fmt.Sprint(b.Hard)))
 		}
 	}
 	if c := became(cqv1.ConditionOverQuota, ReasonDryRun); c != nil {
-		s.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, ReasonWouldPrune, "Prune", "%s", c.Message)
+		s.Recorder.Event(obj, corev1.EventTypeNormal, ReasonWouldPrune, c.Message)
 	}
 	if c := became(cqv1.ConditionConflict, ReasonConflictingQuota); c != nil {
-		s.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonConflictingQuota, "Resolve", "%s", c.Message)
+		s.Recorder.Event(obj, corev1.EventTypeWarning, ReasonConflictingQuota, c.Message)
 		for _, cf := range v.Conflicts {
 			s.podEvent(ctx, obj, cf.Pod, corev1.EventTypeWarning, ReasonConflictingQuota,
 				fmt.Sprintf("%s is set by both %s and %s", cf.Key, v.Ref, cf.Other))
 		}
 	}
 	if c := became(cqv1.ConditionReady, ReasonInvalidSpec); c != nil {
-		s.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, ReasonInvalidSpec, "Resolve", "%s", c.Message)
+		s.Recorder.Event(obj, corev1.EventTypeWarning, ReasonInvalidSpec, c.Message)
 	}
 }
 
@@ -276,5 +276,13 @@ func (s *StatusWriter) podEvent(ctx context.Context, related client.Object, scop
 		return
 	}
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, UID: p.UID}}
-	s.Recorder.Eventf(pod, related, typ, reason, "Prune", "%s", note)
+	s.Recorder.Event(pod, typ, reason, note+" ("+refString(related)+")")
+}
+
+// refString names a quota object for a message on a pod.
+func refString(obj client.Object) string {
+	if obj.GetNamespace() == "" {
+		return "ClusterCheckpointQuota " + obj.GetName()
+	}
+	return "CheckpointQuota " + obj.GetNamespace() + "/" + obj.GetName()
 }

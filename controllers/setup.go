@@ -40,7 +40,9 @@ func Setup(mgr ctrl.Manager, o Options) (*Engine, error) {
 		o.Clock = clock.RealClock{}
 	}
 	engine := NewEngine()
-	recorder := mgr.GetEventRecorder("checkpoint-quota")
+	// The core events recorder: it keeps distinct messages apart ("Pruned 3 of shop/a", "Pruned 2
+	// of shop/b"), where events.k8s.io series would fold them into the first one.
+	recorder := mgr.GetEventRecorderFor("checkpoint-quota") //nolint:staticcheck
 	quotaUpdates, clusterUpdates := make(chan event.GenericEvent, 64), make(chan event.GenericEvent, 64)
 	status := &StatusWriter{Client: mgr.GetClient(), Engine: engine, Recorder: recorder,
 		Interval: o.StatusInterval, RateClock: clock.RealClock{}}
