@@ -16,8 +16,8 @@ import (
 // controllers, which report: the latest view of every quota, what was pruned since the
 // last status write, and what the controller remembers between passes.
 type Engine struct {
-	mu     sync.Mutex
-	views  map[policy.Ref]*QuotaView
+	mu    sync.Mutex
+	views map[policy.Ref]*QuotaView
 	// pruned accumulates what each quota pruned until its status records it.
 	pruned map[policy.Ref]cqv1.PrunedStatus
 	// gone holds Checkpoints this manager deleted, left out of usage until the cache

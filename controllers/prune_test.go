@@ -81,7 +81,7 @@ var _ = Describe("Pruning", func() {
 		// alone would prune down to its own limit at once.
 		create(builder.Quota("redis", ns).ContainerNames("redis").PerContainer(3, "").Obj())
 		Eventually(quotaStatus(ns, "redis")).Should(HaveField("Summary.Checkpoints", "5/3"))
-		cq := builder.ClusterQuota("default-" + ns).NamespaceSelector(sel).PerContainer(1, "").Obj()
+		cq := builder.ClusterQuota("default-"+ns).NamespaceSelector(sel).PerContainer(1, "").Obj()
 		create(cq)
 		DeferCleanup(func() { Expect(k8s.Delete(context.Background(), cq)).To(Succeed()) })
 		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(redis[2:], exporter[4:])))

@@ -27,11 +27,11 @@ type world struct {
 	objects  []client.Object
 	policies []*policy.Quota
 	// invalid are quotas with a value that does not parse.
-	invalid  map[policy.Ref]error
+	invalid     map[policy.Ref]error
 	generations map[policy.Ref]int64
-	input    quota.Input
-	resolver *quota.Resolver
-	pods     map[types.NamespacedName]*metav1.PartialObjectMetadata
+	input       quota.Input
+	resolver    *quota.Resolver
+	pods        map[types.NamespacedName]*metav1.PartialObjectMetadata
 }
 
 // load reads everything a pass needs from the cache. Objects are shared with the cache
