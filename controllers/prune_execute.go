@@ -99,9 +99,10 @@ func (r *PruneReconciler) pruneOne(ctx context.Context, w *world, p quota.Prune)
 }
 
 // ignoreRace: a Checkpoint that changed or went since the cache showed it is decided again
-// on the next pass, which its change triggers.
+// on the next pass, which its change triggers. A delete that admission refuses (a
+// Checkpoint pinned in the meantime) keeps the archive, which is what the pin asks for.
 func ignoreRace(err error) error {
-	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) || apierrors.IsForbidden(err) {
 		return nil
 	}
 	return err
