@@ -1,0 +1,75 @@
+// Command node-agent publishes every checkpoint archive on its node as a Checkpoint object and removes an archive when its object is deleted.
+package main
+
+import (
+	"flag"
+	"os"
+	"strings"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/nodeagent"
+)
+
+// dirList is a repeatable --checkpoint-dir flag.
+type dirList []string
+
+func (d *dirList) String() string     { return strings.Join(*d, ",") }
+func (d *dirList) Set(v string) error { *d = append(*d, v); return nil }
+
+func main() {
+	var (
+		dirs                   dirList
+		cfg                    nodeagent.Config
+		metricsAddr, probeAddr string
+		qps                    float64
+		burst                  int
+	)
+	flag.Var(&dirs, "checkpoint-dir", "Checkpoint directory to watch; repeat for several (default "+nodeagent.DefaultCheckpointDir+").")
+	flag.StringVar(&cfg.NodeName, "node-name", os.Getenv("NODE_NAME"), "Name of this node (default $NODE_NAME).")
+	flag.DurationVar(&cfg.SettleTime, "settle-time", nodeagent.DefaultSettleTime, "How long an archive's size and modification time must stay the same before it is read.")
+	flag.DurationVar(&cfg.RescanInterval, "rescan-interval", nodeagent.DefaultRescanInterval, "Period of the full rescan of the directories (one stat per file when nothing changed).")
+	flag.IntVar(&cfg.Workers, "workers", nodeagent.DefaultWorkers, "Archives handled concurrently.")
+	flag.Int64Var(&cfg.Limits.MaxMetadataSize, "max-metadata-size", archive.DefaultMaxMetadataSize, "Largest config.dump or spec.dump read from an archive, in bytes; a larger one makes the archive Unreadable.")
+	flag.Float64Var(&qps, "kube-api-qps", nodeagent.DefaultQPS, "Queries per second to the kube-apiserver.")
+	flag.IntVar(&burst, "kube-api-burst", nodeagent.DefaultBurst, "Burst of queries to the kube-apiserver.")
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	zapOpts := zap.Options{Development: true}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+	cfg.Dirs = dirs
+
+	restConfig, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "unable to find the cluster: set --kubeconfig or run in a pod")
+		os.Exit(1)
+	}
+	restConfig.QPS, restConfig.Burst = float32(qps), burst
+	mgr, err := nodeagent.NewManager(restConfig, cfg, nodeagent.ManagerOptions{
+		MetricsBindAddress:     metricsAddr,
+		HealthProbeBindAddress: probeAddr,
+	})
+	if err != nil {
+		log.Error(err, "unable to set up the node agent")
+		os.Exit(1)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		log.Error(err, "unable to set up the health check")
+		os.Exit(1)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		log.Error(err, "unable to set up the ready check")
+		os.Exit(1)
+	}
+	log.Info("starting the node agent", "node", cfg.NodeName, "directories", cfg.Dirs, "settleTime", cfg.SettleTime.String(), "rescanInterval", cfg.RescanInterval.String())
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "the node agent stopped with an error")
+		os.Exit(1)
+	}
+}

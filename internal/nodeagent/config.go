@@ -1,0 +1,92 @@
+package nodeagent
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
+)
+
+// Defaults of the agent's flags.
+const (
+	DefaultCheckpointDir  = "/var/lib/kubelet/checkpoints"
+	DefaultSettleTime     = 2 * time.Second
+	DefaultRescanInterval = 5 * time.Minute
+	DefaultWorkers        = 16
+	// DefaultQPS and DefaultBurst let a node with thousands of archives publish them in
+	// seconds: each archive costs a create and a status update, and API writes, not
+	// archive reads, bound a burst.
+	DefaultQPS   = 500
+	DefaultBurst = 1000
+)
+
+// Config is what one agent watches and how.
+type Config struct {
+	// NodeName is the node whose archives this agent owns.
+	NodeName string
+	// Dirs are the checkpoint directories, absolute paths.
+	Dirs []string
+	// SettleTime is how long an archive's size and modification time must stay the same
+	// before it is read.
+	SettleTime time.Duration
+	// RescanInterval is the period of the full rescan that catches what fsnotify missed.
+	RescanInterval time.Duration
+	// Workers is the number of archives handled concurrently.
+	Workers int
+	// Limits cap what is read from one archive.
+	Limits archive.Limits
+	// Clock tells the time; tests may inject one.
+	Clock clock.WithTicker
+}
+
+// withDefaults fills what the caller left empty and checks the rest.
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	if c.NodeName == "" {
+		errs = append(errs, errors.New("node name is empty: set --node-name or the NODE_NAME environment variable (the downward API's spec.nodeName)"))
+	}
+	if len(c.Dirs) == 0 {
+		c.Dirs = []string{DefaultCheckpointDir}
+	}
+	seen := map[string]bool{}
+	dirs := make([]string, 0, len(c.Dirs))
+	for _, d := range c.Dirs {
+		if !filepath.IsAbs(d) {
+			errs = append(errs, fmt.Errorf("checkpoint directory %q is not an absolute path: give it as /var/lib/kubelet/checkpoints", d))
+			continue
+		}
+		d = filepath.Clean(d)
+		if !seen[d] {
+			seen[d] = true
+			dirs = append(dirs, d)
+		}
+	}
+	c.Dirs = dirs
+	if c.SettleTime <= 0 {
+		c.SettleTime = DefaultSettleTime
+	}
+	if c.RescanInterval <= 0 {
+		c.RescanInterval = DefaultRescanInterval
+	}
+	if c.Workers <= 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
+	}
+	return c, errors.Join(errs...)
+}
+
+// configured reports whether dir is one of the checkpoint directories.
+func (c Config) configured(dir string) bool {
+	for _, d := range c.Dirs {
+		if d == dir {
+			return true
+		}
+	}
+	return false
+}

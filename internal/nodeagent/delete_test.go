@@ -1,0 +1,200 @@
+package nodeagent_test
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	gomegatypes "github.com/onsi/gomega/types"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	testarchive "github.com/checkpoint-quota/checkpoint-quota/test/archive"
+)
+
+// publishedAs waits until the archive's Checkpoint exists on node and returns it.
+func publishedAs(node string, a *testarchive.Archive) cqv1.Checkpoint {
+	GinkgoHelper()
+	var found cqv1.Checkpoint
+	Eventually(func(g Gomega) {
+		var hit []cqv1.Checkpoint
+		for _, c := range checkpointsOf(node)(g) {
+			if c.Status.FileName == a.FileName() && c.DeletionTimestamp.IsZero() {
+				hit = append(hit, c)
+			}
+		}
+		g.Expect(hit).To(HaveLen(1))
+		found = hit[0]
+	}).Should(Succeed())
+	return found
+}
+
+// eventsAbout lists the events whose subject is the object with uid.
+func eventsAbout(ns string, uid types.UID) func(Gomega) []eventsv1.Event {
+	return func(g Gomega) []eventsv1.Event {
+		var list eventsv1.EventList
+		g.Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		var out []eventsv1.Event
+		for _, e := range list.Items {
+			if e.Regarding.UID == uid {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+}
+
+func withReason(reason string) gomegatypes.GomegaMatcher {
+	return HaveField("Reason", reason)
+}
+
+// deleteRefusedByPolicy waits until the admission policy refuses to delete c (checked
+// with a server-side dry run, which runs admission and changes nothing) and returns kubectl's message.
+func deleteRefusedByPolicy(c cqv1.Checkpoint) string {
+	GinkgoHelper()
+	var msg string
+	Eventually(func(g Gomega) {
+		_, stderr, err := env.Kubectl("", "delete", "checkpoint", c.Name, "-n", c.Namespace, "--dry-run=server")
+		g.Expect(err).To(HaveOccurred(), "the delete was allowed")
+		msg = stderr
+	}).Should(Succeed())
+	return msg
+}
+
+var _ = Describe("Deleting Checkpoints", func() {
+	var (
+		ns, node, dir string
+	)
+	BeforeEach(func() {
+		var err error
+		ns, err = env.CreateNamespace(ctx, "delete")
+		Expect(err).NotTo(HaveOccurred())
+		node, dir = newNode()
+		startAgent(node, settleTime, dir)
+	})
+
+	It("removes the archive when a user deletes its Checkpoint, and the Checkpoint when the archive is removed", func() {
+		a := testarchive.New(ns, "cache-0", "redis")
+		b := testarchive.New(ns, "cache-1", "redis")
+		pathA, pathB := a.MustWrite(dir), b.MustWrite(dir)
+		unrelated := filepath.Join(dir, "notes.txt")
+		Expect(os.WriteFile(unrelated, []byte("not an archive"), 0o600)).To(Succeed())
+		objA := publishedAs(node, a)
+		publishedAs(node, b)
+
+		out, stderr, err := env.Kubectl("", "delete", "checkpoint", objA.Name, "-n", ns)
+		Expect(err).NotTo(HaveOccurred(), out+stderr)
+		Expect(out).To(ContainSubstring("deleted"))
+		Expect(pathA).NotTo(BeAnExistingFile())
+		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&objA), &cqv1.Checkpoint{})).To(Satisfy(apierrors.IsNotFound))
+		Eventually(eventsAbout(ns, objA.UID)).Should(ContainElement(withReason("ArchiveRemoved")))
+
+		Expect(os.Remove(pathB)).To(Succeed())
+		Eventually(func(g Gomega) []cqv1.Checkpoint { return checkpointsOf(node)(g) }).Should(BeEmpty())
+		Expect(unrelated).To(BeAnExistingFile())
+	})
+
+	It("refuses kubectl delete of a pinned Checkpoint with a message that says how to unpin it", func() {
+		byMarker := testarchive.New(ns, "cache-0", "redis")
+		bySpec := testarchive.New(ns, "cache-1", "redis")
+		markerPath := byMarker.MustWrite(dir)
+		specPath := bySpec.MustWrite(dir)
+		Expect(os.WriteFile(markerPath+".keep", nil, 0o600)).To(Succeed())
+
+		Eventually(func(g Gomega) {
+			c := publishedAs(node, byMarker)
+			g.Expect(c.Status.KeepMarker).To(BeTrue())
+			g.Expect(c.Status.Pinned).To(BeTrue())
+		}).Should(Succeed())
+		obj := publishedAs(node, byMarker)
+		msg := deleteRefusedByPolicy(obj)
+		Expect(msg).To(ContainSubstring("is pinned by a .keep marker"))
+		Expect(msg).To(ContainSubstring(markerPath + ".keep"))
+		_, stderr, err := env.Kubectl("", "delete", "checkpoint", obj.Name, "-n", ns)
+		Expect(err).To(HaveOccurred())
+		Expect(stderr).To(ContainSubstring("is pinned"))
+
+		specObj := publishedAs(node, bySpec)
+		out, stderr, err := env.Kubectl("", "patch", "checkpoint", specObj.Name, "-n", ns, "--type", "merge", "-p", `{"spec":{"pinned":true}}`)
+		Expect(err).NotTo(HaveOccurred(), out+stderr)
+		// The agent keeps the pin on disk too, so that it outlives the object.
+		Eventually(func() string { return specPath + ".keep" }).Should(BeAnExistingFile())
+		Eventually(func(g Gomega) bool { return publishedAs(node, bySpec).Status.Pinned }).Should(BeTrue())
+		msg = deleteRefusedByPolicy(specObj)
+		Expect(msg).To(ContainSubstring("spec.pinned is true"))
+		Expect(msg).To(ContainSubstring(`kubectl patch checkpoint ` + specObj.Name + ` -n ` + ns + ` --type merge -p '{"spec":{"pinned":false}}'`))
+
+		Consistently(func() bool { return exists(markerPath) && exists(specPath) }, time.Second).Should(BeTrue())
+
+		// Unpinning as the message says, then deleting, removes the archive and the agent's marker.
+		out, stderr, err = env.Kubectl("", "patch", "checkpoint", specObj.Name, "-n", ns, "--type", "merge", "-p", `{"spec":{"pinned":false}}`)
+		Expect(err).NotTo(HaveOccurred(), out+stderr)
+		Eventually(func() bool { return exists(specPath + ".keep") }).Should(BeFalse())
+		Eventually(func(g Gomega) bool { return publishedAs(node, bySpec).Status.Pinned }).Should(BeFalse())
+		out, stderr, err = env.Kubectl("", "delete", "checkpoint", specObj.Name, "-n", ns)
+		Expect(err).NotTo(HaveOccurred(), out+stderr)
+		Expect(specPath).NotTo(BeAnExistingFile())
+		// The person's marker stays where they put it.
+		Expect(markerPath + ".keep").To(BeAnExistingFile())
+	})
+
+	Context("without the admission policy", func() {
+		BeforeEach(func() {
+			out, stderr, err := env.Kubectl("", "delete", "-k", policyPath)
+			Expect(err).NotTo(HaveOccurred(), out+stderr)
+			DeferCleanup(func() {
+				out, stderr, err := env.Kubectl("", "apply", "-k", policyPath)
+				Expect(err).NotTo(HaveOccurred(), out+stderr)
+			})
+		})
+
+		It("keeps a pinned archive when pruning deletes its Checkpoint, says why, and publishes it again", func() {
+			byMarker := testarchive.New(ns, "cache-0", "redis")
+			bySpec := testarchive.New(ns, "cache-1", "redis")
+			unpinned := testarchive.New(ns, "cache-2", "redis")
+			markerPath, specPath, unpinnedPath := byMarker.MustWrite(dir), bySpec.MustWrite(dir), unpinned.MustWrite(dir)
+			Expect(os.WriteFile(markerPath+".keep", []byte("keep for the incident review\n"), 0o600)).To(Succeed())
+			Eventually(func() bool { return publishedAs(node, byMarker).Status.KeepMarker }).Should(BeTrue())
+			specObj := publishedAs(node, bySpec)
+			specObj.Spec.Pinned = true
+			Expect(env.Client.Update(ctx, &specObj)).To(Succeed())
+			Eventually(func() bool { return publishedAs(node, bySpec).Status.Pinned }).Should(BeTrue())
+
+			prune := func(c cqv1.Checkpoint) {
+				GinkgoHelper()
+				patch := client.MergeFrom(c.DeepCopy())
+				c.Annotations[cqv1.AnnotationPruneReason] = "perContainer.checkpoints 13/10"
+				Expect(env.Client.Patch(ctx, &c, patch)).To(Succeed())
+				// The apiserver stops enforcing the removed policy within moments.
+				Eventually(func() error { return env.Client.Delete(ctx, &c, client.DryRunAll) }).Should(Succeed())
+				Expect(env.Client.Delete(ctx, &c)).To(Succeed())
+			}
+			for _, a := range []*testarchive.Archive{byMarker, bySpec, unpinned} {
+				old := publishedAs(node, a)
+				prune(old)
+				if a == unpinned {
+					Eventually(func() bool { return exists(unpinnedPath) }).Should(BeFalse())
+					Eventually(eventsAbout(ns, old.UID)).Should(ContainElement(And(withReason("ArchiveRemoved"),
+						HaveField("Note", ContainSubstring("pruned (perContainer.checkpoints 13/10)")))))
+					continue
+				}
+				Eventually(eventsAbout(ns, old.UID)).Should(ContainElement(And(withReason("ArchiveKept"),
+					HaveField("Note", ContainSubstring("Refused to prune (perContainer.checkpoints 13/10)")),
+					HaveField("Note", ContainSubstring("it is pinned by")))))
+				// Published again, still pinned.
+				Eventually(func(g Gomega) {
+					again := publishedAs(node, a)
+					g.Expect(again.UID).NotTo(Equal(old.UID))
+					g.Expect(again.IsPinned()).To(BeTrue())
+				}).Should(Succeed())
+			}
+			Consistently(func() bool { return exists(markerPath) && exists(specPath) }, time.Second).Should(BeTrue())
+			Expect(publishedAs(node, bySpec).Spec.Pinned).To(BeTrue(), "spec.pinned did not outlive the pruned object")
+		})
+	})
+})

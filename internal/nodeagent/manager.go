@@ -1,0 +1,167 @@
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
+)
+
+// The agent's permissions. They are generated into the agent's own Role, apart from the manager's.
+// +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpoints,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpoints/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpoints/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+
+// Scheme knows the kinds the agent reads and writes.
+var Scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(Scheme))
+	utilruntime.Must(cqv1.AddToScheme(Scheme))
+}
+
+// ManagerOptions are the process-level settings of an agent.
+type ManagerOptions struct {
+	// MetricsBindAddress serves the Prometheus metrics; "0" turns the endpoint off.
+	MetricsBindAddress string
+	// HealthProbeBindAddress serves /healthz and /readyz; "" or "0" turns them off.
+	HealthProbeBindAddress string
+	// Logger is the manager's logger; empty means controller-runtime's global one.
+	Logger logr.Logger
+}
+
+// NewManager returns a controller-runtime manager that runs the agent for cfg: it caches
+// only the Checkpoints of cfg.NodeName and runs the directory watcher and the reconciler.
+func NewManager(restConfig *rest.Config, cfg Config, opts ManagerOptions) (manager.Manager, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	mgr, err := manager.New(restConfig, manager.Options{
+		Scheme:                 Scheme,
+		Logger:                 opts.Logger,
+		Metrics:                metricsserver.Options{BindAddress: opts.MetricsBindAddress},
+		HealthProbeBindAddress: opts.HealthProbeBindAddress,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&cqv1.Checkpoint{}: {Label: labels.SelectorFromSet(labels.Set{cqv1.LabelNode: labelValue(cfg.NodeName)})},
+		}},
+		// Tests run several agents, and restart them, in one process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := Setup(mgr, cfg); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// Setup adds the agent for cfg to mgr, whose cache must hold only cfg.NodeName's Checkpoints.
+func Setup(mgr manager.Manager, cfg Config) error {
+	if mgr == nil {
+		return errors.New("nodeagent.Setup needs a manager")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &cqv1.Checkpoint{}, indexFile, func(o client.Object) []string {
+		if k, ok := keyOf(o.(*cqv1.Checkpoint)); ok {
+			return []string{k.Path()}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("indexing Checkpoints by archive: %w", err)
+	}
+
+	state := newNodeState()
+	r := &Reconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("checkpoint-node-agent"),
+		Config:    cfg,
+		cache:     archive.NewCache(),
+		state:     state,
+	}
+	files := make(chan event.TypedGenericEvent[fileKey], 1024)
+	w := &watcher{cfg: cfg, events: files, log: mgr.GetLogger().WithName("watcher").WithValues("node", cfg.NodeName)}
+	if err := mgr.Add(w); err != nil {
+		return err
+	}
+	if err := mgr.Add(&metricsRunnable{collector: newCollector(cfg.NodeName, state)}); err != nil {
+		return err
+	}
+
+	enqueueKey := handler.TypedFuncs[fileKey, fileKey]{
+		GenericFunc: func(_ context.Context, e event.TypedGenericEvent[fileKey], q workqueue.TypedRateLimitingInterface[fileKey]) {
+			q.Add(e.Object)
+		},
+	}
+	enqueueObject := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, obj *cqv1.Checkpoint) []fileKey {
+		// The cache holds only this node's Checkpoints.
+		if k, ok := keyOf(obj); ok {
+			return []fileKey{k}
+		}
+		return nil
+	})
+	return builder.TypedControllerManagedBy[fileKey](mgr).
+		Named("checkpoint-archive").
+		WithOptions(controller.TypedOptions[fileKey]{MaxConcurrentReconciles: cfg.Workers}).
+		WatchesRawSource(source.TypedChannel(files, enqueueKey)).
+		WatchesRawSource(source.TypedKind(mgr.GetCache(), &cqv1.Checkpoint{}, enqueueObject)).
+		Complete(r)
+}
+
+// keyOf returns the archive a Checkpoint stands for.
+func keyOf(obj *cqv1.Checkpoint) (fileKey, bool) {
+	if p := obj.Annotations[AnnotationFile]; p != "" {
+		return keyFromPath(p), true
+	}
+	if obj.Status.Directory != "" && obj.Status.FileName != "" {
+		return fileKey{Dir: obj.Status.Directory, Name: obj.Status.FileName}, true
+	}
+	return fileKey{}, false
+}
+
+// metricsRunnable registers the node's collector while the agent runs, so that an agent
+// restarted in the same process registers again.
+type metricsRunnable struct{ collector prometheus.Collector }
+
+func (m *metricsRunnable) NeedLeaderElection() bool { return false }
+
+func (m *metricsRunnable) Start(ctx context.Context) error {
+	if err := metrics.Registry.Register(m.collector); err != nil {
+		return fmt.Errorf("registering the node's metrics: %w", err)
+	}
+	<-ctx.Done()
+	metrics.Registry.Unregister(m.collector)
+	return nil
+}

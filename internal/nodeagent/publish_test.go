@@ -1,0 +1,210 @@
+package nodeagent_test
+
+import (
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/types"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/nodeagent"
+	testarchive "github.com/checkpoint-quota/checkpoint-quota/test/archive"
+)
+
+// identity is what a user reads from a Checkpoint to know which archive it is.
+type identity struct {
+	Namespace, Pod, UID, Container, Node, FileName, Size, Runtime, Image string
+	SizeBytes                                                           int64
+	Time                                                                time.Time
+	Finalizer                                                           bool
+}
+
+func identityOf(c cqv1.Checkpoint) identity {
+	id := identity{
+		Namespace: c.Namespace, Pod: c.Status.PodName, UID: string(c.Status.PodUID), Container: c.Status.ContainerName,
+		Node: c.Status.NodeName, FileName: c.Status.FileName, Size: c.Status.Size, SizeBytes: c.Status.SizeBytes,
+		Runtime: c.Status.Runtime, Image: c.Status.Image,
+		Finalizer: len(c.Finalizers) == 1 && c.Finalizers[0] == cqv1.FinalizerArchive,
+	}
+	if c.Status.CheckpointTime != nil {
+		id.Time = c.Status.CheckpointTime.UTC()
+	}
+	return id
+}
+
+func identityWant(a *testarchive.Archive, node, runtime string) identity {
+	return identity{
+		Namespace: a.Namespace, Pod: a.Pod, UID: a.PodUID, Container: a.Container, Node: node, FileName: a.FileName(),
+		Size: nodeagent.ReadableSize(a.Size), SizeBytes: a.Size, Runtime: runtime, Image: a.Image, Time: a.Time, Finalizer: true,
+	}
+}
+
+var byFile = cmpopts.SortSlices(func(a, b identity) bool { return a.FileName < b.FileName })
+
+var _ = Describe("Publishing archives", func() {
+	It("publishes archives of every runtime's style with their identity, and kubectl lists them", func() {
+		ns, err := env.CreateNamespace(ctx, "publish")
+		Expect(err).NotTo(HaveOccurred())
+		// The second namespace's name makes the file names ambiguous: only the archive tells.
+		nsProd, err := env.CreateNamespace(ctx, "publish-prod")
+		Expect(err).NotTo(HaveOccurred())
+		node, dir := newNode()
+		taken := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+		crio := testarchive.New(ns, "cache-0", "redis").At(taken).WithUID("0b6f1c1e-crio")
+		containerd := testarchive.New(nsProd, "web-5d8f", "nginx").WithRuntime(testarchive.Containerd).At(taken.Add(time.Minute)).WithSize(200 << 10)
+		criu := testarchive.New(ns, "db-0", "postgres").WithRuntime(testarchive.CRIU).At(taken.Add(2 * time.Minute))
+		for _, a := range []*testarchive.Archive{crio, containerd, criu} {
+			a.MustWrite(dir)
+		}
+		startAgent(node, settleTime, dir)
+
+		want := []identity{
+			identityWant(crio, node, "cri-o"),
+			identityWant(containerd, node, "containerd"),
+			identityWant(criu, node, "checkpointctl"),
+		}
+		Eventually(func(g Gomega) {
+			var got []identity
+			for _, c := range checkpointsOf(node)(g) {
+				got = append(got, identityOf(c))
+			}
+			g.Expect(cmp.Diff(want, got, byFile)).To(BeEmpty(), "Checkpoints (-want +got)")
+		}).Should(Succeed())
+
+		out, stderr, err := env.Kubectl("", "get", "checkpoints", "-A")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(out).To(ContainSubstring("cache-0"))
+		Expect(out).To(ContainSubstring("web-5d8f"))
+		Expect(out).To(MatchRegexp(`(?m)^%s\s+\S+\s+web-5d8f\s+nginx\s+%s\s+200Ki\s`, nsProd, node))
+	})
+
+	It("publishes an archive written slowly once, after it stops growing, with its final size", func() {
+		ns, err := env.CreateNamespace(ctx, "slow")
+		Expect(err).NotTo(HaveOccurred())
+		node, dir := newNode()
+		// Longer than the pauses between chunks, even on a busy machine.
+		const settle = time.Second
+		a := startAgent(node, settle, dir)
+		_ = a
+
+		src := testarchive.New(ns, "cache-0", "redis").WithSize(2 << 20)
+		full := src.MustWrite(GinkgoT().TempDir())
+		data, err := os.ReadFile(full)
+		Expect(err).NotTo(HaveOccurred())
+
+		// Watch for any Checkpoint while the archive grows.
+		var mu sync.Mutex
+		var seenWhileWriting []int64
+		stopWatching := make(chan struct{})
+		watched := make(chan struct{})
+		go func() {
+			defer GinkgoRecover()
+			defer close(watched)
+			for {
+				select {
+				case <-stopWatching:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				for _, c := range checkpointsOf(node)(Default) {
+					mu.Lock()
+					seenWhileWriting = append(seenWhileWriting, c.Status.SizeBytes)
+					mu.Unlock()
+				}
+			}
+		}()
+
+		f, err := os.OpenFile(filepath.Join(dir, src.FileName()), os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o600)
+		Expect(err).NotTo(HaveOccurred())
+		const chunks = 30
+		step := len(data) / chunks
+		for i := 0; i < len(data); i += step {
+			_, err := f.Write(data[i:min(i+step, len(data))])
+			Expect(err).NotTo(HaveOccurred())
+			time.Sleep(100 * time.Millisecond)
+		}
+		Expect(f.Close()).To(Succeed())
+		close(stopWatching)
+		<-watched
+		mu.Lock()
+		Expect(seenWhileWriting).To(BeEmpty(), "a Checkpoint was published while the archive was still being written")
+		mu.Unlock()
+
+		Eventually(func(g Gomega) {
+			items := checkpointsOf(node)(g)
+			g.Expect(items).To(HaveLen(1))
+			g.Expect(items[0].Status.SizeBytes).To(Equal(int64(len(data))))
+			g.Expect(items[0].Status.PodName).To(Equal("cache-0"))
+		}).Should(Succeed())
+		Expect(metric(node, "checkpointquota_node_archive_reads_total", nil)).To(Equal(1.0), "the archive was read more than once")
+		Consistently(func(g Gomega) []string { return fileNames(checkpointsOf(node)(g)) }, 2*settle).Should(HaveLen(1))
+	})
+
+	It("updates the Checkpoint when the file changes and deletes it when the file disappears", func() {
+		ns, err := env.CreateNamespace(ctx, "change")
+		Expect(err).NotTo(HaveOccurred())
+		node, dir := newNode()
+		startAgent(node, settleTime, dir)
+		a := testarchive.New(ns, "cache-0", "redis")
+		path := a.MustWrite(dir)
+		Eventually(func(g Gomega) []cqv1.Checkpoint { return checkpointsOf(node)(g) }).Should(HaveLen(1))
+		uid := checkpointsOf(node)(Default)[0].UID
+
+		// The same name, rewritten bigger and for another pod UID.
+		Expect(os.Remove(path)).To(Succeed())
+		a.WithSize(128 << 10).WithUID("rewritten-uid").MustWrite(dir)
+		Eventually(func(g Gomega) {
+			items := checkpointsOf(node)(g)
+			g.Expect(items).To(HaveLen(1))
+			g.Expect(items[0].UID).To(Equal(uid), "the Checkpoint was replaced instead of updated")
+			g.Expect(items[0].Status.SizeBytes).To(Equal(int64(128 << 10)))
+			g.Expect(items[0].Status.PodUID).To(Equal(types.UID("rewritten-uid")))
+		}).Should(Succeed())
+
+		Expect(os.Remove(path)).To(Succeed())
+		Eventually(func(g Gomega) []cqv1.Checkpoint { return checkpointsOf(node)(g) }).Should(BeEmpty())
+	})
+
+	It("runs two agents of different nodes on one control plane without touching each other", func() {
+		ns, err := env.CreateNamespace(ctx, "two")
+		Expect(err).NotTo(HaveOccurred())
+		nodeA, dirA := newNode()
+		nodeB, dirB := newNode()
+		startAgent(nodeA, settleTime, dirA)
+		startAgent(nodeB, settleTime, dirB)
+		// The same archive name on both nodes.
+		a := testarchive.New(ns, "cache-0", "redis")
+		pathA, pathB := a.MustWrite(dirA), a.MustWrite(dirB)
+		onlyB := testarchive.New(ns, "cache-1", "redis").MustWrite(dirB)
+
+		Eventually(func(g Gomega) []string { return fileNames(checkpointsOf(nodeA)(g)) }).Should(ConsistOf(a.FileName()))
+		Eventually(func(g Gomega) []string { return fileNames(checkpointsOf(nodeB)(g)) }).Should(ConsistOf(a.FileName(), filepath.Base(onlyB)))
+		objA := checkpointsOf(nodeA)(Default)[0]
+		before := map[string]types.UID{}
+		for _, c := range checkpointsOf(nodeB)(Default) {
+			before[c.Name] = c.UID
+		}
+		Expect(before).NotTo(HaveKey(objA.Name))
+
+		out, stderr, err := env.Kubectl("", "delete", "checkpoint", objA.Name, "-n", ns)
+		Expect(err).NotTo(HaveOccurred(), out+stderr)
+		Eventually(func() bool { return exists(pathA) }).Should(BeFalse())
+		Expect(pathB).To(BeAnExistingFile())
+		Expect(onlyB).To(BeAnExistingFile())
+		Consistently(func(g Gomega) map[string]types.UID {
+			after := map[string]types.UID{}
+			for _, c := range checkpointsOf(nodeB)(g) {
+				after[c.Name] = c.UID
+			}
+			return after
+		}, time.Second).Should(Equal(before))
+		Expect(checkpointsOf(nodeA)(Default)).To(BeEmpty())
+	})
+})
+

@@ -1,0 +1,276 @@
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
+)
+
+// AnnotationFile holds the archive's path on the node. It is set at creation, before the
+// status, so that an object whose status was never written still leads back to its file.
+const AnnotationFile = "checkpointquota.dev/file"
+
+// indexFile indexes the cached Checkpoints of this node by archive path.
+const indexFile = "checkpointquota.dev/file"
+
+// Reconciler brings the Checkpoint objects of one archive in line with the file: it is
+// keyed by archive, not by object, because the file decides which object should exist
+// and in which namespace.
+type Reconciler struct {
+	// Client reads Checkpoints from the cache of this node's objects and writes them.
+	Client client.Client
+	// APIReader reads Nodes directly, so the agent never caches every Node of the cluster.
+	APIReader client.Reader
+	// Recorder emits events on Checkpoints and on the Node.
+	Recorder events.EventRecorder
+	Config   Config
+
+	cache *archive.Cache
+	state *nodeState
+}
+
+// Reconcile handles one archive.
+func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result, error) {
+	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("archive", k.Path()))
+	objs, err := r.objectsFor(ctx, k)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	var live []*cqv1.Checkpoint
+	for _, obj := range objs {
+		if obj.DeletionTimestamp.IsZero() {
+			live = append(live, obj)
+			continue
+		}
+		if err := r.finalize(ctx, k, obj); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+
+	info, err := r.lstat(k)
+	if errors.Is(err, fs.ErrNotExist) {
+		r.state.forget(k)
+		r.cache.Forget(k.Path())
+		return reconcile.Result{}, r.release(ctx, live...)
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+
+	v := archive.VersionOf(info)
+	if wait := r.state.settle(k, v, r.Config.Clock.Now(), r.Config.SettleTime); wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil
+	}
+	res, cached, readErr := r.cache.Get(k.Path(), v, r.Config.Limits)
+	if !cached {
+		r.state.reads.Add(1)
+		r.state.bytesRead.Add(res.BytesRead)
+		// The archive changed while it was read: what was read may mix two versions.
+		if after, err := os.Lstat(k.Path()); err != nil || archive.VersionOf(after) != v {
+			r.cache.Forget(k.Path())
+			return reconcile.Result{RequeueAfter: r.Config.SettleTime}, nil
+		}
+	}
+	marker, err := readMarker(k.Path())
+	if err != nil {
+		return reconcile.Result{}, fmt.Errorf("reading the .keep marker of %s: %w", k.Path(), err)
+	}
+
+	if readErr != nil && res.Identity.Namespace == "" {
+		// No namespace to publish into: report on the node, and keep the file.
+		r.state.record(k, false, archive.ReasonOf(readErr))
+		if !cached {
+			r.reportOnNode(ctx, readErr)
+		}
+		return reconcile.Result{}, r.release(ctx, live...)
+	}
+
+	name := ObjectName(r.Config.NodeName, k.Dir, k.Name)
+	var current *cqv1.Checkpoint
+	var stale []*cqv1.Checkpoint
+	for _, obj := range live {
+		if obj.Namespace == res.Identity.Namespace && obj.Name == name {
+			current = obj
+		} else {
+			stale = append(stale, obj)
+		}
+	}
+	// An archive rewritten for another pod moves to that pod's namespace.
+	if err := r.release(ctx, stale...); err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.publish(ctx, k, current, published{name: name, info: info, res: res, readErr: readErr, marker: marker}); err != nil {
+		return reconcile.Result{}, err
+	}
+	reason := archive.Reason("")
+	if readErr != nil {
+		reason = archive.ReasonOf(readErr)
+	}
+	r.state.record(k, true, reason)
+	return reconcile.Result{}, nil
+}
+
+// lstat looks at the archive's entry itself, and treats an archive outside the configured
+// directories (an object left from an older configuration) as gone.
+func (r *Reconciler) lstat(k fileKey) (os.FileInfo, error) {
+	if !r.Config.configured(k.Dir) || !archive.IsArchiveName(k.Name) {
+		return nil, fs.ErrNotExist
+	}
+	return os.Lstat(k.Path())
+}
+
+func (r *Reconciler) objectsFor(ctx context.Context, k fileKey) ([]*cqv1.Checkpoint, error) {
+	var list cqv1.CheckpointList
+	if err := r.Client.List(ctx, &list, client.MatchingFields{indexFile: k.Path()}); err != nil {
+		return nil, err
+	}
+	out := make([]*cqv1.Checkpoint, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, &list.Items[i])
+	}
+	return out, nil
+}
+
+// published is what the agent learned about an archive that has a namespace.
+type published struct {
+	name    string
+	info    os.FileInfo
+	res     archive.Result
+	readErr error
+	marker  markerKind
+}
+
+// publish creates or updates the archive's Checkpoint.
+func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoint, p published) error {
+	id := p.res.Identity
+	labels := map[string]string{
+		cqv1.LabelNode:      labelValue(r.Config.NodeName),
+		cqv1.LabelPod:       labelValue(id.Pod),
+		cqv1.LabelContainer: labelValue(id.Container),
+	}
+	if obj == nil {
+		obj = &cqv1.Checkpoint{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: p.name, Namespace: id.Namespace, Labels: labels,
+				Annotations: map[string]string{AnnotationFile: k.Path()},
+				Finalizers:  []string{cqv1.FinalizerArchive},
+			},
+			// The agent's own marker is how spec.pinned outlives its object.
+			Spec: cqv1.CheckpointSpec{Pinned: p.marker == markerAgent},
+		}
+		if err := r.Client.Create(ctx, obj); err != nil {
+			// AlreadyExists: the cache has not seen the object yet; the retry will.
+			return fmt.Errorf("creating Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
+		}
+	} else if needsMeta(obj, labels, k) {
+		patch := client.MergeFrom(obj.DeepCopy())
+		if obj.Labels == nil {
+			obj.Labels = map[string]string{}
+		}
+		for key, v := range labels {
+			obj.Labels[key] = v
+		}
+		if obj.Annotations == nil {
+			obj.Annotations = map[string]string{}
+		}
+		obj.Annotations[AnnotationFile] = k.Path()
+		controllerutil.AddFinalizer(obj, cqv1.FinalizerArchive)
+		if err := r.Client.Patch(ctx, obj, patch); err != nil {
+			return err
+		}
+	}
+
+	marker, err := r.syncMarker(k, obj, p.marker)
+	if err != nil {
+		return err
+	}
+	p.marker = marker
+	status := r.status(k, obj, p)
+	if equality.Semantic.DeepEqual(obj.Status, status) {
+		return nil
+	}
+	if becameUnreadable(obj.Status, status) {
+		r.Recorder.Eventf(obj, nil, "Warning", "UnreadableArchive", "Read",
+			"%s; the archive is kept on node %s and read again when it changes", eventNote(p.readErr), r.Config.NodeName)
+	}
+	patch := client.MergeFrom(obj.DeepCopy())
+	obj.Status = status
+	return r.Client.Status().Patch(ctx, obj, patch)
+}
+
+func needsMeta(obj *cqv1.Checkpoint, labels map[string]string, k fileKey) bool {
+	for key, v := range labels {
+		if obj.Labels[key] != v {
+			return true
+		}
+	}
+	return obj.Annotations[AnnotationFile] != k.Path() || !controllerutil.ContainsFinalizer(obj, cqv1.FinalizerArchive)
+}
+
+// syncMarker keeps the agent's .keep marker in step with spec.pinned, so that the pin
+// survives the object (a restart, a refused prune). A marker the agent did not write is
+// never touched: it pins whatever spec.pinned says.
+func (r *Reconciler) syncMarker(k fileKey, obj *cqv1.Checkpoint, marker markerKind) (markerKind, error) {
+	switch {
+	case obj.Spec.Pinned && marker == markerNone:
+		if err := writeAgentMarker(k.Path(), obj.Namespace+"/"+obj.Name); err != nil {
+			return marker, fmt.Errorf("writing the .keep marker of %s: %w", k.Path(), err)
+		}
+		return readMarker(k.Path())
+	case !obj.Spec.Pinned && marker == markerAgent:
+		if err := removeAgentMarker(k.Path()); err != nil {
+			return marker, fmt.Errorf("removing the agent's .keep marker of %s: %w", k.Path(), err)
+		}
+		return markerNone, nil
+	}
+	return marker, nil
+}
+
+// release removes the finalizer of objects that no longer stand for an archive, then
+// deletes them. The finalizer goes first so that deleting them never removes a file.
+func (r *Reconciler) release(ctx context.Context, objs ...*cqv1.Checkpoint) error {
+	for _, obj := range objs {
+		if err := r.dropFinalizer(ctx, obj); err != nil {
+			return err
+		}
+		uid := obj.UID
+		err := r.Client.Delete(ctx, obj, client.Preconditions{UID: &uid})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("deleting Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
+		}
+		logf.FromContext(ctx).V(1).Info("deleted the Checkpoint of a gone archive", "checkpoint", client.ObjectKeyFromObject(obj))
+	}
+	return nil
+}
+
+func (r *Reconciler) dropFinalizer(ctx context.Context, obj *cqv1.Checkpoint) error {
+	if !controllerutil.ContainsFinalizer(obj, cqv1.FinalizerArchive) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(obj.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(obj, cqv1.FinalizerArchive)
+	if err := r.Client.Patch(ctx, obj, patch); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("removing the finalizer of Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
+	}
+	return nil
+}
+
+// now is the clock's time, to the second, as the API stores it.
+func (r *Reconciler) now() metav1.Time {
+	return metav1.NewTime(r.Config.Clock.Now().UTC().Truncate(time.Second))
+}

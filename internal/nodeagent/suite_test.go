@@ -1,0 +1,158 @@
+package nodeagent_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	dto "github.com/prometheus/client_model/go"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/nodeagent"
+	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
+)
+
+// settleTime is short so that the suite is fast; the slow-writer spec uses its own.
+const settleTime = 200 * time.Millisecond
+
+var (
+	env *testenv.Env
+	ctx = context.Background()
+	// policyPath is the admission policy the specs apply, as a user would.
+	policyPath = filepath.Join(testenv.RepoRoot(), "config", "admission-policy")
+)
+
+func TestNodeAgent(t *testing.T) {
+	RegisterFailHandler(Fail)
+	SetDefaultEventuallyTimeout(20 * time.Second)
+	SetDefaultEventuallyPollingInterval(100 * time.Millisecond)
+	RunSpecs(t, "node agent suite")
+}
+
+var _ = BeforeSuite(func() {
+	ctrllog.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	var err error
+	env, err = testenv.Start(testenv.Options{})
+	Expect(err).NotTo(HaveOccurred())
+	out, stderr, err := env.Kubectl("", "apply", "-k", policyPath)
+	Expect(err).NotTo(HaveOccurred(), "kubectl apply -k %s: %s%s", policyPath, out, stderr)
+})
+
+var _ = AfterSuite(func() {
+	if env != nil {
+		Expect(env.Stop()).To(Succeed())
+	}
+})
+
+// agent is a node agent running in this process.
+type agent struct {
+	node   string
+	dirs   []string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startAgent runs an agent for node over dirs until the spec ends or stop is called.
+func startAgent(node string, settle time.Duration, dirs ...string) *agent {
+	GinkgoHelper()
+	cfg := *env.Config
+	cfg.QPS, cfg.Burst = nodeagent.DefaultQPS, nodeagent.DefaultBurst
+	mgr, err := nodeagent.NewManager(&cfg, nodeagent.Config{
+		NodeName: node, Dirs: dirs, SettleTime: settle, RescanInterval: 2 * time.Second, Workers: 4,
+	}, nodeagent.ManagerOptions{MetricsBindAddress: "0"})
+	Expect(err).NotTo(HaveOccurred())
+	runCtx, cancel := context.WithCancel(ctx)
+	a := &agent{node: node, dirs: dirs, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		defer GinkgoRecover()
+		a.done <- mgr.Start(runCtx)
+	}()
+	DeferCleanup(a.stop)
+	return a
+}
+
+// stop stops the agent and waits until it has, as a node's agent would be killed.
+func (a *agent) stop() {
+	GinkgoHelper()
+	if a.cancel == nil {
+		return
+	}
+	a.cancel()
+	a.cancel = nil
+	Eventually(a.done).Should(Receive(BeNil()))
+}
+
+// newNode returns a unique node name and a checkpoint directory for it.
+func newNode() (string, string) {
+	return "node-" + rand.String(6), GinkgoT().TempDir()
+}
+
+// checkpointsOf lists the Checkpoints of node, through the direct client.
+func checkpointsOf(node string) func(Gomega) []cqv1.Checkpoint {
+	return func(g Gomega) []cqv1.Checkpoint {
+		var list cqv1.CheckpointList
+		g.Expect(env.Client.List(ctx, &list, client.MatchingLabels{cqv1.LabelNode: node})).To(Succeed())
+		return list.Items
+	}
+}
+
+// fileNames returns the file names the Checkpoints stand for.
+func fileNames(items []cqv1.Checkpoint) []string {
+	out := make([]string, 0, len(items))
+	for _, c := range items {
+		out = append(out, c.Status.FileName)
+	}
+	return out
+}
+
+// metric returns the value of the node's metric name with the given extra labels, or -1 when absent.
+func metric(node, name string, labels map[string]string) float64 {
+	GinkgoHelper()
+	families, err := metrics.Registry.Gather()
+	Expect(err).NotTo(HaveOccurred())
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if matches(m, node, labels) {
+				if f.GetType() == dto.MetricType_COUNTER {
+					return m.GetCounter().GetValue()
+				}
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
+}
+
+func matches(m *dto.Metric, node string, labels map[string]string) bool {
+	want := map[string]string{"node": node}
+	for k, v := range labels {
+		want[k] = v
+	}
+	got := map[string]string{}
+	for _, l := range m.GetLabel() {
+		got[l.GetName()] = l.GetValue()
+	}
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
