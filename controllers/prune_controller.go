@@ -9,13 +9,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -51,6 +51,9 @@ type PruneReconciler struct {
 	NodeGracePeriod time.Duration
 	// Concurrency bounds the deletes in flight.
 	Concurrency int
+	// BatchDelay is how long a change waits for others before a pass: a burst of
+	// thousands of new archives costs a few passes, not one each.
+	BatchDelay time.Duration
 	// QuotaUpdates and ClusterQuotaUpdates tell the quota controllers that a new view is ready.
 	QuotaUpdates, ClusterQuotaUpdates chan event.GenericEvent
 
@@ -110,6 +113,35 @@ func (r *PruneReconciler) publish(ctx context.Context, w *world, res quota.Resul
 	}
 }
 
+// batch enqueues the one request after the batch delay. The queue keeps the earliest
+// time of a request already waiting, so a stream of changes is passed on at most once
+// per delay, and the first change of a quiet period waits no longer than the delay.
+type batch struct{ delay time.Duration }
+
+func (b batch) add(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	q.AddAfter(everything, b.delay)
+}
+
+// Create enqueues the pass.
+func (b batch) Create(_ context.Context, _ event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	b.add(q)
+}
+
+// Update enqueues the pass.
+func (b batch) Update(_ context.Context, _ event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	b.add(q)
+}
+
+// Delete enqueues the pass.
+func (b batch) Delete(_ context.Context, _ event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	b.add(q)
+}
+
+// Generic enqueues the pass.
+func (b batch) Generic(_ context.Context, _ event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	b.add(q)
+}
+
 func earliest(a, b time.Time) time.Time {
 	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
 		return b
@@ -132,9 +164,7 @@ func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(r.wake); err != nil {
 		return err
 	}
-	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
-		return []reconcile.Request{everything}
-	})
+	all := batch{delay: r.BatchDelay}
 	meta := func(kind string) *metav1.PartialObjectMetadata {
 		m := &metav1.PartialObjectMetadata{}
 		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))

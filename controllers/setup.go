@@ -21,6 +21,8 @@ type Options struct {
 	PruneConcurrency int
 	// StatusInterval is the least time between two status writes of one quota.
 	StatusInterval time.Duration
+	// BatchDelay is how long a change waits for others before the usage is recomputed.
+	BatchDelay time.Duration
 }
 
 // DefaultOptions are the manager's defaults.
@@ -29,6 +31,7 @@ var DefaultOptions = Options{
 	NodeGracePeriod:  time.Hour,
 	PruneConcurrency: 16,
 	StatusInterval:   time.Second,
+	BatchDelay:       200 * time.Millisecond,
 }
 
 // Setup registers the pruning controller and both quota controllers with the manager.
@@ -49,6 +52,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Engine, error) {
 	if err := (&PruneReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: engine, Recorder: recorder, Clock: o.Clock,
 		ResyncPeriod: o.ResyncPeriod, NodeGracePeriod: o.NodeGracePeriod, Concurrency: o.PruneConcurrency,
+		BatchDelay:   o.BatchDelay,
 		QuotaUpdates: quotaUpdates, ClusterQuotaUpdates: clusterUpdates,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, err

@@ -8,11 +8,11 @@ import (
 
 // setupControllers registers the pruning controller and the quota status controllers.
 func setupControllers(mgr ctrl.Manager, o options) error {
-	_, err := controllers.Setup(mgr, controllers.Options{
-		ResyncPeriod:     o.resyncPeriod,
-		NodeGracePeriod:  o.nodeGracePeriod,
-		PruneConcurrency: o.pruneConcurrency,
-		StatusInterval:   o.statusInterval,
-	})
+	opts := controllers.DefaultOptions
+	opts.ResyncPeriod = o.resyncPeriod
+	opts.NodeGracePeriod = o.nodeGracePeriod
+	opts.PruneConcurrency = o.pruneConcurrency
+	opts.StatusInterval = o.statusInterval
+	_, err := controllers.Setup(mgr, opts)
 	return err
 }
