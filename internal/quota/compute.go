@@ -2,6 +2,7 @@ package quota
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -11,6 +12,8 @@ import (
 type subject struct {
 	rules  Rules
 	groups []int
+	// scopes are the container, pod and namespace scope names, by Level.
+	scopes [3]string
 }
 
 // group is one limit of one quota over one scope, and the archives it counts, oldest first.
@@ -91,7 +94,16 @@ func build(in *Input) *world {
 	for i := range w.order {
 		w.order[i] = i
 	}
-	sort.SliceStable(w.order, func(x, y int) bool { return Older(&in.Archives[w.order[x]], &in.Archives[w.order[y]]) })
+	// Older is a total order (names are unique in a namespace), so an unstable sort is deterministic.
+	slices.SortFunc(w.order, func(x, y int) int {
+		switch {
+		case Older(&in.Archives[x], &in.Archives[y]):
+			return -1
+		case Older(&in.Archives[y], &in.Archives[x]):
+			return 1
+		}
+		return 0
+	})
 
 	subjects := map[string]int{}
 	groups := map[groupKey]int{}
@@ -103,8 +115,14 @@ func build(in *Input) *world {
 			s = len(w.subjects)
 			subjects[key] = s
 			sub := subject{rules: in.Rules(a)}
+			for lvl := LevelContainer; lvl <= LevelNamespace; lvl++ {
+				sub.scopes[lvl] = a.Scope(lvl)
+			}
 			for _, l := range sub.rules.Limits {
-				gk := groupKey{quota: l.Quota, key: l.Key, scope: a.Scope(l.Level)}
+				gk := groupKey{quota: l.Quota, key: l.Key}
+				if l.Level != LevelGroup {
+					gk.scope = sub.scopes[l.Level]
+				}
 				g, ok := groups[gk]
 				if !ok {
 					g = len(w.groups)
@@ -171,7 +189,7 @@ func (w *world) prune(active []bool) ([]*Prune, []quotaBlock) {
 			continue
 		}
 		r := &w.subjects[w.subjOf[i]].rules
-		scope := a.Scope(LevelContainer)
+		scope := w.subjects[w.subjOf[i]].scopes[LevelContainer]
 		switch {
 		case r.MaxSize != nil && active[r.MaxSize.Quota] && a.Size > r.MaxSize.Value:
 			mark(i, &Prune{Archive: i, Quota: r.MaxSize.Quota, Key: "maxCheckpointSize", Scope: scope,

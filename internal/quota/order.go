@@ -22,20 +22,33 @@ func (a *Archive) Time() time.Time {
 // Older orders archives oldest first: by checkpoint time, then the time in the file
 // name, then the modification time, then namespace and name so that the order is stable.
 func Older(a, b *Archive) bool {
-	for _, p := range [][2]time.Time{{a.CheckpointTime, b.CheckpointTime}, {a.FileTime, b.FileTime}, {a.ModTime, b.ModTime}} {
-		if !p[0].Equal(p[1]) {
-			// An unknown time sorts after a known one: an archive of unknown age is not
-			// taken for the oldest.
-			if p[0].IsZero() || p[1].IsZero() {
-				return p[1].IsZero()
-			}
-			return p[0].Before(p[1])
-		}
+	if c := compareTimes(a.CheckpointTime, b.CheckpointTime); c != 0 {
+		return c < 0
+	}
+	if c := compareTimes(a.FileTime, b.FileTime); c != 0 {
+		return c < 0
+	}
+	if c := compareTimes(a.ModTime, b.ModTime); c != 0 {
+		return c < 0
 	}
 	if a.Namespace != b.Namespace {
 		return a.Namespace < b.Namespace
 	}
 	return a.Name < b.Name
+}
+
+// compareTimes orders two times; an unknown (zero) time sorts after a known one, so that
+// an archive of unknown age is not taken for the oldest.
+func compareTimes(a, b time.Time) int {
+	switch az, bz := a.IsZero(), b.IsZero(); {
+	case az && bz:
+		return 0
+	case az:
+		return 1
+	case bz:
+		return -1
+	}
+	return a.Compare(b)
 }
 
 // FileNameTime reads the time from a kubelet archive name such as

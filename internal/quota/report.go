@@ -56,7 +56,8 @@ func (w *world) report(res *Result) {
 	seen := make([]int, len(in.Quotas)) // last archive counted per quota, +1
 	for _, i := range w.order {
 		a := &in.Archives[i]
-		r := &w.subjects[w.subjOf[i]].rules
+		sub := &w.subjects[w.subjOf[i]]
+		r := &sub.rules
 		count := func(q int) {
 			if seen[q] == i+1 {
 				return
@@ -71,7 +72,7 @@ func (w *world) report(res *Result) {
 					m = map[string]*ScopeUsage{}
 					scopes[q][lvl] = m
 				}
-				key := a.Scope(lvl)
+				key := sub.scopes[lvl]
 				su := m[key]
 				if su == nil {
 					su = &ScopeUsage{Namespace: a.Namespace, Fill: fill[q][lvl][key]}
@@ -101,7 +102,7 @@ func (w *world) report(res *Result) {
 				qr.MaxSize = &LimitUsage{Key: "maxCheckpointSize", Level: LevelContainer, Resource: Storage, Hard: r.MaxSize.Value, Used: -1}
 			}
 			if a.Size > qr.MaxSize.Used {
-				qr.MaxSize.Used, qr.MaxSize.Scope = a.Size, a.Scope(LevelContainer)
+				qr.MaxSize.Used, qr.MaxSize.Scope = a.Size, sub.scopes[LevelContainer]
 			}
 		}
 	}
