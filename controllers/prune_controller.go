@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -60,11 +61,16 @@ type PruneReconciler struct {
 	wake          *wakeups
 	orphans       map[types.UID]time.Time
 	nodeGoneSince map[string]time.Time
+	// fileTimes caches the time parsed from each Checkpoint's file name, which never changes.
+	fileTimes map[types.UID]fileTime
+	// passCost is how long the last pass took to read and compute, in nanoseconds.
+	passCost atomic.Int64
 }
 
 // Reconcile runs one pass: read, compute, publish, release, prune.
 func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
 	now := r.Clock.Now()
+	began := time.Now()
 	w, err := r.load(ctx, now)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -77,6 +83,7 @@ func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.R
 	start := time.Now()
 	res := quota.Compute(w.input)
 	recomputeSeconds.Observe(time.Since(start).Seconds())
+	r.passCost.Store(int64(time.Since(began)))
 	r.publish(ctx, w, res)
 	r.wake.at(earliest(res.NextExpiry, nodeWake))
 	return ctrl.Result{}, r.prune(ctx, w, res.Prune)
@@ -116,10 +123,15 @@ func (r *PruneReconciler) publish(ctx context.Context, w *world, res quota.Resul
 // batch enqueues the one request after the batch delay. The queue keeps the earliest
 // time of a request already waiting, so a stream of changes is passed on at most once
 // per delay, and the first change of a quiet period waits no longer than the delay.
-type batch struct{ delay time.Duration }
+// The delay grows to twice what the last pass cost, so that under a stream the passes
+// take at most about a third of a core however large the cluster.
+type batch struct {
+	delay time.Duration
+	cost  *atomic.Int64
+}
 
 func (b batch) add(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	q.AddAfter(everything, b.delay)
+	q.AddAfter(everything, max(b.delay, 2*time.Duration(b.cost.Load())))
 }
 
 // Create enqueues the pass.
@@ -164,7 +176,8 @@ func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(r.wake); err != nil {
 		return err
 	}
-	all := batch{delay: r.BatchDelay}
+	r.fileTimes = map[types.UID]fileTime{}
+	all := batch{delay: r.BatchDelay, cost: &r.passCost}
 	meta := func(kind string) *metav1.PartialObjectMetadata {
 		m := &metav1.PartialObjectMetadata{}
 		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))

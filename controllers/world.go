@@ -67,8 +67,10 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time) (*world, erro
 		c := &cps.Items[i]
 		w.all = append(w.all, c)
 		present[c.UID] = !c.DeletionTimestamp.IsZero()
-		// Terminating archives are on their way out: the agent removes the file.
-		if !c.DeletionTimestamp.IsZero() || r.Engine.isGone(c.UID) {
+		// Terminating archives are on their way out: the agent removes the file. A
+		// Checkpoint whose status the agent has not written yet is left out until it has:
+		// without its time it would be taken for the newest and spare an older archive.
+		if !c.DeletionTimestamp.IsZero() || r.Engine.isGone(c.UID) || c.Status.FileName == "" {
 			continue
 		}
 		if _, ok := nsLabels[c.Namespace]; !ok {
@@ -77,6 +79,12 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time) (*world, erro
 			}
 		}
 		a := archiveOf(c)
+		if ft, ok := r.fileTimes[c.UID]; ok && ft.name == c.Status.FileName {
+			a.FileTime = ft.time
+		} else {
+			a.FileTime, _ = quota.FileNameTime(c.Status.FileName)
+			r.fileTimes[c.UID] = fileTime{name: c.Status.FileName, time: a.FileTime}
+		}
 		if since, orphan := r.orphanSince(ctx, w, c, now); orphan {
 			a.OrphanSince = since
 		}
@@ -115,6 +123,12 @@ func (w *world) addQuota(obj client.Object, ref policy.Ref, q *policy.Quota, err
 	w.policies = append(w.policies, q)
 }
 
+// fileTime is the time parsed from a file name.
+type fileTime struct {
+	name string
+	time time.Time
+}
+
 func archiveOf(c *cqv1.Checkpoint) quota.Archive {
 	a := quota.Archive{
 		Name: c.Name, Namespace: c.Namespace,
@@ -135,7 +149,6 @@ func archiveOf(c *cqv1.Checkpoint) quota.Archive {
 	if c.Status.ModTime != nil {
 		a.ModTime = c.Status.ModTime.Time
 	}
-	a.FileTime, _ = quota.FileNameTime(c.Status.FileName)
 	return a
 }
 
@@ -194,6 +207,11 @@ func (r *PruneReconciler) forgetOrphans(present map[types.UID]bool) {
 	for uid := range r.orphans {
 		if _, ok := present[uid]; !ok {
 			delete(r.orphans, uid)
+		}
+	}
+	for uid := range r.fileTimes {
+		if _, ok := present[uid]; !ok {
+			delete(r.fileTimes, uid)
 		}
 	}
 }
