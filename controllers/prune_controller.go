@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
@@ -154,6 +155,29 @@ func (b batch) Generic(_ context.Context, _ event.GenericEvent, q workqueue.Type
 	b.add(q)
 }
 
+// usageChanged passes the Checkpoint changes that can change usage. A Checkpoint that
+// was already terminating left usage when its deletion began, so what happens to it
+// next (the agent removing its finalizer, then the object going) is no news; nor is the
+// prune-reason annotation that the manager writes itself. Pruning thousands of archives
+// then costs a few passes rather than one per event.
+var usageChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		o, ok1 := e.ObjectOld.(*cqv1.Checkpoint)
+		n, ok2 := e.ObjectNew.(*cqv1.Checkpoint)
+		if !ok1 || !ok2 {
+			return true
+		}
+		if !o.DeletionTimestamp.IsZero() {
+			return false
+		}
+		return !n.DeletionTimestamp.IsZero() || o.Generation != n.Generation ||
+			!equality.Semantic.DeepEqual(o.Labels, n.Labels) || !equality.Semantic.DeepEqual(o.Status, n.Status)
+	},
+	DeleteFunc: func(e event.DeleteEvent) bool {
+		return e.Object.GetDeletionTimestamp().IsZero()
+	},
+}
+
 func earliest(a, b time.Time) time.Time {
 	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
 		return b
@@ -192,7 +216,7 @@ func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("prune").
-		Watches(&cqv1.Checkpoint{}, all).
+		Watches(&cqv1.Checkpoint{}, all, builder.WithPredicates(usageChanged)).
 		Watches(&cqv1.CheckpointQuota{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&cqv1.ClusterCheckpointQuota{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WatchesMetadata(meta("Pod"), all, builder.WithPredicates(identity)).
