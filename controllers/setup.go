@@ -29,7 +29,7 @@ type Options struct {
 var DefaultOptions = Options{
 	ResyncPeriod:     10 * time.Minute,
 	NodeGracePeriod:  time.Hour,
-	PruneConcurrency: 16,
+	PruneConcurrency: 64,
 	StatusInterval:   time.Second,
 	BatchDelay:       200 * time.Millisecond,
 }
