@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -18,6 +19,8 @@ import (
 // Default limits: spec.dump and config.dump are a few KiB; anything near a MiB is not
 // metadata a runtime wrote, and reading it would let one file cost the agent memory.
 const (
+	// readBufferSize is one page: the kernel reads no less from the page cache or the disk.
+	readBufferSize         = 4096
 	DefaultMaxMetadataSize = 1 << 20
 	DefaultMaxEntries      = 100000
 )
@@ -104,7 +107,7 @@ func Read(file string, lim Limits) (Result, error) {
 	if !info.Mode().IsRegular() {
 		return Result{}, &Error{File: file, Reason: ReasonNotRegular, Err: fmt.Errorf("is a %s, not a regular file", kindOf(info.Mode()))}
 	}
-	res, err := ReadFrom(f, path.Base(file), info.ModTime(), lim)
+	res, err := ReadFrom(f, info.Size(), path.Base(file), info.ModTime(), lim)
 	var ae *Error
 	if errors.As(err, &ae) {
 		ae.File = file
@@ -130,9 +133,10 @@ func kindOf(m os.FileMode) string {
 
 // ReadFrom reads an archive's identity from r. name is the archive's file name and
 // modTime its modification time, the fallbacks for the checkpoint time.
-func ReadFrom(r io.ReadSeeker, name string, modTime time.Time, lim Limits) (Result, error) {
+func ReadFrom(r io.ReaderAt, size int64, name string, modTime time.Time, lim Limits) (Result, error) {
 	lim = lim.withDefaults()
-	cr := &countingReader{r: r}
+	cr := newBlockReader(r, size)
+	defer cr.release()
 	tr := tar.NewReader(cr)
 	var (
 		config  *metadata.ContainerConfig
@@ -181,7 +185,10 @@ func ReadFrom(r io.ReadSeeker, name string, modTime time.Time, lim Limits) (Resu
 				fail(err.Reason, err.Err)
 			}
 		}
-		// Every other entry's data is skipped by tar.Reader, which seeks because cr is an io.Seeker.
+		// Every other entry's data is skipped by tar.Reader, which seeks because cr is an
+		// io.Seeker. The walk goes on to the end, past the metadata, because only the end
+		// of the archive tells a complete archive from a truncated one; it costs a header
+		// read per remaining entry.
 	}
 
 	id := identityFrom(spec, config)
@@ -220,18 +227,67 @@ func decodeEntry(tr *tar.Reader, hdr *tar.Header, limit int64, into any) *Error 
 	return nil
 }
 
-// countingReader counts the bytes read through it and lets tar.Reader seek past data.
-type countingReader struct {
-	r io.ReadSeeker
-	n int64
+// blockReader reads a file through a small buffer with pread and makes seeking free: the
+// tar reader skips an entry's data with Seek, which only moves a position here, so an
+// archive costs a handful of system calls whatever its size. n counts the bytes read
+// from the file.
+type blockReader struct {
+	f    io.ReaderAt
+	size int64
+	pos  int64
+	buf  []byte
+	// start is the file offset of buf[0]; buf holds valid bytes up to len(buf).
+	start int64
+	n     int64
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+// buffers are reused across archives: reading thousands in a row would otherwise
+// allocate (and zero) a page per archive for the garbage collector to reclaim.
+var buffers = sync.Pool{New: func() any { b := make([]byte, 0, readBufferSize); return &b }}
+
+func newBlockReader(f io.ReaderAt, size int64) *blockReader {
+	return &blockReader{f: f, size: size, buf: (*buffers.Get().(*[]byte))[:0]}
 }
 
-func (c *countingReader) Seek(offset int64, whence int) (int64, error) {
-	return c.r.Seek(offset, whence)
+func (b *blockReader) release() {
+	buf := b.buf[:0]
+	b.buf = nil
+	buffers.Put(&buf)
+}
+
+func (b *blockReader) Read(p []byte) (int, error) {
+	if b.pos < b.start || b.pos >= b.start+int64(len(b.buf)) {
+		if b.pos >= b.size {
+			return 0, io.EOF
+		}
+		n, err := b.f.ReadAt(b.buf[:cap(b.buf)], b.pos)
+		b.n += int64(n)
+		b.start, b.buf = b.pos, b.buf[:n]
+		if n == 0 {
+			if err == nil {
+				err = io.EOF
+			}
+			return 0, err
+		}
+	}
+	n := copy(p, b.buf[b.pos-b.start:])
+	b.pos += int64(n)
+	return n, nil
+}
+
+func (b *blockReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += b.pos
+	case io.SeekEnd:
+		offset += b.size
+	default:
+		return b.pos, fmt.Errorf("seek: invalid whence %d", whence)
+	}
+	if offset < 0 {
+		return b.pos, errors.New("seek: negative position")
+	}
+	b.pos = offset
+	return offset, nil
 }

@@ -16,12 +16,15 @@ const (
 	DefaultCheckpointDir  = "/var/lib/kubelet/checkpoints"
 	DefaultSettleTime     = 2 * time.Second
 	DefaultRescanInterval = 5 * time.Minute
-	DefaultWorkers        = 16
+	// DefaultWorkers matches the concurrency at which the test bed's kube-apiserver was
+	// measured at about 1,700 creates/s (against 530/s from one sequential client).
+	DefaultWorkers = 32
 	// DefaultQPS and DefaultBurst let a node with thousands of archives publish them in
-	// seconds: each archive costs a create and a status update, and API writes, not
-	// archive reads, bound a burst.
-	DefaultQPS   = 500
-	DefaultBurst = 1000
+	// seconds: each archive costs two writes (a create, then its status), and the
+	// apiserver, not this limiter or the archive reads, should bound a burst. Steady
+	// state costs nothing: an unchanged archive causes no request.
+	DefaultQPS   = 1000
+	DefaultBurst = 2000
 )
 
 // Config is what one agent watches and how.

@@ -20,9 +20,9 @@ import (
 // identity is what a user reads from a Checkpoint to know which archive it is.
 type identity struct {
 	Namespace, Pod, UID, Container, Node, FileName, Size, Runtime, Image string
-	SizeBytes                                                           int64
-	Time                                                                time.Time
-	Finalizer                                                           bool
+	SizeBytes                                                            int64
+	Time                                                                 time.Time
+	Finalizer                                                            bool
 }
 
 func identityOf(c cqv1.Checkpoint) identity {
@@ -156,9 +156,9 @@ var _ = Describe("Publishing archives", func() {
 		Eventually(func(g Gomega) []cqv1.Checkpoint { return checkpointsOf(node)(g) }).Should(HaveLen(1))
 		uid := checkpointsOf(node)(Default)[0].UID
 
-		// The same name, rewritten bigger and for another pod UID.
-		Expect(os.Remove(path)).To(Succeed())
-		a.WithSize(128 << 10).WithUID("rewritten-uid").MustWrite(dir)
+		// The same name, replaced (rename is atomic) by a bigger archive of another pod UID.
+		tmp := a.WithSize(128 << 10).WithUID("rewritten-uid").MustWrite(GinkgoT().TempDir())
+		Expect(os.Rename(tmp, path)).To(Succeed())
 		Eventually(func(g Gomega) {
 			items := checkpointsOf(node)(g)
 			g.Expect(items).To(HaveLen(1))
@@ -207,4 +207,3 @@ var _ = Describe("Publishing archives", func() {
 		Expect(checkpointsOf(nodeA)(Default)).To(BeEmpty())
 	})
 })
-

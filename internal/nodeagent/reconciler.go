@@ -8,8 +8,9 @@ import (
 	"os"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -47,21 +48,10 @@ type Reconciler struct {
 // Reconcile handles one archive.
 func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result, error) {
 	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("archive", k.Path()))
-	objs, err := r.objectsFor(ctx, k)
+	live, err := r.liveObjects(ctx, k)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	var live []*cqv1.Checkpoint
-	for _, obj := range objs {
-		if obj.DeletionTimestamp.IsZero() {
-			live = append(live, obj)
-			continue
-		}
-		if err := r.finalize(ctx, k, obj); err != nil {
-			return reconcile.Result{}, err
-		}
-	}
-
 	info, err := r.lstat(k)
 	if errors.Is(err, fs.ErrNotExist) {
 		r.state.forget(k)
@@ -71,20 +61,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-
-	v := archive.VersionOf(info)
-	if wait := r.state.settle(k, v, r.Config.Clock.Now(), r.Config.SettleTime); wait > 0 {
+	res, cached, wait, readErr := r.read(k, info)
+	if wait > 0 {
 		return reconcile.Result{RequeueAfter: wait}, nil
-	}
-	res, cached, readErr := r.cache.Get(k.Path(), v, r.Config.Limits)
-	if !cached {
-		r.state.reads.Add(1)
-		r.state.bytesRead.Add(res.BytesRead)
-		// The archive changed while it was read: what was read may mix two versions.
-		if after, err := os.Lstat(k.Path()); err != nil || archive.VersionOf(after) != v {
-			r.cache.Forget(k.Path())
-			return reconcile.Result{RequeueAfter: r.Config.SettleTime}, nil
-		}
 	}
 	marker, err := readMarker(k.Path())
 	if err != nil {
@@ -101,15 +80,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	}
 
 	name := ObjectName(r.Config.NodeName, k.Dir, k.Name)
-	var current *cqv1.Checkpoint
-	var stale []*cqv1.Checkpoint
-	for _, obj := range live {
-		if obj.Namespace == res.Identity.Namespace && obj.Name == name {
-			current = obj
-		} else {
-			stale = append(stale, obj)
-		}
-	}
+	current, stale := split(live, res.Identity.Namespace, name)
 	// An archive rewritten for another pod moves to that pod's namespace.
 	if err := r.release(ctx, stale...); err != nil {
 		return reconcile.Result{}, err
@@ -123,6 +94,58 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	}
 	r.state.record(k, true, reason)
 	return reconcile.Result{}, nil
+}
+
+// liveObjects returns the archive's Checkpoints that are not being deleted, after
+// finalizing those that are.
+func (r *Reconciler) liveObjects(ctx context.Context, k fileKey) ([]*cqv1.Checkpoint, error) {
+	objs, err := r.objectsFor(ctx, k)
+	if err != nil {
+		return nil, err
+	}
+	var live []*cqv1.Checkpoint
+	for _, obj := range objs {
+		if obj.DeletionTimestamp.IsZero() {
+			live = append(live, obj)
+			continue
+		}
+		if err := r.finalize(ctx, k, obj); err != nil {
+			return nil, err
+		}
+	}
+	return live, nil
+}
+
+// read returns the archive's identity once it has settled, or how long to wait before it
+// has. cached says the result came from the cache, without reading the file.
+func (r *Reconciler) read(k fileKey, info os.FileInfo) (res archive.Result, cached bool, wait time.Duration, readErr error) {
+	v := archive.VersionOf(info)
+	if wait := r.state.settle(k, v, r.Config.Clock.Now(), r.Config.SettleTime); wait > 0 {
+		return res, false, wait, nil
+	}
+	res, cached, readErr = r.cache.Get(k.Path(), v, r.Config.Limits)
+	if !cached {
+		r.state.reads.Add(1)
+		r.state.bytesRead.Add(res.BytesRead)
+		// The archive changed while it was read: what was read may mix two versions.
+		if after, err := os.Lstat(k.Path()); err != nil || archive.VersionOf(after) != v {
+			r.cache.Forget(k.Path())
+			return res, false, r.Config.SettleTime, nil
+		}
+	}
+	return res, cached, 0, readErr
+}
+
+// split picks the object that should stand for the archive; the others are stale.
+func split(live []*cqv1.Checkpoint, namespace, name string) (current *cqv1.Checkpoint, stale []*cqv1.Checkpoint) {
+	for _, obj := range live {
+		if obj.Namespace == namespace && obj.Name == name {
+			current = obj
+		} else {
+			stale = append(stale, obj)
+		}
+	}
+	return current, stale
 }
 
 // lstat looks at the archive's entry itself, and treats an archive outside the configured
@@ -178,7 +201,8 @@ func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoin
 			return fmt.Errorf("creating Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
 		}
 	} else if needsMeta(obj, labels, k) {
-		patch := client.MergeFrom(obj.DeepCopy())
+		// Locked, because the patch carries the whole finalizer list.
+		patch := client.MergeFromWithOptions(obj.DeepCopy(), client.MergeFromWithOptimisticLock{})
 		if obj.Labels == nil {
 			obj.Labels = map[string]string{}
 		}
@@ -205,7 +229,7 @@ func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoin
 		return nil
 	}
 	if becameUnreadable(obj.Status, status) {
-		r.Recorder.Eventf(obj, nil, "Warning", "UnreadableArchive", "Read",
+		r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "UnreadableArchive", "Read",
 			"%s; the archive is kept on node %s and read again when it changes", eventNote(p.readErr), r.Config.NodeName)
 	}
 	patch := client.MergeFrom(obj.DeepCopy())
