@@ -101,6 +101,13 @@ func (e *Engine) ackPruned(ref policy.Ref, written cqv1.PrunedStatus) {
 	e.pruned[ref] = p
 }
 
+// forget drops what the engine accumulated for a quota that no longer exists.
+func (e *Engine) forget(ref policy.Ref) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.pruned, ref)
+}
+
 func (e *Engine) markGone(uid types.UID, at time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

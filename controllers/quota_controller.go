@@ -179,6 +179,7 @@ func (s *StatusWriter) forget(ref policy.Ref) {
 	delete(s.lastWrite, ref)
 	delete(s.lastPruned, ref)
 	s.mu.Unlock()
+	s.Engine.forget(ref)
 	for _, m := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
 	}{quotaUsed, quotaHard, quotaConflicts, statusWrites} {
