@@ -81,12 +81,16 @@ func (r *PruneReconciler) pruneOne(ctx context.Context, w *world, p quota.Prune)
 			return false, nil
 		}
 	}
-	annotated := c.DeepCopy()
-	if annotated.Annotations == nil {
-		annotated.Annotations = map[string]string{}
+	// Metadata only: the writes carry and return what they need, not the whole object.
+	annotated := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name,
+		UID: c.UID, ResourceVersion: c.ResourceVersion, Annotations: map[string]string{}}}
+	annotated.SetGroupVersionKind(cqv1.GroupVersion.WithKind("Checkpoint"))
+	for k, v := range c.Annotations {
+		annotated.Annotations[k] = v
 	}
+	before := annotated.DeepCopy()
 	annotated.Annotations[cqv1.AnnotationPruneReason] = p.Reason
-	if err := r.Client.Patch(ctx, annotated, client.MergeFromWithOptions(c, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := r.Client.Patch(ctx, annotated, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		return false, ignoreRace(err)
 	}
 	rv, uid := annotated.ResourceVersion, annotated.UID
