@@ -96,7 +96,7 @@ const (
 // creates it; deleting it deletes the archive.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=ckpt,categories=checkpointquota
+// +kubebuilder:resource:shortName=ckpt,categories=checkpoint-quota
 // +kubebuilder:printcolumn:name="Pod",type=string,JSONPath=`.status.podName`
 // +kubebuilder:printcolumn:name="Container",type=string,JSONPath=`.status.containerName`
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.nodeName`

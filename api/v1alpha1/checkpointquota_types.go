@@ -35,7 +35,7 @@ type CheckpointQuotaSpec struct {
 // ResourceQuota limits its pods.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:shortName=cpq,categories=checkpointquota
+// +kubebuilder:resource:shortName=cpq,categories=checkpoint-quota
 // +kubebuilder:printcolumn:name="Checkpoints",type=string,JSONPath=`.status.summary.checkpoints`,description="Archives used/hard"
 // +kubebuilder:printcolumn:name="Storage",type=string,JSONPath=`.status.summary.storage`,description="Bytes used/hard"
 // +kubebuilder:printcolumn:name="Enforcement",type=string,JSONPath=`.spec.enforcement`

@@ -41,7 +41,7 @@ type ClusterCheckpointQuotaSpec struct {
 // a CheckpointQuota in a namespace overrides the limits it sets.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Cluster,shortName=ccpq,categories=checkpointquota
+// +kubebuilder:resource:scope=Cluster,shortName=ccpq,categories=checkpoint-quota
 // +kubebuilder:printcolumn:name="Checkpoints",type=string,JSONPath=`.status.summary.checkpoints`,description="Archives used/hard"
 // +kubebuilder:printcolumn:name="Storage",type=string,JSONPath=`.status.summary.storage`,description="Bytes used/hard"
 // +kubebuilder:printcolumn:name="Enforcement",type=string,JSONPath=`.spec.enforcement`

@@ -2,10 +2,17 @@ package main
 
 import (
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/checkpoint-quota/checkpoint-quota/controllers"
 )
 
-// setupControllers registers the quota controllers with the manager.
-// The controllers package fills this in.
-func setupControllers(_ ctrl.Manager, _ options) error {
-	return nil
+// setupControllers registers the pruning controller and the quota status controllers.
+func setupControllers(mgr ctrl.Manager, o options) error {
+	opts := controllers.DefaultOptions
+	opts.ResyncPeriod = o.resyncPeriod
+	opts.NodeGracePeriod = o.nodeGracePeriod
+	opts.PruneConcurrency = o.pruneConcurrency
+	opts.StatusInterval = o.statusInterval
+	_, err := controllers.Setup(mgr, opts)
+	return err
 }

@@ -37,6 +37,9 @@ type options struct {
 	enableWebhooks    bool
 	enableControllers bool
 	resyncPeriod      time.Duration
+	nodeGracePeriod   time.Duration
+	pruneConcurrency  int
+	statusInterval    time.Duration
 }
 
 func main() {
@@ -51,6 +54,9 @@ func main() {
 	flag.BoolVar(&o.enableControllers, "enable-controllers", true, "Run the quota controllers.")
 	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "Period of the full recompute of every quota.")
 	rotation := bindCertRotationFlags(flag.CommandLine)
+	flag.DurationVar(&o.nodeGracePeriod, "node-gone-grace-period", time.Hour, "How long a node must be gone before its Checkpoints are released; 0 never releases.")
+	flag.IntVar(&o.pruneConcurrency, "prune-concurrency", 64, "Deletes of Checkpoints in flight at once.")
+	flag.DurationVar(&o.statusInterval, "status-interval", time.Second, "Least time between two status writes of one quota.")
 	zapOpts := zap.Options{Development: true}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

@@ -1,0 +1,398 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/controllers"
+	testarchive "github.com/checkpoint-quota/checkpoint-quota/test/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
+	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
+)
+
+// benchBed is a test bed with the manager running on the wall clock.
+type benchBed struct {
+	env  *testenv.Env
+	stop []func()
+}
+
+func newBenchBed(b *testing.B) *benchBed {
+	b.Helper()
+	ctrl.SetLogger(logr.Discard())
+	e, err := testenv.Start(testenv.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bed := &benchBed{env: e}
+	b.Cleanup(func() {
+		for i := len(bed.stop) - 1; i >= 0; i-- {
+			bed.stop[i]()
+		}
+		_ = e.Stop()
+	})
+	return bed
+}
+
+func (bed *benchBed) run(b *testing.B, start func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := start(ctx); err != nil {
+			b.Error(err)
+		}
+	}()
+	bed.stop = append(bed.stop, func() { cancel(); <-done })
+}
+
+func (bed *benchBed) startManager(b *testing.B) {
+	mgr, err := ctrl.NewManager(bed.env.Config, ctrl.Options{Scheme: testenv.Scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := controllers.Setup(mgr, controllers.DefaultOptions); err != nil {
+		b.Fatal(err)
+	}
+	bed.run(b, mgr.Start)
+}
+
+// namespaces creates n namespaces labelled for a cluster quota's selector.
+func (bed *benchBed) namespaces(b *testing.B, n int, label string) []string {
+	var out []string
+	for i := range n {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%03d", label, i), Labels: map[string]string{"bench": label}}}
+		if err := bed.env.Client.Create(context.Background(), ns); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, ns.Name)
+	}
+	return out
+}
+
+// waitFor polls cond until it holds, failing the benchmark after timeout.
+func waitFor(b *testing.B, timeout, every time.Duration, what string, cond func() bool) {
+	b.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(every)
+	}
+}
+
+func countCheckpoints(b *testing.B, c client.Client, opts ...client.ListOption) int {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(cqv1.GroupVersion.WithKind("CheckpointList"))
+	if err := c.List(context.Background(), list, opts...); err != nil {
+		b.Fatal(err)
+	}
+	return len(list.Items)
+}
+
+// BenchmarkBurst5000 writes 5,000 archives of 72 KiB (10 namespaces x 10 pods x 1
+// container x 50) on one node, lets a real agent publish them, applies a limit of 5 per
+// container, and measures the time until the directory holds exactly the 500 newest. The
+// manager and the agent run as their real binaries, so that their CPU time and peak RSS
+// are theirs alone (read from /proc).
+func BenchmarkBurst5000(b *testing.B) {
+	bin := b.TempDir()
+	for _, cmd := range []string{"manager", "node-agent"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(bin, cmd), "./cmd/"+cmd)
+		build.Dir = testenv.RepoRoot()
+		if out, err := build.CombinedOutput(); err != nil {
+			b.Fatalf("go build ./cmd/%s: %v\n%s", cmd, err, out)
+		}
+	}
+	for range b.N {
+		bed := newBenchBed(b)
+		dir := b.TempDir()
+		var newest []string
+		for _, ns := range bed.namespaces(b, 10, "burst") {
+			for p := range 10 {
+				for i := range 50 {
+					a := testarchive.New(ns, fmt.Sprintf("pod-%d", p), "app").WithRuntime(testarchive.Containerd).
+						WithSize(72 << 10).At(time.Now().Add(-time.Duration(50-i) * time.Minute))
+					a.MustWrite(dir)
+					if i >= 45 {
+						newest = append(newest, a.FileName())
+					}
+				}
+			}
+		}
+		sort.Strings(newest)
+		if err := bed.env.Client.Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "bench-node"}}); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		manager := bed.process(b, filepath.Join(bin, "manager"), "--kubeconfig", bed.env.Kubeconfig,
+			"--enable-webhooks=false", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=info")
+		agent := bed.process(b, filepath.Join(bin, "node-agent"), "--kubeconfig", bed.env.Kubeconfig, "--node-name", "bench-node",
+			"--checkpoint-dir", dir, "--settle-time", "200ms", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=info")
+		waitFor(b, 5*time.Minute, 200*time.Millisecond, "5,000 Checkpoints", func() bool {
+			return countCheckpoints(b, bed.env.Client) == 5000
+		})
+		publish := time.Since(t0)
+
+		mcpu, acpu, t1 := procCPU(b, manager), procCPU(b, agent), time.Now()
+		q := builder.ClusterQuota("burst").NamespaceSelector(map[string]string{"bench": "burst"}).PerContainer(5, "").Obj()
+		if err := bed.env.Client.Create(context.Background(), q); err != nil {
+			b.Fatal(err)
+		}
+		// The manager's part: every pruned Checkpoint is being deleted. Metadata only, so
+		// that polling weighs little on what it measures.
+		waitFor(b, 5*time.Minute, 100*time.Millisecond, "4,500 Checkpoints being deleted", func() bool {
+			return countLive(b, bed.env.Client) == 500
+		})
+		decided := time.Since(t1)
+		// The agent's part: the files are gone. Names only, unsorted and without a stat.
+		waitFor(b, 5*time.Minute, 100*time.Millisecond, "500 archives on disk", func() bool {
+			return countFiles(dir) == 500
+		})
+		converge := time.Since(t1)
+		mcpu, acpu = procCPU(b, manager)-mcpu, procCPU(b, agent)-acpu
+		entries, _ := os.ReadDir(dir)
+		var left []string
+		for _, e := range entries {
+			left = append(left, e.Name())
+		}
+		if fmt.Sprint(left) != fmt.Sprint(newest) {
+			b.Fatalf("the directory holds 500 archives, but not the 500 newest")
+		}
+		b.ReportMetric(converge.Seconds(), "s-to-500-newest")
+		b.ReportMetric(decided.Seconds(), "s-to-4500-deleting")
+		b.ReportMetric(mcpu+acpu, "cpu-s-manager+agent")
+		b.ReportMetric(mcpu, "cpu-s-manager")
+		b.ReportMetric(acpu, "cpu-s-agent")
+		b.ReportMetric(procPeakRSSMiB(b, manager), "peak-rss-MiB-manager")
+		b.ReportMetric(procPeakRSSMiB(b, agent), "peak-rss-MiB-agent")
+		b.ReportMetric(publish.Seconds(), "s-agent-publish-5000")
+	}
+}
+
+// process starts a binary until the bed stops, and returns its pid.
+func (bed *benchBed) process(b *testing.B, path string, args ...string) int {
+	cmd := exec.Command(path, args...)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	bed.stop = append(bed.stop, func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+	return cmd.Process.Pid
+}
+
+// procCPU is the user and system CPU seconds of a process, from /proc/<pid>/stat.
+func procCPU(b *testing.B, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The command name, in parentheses, may hold spaces: fields count from after it.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+// procPeakRSSMiB is a process's peak resident set size, VmHWM in /proc/<pid>/status.
+func procPeakRSSMiB(b *testing.B, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kib, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kib / 1024
+		}
+	}
+	return 0
+}
+
+// BenchmarkQuotas10k holds 10,000 Checkpoints in 100 namespaces under 20 quotas. It
+// measures the time from applying a quota until every archive over its limit is gone,
+// and the status writes per quota while 50 new archives arrive each second.
+func BenchmarkQuotas10k(b *testing.B) {
+	for range b.N {
+		bed := newBenchBed(b)
+		c := bed.env.Client
+		ctx := context.Background()
+		nss := bed.namespaces(b, 100, "tenk")
+		var quotas []client.Object
+		for i := range 10 {
+			quotas = append(quotas, builder.Quota("default", nss[i*10]).Total(200, "").PerPod(50, "").Obj())
+		}
+		for i := range 5 {
+			quotas = append(quotas, builder.Quota("app", nss[i*10+1]).ContainerNames("app").PerContainer(10, "").Obj())
+		}
+		for i := range 4 {
+			quotas = append(quotas, builder.Quota("tier", nss[i*10+2]).PodSelector(map[string]string{"tier": "cache"}).PerPod(20, "").Obj())
+		}
+		for _, q := range quotas {
+			if err := c.Create(ctx, q); err != nil {
+				b.Fatal(err)
+			}
+		}
+		bed.startManager(b)
+
+		now := time.Now()
+		type job struct {
+			ns, pod, ctr string
+			at           time.Time
+		}
+		jobs := make(chan job)
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				for j := range jobs {
+					benchCheckpoint(b, c, j.ns, j.pod, j.ctr, j.at)
+				}
+			})
+		}
+		for _, ns := range nss {
+			for p := range 10 {
+				for _, ctr := range []string{"app", "sidecar"} {
+					for i := range 5 {
+						jobs <- job{ns, fmt.Sprintf("pod-%d", p), ctr, now.Add(-time.Duration(10-i) * time.Minute)}
+					}
+				}
+			}
+		}
+		close(jobs)
+		wg.Wait()
+		b.ReportMetric(time.Since(now).Seconds(), "s-create-10000")
+		waitFor(b, 2*time.Minute, 200*time.Millisecond, "usage of 10,000 Checkpoints", func() bool {
+			q := &cqv1.CheckpointQuota{}
+			if err := c.Get(ctx, client.ObjectKey{Namespace: nss[90], Name: "default"}, q); err != nil {
+				return false
+			}
+			u := q.Status.Used["total.checkpoints"]
+			return u.Value() == 100
+		})
+
+		t0 := time.Now()
+		cq := builder.ClusterQuota("tenk").NamespaceSelector(map[string]string{"bench": "tenk"}).PerContainer(3, "").Obj()
+		if err := c.Create(ctx, cq); err != nil {
+			b.Fatal(err)
+		}
+		// 3 per container, except the app containers of the 5 namespaces whose quota
+		// naming them allows 10: they keep their 5.
+		const want = 95*10*2*3 + 5*10*(5+3)
+		waitFor(b, 5*time.Minute, 100*time.Millisecond, "6,100 Checkpoints left", func() bool {
+			return countCheckpoints(b, c) == want
+		})
+		b.ReportMetric(time.Since(t0).Seconds(), "s-apply-to-limits-hold")
+
+		// 50 new archives a second for 10 seconds, spread over the namespaces.
+		before := statusWrites(b)
+		const seconds = 10
+		tick := time.NewTicker(20 * time.Millisecond)
+		start := time.Now()
+		for i := range 50 * seconds {
+			<-tick.C
+			ns := nss[(i*7)%len(nss)]
+			benchCheckpoint(b, c, ns, fmt.Sprintf("pod-%d", i%10), "app", time.Now())
+		}
+		tick.Stop()
+		time.Sleep(2 * time.Second) // let the last coalesced writes land
+		elapsed := time.Since(start).Seconds()
+		after := statusWrites(b)
+		maxRate, total := 0.0, 0.0
+		for k, v := range after {
+			rate := (v - before[k]) / elapsed
+			total += v - before[k]
+			if rate > maxRate {
+				maxRate = rate
+			}
+		}
+		b.ReportMetric(maxRate, "max-status-writes/s/quota")
+		b.ReportMetric(total/elapsed/float64(len(quotas)+1), "mean-status-writes/s/quota")
+	}
+}
+
+// countLive counts the Checkpoints that are not being deleted.
+func countLive(b *testing.B, c client.Client) int {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(cqv1.GroupVersion.WithKind("CheckpointList"))
+	if err := c.List(context.Background(), list); err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for _, m := range list.Items {
+		if m.DeletionTimestamp.IsZero() {
+			n++
+		}
+	}
+	return n
+}
+
+func countFiles(dir string) int {
+	f, err := os.Open(dir)
+	if err != nil {
+		return -1
+	}
+	defer func() { _ = f.Close() }()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return -1
+	}
+	return len(names)
+}
+
+// benchCheckpoint publishes a Checkpoint as an agent would, without a finalizer.
+func benchCheckpoint(b *testing.B, c client.Client, ns, pod, ctr string, at time.Time) {
+	name := fmt.Sprintf("%s-%s-%d", pod, ctr, at.UnixNano())
+	obj := builder.Checkpoint(name, ns).Of(pod, "uid-"+ns+"-"+pod, ctr).
+		On("node-a", "/var/lib/kubelet/checkpoints", fmt.Sprintf("checkpoint-%s_%s-%s-%s.tar", pod, ns, ctr, at.UTC().Format(time.RFC3339))).
+		Size(72<<10, "72Ki").At(metav1.NewTime(at)).Obj()
+	status := obj.Status
+	if err := c.Create(context.Background(), obj); err != nil {
+		b.Error(err)
+		return
+	}
+	obj.Status = status
+	if err := c.Status().Update(context.Background(), obj); err != nil {
+		b.Error(err)
+	}
+}
+
+// statusWrites reads the status writes per quota from the metrics registry.
+func statusWrites(b *testing.B) map[string]float64 {
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "checkpointquota_status_writes_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			key := ""
+			for _, l := range m.GetLabel() {
+				key += l.GetValue() + "/"
+			}
+			out[key] = m.GetCounter().GetValue()
+		}
+	}
+	return out
+}

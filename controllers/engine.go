@@ -1,0 +1,134 @@
+// Package controllers holds the reconcilers of the manager: quota status for both quota kinds, pruning of Checkpoint objects, and the release of archives whose node is gone.
+package controllers
+
+import (
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
+)
+
+// Engine is the state shared by the pruning controller, which computes, and the quota
+// controllers, which report: the latest view of every quota, what was pruned since the
+// last status write, and what the controller remembers between passes.
+type Engine struct {
+	mu    sync.Mutex
+	views map[policy.Ref]*QuotaView
+	// pruned accumulates what each quota pruned until its status records it.
+	pruned map[policy.Ref]cqv1.PrunedStatus
+	// gone holds Checkpoints this manager deleted, left out of usage until the cache
+	// catches up, so that a stale cache never makes a pass prune more than needed.
+	gone map[types.UID]time.Time
+}
+
+// QuotaView is what the last computation found for one quota.
+type QuotaView struct {
+	Ref policy.Ref
+	// Generation is the quota's generation that the computation used.
+	Generation int64
+	// Err is set when the quota could not be read (a value that does not parse).
+	Err       error
+	Result    quota.QuotaResult
+	Pending   []PendingArchive
+	Conflicts []quota.Conflict
+	Effective []cqv1.EffectiveLimit
+	DryRun    bool
+	Cluster   bool
+}
+
+// PendingArchive is one archive that the quota prunes now or would prune.
+type PendingArchive struct {
+	Name, Scope, Key, Reason string
+	Size                     int64
+}
+
+// NewEngine returns an empty engine.
+func NewEngine() *Engine {
+	return &Engine{views: map[policy.Ref]*QuotaView{}, pruned: map[policy.Ref]cqv1.PrunedStatus{},
+		gone: map[types.UID]time.Time{}}
+}
+
+// View returns the latest view of a quota, false when none was computed yet.
+func (e *Engine) View(ref policy.Ref) (*QuotaView, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.views[ref]
+	return v, ok
+}
+
+func (e *Engine) publish(views map[policy.Ref]*QuotaView) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.views = views
+}
+
+// addPruned records archives that a quota pruned.
+func (e *Engine) addPruned(ref policy.Ref, count, bytes int64, at time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.pruned[ref]
+	p.Checkpoints += count
+	p.Storage.Add(*bytesQuantity(bytes))
+	if p.LastTime == nil || p.LastTime.Time.Before(at) {
+		p.LastTime = timePtr(at)
+	}
+	e.pruned[ref] = p
+}
+
+// unwrittenPruned is what the quota pruned that its status does not show yet.
+func (e *Engine) unwrittenPruned(ref policy.Ref) cqv1.PrunedStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.pruned[ref]
+	return *p.DeepCopy()
+}
+
+// ackPruned removes from the accumulator what a successful status write recorded.
+func (e *Engine) ackPruned(ref policy.Ref, written cqv1.PrunedStatus) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.pruned[ref]
+	p.Checkpoints -= written.Checkpoints
+	p.Storage.Sub(written.Storage)
+	if p.Checkpoints <= 0 {
+		delete(e.pruned, ref)
+		return
+	}
+	e.pruned[ref] = p
+}
+
+// forget drops what the engine accumulated for a quota that no longer exists.
+func (e *Engine) forget(ref policy.Ref) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.pruned, ref)
+}
+
+func (e *Engine) markGone(uid types.UID, at time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.gone[uid] = at
+}
+
+func (e *Engine) isGone(uid types.UID) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.gone[uid]
+	return ok
+}
+
+// forgetGone drops the entries that the cache no longer needs: objects it no longer holds
+// or shows as terminating.
+func (e *Engine) forgetGone(keep func(types.UID) bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for uid := range e.gone {
+		if !keep(uid) {
+			delete(e.gone, uid)
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package controllers
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Metrics on controller-runtime's registry, served on the manager's metrics endpoint.
+var (
+	quotaUsed = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "checkpointquota_quota_used",
+		Help: "Usage measured against each limit of a quota: archives, or bytes for storage limits; for a per-scope limit, the scope nearest it.",
+	}, []string{"kind", "namespace", "name", "limit"})
+	quotaHard = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "checkpointquota_quota_hard",
+		Help: "Each limit of a quota in force: archives, or bytes for storage limits.",
+	}, []string{"kind", "namespace", "name", "limit"})
+	quotaConflicts = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "checkpointquota_quota_conflicts",
+		Help: "Limits of a quota that another quota of the same specificity also sets for the same archives.",
+	}, []string{"kind", "namespace", "name"})
+	prunedCheckpoints = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "checkpointquota_pruned_checkpoints_total",
+		Help: "Archives pruned, by the rule that pruned them (a limit such as perContainer.checkpoints, maxAge, maxCheckpointSize, orphans).",
+	}, []string{"reason"})
+	prunedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "checkpointquota_pruned_bytes_total",
+		Help: "Bytes of the archives pruned, by the rule that pruned them.",
+	}, []string{"reason"})
+	releasedCheckpoints = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "checkpointquota_released_checkpoints_total",
+		Help: "Checkpoints released because their node was gone for the grace period.",
+	})
+	recomputeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "checkpointquota_recompute_seconds",
+		Help:    "Time to compute usage and the archives to prune for every quota.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 12),
+	})
+	statusWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "checkpointquota_status_writes_total",
+		Help: "Status writes per quota; coalesced to about one per second under load.",
+	}, []string{"kind", "namespace", "name"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(quotaUsed, quotaHard, quotaConflicts, prunedCheckpoints, prunedBytes,
+		releasedCheckpoints, recomputeSeconds, statusWrites)
+}

@@ -1,0 +1,156 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
+)
+
+// pruneGroup is what one pass pruned of one scope under one rule of one quota: one event.
+type pruneGroup struct {
+	quota        int
+	scope, key   string
+	reason       string
+	count, bytes int64
+}
+
+// prune deletes the Checkpoints of the plan concurrently and reports what went.
+func (r *PruneReconciler) prune(ctx context.Context, w *world, plan []quota.Prune) error {
+	if len(plan) == 0 {
+		return nil
+	}
+	var mu sync.Mutex
+	groups := map[[3]string]*pruneGroup{}
+	var order [][3]string
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.Concurrency)
+	for _, p := range plan {
+		g.Go(func() error {
+			done, err := r.pruneOne(gctx, w, p)
+			if err != nil || !done {
+				return err
+			}
+			c := w.live[p.Archive]
+			mu.Lock()
+			defer mu.Unlock()
+			k := [3]string{fmt.Sprint(p.Quota), p.Scope, p.Key}
+			pg := groups[k]
+			if pg == nil {
+				pg = &pruneGroup{quota: p.Quota, scope: p.Scope, key: p.Key, reason: p.Reason}
+				groups[k] = pg
+				order = append(order, k)
+			}
+			pg.count++
+			pg.bytes += c.Status.SizeBytes
+			return nil
+		})
+	}
+	err := g.Wait()
+	now := r.Clock.Now()
+	for _, k := range order {
+		pg := groups[k]
+		r.Engine.addPruned(w.policies[pg.quota].Ref, pg.count, pg.bytes, now)
+		prunedCheckpoints.WithLabelValues(pg.key).Add(float64(pg.count))
+		prunedBytes.WithLabelValues(pg.key).Add(float64(pg.bytes))
+		r.prunedEvent(ctx, w, pg)
+	}
+	return err
+}
+
+// pruneOne deletes one Checkpoint, reporting false when it must stay after all. The
+// reason is written first, with the resourceVersion the decision was made on, and the
+// delete is conditional on the object being unchanged since: a Checkpoint pinned in the
+// meantime is kept.
+func (r *PruneReconciler) pruneOne(ctx context.Context, w *world, p quota.Prune) (bool, error) {
+	log := logf.FromContext(ctx)
+	c := w.live[p.Archive]
+	if p.Key == "orphans" {
+		if gone, err := r.podGone(ctx, c); err != nil || !gone {
+			log.V(1).Info("keeping a checkpoint whose pod is not surely gone", "checkpoint", client.ObjectKeyFromObject(c), "error", err)
+			return false, nil
+		}
+	}
+	// Metadata only: the writes carry and return what they need, not the whole object.
+	annotated := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name,
+		UID: c.UID, ResourceVersion: c.ResourceVersion, Annotations: map[string]string{}}}
+	annotated.SetGroupVersionKind(cqv1.GroupVersion.WithKind("Checkpoint"))
+	for k, v := range c.Annotations {
+		annotated.Annotations[k] = v
+	}
+	before := annotated.DeepCopy()
+	annotated.Annotations[cqv1.AnnotationPruneReason] = p.Reason
+	if err := r.Client.Patch(ctx, annotated, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return false, ignoreRace(err)
+	}
+	rv, uid := annotated.ResourceVersion, annotated.UID
+	if err := r.Client.Delete(ctx, annotated, client.Preconditions{UID: &uid, ResourceVersion: &rv}); err != nil {
+		return false, ignoreRace(err)
+	}
+	r.Engine.markGone(uid, r.Clock.Now())
+	log.V(1).Info("pruned", "checkpoint", client.ObjectKeyFromObject(c), "reason", p.Reason)
+	return true, nil
+}
+
+// ignoreRace: a Checkpoint that changed or went since the cache showed it is decided again
+// on the next pass, which its change triggers. A delete that admission refuses (a
+// Checkpoint pinned in the meantime) keeps the archive, which is what the pin asks for.
+func ignoreRace(err error) error {
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) || apierrors.IsForbidden(err) {
+		return nil
+	}
+	return err
+}
+
+// podGone confirms with a live lookup that the archive's pod no longer exists: not found,
+// or found with another UID. An error is doubt, and doubt keeps the archive.
+func (r *PruneReconciler) podGone(ctx context.Context, c *cqv1.Checkpoint) (bool, error) {
+	p := &metav1.PartialObjectMetadata{}
+	p.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: c.Status.PodName}, p)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	return p.UID != c.Status.PodUID, nil
+}
+
+// prunedEvent reports a group on its quota, and on the pod where it still exists.
+func (r *PruneReconciler) prunedEvent(ctx context.Context, w *world, pg *pruneGroup) {
+	noun := "checkpoints"
+	if pg.count == 1 {
+		noun = "checkpoint"
+	}
+	note := fmt.Sprintf("Pruned %d %s (%s) of %s: %s", pg.count, noun, quota.Bytes(pg.bytes), pg.scope, pg.reason)
+	obj := w.objects[pg.quota]
+	r.Recorder.Event(obj, corev1.EventTypeNormal, ReasonPruned, note)
+	if pod := r.podOfScope(ctx, w, pg.scope); pod != nil {
+		r.Recorder.Eventf(pod, corev1.EventTypeNormal, ReasonPruned, "%s (%s)", note, w.policies[pg.quota].Ref)
+	}
+}
+
+// podOfScope returns a reference object for the pod of a "ns/pod[/container]" scope when
+// the cache holds it.
+func (r *PruneReconciler) podOfScope(ctx context.Context, w *world, scope string) *corev1.Pod {
+	ns, pod, ok := splitPodScope(scope)
+	if !ok {
+		return nil
+	}
+	p, err := r.pod(ctx, w, types.NamespacedName{Namespace: ns, Name: pod})
+	if err != nil || p == nil {
+		return nil
+	}
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, UID: p.UID, ResourceVersion: p.ResourceVersion}}
+}

@@ -1,0 +1,210 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	apierrors "k8s.io/apimachinery/pkg/api/equality"
+	kerrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
+)
+
+// +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpointquotas/status;clustercheckpointquotas/status,verbs=get;update;patch
+
+// CheckpointQuotaReconciler writes the status of CheckpointQuotas from the pruning
+// controller's views.
+type CheckpointQuotaReconciler struct {
+	Client client.Client
+	Status *StatusWriter
+	// Updates receives the quotas whose view is new.
+	Updates chan event.GenericEvent
+}
+
+// Reconcile writes one quota's status.
+func (r *CheckpointQuotaReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	q := &cqv1.CheckpointQuota{}
+	ref := policy.Ref{Kind: policy.KindQuota, Namespace: req.Namespace, Name: req.Name}
+	if err := r.Client.Get(ctx, req.NamespacedName, q); err != nil {
+		if kerrors.IsNotFound(err) {
+			r.Status.forget(ref)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	return r.Status.Write(ctx, q, &q.Status, ref)
+}
+
+// SetupWithManager registers the controller; it refuses missing dependencies.
+func (r *CheckpointQuotaReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Client == nil || r.Status == nil || r.Updates == nil {
+		return errors.New("CheckpointQuota controller: Client, Status and Updates are required")
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&cqv1.CheckpointQuota{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(source.Channel(r.Updates, &handler.EnqueueRequestForObject{})).
+		Complete(r)
+}
+
+// ClusterCheckpointQuotaReconciler writes the status of ClusterCheckpointQuotas.
+type ClusterCheckpointQuotaReconciler struct {
+	Client  client.Client
+	Status  *StatusWriter
+	Updates chan event.GenericEvent
+}
+
+// Reconcile writes one cluster quota's status.
+func (r *ClusterCheckpointQuotaReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	q := &cqv1.ClusterCheckpointQuota{}
+	ref := policy.Ref{Kind: policy.KindClusterQuota, Name: req.Name}
+	if err := r.Client.Get(ctx, req.NamespacedName, q); err != nil {
+		if kerrors.IsNotFound(err) {
+			r.Status.forget(ref)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	return r.Status.Write(ctx, q, &q.Status, ref)
+}
+
+// SetupWithManager registers the controller; it refuses missing dependencies.
+func (r *ClusterCheckpointQuotaReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Client == nil || r.Status == nil || r.Updates == nil {
+		return errors.New("ClusterCheckpointQuota controller: Client, Status and Updates are required")
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&cqv1.ClusterCheckpointQuota{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(source.Channel(r.Updates, &handler.EnqueueRequestForObject{})).
+		Complete(r)
+}
+
+// StatusWriter writes quota status, for both kinds: recomputed from the latest view on
+// every pass, written only when it changed, and at most once per Interval per quota.
+type StatusWriter struct {
+	Client   client.Client
+	Engine   *Engine
+	Recorder record.EventRecorder
+	// Interval is the least time between two status writes of one quota.
+	Interval time.Duration
+	// RateClock times the Interval. It is the wall clock even when tests fake the
+	// Engine's clock: a fake clock that does not move would hold every write back.
+	RateClock clock.Clock
+
+	mu        sync.Mutex
+	lastWrite map[policy.Ref]time.Time
+	// lastPruned is the pruned counter last written, in case the cache still shows an older one.
+	lastPruned map[policy.Ref]cqv1.PrunedStatus
+}
+
+// Write brings the quota's status up to date with its view. The observed generation is
+// the one that the view was computed from, so it only moves once that succeeded.
+func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv1.QuotaStatus, ref policy.Ref) (ctrl.Result, error) {
+	view, ok := s.Engine.View(ref)
+	if !ok || view.Generation != obj.GetGeneration() {
+		// The pruning controller has not computed this generation yet; it sends the
+		// quota here again when it has.
+		return ctrl.Result{}, nil
+	}
+	before := obj.DeepCopyObject().(client.Object)
+	old := status.DeepCopy()
+	pruned := s.Engine.unwrittenPruned(ref)
+	setStatus(status, view, s.prunedBase(ref, status.Pruned), pruned)
+	s.metrics(ref, status, view)
+	if apierrors.Semantic.DeepEqual(old, status) {
+		return ctrl.Result{}, nil
+	}
+	if wait := s.wait(ref); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	// The lock makes a write from a stale cache fail rather than leave the fields that
+	// the stale copy happened to agree with unwritten.
+	if err := s.Client.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		if kerrors.IsConflict(err) {
+			return ctrl.Result{Requeue: true}, nil
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	s.written(ref, status.Pruned)
+	s.Engine.ackPruned(ref, pruned)
+	statusWrites.WithLabelValues(ref.Kind, ref.Namespace, ref.Name).Inc()
+	s.transitionEvents(ctx, obj, old, status, view)
+	return ctrl.Result{}, nil
+}
+
+func (s *StatusWriter) wait(ref policy.Ref) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last, ok := s.lastWrite[ref]
+	if !ok {
+		return 0
+	}
+	return s.Interval - s.RateClock.Since(last)
+}
+
+func (s *StatusWriter) written(ref policy.Ref, p cqv1.PrunedStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastWrite == nil {
+		s.lastWrite, s.lastPruned = map[policy.Ref]time.Time{}, map[policy.Ref]cqv1.PrunedStatus{}
+	}
+	s.lastWrite[ref] = s.RateClock.Now()
+	s.lastPruned[ref] = *p.DeepCopy()
+}
+
+// prunedBase is the counter to add new prunes to: what the object shows, or what this
+// manager last wrote when the cache has not caught up with that write yet. Counters only grow.
+func (s *StatusWriter) prunedBase(ref policy.Ref, shown cqv1.PrunedStatus) cqv1.PrunedStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last, ok := s.lastPruned[ref]; ok && last.Checkpoints > shown.Checkpoints {
+		return *last.DeepCopy()
+	}
+	return *shown.DeepCopy()
+}
+
+func (s *StatusWriter) forget(ref policy.Ref) {
+	s.mu.Lock()
+	delete(s.lastWrite, ref)
+	delete(s.lastPruned, ref)
+	s.mu.Unlock()
+	s.Engine.forget(ref)
+	for _, m := range []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}{quotaUsed, quotaHard, quotaConflicts, statusWrites} {
+		m.DeletePartialMatch(prometheus.Labels{"kind": ref.Kind, "namespace": ref.Namespace, "name": ref.Name})
+	}
+}
+
+func (s *StatusWriter) metrics(ref policy.Ref, st *cqv1.QuotaStatus, view *QuotaView) {
+	labels := prometheus.Labels{"kind": ref.Kind, "namespace": ref.Namespace, "name": ref.Name}
+	quotaUsed.DeletePartialMatch(labels)
+	quotaHard.DeletePartialMatch(labels)
+	for k, q := range st.Hard {
+		quotaHard.WithLabelValues(ref.Kind, ref.Namespace, ref.Name, k).Set(q.AsApproximateFloat64())
+	}
+	for k, q := range st.Used {
+		quotaUsed.WithLabelValues(ref.Kind, ref.Namespace, ref.Name, k).Set(q.AsApproximateFloat64())
+	}
+	quotaConflicts.WithLabelValues(ref.Kind, ref.Namespace, ref.Name).Set(float64(len(view.Conflicts)))
+}
+
+// splitPodScope reads "ns/pod" or "ns/pod/container".
+func splitPodScope(scope string) (ns, pod string, ok bool) {
+	parts := strings.Split(scope, "/")
+	if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
+		return "", "", false
+	}
+	return parts[0], parts[1], true
+}

@@ -1,0 +1,288 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
+)
+
+// Event and condition reasons.
+const (
+	ReasonPruned           = "Pruned"
+	ReasonPruningBlocked   = "PruningBlocked"
+	ReasonWouldPrune       = "WouldPrune"
+	ReasonConflictingQuota = "ConflictingQuota"
+	ReasonInvalidSpec      = "InvalidSpec"
+
+	ReasonUsageComputed     = "UsageComputed"
+	ReasonPinnedCheckpoints = "PinnedCheckpoints"
+	ReasonDryRun            = "DryRun"
+	ReasonPruning           = "Pruning"
+	ReasonWithinLimits      = "WithinLimits"
+	ReasonNoConflict        = "NoConflict"
+)
+
+// setStatus recomputes the whole status from the view; pruned is what the status showed
+// (base) plus what was pruned since (extra).
+func setStatus(st *cqv1.QuotaStatus, v *QuotaView, base, extra cqv1.PrunedStatus) {
+	gen := v.Generation
+	st.ObservedGeneration = gen
+	if v.Err != nil {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: cqv1.ConditionReady, Status: metav1.ConditionFalse,
+			Reason: ReasonInvalidSpec, Message: v.Err.Error() + "; fix the field so that the quota can be enforced", ObservedGeneration: gen})
+		return
+	}
+	r := &v.Result
+	used := map[string]int64{}
+	for _, l := range r.Limits {
+		used[l.Key] = l.Used
+	}
+	if r.MaxSize != nil {
+		used[r.MaxSize.Key] = r.MaxSize.Used
+	}
+	st.Hard, st.Used = map[string]resource.Quantity{}, map[string]resource.Quantity{}
+	for _, e := range v.Effective {
+		if e.State == cqv1.LimitOverridden || e.Limit == "maxAge" || e.Limit == "orphans" {
+			continue
+		}
+		hard, err := resource.ParseQuantity(e.Value)
+		if err != nil {
+			continue
+		}
+		if strings.HasSuffix(e.Limit, ".checkpoints") {
+			st.Hard[e.Limit] = *resource.NewQuantity(hard.Value(), resource.DecimalSI)
+			st.Used[e.Limit] = *resource.NewQuantity(used[e.Limit], resource.DecimalSI)
+		} else {
+			st.Hard[e.Limit] = *bytesQuantity(hard.Value())
+			st.Used[e.Limit] = *bytesQuantity(used[e.Limit])
+		}
+	}
+	st.Summary = summary(st, r)
+	st.Namespaces, st.Pods, st.Containers = nil, nil, nil
+	if v.Cluster {
+		for _, s := range r.Namespaces {
+			st.Namespaces = append(st.Namespaces, cqv1.NamespaceUsage{Namespace: s.Namespace, Usage: usage(s)})
+		}
+	}
+	for _, s := range r.Pods {
+		st.Pods = append(st.Pods, cqv1.PodUsage{Namespace: s.Namespace, Pod: s.Pod, Usage: usage(s)})
+	}
+	for _, s := range r.Containers {
+		st.Containers = append(st.Containers, cqv1.ContainerUsage{Namespace: s.Namespace, Pod: s.Pod, Container: s.Container, Usage: usage(s)})
+	}
+	st.EffectivePolicy = v.Effective
+	st.Pruned = *base.DeepCopy()
+	if extra.Checkpoints > 0 {
+		st.Pruned.Checkpoints += extra.Checkpoints
+		st.Pruned.Storage.Add(extra.Storage)
+		st.Pruned.Storage = *bytesQuantity(st.Pruned.Storage.Value())
+		st.Pruned.LastTime = extra.LastTime
+	}
+	st.PendingPrune = nil
+	if len(v.Pending) > 0 {
+		pp := &cqv1.PendingPrune{Checkpoints: int64(len(v.Pending))}
+		var bytes int64
+		for i, p := range v.Pending {
+			bytes += p.Size
+			if i < quota.MaxNames {
+				pp.Names = append(pp.Names, p.Name)
+			}
+		}
+		pp.Storage = *bytesQuantity(bytes)
+		st.PendingPrune = pp
+	}
+	setConditions(st, v)
+}
+
+func setConditions(st *cqv1.QuotaStatus, v *QuotaView) {
+	gen := v.Generation
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: cqv1.ConditionReady, Status: metav1.ConditionTrue,
+		Reason: ReasonUsageComputed, Message: "Usage is computed from every Checkpoint the quota governs", ObservedGeneration: gen})
+
+	over := metav1.Condition{Type: cqv1.ConditionOverQuota, Status: metav1.ConditionFalse, Reason: ReasonWithinLimits,
+		Message: "Every limit holds", ObservedGeneration: gen}
+	switch {
+	case len(v.Result.Blocked) > 0:
+		over.Status, over.Reason, over.Message = metav1.ConditionTrue, ReasonPinnedCheckpoints, blockedMessage(v.Result.Blocked)
+	case v.DryRun && len(v.Pending) > 0:
+		over.Status, over.Reason = metav1.ConditionTrue, ReasonDryRun
+		over.Message = fmt.Sprintf("DryRun: Enforce would prune %s; see status.pendingPrune", pendingSummary(v.Pending))
+	case len(v.Pending) > 0:
+		over.Reason, over.Message = ReasonPruning, fmt.Sprintf("Pruning %s", pendingSummary(v.Pending))
+	}
+	meta.SetStatusCondition(&st.Conditions, over)
+
+	conflict := metav1.Condition{Type: cqv1.ConditionConflict, Status: metav1.ConditionFalse, Reason: ReasonNoConflict,
+		Message: "No other quota of the same specificity sets the same limits for the same archives", ObservedGeneration: gen}
+	if len(v.Conflicts) > 0 {
+		var parts []string
+		for _, c := range v.Conflicts {
+			who := "the other quota's smaller limit is in force"
+			if c.Won {
+				who = "this quota's smaller limit is in force"
+			}
+			parts = append(parts, fmt.Sprintf("%s is also set by %s for pod %s (%s)", c.Key, c.Other, c.Pod, who))
+		}
+		conflict.Status, conflict.Reason = metav1.ConditionTrue, ReasonConflictingQuota
+		conflict.Message = strings.Join(parts, "; ") + "; narrow the targets so that one quota governs each pod"
+	}
+	meta.SetStatusCondition(&st.Conditions, conflict)
+}
+
+// blockedMessage names the limits that pins keep from holding, and the pinned archives.
+func blockedMessage(blocks []quota.Block) string {
+	var parts []string
+	for i, b := range blocks {
+		if i == 5 {
+			parts = append(parts, fmt.Sprintf("and %d more", len(blocks)-i))
+			break
+		}
+		res := quota.Checkpoints
+		if strings.HasSuffix(b.Key, ".storage") {
+			res = quota.Storage
+		}
+		names := b.Pinned
+		more := ""
+		if len(names) > 10 {
+			names, more = names[:10], fmt.Sprintf(" and %d more", len(b.Pinned)-10)
+		}
+		scope := b.Scope
+		if scope == "" {
+			scope = "the quota's targets"
+		}
+		parts = append(parts, fmt.Sprintf("%s of %s stays at %s/%s: pinned checkpoints %s%s cannot be pruned",
+			b.Key, scope, amount(b.Used, res), amount(b.Hard, res), strings.Join(names, ", "), more))
+	}
+	return strings.Join(parts, "; ") + "; unpin them (spec.pinned, .keep marker) or raise the limit"
+}
+
+func pendingSummary(p []PendingArchive) string {
+	var bytes int64
+	var names []string
+	for i, a := range p {
+		bytes += a.Size
+		if i < 10 {
+			names = append(names, a.Name)
+		}
+	}
+	s := fmt.Sprintf("%d checkpoints (%s): %s", len(p), quota.Bytes(bytes), strings.Join(names, ", "))
+	if len(p) > 10 {
+		s += ", ..."
+	}
+	return s
+}
+
+func amount(n int64, r quota.Resource) string {
+	if r == quota.Storage {
+		return quota.Bytes(n)
+	}
+	return fmt.Sprint(n)
+}
+
+// summary is the used/hard of the tightest count limit and of the tightest storage limit;
+// without such a limit, the usage alone.
+func summary(st *cqv1.QuotaStatus, r *quota.QuotaResult) cqv1.UsageSummary {
+	tightest := func(suffix string, format func(int64) string, total int64) string {
+		best, bestFill := "", -1.0
+		for k, hard := range st.Hard {
+			if !strings.HasSuffix(k, suffix) {
+				continue
+			}
+			u := st.Used[k]
+			fill := math.Inf(1)
+			if hard.Value() > 0 {
+				fill = float64(u.Value()) / float64(hard.Value())
+			}
+			if s := format(u.Value()) + "/" + format(hard.Value()); fill > bestFill || (fill == bestFill && s < best) {
+				best, bestFill = s, fill
+			}
+		}
+		if best == "" {
+			return format(total)
+		}
+		return best
+	}
+	return cqv1.UsageSummary{
+		Checkpoints: tightest(".checkpoints", func(n int64) string { return fmt.Sprint(n) }, r.Checkpoints),
+		Storage:     tightest("storage", quota.Bytes, r.Bytes),
+	}
+}
+
+func usage(s quota.ScopeUsage) cqv1.Usage {
+	return cqv1.Usage{Checkpoints: s.Checkpoints, Storage: *bytesQuantity(s.Bytes)}
+}
+
+func bytesQuantity(n int64) *resource.Quantity { return resource.NewQuantity(n, resource.BinarySI) }
+
+func timePtr(t time.Time) *metav1.Time {
+	mt := metav1.NewTime(t)
+	return &mt
+}
+
+// transitionEvents reports the conditions that just became true, once per transition: it
+// runs after the write that recorded the transition.
+func (s *StatusWriter) transitionEvents(ctx context.Context, obj client.Object, old, st *cqv1.QuotaStatus, v *QuotaView) {
+	became := func(t, reason string) *metav1.Condition {
+		c := meta.FindStatusCondition(st.Conditions, t)
+		if c == nil || c.Reason != reason {
+			return nil
+		}
+		if o := meta.FindStatusCondition(old.Conditions, t); o != nil && o.Status == c.Status && o.Reason == c.Reason {
+			return nil
+		}
+		return c
+	}
+	if c := became(cqv1.ConditionOverQuota, ReasonPinnedCheckpoints); c != nil {
+		s.Recorder.Event(obj, corev1.EventTypeWarning, ReasonPruningBlocked, c.Message)
+		for _, b := range v.Result.Blocked {
+			s.podEvent(ctx, obj, b.Scope, corev1.EventTypeWarning, ReasonPruningBlocked, fmt.Sprintf("Pinned checkpoints keep %s over %s/%s", b.Key, fmt.Sprint(b.Used), fmt.Sprint(b.Hard)))
+		}
+	}
+	if c := became(cqv1.ConditionOverQuota, ReasonDryRun); c != nil {
+		s.Recorder.Event(obj, corev1.EventTypeNormal, ReasonWouldPrune, c.Message)
+	}
+	if c := became(cqv1.ConditionConflict, ReasonConflictingQuota); c != nil {
+		s.Recorder.Event(obj, corev1.EventTypeWarning, ReasonConflictingQuota, c.Message)
+		for _, cf := range v.Conflicts {
+			s.podEvent(ctx, obj, cf.Pod, corev1.EventTypeWarning, ReasonConflictingQuota,
+				fmt.Sprintf("%s is set by both %s and %s", cf.Key, v.Ref, cf.Other))
+		}
+	}
+	if c := became(cqv1.ConditionReady, ReasonInvalidSpec); c != nil {
+		s.Recorder.Event(obj, corev1.EventTypeWarning, ReasonInvalidSpec, c.Message)
+	}
+}
+
+// podEvent reports on the pod of a scope when it exists.
+func (s *StatusWriter) podEvent(ctx context.Context, related client.Object, scope, typ, reason, note string) {
+	ns, name, ok := splitPodScope(scope)
+	if !ok {
+		return
+	}
+	p := &metav1.PartialObjectMetadata{}
+	p.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
+	if err := s.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, p); err != nil {
+		return
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name, UID: p.UID}}
+	s.Recorder.Event(pod, typ, reason, note+" ("+refString(related)+")")
+}
+
+// refString names a quota object for a message on a pod.
+func refString(obj client.Object) string {
+	if obj.GetNamespace() == "" {
+		return "ClusterCheckpointQuota " + obj.GetName()
+	}
+	return "CheckpointQuota " + obj.GetNamespace() + "/" + obj.GetName()
+}

@@ -1,0 +1,67 @@
+package controllers
+
+import (
+	"errors"
+	"time"
+
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+)
+
+// Options configure the controllers.
+type Options struct {
+	// Clock times retention rules and grace periods; nil is the wall clock.
+	Clock clock.WithTicker
+	// ResyncPeriod is the period of a full recompute without any change; 0 turns it off.
+	ResyncPeriod time.Duration
+	// NodeGracePeriod is how long a node must be gone before its Checkpoints are released; 0 never releases.
+	NodeGracePeriod time.Duration
+	// PruneConcurrency bounds the deletes in flight.
+	PruneConcurrency int
+	// StatusInterval is the least time between two status writes of one quota.
+	StatusInterval time.Duration
+	// BatchDelay is how long a change waits for others before the usage is recomputed.
+	BatchDelay time.Duration
+}
+
+// DefaultOptions are the manager's defaults.
+var DefaultOptions = Options{
+	ResyncPeriod:     10 * time.Minute,
+	NodeGracePeriod:  time.Hour,
+	PruneConcurrency: 64,
+	StatusInterval:   time.Second,
+	BatchDelay:       200 * time.Millisecond,
+}
+
+// Setup registers the pruning controller and both quota controllers with the manager.
+func Setup(mgr ctrl.Manager, o Options) (*Engine, error) {
+	if mgr == nil {
+		return nil, errors.New("a manager is required")
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	engine := NewEngine()
+	// The core events recorder: it keeps distinct messages apart ("Pruned 3 of shop/a", "Pruned 2
+	// of shop/b"), where events.k8s.io series would fold them into the first one.
+	recorder := mgr.GetEventRecorderFor("checkpoint-quota") //nolint:staticcheck
+	quotaUpdates, clusterUpdates := make(chan event.GenericEvent, 64), make(chan event.GenericEvent, 64)
+	status := &StatusWriter{Client: mgr.GetClient(), Engine: engine, Recorder: recorder,
+		Interval: o.StatusInterval, RateClock: clock.RealClock{}}
+	if err := (&PruneReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: engine, Recorder: recorder, Clock: o.Clock,
+		ResyncPeriod: o.ResyncPeriod, NodeGracePeriod: o.NodeGracePeriod, Concurrency: o.PruneConcurrency,
+		BatchDelay:   o.BatchDelay,
+		QuotaUpdates: quotaUpdates, ClusterQuotaUpdates: clusterUpdates,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := (&CheckpointQuotaReconciler{Client: mgr.GetClient(), Status: status, Updates: quotaUpdates}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := (&ClusterCheckpointQuotaReconciler{Client: mgr.GetClient(), Status: status, Updates: clusterUpdates}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	return engine, nil
+}

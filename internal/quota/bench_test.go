@@ -1,0 +1,74 @@
+package quota
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
+	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
+)
+
+// benchWorld is 10,000 archives in 100 namespaces (10 pods of 2 containers, 5 archives
+// each) under 20 quotas of every kind: 10 namespace quotas, 4 naming containers, 4 with
+// pod selectors and 2 cluster quotas.
+func benchWorld(b *testing.B) ([]Archive, []*policy.Quota, map[string]map[string]string) {
+	var quotas []*policy.Quota
+	add := func(q *policy.Quota, err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		quotas = append(quotas, q)
+	}
+	for i := range 10 {
+		add(policy.FromCheckpointQuota(builder.Quota("default", fmt.Sprintf("ns-%d", i*10)).Total(30, "").PerPod(4, "").Obj()))
+	}
+	for i := range 4 {
+		add(policy.FromCheckpointQuota(builder.Quota("app", fmt.Sprintf("ns-%d", i*10+1)).ContainerNames("app").PerContainer(2, "").Obj()))
+		add(policy.FromCheckpointQuota(builder.Quota("tier", fmt.Sprintf("ns-%d", i*10+2)).PodSelector(map[string]string{"tier": "cache"}).PerPod(3, "300Ki").Obj()))
+	}
+	add(policy.FromClusterQuota(builder.ClusterQuota("default").PerContainer(4, "").MaxAge("2h").Obj()))
+	add(policy.FromClusterQuota(builder.ClusterQuota("prod").NamespaceSelector(map[string]string{"env": "prod"}).PerNamespace(80, "").MaxCheckpointSize("1Mi").Obj()))
+
+	nsLabels := map[string]map[string]string{}
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	var archives []Archive
+	for n := range 100 {
+		ns := fmt.Sprintf("ns-%d", n)
+		nsLabels[ns] = map[string]string{"env": []string{"prod", "dev"}[n%2]}
+		for p := range 10 {
+			for _, c := range []string{"app", "sidecar"} {
+				for i := range 5 {
+					archives = append(archives, Archive{
+						Name: fmt.Sprintf("pod-%d-%s-%d", p, c, i), Namespace: ns, Pod: fmt.Sprintf("pod-%d", p),
+						PodUID: fmt.Sprintf("%s-pod-%d", ns, p), Container: c, Node: fmt.Sprintf("node-%d", p%4),
+						Size: 72 << 10, CheckpointTime: t0.Add(time.Duration(-i) * 30 * time.Minute),
+					})
+				}
+			}
+		}
+	}
+	return archives, quotas, nsLabels
+}
+
+// BenchmarkCompute10k is a full recompute: resolving every container's limits through
+// internal/policy, usage per scope, the archives to prune and every quota's report.
+func BenchmarkCompute10k(b *testing.B) {
+	archives, quotas, nsLabels := benchWorld(b)
+	podLabels := map[string]string{"tier": "cache"}
+	now := time.Date(2025, 3, 1, 12, 30, 0, 0, time.UTC)
+	var res Result
+	b.ReportAllocs()
+	for b.Loop() {
+		r := NewResolver(quotas)
+		r.NamespaceLabels = nsLabels
+		r.PodLabels = func(*Archive) map[string]string { return podLabels }
+		res = Compute(Input{Archives: archives, Quotas: r.Infos(), Rules: r.Rules, Now: now})
+		for i := range quotas {
+			_ = r.Effective(i)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/recompute")
+	b.ReportMetric(float64(len(res.Prune)), "pruned")
+}

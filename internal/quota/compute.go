@@ -1,0 +1,260 @@
+package quota
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+)
+
+// subject is one container incarnation (namespace, pod, pod UID, container): its archives
+// share their rules and the scopes they count in.
+type subject struct {
+	rules  Rules
+	groups []int
+	// scopes are the container, pod and namespace scope names, by Level.
+	scopes [3]string
+}
+
+// group is one limit of one quota over one scope, and the archives it counts, oldest first.
+type group struct {
+	limit   Limit
+	scope   string
+	used    int64
+	members []int
+}
+
+type groupKey struct {
+	quota int
+	key   string
+	scope string
+}
+
+// world is the part of a computation that does not depend on which quotas enforce.
+type world struct {
+	in       *Input
+	order    []int // archive indices, oldest first
+	subjOf   []int // archive index -> subject
+	subjects []subject
+	groups   []group
+	byLevel  []int // group indices, narrowest level first
+}
+
+// Compute works out usage, the archives to prune and what each quota reports.
+func Compute(in Input) Result {
+	w := build(&in)
+	active := make([]bool, len(in.Quotas))
+	dryRun := false
+	for i, q := range in.Quotas {
+		active[i] = !q.DryRun
+		dryRun = dryRun || q.DryRun
+	}
+	res := Result{Quotas: make([]QuotaResult, len(in.Quotas))}
+	marks, blocks := w.prune(active)
+	for _, i := range w.order {
+		if p := marks[i]; p != nil {
+			res.Prune = append(res.Prune, *p)
+			res.Quotas[p.Quota].Pending = append(res.Quotas[p.Quota].Pending, *p)
+		}
+	}
+	for _, b := range blocks {
+		if active[b.quota] {
+			res.Quotas[b.quota].Blocked = append(res.Quotas[b.quota].Blocked, b.Block)
+		}
+	}
+	// A DryRun quota reports what switching it to Enforce would add to what is pruned
+	// anyway: the same set that Enforce then deletes.
+	if dryRun {
+		for q, info := range in.Quotas {
+			if !info.DryRun {
+				continue
+			}
+			with := append([]bool(nil), active...)
+			with[q] = true
+			m, bl := w.prune(with)
+			for _, i := range w.order {
+				if m[i] != nil && marks[i] == nil {
+					res.Quotas[q].Pending = append(res.Quotas[q].Pending, *m[i])
+				}
+			}
+			for _, b := range bl {
+				if b.quota == q {
+					res.Quotas[q].Blocked = append(res.Quotas[q].Blocked, b.Block)
+				}
+			}
+		}
+	}
+	w.report(&res)
+	res.NextExpiry = w.nextExpiry()
+	return res
+}
+
+func build(in *Input) *world {
+	w := &world{in: in, order: make([]int, len(in.Archives)), subjOf: make([]int, len(in.Archives))}
+	for i := range w.order {
+		w.order[i] = i
+	}
+	// Older is a total order (names are unique in a namespace), so an unstable sort is deterministic.
+	slices.SortFunc(w.order, func(x, y int) int {
+		switch {
+		case Older(&in.Archives[x], &in.Archives[y]):
+			return -1
+		case Older(&in.Archives[y], &in.Archives[x]):
+			return 1
+		}
+		return 0
+	})
+
+	subjects := map[string]int{}
+	groups := map[groupKey]int{}
+	for i := range in.Archives {
+		a := &in.Archives[i]
+		key := a.Namespace + "/" + a.Pod + "/" + a.PodUID + "/" + a.Container
+		s, ok := subjects[key]
+		if !ok {
+			s = len(w.subjects)
+			subjects[key] = s
+			sub := subject{rules: in.Rules(a)}
+			for lvl := LevelContainer; lvl <= LevelNamespace; lvl++ {
+				sub.scopes[lvl] = a.Scope(lvl)
+			}
+			for _, l := range sub.rules.Limits {
+				gk := groupKey{quota: l.Quota, key: l.Key}
+				if l.Level != LevelGroup {
+					gk.scope = sub.scopes[l.Level]
+				}
+				g, ok := groups[gk]
+				if !ok {
+					g = len(w.groups)
+					groups[gk] = g
+					w.groups = append(w.groups, group{limit: l, scope: gk.scope})
+				}
+				sub.groups = append(sub.groups, g)
+			}
+			w.subjects = append(w.subjects, sub)
+		}
+		w.subjOf[i] = s
+	}
+	for _, i := range w.order {
+		a := &in.Archives[i]
+		for _, g := range w.subjects[w.subjOf[i]].groups {
+			grp := &w.groups[g]
+			grp.used += amount(a, grp.limit.Resource)
+			grp.members = append(grp.members, i)
+		}
+	}
+	// Narrow scopes first: pruning a container down to its limit often brings its pod
+	// and namespace under theirs too, and never prunes more than they need.
+	w.byLevel = make([]int, len(w.groups))
+	for g := range w.byLevel {
+		w.byLevel[g] = g
+	}
+	sort.SliceStable(w.byLevel, func(x, y int) bool {
+		return w.groups[w.byLevel[x]].limit.Level < w.groups[w.byLevel[y]].limit.Level
+	})
+	return w
+}
+
+func amount(a *Archive, r Resource) int64 {
+	if r == Storage {
+		return a.Size
+	}
+	return 1
+}
+
+type quotaBlock struct {
+	quota int
+	Block
+}
+
+// prune marks, oldest first, the archives that the active quotas' rules delete: first
+// the retention rules, then every limit over its scope until it holds.
+func (w *world) prune(active []bool) ([]*Prune, []quotaBlock) {
+	in := w.in
+	marks := make([]*Prune, len(in.Archives))
+	left := make([]int64, len(w.groups))
+	for g := range w.groups {
+		left[g] = w.groups[g].used
+	}
+	mark := func(i int, p *Prune) {
+		marks[i] = p
+		a := &in.Archives[i]
+		for _, g := range w.subjects[w.subjOf[i]].groups {
+			left[g] -= amount(a, w.groups[g].limit.Resource)
+		}
+	}
+	for _, i := range w.order {
+		a := &in.Archives[i]
+		if !prunable(a) {
+			continue
+		}
+		r := &w.subjects[w.subjOf[i]].rules
+		scope := w.subjects[w.subjOf[i]].scopes[LevelContainer]
+		switch {
+		case r.MaxSize != nil && active[r.MaxSize.Quota] && a.Size > r.MaxSize.Value:
+			mark(i, &Prune{Archive: i, Quota: r.MaxSize.Quota, Key: "maxCheckpointSize", Scope: scope,
+				Reason: fmt.Sprintf("maxCheckpointSize %s/%s", Bytes(a.Size), Bytes(r.MaxSize.Value))})
+		case r.MaxAge != nil && active[r.MaxAge.Quota] && !in.Now.Before(a.Time().Add(r.MaxAge.Duration)):
+			mark(i, &Prune{Archive: i, Quota: r.MaxAge.Quota, Key: "maxAge", Scope: scope,
+				Reason: fmt.Sprintf("maxAge %s/%s", in.Now.Sub(a.Time()).Round(time.Second), r.MaxAge.Duration)})
+		case r.Orphans != nil && active[r.Orphans.Quota] && !a.OrphanSince.IsZero() &&
+			!in.Now.Before(a.OrphanSince.Add(r.Orphans.Duration)):
+			mark(i, &Prune{Archive: i, Quota: r.Orphans.Quota, Key: "orphans", Scope: scope,
+				Reason: fmt.Sprintf("orphans: pod %s gone for %s", a.Pod, in.Now.Sub(a.OrphanSince).Round(time.Second))})
+		}
+	}
+	var blocks []quotaBlock
+	for _, g := range w.byLevel {
+		grp := &w.groups[g]
+		l := grp.limit
+		if !active[l.Quota] || left[g] <= l.Value {
+			continue
+		}
+		reason := fmt.Sprintf("%s %s/%s", l.Key, format(grp.used, l.Resource), format(l.Value, l.Resource))
+		var pinned []string
+		for _, i := range grp.members {
+			if left[g] <= l.Value {
+				break
+			}
+			if marks[i] != nil {
+				continue
+			}
+			a := &in.Archives[i]
+			if !prunable(a) {
+				if len(pinned) < MaxNames {
+					pinned = append(pinned, a.Name)
+				}
+				continue
+			}
+			mark(i, &Prune{Archive: i, Quota: l.Quota, Key: l.Key, Scope: grp.scope, Reason: reason})
+		}
+		if left[g] > l.Value {
+			blocks = append(blocks, quotaBlock{quota: l.Quota, Block: Block{Key: l.Key, Scope: grp.scope,
+				Used: left[g], Hard: l.Value, Pinned: pinned}})
+		}
+	}
+	return marks, blocks
+}
+
+func prunable(a *Archive) bool { return !a.Pinned && !a.Unreadable }
+
+// nextExpiry is the earliest future moment when a retention rule starts to apply.
+func (w *world) nextExpiry() time.Time {
+	var next time.Time
+	consider := func(t time.Time) {
+		if t.After(w.in.Now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for i := range w.in.Archives {
+		a := &w.in.Archives[i]
+		r := &w.subjects[w.subjOf[i]].rules
+		if r.MaxAge != nil {
+			consider(a.Time().Add(r.MaxAge.Duration))
+		}
+		if r.Orphans != nil && !a.OrphanSince.IsZero() {
+			consider(a.OrphanSince.Add(r.Orphans.Duration))
+		}
+	}
+	return next
+}

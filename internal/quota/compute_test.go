@@ -1,0 +1,180 @@
+package quota
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// archives makes n archives of one container, one minute apart, named <pod>-<container>-<i>
+// with i = 0 the oldest.
+func archives(ns, pod, container string, n int, size int64) []Archive {
+	var out []Archive
+	for i := range n {
+		out = append(out, Archive{
+			Name: fmt.Sprintf("%s-%s-%d", pod, container, i), Namespace: ns, Pod: pod, PodUID: ns + "/" + pod,
+			Container: container, Node: "node-a", Size: size, CheckpointTime: t0.Add(time.Duration(i) * time.Minute),
+		})
+	}
+	return out
+}
+
+func concat(lists ...[]Archive) []Archive {
+	var out []Archive
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}
+
+func prunedNames(in Input, res Result) []string {
+	var out []string
+	for _, p := range res.Prune {
+		out = append(out, in.Archives[p.Archive].Name)
+	}
+	return out
+}
+
+func limit(key string, lvl Level, r Resource, v int64) Limit {
+	return Limit{Quota: 0, Key: key, Level: lvl, Resource: r, Value: v}
+}
+
+func TestComputePrunes(t *testing.T) {
+	const mi = 1 << 20
+	cases := map[string]struct {
+		archives []Archive
+		rules    Rules
+		dryRun   bool
+		want     []string
+	}{
+		"per container count keeps the newest of each container": {
+			archives: concat(archives("ns", "p", "a", 5, mi), archives("ns", "p", "b", 5, mi)),
+			rules:    Rules{Limits: []Limit{limit("perContainer.checkpoints", LevelContainer, Checkpoints, 2)}},
+			want:     []string{"p-a-0", "p-b-0", "p-a-1", "p-b-1", "p-a-2", "p-b-2"},
+		},
+		"per pod storage in Mi": {
+			archives: concat(archives("ns", "p", "a", 3, 3*mi), archives("ns", "q", "a", 2, 3*mi)),
+			rules:    Rules{Limits: []Limit{limit("perPod.storage", LevelPod, Storage, 7*mi)}},
+			want:     []string{"p-a-0"},
+		},
+		"namespace count prunes oldest across pods": {
+			archives: concat(archives("ns", "p", "a", 3, mi), archives("ns", "q", "a", 3, mi)),
+			rules:    Rules{Limits: []Limit{limit("total.checkpoints", LevelNamespace, Checkpoints, 4)}},
+			want:     []string{"p-a-0", "q-a-0"},
+		},
+		"max size": {
+			archives: []Archive{{Name: "big", Namespace: "ns", Pod: "p", Container: "a", Size: 3 * mi, CheckpointTime: t0},
+				{Name: "small", Namespace: "ns", Pod: "p", Container: "a", Size: mi, CheckpointTime: t0}},
+			rules: Rules{MaxSize: &Retention{Value: 2 * mi}},
+			want:  []string{"big"},
+		},
+		"max age": {
+			archives: archives("ns", "p", "a", 4, mi),
+			rules:    Rules{MaxAge: &Retention{Duration: 2*time.Hour - 90*time.Second}},
+			want:     []string{"p-a-0", "p-a-1"},
+		},
+		"dry run prunes nothing": {
+			archives: archives("ns", "p", "a", 4, mi),
+			rules:    Rules{Limits: []Limit{limit("perContainer.checkpoints", LevelContainer, Checkpoints, 1)}},
+			dryRun:   true,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			in := Input{Archives: tc.archives, Quotas: []QuotaInfo{{Name: "q", DryRun: tc.dryRun}},
+				Rules: func(*Archive) Rules { return tc.rules }, Now: t0.Add(2 * time.Hour)}
+			got := prunedNames(in, Compute(in))
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("pruned (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDryRunReportsWhatEnforceDeletes(t *testing.T) {
+	arch := concat(archives("ns", "p", "a", 6, 100), archives("ns", "q", "a", 3, 100))
+	arch[1].Pinned = true
+	rules := Rules{Limits: []Limit{
+		limit("perContainer.checkpoints", LevelContainer, Checkpoints, 3),
+		limit("total.storage", LevelNamespace, Storage, 500),
+	}}
+	in := Input{Archives: arch, Quotas: []QuotaInfo{{Name: "q", DryRun: true}}, Rules: func(*Archive) Rules { return rules }, Now: t0}
+	dry := Compute(in)
+	var pending []string
+	for _, p := range dry.Quotas[0].Pending {
+		pending = append(pending, arch[p.Archive].Name)
+	}
+	in.Quotas[0].DryRun = false
+	enforced := prunedNames(in, Compute(in))
+	if diff := cmp.Diff(enforced, pending); diff != "" {
+		t.Errorf("DryRun pending differs from what Enforce prunes (-enforce +dryrun):\n%s", diff)
+	}
+	if len(dry.Prune) != 0 {
+		t.Errorf("DryRun pruned %d archives", len(dry.Prune))
+	}
+}
+
+func TestPinsBlockAndAreNamed(t *testing.T) {
+	arch := archives("ns", "p", "a", 3, 100)
+	arch[0].Pinned, arch[1].Pinned = true, true
+	in := Input{Archives: arch, Quotas: []QuotaInfo{{Name: "q"}}, Now: t0,
+		Rules: func(*Archive) Rules {
+			return Rules{Limits: []Limit{limit("perContainer.checkpoints", LevelContainer, Checkpoints, 1)}}
+		}}
+	res := Compute(in)
+	if diff := cmp.Diff([]string{"p-a-2"}, prunedNames(in, res)); diff != "" {
+		t.Errorf("pruned (-want +got):\n%s", diff)
+	}
+	want := []Block{{Key: "perContainer.checkpoints", Scope: "ns/p/a", Used: 2, Hard: 1, Pinned: []string{"p-a-0", "p-a-1"}}}
+	if diff := cmp.Diff(want, res.Quotas[0].Blocked); diff != "" {
+		t.Errorf("blocked (-want +got):\n%s", diff)
+	}
+}
+
+func TestOrphansAfterGrace(t *testing.T) {
+	arch := archives("ns", "p", "a", 2, 100)
+	arch[0].OrphanSince = t0.Add(-11 * time.Minute)
+	arch[1].OrphanSince = t0.Add(-5 * time.Minute)
+	in := Input{Archives: arch, Quotas: []QuotaInfo{{Name: "q"}}, Now: t0,
+		Rules: func(*Archive) Rules { return Rules{Orphans: &Retention{Duration: 10 * time.Minute}} }}
+	res := Compute(in)
+	if diff := cmp.Diff([]string{"p-a-0"}, prunedNames(in, res)); diff != "" {
+		t.Errorf("pruned (-want +got):\n%s", diff)
+	}
+	if want := t0.Add(5 * time.Minute); !res.NextExpiry.Equal(want) {
+		t.Errorf("next expiry = %s, want %s", res.NextExpiry, want)
+	}
+}
+
+func TestUsageReport(t *testing.T) {
+	arch := concat(archives("ns", "p", "a", 3, 100), archives("ns", "q", "a", 1, 100))
+	in := Input{Archives: arch, Quotas: []QuotaInfo{{Name: "q"}}, Now: t0,
+		Rules: func(*Archive) Rules {
+			return Rules{Limits: []Limit{limit("perPod.checkpoints", LevelPod, Checkpoints, 5)}}
+		}}
+	qr := Compute(in).Quotas[0]
+	want := []LimitUsage{{Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Hard: 5, Used: 3, Scope: "ns/p"}}
+	if diff := cmp.Diff(want, qr.Limits); diff != "" {
+		t.Errorf("limits (-want +got):\n%s", diff)
+	}
+	wantPods := []ScopeUsage{{Namespace: "ns", Pod: "p", Checkpoints: 3, Bytes: 300, Fill: 0.6}, {Namespace: "ns", Pod: "q", Checkpoints: 1, Bytes: 100, Fill: 0.2}}
+	if diff := cmp.Diff(wantPods, qr.Pods); diff != "" {
+		t.Errorf("pods (-want +got):\n%s", diff)
+	}
+}
+
+func TestFileNameTimeAndBytes(t *testing.T) {
+	got, ok := FileNameTime("checkpoint-cache-0_shop-prod-redis-2025-01-02T15:04:05Z.tar")
+	if want := time.Date(2025, 1, 2, 15, 4, 5, 0, time.UTC); !ok || !got.Equal(want) {
+		t.Errorf("FileNameTime = %s, %v; want %s", got, ok, want)
+	}
+	for n, want := range map[int64]string{512: "512", 10 << 30: "10Gi", 1503238553: "1.4Gi", 72 << 10: "72Ki"} {
+		if got := Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -1,0 +1,98 @@
+package quota
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Time is the archive's checkpoint time as far as it is known: from inside the archive,
+// else from its file name, else the file's modification time.
+func (a *Archive) Time() time.Time {
+	switch {
+	case !a.CheckpointTime.IsZero():
+		return a.CheckpointTime
+	case !a.FileTime.IsZero():
+		return a.FileTime
+	}
+	return a.ModTime
+}
+
+// Older orders archives oldest first: by checkpoint time, then the time in the file
+// name, then the modification time, then namespace and name so that the order is stable.
+func Older(a, b *Archive) bool {
+	if c := compareTimes(a.CheckpointTime, b.CheckpointTime); c != 0 {
+		return c < 0
+	}
+	if c := compareTimes(a.FileTime, b.FileTime); c != 0 {
+		return c < 0
+	}
+	if c := compareTimes(a.ModTime, b.ModTime); c != 0 {
+		return c < 0
+	}
+	if a.Namespace != b.Namespace {
+		return a.Namespace < b.Namespace
+	}
+	return a.Name < b.Name
+}
+
+// compareTimes orders two times; an unknown (zero) time sorts after a known one, so that
+// an archive of unknown age is not taken for the oldest.
+func compareTimes(a, b time.Time) int {
+	switch az, bz := a.IsZero(), b.IsZero(); {
+	case az && bz:
+		return 0
+	case az:
+		return 1
+	case bz:
+		return -1
+	}
+	return a.Compare(b)
+}
+
+// FileNameTime reads the time from a kubelet archive name such as
+// "checkpoint-cache-0_shop-redis-2025-01-02T15:04:05Z.tar"; false when there is none.
+func FileNameTime(name string) (time.Time, bool) {
+	base, ok := strings.CutSuffix(name, ".tar")
+	if !ok {
+		return time.Time{}, false
+	}
+	// The pod, namespace and container names hold dashes too; the time is the first
+	// dash-separated tail that parses.
+	for i := strings.IndexByte(base, '-'); i >= 0; {
+		if t, err := time.Parse(time.RFC3339Nano, base[i+1:]); err == nil {
+			return t, true
+		}
+		j := strings.IndexByte(base[i+1:], '-')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	return time.Time{}, false
+}
+
+// Bytes writes a size for people, in binary units with at most one decimal: "1.4Gi", "10Gi", "512".
+func Bytes(n int64) string {
+	units := []string{"Ki", "Mi", "Gi", "Ti", "Pi", "Ei"}
+	if n < 1024 && n > -1024 {
+		return strconv.FormatInt(n, 10)
+	}
+	v, u := float64(n), ""
+	for _, unit := range units {
+		if v < 1024 && v > -1024 {
+			break
+		}
+		v, u = v/1024, unit
+	}
+	s := strconv.FormatFloat(v, 'f', 1, 64)
+	return strings.TrimSuffix(s, ".0") + u
+}
+
+func format(n int64, r Resource) string {
+	if r == Storage {
+		return Bytes(n)
+	}
+	return fmt.Sprint(n)
+}

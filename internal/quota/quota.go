@@ -1,0 +1,193 @@
+// Package quota is the quota arithmetic: effective limits per archive, usage per scope, and which archives to prune; pure, no client.
+package quota
+
+import (
+	"time"
+)
+
+// Level is the scope a limit counts over.
+type Level int
+
+const (
+	// LevelContainer counts the archives of one container of one pod.
+	LevelContainer Level = iota
+	// LevelPod counts the archives of one pod.
+	LevelPod
+	// LevelNamespace counts the archives of one namespace.
+	LevelNamespace
+	// LevelGroup counts every archive that the quota governs with this limit, together
+	// (limits.total of a targeted quota, or of a cluster quota).
+	LevelGroup
+)
+
+// Resource is what a limit counts.
+type Resource int
+
+const (
+	// Checkpoints counts archives.
+	Checkpoints Resource = iota
+	// Storage counts bytes.
+	Storage
+)
+
+// Archive is one Checkpoint object as the arithmetic sees it.
+type Archive struct {
+	// Name is the Checkpoint object's name; Namespace its namespace (the pod's).
+	Name, Namespace string
+	Pod, PodUID     string
+	Container       string
+	Node            string
+	Size            int64
+	// CheckpointTime, FileTime and ModTime order archives oldest first, in that order of
+	// preference; Name breaks ties so that the order is stable.
+	CheckpointTime, FileTime, ModTime time.Time
+	// Pinned archives count but are never pruned.
+	Pinned bool
+	// Unreadable archives count but are never pruned: they are reported instead.
+	Unreadable bool
+	// OrphanSince is when the controller first found the archive's pod gone; zero while
+	// the pod exists or while that is not known for sure.
+	OrphanSince time.Time
+}
+
+// Scope names the namespace, pod or container an archive belongs to at a level, as
+// "shop", "shop/cache-0" or "shop/cache-0/redis"; a group limit's scope is "".
+func (a *Archive) Scope(l Level) string {
+	switch l {
+	case LevelNamespace:
+		return a.Namespace
+	case LevelPod:
+		return a.Namespace + "/" + a.Pod
+	case LevelContainer:
+		return a.Namespace + "/" + a.Pod + "/" + a.Container
+	}
+	return ""
+}
+
+// Limit is one limit in force for an archive, and the quota it comes from.
+type Limit struct {
+	// Quota indexes Input.Quotas.
+	Quota int
+	// Key names the limit as the quota writes it, such as "perPod.storage".
+	Key      string
+	Level    Level
+	Resource Resource
+	// Value is the most archives or bytes the scope may hold.
+	Value int64
+}
+
+// Retention is a per-archive rule in force for an archive, and the quota it comes from.
+type Retention struct {
+	Quota int
+	// Value is bytes for maxCheckpointSize; Duration is maxAge or the orphan grace period.
+	Value    int64
+	Duration time.Duration
+}
+
+// Rules is what governs the archives of one container: the limits in force and the
+// retention rules, each from the quota that wins it.
+type Rules struct {
+	Limits  []Limit
+	MaxSize *Retention
+	MaxAge  *Retention
+	// Orphans is set only when the winning orphan policy is Delete.
+	Orphans *Retention
+}
+
+// QuotaInfo is what the arithmetic needs to know of a quota besides its limits.
+type QuotaInfo struct {
+	// Name identifies the quota in reasons, such as "CheckpointQuota shop/default".
+	Name string
+	// DryRun quotas report what they would prune and delete nothing.
+	DryRun bool
+}
+
+// Input is the world the arithmetic works on.
+type Input struct {
+	Archives []Archive
+	Quotas   []QuotaInfo
+	// Rules gives the rules that govern an archive; archives of the same container share
+	// them, so Compute asks once per container.
+	Rules func(a *Archive) Rules
+	// Now is the time against which maxAge and orphan grace periods are measured.
+	Now time.Time
+}
+
+// Prune is one archive that a quota prunes, and why.
+type Prune struct {
+	// Archive indexes Input.Archives.
+	Archive int
+	// Quota indexes Input.Quotas: the quota whose rule prunes the archive.
+	Quota int
+	// Key is the rule: a limit key such as "perContainer.checkpoints", or
+	// "maxCheckpointSize", "maxAge", "orphans".
+	Key string
+	// Scope is the namespace, pod or container over its limit ("shop/cache-0/redis"),
+	// or the archive's container for a retention rule.
+	Scope string
+	// Reason is the key with the usage and the limit, such as "perContainer.checkpoints 13/10".
+	Reason string
+}
+
+// Block is a limit that pruning cannot bring back because the archives left are pinned
+// (or unreadable).
+type Block struct {
+	Key   string
+	Scope string
+	// Used and Hard are the scope's usage and limit, in archives or bytes.
+	Used, Hard int64
+	// Pinned names the archives that kept the limit from holding, oldest first (at most MaxNames).
+	Pinned []string
+}
+
+// LimitUsage is one limit of a quota that is in force for some archives.
+type LimitUsage struct {
+	Key      string
+	Level    Level
+	Resource Resource
+	Hard     int64
+	// Used is the usage of the scope nearest the limit; Scope names it.
+	Used  int64
+	Scope string
+}
+
+// ScopeUsage is the usage of one namespace, pod or container under a quota.
+type ScopeUsage struct {
+	Namespace, Pod, Container string
+	Checkpoints, Bytes        int64
+	// Fill is the largest used/hard ratio among the quota's limits at this level.
+	Fill float64
+}
+
+// QuotaResult is what one quota governs and does.
+type QuotaResult struct {
+	// Checkpoints and Bytes count every archive that the quota governs with some rule.
+	Checkpoints, Bytes int64
+	// Limits are the quota's limits in force for some archive, by key.
+	Limits []LimitUsage
+	// MaxSize is the largest archive under the quota's maxCheckpointSize, when in force.
+	MaxSize *LimitUsage
+	// Pending is what the quota prunes now (Enforce) or would prune (DryRun), oldest first.
+	Pending []Prune
+	// Blocked lists the limits that pins keep from holding.
+	Blocked []Block
+	// Namespaces, Pods and Containers are the scopes nearest their limits, at most MaxScopes each.
+	Namespaces, Pods, Containers []ScopeUsage
+}
+
+// Result is the outcome of one computation.
+type Result struct {
+	// Prune lists what Enforce quotas delete now, oldest first.
+	Prune []Prune
+	// Quotas is indexed like Input.Quotas.
+	Quotas []QuotaResult
+	// NextExpiry is the earliest time after Now when an archive reaches its maxAge or the
+	// end of its orphan grace period; zero when none will.
+	NextExpiry time.Time
+}
+
+// Bounds of the lists in a result, as the API bounds them.
+const (
+	MaxScopes = 20
+	MaxNames  = 50
+)

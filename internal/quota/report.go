@@ -1,0 +1,160 @@
+package quota
+
+import (
+	"math"
+	"sort"
+)
+
+// report fills each quota's usage: its limits in force with the scope nearest each, and
+// the namespaces, pods and containers nearest their limits.
+func (w *world) report(res *Result) {
+	in := w.in
+	type limitKey struct {
+		quota int
+		key   string
+	}
+	limits := map[limitKey]*LimitUsage{}
+	var order []limitKey
+	// fill[quota][level][scope] is the largest used/hard among the quota's limits there.
+	fill := make([][3]map[string]float64, len(in.Quotas))
+	for _, grp := range w.groups {
+		l := grp.limit
+		k := limitKey{l.Quota, l.Key}
+		lu := limits[k]
+		if lu == nil {
+			lu = &LimitUsage{Key: l.Key, Level: l.Level, Resource: l.Resource, Hard: l.Value, Used: -1}
+			limits[k] = lu
+			order = append(order, k)
+		}
+		if grp.used > lu.Used || (grp.used == lu.Used && grp.scope < lu.Scope) {
+			lu.Used, lu.Scope = grp.used, grp.scope
+		}
+		if l.Level == LevelGroup {
+			continue
+		}
+		f := ratio(grp.used, l.Value)
+		m := fill[l.Quota][l.Level]
+		if m == nil {
+			m = map[string]float64{}
+			fill[l.Quota][l.Level] = m
+		}
+		if f > m[grp.scope] {
+			m[grp.scope] = f
+		}
+	}
+	sort.Slice(order, func(i, j int) bool {
+		if order[i].quota != order[j].quota {
+			return order[i].quota < order[j].quota
+		}
+		return order[i].key < order[j].key
+	})
+	for _, k := range order {
+		res.Quotas[k.quota].Limits = append(res.Quotas[k.quota].Limits, *limits[k])
+	}
+
+	scopes := make([][3]map[string]*ScopeUsage, len(in.Quotas))
+	seen := make([]int, len(in.Quotas)) // last archive counted per quota, +1
+	for _, i := range w.order {
+		a := &in.Archives[i]
+		sub := &w.subjects[w.subjOf[i]]
+		r := &sub.rules
+		count := func(q int) {
+			if seen[q] == i+1 {
+				return
+			}
+			seen[q] = i + 1
+			qr := &res.Quotas[q]
+			qr.Checkpoints++
+			qr.Bytes += a.Size
+			for lvl := LevelContainer; lvl <= LevelNamespace; lvl++ {
+				m := scopes[q][lvl]
+				if m == nil {
+					m = map[string]*ScopeUsage{}
+					scopes[q][lvl] = m
+				}
+				key := sub.scopes[lvl]
+				su := m[key]
+				if su == nil {
+					su = &ScopeUsage{Namespace: a.Namespace, Fill: fill[q][lvl][key]}
+					if lvl <= LevelPod {
+						su.Pod = a.Pod
+					}
+					if lvl == LevelContainer {
+						su.Container = a.Container
+					}
+					m[key] = su
+				}
+				su.Checkpoints++
+				su.Bytes += a.Size
+			}
+		}
+		for _, l := range r.Limits {
+			count(l.Quota)
+		}
+		for _, ret := range []*Retention{r.MaxSize, r.MaxAge, r.Orphans} {
+			if ret != nil {
+				count(ret.Quota)
+			}
+		}
+		if r.MaxSize != nil {
+			qr := &res.Quotas[r.MaxSize.Quota]
+			if qr.MaxSize == nil {
+				qr.MaxSize = &LimitUsage{Key: "maxCheckpointSize", Level: LevelContainer, Resource: Storage, Hard: r.MaxSize.Value, Used: -1}
+			}
+			if a.Size > qr.MaxSize.Used {
+				qr.MaxSize.Used, qr.MaxSize.Scope = a.Size, sub.scopes[LevelContainer]
+			}
+		}
+	}
+	for q := range res.Quotas {
+		qr := &res.Quotas[q]
+		qr.Containers = nearest(scopes[q][LevelContainer])
+		qr.Pods = nearest(scopes[q][LevelPod])
+		qr.Namespaces = nearest(scopes[q][LevelNamespace])
+	}
+}
+
+// ratio is how full a scope is; a limit of 0 with anything in it is infinitely full.
+func ratio(used, hard int64) float64 {
+	if hard <= 0 {
+		if used > 0 {
+			return math.Inf(1)
+		}
+		return 0
+	}
+	return float64(used) / float64(hard)
+}
+
+// nearest returns the scopes nearest their limits first, then the largest, at most MaxScopes.
+func nearest(m map[string]*ScopeUsage) []ScopeUsage {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]ScopeUsage, 0, len(m))
+	for _, su := range m {
+		out = append(out, *su)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := &out[i], &out[j]
+		if a.Fill != b.Fill {
+			return a.Fill > b.Fill
+		}
+		if a.Checkpoints != b.Checkpoints {
+			return a.Checkpoints > b.Checkpoints
+		}
+		if a.Bytes != b.Bytes {
+			return a.Bytes > b.Bytes
+		}
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		if a.Pod != b.Pod {
+			return a.Pod < b.Pod
+		}
+		return a.Container < b.Container
+	})
+	if len(out) > MaxScopes {
+		out = out[:MaxScopes]
+	}
+	return out
+}
