@@ -115,7 +115,9 @@ func (r *rendered) boundRules(t *testing.T, namespace, sa string) []rbacv1.Polic
 	for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
 		for _, u := range r.all(kind) {
 			b := typedBinding(t, u)
-			if slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool { return s.Kind == "ServiceAccount" && s.Name == sa && s.Namespace == namespace }) {
+			if slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool {
+				return s.Kind == "ServiceAccount" && s.Name == sa && s.Namespace == namespace
+			}) {
 				rules, ok := all[b.RoleRef.Kind+"/"+b.RoleRef.Name]
 				if !ok {
 					t.Errorf("%s %s binds %s %s, which is not rendered", kind, u.GetName(), b.RoleRef.Kind, b.RoleRef.Name)
