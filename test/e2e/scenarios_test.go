@@ -107,6 +107,26 @@ spec:
 		}).Should(MatchRegexp(`redis\s+3/3`))
 	})
 
+	It("holds a namespace at the limit of the sample quotas from config/samples", func() {
+		uid := createPod(ctx, ns, "web-0", "nginx", "log-shipper")
+		applySample(ns)
+		base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+		var names []string
+		for i := range 18 {
+			container := []string{"nginx", "log-shipper"}[i%2]
+			a := archive.New(ns, "web-0", container).WithUID(uid).At(base.Add(time.Duration(i) * time.Minute))
+			names = append(names, filepath.Base(a.MustWrite(ckptDir)))
+		}
+		// The sample CheckpointQuota allows 15 archives in the namespace: the three oldest go.
+		want := append([]string(nil), names[3:]...)
+		sort.Strings(want)
+		Eventually(filesOf, 60*time.Second).WithArguments(ns).Should(Equal(want))
+		Eventually(func() string {
+			out, _, _ := env.Kubectl("", "get", "cpq", "default", "-n", ns)
+			return out
+		}).Should(MatchRegexp(`default\s+15/15\s+`))
+	})
+
 	It("deletes orphans after their pod is deleted, and not before", func() {
 		uid := createPod(ctx, ns, "batch-0", "worker")
 		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
@@ -147,14 +167,14 @@ func (e *kubectlError) Error() string { return e.stderr }
 
 // applySample applies the sample quotas of config/samples, as the README tells users to.
 func applySample(ns string) {
-	_, stderr, err := env.Kubectl("", "apply", "-n", ns, "-f", filepath.Join(testenv.RepoRoot(), "config", "samples"))
+	_, stderr, err := env.Kubectl("", "apply", "-n", ns, "-k", filepath.Join(testenv.RepoRoot(), "config", "samples"))
 	Expect(err).NotTo(HaveOccurred(), stderr)
 }
 
-func createPod(ctx context.Context, ns, name, container string) string {
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": name}},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: container, Image: "registry.example/" + container}}},
+func createPod(ctx context.Context, ns, name string, containers ...string) string {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": name}}}
+	for _, c := range containers {
+		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: c, Image: "registry.example/" + c})
 	}
 	Expect(env.Client.Create(ctx, pod)).To(Succeed())
 	return string(pod.UID)
