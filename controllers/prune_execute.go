@@ -68,10 +68,10 @@ func (r *PruneReconciler) prune(ctx context.Context, w *world, plan []quota.Prun
 	return err
 }
 
-// pruneOne deletes one Checkpoint, reporting false when it must stay after all. The
-// reason is written first, with the resourceVersion the decision was made on, and the
-// delete is conditional on the object being unchanged since: a Checkpoint pinned in the
-// meantime is kept.
+// pruneOne deletes one Checkpoint, reporting false when it must stay after all. The delete
+// is conditional on the resourceVersion the decision was made on: a Checkpoint pinned or
+// changed in the meantime is kept and decided again on the next pass. It is the only write
+// the manager makes per archive; the reason goes into the quota's Pruned event.
 func (r *PruneReconciler) pruneOne(ctx context.Context, w *world, p quota.Prune) (bool, error) {
 	log := logf.FromContext(ctx)
 	c := w.live[p.Archive]
@@ -81,20 +81,11 @@ func (r *PruneReconciler) pruneOne(ctx context.Context, w *world, p quota.Prune)
 			return false, nil
 		}
 	}
-	// Metadata only: the writes carry and return what they need, not the whole object.
-	annotated := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name,
-		UID: c.UID, ResourceVersion: c.ResourceVersion, Annotations: map[string]string{}}}
-	annotated.SetGroupVersionKind(cqv1.GroupVersion.WithKind("Checkpoint"))
-	for k, v := range c.Annotations {
-		annotated.Annotations[k] = v
-	}
-	before := annotated.DeepCopy()
-	annotated.Annotations[cqv1.AnnotationPruneReason] = p.Reason
-	if err := r.Client.Patch(ctx, annotated, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
-		return false, ignoreRace(err)
-	}
-	rv, uid := annotated.ResourceVersion, annotated.UID
-	if err := r.Client.Delete(ctx, annotated, client.Preconditions{UID: &uid, ResourceVersion: &rv}); err != nil {
+	// Metadata only: the request carries what the preconditions need, not the whole object.
+	target := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name}}
+	target.SetGroupVersionKind(cqv1.GroupVersion.WithKind("Checkpoint"))
+	uid, rv := c.UID, c.ResourceVersion
+	if err := r.Client.Delete(ctx, target, client.Preconditions{UID: &uid, ResourceVersion: &rv}); err != nil {
 		return false, ignoreRace(err)
 	}
 	r.Engine.markGone(uid, r.Clock.Now())

@@ -17,8 +17,9 @@ const (
 	// FinalizerArchive keeps a Checkpoint until its node agent has removed the archive.
 	FinalizerArchive = "checkpointquota.dev/archive"
 
-	// AnnotationPruneReason is set by the manager on a Checkpoint it prunes, before deleting
-	// it, so that the agent can tell pruning from a user's delete.
+	// AnnotationPruneReason is set by the manager on a Checkpoint it releases because its
+	// node is gone, before deleting it. Ordinary pruning deletes without it, in one write, and
+	// reports the reason in the quota's Pruned event.
 	AnnotationPruneReason = "checkpointquota.dev/prune-reason"
 )
 

@@ -16,7 +16,6 @@ import (
 
 // Event reasons of a deletion.
 const (
-	ReasonArchiveRemoved    = "ArchiveRemoved"
 	ReasonArchiveKept       = "ArchiveKept"
 	ReasonArchiveNotRemoved = "ArchiveNotRemoved"
 )
@@ -72,13 +71,9 @@ func (r *Reconciler) finalize(ctx context.Context, k fileKey, obj *cqv1.Checkpoi
 		r.state.removed.Add(1)
 		r.state.forget(k)
 		r.cache.Forget(k.Path())
-		how := "deleted"
-		if pruneReason != "" {
-			how = "pruned (" + pruneReason + ")"
-		}
-		r.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, ReasonArchiveRemoved, "Delete",
-			"Removed archive %s from node %s: its Checkpoint was %s", k.Path(), r.Config.NodeName, how)
-		log.Info("removed the archive of a deleted Checkpoint", "pruneReason", pruneReason)
+		// No event per removed archive: pruning removes thousands at a time, and the
+		// manager already reports each pruned group as one Pruned event on its quota.
+		log.Info("removed the archive of a deleted Checkpoint", "path", k.Path(), "pruneReason", pruneReason)
 	}
 	return r.dropFinalizer(ctx, obj)
 }
