@@ -95,6 +95,9 @@ func Start(opts Options) (*Env, error) {
 	}
 	cfg, err := te.Start()
 	if err != nil {
+		// envtest may have started etcd and kube-apiserver before failing (a CRD the
+		// apiserver rejects, say): stop them rather than leave them running.
+		_ = te.Stop()
 		return nil, fmt.Errorf("starting the test control plane from %s: %w", assets, err)
 	}
 	e := &Env{Config: cfg, AssetsDir: assets, env: te}
