@@ -32,7 +32,7 @@ type QuotaView struct {
 	Generation int64
 	// Err is set when the quota could not be read (a value that does not parse).
 	Err       error
-	Result    quota.QuotaResult
+	Result    quota.Outcome
 	Pending   []PendingArchive
 	Conflicts []quota.Conflict
 	Effective []cqv1.EffectiveLimit

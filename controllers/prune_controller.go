@@ -77,9 +77,12 @@ func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.R
 		return ctrl.Result{}, err
 	}
 	released, nodeWake, err := r.releaseGoneNodes(ctx, w, now)
-	if err != nil || released > 0 {
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if released > 0 {
 		// The usage just computed still counts what was released: start again.
-		return ctrl.Result{Requeue: true}, err
+		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
 	}
 	start := time.Now()
 	res := quota.Compute(w.input)

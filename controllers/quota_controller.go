@@ -132,7 +132,8 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 	// the stale copy happened to agree with unwritten.
 	if err := s.Client.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		if kerrors.IsConflict(err) {
-			return ctrl.Result{Requeue: true}, nil
+			// A newer copy is on its way to the cache; try again once it is there.
+			return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}

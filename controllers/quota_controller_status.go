@@ -192,7 +192,7 @@ func amount(n int64, r quota.Resource) string {
 
 // summary is the used/hard of the tightest count limit and of the tightest storage limit;
 // without such a limit, the usage alone.
-func summary(st *cqv1.QuotaStatus, r *quota.QuotaResult) cqv1.UsageSummary {
+func summary(st *cqv1.QuotaStatus, r *quota.Outcome) cqv1.UsageSummary {
 	tightest := func(suffix string, format func(int64) string, total int64) string {
 		best, bestFill := "", -1.0
 		for k, hard := range st.Hard {

@@ -72,7 +72,7 @@ func servedCertificate() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	return bytes.Clone(conn.ConnectionState().PeerCertificates[0].Raw), nil
 }
 

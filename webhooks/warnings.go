@@ -65,12 +65,12 @@ func SuspiciousWarnings(levels []Level, r *cqv1.RetentionSpec, target *cqv1.Quot
 			}
 		}
 	}
-	if max := bytes(r.MaxCheckpointSize); max != nil && !max.IsZero() {
+	if maxSize := bytes(r.MaxCheckpointSize); maxSize != nil && !maxSize.IsZero() {
 		for _, l := range levels {
 			if l.Limits == nil {
 				continue
 			}
-			if s := bytes(l.Limits.Storage); s != nil && max.Cmp(*s) > 0 {
+			if s := bytes(l.Limits.Storage); s != nil && maxSize.Cmp(*s) > 0 {
 				out = append(out, warn(spec.Child("maxCheckpointSize").String(), WarnMaxSizeAbove,
 					string(*r.MaxCheckpointSize), l.Path.Child("storage").String(), string(*l.Limits.Storage)))
 			}

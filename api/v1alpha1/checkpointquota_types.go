@@ -57,5 +57,5 @@ type CheckpointQuotaList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&CheckpointQuota{}, &CheckpointQuotaList{})
+	register(&CheckpointQuota{}, &CheckpointQuotaList{})
 }

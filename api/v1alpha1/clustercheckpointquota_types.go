@@ -63,5 +63,5 @@ type ClusterCheckpointQuotaList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&ClusterCheckpointQuota{}, &ClusterCheckpointQuotaList{})
+	register(&ClusterCheckpointQuota{}, &ClusterCheckpointQuotaList{})
 }

@@ -71,12 +71,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer mgrLog.Close()
+	defer func() { _ = mgrLog.Close() }()
 	agentLog, err := os.Create(filepath.Join(local, "logs", "node-agent.log"))
 	if err != nil {
 		return err
 	}
-	defer agentLog.Close()
+	defer func() { _ = agentLog.Close() }()
 
 	procs := []*localrun.Process{
 		{Name: "manager", Path: manager, Output: mgrLog,

@@ -51,7 +51,7 @@ var _ = Describe("Broken archives", func() {
 		for _, reason := range variants {
 			want[reason]++
 		}
-		Eventually(func(g Gomega) map[string]float64 {
+		Eventually(func(_ Gomega) map[string]float64 {
 			got := map[string]float64{}
 			for reason := range want {
 				got[reason] = metric(node, "checkpointquota_node_unreadable_archives", map[string]string{"reason": reason})

@@ -123,7 +123,7 @@ var _ = Describe("Deleting Checkpoints", func() {
 		Expect(err).NotTo(HaveOccurred(), out+stderr)
 		// The agent keeps the pin on disk too, so that it outlives the object.
 		Eventually(func() string { return specPath + ".keep" }).Should(BeAnExistingFile())
-		Eventually(func(g Gomega) bool { return publishedAs(node, bySpec).Status.Pinned }).Should(BeTrue())
+		Eventually(func() bool { return publishedAs(node, bySpec).Status.Pinned }).Should(BeTrue())
 		msg = deleteRefusedByPolicy(specObj)
 		Expect(msg).To(ContainSubstring("spec.pinned is true"))
 		Expect(msg).To(ContainSubstring(`kubectl patch checkpoint ` + specObj.Name + ` -n ` + ns + ` --type merge -p '{"spec":{"pinned":false}}'`))
@@ -134,7 +134,7 @@ var _ = Describe("Deleting Checkpoints", func() {
 		out, stderr, err = env.Kubectl("", "patch", "checkpoint", specObj.Name, "-n", ns, "--type", "merge", "-p", `{"spec":{"pinned":false}}`)
 		Expect(err).NotTo(HaveOccurred(), out+stderr)
 		Eventually(func() bool { return exists(specPath + ".keep") }).Should(BeFalse())
-		Eventually(func(g Gomega) bool { return publishedAs(node, bySpec).Status.Pinned }).Should(BeFalse())
+		Eventually(func() bool { return publishedAs(node, bySpec).Status.Pinned }).Should(BeFalse())
 		out, stderr, err = env.Kubectl("", "delete", "checkpoint", specObj.Name, "-n", ns)
 		Expect(err).NotTo(HaveOccurred(), out+stderr)
 		Expect(specPath).NotTo(BeAnExistingFile())

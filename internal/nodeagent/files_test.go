@@ -17,19 +17,19 @@ func TestRemoveArchive(t *testing.T) {
 		wantGone   bool
 	}{
 		"regular archive": {
-			setup: func(t *testing.T, dir string) fileKey {
+			setup: func(_ *testing.T, dir string) fileKey {
 				return keyFromPath(testarchive.New("shop", "p", "c").MustWrite(dir))
 			},
 			wantGone: true,
 		},
 		"already gone": {
-			setup: func(t *testing.T, dir string) fileKey {
+			setup: func(_ *testing.T, dir string) fileKey {
 				return fileKey{Dir: dir, Name: testarchive.New("shop", "p", "c").FileName()}
 			},
 			wantGone: true,
 		},
 		"symlink to an archive outside": {
-			setup: func(t *testing.T, dir string) fileKey {
+			setup: func(_ *testing.T, dir string) fileKey {
 				path := testarchive.New("shop", "p", "c").Damaged(testarchive.Symlink).MustWrite(dir)
 				target, _ := os.Readlink(path)
 				t.Cleanup(func() { _ = os.RemoveAll(filepath.Dir(target)) })
@@ -38,13 +38,13 @@ func TestRemoveArchive(t *testing.T) {
 			wantUnsafe: true,
 		},
 		"directory with an archive's name": {
-			setup: func(t *testing.T, dir string) fileKey {
+			setup: func(_ *testing.T, dir string) fileKey {
 				return keyFromPath(testarchive.New("shop", "p", "c").Damaged(testarchive.Directory).MustWrite(dir))
 			},
 			wantUnsafe: true,
 		},
 		"file not named like an archive": {
-			setup: func(t *testing.T, dir string) fileKey {
+			setup: func(_ *testing.T, dir string) fileKey {
 				path := filepath.Join(dir, "notes.txt")
 				if err := os.WriteFile(path, []byte("keep me"), 0o600); err != nil {
 					t.Fatal(err)
@@ -54,7 +54,7 @@ func TestRemoveArchive(t *testing.T) {
 			wantUnsafe: true,
 		},
 		"archive in a directory that is not configured": {
-			setup: func(t *testing.T, dir string) fileKey {
+			setup: func(_ *testing.T, dir string) fileKey {
 				other := filepath.Join(dir, "sub")
 				if err := os.Mkdir(other, 0o700); err != nil {
 					t.Fatal(err)

@@ -33,8 +33,8 @@ func ObjectName(node, dir, file string) string {
 	suffix := "-" + hex.EncodeToString(sum[:])[:hashLen]
 	stem := strings.TrimSuffix(strings.TrimPrefix(file, "checkpoint-"), ".tar")
 	readable := sanitize(stem + "-" + node)
-	if max := validation.DNS1123SubdomainMaxLength - len(suffix); len(readable) > max {
-		readable = strings.TrimRight(readable[:max], "-")
+	if limit := validation.DNS1123SubdomainMaxLength - len(suffix); len(readable) > limit {
+		readable = strings.TrimRight(readable[:limit], "-")
 	}
 	if readable == "" {
 		readable = "checkpoint"
@@ -67,8 +67,8 @@ func labelValue(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	suffix := "-" + hex.EncodeToString(sum[:])[:hashLen]
 	v := sanitize(s)
-	if max := validation.LabelValueMaxLength - len(suffix); len(v) > max {
-		v = strings.TrimRight(v[:max], "-")
+	if limit := validation.LabelValueMaxLength - len(suffix); len(v) > limit {
+		v = strings.TrimRight(v[:limit], "-")
 	}
 	return v + suffix
 }

@@ -49,7 +49,7 @@ func Compute(in Input) Result {
 		active[i] = !q.DryRun
 		dryRun = dryRun || q.DryRun
 	}
-	res := Result{Quotas: make([]QuotaResult, len(in.Quotas))}
+	res := Result{Quotas: make([]Outcome, len(in.Quotas))}
 	marks, blocks := w.prune(active)
 	for _, i := range w.order {
 		if p := marks[i]; p != nil {

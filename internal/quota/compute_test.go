@@ -85,7 +85,7 @@ func TestComputePrunes(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			in := Input{Archives: tc.archives, Quotas: []QuotaInfo{{Name: "q", DryRun: tc.dryRun}},
+			in := Input{Archives: tc.archives, Quotas: []Meta{{Name: "q", DryRun: tc.dryRun}},
 				Rules: func(*Archive) Rules { return tc.rules }, Now: t0.Add(2 * time.Hour)}
 			got := prunedNames(in, Compute(in))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
@@ -102,7 +102,7 @@ func TestDryRunReportsWhatEnforceDeletes(t *testing.T) {
 		limit("perContainer.checkpoints", LevelContainer, Checkpoints, 3),
 		limit("total.storage", LevelNamespace, Storage, 500),
 	}}
-	in := Input{Archives: arch, Quotas: []QuotaInfo{{Name: "q", DryRun: true}}, Rules: func(*Archive) Rules { return rules }, Now: t0}
+	in := Input{Archives: arch, Quotas: []Meta{{Name: "q", DryRun: true}}, Rules: func(*Archive) Rules { return rules }, Now: t0}
 	dry := Compute(in)
 	var pending []string
 	for _, p := range dry.Quotas[0].Pending {
@@ -121,7 +121,7 @@ func TestDryRunReportsWhatEnforceDeletes(t *testing.T) {
 func TestPinsBlockAndAreNamed(t *testing.T) {
 	arch := archives("ns", "p", "a", 3, 100)
 	arch[0].Pinned, arch[1].Pinned = true, true
-	in := Input{Archives: arch, Quotas: []QuotaInfo{{Name: "q"}}, Now: t0,
+	in := Input{Archives: arch, Quotas: []Meta{{Name: "q"}}, Now: t0,
 		Rules: func(*Archive) Rules {
 			return Rules{Limits: []Limit{limit("perContainer.checkpoints", LevelContainer, Checkpoints, 1)}}
 		}}
@@ -139,7 +139,7 @@ func TestOrphansAfterGrace(t *testing.T) {
 	arch := archives("ns", "p", "a", 2, 100)
 	arch[0].OrphanSince = t0.Add(-11 * time.Minute)
 	arch[1].OrphanSince = t0.Add(-5 * time.Minute)
-	in := Input{Archives: arch, Quotas: []QuotaInfo{{Name: "q"}}, Now: t0,
+	in := Input{Archives: arch, Quotas: []Meta{{Name: "q"}}, Now: t0,
 		Rules: func(*Archive) Rules { return Rules{Orphans: &Retention{Duration: 10 * time.Minute}} }}
 	res := Compute(in)
 	if diff := cmp.Diff([]string{"p-a-0"}, prunedNames(in, res)); diff != "" {
@@ -152,7 +152,7 @@ func TestOrphansAfterGrace(t *testing.T) {
 
 func TestUsageReport(t *testing.T) {
 	arch := concat(archives("ns", "p", "a", 3, 100), archives("ns", "q", "a", 1, 100))
-	in := Input{Archives: arch, Quotas: []QuotaInfo{{Name: "q"}}, Now: t0,
+	in := Input{Archives: arch, Quotas: []Meta{{Name: "q"}}, Now: t0,
 		Rules: func(*Archive) Rules {
 			return Rules{Limits: []Limit{limit("perPod.checkpoints", LevelPod, Checkpoints, 5)}}
 		}}

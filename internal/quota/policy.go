@@ -53,10 +53,10 @@ func NewResolver(quotas []*policy.Quota) *Resolver {
 }
 
 // Infos describes the quotas for Input.Quotas, in the same order.
-func (r *Resolver) Infos() []QuotaInfo {
-	out := make([]QuotaInfo, len(r.quotas))
+func (r *Resolver) Infos() []Meta {
+	out := make([]Meta, len(r.quotas))
 	for i, q := range r.quotas {
-		out[i] = QuotaInfo{Name: q.Ref.String(), DryRun: q.Enforcement == "DryRun"}
+		out[i] = Meta{Name: q.Ref.String(), DryRun: q.Enforcement == "DryRun"}
 	}
 	return out
 }

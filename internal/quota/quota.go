@@ -94,8 +94,8 @@ type Rules struct {
 	Orphans *Retention
 }
 
-// QuotaInfo is what the arithmetic needs to know of a quota besides its limits.
-type QuotaInfo struct {
+// Meta is what the arithmetic needs to know of a quota besides its limits.
+type Meta struct {
 	// Name identifies the quota in reasons, such as "CheckpointQuota shop/default".
 	Name string
 	// DryRun quotas report what they would prune and delete nothing.
@@ -105,7 +105,7 @@ type QuotaInfo struct {
 // Input is the world the arithmetic works on.
 type Input struct {
 	Archives []Archive
-	Quotas   []QuotaInfo
+	Quotas   []Meta
 	// Rules gives the rules that govern an archive; archives of the same container share
 	// them, so Compute asks once per container.
 	Rules func(a *Archive) Rules
@@ -159,8 +159,8 @@ type ScopeUsage struct {
 	Fill float64
 }
 
-// QuotaResult is what one quota governs and does.
-type QuotaResult struct {
+// Outcome is what one quota governs and does.
+type Outcome struct {
 	// Checkpoints and Bytes count every archive that the quota governs with some rule.
 	Checkpoints, Bytes int64
 	// Limits are the quota's limits in force for some archive, by key.
@@ -180,7 +180,7 @@ type Result struct {
 	// Prune lists what Enforce quotas delete now, oldest first.
 	Prune []Prune
 	// Quotas is indexed like Input.Quotas.
-	Quotas []QuotaResult
+	Quotas []Outcome
 	// NextExpiry is the earliest time after Now when an archive reaches its maxAge or the
 	// end of its orphan grace period; zero when none will.
 	NextExpiry time.Time

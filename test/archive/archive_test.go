@@ -22,7 +22,7 @@ func extractMetadata(t *testing.T, path string) (dir string, names []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	dir = t.TempDir()
 	tr := tar.NewReader(f)
 	for {
@@ -154,7 +154,7 @@ func TestBrokenVariants(t *testing.T) {
 		},
 		HugeSpec: func(t *testing.T, path string) {
 			f, _ := os.Open(path)
-			defer f.Close()
+			defer func() { _ = f.Close() }()
 			tr := tar.NewReader(f)
 			for {
 				h, err := tr.Next()
@@ -209,7 +209,7 @@ func readAll(path string) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	tr := tar.NewReader(f)
 	for {
 		_, err := tr.Next()
