@@ -63,7 +63,7 @@ func run() error {
 	}
 	defer cl.stop()
 
-	ports, err := freePorts(4)
+	ports, err := localrun.FreePorts(4)
 	if err != nil {
 		return err
 	}
@@ -155,18 +155,6 @@ func startCluster(local string) (*cluster, error) {
 		webhookPort: env.Webhook.LocalServingPort, certDir: env.Webhook.LocalServingCertDir,
 		stop: func() { _ = env.Stop() },
 	}, nil
-}
-
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, n)
-	for i := range ports {
-		p, err := localrun.FreePort()
-		if err != nil {
-			return nil, err
-		}
-		ports[i] = p
-	}
-	return ports, nil
 }
 
 // waitReady polls each process's /readyz until it answers 200.

@@ -103,7 +103,7 @@ var _ = Describe("make run", Ordered, func() {
 			}
 			return len(list.Items)
 		}, 60*time.Second).Should(Equal(1))
-		stdout, stderr, err := kubectlWith(kubeconfig, "get", "checkpointquotas,checkpoints", "-A")
+		stdout, stderr, err := env.KubectlWith(kubeconfig, "", "get", "checkpointquotas,checkpoints", "-A")
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(stdout).To(ContainSubstring("demo-0"))
 
@@ -150,14 +150,6 @@ func clientFor(kubeconfig string) client.Client {
 	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme})
 	Expect(err).NotTo(HaveOccurred())
 	return c
-}
-
-func kubectlWith(kubeconfig string, args ...string) (string, string, error) {
-	cmd := exec.Command(env.KubectlPath(), append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	return stdout.String(), stderr.String(), err
 }
 
 // descendantsOf lists every process below pid, from /proc.

@@ -42,11 +42,8 @@ var _ = BeforeSuite(func(ctx context.Context) {
 
 	ckptDir = GinkgoT().TempDir()
 	logDir = GinkgoT().TempDir()
-	ports := make([]int, 4)
-	for i := range ports {
-		ports[i], err = localrun.FreePort()
-		Expect(err).NotTo(HaveOccurred())
-	}
+	ports, err := localrun.FreePorts(4)
+	Expect(err).NotTo(HaveOccurred())
 	manager = &localrun.Process{Name: "manager", Path: managerBin, Output: logFile("manager.log"),
 		Args: append(localrun.ManagerArgs(env.Kubeconfig, env.Webhook.LocalServingPort, env.Webhook.LocalServingCertDir, ports[0], ports[1], true),
 			"--resync-period=5s")}

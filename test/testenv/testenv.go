@@ -149,9 +149,14 @@ func (e *Env) KubectlPath() string {
 // Kubectl runs the real kubectl against the test bed, with stdin as its standard input
 // (may be empty), and returns what it printed.
 func (e *Env) Kubectl(stdin string, args ...string) (stdout, stderr string, err error) {
+	return e.KubectlWith(e.Kubeconfig, stdin, args...)
+}
+
+// KubectlWith is Kubectl against the cluster of another kubeconfig file.
+func (e *Env) KubectlWith(kubeconfig, stdin string, args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, e.KubectlPath(), append([]string{"--kubeconfig", e.Kubeconfig}, args...)...)
+	cmd := exec.CommandContext(ctx, e.KubectlPath(), append([]string{"--kubeconfig", kubeconfig}, args...)...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if stdin != "" {
