@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Provides etcd, kube-apiserver and kubectl for envtest without downloading
+# Provides etcd, kube-apiserver, kube-controller-manager and kubectl for envtest without downloading
 # prebuilt binaries: they are built from Go modules (the module proxy is the
 # only network this project may rely on) into a cache outside the clone,
 # keyed by version, and reused afterwards.
@@ -16,7 +16,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 have_all() {
-  [ -x "$1/etcd" ] && [ -x "$1/kube-apiserver" ] && [ -x "$1/kubectl" ]
+  [ -x "$1/etcd" ] && [ -x "$1/kube-apiserver" ] && [ -x "$1/kubectl" ] && [ -x "$1/kube-controller-manager" ]
 }
 
 if [ -n "${KUBEBUILDER_ASSETS:-}" ] && have_all "$KUBEBUILDER_ASSETS"; then
@@ -65,6 +65,7 @@ package tools
 
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
@@ -72,6 +73,7 @@ GO
   ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
   go build -trimpath -ldflags "$ldflags" -o "$dest.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
   go build -trimpath -ldflags "$ldflags" -o "$dest.tmp/kubectl" k8s.io/kubernetes/cmd/kubectl
+  go build -trimpath -ldflags "$ldflags" -o "$dest.tmp/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager
 ) >&2
 
 mkdir "$work/etcd"
