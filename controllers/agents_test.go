@@ -21,6 +21,7 @@ func startAgent(node, dir string) {
 	cfg.QPS, cfg.Burst = nodeagent.DefaultQPS, nodeagent.DefaultBurst
 	mgr, err := nodeagent.NewManager(&cfg, nodeagent.Config{
 		NodeName: node, Dirs: []string{dir}, SettleTime: 200 * time.Millisecond, RescanInterval: 5 * time.Second,
+		StateDir: GinkgoT().TempDir(),
 	}, nodeagent.ManagerOptions{MetricsBindAddress: "0"})
 	Expect(err).NotTo(HaveOccurred())
 	ctx, cancel := context.WithCancel(context.Background())

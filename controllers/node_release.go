@@ -70,27 +70,24 @@ func (r *PruneReconciler) releaseGoneNodes(ctx context.Context, w *world, now ti
 	return released, next, nil
 }
 
-// release deletes a Checkpoint of a gone node and removes the finalizer that no agent will.
+// release deletes a Checkpoint of a gone node, in one conditional write. The agent, if the
+// node comes back, publishes the archive again: the Node it recorded is not the new one.
+// The finalizer of older versions, which no agent will remove, goes too.
 func (r *PruneReconciler) release(ctx context.Context, c *cqv1.Checkpoint, reason string) error {
-	obj := c.DeepCopy()
-	if obj.DeletionTimestamp.IsZero() {
-		if obj.Annotations == nil {
-			obj.Annotations = map[string]string{}
+	if c.DeletionTimestamp.IsZero() {
+		uid := c.UID
+		if err := r.Client.Delete(ctx, c.DeepCopy(), client.Preconditions{UID: &uid}); err != nil {
+			return ignoreRace(err)
 		}
-		obj.Annotations[cqv1.AnnotationPruneReason] = reason
+	}
+	if controllerutil.ContainsFinalizer(c, cqv1.LegacyFinalizerArchive) {
+		obj := c.DeepCopy()
+		controllerutil.RemoveFinalizer(obj, cqv1.LegacyFinalizerArchive)
 		if err := r.Client.Patch(ctx, obj, client.MergeFromWithOptions(c, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ignoreRace(err)
 		}
-		if err := r.Client.Delete(ctx, obj); err != nil {
-			return client.IgnoreNotFound(err)
-		}
 	}
-	before := obj.DeepCopy()
-	if controllerutil.RemoveFinalizer(obj, cqv1.FinalizerArchive) {
-		if err := r.Client.Patch(ctx, obj, client.MergeFrom(before)); err != nil {
-			return client.IgnoreNotFound(err)
-		}
-	}
+	logf.FromContext(ctx).V(1).Info("released a Checkpoint", "checkpoint", client.ObjectKeyFromObject(c), "reason", reason)
 	r.Engine.markGone(c.UID, r.Clock.Now())
 	return nil
 }

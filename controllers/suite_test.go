@@ -126,7 +126,7 @@ func publish(c ckpt) *cqv1.Checkpoint {
 	}
 	obj := b.Obj()
 	if c.finalizer {
-		obj.Finalizers = []string{cqv1.FinalizerArchive}
+		obj.Finalizers = []string{cqv1.LegacyFinalizerArchive}
 	}
 	status := obj.Status
 	Expect(k8s.Create(context.Background(), obj)).To(Succeed())

@@ -73,9 +73,9 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time) (*world, erro
 		if !c.DeletionTimestamp.IsZero() || r.Engine.isGone(c.UID) || c.Status.FileName == "" {
 			continue
 		}
-		if _, ok := nsLabels[c.Namespace]; !ok {
-			if nsLabels[c.Namespace], ok = r.namespaceLabels(ctx, c.Namespace); !ok {
-				delete(nsLabels, c.Namespace)
+		if ns := podNamespace(c); nsLabels[ns] == nil {
+			if labels, ok := r.namespaceLabels(ctx, ns); ok {
+				nsLabels[ns] = labels
 			}
 		}
 		a := archiveOf(c)
@@ -129,9 +129,21 @@ type fileTime struct {
 	time time.Time
 }
 
+// podNamespace is the namespace the archive was taken in: the Checkpoint's own, or for an
+// orphan living in the agent's namespace, the gone namespace it names.
+func podNamespace(c *cqv1.Checkpoint) string {
+	if c.Status.OrphanOf != "" {
+		return c.Status.OrphanOf
+	}
+	return c.Namespace
+}
+
+// archiveOf is the archive a Checkpoint stands for. An orphan of a gone namespace counts
+// against that namespace (so against the cluster quotas that select it), never against
+// the agent's namespace, where its object lives.
 func archiveOf(c *cqv1.Checkpoint) quota.Archive {
 	a := quota.Archive{
-		Name: c.Name, Namespace: c.Namespace,
+		Name: c.Name, Namespace: podNamespace(c),
 		Pod: c.Status.PodName, PodUID: string(c.Status.PodUID), Container: c.Status.ContainerName,
 		Node: c.Status.NodeName, Size: c.Status.SizeBytes,
 		Pinned:     c.IsPinned(),
@@ -190,7 +202,7 @@ func (r *PruneReconciler) orphanSince(ctx context.Context, w *world, c *cqv1.Che
 	if c.Status.PodUID == "" || c.Status.PodName == "" {
 		return time.Time{}, false
 	}
-	p, err := r.pod(ctx, w, types.NamespacedName{Namespace: c.Namespace, Name: c.Status.PodName})
+	p, err := r.pod(ctx, w, types.NamespacedName{Namespace: podNamespace(c), Name: c.Status.PodName})
 	if err != nil || (p != nil && p.UID == c.Status.PodUID) {
 		delete(r.orphans, c.UID)
 		return time.Time{}, false

@@ -14,13 +14,16 @@ const (
 	// LabelContainer names the checkpointed container.
 	LabelContainer = "checkpointquota.dev/container"
 
-	// FinalizerArchive keeps a Checkpoint until its node agent has removed the archive.
-	FinalizerArchive = "checkpointquota.dev/archive"
+	// LabelOrphanOf is set on the Checkpoint of an archive whose namespace is gone: the
+	// object then lives in the agent's namespace, and the label names the namespace the
+	// archive was taken in, so that `kubectl get checkpoints -A -l checkpointquota.dev/orphan-of=shop`
+	// finds them.
+	LabelOrphanOf = "checkpointquota.dev/orphan-of"
 
-	// AnnotationPruneReason is set by the manager on a Checkpoint it releases because its
-	// node is gone, before deleting it. Ordinary pruning deletes without it, in one write, and
-	// reports the reason in the quota's Pruned event.
-	AnnotationPruneReason = "checkpointquota.dev/prune-reason"
+	// LegacyFinalizerArchive is the finalizer that versions before the node-local record put
+	// on every Checkpoint. Nothing sets it any more: agents remove it where they find it,
+	// and the manager when it releases the Checkpoints of a gone node.
+	LegacyFinalizerArchive = "checkpointquota.dev/archive"
 )
 
 // CheckpointSpec holds the one field a user sets on a Checkpoint.
@@ -49,6 +52,10 @@ type CheckpointStatus struct {
 	// ContainerName is the checkpointed container.
 	// +optional
 	ContainerName string `json:"containerName,omitempty"`
+	// OrphanOf is the namespace the archive was taken in, set when that namespace is gone
+	// and the Checkpoint lives in the node agent's namespace instead.
+	// +optional
+	OrphanOf string `json:"orphanOf,omitempty"`
 
 	// SizeBytes is the archive's exact size.
 	// +optional
@@ -94,7 +101,8 @@ const (
 )
 
 // Checkpoint stands for one container checkpoint archive on one node. The node agent
-// creates it; deleting it deletes the archive.
+// creates it; a person deleting it, or the manager's pruning, deletes the archive, while
+// the namespace's deletion or uninstalling never does (docs/node-agent.md, "Deletion").
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ckpt,categories=checkpoint-quota
@@ -103,6 +111,7 @@ const (
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.nodeName`
 // +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.size`
 // +kubebuilder:printcolumn:name="Pinned",type=boolean,JSONPath=`.status.pinned`
+// +kubebuilder:printcolumn:name="Orphan-Of",type=string,JSONPath=`.status.orphanOf`,description="The namespace the archive was taken in, when that namespace is gone"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.status.checkpointTime`,description="Time since the checkpoint was taken"
 type Checkpoint struct {
 	metav1.TypeMeta   `json:",inline"`

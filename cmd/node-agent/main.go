@@ -33,7 +33,9 @@ func main() {
 		memoryLimit            string
 	)
 	flag.Var(&dirs, "checkpoint-dir", "Checkpoint directory to watch; repeat for several (default "+nodeagent.DefaultCheckpointDir+").")
-	flag.StringVar(&cfg.NodeName, "node-name", os.Getenv("NODE_NAME"), "Name of this node (default $NODE_NAME).")
+	flag.StringVar(&cfg.NodeName, "node-name", os.Getenv("NODE_NAME"), "Name of this node's Node object (default $NODE_NAME).")
+	flag.StringVar(&cfg.StateDir, "state-dir", nodeagent.DefaultStateDir, "Directory on the node where the agent records the Checkpoint it published for each archive; it must outlive the pod (a hostPath).")
+	flag.StringVar(&cfg.OrphanNamespace, "orphan-namespace", orDefault(os.Getenv("POD_NAMESPACE"), nodeagent.DefaultOrphanNamespace), "Namespace of the Checkpoints of archives whose namespace is gone (default $POD_NAMESPACE, else "+nodeagent.DefaultOrphanNamespace+").")
 	flag.DurationVar(&cfg.SettleTime, "settle-time", nodeagent.DefaultSettleTime, "How long an archive's size and modification time must stay the same before it is read.")
 	flag.DurationVar(&cfg.RescanInterval, "rescan-interval", nodeagent.DefaultRescanInterval, "Period of the full rescan of the directories (one stat per file when nothing changed).")
 	flag.IntVar(&cfg.Workers, "workers", nodeagent.DefaultWorkers, "Archives handled concurrently.")
@@ -76,7 +78,7 @@ func main() {
 		log.Error(err, "unable to set up the ready check")
 		os.Exit(1)
 	}
-	log.Info("starting the node agent", "node", cfg.NodeName, "directories", cfg.Dirs, "settleTime", cfg.SettleTime.String(), "rescanInterval", cfg.RescanInterval.String())
+	log.Info("starting the node agent", "node", cfg.NodeName, "directories", cfg.Dirs, "stateDir", cfg.StateDir, "orphanNamespace", cfg.OrphanNamespace, "settleTime", cfg.SettleTime.String(), "rescanInterval", cfg.RescanInterval.String())
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "the node agent stopped with an error")
 		os.Exit(1)
@@ -98,4 +100,11 @@ func setMemoryLimit(limit string) error {
 		debug.SetMemoryLimit(q.Value())
 	}
 	return nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
 }

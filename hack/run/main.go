@@ -15,6 +15,7 @@ import (
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
@@ -57,7 +58,7 @@ func run() error {
 		return err
 	}
 
-	cl, err := startCluster(local)
+	cl, err := startCluster(local, *node)
 	if err != nil {
 		return err
 	}
@@ -82,7 +83,7 @@ func run() error {
 		{Name: "manager", Path: manager, Output: mgrLog,
 			Args: localrun.ManagerArgs(cl.kubeconfig, cl.webhookPort, cl.certDir, ports[0], ports[1], cl.webhooks)},
 		{Name: "node-agent", Path: agent, Output: agentLog,
-			Args: localrun.AgentArgs(cl.kubeconfig, *node, *dir, ports[2], ports[3])},
+			Args: localrun.AgentArgs(cl.kubeconfig, *node, *dir, filepath.Join(local, "state"), ports[2], ports[3])},
 	}
 	for _, p := range procs {
 		if err := p.Start(); err != nil {
@@ -112,7 +113,7 @@ type cluster struct {
 }
 
 // startCluster uses the cluster of $KUBECONFIG when it answers, else starts a local one.
-func startCluster(local string) (*cluster, error) {
+func startCluster(local, node string) (*cluster, error) {
 	root := testenv.RepoRoot()
 	if path := os.Getenv("KUBECONFIG"); path != "" {
 		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
@@ -131,14 +132,26 @@ func startCluster(local string) (*cluster, error) {
 		if _, err := envtest.InstallCRDs(cfg, envtest.CRDInstallOptions{Paths: []string{filepath.Join(root, "config", "crd", "bases")}, ErrorIfPathMissing: true}); err != nil {
 			return nil, fmt.Errorf("installing the CRDs: %w", err)
 		}
+		// The node is the cluster's own: only the agent's namespace is created.
+		c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme})
+		if err == nil {
+			err = localrun.RegisterNode(context.Background(), c, "")
+		}
+		if err != nil {
+			return nil, err
+		}
 		// The cluster cannot reach webhooks served on this machine: admission runs when
 		// the operator is deployed (make deploy).
 		return &cluster{kubeconfig: path, kubectl: "kubectl", certDir: filepath.Join(local, "certs"), stop: func() {}}, nil
 	}
 
-	fmt.Println("No KUBECONFIG: starting a local control plane (etcd and kube-apiserver) ...")
-	env, err := testenv.Start(testenv.Options{Webhooks: true})
+	fmt.Println("No KUBECONFIG: starting a local control plane (etcd, kube-apiserver and kube-controller-manager) ...")
+	env, err := testenv.Start(testenv.Options{Webhooks: true, ControllerManager: true})
 	if err != nil {
+		return nil, err
+	}
+	if err := localrun.RegisterNode(context.Background(), env.Client, node); err != nil {
+		_ = env.Stop()
 		return nil, err
 	}
 	kubeconfig := filepath.Join(local, "kubeconfig")

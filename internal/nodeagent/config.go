@@ -14,6 +14,11 @@ import (
 // Defaults of the agent's flags.
 const (
 	DefaultCheckpointDir  = "/var/lib/kubelet/checkpoints"
+	// DefaultStateDir holds the agent's record of what it published, on the node's disk.
+	DefaultStateDir = "/var/lib/checkpoint-quota/agent"
+	// DefaultOrphanNamespace holds the Checkpoints of archives whose namespace is gone,
+	// when POD_NAMESPACE does not say the agent's namespace.
+	DefaultOrphanNamespace = "checkpoint-quota-system"
 	DefaultSettleTime     = 2 * time.Second
 	DefaultRescanInterval = 5 * time.Minute
 	// DefaultWorkers matches the concurrency at which the test bed's kube-apiserver was
@@ -33,6 +38,11 @@ type Config struct {
 	NodeName string
 	// Dirs are the checkpoint directories, absolute paths.
 	Dirs []string
+	// StateDir is where the agent records, on the node, the Checkpoint it published for
+	// each archive; it must outlive the agent's pod (a hostPath).
+	StateDir string
+	// OrphanNamespace holds the Checkpoints of archives whose namespace is gone.
+	OrphanNamespace string
 	// SettleTime is how long an archive's size and modification time must stay the same
 	// before it is read.
 	SettleTime time.Duration
@@ -69,6 +79,21 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	c.Dirs = dirs
+	if c.StateDir == "" {
+		c.StateDir = DefaultStateDir
+	}
+	if !filepath.IsAbs(c.StateDir) {
+		errs = append(errs, fmt.Errorf("state directory %q is not an absolute path: give it as %s", c.StateDir, DefaultStateDir))
+	}
+	c.StateDir = filepath.Clean(c.StateDir)
+	for _, d := range c.Dirs {
+		if c.StateDir == d {
+			errs = append(errs, fmt.Errorf("state directory %s is also a checkpoint directory: give it a directory of its own, such as %s", d, DefaultStateDir))
+		}
+	}
+	if c.OrphanNamespace == "" {
+		c.OrphanNamespace = DefaultOrphanNamespace
+	}
 	if c.SettleTime <= 0 {
 		c.SettleTime = DefaultSettleTime
 	}

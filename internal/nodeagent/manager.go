@@ -33,8 +33,9 @@ import (
 // The agent's permissions. They are generated into the agent's own Role, apart from the manager's.
 // +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpoints,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpoints/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpoints/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,resourceNames=checkpoints.checkpointquota.dev,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
@@ -106,6 +107,14 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		return fmt.Errorf("indexing Checkpoints by archive: %w", err)
 	}
 
+	recs, bad, err := openRecords(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range bad {
+		// Its archive is published again and kept: a lost record only forgets a delete.
+		mgr.GetLogger().Error(e, "ignoring an unreadable record of the agent")
+	}
 	state := newNodeState()
 	r := &Reconciler{
 		Client:    mgr.GetClient(),
@@ -114,9 +123,11 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		Config:    cfg,
 		cache:     archive.NewCache(),
 		state:     state,
+		records:   recs,
+		witnesses: newWitnesses(mgr.GetAPIReader(), cfg.NodeName, cfg.Clock),
 	}
 	files := make(chan event.TypedGenericEvent[fileKey], 1024)
-	w := &watcher{cfg: cfg, events: files, log: mgr.GetLogger().WithName("watcher").WithValues("node", cfg.NodeName)}
+	w := &watcher{cfg: cfg, events: files, recorded: recs.paths, log: mgr.GetLogger().WithName("watcher").WithValues("node", cfg.NodeName)}
 	if err := mgr.Add(w); err != nil {
 		return err
 	}

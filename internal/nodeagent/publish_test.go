@@ -22,7 +22,8 @@ type identity struct {
 	Namespace, Pod, UID, Container, Node, FileName, Size, Runtime, Image string
 	SizeBytes                                                            int64
 	Time                                                                 time.Time
-	Finalizer                                                            bool
+	// Finalizers must stay empty: a namespace's deletion never waits on an agent.
+	Finalizers int
 }
 
 func identityOf(c cqv1.Checkpoint) identity {
@@ -30,7 +31,7 @@ func identityOf(c cqv1.Checkpoint) identity {
 		Namespace: c.Namespace, Pod: c.Status.PodName, UID: string(c.Status.PodUID), Container: c.Status.ContainerName,
 		Node: c.Status.NodeName, FileName: c.Status.FileName, Size: c.Status.Size, SizeBytes: c.Status.SizeBytes,
 		Runtime: c.Status.Runtime, Image: c.Status.Image,
-		Finalizer: len(c.Finalizers) == 1 && c.Finalizers[0] == cqv1.FinalizerArchive,
+		Finalizers: len(c.Finalizers),
 	}
 	if c.Status.CheckpointTime != nil {
 		id.Time = c.Status.CheckpointTime.UTC()
@@ -41,7 +42,7 @@ func identityOf(c cqv1.Checkpoint) identity {
 func identityWant(a *testarchive.Archive, node, runtime string) identity {
 	return identity{
 		Namespace: a.Namespace, Pod: a.Pod, UID: a.PodUID, Container: a.Container, Node: node, FileName: a.FileName(),
-		Size: nodeagent.ReadableSize(a.Size), SizeBytes: a.Size, Runtime: runtime, Image: a.Image, Time: a.Time, Finalizer: true,
+		Size: nodeagent.ReadableSize(a.Size), SizeBytes: a.Size, Runtime: runtime, Image: a.Image, Time: a.Time,
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -35,14 +36,17 @@ const indexFile = "checkpointquota.dev/file"
 type Reconciler struct {
 	// Client reads Checkpoints from the cache of this node's objects and writes them.
 	Client client.Client
-	// APIReader reads Nodes directly, so the agent never caches every Node of the cluster.
+	// APIReader reads directly from the apiserver: Nodes, namespaces and the CRD (so the
+	// agent caches none of them), and a Checkpoint the cache no longer holds.
 	APIReader client.Reader
 	// Recorder emits events on Checkpoints and on the Node.
 	Recorder events.EventRecorder
 	Config   Config
 
-	cache *archive.Cache
-	state *nodeState
+	cache     *archive.Cache
+	state     *nodeState
+	records   *records
+	witnesses *witnesses
 }
 
 // Reconcile handles one archive.
@@ -56,7 +60,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	if errors.Is(err, fs.ErrNotExist) {
 		r.state.forget(k)
 		r.cache.Forget(k.Path())
-		return reconcile.Result{}, r.release(ctx, live...)
+		return reconcile.Result{}, r.release(ctx, k, live...)
 	}
 	if err != nil {
 		return reconcile.Result{}, err
@@ -76,16 +80,33 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		if !cached {
 			r.reportOnNode(ctx, readErr)
 		}
-		return reconcile.Result{}, r.release(ctx, live...)
+		// A Checkpoint deleted from now on says nothing about this file.
+		if err := r.records.drop(k.Path()); err != nil {
+			return reconcile.Result{}, err
+		}
+		return reconcile.Result{}, r.release(ctx, k, live...)
 	}
 
-	name := ObjectName(r.Config.NodeName, k.Dir, k.Name)
-	current, stale := split(live, res.Identity.Namespace, name)
-	// An archive rewritten for another pod moves to that pod's namespace.
-	if err := r.release(ctx, stale...); err != nil {
+	// The Checkpoint this agent published is gone: find out why before anything else.
+	if rec := r.records.get(k.Path()); rec != nil && !hasUID(live, rec.UID) {
+		res, done, err := r.handleGone(ctx, k, rec, marker)
+		if done || err != nil {
+			return res, err
+		}
+	}
+
+	dest, err := r.destination(ctx, k, res.Identity.Namespace)
+	if err != nil {
 		return reconcile.Result{}, err
 	}
-	if err := r.publish(ctx, k, current, published{name: name, info: info, res: res, readErr: readErr, marker: marker}); err != nil {
+	name := ObjectName(r.Config.NodeName, k.Dir, k.Name)
+	current, stale := split(live, dest.namespace, name)
+	// An archive rewritten for another pod moves to that pod's namespace; an archive whose
+	// namespace is gone moves to the agent's.
+	if err := r.release(ctx, k, stale...); err != nil {
+		return reconcile.Result{}, err
+	}
+	if err := r.publish(ctx, k, current, published{name: name, dest: dest, info: info, res: res, readErr: readErr, marker: marker}); err != nil {
 		return reconcile.Result{}, err
 	}
 	reason := archive.Reason("")
@@ -96,8 +117,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	return reconcile.Result{}, nil
 }
 
-// liveObjects returns the archive's Checkpoints that are not being deleted, after
-// finalizing those that are.
+// liveObjects returns the archive's Checkpoints that are not being deleted. It removes the
+// finalizer of older versions wherever it finds it: a Checkpoint being deleted then goes,
+// and the archive's record, not the finalizer, decides what happens to the file.
 func (r *Reconciler) liveObjects(ctx context.Context, k fileKey) ([]*cqv1.Checkpoint, error) {
 	objs, err := r.objectsFor(ctx, k)
 	if err != nil {
@@ -105,15 +127,23 @@ func (r *Reconciler) liveObjects(ctx context.Context, k fileKey) ([]*cqv1.Checkp
 	}
 	var live []*cqv1.Checkpoint
 	for _, obj := range objs {
+		if err := r.dropLegacyFinalizer(ctx, obj); err != nil {
+			return nil, err
+		}
 		if obj.DeletionTimestamp.IsZero() {
 			live = append(live, obj)
-			continue
-		}
-		if err := r.finalize(ctx, k, obj); err != nil {
-			return nil, err
 		}
 	}
 	return live, nil
+}
+
+func hasUID(objs []*cqv1.Checkpoint, uid types.UID) bool {
+	for _, obj := range objs {
+		if obj.UID == uid {
+			return true
+		}
+	}
+	return false
 }
 
 // read returns the archive's identity once it has settled, or how long to wait before it
@@ -172,13 +202,14 @@ func (r *Reconciler) objectsFor(ctx context.Context, k fileKey) ([]*cqv1.Checkpo
 // published is what the agent learned about an archive that has a namespace.
 type published struct {
 	name    string
+	dest    destination
 	info    os.FileInfo
 	res     archive.Result
 	readErr error
 	marker  markerKind
 }
 
-// publish creates or updates the archive's Checkpoint.
+// publish creates or updates the archive's Checkpoint, and records it on the node.
 func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoint, p published) error {
 	id := p.res.Identity
 	labels := map[string]string{
@@ -186,12 +217,14 @@ func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoin
 		cqv1.LabelPod:       labelValue(id.Pod),
 		cqv1.LabelContainer: labelValue(id.Container),
 	}
+	if p.dest.orphanOf != "" {
+		labels[cqv1.LabelOrphanOf] = p.dest.orphanOf
+	}
 	if obj == nil {
 		obj = &cqv1.Checkpoint{
 			ObjectMeta: metav1.ObjectMeta{
-				Name: p.name, Namespace: id.Namespace, Labels: labels,
+				Name: p.name, Namespace: p.dest.namespace, Labels: labels,
 				Annotations: map[string]string{AnnotationFile: k.Path()},
-				Finalizers:  []string{cqv1.FinalizerArchive},
 			},
 			// The agent's own marker is how spec.pinned outlives its object.
 			Spec: cqv1.CheckpointSpec{Pinned: p.marker == markerAgent},
@@ -201,22 +234,19 @@ func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoin
 			return fmt.Errorf("creating Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
 		}
 	} else if needsMeta(obj, labels, k) {
-		// Locked, because the patch carries the whole finalizer list.
-		patch := client.MergeFromWithOptions(obj.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		if obj.Labels == nil {
-			obj.Labels = map[string]string{}
-		}
-		for key, v := range labels {
-			obj.Labels[key] = v
-		}
+		patch := client.MergeFrom(obj.DeepCopy())
+		obj.Labels = labels
 		if obj.Annotations == nil {
 			obj.Annotations = map[string]string{}
 		}
 		obj.Annotations[AnnotationFile] = k.Path()
-		controllerutil.AddFinalizer(obj, cqv1.FinalizerArchive)
 		if err := r.Client.Patch(ctx, obj, patch); err != nil {
 			return err
 		}
+	}
+	// Recorded before anything else can fail, so that a delete from now on is understood.
+	if err := r.remember(ctx, k, obj, p.dest); err != nil {
+		return err
 	}
 
 	marker, err := r.syncMarker(k, obj, p.marker)
@@ -237,13 +267,35 @@ func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoin
 	return r.Client.Status().Patch(ctx, obj, patch)
 }
 
+// remember writes the archive's record for obj, with the witnesses as they are now.
+func (r *Reconciler) remember(ctx context.Context, k fileKey, obj *cqv1.Checkpoint, dest destination) error {
+	if rec := r.records.get(k.Path()); rec != nil && rec.UID == obj.UID && rec.Namespace == obj.Namespace {
+		return nil
+	}
+	crd, err := r.witnesses.CRD(ctx, false)
+	if err != nil {
+		return err
+	}
+	node, err := r.witnesses.Node(ctx, false)
+	if err != nil {
+		return err
+	}
+	return r.records.put(record{
+		Path: k.Path(), Namespace: obj.Namespace, Name: obj.Name, UID: obj.UID, OrphanOf: dest.orphanOf,
+		NamespaceUID: dest.namespaceUID, CRDUID: crd.UID, NodeUID: node.UID,
+	})
+}
+
 func needsMeta(obj *cqv1.Checkpoint, labels map[string]string, k fileKey) bool {
+	if len(obj.Labels) != len(labels) {
+		return true
+	}
 	for key, v := range labels {
 		if obj.Labels[key] != v {
 			return true
 		}
 	}
-	return obj.Annotations[AnnotationFile] != k.Path() || !controllerutil.ContainsFinalizer(obj, cqv1.FinalizerArchive)
+	return obj.Annotations[AnnotationFile] != k.Path()
 }
 
 // syncMarker keeps the agent's .keep marker in step with spec.pinned, so that the pin
@@ -265,29 +317,39 @@ func (r *Reconciler) syncMarker(k fileKey, obj *cqv1.Checkpoint, marker markerKi
 	return marker, nil
 }
 
-// release removes the finalizer of objects that no longer stand for an archive, then
-// deletes them. The finalizer goes first so that deleting them never removes a file.
-func (r *Reconciler) release(ctx context.Context, objs ...*cqv1.Checkpoint) error {
-	for _, obj := range objs {
-		if err := r.dropFinalizer(ctx, obj); err != nil {
-			return err
+// release deletes objects that no longer stand for the archive k. The record of one of
+// them goes first, so that the agent never takes its own delete for a person's.
+func (r *Reconciler) release(ctx context.Context, k fileKey, objs ...*cqv1.Checkpoint) error {
+	if rec := r.records.get(k.Path()); rec != nil {
+		stillStands := false
+		for _, obj := range objs {
+			stillStands = stillStands || obj.UID == rec.UID
 		}
+		_, exists := os.Lstat(k.Path())
+		if stillStands || errors.Is(exists, fs.ErrNotExist) {
+			if err := r.records.drop(k.Path()); err != nil {
+				return err
+			}
+		}
+	}
+	for _, obj := range objs {
 		uid := obj.UID
 		err := r.Client.Delete(ctx, obj, client.Preconditions{UID: &uid})
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			return fmt.Errorf("deleting Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
 		}
-		logf.FromContext(ctx).V(1).Info("deleted the Checkpoint of a gone archive", "checkpoint", client.ObjectKeyFromObject(obj))
+		logf.FromContext(ctx).V(1).Info("deleted a Checkpoint that no longer stands for the archive", "checkpoint", client.ObjectKeyFromObject(obj))
 	}
 	return nil
 }
 
-func (r *Reconciler) dropFinalizer(ctx context.Context, obj *cqv1.Checkpoint) error {
-	if !controllerutil.ContainsFinalizer(obj, cqv1.FinalizerArchive) {
+func (r *Reconciler) dropLegacyFinalizer(ctx context.Context, obj *cqv1.Checkpoint) error {
+	if !controllerutil.ContainsFinalizer(obj, cqv1.LegacyFinalizerArchive) {
 		return nil
 	}
+	// Locked, because the patch carries the whole finalizer list.
 	patch := client.MergeFromWithOptions(obj.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	controllerutil.RemoveFinalizer(obj, cqv1.FinalizerArchive)
+	controllerutil.RemoveFinalizer(obj, cqv1.LegacyFinalizerArchive)
 	if err := r.Client.Patch(ctx, obj, patch); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("removing the finalizer of Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
 	}

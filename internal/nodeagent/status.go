@@ -33,6 +33,7 @@ func (r *Reconciler) status(k fileKey, obj *cqv1.Checkpoint, p published) cqv1.C
 		PodName:        id.Pod,
 		PodUID:         types.UID(id.PodUID),
 		ContainerName:  id.Container,
+		OrphanOf:       p.dest.orphanOf,
 		SizeBytes:      p.info.Size(),
 		Size:           ReadableSize(p.info.Size()),
 		CheckpointTime: &checkpointTime,

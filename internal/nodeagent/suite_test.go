@@ -10,6 +10,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -24,9 +26,14 @@ import (
 // settleTime is short so that the suite is fast; the slow-writer spec uses its own.
 const settleTime = 200 * time.Millisecond
 
+// orphanNamespace is the agents' namespace, where Checkpoints of gone namespaces live.
+const orphanNamespace = "checkpoint-quota-system"
+
 var (
 	env *testenv.Env
 	ctx = context.Background()
+	// stateRoot holds each node's agent state, which outlives the agent as on a node's disk.
+	stateRoot string
 	// policyPath is the admission policy the specs apply, as a user would.
 	policyPath = filepath.Join(testenv.RepoRoot(), "config", "admission-policy")
 )
@@ -41,8 +48,12 @@ func TestNodeAgent(t *testing.T) {
 var _ = BeforeSuite(func() {
 	ctrllog.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	var err error
-	env, err = testenv.Start(testenv.Options{})
+	env, err = testenv.Start(testenv.Options{ControllerManager: true})
 	Expect(err).NotTo(HaveOccurred())
+	stateRoot, err = os.MkdirTemp("", "checkpoint-quota-agent-state-")
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(os.RemoveAll, stateRoot)
+	Expect(env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: orphanNamespace}})).To(Succeed())
 	out, stderr, err := env.Kubectl("", "apply", "-k", policyPath)
 	Expect(err).NotTo(HaveOccurred(), "kubectl apply -k %s: %s%s", policyPath, out, stderr)
 })
@@ -68,6 +79,7 @@ func startAgent(node string, settle time.Duration, dirs ...string) *agent {
 	cfg.QPS, cfg.Burst = nodeagent.DefaultQPS, nodeagent.DefaultBurst
 	mgr, err := nodeagent.NewManager(&cfg, nodeagent.Config{
 		NodeName: node, Dirs: dirs, SettleTime: settle, RescanInterval: 2 * time.Second, Workers: 4,
+		StateDir: filepath.Join(stateRoot, node), OrphanNamespace: orphanNamespace,
 	}, nodeagent.ManagerOptions{MetricsBindAddress: "0"})
 	Expect(err).NotTo(HaveOccurred())
 	runCtx, cancel := context.WithCancel(ctx)
@@ -91,9 +103,13 @@ func (a *agent) stop() {
 	Eventually(a.done).Should(Receive(BeNil()))
 }
 
-// newNode returns a unique node name and a checkpoint directory for it.
+// newNode creates a Node object with a unique name, as the kubelet registers one, and
+// returns its name and a checkpoint directory for it.
 func newNode() (string, string) {
-	return "node-" + rand.String(6), GinkgoT().TempDir()
+	GinkgoHelper()
+	name := "node-" + rand.String(6)
+	Expect(env.Client.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
+	return name, GinkgoT().TempDir()
 }
 
 // checkpointsOf lists the Checkpoints of node, through the direct client.

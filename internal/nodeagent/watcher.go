@@ -21,6 +21,9 @@ type watcher struct {
 	cfg    Config
 	events chan<- event.TypedGenericEvent[fileKey]
 	log    logr.Logger
+	// recorded lists the archives the agent published before it started, so that the
+	// first scan also handles those whose file is gone.
+	recorded func() []string
 
 	// seen is the state of each archive at the previous scan; only the watcher's goroutine uses it.
 	seen map[fileKey]scanned
@@ -45,6 +48,11 @@ func (w *watcher) Start(ctx context.Context) error {
 	}
 	defer func() { _ = fw.Close() }()
 	w.seen = map[fileKey]scanned{}
+	if w.recorded != nil {
+		for _, p := range w.recorded() {
+			w.seen[keyFromPath(p)] = scanned{}
+		}
+	}
 	w.missing = map[string]bool{}
 	w.watchDirs(fw)
 	w.scan(ctx)

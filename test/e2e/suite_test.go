@@ -20,7 +20,9 @@ var (
 	manager *localrun.Process
 	agent   *localrun.Process
 	ckptDir string
-	logDir  string
+	// stateDir is the agent's record of what it published, kept across its restarts.
+	stateDir string
+	logDir   string
 )
 
 const nodeName = "e2e-node"
@@ -37,8 +39,10 @@ var _ = BeforeSuite(func(ctx context.Context) {
 	managerBin, agentBin, err := localrun.Build(ctx, testenv.RepoRoot(), bin)
 	Expect(err).NotTo(HaveOccurred())
 
-	env, err = testenv.Start(testenv.Options{Webhooks: true})
+	env, err = testenv.Start(testenv.Options{Webhooks: true, ControllerManager: true})
 	Expect(err).NotTo(HaveOccurred())
+	Expect(localrun.RegisterNode(ctx, env.Client, nodeName)).To(Succeed())
+	stateDir = GinkgoT().TempDir()
 
 	ckptDir = GinkgoT().TempDir()
 	logDir = GinkgoT().TempDir()
@@ -48,7 +52,7 @@ var _ = BeforeSuite(func(ctx context.Context) {
 		Args: append(localrun.ManagerArgs(env.Kubeconfig, env.Webhook.LocalServingPort, env.Webhook.LocalServingCertDir, ports[0], ports[1], true),
 			"--resync-period=5s")}
 	agent = &localrun.Process{Name: "node-agent", Path: agentBin, Output: logFile("node-agent.log"),
-		Args: append(localrun.AgentArgs(env.Kubeconfig, nodeName, ckptDir, ports[2], ports[3]),
+		Args: append(localrun.AgentArgs(env.Kubeconfig, nodeName, ckptDir, stateDir, ports[2], ports[3]),
 			"--settle-time=300ms", "--rescan-interval=5s")}
 	Expect(manager.Start()).To(Succeed())
 	Expect(agent.Start()).To(Succeed())

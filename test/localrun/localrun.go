@@ -13,6 +13,11 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // Build compiles cmd/manager and cmd/node-agent of the repository at root into dir.
@@ -136,11 +141,13 @@ func ManagerArgs(kubeconfig string, webhookPort int, certDir string, metricsPort
 }
 
 // AgentArgs are the node agent's flags for a local run.
-func AgentArgs(kubeconfig, node, dir string, metricsPort, probePort int) []string {
+func AgentArgs(kubeconfig, node, dir, stateDir string, metricsPort, probePort int) []string {
 	return []string{
 		"--kubeconfig", kubeconfig,
 		"--node-name", node,
 		"--checkpoint-dir", dir,
+		"--state-dir", stateDir,
+		"--orphan-namespace", OrphanNamespace,
 		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", metricsPort),
 		fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probePort),
 	}
@@ -152,4 +159,24 @@ func MustMkdir(dir string) string {
 		panic(err)
 	}
 	return dir
+}
+
+// OrphanNamespace is the agent's namespace on this machine, which holds the Checkpoints of
+// archives whose namespace is gone.
+const OrphanNamespace = "checkpoint-quota-system"
+
+// RegisterNode makes the cluster of c look like one where the agent runs in a pod: the
+// agent's namespace exists, and when node is not empty, a Node object of that name, as the
+// kubelet registers one (the agent needs it to tell a person's delete from a node's release).
+func RegisterNode(ctx context.Context, c client.Client, node string) error {
+	objs := []client.Object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: OrphanNamespace}}}
+	if node != "" {
+		objs = append(objs, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}})
+	}
+	for _, obj := range objs {
+		if err := c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("creating %s %s: %w", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), err)
+		}
+	}
+	return nil
 }

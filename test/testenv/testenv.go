@@ -47,6 +47,9 @@ type Env struct {
 
 	env *envtest.Environment
 	dir string
+	kcm *exec.Cmd
+	// kcmDone is closed when kube-controller-manager has exited.
+	kcmDone chan struct{}
 }
 
 // Options choose what the test bed installs.
@@ -54,6 +57,9 @@ type Options struct {
 	// Webhooks installs the webhook configurations of config/webhook, pointed at a local
 	// server (Env.Webhook says where) with a generated serving certificate.
 	Webhooks bool
+	// ControllerManager runs kube-controller-manager with the namespace and garbage-collector
+	// controllers, so that deleting a namespace deletes its objects as in a real cluster.
+	ControllerManager bool
 }
 
 // RepoRoot is the directory that holds the project's go.mod.
@@ -116,7 +122,54 @@ func Start(opts Options) (*Env, error) {
 		_ = e.Stop()
 		return nil, err
 	}
+	if opts.ControllerManager {
+		if err := e.startControllerManager(); err != nil {
+			_ = e.Stop()
+			return nil, err
+		}
+	}
 	return e, nil
+}
+
+// startControllerManager runs the test bed's kube-controller-manager with only the
+// controllers that delete objects on behalf of users: namespace and garbage collector.
+func (e *Env) startControllerManager() error {
+	bin := filepath.Join(e.AssetsDir, "kube-controller-manager")
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("the test bed has no kube-controller-manager (%w): run hack/testbin.sh, which builds it", err)
+	}
+	logPath := filepath.Join(e.dir, "kube-controller-manager.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	e.kcm = exec.Command(bin,
+		"--kubeconfig", e.Kubeconfig,
+		"--controllers", "namespace,garbagecollector",
+		"--leader-elect=false",
+		"--use-service-account-credentials=false",
+		"--secure-port=0",
+		"--concurrent-namespace-syncs=4",
+		"--namespace-sync-period=10s",
+	)
+	e.kcm.Stdout, e.kcm.Stderr = logFile, logFile
+	if err := e.kcm.Start(); err != nil {
+		_ = logFile.Close()
+		return fmt.Errorf("starting kube-controller-manager: %w", err)
+	}
+	e.kcmDone = make(chan struct{})
+	go func() {
+		_ = e.kcm.Wait()
+		_ = logFile.Close()
+		close(e.kcmDone)
+	}()
+	select {
+	case <-e.kcmDone:
+		out, _ := os.ReadFile(logPath)
+		return fmt.Errorf("kube-controller-manager exited at start:\n%s", out)
+	case <-time.After(time.Second):
+		return nil
+	}
 }
 
 func (e *Env) writeKubeconfig() (string, error) {
@@ -134,6 +187,10 @@ func (e *Env) writeKubeconfig() (string, error) {
 
 // Stop stops the control plane and removes its files.
 func (e *Env) Stop() error {
+	if e.kcm != nil && e.kcm.Process != nil {
+		_ = e.kcm.Process.Kill()
+		<-e.kcmDone
+	}
 	err := e.env.Stop()
 	if e.dir != "" {
 		_ = os.RemoveAll(e.dir)

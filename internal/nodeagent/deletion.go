@@ -1,0 +1,205 @@
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+)
+
+// Event reasons of a deletion.
+const (
+	ReasonArchiveKept       = "ArchiveKept"
+	ReasonArchiveNotRemoved = "ArchiveNotRemoved"
+)
+
+// goneBecause is why the Checkpoint an archive's record names is no longer there.
+type goneBecause string
+
+const (
+	// goneNot: the apiserver still has it; the cache is behind.
+	goneNot goneBecause = "still there"
+	// goneExplicitly: deleted while its namespace, the CRD and the Node stayed the same, which
+	// is what a person's `kubectl delete` and the manager's pruning do. Only this removes the file.
+	goneExplicitly goneBecause = "deleted explicitly"
+	// goneUninstalled: the Checkpoint CRD is gone or being deleted.
+	goneUninstalled goneBecause = "the Checkpoint CRD is gone or being deleted"
+	// goneNodeUnknown: this agent's Node object does not exist, so the manager may have
+	// released the node's Checkpoints; nothing can tell.
+	goneNodeUnknown goneBecause = "the Node object of this agent does not exist"
+	// The rest publish the archive again.
+	goneReinstalled   goneBecause = "the Checkpoint CRD was deleted and created again"
+	goneNodeReplaced  goneBecause = "the Node object was deleted and created again (the manager released a gone node's Checkpoints)"
+	goneNamespace     goneBecause = "its namespace is gone or being deleted"
+	goneNameReclaimed goneBecause = "another Checkpoint of the same name replaced it"
+)
+
+// Retry periods while the agent cannot publish an archive whose Checkpoint is gone.
+const (
+	retryUninstalled = 10 * time.Second
+	retryNodeUnknown = 5 * time.Minute
+)
+
+// handleGone acts on the disappearance of the Checkpoint recorded for archive k. done says
+// the pass ends here; otherwise the archive is published again.
+func (r *Reconciler) handleGone(ctx context.Context, k fileKey, rec *record, marker markerKind) (reconcile.Result, bool, error) {
+	why, err := r.whyGone(ctx, rec)
+	if err != nil {
+		// An outage or an RBAC error: nothing is decided, the file stays.
+		return reconcile.Result{}, true, fmt.Errorf("finding out why Checkpoint %s/%s is gone: %w", rec.Namespace, rec.Name, err)
+	}
+	log := logf.FromContext(ctx).WithValues("checkpoint", rec.Namespace+"/"+rec.Name, "because", string(why))
+	switch why {
+	case goneNot:
+		return reconcile.Result{RequeueAfter: time.Second}, true, nil
+	case goneUninstalled:
+		log.V(1).Info("keeping the archive while the Checkpoint CRD is not installed")
+		return reconcile.Result{RequeueAfter: retryUninstalled}, true, nil
+	case goneNodeUnknown:
+		log.Info("keeping the archive of a deleted Checkpoint: without a Node object the agent cannot tell a person's delete from the release of a gone node; set --node-name to this node's name")
+		return reconcile.Result{RequeueAfter: retryNodeUnknown}, true, nil
+	case goneExplicitly:
+		return r.removeDeleted(ctx, k, rec, marker)
+	}
+	log.Info("keeping the archive of a Checkpoint that disappeared, and publishing it again")
+	if err := r.records.drop(k.Path()); err != nil {
+		return reconcile.Result{}, true, err
+	}
+	return reconcile.Result{}, false, nil
+}
+
+// whyGone asks the apiserver, never a cache, what became of the recorded Checkpoint and
+// of its witnesses.
+func (r *Reconciler) whyGone(ctx context.Context, rec *record) (goneBecause, error) {
+	obj := &metav1.PartialObjectMetadata{}
+	obj.SetGroupVersionKind(cqv1.GroupVersion.WithKind("Checkpoint"))
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: rec.Namespace, Name: rec.Name}, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+	case meta.IsNoMatchError(err):
+		return goneUninstalled, nil
+	case err != nil:
+		return "", err
+	case obj.UID == rec.UID:
+		return goneNot, nil
+	default:
+		return goneNameReclaimed, nil
+	}
+	crd, err := r.witnesses.CRD(ctx, true)
+	if err != nil {
+		return "", err
+	}
+	if !crd.Active() {
+		return goneUninstalled, nil
+	}
+	if crd.UID != rec.CRDUID {
+		return goneReinstalled, nil
+	}
+	node, err := r.witnesses.Node(ctx, true)
+	if err != nil {
+		return "", err
+	}
+	if node.UID == "" {
+		return goneNodeUnknown, nil
+	}
+	if node.UID != rec.NodeUID {
+		return goneNodeReplaced, nil
+	}
+	ns, err := r.witnesses.Namespace(ctx, rec.Namespace, true)
+	if err != nil {
+		return "", err
+	}
+	if !ns.Active() || ns.UID != rec.NamespaceUID {
+		return goneNamespace, nil
+	}
+	return goneExplicitly, nil
+}
+
+// removeDeleted removes the archive of an explicitly deleted Checkpoint, unless it is
+// pinned: then it is kept and published again. Every step can be repeated, so a crash at
+// any point converges on the next pass.
+func (r *Reconciler) removeDeleted(ctx context.Context, k fileKey, rec *record, marker markerKind) (reconcile.Result, bool, error) {
+	log := logf.FromContext(ctx).WithValues("checkpoint", rec.Namespace+"/"+rec.Name)
+	gone := &cqv1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Namespace: rec.Namespace, Name: rec.Name, UID: rec.UID}}
+	gone.SetGroupVersionKind(cqv1.GroupVersion.WithKind("Checkpoint"))
+	if marker != markerNone {
+		// Pinned archives are never removed, whoever asks; the agent's own marker is the
+		// spec.pinned of the deleted object, kept on disk.
+		r.Recorder.Eventf(gone, nil, corev1.EventTypeWarning, ReasonArchiveKept, "Delete",
+			"Kept archive %s on node %s: it is pinned by %s. It is published again as a new Checkpoint. To delete it, unpin it first, then delete the Checkpoint",
+			k.Path(), r.Config.NodeName, pinnedBy(k, marker))
+		log.Info("kept a pinned archive whose Checkpoint was deleted")
+		return reconcile.Result{}, false, r.records.drop(k.Path())
+	}
+	err := removeArchive(r.Config, k)
+	if errors.Is(err, errUnsafe) {
+		r.Recorder.Eventf(gone, nil, corev1.EventTypeWarning, ReasonArchiveNotRemoved, "Delete", "%s", eventNote(err))
+		log.Info("did not remove the archive of a deleted Checkpoint", "reason", err.Error())
+		return reconcile.Result{}, true, r.records.drop(k.Path())
+	}
+	if err != nil {
+		return reconcile.Result{}, true, fmt.Errorf("removing archive %s: %w", k.Path(), err)
+	}
+	if err := removeAgentMarker(k.Path()); err != nil {
+		return reconcile.Result{}, true, fmt.Errorf("removing the agent's .keep marker of %s: %w", k.Path(), err)
+	}
+	r.state.removed.Add(1)
+	r.state.forget(k)
+	r.cache.Forget(k.Path())
+	// No event per removed archive: pruning removes thousands at a time, and the manager
+	// already reports each pruned group as one Pruned event on its quota.
+	log.Info("removed the archive of a deleted Checkpoint", "path", k.Path())
+	return reconcile.Result{}, true, r.records.drop(k.Path())
+}
+
+func pinnedBy(k fileKey, marker markerKind) string {
+	if marker == markerAgent {
+		return "spec.pinned of the deleted Checkpoint (kept on the node as " + k.Name + ".keep)"
+	}
+	return "a .keep marker beside it on the node (remove " + k.Name + ".keep)"
+}
+
+// destination is where an archive's Checkpoint lives.
+type destination struct {
+	namespace    string
+	namespaceUID types.UID
+	// orphanOf is the archive's own namespace when it is gone and namespace is the agent's.
+	orphanOf string
+}
+
+// destination returns where the Checkpoint of an archive taken in namespace ns lives: in
+// ns while it is active, else in the agent's namespace as an orphan of ns. An archive
+// once recorded as an orphan of ns stays one: a namespace created later under the same
+// name is another namespace.
+func (r *Reconciler) destination(ctx context.Context, k fileKey, ns string) (destination, error) {
+	rec := r.records.get(k.Path())
+	if rec == nil || rec.OrphanOf != ns {
+		p, err := r.witnesses.Namespace(ctx, ns, false)
+		if err != nil {
+			return destination{}, err
+		}
+		if p.Active() {
+			return destination{namespace: ns, namespaceUID: p.UID}, nil
+		}
+	}
+	orphans := r.Config.OrphanNamespace
+	p, err := r.witnesses.Namespace(ctx, orphans, false)
+	if err != nil {
+		return destination{}, err
+	}
+	if !p.Active() {
+		return destination{}, fmt.Errorf("namespace %s of the archive is gone, and namespace %s, which holds the Checkpoints of such archives, does not exist or is being deleted: the archive is kept and published once it exists (set --orphan-namespace)", ns, orphans)
+	}
+	return destination{namespace: orphans, namespaceUID: p.UID, orphanOf: ns}, nil
+}
