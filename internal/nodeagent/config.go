@@ -13,14 +13,14 @@ import (
 
 // Defaults of the agent's flags.
 const (
-	DefaultCheckpointDir  = "/var/lib/kubelet/checkpoints"
+	DefaultCheckpointDir = "/var/lib/kubelet/checkpoints"
 	// DefaultStateDir holds the agent's record of what it published, on the node's disk.
 	DefaultStateDir = "/var/lib/checkpoint-quota/agent"
 	// DefaultOrphanNamespace holds the Checkpoints of archives whose namespace is gone,
 	// when POD_NAMESPACE does not say the agent's namespace.
 	DefaultOrphanNamespace = "checkpoint-quota-system"
-	DefaultSettleTime     = 2 * time.Second
-	DefaultRescanInterval = 5 * time.Minute
+	DefaultSettleTime      = 2 * time.Second
+	DefaultRescanInterval  = 5 * time.Minute
 	// DefaultWorkers matches the concurrency at which the test bed's kube-apiserver was
 	// measured at about 1,700 creates/s (against 530/s from one sequential client).
 	DefaultWorkers = 32

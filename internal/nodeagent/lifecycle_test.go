@@ -11,8 +11,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
-	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 	testarchive "github.com/checkpoint-quota/checkpoint-quota/test/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
 
 // orphansOf lists the Checkpoints that stand for archives of the gone namespace ns.
