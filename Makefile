@@ -128,11 +128,7 @@ install: manifests ## Install the CRDs into the cluster of $$KUBECONFIG.
 	$(KUSTOMIZE) config/crd | $(KUBECTL) apply --server-side -f -
 
 .PHONY: uninstall
-uninstall: ## Remove the CRDs after undeploy: releases the Checkpoints' finalizers; archives stay on the nodes.
-	@if $(KUBECTL) -n $(NAMESPACE) get daemonset checkpoint-quota-node-agent >/dev/null 2>&1; then \
-		echo "uninstall: the node agents still run and would delete the archives of the released Checkpoints; run 'make undeploy' first"; exit 1; fi
-	-$(KUBECTL) get checkpoints.checkpointquota.dev -A -o jsonpath='{range .items[*]}{.metadata.namespace}{" "}{.metadata.name}{"\n"}{end}' | \
-		while read -r ns name; do $(KUBECTL) -n "$$ns" patch checkpoints.checkpointquota.dev "$$name" --type=merge -p '{"metadata":{"finalizers":null}}'; done
+uninstall: ## Remove the CRDs (and so the Checkpoint objects); the archives stay on the nodes, and a later install republishes them.
 	$(KUSTOMIZE) config/crd | $(KUBECTL) delete --ignore-not-found -f -
 
 .PHONY: deploy
@@ -141,7 +137,6 @@ deploy: manifests ## Deploy config/$(OVERLAY) with IMG to the cluster of $$KUBEC
 
 .PHONY: undeploy
 undeploy: ## Remove the operator but keep the CRDs, the Checkpoint objects and every archive on the nodes.
-	$(KUBECTL) -n $(NAMESPACE) delete daemonset checkpoint-quota-node-agent --ignore-not-found --wait
 	$(KUSTOMIZE) config/$(OVERLAY) | $(WITHOUT_CRDS) | $(KUBECTL) delete --ignore-not-found -f -
 
 ##@ Tools

@@ -32,18 +32,22 @@ func checkRBAC(t *testing.T, r *rendered) {
 		}
 	}
 
-	// The agent reads and writes Checkpoints and records events; it reads its own Node only to
-	// hang the events of archives that belong to no namespace on it.
+	// The agent reads and writes Checkpoints and records events; it reads its Node, namespaces
+	// and the Checkpoint CRD (by name only) to tell an explicit delete from anything else.
 	ds := r.agent(t)
 	agent := r.boundRules(t, ds.Namespace, ds.Spec.Template.Spec.ServiceAccountName)
 	allowed := map[string][]string{
-		"checkpoints":            nil, // any verb
-		"checkpoints/status":     nil,
-		"checkpoints/finalizers": nil,
-		"events":                 nil,
-		"nodes":                  {"get"},
+		"checkpoints":               nil, // any verb
+		"checkpoints/status":        nil,
+		"events":                    nil,
+		"nodes":                     {"get"},
+		"namespaces":                {"get"},
+		"customresourcedefinitions": {"get"},
 	}
 	for _, rule := range agent {
+		if slices.Contains(rule.Resources, "customresourcedefinitions") && !slices.Equal(rule.ResourceNames, []string{"checkpoints.checkpointquota.dev"}) {
+			t.Errorf("the agent may read CRDs %v; it needs only checkpoints.checkpointquota.dev", rule.ResourceNames)
+		}
 		for _, res := range rule.Resources {
 			verbs, ok := allowed[res]
 			if !ok {
