@@ -118,7 +118,8 @@ func checkManager(t *testing.T, r *rendered) {
 	}
 }
 
-// checkAgent: the host is reachable only through the checkpoint directory.
+// checkAgent: the host is reachable only through the checkpoint directory and the agent's
+// own state directory.
 func checkAgent(t *testing.T, r *rendered) {
 	ds := r.agent(t)
 	spec := ds.Spec.Template.Spec
@@ -128,7 +129,7 @@ func checkAgent(t *testing.T, r *rendered) {
 			hostPaths = append(hostPaths, v.HostPath.Path)
 		}
 	}
-	if diff := cmp.Diff([]string{"/var/lib/kubelet/checkpoints"}, hostPaths); diff != "" {
+	if diff := cmp.Diff([]string{"/var/lib/kubelet/checkpoints", "/var/lib/checkpoint-quota/agent"}, hostPaths); diff != "" {
 		t.Errorf("agent hostPath volumes (-want +got):\n%s", diff)
 	}
 	if spec.HostNetwork || spec.HostPID || spec.HostIPC {

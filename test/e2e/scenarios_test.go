@@ -16,6 +16,7 @@ import (
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/test/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
 
@@ -156,8 +157,42 @@ spec:
 
 		_, stderr, err = env.Kubectl("", "delete", "checkpoint", obj, "-n", ns, "--wait=true", "--timeout=30s")
 		Expect(err).NotTo(HaveOccurred(), stderr)
-		_, err = os.Stat(filepath.Join(ckptDir, name))
-		Expect(os.IsNotExist(err)).To(BeTrue(), "the archive should be gone from disk")
+		Eventually(func() bool {
+			_, err := os.Stat(filepath.Join(ckptDir, name))
+			return os.IsNotExist(err)
+		}).Should(BeTrue(), "the archive should be gone from disk")
+	})
+
+	It("keeps a deleted namespace's archives as orphans under Retain, and prunes them under Delete after the grace period", func() {
+		applySample(ns)
+		uid := createPod(ctx, ns, "forensic-0", "app")
+		base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+		var names []string
+		for i := range 3 {
+			names = append(names, filepath.Base(archive.New(ns, "forensic-0", "app").WithUID(uid).At(base.Add(time.Duration(i)*time.Minute)).MustWrite(ckptDir)))
+		}
+		Eventually(func() int { return len(orphansOrNot(ctx, ns, "")) }).Should(Equal(3))
+
+		start := time.Now()
+		_, stderr, err := env.Kubectl("", "delete", "namespace", ns, "--wait=true", "--timeout=60s")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(time.Since(start)).To(BeNumerically("<", 20*time.Second))
+		Eventually(func() int { return len(orphansOrNot(ctx, localrun.OrphanNamespace, ns)) }).Should(Equal(3))
+		out, stderr, err := env.Kubectl("", "get", "checkpoints", "-A")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(out).To(MatchRegexp(localrun.OrphanNamespace + `\s+\S+\s+forensic-0\s+app\s+` + nodeName + `\s+64Ki\s+false\s+` + ns))
+
+		By("the sample cluster quota retains orphans")
+		Consistently(filesOf, 5*time.Second).WithArguments(ns).Should(Equal(names))
+
+		By("switching the cluster quota to orphans: Delete with a 30s grace period")
+		_, stderr, err = env.Kubectl("", "patch", "clustercheckpointquota", "default", "--type", "merge",
+			"-p", `{"spec":{"orphans":{"policy":"Delete","gracePeriod":"30s"}}}`)
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		DeferCleanup(applySample, "default")
+		Eventually(filesOf, 90*time.Second).WithArguments(ns).Should(BeEmpty())
+		Expect(time.Since(start)).To(BeNumerically(">=", 30*time.Second), "pruned before the grace period")
+		Eventually(func() int { return len(orphansOrNot(ctx, localrun.OrphanNamespace, ns)) }).Should(BeZero())
 	})
 })
 
@@ -193,6 +228,17 @@ func filesOf(ns string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// orphansOrNot lists the Checkpoints in namespace ns, only the orphans of namespace of when it is set.
+func orphansOrNot(ctx context.Context, ns, of string) []cqv1.Checkpoint {
+	var list cqv1.CheckpointList
+	opts := []client.ListOption{client.InNamespace(ns)}
+	if of != "" {
+		opts = append(opts, client.MatchingLabels{cqv1.LabelOrphanOf: of})
+	}
+	Expect(env.Client.List(ctx, &list, opts...)).To(Succeed())
+	return list.Items
 }
 
 // checkpointName finds the Checkpoint object of an archive file, or "".
