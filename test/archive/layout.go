@@ -43,7 +43,7 @@ func (a *Archive) entries() ([]entry, error) {
 	log := entry{data: a.containerLog()}
 	statsDump := entry{name: "stats-dump", data: criuImage(0x57, "stats dump")}
 	dumpLog := entry{name: metadata.DumpLogFile, data: []byte(fmt.Sprintf("(00.000012) Version: 4.1 (gitid 0)\n(00.031415) Dumping finished successfully\n(%s)\n", a.RuntimeTime().Format(time.RFC3339Nano)))}
-	rootfsDiff := entry{name: metadata.RootFsDiffTar, filler: 10 << 10}
+	rootfsDiff := entry{name: metadata.RootFsDiffTar, filler: 1 << 10}
 
 	var out []entry
 	switch a.Runtime {
