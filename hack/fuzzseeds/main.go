@@ -109,7 +109,7 @@ func archiveSeeds(dir string) error {
 
 func quotaSeeds(dir string) error {
 	namespaced := map[string]string{
-		"sample":        mustRead("config/samples/checkpointquota_v1alpha1_checkpointquota.yaml"),
+		"sample": mustRead("config/samples/checkpointquota_v1alpha1_checkpointquota.yaml"),
 		"product-example": `spec:
   target: {podSelector: {matchLabels: {app: redis}}, podNames: [cache-0], containerNames: [redis]}
   limits:
