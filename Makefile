@@ -82,6 +82,21 @@ testbin: ## Build (once) and print the test bed's control-plane binaries.
 test: generate manifests ## Run the whole suite against a real kube-apiserver and etcd.
 	KUBEBUILDER_ASSETS="$(TESTBIN)" go test $(GO_TEST_FLAGS) ./...
 
+# Each fuzz target runs for FUZZTIME, one after another; `make test` runs their seeds
+# (testdata/fuzz, written by `go run ./hack/fuzzseeds`). A failing input is written into
+# the package's testdata/fuzz: fix the code and commit the input as a regression seed.
+FUZZTIME ?= 10m
+FUZZ_TARGETS = ./internal/archive:FuzzReadFrom ./internal/archive:FuzzFileName \
+	./webhooks:FuzzValidateCheckpointQuota ./webhooks:FuzzValidateClusterCheckpointQuota
+
+.PHONY: fuzz
+fuzz: ## Fuzz the archive reader, the file-name parser and the quota validators, FUZZTIME each.
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg) for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
 .PHONY: bench
 bench: ## Run the benchmarks (figures for the closing notes and docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$(TESTBIN)" go test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./...

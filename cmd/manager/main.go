@@ -57,7 +57,9 @@ func main() {
 	flag.DurationVar(&o.nodeGracePeriod, "node-gone-grace-period", time.Hour, "How long a node must be gone before its Checkpoints are released; 0 never releases.")
 	flag.IntVar(&o.pruneConcurrency, "prune-concurrency", 64, "Deletes of Checkpoints in flight at once.")
 	flag.DurationVar(&o.statusInterval, "status-interval", time.Second, "Least time between two status writes of one quota.")
-	zapOpts := zap.Options{Development: true}
+	// Production logging (JSON, info level) unless --zap-devel: in development mode zap
+	// panics on a malformed key/value call, and a log line must never stop the process.
+	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))

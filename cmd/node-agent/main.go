@@ -45,7 +45,9 @@ func main() {
 	flag.StringVar(&memoryLimit, "memory-limit", "80Mi", "Soft limit of the Go heap (a quantity; 0 turns it off); the GOMEMLIMIT environment variable, when set, wins. Set it below the container's memory limit.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
-	zapOpts := zap.Options{Development: true}
+	// Production logging (JSON, info level) unless --zap-devel: in development mode zap
+	// panics on a malformed key/value call, and a log line must never stop the process.
+	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))

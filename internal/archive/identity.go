@@ -2,6 +2,9 @@ package archive
 
 import (
 	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	metadata "github.com/checkpoint-restore/checkpointctl/lib"
@@ -29,9 +32,9 @@ type Identity struct {
 	Pod       string
 	PodUID    string
 	Container string
-	Image     string
-	// Runtime is the container runtime that wrote the archive (cri-o, containerd, or
-	// the engine named by checkpointctl's annotations).
+	// Image is the image the pod asked for, as the runtime recorded it.
+	Image string
+	// Runtime is the container runtime that wrote the archive: cri-o or containerd.
 	Runtime string
 	// CheckpointTime is config.dump's checkpointedTime, else the time in the file name,
 	// else the file's modification time; TimeSource says which.
@@ -45,42 +48,56 @@ func (id Identity) Complete() bool {
 }
 
 // Annotation keys of the runtimes. CRI-O and containerd have no exported Go constants
-// that could be imported without their whole module, so they are named here.
+// that could be imported without their whole module, so they are named here;
+// docs/node-agent.md ("What the runtimes write") says where each comes from.
 const (
-	crioLabels         = "io.kubernetes.cri-o.Labels"
-	crioImageName      = "io.kubernetes.cri-o.ImageName"
-	kubePodName        = "io.kubernetes.pod.name"
-	kubePodNamespace   = "io.kubernetes.pod.namespace"
-	kubePodUID         = "io.kubernetes.pod.uid"
-	kubeContainerName  = "io.kubernetes.container.name"
-	criSandboxName     = "io.kubernetes.cri.sandbox-name"
-	criSandboxNS       = "io.kubernetes.cri.sandbox-namespace"
-	criSandboxUID      = "io.kubernetes.cri.sandbox-uid"
-	criContainerName   = "io.kubernetes.cri.container-name"
-	criImageName       = "io.kubernetes.cri.image-name"
+	// Set by CRI-O after it copies the pod's annotations into the container's spec.
 	annotationManager  = "io.container.manager"
 	crioManagerValue   = "cri-o"
-	criuEngineFallback = "checkpointctl"
+	crioLabels         = "io.kubernetes.cri-o.Labels"
+	crioRequestedImage = "io.kubernetes.cri-o.Image"
+	// The kubelet's container labels, which CRI-O also sets as annotations, last.
+	kubePodName       = "io.kubernetes.pod.name"
+	kubePodNamespace  = "io.kubernetes.pod.namespace"
+	kubePodUID        = "io.kubernetes.pod.uid"
+	kubeContainerName = "io.kubernetes.container.name"
+	// Set by containerd after the pass-through annotations.
+	criContainerType = "io.kubernetes.cri.container-type"
+	criSandboxName   = "io.kubernetes.cri.sandbox-name"
+	criSandboxNS     = "io.kubernetes.cri.sandbox-namespace"
+	criSandboxUID    = "io.kubernetes.cri.sandbox-uid"
+	criContainerName = "io.kubernetes.cri.container-name"
+	criImageName     = "io.kubernetes.cri.image-name"
 )
 
-// identityFrom reads the identity out of spec.dump's annotations and config.dump. Each
-// runtime's style is tried in turn; the first that names a namespace wins.
+// runtimeOf decides which runtime wrote spec.dump, from keys a pod cannot set on that
+// runtime. CRI-O copies every pod annotation into the spec and then sets
+// io.container.manager, so a CRI-O archive always says cri-o there, whatever the pod
+// wrote; containerd's own keys are then never read from it. containerd sets its
+// io.kubernetes.cri.* keys after the annotations it passes through.
+func runtimeOf(a map[string]string) string {
+	switch {
+	case a[annotationManager] == crioManagerValue:
+		return RuntimeCRIO
+	case a[criContainerType] != "" || a[criSandboxNS] != "":
+		return RuntimeContainerd
+	}
+	return ""
+}
+
+// identityFrom reads the identity out of spec.dump's annotations and config.dump, each
+// runtime's from its own keys only.
 func identityFrom(spec *metadata.Spec, config *metadata.ContainerConfig) Identity {
-	var id Identity
-	a := map[string]string{}
-	if spec != nil && spec.Annotations != nil {
+	var a map[string]string
+	if spec != nil {
 		a = spec.Annotations
 	}
-	switch {
-	case a[criSandboxNS] != "":
-		id = Identity{
-			Namespace: a[criSandboxNS], Pod: a[criSandboxName], PodUID: a[criSandboxUID],
-			Container: a[criContainerName], Image: a[criImageName], Runtime: RuntimeContainerd,
-		}
-	case a[crioLabels] != "" || a[kubePodNamespace] != "":
+	var id Identity
+	switch id.Runtime = runtimeOf(a); id.Runtime {
+	case RuntimeCRIO:
+		// The labels are the kubelet's container labels, which no pod sets; CRI-O also
+		// writes each as an annotation after the pod's, the fallback for malformed JSON.
 		labels := map[string]string{}
-		// CRI-O's labels carry the pod's identity as the kubelet set it; the plain
-		// annotations are the fallback when the JSON is absent or malformed.
 		_ = json.Unmarshal([]byte(a[crioLabels]), &labels)
 		pick := func(key string) string {
 			if v := labels[key]; v != "" {
@@ -88,35 +105,74 @@ func identityFrom(spec *metadata.Spec, config *metadata.ContainerConfig) Identit
 			}
 			return a[key]
 		}
-		id = Identity{
-			Namespace: pick(kubePodNamespace), Pod: pick(kubePodName), PodUID: pick(kubePodUID),
-			Container: pick(kubeContainerName), Image: a[crioImageName], Runtime: RuntimeCRIO,
-		}
-	case a[metadata.CheckpointAnnotationNamespace] != "":
-		id = Identity{
-			Namespace: a[metadata.CheckpointAnnotationNamespace],
-			Pod:       a[metadata.CheckpointAnnotationPod],
-			PodUID:    a[metadata.CheckpointAnnotationPodUID],
-			Container: a[metadata.CheckpointAnnotationName],
-			Image:     a[metadata.CheckpointAnnotationRootfsImageName],
-			Runtime:   a[metadata.CheckpointAnnotationEngine],
-		}
-		if id.Runtime == "" {
-			id.Runtime = criuEngineFallback
-		}
-	}
-	if id.Runtime == "" && a[annotationManager] == crioManagerValue {
-		id.Runtime = RuntimeCRIO
+		id.Namespace, id.Pod, id.PodUID, id.Container = pick(kubePodNamespace), pick(kubePodName), pick(kubePodUID), pick(kubeContainerName)
+		// Not io.kubernetes.cri-o.ImageName: that is "some name" of the image, empty
+		// for an image referenced by ID.
+		id.Image = a[crioRequestedImage]
+	case RuntimeContainerd:
+		id.Namespace, id.Pod, id.PodUID, id.Container = a[criSandboxNS], a[criSandboxName], a[criSandboxUID], a[criContainerName]
+		// The user-specified image; containerd 2.1+ puts the image's first tag into
+		// config.dump instead, which may not be what the pod asked for.
+		id.Image = a[criImageName]
 	}
 	if config != nil {
 		if id.Image == "" {
-			id.Image = firstNonEmpty(config.RootfsImageName, config.RootfsImage)
+			id.Image = firstNonEmpty(config.RootfsImage, config.RootfsImageName)
 		}
 		if !config.CheckpointedAt.IsZero() {
 			id.CheckpointTime, id.TimeSource = config.CheckpointedAt.UTC(), TimeFromArchive
 		}
 	}
 	return id
+}
+
+// KubeletFileName is the name the kubelet gives an archive of the container:
+// checkpoint-<pod>_<namespace>-<container>-<RFC3339 time>.tar, in the node's local time.
+func KubeletFileName(pod, namespace, container string, t time.Time) string {
+	return fmt.Sprintf("checkpoint-%s_%s-%s-%s.tar", pod, namespace, container, t.Format(time.RFC3339))
+}
+
+// NameMatches reports whether name is exactly what the kubelet would have named an
+// archive of id's container: the kubelet builds the name from the real pod, so an
+// identity that a pod forged into the archive does not match it.
+func NameMatches(id Identity, name string) bool {
+	prefix := "checkpoint-" + id.Pod + "_" + id.Namespace + "-" + id.Container + "-"
+	rest, ok := strings.CutPrefix(name, prefix)
+	if !ok {
+		return false
+	}
+	stamp, ok := strings.CutSuffix(rest, ".tar")
+	if !ok {
+		return false
+	}
+	_, err := time.Parse(time.RFC3339, stamp)
+	return err == nil
+}
+
+// witness checks the identity against what the kubelet and the runtime wrote outside the
+// annotations: the file name, and config.dump's container name, which both runtimes
+// build from the pod's CRI metadata (CRI-O k8s_<ctr>_<pod>_<ns>_<uid>_<attempt>,
+// containerd <ctr>_<pod>_<ns>_<uid>_<attempt>). Neither can contain '_' inside a part,
+// so the container name settles what the file name leaves ambiguous (both a namespace and
+// a container name may hold '-').
+func witness(id Identity, name string, config *metadata.ContainerConfig) error {
+	if !NameMatches(id, name) {
+		return fmt.Errorf("spec.dump names %s/%s container %s, but the kubelet named the file %q, which is not the name it gives an archive of that container",
+			id.Namespace, id.Pod, id.Container, name)
+	}
+	if config == nil || config.Name == "" {
+		return nil
+	}
+	want := strings.Join([]string{id.Container, id.Pod, id.Namespace, id.PodUID}, "_") + "_"
+	if id.Runtime == RuntimeCRIO {
+		want = "k8s_" + want
+	}
+	attempt, ok := strings.CutPrefix(config.Name, want)
+	if _, err := strconv.ParseUint(attempt, 10, 32); !ok || err != nil {
+		return fmt.Errorf("spec.dump names %s/%s container %s (pod UID %s), but config.dump names the container %q, which %s does not build for it",
+			id.Namespace, id.Pod, id.Container, id.PodUID, config.Name, id.Runtime)
+	}
+	return nil
 }
 
 func firstNonEmpty(values ...string) string {

@@ -8,10 +8,12 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	metadata "github.com/checkpoint-restore/checkpointctl/lib"
 )
@@ -55,6 +57,13 @@ const (
 	ReasonMetadataTooLarge Reason = "MetadataTooLarge"
 	ReasonBadMetadata      Reason = "BadMetadata"
 	ReasonIO               Reason = "IOError"
+	// ReasonUnexpectedEntry is an entry no runtime writes: a link, a device, a name
+	// that climbs out of the archive or is absolute, a name that is not UTF-8.
+	ReasonUnexpectedEntry Reason = "UnexpectedEntry"
+	// ReasonIdentityMismatch is an identity that the file name or config.dump
+	// contradicts, or that two copies of the metadata disagree on: it is charged to no
+	// namespace.
+	ReasonIdentityMismatch Reason = "IdentityMismatch"
 )
 
 // Error is an archive that could not be read, with the reason and a hint for the operator.
@@ -143,6 +152,9 @@ func ReadFrom(r io.ReaderAt, size int64, name string, modTime time.Time, lim Lim
 		spec    *metadata.Spec
 		entries int
 		failure *Error
+		// duplicate names a metadata file the archive holds twice: which copy the
+		// runtime wrote cannot be told, so neither is trusted.
+		duplicate string
 	)
 	fail := func(reason Reason, err error) {
 		if failure == nil {
@@ -170,16 +182,28 @@ func ReadFrom(r io.ReaderAt, size int64, name string, modTime time.Time, lim Lim
 			fail(ReasonMetadataTooLarge, fmt.Errorf("holds more than %d entries", lim.MaxEntries))
 			break
 		}
+		if err := unexpected(hdr); err != nil {
+			fail(ReasonUnexpectedEntry, err)
+			continue
+		}
 		if hdr.Typeflag != tar.TypeReg {
 			continue
 		}
-		switch entryName := path.Clean(strings.TrimPrefix(hdr.Name, "./")); entryName {
+		// Only the exact names: an extractor would put "checkpoint/../spec.dump" in
+		// place of spec.dump, but unexpected has refused that name already.
+		switch entryName := strings.TrimPrefix(hdr.Name, "./"); entryName {
 		case metadata.ConfigDumpFile:
+			if config != nil {
+				duplicate = entryName
+			}
 			config = &metadata.ContainerConfig{}
 			if err := decodeEntry(tr, hdr, lim.MaxMetadataSize, config); err != nil {
 				fail(err.Reason, err.Err)
 			}
 		case metadata.SpecDumpFile:
+			if spec != nil {
+				duplicate = entryName
+			}
 			spec = &metadata.Spec{}
 			if err := decodeEntry(tr, hdr, lim.MaxMetadataSize, spec); err != nil {
 				fail(err.Reason, err.Err)
@@ -199,13 +223,29 @@ func ReadFrom(r io.ReaderAt, size int64, name string, modTime time.Time, lim Lim
 			id.CheckpointTime, id.TimeSource = modTime.UTC(), TimeFromModTime
 		}
 	}
-	res := Result{Identity: id, BytesRead: cr.n}
+	// A namespace is returned only for an identity that is whole, single and witnessed:
+	// the agent publishes into that namespace even when the rest of the archive is damaged.
+	var mismatch error
+	switch {
+	case duplicate != "":
+		mismatch = fmt.Errorf("holds %s more than once; which copy the runtime wrote cannot be told", duplicate)
+	case id.Complete():
+		mismatch = witness(id, name, config)
+	}
+	if mismatch != nil {
+		// The mismatch decides where the archive is charged (nowhere), so it is the reason shown.
+		failure = &Error{File: name, Reason: ReasonIdentityMismatch, Err: mismatch}
+	}
 	if failure == nil && spec == nil {
 		fail(ReasonNoIdentity, fmt.Errorf("has no %s, so its pod and namespace are unknown", metadata.SpecDumpFile))
 	}
 	if failure == nil && !id.Complete() {
-		fail(ReasonNoIdentity, fmt.Errorf("%s names no namespace, pod and container in the annotations of CRI-O, containerd or checkpointctl", metadata.SpecDumpFile))
+		fail(ReasonNoIdentity, fmt.Errorf("%s names no namespace, pod and container in the keys of CRI-O (io.container.manager: cri-o) or containerd (io.kubernetes.cri.*)", metadata.SpecDumpFile))
 	}
+	if mismatch != nil || !id.Complete() {
+		id.Namespace, id.Pod, id.PodUID, id.Container = "", "", "", ""
+	}
+	res := Result{Identity: id, BytesRead: cr.n}
 	if failure != nil {
 		failure.File = name
 		return res, failure
@@ -221,10 +261,42 @@ func decodeEntry(tr *tar.Reader, hdr *tar.Header, limit int64, into any) *Error 
 	if err != nil {
 		return &Error{Reason: ReasonTruncated, Err: fmt.Errorf("reading %s: %v; the file is incomplete or damaged", hdr.Name, err)}
 	}
+	// The runtimes write JSON with Go's encoder, which emits only UTF-8; the decoder
+	// would quietly replace bad bytes, so they are refused here.
+	if !utf8.Valid(data) {
+		return &Error{Reason: ReasonBadMetadata, Err: fmt.Errorf("%s is not UTF-8 text", hdr.Name)}
+	}
 	if err := json.Unmarshal(data, into); err != nil {
 		return &Error{Reason: ReasonBadMetadata, Err: fmt.Errorf("%s is not valid JSON: %v", hdr.Name, err)}
 	}
 	return nil
+}
+
+// unexpected says what is wrong with an entry that no runtime writes. The runtimes
+// archive a directory of regular files (CRIU's images, the metadata, the rootfs diff as a
+// tar of its own) under relative names; anything else was put there by someone else.
+// Nothing is extracted, so such an entry is harmless to the agent, but it is reported.
+func unexpected(hdr *tar.Header) error {
+	name := hdr.Name
+	switch {
+	case !utf8.ValidString(name):
+		return fmt.Errorf("holds an entry whose name is not UTF-8 (%q)", name)
+	case strings.HasPrefix(name, "/"):
+		return fmt.Errorf("holds an entry with an absolute name, %q", name)
+	case slices.Contains(strings.Split(name, "/"), ".."):
+		return fmt.Errorf("holds an entry whose name climbs out of the archive, %q", name)
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeDir:
+		return nil
+	case tar.TypeLink:
+		return fmt.Errorf("holds a hard link, %q to %q", name, hdr.Linkname)
+	case tar.TypeSymlink:
+		return fmt.Errorf("holds a symlink, %q to %q", name, hdr.Linkname)
+	case tar.TypeChar, tar.TypeBlock:
+		return fmt.Errorf("holds a device entry, %q (%d, %d)", name, hdr.Devmajor, hdr.Devminor)
+	}
+	return fmt.Errorf("holds an entry of tar type %q, %q", string(hdr.Typeflag), name)
 }
 
 // blockReader reads a file through a small buffer with pread and makes seeking free: the

@@ -12,82 +12,221 @@ import (
 	testarchive "github.com/checkpoint-quota/checkpoint-quota/test/archive"
 )
 
-var taken = time.Date(2026, 11, 24, 10, 30, 0, 0, time.UTC)
+// taken is the kubelet's time; the runtime's is RuntimeDelay later.
+var (
+	taken   = time.Date(2026, 11, 24, 10, 30, 0, 0, time.UTC)
+	stamped = taken.Add(testarchive.RuntimeDelay)
+	cet     = time.FixedZone("CET", 3600)
+)
 
 func TestReadIdentity(t *testing.T) {
 	tests := map[string]struct {
 		archive *testarchive.Archive
 		want    archive.Identity
 	}{
-		"cri-o": {
-			archive: testarchive.New("shop", "cache-0", "redis").WithUID("uid-1").At(taken),
-			want: archive.Identity{Namespace: "shop", Pod: "cache-0", PodUID: "uid-1", Container: "redis",
-				Image: "registry.example/redis:1.0", Runtime: "cri-o", CheckpointTime: taken, TimeSource: archive.TimeFromArchive},
+		"names with dashes that make the file name ambiguous": {
+			archive: testarchive.New("team-prod", "web-7f9c", "nginx-proxy").WithUID("uid-2"),
+			want:    archive.Identity{Namespace: "team-prod", Pod: "web-7f9c", PodUID: "uid-2", Container: "nginx-proxy"},
 		},
-		"containerd": {
-			archive: testarchive.New("team-prod", "web-7f9c", "nginx").WithUID("uid-2").WithRuntime(testarchive.Containerd).At(taken),
-			want: archive.Identity{Namespace: "team-prod", Pod: "web-7f9c", PodUID: "uid-2", Container: "nginx",
-				Image: "registry.example/nginx:1.0", Runtime: "containerd", CheckpointTime: taken, TimeSource: archive.TimeFromArchive},
+		"a node in local time": {
+			archive: testarchive.New("shop", "cache-0", "redis").WithUID("uid-1").InZone(cet),
+			want:    archive.Identity{Namespace: "shop", Pod: "cache-0", PodUID: "uid-1", Container: "redis"},
 		},
-		"checkpointctl annotations": {
-			archive: testarchive.New("a-b", "c-d", "e-f").WithUID("uid-3").WithRuntime(testarchive.CRIU).At(taken),
-			want: archive.Identity{Namespace: "a-b", Pod: "c-d", PodUID: "uid-3", Container: "e-f",
-				Image: "registry.example/e-f:1.0", Runtime: "checkpointctl", CheckpointTime: taken, TimeSource: archive.TimeFromArchive},
+		"rootfs diff, 1 MiB": {
+			archive: testarchive.New("shop", "cache-0", "redis").WithUID("uid-1").WithRootfsDiff().WithSize(1 << 20),
+			want:    archive.Identity{Namespace: "shop", Pod: "cache-0", PodUID: "uid-1", Container: "redis"},
 		},
-		"rootfs diff after the metadata, 1 MiB": {
-			archive: testarchive.New("shop", "cache-0", "redis").WithUID("uid-1").At(taken).WithRootfsDiff().WithSize(1 << 20),
-			want: archive.Identity{Namespace: "shop", Pod: "cache-0", PodUID: "uid-1", Container: "redis",
-				Image: "registry.example/redis:1.0", Runtime: "cri-o", CheckpointTime: taken, TimeSource: archive.TimeFromArchive},
+		"pod annotations that name another namespace": {
+			archive: testarchive.New("tenant", "forger", "app").WithUID("uid-4").WithPodAnnotations(withoutManager(forgery("victim"))),
+			want:    archive.Identity{Namespace: "tenant", Pod: "forger", PodUID: "uid-4", Container: "app"},
+		},
+		"only sandbox-namespace forged": {
+			archive: testarchive.New("tenant", "forger", "app").WithUID("uid-4").
+				WithPodAnnotations(map[string]string{"io.kubernetes.cri.sandbox-namespace": "victim"}),
+			want: archive.Identity{Namespace: "tenant", Pod: "forger", PodUID: "uid-4", Container: "app"},
 		},
 	}
 	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			file := tc.archive.MustWrite(t.TempDir())
-			res, err := archive.Read(file, archive.Limits{})
-			if err != nil {
-				t.Fatalf("Read: %v", err)
-			}
-			if diff := cmp.Diff(tc.want, res.Identity); diff != "" {
-				t.Errorf("identity (-want +got):\n%s", diff)
-			}
-			if res.BytesRead > 32<<10 {
-				t.Errorf("read %d bytes of a %d-byte archive; want only headers and metadata (under 32 KiB)", res.BytesRead, tc.archive.Size)
-			}
-		})
+		for _, rt := range testarchive.Runtimes {
+			t.Run(name+"/"+string(rt), func(t *testing.T) {
+				a := *tc.archive
+				a.WithRuntime(rt).At(taken).WithImage("redis:7", "docker.io/library/redis:7")
+				file := a.MustWrite(t.TempDir())
+				res, err := archive.Read(file, archive.Limits{})
+				if err != nil {
+					t.Fatalf("Read: %v", err)
+				}
+				want := tc.want
+				want.Image, want.Runtime = "redis:7", rt.RuntimeName()
+				want.CheckpointTime, want.TimeSource = stamped, archive.TimeFromArchive
+				if diff := cmp.Diff(want, res.Identity); diff != "" {
+					t.Errorf("identity (-want +got):\n%s", diff)
+				}
+				if res.BytesRead > 48<<10 {
+					t.Errorf("read %d bytes of a %d-byte archive; want only headers and metadata (under 48 KiB)", res.BytesRead, a.Size)
+				}
+			})
+		}
+	}
+}
+
+// forgery is what a pod's author writes to have its archives charged to namespace: every
+// identity key of every runtime.
+func forgery(namespace string) map[string]string {
+	return map[string]string{
+		"io.kubernetes.cri.sandbox-namespace": namespace,
+		"io.kubernetes.cri.sandbox-name":      "victim-0",
+		"io.kubernetes.cri.sandbox-uid":       "victim-uid",
+		"io.kubernetes.cri.container-name":    "app",
+		"io.kubernetes.cri.container-type":    "container",
+		"io.kubernetes.cri.image-name":        "victim:latest",
+		"io.container.manager":                "cri-o",
+		"io.kubernetes.cri-o.Labels":          `{"io.kubernetes.container.name":"app","io.kubernetes.pod.name":"victim-0","io.kubernetes.pod.namespace":"` + namespace + `","io.kubernetes.pod.uid":"victim-uid"}`,
+		"io.kubernetes.pod.namespace":         namespace,
+		"io.kubernetes.pod.name":              "victim-0",
+		"io.kubernetes.pod.uid":               "victim-uid",
+		"io.kubernetes.container.name":        "app",
+		"io.kubernetes.cri-o.Image":           "victim:latest",
+	}
+}
+
+// withoutManager drops io.container.manager from a forgery: passed through by containerd,
+// it makes the reader take the archive for CRI-O's, which TestReadIdentityMismatch covers.
+func withoutManager(m map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		if k != "io.container.manager" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// TestReadIdentityMismatch covers identities that a witness contradicts: none is charged
+// to any namespace.
+func TestReadIdentityMismatch(t *testing.T) {
+	tests := map[string]struct {
+		archive *testarchive.Archive
+		runtime []testarchive.Runtime
+	}{
+		// containerd passes the pod's CRI-O keys through and the reader believes
+		// io.container.manager; config.dump's name and the file name are containerd's
+		// and the kubelet's, of the real pod.
+		"containerd passing a CRI-O forgery through": {
+			archive: testarchive.New("tenant", "forger", "app").WithPodAnnotations(forgery("victim")),
+			runtime: []testarchive.Runtime{testarchive.Containerd20, testarchive.Containerd},
+		},
+		"file renamed to another namespace": {
+			archive: testarchive.New("tenant", "forger", "app").Named("checkpoint-forger_victim-app-2026-11-24T10:30:00Z.tar"),
+			runtime: testarchive.Runtimes,
+		},
+		"file renamed to another pod": {
+			archive: testarchive.New("tenant", "forger", "app").Named("checkpoint-other_tenant-app-2026-11-24T10:30:00Z.tar"),
+			runtime: testarchive.Runtimes,
+		},
+		"no time in the file name": {
+			archive: testarchive.New("tenant", "forger", "app").Named("checkpoint-forger_tenant-app-yesterday.tar"),
+			runtime: testarchive.Runtimes,
+		},
+		"two config.dump entries": {
+			archive: testarchive.New("tenant", "forger", "app").Damaged(testarchive.TwoConfigDumps),
+			runtime: testarchive.Runtimes,
+		},
+	}
+	for name, tc := range tests {
+		for _, rt := range tc.runtime {
+			t.Run(name+"/"+string(rt), func(t *testing.T) {
+				a := *tc.archive
+				a.WithRuntime(rt).At(taken)
+				res, err := archive.Read(a.MustWrite(t.TempDir()), archive.Limits{})
+				if got := archive.ReasonOf(err); err == nil || got != archive.ReasonIdentityMismatch {
+					t.Fatalf("Read: reason %s (%v), want %s", got, err, archive.ReasonIdentityMismatch)
+				}
+				id := res.Identity
+				if id.Namespace != "" || id.Pod != "" || id.PodUID != "" || id.Container != "" {
+					t.Errorf("identity %+v, want no namespace, pod or container", id)
+				}
+			})
+		}
+	}
+}
+
+func TestNameMatches(t *testing.T) {
+	id := archive.Identity{Namespace: "team", Pod: "web-0", Container: "prod-app"}
+	tests := map[string]bool{
+		"checkpoint-web-0_team-prod-app-2026-11-24T10:30:00Z.tar":      true,
+		"checkpoint-web-0_team-prod-app-2026-11-24T11:30:00+01:00.tar": true,
+		archive.KubeletFileName("web-0", "team", "prod-app", taken):    true,
+		"checkpoint-web-0_team-prod-app-2026-11-24T10:30:00Z.tar.keep": false,
+		"checkpoint-web-0_team-prod-app-2026-11-24.tar":                false,
+		"checkpoint-web-0_team-prod-app--2026-11-24T10:30:00Z.tar":     false,
+		"checkpoint-web-0_team-prod-2026-11-24T10:30:00Z.tar":          false,
+		"checkpoint-web-1_team-prod-app-2026-11-24T10:30:00Z.tar":      false,
+	}
+	for name, want := range tests {
+		if got := archive.NameMatches(id, name); got != want {
+			t.Errorf("NameMatches(%q) = %v, want %v", name, got, want)
+		}
 	}
 }
 
 func TestReadBroken(t *testing.T) {
-	tests := map[testarchive.Broken]archive.Reason{
-		testarchive.Truncated:  archive.ReasonTruncated,
-		testarchive.NotTar:     archive.ReasonNotTar,
-		testarchive.NoIdentity: archive.ReasonNoIdentity,
-		testarchive.HugeSpec:   archive.ReasonMetadataTooLarge,
-		testarchive.Symlink:    archive.ReasonNotRegular,
-		testarchive.Directory:  archive.ReasonNotRegular,
+	tests := map[testarchive.Broken]struct {
+		reason archive.Reason
+		// namespace says the identity survives the damage, so the archive is published
+		// (with the Unreadable condition) in its own namespace.
+		namespace bool
+	}{
+		testarchive.Truncated:      {archive.ReasonTruncated, true},
+		testarchive.NotTar:         {archive.ReasonNotTar, false},
+		testarchive.NoIdentity:     {archive.ReasonNoIdentity, false},
+		testarchive.HugeSpec:       {archive.ReasonMetadataTooLarge, false},
+		testarchive.Symlink:        {archive.ReasonNotRegular, false},
+		testarchive.Directory:      {archive.ReasonNotRegular, false},
+		testarchive.DotDotEntry:    {archive.ReasonUnexpectedEntry, true},
+		testarchive.AbsoluteEntry:  {archive.ReasonUnexpectedEntry, true},
+		testarchive.HardLink:       {archive.ReasonUnexpectedEntry, true},
+		testarchive.DeviceEntry:    {archive.ReasonUnexpectedEntry, true},
+		testarchive.OversizedEntry: {archive.ReasonTruncated, false},
+		testarchive.TwoConfigDumps: {archive.ReasonIdentityMismatch, false},
+		testarchive.HugeAnnotation: {archive.ReasonMetadataTooLarge, false},
+		testarchive.NonUTF8:        {archive.ReasonBadMetadata, false},
+		testarchive.TarInSpecDump:  {archive.ReasonBadMetadata, false},
 	}
 	for broken, want := range tests {
-		t.Run(string(broken), func(t *testing.T) {
-			a := testarchive.New("shop", "cache-0", "redis").At(taken).Damaged(broken)
-			file := a.MustWrite(t.TempDir())
-			if broken == testarchive.Symlink {
-				target, _ := os.Readlink(file)
-				t.Cleanup(func() { _ = os.RemoveAll(filepath.Dir(target)) })
-			}
-			res, err := archive.Read(file, archive.Limits{})
-			if err == nil {
-				t.Fatalf("Read returned identity %+v, want a %s error", res.Identity, want)
-			}
-			if got := archive.ReasonOf(err); got != want {
-				t.Errorf("reason = %s, want %s (error: %v)", got, want, err)
-			}
-			if res.BytesRead > 2<<20 {
-				t.Errorf("read %d bytes, want at most the metadata cap", res.BytesRead)
-			}
-			if _, err := os.Lstat(file); err != nil {
-				t.Errorf("the broken archive is gone: %v", err)
-			}
-		})
+		for _, rt := range testarchive.Runtimes {
+			t.Run(string(broken)+"/"+string(rt), func(t *testing.T) {
+				a := testarchive.New("shop", "cache-0", "redis").WithRuntime(rt).At(taken).Damaged(broken)
+				if broken == testarchive.OversizedEntry && rt != testarchive.CRIO {
+					t.Skip("the pages come before the metadata only in CRI-O's layout")
+				}
+				file := a.MustWrite(t.TempDir())
+				if broken == testarchive.Symlink {
+					target, _ := os.Readlink(file)
+					t.Cleanup(func() { _ = os.RemoveAll(filepath.Dir(target)) })
+				}
+				res, err := archive.Read(file, archive.Limits{})
+				if err == nil {
+					t.Fatalf("Read returned identity %+v, want a %s error", res.Identity, want.reason)
+				}
+				if got := archive.ReasonOf(err); got != want.reason {
+					t.Errorf("reason = %s, want %s (error: %v)", got, want.reason, err)
+				}
+				wantNS := map[bool]string{true: "shop"}[want.namespace]
+				if broken == testarchive.Truncated && rt == testarchive.Containerd20 {
+					wantNS = "" // the cut falls in spec.dump, the last entry
+				}
+				if res.Identity.Namespace != wantNS {
+					t.Errorf("namespace %q, want %q", res.Identity.Namespace, wantNS)
+				}
+				if res.BytesRead > 2<<20 {
+					t.Errorf("read %d bytes, want at most the metadata cap", res.BytesRead)
+				}
+				if _, err := os.Lstat(file); err != nil {
+					t.Errorf("the broken archive is gone: %v", err)
+				}
+			})
+		}
 	}
 }
 

@@ -59,8 +59,8 @@ var _ = Describe("Publishing archives", func() {
 		taken := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
 		crio := testarchive.New(ns, "cache-0", "redis").At(taken).WithUID("0b6f1c1e-crio")
 		containerd := testarchive.New(nsProd, "web-5d8f", "nginx").WithRuntime(testarchive.Containerd).At(taken.Add(time.Minute)).WithSize(200 << 10)
-		criu := testarchive.New(ns, "db-0", "postgres").WithRuntime(testarchive.CRIU).At(taken.Add(2 * time.Minute))
-		for _, a := range []*testarchive.Archive{crio, containerd, criu} {
+		containerd20 := testarchive.New(ns, "db-0", "postgres").WithRuntime(testarchive.Containerd20).At(taken.Add(2 * time.Minute))
+		for _, a := range []*testarchive.Archive{crio, containerd, containerd20} {
 			a.MustWrite(dir)
 		}
 		startAgent(node, settleTime, dir)
@@ -68,7 +68,7 @@ var _ = Describe("Publishing archives", func() {
 		want := []identity{
 			identityWant(crio, node, "cri-o"),
 			identityWant(containerd, node, "containerd"),
-			identityWant(criu, node, "checkpointctl"),
+			identityWant(containerd20, node, "containerd"),
 		}
 		Eventually(func(g Gomega) {
 			var got []identity

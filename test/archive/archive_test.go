@@ -47,63 +47,147 @@ func extractMetadata(t *testing.T, path string) (dir string, names []string) {
 	return dir, names
 }
 
-func TestArchiveReadsBackWithCheckpointctl(t *testing.T) {
-	at := time.Date(2026, 11, 24, 10, 30, 0, 0, time.UTC)
-	type identity struct{ Namespace, Pod, UID, Container, Image string }
-	cases := map[string]struct {
-		runtime Runtime
-		lookup  func(map[string]string) identity
-	}{
-		"cri-o": {CRIO, func(a map[string]string) identity {
-			return identity{a["io.kubernetes.pod.namespace"], a["io.kubernetes.pod.name"], a["io.kubernetes.pod.uid"], a["io.kubernetes.container.name"], a["io.kubernetes.cri-o.ImageName"]}
-		}},
-		"containerd": {Containerd, func(a map[string]string) identity {
-			return identity{a["io.kubernetes.cri.sandbox-namespace"], a["io.kubernetes.cri.sandbox-name"], a["io.kubernetes.cri.sandbox-uid"], a["io.kubernetes.cri.container-name"], a["io.kubernetes.cri.image-name"]}
-		}},
-		"criu": {CRIU, func(a map[string]string) identity {
-			return identity{a[metadata.CheckpointAnnotationNamespace], a[metadata.CheckpointAnnotationPod], a[metadata.CheckpointAnnotationPodUID], a[metadata.CheckpointAnnotationName], a[metadata.CheckpointAnnotationRootfsImageName]}
-		}},
+// entryHeaders reads every header of the archive with archive/tar.
+func entryHeaders(t *testing.T, path string) []*tar.Header {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			a := New("shop", "cache-0", "redis").WithRuntime(tc.runtime).At(at).WithSize(256 << 10).WithRootfsDiff()
-			path := a.MustWrite(t.TempDir())
+	defer func() { _ = f.Close() }()
+	var out []*tar.Header
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("reading %s: %v", path, err)
+		}
+		out = append(out, h)
+	}
+}
 
-			if got, want := filepath.Base(path), "checkpoint-cache-0_shop-redis-2026-11-24T10:30:00Z.tar"; got != want {
+func TestLayouts(t *testing.T) {
+	zone := time.FixedZone("CET", 3600)
+	at := time.Date(2026, 11, 24, 10, 30, 0, 0, time.UTC)
+	images := []string{"checkpoint/cgroup.img", "checkpoint/core-1.img", "checkpoint/descriptors.json", "checkpoint/fdinfo-2.img", "checkpoint/files.img", "checkpoint/fs-1.img", "checkpoint/ids-1.img", "checkpoint/inventory.img", "checkpoint/mm-1.img", "checkpoint/pagemap-1.img", "checkpoint/pages-1.img", "checkpoint/pstree.img", "checkpoint/seccomp.img", "checkpoint/tty-info.img"}
+	// pages-1.img is listed with the CRIU images above, in name order; CRI-O walks the
+	// directory in name order too.
+	checkpointDir := append([]string{"checkpoint/"}, images...)
+	type layout struct {
+		names       []string
+		indented    bool
+		configName  string
+		runtime     string
+		rootfsImage string
+	}
+	tests := map[Runtime]layout{
+		CRIO: {
+			names:      append(append([]string{"stats-dump", "dump.log"}, checkpointDir...), "config.dump", "spec.dump", "bind.mounts", "rootfs-diff.tar", "deleted.files", "io.kubernetes.cri-o.LogPath"),
+			indented:   true,
+			configName: "k8s_redis_cache-0_shop_uid-1_0", runtime: "crun", rootfsImage: "redis:7",
+		},
+		Containerd20: {
+			names:      append(checkpointDir, "config.dump", "rootfs-diff.tar", "spec.dump"),
+			configName: "redis_cache-0_shop_uid-1_0", runtime: "io.containerd.runc.v2", rootfsImage: "redis:7",
+		},
+		Containerd: {
+			names:      append(checkpointDir, "config.dump", "container.log", "dump.log", "rootfs-diff.tar", "spec.dump", "stats-dump", "status", "status.dump"),
+			configName: "redis_cache-0_shop_uid-1_0", runtime: "io.containerd.runc.v2", rootfsImage: "docker.io/library/redis:7",
+		},
+	}
+	for rt, want := range tests {
+		t.Run(string(rt), func(t *testing.T) {
+			a := New("shop", "cache-0", "redis").WithUID("uid-1").WithRuntime(rt).At(at).InZone(zone).
+				WithImage("redis:7", "docker.io/library/redis:7").WithSize(256 << 10).WithRootfsDiff()
+			path := a.MustWrite(t.TempDir())
+			if got, want := filepath.Base(path), "checkpoint-cache-0_shop-redis-2026-11-24T11:30:00+01:00.tar"; got != want {
 				t.Errorf("file name: got %q, want %q", got, want)
 			}
 			info, err := os.Stat(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if info.Size() != 256<<10 {
-				t.Errorf("size: got %d, want %d", info.Size(), 256<<10)
+			if info.Size() != 256<<10 || info.Mode().Perm() != 0o600 {
+				t.Errorf("size %d mode %v, want %d and 0600 as the runtimes write it", info.Size(), info.Mode().Perm(), 256<<10)
 			}
-			if info.Mode().Perm() != 0o600 {
-				t.Errorf("mode: got %v, want 0600 as the kubelet writes it", info.Mode().Perm())
-			}
-
-			dir, names := extractMetadata(t, path)
-			for _, want := range []string{"checkpoint/", "checkpoint/inventory.img", "checkpoint/pages-1.img", "config.dump", "spec.dump", "rootfs-diff.tar"} {
-				if !contains(names, want) {
-					t.Errorf("archive lacks %s; has %v", want, names)
+			var names []string
+			for _, h := range entryHeaders(t, path) {
+				names = append(names, h.Name)
+				// containerd tells Go's writer PAX, CRI-O leaves it to the writer; either way
+				// a header that needs no extended record is a USTAR block on disk.
+				if h.Format != tar.FormatUSTAR {
+					t.Errorf("%s: format %v, want USTAR", h.Name, h.Format)
 				}
 			}
+			if diff := cmp.Diff(want.names, names); diff != "" {
+				t.Errorf("entries (-want +got):\n%s", diff)
+			}
 
+			dir, _ := extractMetadata(t, path)
+			raw, err := os.ReadFile(filepath.Join(dir, metadata.ConfigDumpFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.HasPrefix(string(raw), "{\n  \""); got != want.indented {
+				t.Errorf("config.dump indented = %v, want %v:\n%s", got, want.indented, raw)
+			}
+			// checkpointedTime is the node's local time, with nanoseconds, as time.Now() marshals.
+			if wantTime := `"checkpointedTime":` + map[bool]string{true: " "}[want.indented] + `"2026-11-24T11:30:00.123456789+01:00"`; !strings.Contains(string(raw), wantTime) {
+				t.Errorf("config.dump lacks %s:\n%s", wantTime, raw)
+			}
 			cfg, _, err := metadata.ReadContainerCheckpointConfigDump(dir)
 			if err != nil {
 				t.Fatalf("checkpointctl reading config.dump: %v", err)
 			}
-			if !cfg.CheckpointedAt.Equal(at) || cfg.RootfsImageName != a.Image {
-				t.Errorf("config.dump: checkpointed %v image %q, want %v %q", cfg.CheckpointedAt, cfg.RootfsImageName, at, a.Image)
+			got := layout{configName: cfg.Name, runtime: cfg.OCIRuntime, rootfsImage: cfg.RootfsImage}
+			if diff := cmp.Diff(layout{configName: want.configName, runtime: want.runtime, rootfsImage: want.rootfsImage}, got, cmp.AllowUnexported(layout{})); diff != "" {
+				t.Errorf("config.dump (-want +got):\n%s", diff)
 			}
 			spec, _, err := metadata.ReadContainerCheckpointSpecDump(dir)
 			if err != nil {
 				t.Fatalf("checkpointctl reading spec.dump: %v", err)
 			}
-			want := identity{"shop", "cache-0", a.PodUID, "redis", a.Image}
-			if diff := cmp.Diff(want, tc.lookup(spec.Annotations)); diff != "" {
-				t.Errorf("identity annotations (-want +got):\n%s", diff)
+			if _, ok := spec.Annotations["io.kubernetes.cri-o.Labels"]; ok != (rt == CRIO) {
+				t.Errorf("spec.dump has CRI-O's labels = %v on %s", ok, rt)
+			}
+		})
+	}
+}
+
+func TestPodAnnotationsDoNotOverrideTheRuntime(t *testing.T) {
+	forged := map[string]string{
+		"io.kubernetes.cri.sandbox-namespace": "victim",
+		"io.container.manager":                "podman",
+		"io.kubernetes.pod.namespace":         "victim",
+		"io.kubernetes.cri-o.Labels":          `{"io.kubernetes.pod.namespace":"victim"}`,
+	}
+	for _, rt := range Runtimes {
+		t.Run(string(rt), func(t *testing.T) {
+			a := New("tenant", "p", "c").WithRuntime(rt).WithPodAnnotations(forged).WithSize(0)
+			dir, _ := extractMetadata(t, a.MustWrite(t.TempDir()))
+			spec, _, err := metadata.ReadContainerCheckpointSpecDump(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := spec.Annotations
+			if rt == CRIO {
+				// CRI-O copied them all, then set its own keys over them.
+				want := map[string]string{"io.kubernetes.cri.sandbox-namespace": "victim", "io.container.manager": "cri-o", "io.kubernetes.pod.namespace": "tenant"}
+				for k, v := range want {
+					if got[k] != v {
+						t.Errorf("%s = %q, want %q", k, got[k], v)
+					}
+				}
+				if !strings.Contains(got["io.kubernetes.cri-o.Labels"], `"io.kubernetes.pod.namespace":"tenant"`) {
+					t.Errorf("labels %s", got["io.kubernetes.cri-o.Labels"])
+				}
+				return
+			}
+			if got["io.kubernetes.cri.sandbox-namespace"] != "tenant" || got["io.container.manager"] != "podman" {
+				t.Errorf("containerd's keys must win over passed-through ones, others pass: %v", got)
 			}
 		})
 	}
@@ -130,6 +214,11 @@ func TestLargeArchiveHasExactSize(t *testing.T) {
 
 func TestBrokenVariants(t *testing.T) {
 	cases := map[Broken]func(t *testing.T, path string){
+		OversizedEntry: func(t *testing.T, path string) {
+			if err := readAll(path); !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("want an unexpected EOF reading an entry declared beyond the file, got %v", err)
+			}
+		},
 		Truncated: func(t *testing.T, path string) {
 			if err := readAll(path); err == nil || !errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Errorf("want an unexpected EOF reading a truncated archive, got %v", err)
