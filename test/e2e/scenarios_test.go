@@ -180,7 +180,7 @@ spec:
 		Eventually(func() int { return len(orphansOrNot(ctx, localrun.OrphanNamespace, ns)) }).Should(Equal(3))
 		out, stderr, err := env.Kubectl("", "get", "checkpoints", "-A")
 		Expect(err).NotTo(HaveOccurred(), stderr)
-		Expect(out).To(MatchRegexp(localrun.OrphanNamespace + `\s+\S+\s+forensic-0\s+app\s+` + nodeName + `\s+64Ki\s+false\s+` + ns))
+		Expect(out).To(MatchRegexp(localrun.OrphanNamespace + `\s+\S+\s+forensic-0\s+app\s+` + nodeName + `\s+64Ki\s+` + ns))
 
 		By("the sample cluster quota retains orphans")
 		Consistently(filesOf, 5*time.Second).WithArguments(ns).Should(Equal(names))
