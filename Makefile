@@ -101,13 +101,17 @@ fuzz: ## Fuzz the archive reader, the file-name parser and the quota validators,
 bench: ## Run the benchmarks (figures for the closing notes and docs/benchmarks.md).
 	KUBEBUILDER_ASSETS="$(TESTBIN)" go test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./...
 
+# run and demo build their program and exec it rather than `go run` it: `go run` exits 1 when
+# the program it runs is interrupted, even after a clean shutdown, and make reports that as an error.
 .PHONY: run
 run: manifests ## Run the manager and the node agent here: on $$KUBECONFIG's cluster, or on a local control plane.
-	go run ./hack/run $(RUN_ARGS)
+	go build -o $(LOCALBIN)/run ./hack/run
+	exec $(LOCALBIN)/run $(RUN_ARGS)
 
 .PHONY: demo
 demo: ## With `make run` up: apply the sample quotas and write a stream of archives.
-	go run ./hack/demo $(DEMO_ARGS)
+	go build -o $(LOCALBIN)/demo ./hack/demo
+	exec $(LOCALBIN)/demo $(DEMO_ARGS)
 
 ##@ Build
 

@@ -13,11 +13,14 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/checkpoint-quota/checkpoint-quota/test/archive"
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
@@ -56,6 +59,9 @@ func run() error {
 	duration := flag.Duration("duration", 3*time.Minute, "How long to write archives; Ctrl-C stops earlier.")
 	size := flag.Int64("size", 2<<20, "Size of each archive in bytes.")
 	flag.Parse()
+	// The client logs through controller-runtime, which complains with a stack dump when no
+	// logger is set.
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.StacktraceLevel(zapcore.PanicLevel)))
 	kubeconfig := new(string)
 	*kubeconfig = flag.Lookup("kubeconfig").Value.String()
 	if *kubeconfig == "" {

@@ -13,41 +13,63 @@ import (
 	"syscall"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
 
 func main() {
-	if err := run(); err != nil {
+	root := testenv.RepoRoot()
+	opts := options{}
+	flag.StringVar(&opts.localDir, "local-dir", filepath.Join(root, ".local"), "Directory for the binaries, logs, kubeconfig and (by default) the archives.")
+	flag.StringVar(&opts.checkpointDir, "checkpoint-dir", "", "Directory the node agent watches (default <local-dir>/checkpoints).")
+	flag.StringVar(&opts.node, "node-name", "local-node", "Node name the node agent reports.")
+	zapOpts := zap.Options{Development: true, StacktraceLevel: zapcore.PanicLevel}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	// Before anything logs: the test bed (envtest) and the clients log through
+	// controller-runtime, which otherwise prints a stack dump about a missing logger.
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(os.Stderr)))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, root, opts)
+	switch {
+	case ctx.Err() != nil:
+		// Ctrl-C (or SIGTERM) is how a user ends make run: a clean exit, also during start-up.
+		fmt.Println("Stopped.")
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "make run:", err)
+		stop()
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	root := testenv.RepoRoot()
-	localDir := flag.String("local-dir", filepath.Join(root, ".local"), "Directory for the binaries, logs, kubeconfig and (by default) the archives.")
-	dirFlag := flag.String("checkpoint-dir", "", "Directory the node agent watches (default <local-dir>/checkpoints).")
-	node := flag.String("node-name", "local-node", "Node name the node agent reports.")
-	flag.Parse()
-	local, err := filepath.Abs(*localDir)
+// options are make run's flags.
+type options struct {
+	localDir      string
+	checkpointDir string
+	node          string
+}
+
+func run(ctx context.Context, root string, opts options) error {
+	local, err := filepath.Abs(opts.localDir)
 	if err != nil {
 		return err
 	}
-	dir := dirFlag
-	if *dir == "" {
-		*dir = filepath.Join(local, "checkpoints")
+	dir := opts.checkpointDir
+	if dir == "" {
+		dir = filepath.Join(local, "checkpoints")
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	for _, d := range []string{*dir, filepath.Join(local, "bin"), filepath.Join(local, "logs")} {
+	for _, d := range []string{dir, filepath.Join(local, "bin"), filepath.Join(local, "logs")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -58,11 +80,14 @@ func run() error {
 		return err
 	}
 
-	cl, err := startCluster(local, *node)
+	cl, err := startCluster(local, opts.node)
 	if err != nil {
 		return err
 	}
 	defer cl.stop()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 
 	ports, err := localrun.FreePorts(4)
 	if err != nil {
@@ -83,7 +108,7 @@ func run() error {
 		{Name: "manager", Path: manager, Output: mgrLog,
 			Args: localrun.ManagerArgs(cl.kubeconfig, cl.webhookPort, cl.certDir, ports[0], ports[1], cl.webhooks)},
 		{Name: "node-agent", Path: agent, Output: agentLog,
-			Args: localrun.AgentArgs(cl.kubeconfig, *node, *dir, filepath.Join(local, "state"), ports[2], ports[3])},
+			Args: localrun.AgentArgs(cl.kubeconfig, opts.node, dir, filepath.Join(local, "state"), ports[2], ports[3])},
 	}
 	for _, p := range procs {
 		if err := p.Start(); err != nil {
@@ -95,7 +120,7 @@ func run() error {
 		return err
 	}
 
-	printInstructions(cl, *dir, *node, local)
+	printInstructions(cl, dir, opts.node, local)
 	<-ctx.Done()
 	fmt.Println("\nStopping ...")
 	return nil
