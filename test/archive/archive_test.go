@@ -313,12 +313,3 @@ func readAll(path string) error {
 		}
 	}
 }
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}

@@ -90,7 +90,7 @@ func (r *makeRun) waitFor(text string, timeout time.Duration) string {
 
 // interrupt sends Ctrl-C to the process group, as a terminal does, waits for the exit and
 // returns it with the output printed after the signal.
-func (r *makeRun) interrupt() (exit error, after string) {
+func (r *makeRun) interrupt() (after string, exit error) {
 	Expect(syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT)).To(Succeed())
 	done := make(chan error, 1)
 	var rest strings.Builder
@@ -101,7 +101,7 @@ func (r *makeRun) interrupt() (exit error, after string) {
 		done <- r.cmd.Wait()
 	}()
 	Eventually(done, 60*time.Second).Should(Receive(&exit))
-	return exit, rest.String()
+	return rest.String(), exit
 }
 
 // statusBlock opens what make run prints once everything is up.
@@ -119,7 +119,7 @@ func expectQuietStart(out string) {
 }
 
 // expectCleanExit checks that Ctrl-C ended make run's program with exit status 0.
-func expectCleanExit(exit error, after string) {
+func expectCleanExit(after string, exit error) {
 	Expect(exit).NotTo(HaveOccurred(), "make run's program did not exit 0 after Ctrl-C; it printed:\n%s", after)
 	Expect(after).To(ContainSubstring("Stopped."))
 }
@@ -128,7 +128,7 @@ func expectCleanExit(exit error, after string) {
 // exited 0, so make reports nothing. GNU make itself, having been sent the SIGINT too, then
 // ends by that signal (it re-raises it so that a calling shell knows it was interrupted), or
 // exits 0 where SIGINT was ignored when it started.
-func expectMakeInterrupted(exit error, after string) {
+func expectMakeInterrupted(after string, exit error) {
 	Expect(after).NotTo(ContainSubstring("make: ***"), "make reported an error after Ctrl-C")
 	Expect(after).To(ContainSubstring("Stopped."))
 	if exit != nil {
