@@ -3,57 +3,124 @@ package deploy
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/checkpoint-quota/checkpoint-quota/certs"
 )
 
-// With cert-manager: both webhook configurations take their CA from the Certificate that is
-// rendered, whose Secret is the one mounted where the manager reads its certificate.
+// With cert-manager: both webhook configurations take their CA from the serving Certificate,
+// whose Secret is the one mounted where the manager reads its certificate.
 func TestCertManagerOverlay(t *testing.T) {
 	r := render(t, withCertManager)
-	certsRendered := r.all("Certificate")
-	if len(certsRendered) != 1 {
-		t.Fatalf("want one Certificate, got %d", len(certsRendered))
-	}
-	cert := certsRendered[0]
+	cert := r.servingCertificate(t)
 	for _, kind := range webhookKinds {
 		u := r.one(t, kind, "webhook-configuration")
-		if got, want := u.GetAnnotations()[injectCAFrom], cert.GetNamespace()+"/"+cert.GetName(); got != want {
-			t.Errorf("%s %s: %s = %q, want %q (the rendered Certificate)", kind, u.GetName(), injectCAFrom, got, want)
+		if got, want := u.GetAnnotations()[injectCAFrom], cert.Namespace+"/"+cert.Name; got != want {
+			t.Errorf("%s %s: %s = %q, want %q (the serving Certificate)", kind, u.GetName(), injectCAFrom, got, want)
 		}
 	}
 
 	svc := r.webhookService(t)
-	dnsNames, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames")
 	want := []string{svc.Name + "." + svc.Namespace + ".svc", svc.Name + "." + svc.Namespace + ".svc.cluster.local"}
-	if diff := cmp.Diff(want, dnsNames); diff != "" {
-		t.Errorf("Certificate dnsNames are not the webhook Service's (-want +got):\n%s", diff)
-	}
-	issuerKind, _, _ := unstructured.NestedString(cert.Object, "spec", "issuerRef", "kind")
-	issuerName, _, _ := unstructured.NestedString(cert.Object, "spec", "issuerRef", "name")
-	if !slices.ContainsFunc(r.all(issuerKind), func(u *unstructured.Unstructured) bool {
-		return u.GetName() == issuerName && u.GetNamespace() == cert.GetNamespace()
-	}) {
-		t.Errorf("the Certificate's issuer %s %s/%s is not rendered", issuerKind, cert.GetNamespace(), issuerName)
+	if diff := cmp.Diff(want, cert.Spec.DNSNames); diff != "" {
+		t.Errorf("the serving Certificate's dnsNames are not the webhook Service's (-want +got):\n%s", diff)
 	}
 
 	mgr := r.manager(t)
 	c := container(t, mgr.Spec.Template.Spec, "manager")
-	dir, _ := flagValue(c.Args, "webhook-cert-dir")
-	vol, _ := volumeAt(t, mgr.Spec.Template.Spec, c, dir)
-	secretName, _, _ := unstructured.NestedString(cert.Object, "spec", "secretName")
-	if vol.Secret == nil || vol.Secret.SecretName != secretName {
-		t.Errorf("the volume at --webhook-cert-dir=%s is %+v, want the Certificate's Secret %q", dir, vol.VolumeSource, secretName)
-	}
-	if mgr.Namespace != cert.GetNamespace() {
-		t.Errorf("the manager runs in %s, the Certificate's Secret is in %s", mgr.Namespace, cert.GetNamespace())
+	if mgr.Namespace != cert.Namespace {
+		t.Errorf("the manager runs in %s, the Certificate's Secret is in %s", mgr.Namespace, cert.Namespace)
 	}
 	if slices.Contains(c.Args, "--cert-rotation=true") {
 		t.Error("the manager rotates its own certificate although cert-manager issues it")
+	}
+}
+
+// With cert-manager the serving certificate comes from a CA that outlives it: a self-signed
+// Issuer issues a CA Certificate, a CA Issuer signs with that CA's Secret, and the serving
+// Certificate comes from the CA Issuer. Renewing the serving certificate then keeps the CA,
+// and inject-ca-from (the serving Certificate's Secret's ca.crt) puts that CA in every webhook.
+func TestCertManagerCAChain(t *testing.T) {
+	r := render(t, withCertManager)
+	serving := r.servingCertificate(t)
+	if serving.Spec.IsCA {
+		t.Error("the serving Certificate is a CA")
+	}
+	if got := serving.Spec.PrivateKey.RotationPolicy; got != "Always" {
+		t.Errorf("the serving Certificate's privateKey.rotationPolicy is %q, want Always (a new key each renewal, the CA unchanged)", got)
+	}
+
+	caIssuer := r.issuerOf(t, serving)
+	if caIssuer.Spec.CA == nil || caIssuer.Spec.CA.SecretName == "" {
+		t.Fatalf("the serving Certificate's Issuer %s is %s, want a CA Issuer (spec.ca.secretName)", caIssuer.Name, caIssuer.kind())
+	}
+	ca := r.certificateWithSecret(t, serving.Namespace, caIssuer.Spec.CA.SecretName)
+	if !ca.Spec.IsCA {
+		t.Errorf("Certificate %s, whose Secret %s the CA Issuer signs with, has isCA false", ca.Name, ca.Spec.SecretName)
+	}
+	if ca.Name == serving.Name || ca.Spec.SecretName == serving.Spec.SecretName {
+		t.Errorf("the CA and the serving certificate share Certificate %s / Secret %s", ca.Name, ca.Spec.SecretName)
+	}
+	selfSigned := r.issuerOf(t, ca)
+	if selfSigned.Spec.SelfSigned == nil {
+		t.Errorf("the CA Certificate's Issuer %s is %s, want a self-signed Issuer", selfSigned.Name, selfSigned.kind())
+	}
+
+	// The CA lives long, keeps its key when cert-manager renews it (so what it signed still
+	// verifies), and is renewed earlier than a serving certificate lives (so every serving
+	// certificate is reissued, with the renewed CA in ca.crt, before its CA expires).
+	caLife, servingLife := duration(ca), duration(serving)
+	if caLife < 5*365*24*time.Hour {
+		t.Errorf("the CA Certificate lasts %v, want years", caLife)
+	}
+	if got := ca.Spec.PrivateKey.RotationPolicy; got != "Never" {
+		t.Errorf("the CA Certificate's privateKey.rotationPolicy is %q, want Never: a renewal would make a new CA", got)
+	}
+	caRenewBefore := caLife / 3 // cert-manager's default
+	if ca.Spec.RenewBefore != nil {
+		caRenewBefore = ca.Spec.RenewBefore.Duration
+	}
+	if caRenewBefore < servingLife {
+		t.Errorf("the CA Certificate renews %v before it expires, less than a serving certificate lasts (%v)", caRenewBefore, servingLife)
+	}
+	if servingLife >= caLife {
+		t.Errorf("the serving certificate lasts %v, not less than its CA (%v)", servingLife, caLife)
+	}
+
+	// Every webhook the apiserver calls takes its CA from the serving Certificate: today the
+	// four webhooks of the two configurations (the CRDs have no conversion webhooks).
+	wantFrom := serving.Namespace + "/" + serving.Name
+	var covered []string
+	for _, kind := range append(slices.Clone(webhookKinds), "CustomResourceDefinition") {
+		for _, u := range r.all(kind) {
+			hooks := webhookNames(u)
+			if len(hooks) == 0 {
+				continue
+			}
+			if got := u.GetAnnotations()[injectCAFrom]; got != wantFrom {
+				t.Errorf("%s %s (webhooks %v): %s = %q, want %q", kind, u.GetName(), hooks, injectCAFrom, got, wantFrom)
+				continue
+			}
+			covered = append(covered, hooks...)
+		}
+	}
+	for _, hook := range []string{
+		"mcheckpointquota.checkpointquota.dev", "mclustercheckpointquota.checkpointquota.dev",
+		"vcheckpointquota.checkpointquota.dev", "vclustercheckpointquota.checkpointquota.dev",
+	} {
+		if !slices.Contains(covered, hook) {
+			t.Errorf("webhook %s does not take its CA from the serving Certificate (covered: %v)", hook, covered)
+		}
+	}
+	// Nothing injects from the CA Certificate directly: its Secret's ca.crt is itself, and the
+	// serving Certificate's ca.crt is the same CA; one source keeps one place to look.
+	for _, u := range r.objs {
+		if from, ok := u.GetAnnotations()[injectCAFrom]; ok && from != wantFrom {
+			t.Errorf("%s %s injects its CA from %s, not the serving Certificate %s", u.GetKind(), u.GetName(), from, wantFrom)
+		}
 	}
 }
 

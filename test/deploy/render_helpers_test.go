@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -174,4 +177,133 @@ func typedRules(t *testing.T, u *unstructured.Unstructured) []rbacv1.PolicyRule 
 // typedBinding reads a RoleBinding or a ClusterRoleBinding (same shape).
 func typedBinding(t *testing.T, u *unstructured.Unstructured) *rbacv1.RoleBinding {
 	return typed[rbacv1.RoleBinding](t, u)
+}
+
+// certificate and issuer are the fields of cert-manager's Certificate and Issuer
+// (cert-manager.io/v1, github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1) that
+// the webhook's certificate chain depends on; the dry-run spec checks the rendered objects
+// against cert-manager's own CRDs.
+type certificate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		IsCA        bool             `json:"isCA"`
+		CommonName  string           `json:"commonName"`
+		DNSNames    []string         `json:"dnsNames"`
+		SecretName  string           `json:"secretName"`
+		Duration    *metav1.Duration `json:"duration"`
+		RenewBefore *metav1.Duration `json:"renewBefore"`
+		IssuerRef   struct {
+			Name  string `json:"name"`
+			Kind  string `json:"kind"`
+			Group string `json:"group"`
+		} `json:"issuerRef"`
+		PrivateKey struct {
+			RotationPolicy string `json:"rotationPolicy"`
+		} `json:"privateKey"`
+	} `json:"spec"`
+}
+
+type issuer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SelfSigned *struct{} `json:"selfSigned"`
+		CA         *struct {
+			SecretName string `json:"secretName"`
+		} `json:"ca"`
+	} `json:"spec"`
+}
+
+// kind says which of cert-manager's issuer types i is.
+func (i *issuer) kind() string {
+	switch {
+	case i.Spec.SelfSigned != nil:
+		return "selfSigned"
+	case i.Spec.CA != nil:
+		return "ca (secretName " + strconv.Quote(i.Spec.CA.SecretName) + ")"
+	default:
+		return "neither selfSigned nor ca"
+	}
+}
+
+// certificates are the rendered cert-manager Certificates.
+func (r *rendered) certificates(t *testing.T) []*certificate {
+	var out []*certificate
+	for _, u := range r.all("Certificate") {
+		if u.GroupVersionKind().Group == "cert-manager.io" {
+			out = append(out, typed[certificate](t, u))
+		}
+	}
+	return out
+}
+
+// servingCertificate is the Certificate whose Secret the manager mounts at --webhook-cert-dir.
+func (r *rendered) servingCertificate(t *testing.T) *certificate {
+	t.Helper()
+	mgr := r.manager(t)
+	c := container(t, mgr.Spec.Template.Spec, "manager")
+	dir, _ := flagValue(c.Args, "webhook-cert-dir")
+	vol, _ := volumeAt(t, mgr.Spec.Template.Spec, c, dir)
+	if vol.Secret == nil {
+		t.Fatalf("the volume at --webhook-cert-dir=%s is %+v, want a cert-manager Certificate's Secret", dir, vol.VolumeSource)
+	}
+	return r.certificateWithSecret(t, mgr.Namespace, vol.Secret.SecretName)
+}
+
+// certificateWithSecret is the only Certificate in namespace that writes the Secret secretName.
+func (r *rendered) certificateWithSecret(t *testing.T, namespace, secretName string) *certificate {
+	t.Helper()
+	var found []*certificate
+	for _, c := range r.certificates(t) {
+		if c.Namespace == namespace && c.Spec.SecretName == secretName {
+			found = append(found, c)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("want exactly one Certificate writing Secret %s/%s, got %d", namespace, secretName, len(found))
+	}
+	return found[0]
+}
+
+// issuerOf is the rendered Issuer that c's issuerRef names (in c's namespace, as a namespaced
+// Issuer must be).
+func (r *rendered) issuerOf(t *testing.T, c *certificate) *issuer {
+	t.Helper()
+	ref := c.Spec.IssuerRef
+	if ref.Kind != "Issuer" || (ref.Group != "" && ref.Group != "cert-manager.io") {
+		t.Fatalf("Certificate %s: issuerRef %+v, want an Issuer of this overlay", c.Name, ref)
+	}
+	for _, u := range r.all("Issuer") {
+		if u.GetName() == ref.Name && u.GetNamespace() == c.Namespace {
+			return typed[issuer](t, u)
+		}
+	}
+	t.Fatalf("Certificate %s: its Issuer %s/%s is not rendered", c.Name, c.Namespace, ref.Name)
+	return nil
+}
+
+// duration is how long c's certificates last: spec.duration, or cert-manager's default of 90 days.
+func duration(c *certificate) time.Duration {
+	if c.Spec.Duration == nil {
+		return 90 * 24 * time.Hour
+	}
+	return c.Spec.Duration.Duration
+}
+
+// webhookNames are the webhooks an object has the apiserver call: those of a webhook
+// configuration, or a CRD's conversion webhook.
+func webhookNames(u *unstructured.Unstructured) []string {
+	var out []string
+	hooks, _, _ := unstructured.NestedSlice(u.Object, "webhooks")
+	for _, h := range hooks {
+		if m, ok := h.(map[string]any); ok {
+			name, _, _ := unstructured.NestedString(m, "name")
+			out = append(out, name)
+		}
+	}
+	if strategy, _, _ := unstructured.NestedString(u.Object, "spec", "conversion", "strategy"); strategy == "Webhook" {
+		out = append(out, "conversion of "+u.GetName())
+	}
+	return out
 }
