@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
@@ -82,7 +83,7 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time) (*world, erro
 		if ft, ok := r.fileTimes[c.UID]; ok && ft.name == c.Status.FileName {
 			a.FileTime = ft.time
 		} else {
-			a.FileTime, _ = quota.FileNameTime(c.Status.FileName)
+			a.FileTime, _ = archive.TimeFromName(c.Status.FileName)
 			r.fileTimes[c.UID] = fileTime{name: c.Status.FileName, time: a.FileTime}
 		}
 		if since, orphan := r.orphanSince(ctx, w, c, now); orphan {

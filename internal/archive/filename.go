@@ -25,8 +25,12 @@ func IsKeepMarkerName(name string) (string, bool) {
 	return archive, ok && IsArchiveName(archive)
 }
 
-// TimeFromName returns the checkpoint time written in a kubelet archive's name.
+// TimeFromName returns the checkpoint time written in a kubelet archive's name; false for
+// any name that IsArchiveName rejects.
 func TimeFromName(name string) (time.Time, bool) {
+	if strings.ContainsRune(name, '/') {
+		return time.Time{}, false
+	}
 	m := kubeletName.FindStringSubmatch(name)
 	if m == nil {
 		return time.Time{}, false

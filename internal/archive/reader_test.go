@@ -242,6 +242,8 @@ func TestTimeFromName(t *testing.T) {
 		"no time":     {name: "checkpoint-p_ns-c.tar"},
 		"not kubelet": {name: "backup-2026-11-24T10:30:00Z.tar"},
 		"keep marker": {name: "checkpoint-p_ns-c-2026-11-24T10:30:00Z.tar.keep"},
+		// Found by FuzzFileName: a path is not an archive's base name, whatever it ends with.
+		"slash": {name: "checkpoint-/_0-0-0000-01-01T00:00:00Z.tar"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

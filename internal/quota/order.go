@@ -51,28 +51,6 @@ func compareTimes(a, b time.Time) int {
 	return a.Compare(b)
 }
 
-// FileNameTime reads the time from a kubelet archive name such as
-// "checkpoint-cache-0_shop-redis-2025-01-02T15:04:05Z.tar"; false when there is none.
-func FileNameTime(name string) (time.Time, bool) {
-	base, ok := strings.CutSuffix(name, ".tar")
-	if !ok {
-		return time.Time{}, false
-	}
-	// The pod, namespace and container names hold dashes too; the time is the first
-	// dash-separated tail that parses.
-	for i := strings.IndexByte(base, '-'); i >= 0; {
-		if t, err := time.Parse(time.RFC3339Nano, base[i+1:]); err == nil {
-			return t, true
-		}
-		j := strings.IndexByte(base[i+1:], '-')
-		if j < 0 {
-			break
-		}
-		i += j + 1
-	}
-	return time.Time{}, false
-}
-
 // Bytes writes a size for people, in binary units with at most one decimal: "1.4Gi", "10Gi", "512".
 func Bytes(n int64) string {
 	units := []string{"Ki", "Mi", "Gi", "Ti", "Pi", "Ei"}
