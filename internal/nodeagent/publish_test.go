@@ -1,6 +1,7 @@
 package nodeagent_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sync"
@@ -82,6 +83,24 @@ var _ = Describe("Publishing archives", func() {
 		Expect(out).To(ContainSubstring("cache-0"))
 		Expect(out).To(ContainSubstring("web-5d8f"))
 		Expect(out).To(MatchRegexp(`(?m)^%s\s+\S+\s+web-5d8f\s+nginx\s+%s\s+200Ki\s`, nsProd, node))
+
+		// One write each: the agent's create is the only entry in managedFields, and a
+		// readable, unpinned archive has no status.
+		out, stderr, err = env.Kubectl("", "get", "checkpoints", "-n", ns, "--show-managed-fields", "-o", "json")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		var list struct {
+			Items []struct {
+				Metadata metav1.ObjectMeta `json:"metadata"`
+				Status   map[string]any    `json:"status"`
+			}
+		}
+		Expect(json.Unmarshal([]byte(out), &list)).To(Succeed())
+		Expect(list.Items).To(HaveLen(2))
+		for _, item := range list.Items {
+			Expect(item.Status).To(BeEmpty(), item.Metadata.Name)
+			Expect(item.Metadata.ManagedFields).To(HaveLen(1), item.Metadata.Name)
+			Expect(item.Metadata.ManagedFields[0].Subresource).To(BeEmpty(), item.Metadata.Name)
+		}
 	})
 
 	It("publishes an archive written slowly once, after it stops growing, with its final size", func() {
