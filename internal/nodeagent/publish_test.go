@@ -165,6 +165,39 @@ var _ = Describe("Publishing archives", func() {
 		Consistently(func(g Gomega) []string { return fileNames(checkpointsOf(node)(g)) }, 2*settle).Should(HaveLen(1))
 	})
 
+	It("waits for an archive whose writer paused longer than the settle time, before its end-of-archive marker", func() {
+		ns, err := env.CreateNamespace(ctx, "paused")
+		Expect(err).NotTo(HaveOccurred())
+		node, dir := newNode()
+		const settle = 300 * time.Millisecond
+		startAgent(node, settle, dir)
+
+		// The runtimes write the archive in place and tar's end-of-archive marker (two zero
+		// blocks) last. Everything before the marker is a well-formed tar on its own.
+		src := testarchive.New(ns, "cache-0", "redis").WithSize(256 << 10)
+		data, err := os.ReadFile(src.MustWrite(GinkgoT().TempDir()))
+		Expect(err).NotTo(HaveOccurred())
+		const marker = 1024
+		Expect(data[len(data)-marker:]).To(Equal(make([]byte, marker)), "the test archive ends with the marker")
+		path := filepath.Join(dir, src.FileName())
+		Expect(os.WriteFile(path, data[:len(data)-marker], 0o600)).To(Succeed())
+
+		Consistently(func(g Gomega) []cqv1.Checkpoint { return checkpointsOf(node)(g) }, 10*settle, 50*time.Millisecond).
+			Should(BeEmpty(), "a Checkpoint was published while the archive was still being written")
+		Expect(metric(node, "checkpointquota_node_unreadable_archives", map[string]string{"reason": "Truncated"})).To(BeNumerically("<=", 0))
+
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = f.Write(data[len(data)-marker:])
+		Expect(err).NotTo(HaveOccurred())
+		Expect(f.Close()).To(Succeed())
+		Eventually(func(g Gomega) {
+			items := checkpointsOf(node)(g)
+			g.Expect(items).To(HaveLen(1))
+			g.Expect(items[0].Spec.Archive.SizeBytes).To(Equal(int64(len(data))))
+		}).Should(Succeed())
+	})
+
 	It("replaces the Checkpoint when the file changes and deletes it when the file disappears", func() {
 		ns, err := env.CreateNamespace(ctx, "change")
 		Expect(err).NotTo(HaveOccurred())
