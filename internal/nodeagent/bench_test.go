@@ -9,16 +9,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/nodeagent"
 	testarchive "github.com/checkpoint-quota/checkpoint-quota/test/archive"
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
@@ -177,4 +182,146 @@ func sizeName(n int64) string {
 		return fmt.Sprintf("%dGiB", n>>30)
 	}
 	return fmt.Sprintf("%dKiB", n>>10)
+}
+
+// BenchmarkStream writes archives into the directory at a steady rate, in place and with
+// fresh modification times as the runtimes write them, while the node-agent binary runs,
+// and reports the lag from each archive's last byte to its Checkpoint's arrival on a
+// watch (p50, p99, max), the largest backlog, and the agent's CPU per archive. The 2s case
+// is the settle time before unfinished archives were recognised by their missing marker.
+func BenchmarkStream(b *testing.B) {
+	ctrllog.SetLogger(logr.Discard())
+	env, err := testenv.Start(testenv.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	bin := filepath.Join(b.TempDir(), "node-agent")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/node-agent")
+	build.Dir = testenv.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("building the node agent: %v\n%s", err, out)
+	}
+	ns, err := env.CreateNamespace(context.Background(), "stream")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rate   int
+		settle time.Duration
+	}{{20, 2 * time.Second}, {20, nodeagent.DefaultSettleTime}, {100, nodeagent.DefaultSettleTime}} {
+		b.Run(fmt.Sprintf("%d-per-s/settle-%v", tc.rate, tc.settle), func(b *testing.B) {
+			for b.Loop() {
+				streamOnce(b, env, bin, ns, tc.rate, tc.settle)
+			}
+		})
+	}
+}
+
+func streamOnce(b *testing.B, env *testenv.Env, bin, ns string, rate int, settle time.Duration) {
+	const seconds = 10
+	count := rate * seconds
+	dir := b.TempDir()
+	node := fmt.Sprintf("stream-%d-%d", rate, time.Now().UnixNano())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// Every archive's bytes, made before the clock starts.
+	src := b.TempDir()
+	names := make([]string, count)
+	data := make([][]byte, count)
+	start := time.Now().UTC().Truncate(time.Second)
+	for i := range count {
+		a := testarchive.New(ns, fmt.Sprintf("pod-%03d", i%100), "app").At(start.Add(time.Duration(i) * time.Second)).WithSize(72 << 10)
+		if i%2 == 1 {
+			a.WithRuntime(testarchive.Containerd)
+		}
+		path := a.MustWrite(src)
+		names[i] = filepath.Base(path)
+		var err error
+		if data[i], err = os.ReadFile(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	wc, err := client.NewWithWatch(env.Config, client.Options{Scheme: env.Client.Scheme()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := wc.Watch(ctx, &cqv1.CheckpointList{}, client.InNamespace(ns), client.MatchingLabels{cqv1.LabelNode: node})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Stop()
+	var mu sync.Mutex
+	seen := map[string]time.Time{}
+	allSeen := make(chan struct{})
+	go func() {
+		for ev := range w.ResultChan() {
+			mu.Lock()
+			if c, ok := ev.Object.(*cqv1.Checkpoint); ok && c.Spec.Archive != nil {
+				if _, dup := seen[c.Spec.Archive.FileName]; !dup {
+					seen[c.Spec.Archive.FileName] = time.Now()
+					if len(seen) == count {
+						close(allSeen)
+					}
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+
+	cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig, "--node-name", node, "--checkpoint-dir", dir,
+		"--state-dir", b.TempDir(), "--orphan-namespace", ns, "--settle-time", settle.String(),
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--zap-log-level", "error")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill() }()
+	time.Sleep(2 * time.Second) // the agent's caches sync before the first archive
+	cpu0 := procCPU(b, cmd.Process.Pid)
+
+	written := make([]time.Time, count)
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	for i := range count {
+		<-tick.C
+		if err := os.WriteFile(filepath.Join(dir, names[i]), data[i], 0o600); err != nil {
+			b.Fatal(err)
+		}
+		written[i] = time.Now()
+	}
+	tick.Stop()
+	select {
+	case <-allSeen:
+	case <-time.After(2 * time.Minute):
+		b.Fatalf("not all %d Checkpoints after 2 minutes", count)
+	}
+	cpu := procCPU(b, cmd.Process.Pid) - cpu0
+	w.Stop()
+	mu.Lock()
+	defer mu.Unlock()
+
+	lags := make([]time.Duration, count)
+	type event struct {
+		at    time.Time
+		delta int
+	}
+	var events []event
+	for i, name := range names {
+		lags[i] = seen[name].Sub(written[i])
+		events = append(events, event{written[i], 1}, event{seen[name], -1})
+	}
+	slices.Sort(lags)
+	slices.SortFunc(events, func(x, y event) int { return x.at.Compare(y.at) })
+	backlog, most := 0, 0
+	for _, e := range events {
+		backlog += e.delta
+		most = max(most, backlog)
+	}
+	b.ReportMetric(lags[count/2].Seconds(), "s-lag-p50")
+	b.ReportMetric(lags[count*99/100].Seconds(), "s-lag-p99")
+	b.ReportMetric(lags[count-1].Seconds(), "s-lag-max")
+	b.ReportMetric(float64(most), "max-backlog")
+	b.ReportMetric(cpu.Seconds()*1000/float64(count), "agent-cpu-ms/archive")
 }
