@@ -74,8 +74,14 @@ func helmTemplate(t *testing.T, set ...string) *rendered {
 	return parse(t, "the chart", out)
 }
 
+// fataler is what parse needs of a *testing.T or GinkgoT().
+type fataler interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
 // parse reads a stream of YAML documents.
-func parse(t *testing.T, what, out string) *rendered {
+func parse(t fataler, what, out string) *rendered {
 	t.Helper()
 	r := &rendered{yaml: out}
 	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(out), 4096)

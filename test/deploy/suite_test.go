@@ -31,7 +31,7 @@ func TestDeploy(t *testing.T) {
 var _ = BeforeSuite(func() {
 	crds, err := certManagerCRDs()
 	Expect(err).NotTo(HaveOccurred())
-	env, err = testenv.Start(testenv.Options{})
+	env, err = testenv.Start(testenv.Options{ServiceRouting: true})
 	Expect(err).NotTo(HaveOccurred())
 	_, err = envtest.InstallCRDs(env.Config, envtest.CRDInstallOptions{Paths: []string{crds}, ErrorIfPathMissing: true})
 	Expect(err).NotTo(HaveOccurred(), "installing cert-manager's CRDs from %s", crds)
