@@ -140,9 +140,10 @@ demo: ## With `make run` up: apply the sample quotas and write a stream of archi
 ##@ Build
 
 .PHONY: build
-build: generate ## Build the manager and node-agent binaries into bin/.
+build: generate ## Build the manager, node-agent and kubectl plugin binaries into bin/.
 	go build -o $(LOCALBIN)/manager ./cmd/manager
 	go build -o $(LOCALBIN)/node-agent ./cmd/node-agent
+	go build -o $(LOCALBIN)/kubectl-checkpoint_quota ./cmd/kubectl-checkpoint_quota
 
 .PHONY: docker-build
 docker-build: ## Build the image (manager and node-agent) as IMG.
