@@ -21,7 +21,7 @@ func newConvert(o *options) *cobra.Command {
 		Long: "Writes a ClusterCheckpointQuota for globalPolicy and a CheckpointQuota for each namespace, pod and container\n" +
 			"policy, to apply with kubectl apply -f -. Each field whose meaning changes is named on stderr as a Warning.",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(_ *cobra.Command, _ []string) error {
 			in := o.streams.In
 			if file != "-" {
 				f, err := os.Open(file)
@@ -39,8 +39,9 @@ func newConvert(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			errOut := &writer{w: o.streams.ErrOut}
 			for _, w := range res.Warnings {
-				fmt.Fprintf(o.streams.ErrOut, "Warning: %s\n", w)
+				errOut.printf("Warning: %s\n", w)
 			}
 			var objs []runtime.Object
 			if res.Cluster != nil {
@@ -58,13 +59,15 @@ func newConvert(o *options) *cobra.Command {
 					return err
 				}
 				if i > 0 {
-					fmt.Fprintln(o.streams.Out, "---")
+					if _, err := fmt.Fprintln(o.streams.Out, "---"); err != nil {
+						return err
+					}
 				}
 				if _, err := o.streams.Out.Write(b); err != nil {
 					return err
 				}
 			}
-			return nil
+			return errOut.err
 		},
 	}
 	cmd.Flags().StringVarP(&file, "filename", "f", "-", "The CheckpointRestoreOperator (- for stdin).")

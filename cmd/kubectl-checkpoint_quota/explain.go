@@ -29,7 +29,8 @@ func newExplain(o *options) *cobra.Command {
 	}
 }
 
-func (o *options) explain(ctx context.Context, out io.Writer, name string) error {
+func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
+	out := &writer{w: w}
 	c, err := o.client()
 	if err != nil {
 		return err
@@ -52,23 +53,23 @@ func (o *options) explain(ctx context.Context, out io.Writer, name string) error
 			idx = i
 		}
 	}
-	fmt.Fprintf(out, "Checkpoint %s/%s\n", cp.Namespace, cp.Name)
+	out.printf("Checkpoint %s/%s\n", cp.Namespace, cp.Name)
 	if idx < 0 {
-		fmt.Fprintln(out, "  not counted: it has no spec.archive yet (published by an agent before v0.3) or is being deleted")
-		return nil
+		out.println("  not counted: it has no spec.archive yet (published by an agent before v0.3) or is being deleted")
+		return out.err
 	}
 	a := &s.input.Archives[idx]
-	fmt.Fprintf(out, "  archive    %s/%s/%s on node %s, %s, taken %s\n", a.Namespace, a.Pod, a.Container, a.Node,
+	out.printf("  archive    %s/%s/%s on node %s, %s, taken %s\n", a.Namespace, a.Pod, a.Container, a.Node,
 		quota.Bytes(a.Size), a.CheckpointTime.UTC().Format(time.RFC3339))
 	if p := s.pods[types.NamespacedName{Namespace: a.Namespace, Name: a.Pod}]; p == nil || (a.PodUID != "" && string(p.UID) != a.PodUID) {
-		fmt.Fprintln(out, "  orphan     its pod is gone: under a winning orphans.policy Delete it goes after the grace period, counted from when the manager saw the pod gone")
+		out.println("  orphan     its pod is gone: under a winning orphans.policy Delete it goes after the grace period, counted from when the manager saw the pod gone")
 	}
 
 	rules := s.resolver.Rules(a)
 	res := quota.Compute(s.input)
-	fmt.Fprintln(out, "Limits:")
+	out.println("Limits:")
 	if len(rules.Limits) == 0 && rules.MaxSize == nil && rules.MaxAge == nil && rules.Orphans == nil {
-		fmt.Fprintln(out, "  none: no quota governs this archive")
+		out.println("  none: no quota governs this archive")
 	}
 	for _, l := range rules.Limits {
 		scope := a.Scope(l.Level)
@@ -77,21 +78,21 @@ func (o *options) explain(ctx context.Context, out io.Writer, name string) error
 		if where == "" {
 			where = "the quota's archives together"
 		}
-		fmt.Fprintf(out, "  %-26s %s from %s: %d of %d newest in %s, %s of %s used\n", l.Key, value(l), s.input.Quotas[l.Quota].Name,
+		out.printf("  %-26s %s from %s: %d of %d newest in %s, %s of %s used\n", l.Key, value(l), s.input.Quotas[l.Quota].Name,
 			rank, count, where, amount(used, l.Resource), amount(l.Value, l.Resource))
 	}
 	if r := rules.MaxSize; r != nil {
-		fmt.Fprintf(out, "  %-26s %s from %s: this archive is %s\n", "maxCheckpointSize", quota.Bytes(r.Value), s.input.Quotas[r.Quota].Name, quota.Bytes(a.Size))
+		out.printf("  %-26s %s from %s: this archive is %s\n", "maxCheckpointSize", quota.Bytes(r.Value), s.input.Quotas[r.Quota].Name, quota.Bytes(a.Size))
 	}
 	if r := rules.MaxAge; r != nil {
-		fmt.Fprintf(out, "  %-26s %s from %s: this archive is %s old\n", "maxAge", r.Duration, s.input.Quotas[r.Quota].Name, s.input.Now.Sub(a.CheckpointTime).Round(time.Second))
+		out.printf("  %-26s %s from %s: this archive is %s old\n", "maxAge", r.Duration, s.input.Quotas[r.Quota].Name, s.input.Now.Sub(a.CheckpointTime).Round(time.Second))
 	}
 	if r := rules.Orphans; r != nil {
-		fmt.Fprintf(out, "  %-26s Delete after %s from %s\n", "orphans", r.Duration, s.input.Quotas[r.Quota].Name)
+		out.printf("  %-26s Delete after %s from %s\n", "orphans", r.Duration, s.input.Quotas[r.Quota].Name)
 	}
-	fmt.Fprintln(out, "Decision:")
-	fmt.Fprintln(out, "  "+decision(a, idx, &res, s))
-	return nil
+	out.println("Decision:")
+	out.println("  " + decision(a, idx, &res, s))
+	return out.err
 }
 
 // decision says whether pruning deletes the archive now, and why.
@@ -157,4 +158,3 @@ func amount(n int64, r quota.Resource) string {
 	}
 	return fmt.Sprint(n)
 }
-

@@ -53,7 +53,7 @@ func (o *options) nodes(ctx context.Context, out io.Writer) error {
 	for i := range cps.Items {
 		cp := &cps.Items[i]
 		node := "(unknown: published by an agent before v0.3)"
-		a, ok := archiveOf(cp)
+		a, ok := quota.ArchiveOf(cp)
 		if ok {
 			node = a.Node
 		}
@@ -90,10 +90,14 @@ func (o *options) nodes(ctx context.Context, out io.Writer) error {
 		_, err := fmt.Fprintln(out, "No checkpoints found.")
 		return err
 	}
-	w := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(w, "NODE\tARCHIVES\tBYTES\tUNREADABLE\tPINNED\tORPHANS")
+	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
+	w := &writer{w: tw}
+	w.println("NODE\tARCHIVES\tBYTES\tUNREADABLE\tPINNED\tORPHANS")
 	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%d\t%d\n", r.Node, r.Archives, quota.Bytes(r.Bytes), r.Unreadable, r.Pinned, r.Orphans)
+		w.printf("%s\t%d\t%s\t%d\t%d\t%d\n", r.Node, r.Archives, quota.Bytes(r.Bytes), r.Unreadable, r.Pinned, r.Orphans)
 	}
-	return w.Flush()
+	if w.err != nil {
+		return w.err
+	}
+	return tw.Flush()
 }

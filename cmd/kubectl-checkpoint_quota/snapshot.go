@@ -76,7 +76,7 @@ func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapsho
 	}
 	for i := range cps.Items {
 		cp := &cps.Items[i]
-		a, ok := archiveOf(cp)
+		a, ok := quota.ArchiveOf(cp)
 		if !ok || !cp.DeletionTimestamp.IsZero() {
 			continue
 		}
@@ -99,23 +99,4 @@ func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapsho
 	s.input.Rules = s.resolver.Rules
 	s.input.Now = now
 	return s, nil
-}
-
-// archiveOf is the one place that reads a Checkpoint's identity (spec.archive), as the
-// arithmetic sees it; false for a Checkpoint an old agent published without one.
-// Orphans are never marked: only the manager knows since when a pod is gone.
-func archiveOf(c *cqv1.Checkpoint) (quota.Archive, bool) {
-	s := c.Spec.Archive
-	if s == nil {
-		return quota.Archive{}, false
-	}
-	ns := c.Namespace
-	if s.OrphanOf != "" {
-		ns = s.OrphanOf
-	}
-	return quota.Archive{
-		Name: c.Name, Namespace: ns, Pod: s.PodName, PodUID: string(s.PodUID), Container: s.ContainerName,
-		Node: s.NodeName, Size: s.SizeBytes, CheckpointTime: s.CheckpointTime.Time,
-		Pinned: c.IsPinned(), Unreadable: c.IsUnreadable(),
-	}, true
 }

@@ -63,40 +63,41 @@ func (o *options) status(ctx context.Context, out io.Writer) error {
 		_, err := fmt.Fprintln(out, "No quotas found.")
 		return err
 	}
+	w := &writer{w: out}
 	for i, obj := range objs {
 		if i > 0 {
-			fmt.Fprintln(out)
+			w.println("")
 		}
 		switch q := obj.(type) {
 		case *cqv1.ClusterCheckpointQuota:
-			printQuota(out, "ClusterCheckpointQuota "+q.Name, q.Spec.Enforcement, &q.Status)
+			printQuota(w, "ClusterCheckpointQuota "+q.Name, q.Spec.Enforcement, &q.Status)
 		case *cqv1.CheckpointQuota:
-			printQuota(out, "CheckpointQuota "+q.Namespace+"/"+q.Name, q.Spec.Enforcement, &q.Status)
+			printQuota(w, "CheckpointQuota "+q.Namespace+"/"+q.Name, q.Spec.Enforcement, &q.Status)
 		}
 	}
-	return nil
+	return w.err
 }
 
 // printQuota prints a heading, the status's usage table and what its conditions say when
 // something needs attention.
-func printQuota(out io.Writer, title string, mode cqv1.EnforcementMode, st *cqv1.QuotaStatus) {
-	fmt.Fprintf(out, "%s (%s)\n", title, mode)
+func printQuota(out *writer, title string, mode cqv1.EnforcementMode, st *cqv1.QuotaStatus) {
+	out.printf("%s (%s)\n", title, mode)
 	if len(st.UsageTable) == 0 {
-		fmt.Fprintln(out, "  no limits reported yet (is the manager running?)")
+		out.println("  no limits reported yet (is the manager running?)")
 	}
 	for _, line := range st.UsageTable {
-		fmt.Fprintln(out, "  "+line)
+		out.println("  " + line)
 	}
 	if pods := nearestScopes(st); pods != "" {
-		fmt.Fprintln(out, "  nearest their limits: "+pods)
+		out.println("  nearest their limits: " + pods)
 	}
 	for _, t := range []string{cqv1.ConditionOverQuota, cqv1.ConditionConflict} {
 		if c := meta.FindStatusCondition(st.Conditions, t); c != nil && c.Status == "True" {
-			fmt.Fprintf(out, "  %s: %s\n", t, c.Message)
+			out.printf("  %s: %s\n", t, c.Message)
 		}
 	}
 	if c := meta.FindStatusCondition(st.Conditions, cqv1.ConditionReady); c != nil && c.Status != "True" {
-		fmt.Fprintf(out, "  not ready: %s\n", c.Message)
+		out.printf("  not ready: %s\n", c.Message)
 	}
 }
 

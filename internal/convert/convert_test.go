@@ -21,8 +21,8 @@ func TestConvert(t *testing.T) {
 		warningPaths []string
 	}{
 		"counts only": {
-			file:    "counts-only.yaml",
-			cluster: builder.ClusterQuota("retention").PerNamespace(40, "").PerPod(20, "").PerContainer(8, "").Enforcement(cqv1.EnforcementEnforce).Obj(),
+			file:         "counts-only.yaml",
+			cluster:      builder.ClusterQuota("retention").PerNamespace(40, "").PerPod(20, "").PerContainer(8, "").Enforcement(cqv1.EnforcementEnforce).Obj(),
 			warningPaths: []string{"spec.applyPoliciesImmediately"},
 		},
 		"bare sizes as the docs say (Mi)": {
