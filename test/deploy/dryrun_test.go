@@ -20,7 +20,8 @@ var _ = Describe("rendered manifests", func() {
 			if mode, ok := strings.CutPrefix(dir, "helm:"); ok {
 				manifests, err = runHelm(nil, "template", releaseName, chartDir(), "--namespace", releaseNamespace,
 					"--include-crds", "--set", "certificates.mode="+mode, "--set", "clusterDefaultQuota.enabled=true",
-					"--set", "metrics.grafanaDashboard.enabled=true")
+					"--set", "metrics.grafanaDashboard.enabled=true", "--set", "metrics.serviceMonitor.enabled=true",
+					"--set", "metrics.prometheusRule.enabled=true")
 			} else {
 				manifests, err = kustomize(dir)
 			}
