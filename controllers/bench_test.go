@@ -2,10 +2,13 @@ package controllers_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +20,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -155,6 +159,7 @@ func BenchmarkBurst5000(b *testing.B) {
 		})
 		publish := time.Since(t0)
 		w1 := quietWrites(b, bed.env.Config)
+		stored := storedSize(b, bed.env.Client)
 
 		mcpu, acpu, t1 := procCPU(b, manager), procCPU(b, agent), time.Now()
 		q := builder.ClusterQuota("burst").NamespaceSelector(map[string]string{"bench": "burst"}).PerContainer(5, "").Obj()
@@ -199,6 +204,7 @@ func BenchmarkBurst5000(b *testing.B) {
 		b.ReportMetric(publish.Seconds(), "s-agent-publish-5000")
 		b.ReportMetric(published/5000, "api-writes/archive-published")
 		b.ReportMetric(pruned/4500, "api-writes/archive-pruned")
+		b.ReportMetric(stored, "bytes/checkpoint-stored")
 	}
 }
 
@@ -225,14 +231,47 @@ func procCPU(b *testing.B, pid int) float64 {
 	return (utime + stime) / 100 // USER_HZ
 }
 
+// apiserverPID finds the bed's kube-apiserver process by its secure port.
+func (bed *benchBed) apiserverPID(b *testing.B) int {
+	u, err := url.Parse(bed.env.Config.Host)
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := "--secure-port=" + u.Port()
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, path := range dirs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(data), "\x00")
+		if strings.HasSuffix(args[0], "kube-apiserver") && slices.Contains(args, want) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
+			return pid
+		}
+	}
+	b.Fatalf("no kube-apiserver process with %s", want)
+	return 0
+}
+
+// procRSSMiB is a process's resident set size now, VmRSS in /proc/<pid>/status.
+func procRSSMiB(b *testing.B, pid int) float64 {
+	return procStatusMiB(b, pid, "VmRSS:")
+}
+
 // procPeakRSSMiB is a process's peak resident set size, VmHWM in /proc/<pid>/status.
 func procPeakRSSMiB(b *testing.B, pid int) float64 {
+	return procStatusMiB(b, pid, "VmHWM:")
+}
+
+// procStatusMiB reads one of the kB fields of /proc/<pid>/status, in MiB.
+func procStatusMiB(b *testing.B, pid int, field string) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			kib, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
 			return kib / 1024
 		}
@@ -265,6 +304,8 @@ func BenchmarkQuotas10k(b *testing.B) {
 			}
 		}
 		bed.startManager(b)
+		apiserver := bed.apiserverPID(b)
+		rss0 := procRSSMiB(b, apiserver)
 
 		now := time.Now()
 		type job struct {
@@ -300,6 +341,7 @@ func BenchmarkQuotas10k(b *testing.B) {
 			u := q.Status.Used["total.checkpoints"]
 			return u.Value() == 100
 		})
+		b.ReportMetric(procRSSMiB(b, apiserver)-rss0, "apiserver-rss-MiB-growth-10000")
 
 		t0 := time.Now()
 		cq := builder.ClusterQuota("tenk").NamespaceSelector(map[string]string{"bench": "tenk"}).PerContainer(3, "").Obj()
@@ -376,15 +418,27 @@ func benchCheckpoint(b *testing.B, c client.Client, ns, pod, ctr string, at time
 	obj := builder.Checkpoint(name, ns).Of(pod, "uid-"+ns+"-"+pod, ctr).
 		On("node-a", "/var/lib/kubelet/checkpoints", fmt.Sprintf("checkpoint-%s_%s-%s-%s.tar", pod, ns, ctr, at.UTC().Format(time.RFC3339))).
 		Size(72<<10, "72Ki").At(metav1.NewTime(at)).Obj()
-	status := obj.Status
 	if err := c.Create(context.Background(), obj); err != nil {
 		b.Error(err)
-		return
 	}
-	obj.Status = status
-	if err := c.Status().Update(context.Background(), obj); err != nil {
-		b.Error(err)
+}
+
+// storedSize is the size of one Checkpoint as the apiserver stores it: compact JSON,
+// managedFields included.
+func storedSize(b *testing.B, c client.Client) float64 {
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(cqv1.GroupVersion.WithKind("CheckpointList"))
+	if err := c.List(context.Background(), list, client.Limit(1)); err != nil || len(list.Items) == 0 {
+		b.Fatalf("listing one Checkpoint: %v", err)
 	}
+	data, err := json.Marshal(list.Items[0].Object)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if path := os.Getenv("BENCH_CHECKPOINT_JSON"); path != "" {
+		_ = os.WriteFile(path, data, 0o644)
+	}
+	return float64(len(data))
 }
 
 // statusWrites reads the status writes per quota from the metrics registry.

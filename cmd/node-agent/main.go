@@ -37,6 +37,7 @@ func main() {
 	flag.StringVar(&cfg.StateDir, "state-dir", nodeagent.DefaultStateDir, "Directory on the node where the agent records the Checkpoint it published for each archive; it must outlive the pod (a hostPath).")
 	flag.StringVar(&cfg.OrphanNamespace, "orphan-namespace", orDefault(os.Getenv("POD_NAMESPACE"), nodeagent.DefaultOrphanNamespace), "Namespace of the Checkpoints of archives whose namespace is gone (default $POD_NAMESPACE, else "+nodeagent.DefaultOrphanNamespace+").")
 	flag.DurationVar(&cfg.SettleTime, "settle-time", nodeagent.DefaultSettleTime, "How long an archive's size and modification time must stay the same before it is read.")
+	flag.DurationVar(&cfg.UnfinishedWait, "unfinished-wait", nodeagent.DefaultUnfinishedWait, "How long, from its modification time, an archive without tar's end-of-archive marker is taken for one still being written, and neither published nor reported.")
 	flag.DurationVar(&cfg.RescanInterval, "rescan-interval", nodeagent.DefaultRescanInterval, "Period of the full rescan of the directories (one stat per file when nothing changed).")
 	flag.IntVar(&cfg.Workers, "workers", nodeagent.DefaultWorkers, "Archives handled concurrently.")
 	flag.Int64Var(&cfg.Limits.MaxMetadataSize, "max-metadata-size", archive.DefaultMaxMetadataSize, "Largest config.dump or spec.dump read from an archive, in bytes; a larger one makes the archive Unreadable.")
@@ -80,7 +81,7 @@ func main() {
 		log.Error(err, "unable to set up the ready check")
 		os.Exit(1)
 	}
-	log.Info("starting the node agent", "node", cfg.NodeName, "directories", cfg.Dirs, "stateDir", cfg.StateDir, "orphanNamespace", cfg.OrphanNamespace, "settleTime", cfg.SettleTime.String(), "rescanInterval", cfg.RescanInterval.String())
+	log.Info("starting the node agent", "node", cfg.NodeName, "directories", cfg.Dirs, "stateDir", cfg.StateDir, "orphanNamespace", cfg.OrphanNamespace, "settleTime", cfg.SettleTime.String(), "unfinishedWait", cfg.UnfinishedWait.String(), "rescanInterval", cfg.RescanInterval.String())
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		log.Error(err, "the node agent stopped with an error")
 		os.Exit(1)

@@ -91,6 +91,10 @@ func ReasonOf(err error) Reason {
 // Result is what Read learned about one archive.
 type Result struct {
 	Identity Identity
+	// Ended is true when the archive ends with tar's end-of-archive marker (two zero
+	// blocks where the next header would be), which the runtimes' tar writers write last:
+	// an archive without it may still be being written (docs/node-agent.md, "Settling").
+	Ended bool
 	// BytesRead counts the bytes read from the file: tar headers and the two metadata files.
 	BytesRead int64
 }
@@ -161,12 +165,16 @@ func ReadFrom(r io.ReaderAt, size int64, name string, modTime time.Time, lim Lim
 			failure = &Error{File: name, Reason: reason, Err: err}
 		}
 	}
+	ended := false
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
 			if entries == 0 {
 				fail(ReasonNotTar, errors.New("is empty or holds no tar entries; a kubelet checkpoint is a tar archive"))
 			}
+			// tar.Reader reports io.EOF both for the marker and for a file that stops at an
+			// entry's end; only in the second case did it read up to the end of the file.
+			ended = !cr.atEnd
 			break
 		}
 		if err != nil {
@@ -245,7 +253,7 @@ func ReadFrom(r io.ReaderAt, size int64, name string, modTime time.Time, lim Lim
 	if mismatch != nil || !id.Complete() {
 		id.Namespace, id.Pod, id.PodUID, id.Container = "", "", "", ""
 	}
-	res := Result{Identity: id, BytesRead: cr.n}
+	res := Result{Identity: id, Ended: ended, BytesRead: cr.n}
 	if failure != nil {
 		failure.File = name
 		return res, failure
@@ -311,6 +319,8 @@ type blockReader struct {
 	// start is the file offset of buf[0]; buf holds valid bytes up to len(buf).
 	start int64
 	n     int64
+	// atEnd is set once a read found nothing more in the file.
+	atEnd bool
 }
 
 // buffers are reused across archives: reading thousands in a row would otherwise
@@ -330,6 +340,7 @@ func (b *blockReader) release() {
 func (b *blockReader) Read(p []byte) (int, error) {
 	if b.pos < b.start || b.pos >= b.start+int64(len(b.buf)) {
 		if b.pos >= b.size {
+			b.atEnd = true
 			return 0, io.EOF
 		}
 		n, err := b.f.ReadAt(b.buf[:cap(b.buf)], b.pos)
@@ -339,6 +350,7 @@ func (b *blockReader) Read(p []byte) (int, error) {
 			if err == nil {
 				err = io.EOF
 			}
+			b.atEnd = b.atEnd || err == io.EOF
 			return 0, err
 		}
 	}

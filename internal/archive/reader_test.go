@@ -1,6 +1,7 @@
 package archive_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -276,5 +277,34 @@ func TestCacheReadsOnce(t *testing.T) {
 	v.Size++
 	if _, cached, _ := c.Get(file, v, archive.Limits{}); cached {
 		t.Errorf("Get of a new version returned the cached result")
+	}
+}
+
+// TestEnded tells a finished archive from one whose writer has not written tar's
+// end-of-archive marker yet, whatever the cut: at an entry's end, inside the marker.
+func TestEnded(t *testing.T) {
+	for _, rt := range testarchive.Runtimes {
+		file := testarchive.New("shop", "cache-0", "redis").WithRuntime(rt).At(taken).MustWrite(t.TempDir())
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests := map[string]struct {
+			size      int
+			wantEnded bool
+		}{
+			"whole":                 {len(data), true},
+			"before the marker":     {len(data) - 1024, false},
+			"inside the marker":     {len(data) - 512, false},
+			"inside the last entry": {len(data) - 1024 - 100, false},
+		}
+		for name, tc := range tests {
+			t.Run(string(rt)+"/"+name, func(t *testing.T) {
+				res, _ := archive.ReadFrom(bytes.NewReader(data[:tc.size]), int64(tc.size), filepath.Base(file), taken, archive.Limits{})
+				if res.Ended != tc.wantEnded {
+					t.Errorf("Ended = %v, want %v", res.Ended, tc.wantEnded)
+				}
+			})
+		}
 	}
 }

@@ -123,6 +123,7 @@ var _ = Describe("Broken archives", func() {
 					again = c
 				}
 			}
+			g.Expect(again.Spec.Archive).NotTo(BeNil(), "no Checkpoint for the replaced archive yet")
 			g.Expect(again.UID).NotTo(Equal(truncatedObj.UID))
 			g.Expect(again.Spec.Archive.SizeBytes).To(Equal(fixed.Size))
 			g.Expect(again.Status.Conditions).To(BeEmpty())

@@ -19,13 +19,16 @@ const (
 	// DefaultOrphanNamespace holds the Checkpoints of archives whose namespace is gone,
 	// when POD_NAMESPACE does not say the agent's namespace.
 	DefaultOrphanNamespace = "checkpoint-quota-system"
-	DefaultSettleTime      = 2 * time.Second
+	DefaultSettleTime      = 500 * time.Millisecond
+	// DefaultUnfinishedWait is how long an archive without tar's end-of-archive marker is
+	// taken for one the runtime is still writing, counted from its modification time.
+	DefaultUnfinishedWait = time.Minute
 	DefaultRescanInterval  = 5 * time.Minute
 	// DefaultWorkers matches the concurrency at which the test bed's kube-apiserver was
 	// measured at about 1,700 creates/s (against 530/s from one sequential client).
 	DefaultWorkers = 32
 	// DefaultQPS and DefaultBurst let a node with thousands of archives publish them in
-	// seconds: each archive costs two writes (a create, then its status), and the
+	// seconds: each archive costs one write (its create), and the
 	// apiserver, not this limiter or the archive reads, should bound a burst. Steady
 	// state costs nothing: an unchanged archive causes no request.
 	DefaultQPS   = 1000
@@ -46,6 +49,10 @@ type Config struct {
 	// SettleTime is how long an archive's size and modification time must stay the same
 	// before it is read.
 	SettleTime time.Duration
+	// UnfinishedWait is how long, from its modification time, an archive that does not
+	// end with tar's end-of-archive marker is taken for one still being written: it is
+	// neither published nor reported until it ends or this time has passed.
+	UnfinishedWait time.Duration
 	// RescanInterval is the period of the full rescan that catches what fsnotify missed.
 	RescanInterval time.Duration
 	// Workers is the number of archives handled concurrently.
@@ -96,6 +103,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SettleTime <= 0 {
 		c.SettleTime = DefaultSettleTime
+	}
+	if c.UnfinishedWait <= 0 {
+		c.UnfinishedWait = DefaultUnfinishedWait
 	}
 	if c.RescanInterval <= 0 {
 		c.RescanInterval = DefaultRescanInterval

@@ -46,7 +46,7 @@ func TestConfigDefaults(t *testing.T) {
 			if diff := cmp.Diff(tc.wantDirs, got.Dirs, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("Dirs (-want +got):\n%s", diff)
 			}
-			if got.SettleTime != 2*time.Second || got.RescanInterval != 5*time.Minute || got.Workers != DefaultWorkers || got.Clock == nil {
+			if got.SettleTime != 500*time.Millisecond || got.UnfinishedWait != time.Minute || got.RescanInterval != 5*time.Minute || got.Workers != DefaultWorkers || got.Clock == nil {
 				t.Errorf("defaults not filled: %+v", got)
 			}
 		})

@@ -1,6 +1,7 @@
 package nodeagent_test
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"sync"
@@ -82,6 +83,24 @@ var _ = Describe("Publishing archives", func() {
 		Expect(out).To(ContainSubstring("cache-0"))
 		Expect(out).To(ContainSubstring("web-5d8f"))
 		Expect(out).To(MatchRegexp(`(?m)^%s\s+\S+\s+web-5d8f\s+nginx\s+%s\s+200Ki\s`, nsProd, node))
+
+		// One write each: the agent's create is the only entry in managedFields, and a
+		// readable, unpinned archive has no status.
+		out, stderr, err = env.Kubectl("", "get", "checkpoints", "-n", ns, "--show-managed-fields", "-o", "json")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		var list struct {
+			Items []struct {
+				Metadata metav1.ObjectMeta `json:"metadata"`
+				Status   map[string]any    `json:"status"`
+			}
+		}
+		Expect(json.Unmarshal([]byte(out), &list)).To(Succeed())
+		Expect(list.Items).To(HaveLen(2))
+		for _, item := range list.Items {
+			Expect(item.Status).To(BeEmpty(), item.Metadata.Name)
+			Expect(item.Metadata.ManagedFields).To(HaveLen(1), item.Metadata.Name)
+			Expect(item.Metadata.ManagedFields[0].Subresource).To(BeEmpty(), item.Metadata.Name)
+		}
 	})
 
 	It("publishes an archive written slowly once, after it stops growing, with its final size", func() {
@@ -144,6 +163,39 @@ var _ = Describe("Publishing archives", func() {
 		}).Should(Succeed())
 		Expect(metric(node, "checkpointquota_node_archive_reads_total", nil)).To(Equal(1.0), "the archive was read more than once")
 		Consistently(func(g Gomega) []string { return fileNames(checkpointsOf(node)(g)) }, 2*settle).Should(HaveLen(1))
+	})
+
+	It("waits for an archive whose writer paused longer than the settle time, before its end-of-archive marker", func() {
+		ns, err := env.CreateNamespace(ctx, "paused")
+		Expect(err).NotTo(HaveOccurred())
+		node, dir := newNode()
+		const settle = 300 * time.Millisecond
+		startAgent(node, settle, dir)
+
+		// The runtimes write the archive in place and tar's end-of-archive marker (two zero
+		// blocks) last. Everything before the marker is a well-formed tar on its own.
+		src := testarchive.New(ns, "cache-0", "redis").WithSize(256 << 10)
+		data, err := os.ReadFile(src.MustWrite(GinkgoT().TempDir()))
+		Expect(err).NotTo(HaveOccurred())
+		const marker = 1024
+		Expect(data[len(data)-marker:]).To(Equal(make([]byte, marker)), "the test archive ends with the marker")
+		path := filepath.Join(dir, src.FileName())
+		Expect(os.WriteFile(path, data[:len(data)-marker], 0o600)).To(Succeed())
+
+		Consistently(func(g Gomega) []cqv1.Checkpoint { return checkpointsOf(node)(g) }, 10*settle, 50*time.Millisecond).
+			Should(BeEmpty(), "a Checkpoint was published while the archive was still being written")
+		Expect(metric(node, "checkpointquota_node_unreadable_archives", map[string]string{"reason": "Truncated"})).To(BeNumerically("<=", 0))
+
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = f.Write(data[len(data)-marker:])
+		Expect(err).NotTo(HaveOccurred())
+		Expect(f.Close()).To(Succeed())
+		Eventually(func(g Gomega) {
+			items := checkpointsOf(node)(g)
+			g.Expect(items).To(HaveLen(1))
+			g.Expect(items[0].Spec.Archive.SizeBytes).To(Equal(int64(len(data))))
+		}).Should(Succeed())
 	})
 
 	It("replaces the Checkpoint when the file changes and deletes it when the file disappears", func() {

@@ -162,6 +162,13 @@ func (r *Reconciler) read(k fileKey, info os.FileInfo) (res archive.Result, cach
 			return res, false, r.Config.SettleTime, nil
 		}
 	}
+	// The runtimes write the archive in place, and its end-of-archive marker last: without
+	// the marker, a recent archive is taken for one still being written (a writer that
+	// paused longer than the settle time), and is read again rather than published.
+	if !res.Ended && r.Config.Clock.Since(info.ModTime()) < r.Config.UnfinishedWait {
+		r.cache.Forget(k.Path())
+		return res, false, r.Config.SettleTime, nil
+	}
 	return res, cached, 0, readErr
 }
 
