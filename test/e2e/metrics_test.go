@@ -33,8 +33,8 @@ var _ = Describe("the chart's dashboard and alerts", func() {
 		for i := range 2 {
 			names = append(names, filepath.Base(archive.New(ns, "cache-0", "redis").WithUID(uid).At(base.Add(time.Duration(i)*time.Minute)).MustWrite(ckptDir)))
 		}
-		// Unreadable: kept on disk, and reported.
-		broken := archive.New(ns, "cache-0", "redis").WithUID(uid).At(base.Add(5 * time.Minute)).Damaged(archive.NotTar).MustWrite(ckptDir)
+		// Unreadable: kept on disk, and reported (modified long ago: not taken for an archive still being written).
+		broken := archive.New(ns, "cache-0", "redis").WithUID(uid).At(base.Add(5 * time.Minute)).Damaged(archive.NotTar).ModifiedAt(base).MustWrite(ckptDir)
 		DeferCleanup(os.Remove, broken)
 		Eventually(filesOf, 60*time.Second).WithArguments(ns).Should(Equal([]string{names[1], filepath.Base(broken)}), "the older archive was not pruned")
 
