@@ -23,7 +23,7 @@ const (
 	// DefaultUnfinishedWait is how long an archive without tar's end-of-archive marker is
 	// taken for one the runtime is still writing, counted from its modification time.
 	DefaultUnfinishedWait = time.Minute
-	DefaultRescanInterval  = 5 * time.Minute
+	DefaultRescanInterval = 5 * time.Minute
 	// DefaultWorkers matches the concurrency at which the test bed's kube-apiserver was
 	// measured at about 1,700 creates/s (against 530/s from one sequential client).
 	DefaultWorkers = 32

@@ -81,7 +81,7 @@ func startAgent(node string, settle time.Duration, dirs ...string) *agent {
 		NodeName: node, Dirs: dirs, SettleTime: settle, RescanInterval: 2 * time.Second, Workers: 4,
 		// Short, so that the damaged archives the tests write are reported soon after.
 		UnfinishedWait: 3 * time.Second,
-		StateDir: filepath.Join(stateRoot, node), OrphanNamespace: orphanNamespace,
+		StateDir:       filepath.Join(stateRoot, node), OrphanNamespace: orphanNamespace,
 	}, nodeagent.ManagerOptions{MetricsBindAddress: "0"})
 	Expect(err).NotTo(HaveOccurred())
 	runCtx, cancel := context.WithCancel(ctx)
