@@ -28,6 +28,8 @@ export GOTOOLCHAIN ?= local
 # The kube-apiserver, etcd and kubectl of the test bed: built once from Go modules
 # into a cache outside the clone (hack/testbin.sh), or KUBEBUILDER_ASSETS if set.
 TESTBIN = $(shell $(CURDIR)/hack/testbin.sh)
+# The helm CLI, built once from its Go module (hack/helm.sh) into the same cache, or HELM if set.
+HELM_BIN = $(shell $(CURDIR)/hack/helm.sh)
 
 GO_TEST_FLAGS ?= -timeout 30m
 
@@ -57,12 +59,25 @@ manifests: controller-gen ## Generate CRDs, RBAC and webhook manifests into conf
 	$(CONTROLLER_GEN) crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=manager-role $(MANAGER_RBAC_PATHS) output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=node-agent-role $(AGENT_RBAC_PATHS) output:rbac:artifacts:config=config/rbac/agent
+	@$(MAKE) --no-print-directory chart-files
+
+# The Helm chart cannot read config/: it gets copies of the generated CRDs, roles and webhook
+# configurations, and of the pinned-checkpoint policy, which its templates rename.
+CHART = charts/checkpoint-quota
+.PHONY: chart-files
+chart-files: ## Copy the CRDs, roles, webhooks and admission policy of config/ into the Helm chart.
+	rm -f $(CHART)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	cp config/rbac/role.yaml $(CHART)/files/manager-role.yaml
+	cp config/rbac/agent/role.yaml $(CHART)/files/node-agent-role.yaml
+	cp config/webhook/manifests.yaml $(CHART)/files/webhooks.yaml
+	cp config/admission-policy/pinned-checkpoint.yaml $(CHART)/files/pinned-checkpoint.yaml
 
 .PHONY: verify
 verify: generate manifests ## Regenerate everything and fail if the tree changed.
-	@if ! git diff --quiet -- api config || [ -n "$$(git ls-files --others --exclude-standard -- api config)" ]; then \
+	@if ! git diff --quiet -- api config charts || [ -n "$$(git ls-files --others --exclude-standard -- api config charts)" ]; then \
 		echo "Generated files are out of date; run 'make generate manifests' and commit:"; \
-		git --no-pager diff --stat -- api config; git ls-files --others --exclude-standard -- api config; exit 1; fi
+		git --no-pager diff --stat -- api config charts; git ls-files --others --exclude-standard -- api config charts; exit 1; fi
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
 
@@ -80,7 +95,16 @@ testbin: ## Build (once) and print the test bed's control-plane binaries.
 
 .PHONY: test
 test: generate manifests ## Run the whole suite against a real kube-apiserver and etcd.
-	KUBEBUILDER_ASSETS="$(TESTBIN)" go test $(GO_TEST_FLAGS) ./...
+	KUBEBUILDER_ASSETS="$(TESTBIN)" HELM="$(HELM_BIN)" go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: helm
+helm: ## Build (once) and print the helm CLI of the chart tests.
+	@echo $(HELM_BIN)
+
+.PHONY: helm-lint
+helm-lint: chart-files ## Lint the Helm chart in both certificate modes, strictly.
+	$(HELM_BIN) lint --strict $(CHART)
+	$(HELM_BIN) lint --strict $(CHART) --set certificates.mode=rotation
 
 # Each fuzz target runs for FUZZTIME, one after another; `make test` runs their seeds
 # (testdata/fuzz, written by `go run ./hack/fuzzseeds`). A failing input is written into
@@ -116,9 +140,10 @@ demo: ## With `make run` up: apply the sample quotas and write a stream of archi
 ##@ Build
 
 .PHONY: build
-build: generate ## Build the manager and node-agent binaries into bin/.
+build: generate ## Build the manager, node-agent and kubectl plugin binaries into bin/.
 	go build -o $(LOCALBIN)/manager ./cmd/manager
 	go build -o $(LOCALBIN)/node-agent ./cmd/node-agent
+	go build -o $(LOCALBIN)/kubectl-checkpoint_quota ./cmd/kubectl-checkpoint_quota
 
 .PHONY: docker-build
 docker-build: ## Build the image (manager and node-agent) as IMG.

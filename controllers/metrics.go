@@ -19,6 +19,18 @@ var (
 		Name: "checkpointquota_quota_conflicts",
 		Help: "Limits of a quota that another quota of the same specificity also sets for the same archives.",
 	}, []string{"kind", "namespace", "name"})
+	quotaBlocked = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "checkpointquota_quota_blocked_limits",
+		Help: "Limits of a quota that pinned archives keep from holding: pruning cannot bring them back (the OverQuota condition, reason PinnedCheckpoints).",
+	}, []string{"kind", "namespace", "name"})
+	quotaBlockingPins = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "checkpointquota_quota_blocking_pinned_checkpoints",
+		Help: "Pinned archives that keep a limit of a quota from holding (at most the names the status lists per limit).",
+	}, []string{"kind", "namespace", "name"})
+	pruneErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "checkpointquota_prune_errors_total",
+		Help: "Deletes of Checkpoints by pruning that failed (a conflict, a not-found or a refusal of a pinned one is not a failure); the next pass retries.",
+	})
 	prunedCheckpoints = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "checkpointquota_pruned_checkpoints_total",
 		Help: "Archives pruned, by the rule that pruned them (a limit such as perContainer.checkpoints, maxAge, maxCheckpointSize, orphans).",
@@ -43,6 +55,6 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(quotaUsed, quotaHard, quotaConflicts, prunedCheckpoints, prunedBytes,
+	metrics.Registry.MustRegister(quotaUsed, quotaHard, quotaConflicts, quotaBlocked, quotaBlockingPins, pruneErrors, prunedCheckpoints, prunedBytes,
 		releasedCheckpoints, recomputeSeconds, statusWrites)
 }

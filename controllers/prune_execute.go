@@ -38,6 +38,9 @@ func (r *PruneReconciler) prune(ctx context.Context, w *world, plan []quota.Prun
 	for _, p := range plan {
 		g.Go(func() error {
 			done, err := r.pruneOne(gctx, w, p)
+			if err != nil && gctx.Err() == nil {
+				pruneErrors.Inc()
+			}
 			if err != nil || !done {
 				return err
 			}

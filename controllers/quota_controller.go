@@ -183,7 +183,7 @@ func (s *StatusWriter) forget(ref policy.Ref) {
 	s.Engine.forget(ref)
 	for _, m := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{quotaUsed, quotaHard, quotaConflicts, statusWrites} {
+	}{quotaUsed, quotaHard, quotaConflicts, quotaBlocked, quotaBlockingPins, statusWrites} {
 		m.DeletePartialMatch(prometheus.Labels{"kind": ref.Kind, "namespace": ref.Namespace, "name": ref.Name})
 	}
 }
@@ -199,6 +199,14 @@ func (s *StatusWriter) metrics(ref policy.Ref, st *cqv1.QuotaStatus, view *Quota
 		quotaUsed.WithLabelValues(ref.Kind, ref.Namespace, ref.Name, k).Set(q.AsApproximateFloat64())
 	}
 	quotaConflicts.WithLabelValues(ref.Kind, ref.Namespace, ref.Name).Set(float64(len(view.Conflicts)))
+	pins := map[string]bool{}
+	for _, b := range view.Result.Blocked {
+		for _, n := range b.Pinned {
+			pins[n] = true
+		}
+	}
+	quotaBlocked.WithLabelValues(ref.Kind, ref.Namespace, ref.Name).Set(float64(len(view.Result.Blocked)))
+	quotaBlockingPins.WithLabelValues(ref.Kind, ref.Namespace, ref.Name).Set(float64(len(pins)))
 }
 
 // splitPodScope reads "ns/pod" or "ns/pod/container".

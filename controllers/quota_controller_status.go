@@ -64,8 +64,13 @@ func setStatus(st *cqv1.QuotaStatus, v *QuotaView, base, extra cqv1.PrunedStatus
 			st.Hard[e.Limit] = *resource.NewQuantity(hard.Value(), resource.DecimalSI)
 			st.Used[e.Limit] = *resource.NewQuantity(used[e.Limit], resource.DecimalSI)
 		} else {
-			st.Hard[e.Limit] = *bytesQuantity(hard.Value())
-			st.Used[e.Limit] = *bytesQuantity(used[e.Limit])
+			// In the family of units the quota was written in: 1000M shows as 1G, 1024Mi as 1Gi.
+			format := resource.BinarySI
+			if hard.Format != resource.BinarySI {
+				format = resource.DecimalSI
+			}
+			st.Hard[e.Limit] = *resource.NewQuantity(hard.Value(), format)
+			st.Used[e.Limit] = *resource.NewQuantity(used[e.Limit], format)
 		}
 	}
 	st.Summary = summary(st, r)
@@ -82,6 +87,14 @@ func setStatus(st *cqv1.QuotaStatus, v *QuotaView, base, extra cqv1.PrunedStatus
 		st.Containers = append(st.Containers, cqv1.ContainerUsage{Namespace: s.Namespace, Pod: s.Pod, Container: s.Container, Usage: usage(s)})
 	}
 	st.EffectivePolicy = v.Effective
+	scopes := map[string]string{}
+	for _, l := range r.Limits {
+		scopes[l.Key] = l.Scope
+	}
+	if r.MaxSize != nil {
+		scopes[r.MaxSize.Key] = r.MaxSize.Scope
+	}
+	st.UsageTable = usageTable(st, scopes)
 	st.Pruned = *base.DeepCopy()
 	if extra.Checkpoints > 0 {
 		st.Pruned.Checkpoints += extra.Checkpoints

@@ -78,7 +78,7 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time) (*world, erro
 				nsLabels[ns] = labels
 			}
 		}
-		a := archiveOf(c)
+		a, _ := quota.ArchiveOf(c) // spec.archive is set: checked above
 		if since, orphan := r.orphanSince(ctx, w, c, now); orphan {
 			a.OrphanSince = since
 		}
@@ -124,19 +124,6 @@ func podNamespace(c *cqv1.Checkpoint) string {
 		return c.Spec.Archive.OrphanOf
 	}
 	return c.Namespace
-}
-
-// archiveOf is the archive a Checkpoint stands for. An orphan of a gone namespace counts
-// against that namespace (so against the cluster quotas that select it), never against
-// the agent's namespace, where its object lives.
-func archiveOf(c *cqv1.Checkpoint) quota.Archive {
-	s := c.Spec.Archive
-	return quota.Archive{
-		Name: c.Name, Namespace: podNamespace(c),
-		Pod: s.PodName, PodUID: string(s.PodUID), Container: s.ContainerName,
-		Node: s.NodeName, Size: s.SizeBytes, CheckpointTime: s.CheckpointTime.Time,
-		Pinned: c.IsPinned(), Unreadable: c.IsUnreadable(),
-	}
 }
 
 func (r *PruneReconciler) namespaceLabels(ctx context.Context, name string) (map[string]string, bool) {

@@ -133,7 +133,7 @@ var _ = Describe("warnings on kubectl apply", func() {
 })
 
 var _ = Describe("defaults", func() {
-	It("fills what was left empty, normalises sizes, and a second apply changes nothing", func() {
+	It("fills what was left empty, keeps sizes as written, and a second apply says unchanged", func() {
 		ctx := context.Background()
 		ns := newNamespace()
 		manifest := quotaYAML("minimal", ns, "limits:\n  total: {storage: 1024Mi}\nmaxCheckpointSize: 1000M")
@@ -146,16 +146,17 @@ var _ = Describe("defaults", func() {
 			"enforcement: Enforce",
 			"gracePeriod: 10m",
 			"policy: Retain",
-			"storage: 1Gi",
-			"maxCheckpointSize: 1G",
+			"storage: 1024Mi",
+			"maxCheckpointSize: 1000M",
 		} {
 			Expect(out).To(ContainSubstring(want))
 		}
 
 		var before cqv1.CheckpointQuota
 		Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "minimal"}, &before)).To(Succeed())
-		_, stderr, err = apply(manifest)
+		out, stderr, err = apply(manifest)
 		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(out).To(ContainSubstring("checkpointquota.checkpointquota.dev/minimal unchanged"))
 		var after cqv1.CheckpointQuota
 		Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "minimal"}, &after)).To(Succeed())
 		Expect(after.Spec).To(Equal(before.Spec))

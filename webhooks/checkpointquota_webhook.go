@@ -27,17 +27,15 @@ var (
 	_ admission.Validator[*cqv1.CheckpointQuota] = &CheckpointQuotaWebhook{}
 )
 
-// Default fills what the user left empty and normalises sizes.
+// Default fills what the user left empty and rewrites nothing else.
 func (w *CheckpointQuotaWebhook) Default(_ context.Context, q *cqv1.CheckpointQuota) error {
 	DefaultCheckpointQuota(q)
 	return nil
 }
 
-// DefaultCheckpointQuota fills enforcement and the orphan policy, and normalises sizes.
+// DefaultCheckpointQuota fills enforcement and the orphan policy where they are empty.
 func DefaultCheckpointQuota(q *cqv1.CheckpointQuota) {
 	DefaultRetention(&q.Spec.RetentionSpec)
-	l := &q.Spec.Limits
-	DefaultLimits(l.Total, l.PerPod, l.PerContainer)
 }
 
 // ValidateCreate validates a new quota.

@@ -27,17 +27,15 @@ var (
 	_ admission.Validator[*cqv1.ClusterCheckpointQuota] = &ClusterCheckpointQuotaWebhook{}
 )
 
-// Default fills what the user left empty and normalises sizes.
+// Default fills what the user left empty and rewrites nothing else.
 func (w *ClusterCheckpointQuotaWebhook) Default(_ context.Context, q *cqv1.ClusterCheckpointQuota) error {
 	DefaultClusterCheckpointQuota(q)
 	return nil
 }
 
-// DefaultClusterCheckpointQuota fills enforcement and the orphan policy, and normalises sizes.
+// DefaultClusterCheckpointQuota fills enforcement and the orphan policy where they are empty.
 func DefaultClusterCheckpointQuota(q *cqv1.ClusterCheckpointQuota) {
 	DefaultRetention(&q.Spec.RetentionSpec)
-	l := &q.Spec.Limits
-	DefaultLimits(l.Total, l.PerNamespace, l.PerPod, l.PerContainer)
 }
 
 // ValidateCreate validates a new cluster quota.

@@ -1,8 +1,6 @@
 package webhooks
 
 import (
-	"k8s.io/apimachinery/pkg/util/validation/field"
-
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 )
 
@@ -13,8 +11,10 @@ const (
 	DefaultGracePeriod = cqv1.Duration("10m")
 )
 
-// DefaultRetention fills enforcement and the orphan policy where they are empty, and
-// normalises maxCheckpointSize. It never overwrites a value, so it is idempotent.
+// DefaultRetention fills enforcement and the orphan policy where they are empty. It never
+// rewrites a value the user set, not even into a canonical form ("1024Mi" stays "1024Mi"):
+// a second `kubectl apply` of the same file must find nothing to change, and GitOps tools
+// must see no drift. Canonical values are in status (hard, effectivePolicy).
 func DefaultRetention(r *cqv1.RetentionSpec) {
 	if r.Enforcement == "" {
 		r.Enforcement = DefaultEnforcement
@@ -29,33 +29,4 @@ func DefaultRetention(r *cqv1.RetentionSpec) {
 		grace := DefaultGracePeriod
 		r.Orphans.GracePeriod = &grace
 	}
-	NormalizeSize(r.MaxCheckpointSize)
-}
-
-// DefaultLimits normalises the sizes of each level.
-func DefaultLimits(levels ...*cqv1.ResourceLimits) {
-	for _, l := range levels {
-		if l != nil {
-			NormalizeSize(l.Storage)
-		}
-	}
-}
-
-// NormalizeSize rewrites a valid size in canonical form ("1024Mi" becomes "1Gi"). An
-// invalid size is left alone for validation to explain, and so is a valid size whose
-// canonical form has no unit ("0.5Ki" is "512"), because a bare number reads as the
-// original operator's megabytes and validation rejects it.
-func NormalizeSize(s *cqv1.Size) {
-	if s == nil {
-		return
-	}
-	q, err := ParseSize(*s, field.NewPath("size"))
-	if err != nil {
-		return
-	}
-	canonical := q.String()
-	if canonical != "0" && bareNumber.MatchString(canonical) {
-		return
-	}
-	*s = cqv1.Size(canonical)
 }

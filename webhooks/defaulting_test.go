@@ -29,12 +29,12 @@ func TestDefaultCheckpointQuota(t *testing.T) {
 			in:   builder.Quota("q", "s").Orphans("", "5m").Obj(),
 			want: builder.Quota("q", "s").Orphans(cqv1.OrphanRetain, "5m").Enforcement(cqv1.EnforcementEnforce).Obj(),
 		},
-		"sizes are normalised": {
+		"sizes stay as written": {
 			in: builder.Quota("q", "s").Total(-1, "1024Mi").PerPod(-1, "1000M").PerContainer(-1, "0Gi").MaxCheckpointSize("1.5Gi").Obj(),
-			want: builder.Quota("q", "s").Total(-1, "1Gi").PerPod(-1, "1G").PerContainer(-1, "0").MaxCheckpointSize("1536Mi").
+			want: builder.Quota("q", "s").Total(-1, "1024Mi").PerPod(-1, "1000M").PerContainer(-1, "0Gi").MaxCheckpointSize("1.5Gi").
 				Orphans(cqv1.OrphanRetain, "10m").Enforcement(cqv1.EnforcementEnforce).Obj(),
 		},
-		"invalid sizes and units lost by canonical form are left alone": {
+		"invalid sizes are left for validation": {
 			in: builder.Quota("q", "s").Total(-1, "2GB").PerPod(-1, "0.5Ki").PerContainer(-1, "10").Obj(),
 			want: builder.Quota("q", "s").Total(-1, "2GB").PerPod(-1, "0.5Ki").PerContainer(-1, "10").
 				Orphans(cqv1.OrphanRetain, "10m").Enforcement(cqv1.EnforcementEnforce).Obj(),
@@ -59,7 +59,7 @@ func TestDefaultCheckpointQuota(t *testing.T) {
 func TestDefaultClusterCheckpointQuota(t *testing.T) {
 	got := builder.ClusterQuota("c").PerNamespace(10, "2048Mi").Total(-1, "1024Gi").Obj()
 	DefaultClusterCheckpointQuota(got)
-	want := builder.ClusterQuota("c").PerNamespace(10, "2Gi").Total(-1, "1Ti").
+	want := builder.ClusterQuota("c").PerNamespace(10, "2048Mi").Total(-1, "1024Gi").
 		Orphans(cqv1.OrphanRetain, "10m").Enforcement(cqv1.EnforcementEnforce).Obj()
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaulted (-want +got):\n%s", diff)

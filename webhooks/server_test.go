@@ -59,7 +59,8 @@ var _ = Describe("the webhook server", Serial, func() {
 		}).WithTimeout(30 * time.Second).Should(Succeed())
 		var q cqv1.CheckpointQuota
 		Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "after-reload"}, &q)).To(Succeed())
-		Expect(*q.Spec.Limits.Total.Storage).To(Equal(cqv1.Size("2Gi")), "the mutating webhook ran")
+		Expect(q.Spec.Enforcement).To(Equal(cqv1.EnforcementEnforce), "the mutating webhook ran")
+		Expect(*q.Spec.Limits.Total.Storage).To(Equal(cqv1.Size("2048Mi")), "the size is kept as written")
 		_, stderr, err := apply(quotaYAML("bad", ns, "maxAge: 7d"))
 		Expect(err).To(HaveOccurred())
 		Expect(stderr).To(ContainSubstring(`write "168h"`), "the validating webhook ran")

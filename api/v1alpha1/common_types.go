@@ -84,6 +84,15 @@ type QuotaStatus struct {
 	// ("perPod.storage") it is the usage of the scope nearest its limit.
 	// +optional
 	Used map[string]resource.Quantity `json:"used,omitempty"`
+	// UsageTable is hard and used as a table, the way kubectl describe shows a ResourceQuota:
+	// a header line, then one line per limit the quota sets, in level order (total,
+	// perNamespace, perPod, perContainer, then maxCheckpointSize, maxAge, orphans), with the
+	// scope nearest it and, in words, whether it is in force. It is for people
+	// (kubectl describe prints it line by line); programs read hard, used and effectivePolicy.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=20
+	UsageTable []string `json:"usageTable,omitempty"`
 
 	// Namespaces lists the namespaces nearest their limits (cluster quotas only).
 	// +optional

@@ -512,6 +512,11 @@ func (in *QuotaStatus) DeepCopyInto(out *QuotaStatus) {
 			(*out)[key] = val.DeepCopy()
 		}
 	}
+	if in.UsageTable != nil {
+		in, out := &in.UsageTable, &out.UsageTable
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Namespaces != nil {
 		in, out := &in.Namespaces, &out.Namespaces
 		*out = make([]NamespaceUsage, len(*in))

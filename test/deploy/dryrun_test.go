@@ -15,9 +15,18 @@ import (
 var _ = Describe("rendered manifests", func() {
 	DescribeTable("are accepted by the kube-apiserver (server-side dry run)",
 		func(ctx SpecContext, dir string) {
-			manifests, err := kustomize(dir)
+			var manifests string
+			var err error
+			if mode, ok := strings.CutPrefix(dir, "helm:"); ok {
+				manifests, err = runHelm(nil, "template", releaseName, chartDir(), "--namespace", releaseNamespace,
+					"--include-crds", "--set", "certificates.mode="+mode, "--set", "clusterDefaultQuota.enabled=true",
+					"--set", "metrics.grafanaDashboard.enabled=true", "--set", "metrics.serviceMonitor.enabled=true",
+					"--set", "metrics.prometheusRule.enabled=true")
+			} else {
+				manifests, err = kustomize(dir)
+			}
 			Expect(err).NotTo(HaveOccurred())
-			objects := strings.Count("\n"+manifests, "\n---\n") + 1
+			objects := len(parse(GinkgoT(), dir, manifests).objs)
 
 			// Namespaced objects are checked only in a namespace that exists, and a dry-run
 			// does not create the rendered one; it is left empty.
@@ -36,5 +45,7 @@ var _ = Describe("rendered manifests", func() {
 		Entry("with cert-manager", withCertManager),
 		Entry("without cert-manager", withoutCertManager),
 		Entry("the samples", "samples"),
+		Entry("the Helm chart with cert-manager", "helm:cert-manager"),
+		Entry("the Helm chart with the built-in rotation", "helm:rotation"),
 	)
 })

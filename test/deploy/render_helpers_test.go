@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
@@ -54,21 +53,7 @@ func render(t *testing.T, dir string) *rendered {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rendered{yaml: out}
-	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(out), 4096)
-	for {
-		u := &unstructured.Unstructured{}
-		if err := dec.Decode(&u.Object); err != nil {
-			break
-		}
-		if len(u.Object) > 0 {
-			r.objs = append(r.objs, u)
-		}
-	}
-	if len(r.objs) == 0 {
-		t.Fatalf("config/%s rendered no objects", dir)
-	}
-	return r
+	return parse(t, "config/"+dir, out)
 }
 
 // all returns the objects of one kind.

@@ -3,6 +3,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,6 +25,8 @@ var (
 	// stateDir is the agent's record of what it published, kept across its restarts.
 	stateDir string
 	logDir   string
+	// managerMetrics and agentMetrics are the /metrics addresses of the two processes.
+	managerMetrics, agentMetrics string
 )
 
 const nodeName = "e2e-node"
@@ -50,6 +53,8 @@ var _ = BeforeSuite(func(ctx context.Context) {
 	logDir = GinkgoT().TempDir()
 	ports, err := localrun.FreePorts(4)
 	Expect(err).NotTo(HaveOccurred())
+	managerMetrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0])
+	agentMetrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[2])
 	manager = &localrun.Process{Name: "manager", Path: managerBin, Output: logFile("manager.log"),
 		Args: append(localrun.ManagerArgs(env.Kubeconfig, env.Webhook.LocalServingPort, env.Webhook.LocalServingCertDir, ports[0], ports[1], true),
 			"--resync-period=5s")}

@@ -60,6 +60,11 @@ type Options struct {
 	// ControllerManager runs kube-controller-manager with the namespace and garbage-collector
 	// controllers, so that deleting a namespace deletes its objects as in a real cluster.
 	ControllerManager bool
+	// ServiceRouting has the kube-apiserver call webhooks at the endpoints of their Service
+	// (--enable-aggregator-routing) rather than at its cluster IP, which nothing routes on
+	// the test bed: a test that writes the Service's EndpointSlice can serve a webhook
+	// configuration as a cluster has it, Service and all.
+	ServiceRouting bool
 }
 
 // RepoRoot is the directory that holds the project's go.mod.
@@ -98,6 +103,9 @@ func Start(opts Options) (*Env, error) {
 		te.WebhookInstallOptions = envtest.WebhookInstallOptions{
 			Paths: []string{filepath.Join(root, "config", "webhook")},
 		}
+	}
+	if opts.ServiceRouting {
+		te.ControlPlane.GetAPIServer().Configure().Set("enable-aggregator-routing", "true")
 	}
 	cfg, err := te.Start()
 	if err != nil {

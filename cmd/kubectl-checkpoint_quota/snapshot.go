@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
+)
+
+// snapshot is the cluster as the manager's arithmetic sees it, read once: the same inputs
+// the pruning controller builds, so that explain reports what the manager would decide.
+type snapshot struct {
+	checkpoints []*cqv1.Checkpoint // aligned with input.Archives
+	input       quota.Input
+	resolver    *quota.Resolver
+	pods        map[types.NamespacedName]*corev1.Pod
+	invalid     map[string]error
+}
+
+func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapshot, error) {
+	s := &snapshot{pods: map[types.NamespacedName]*corev1.Pod{}, invalid: map[string]error{}}
+	var policies []*policy.Quota
+	var cqs cqv1.CheckpointQuotaList
+	if err := c.List(ctx, &cqs); err != nil {
+		return nil, fmt.Errorf("listing CheckpointQuotas: %w", err)
+	}
+	for i := range cqs.Items {
+		q, err := policy.FromCheckpointQuota(&cqs.Items[i])
+		if err != nil {
+			s.invalid["CheckpointQuota "+cqs.Items[i].Namespace+"/"+cqs.Items[i].Name] = err
+			continue
+		}
+		policies = append(policies, q)
+	}
+	var ccqs cqv1.ClusterCheckpointQuotaList
+	if err := c.List(ctx, &ccqs); err != nil {
+		return nil, fmt.Errorf("listing ClusterCheckpointQuotas: %w", err)
+	}
+	for i := range ccqs.Items {
+		q, err := policy.FromClusterQuota(&ccqs.Items[i])
+		if err != nil {
+			s.invalid["ClusterCheckpointQuota "+ccqs.Items[i].Name] = err
+			continue
+		}
+		policies = append(policies, q)
+	}
+	var nss corev1.NamespaceList
+	if err := c.List(ctx, &nss); err != nil {
+		return nil, fmt.Errorf("listing namespaces: %w", err)
+	}
+	nsLabels := map[string]map[string]string{}
+	for _, ns := range nss.Items {
+		nsLabels[ns.Name] = ns.Labels
+		if nsLabels[ns.Name] == nil {
+			nsLabels[ns.Name] = map[string]string{}
+		}
+	}
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods); err != nil {
+		return nil, fmt.Errorf("listing pods: %w", err)
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		s.pods[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}] = p
+	}
+	var cps cqv1.CheckpointList
+	if err := c.List(ctx, &cps); err != nil {
+		return nil, fmt.Errorf("listing Checkpoints: %w", err)
+	}
+	for i := range cps.Items {
+		cp := &cps.Items[i]
+		a, ok := quota.ArchiveOf(cp)
+		if !ok || !cp.DeletionTimestamp.IsZero() {
+			continue
+		}
+		s.checkpoints = append(s.checkpoints, cp)
+		s.input.Archives = append(s.input.Archives, a)
+	}
+	s.resolver = quota.NewResolver(policies)
+	s.resolver.NamespaceLabels = nsLabels
+	s.resolver.PodLabels = func(a *quota.Archive) map[string]string {
+		p := s.pods[types.NamespacedName{Namespace: a.Namespace, Name: a.Pod}]
+		if p == nil || (a.PodUID != "" && string(p.UID) != a.PodUID) {
+			return nil
+		}
+		if p.Labels == nil {
+			return map[string]string{}
+		}
+		return p.Labels
+	}
+	s.input.Quotas = s.resolver.Infos()
+	s.input.Rules = s.resolver.Rules
+	s.input.Now = now
+	return s, nil
+}

@@ -1,0 +1,86 @@
+package controllers
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+)
+
+// limitOrder is the order of status.usageTable, widest scope first as ResourceQuota lists
+// its resources: the group limit, then each level, then the per-archive rules.
+var limitOrder = []string{
+	"total.checkpoints", "total.storage",
+	"perNamespace.checkpoints", "perNamespace.storage",
+	"perNode.checkpoints", "perNode.storage",
+	"perPod.checkpoints", "perPod.storage",
+	"perContainer.checkpoints", "perContainer.storage",
+	"maxCheckpointSize", "maxAge", "orphans",
+}
+
+// usageTable renders the quota's limits as aligned lines: LIMIT, USED, HARD, NEAREST (the
+// scope nearest the limit) and POLICY (whether it is in force, in words).
+func usageTable(st *cqv1.QuotaStatus, scopes map[string]string) []string {
+	if len(st.EffectivePolicy) == 0 {
+		return nil
+	}
+	effective := slices.Clone(st.EffectivePolicy)
+	rank := func(limit string) int {
+		if i := slices.Index(limitOrder, limit); i >= 0 {
+			return i
+		}
+		return len(limitOrder)
+	}
+	slices.SortStableFunc(effective, func(a, b cqv1.EffectiveLimit) int { return rank(a.Limit) - rank(b.Limit) })
+
+	rows := [][]string{{"LIMIT", "USED", "HARD", "NEAREST", "POLICY"}}
+	for _, e := range effective {
+		used, hard := "-", e.Value
+		if q, ok := st.Hard[e.Limit]; ok {
+			hard = q.String()
+		}
+		if q, ok := st.Used[e.Limit]; ok {
+			used = q.String()
+		}
+		nearest := scopes[e.Limit]
+		if nearest == "" {
+			nearest = "-"
+		}
+		rows = append(rows, []string{e.Limit, used, hard, nearest, policyInWords(e)})
+	}
+	widths := make([]int, len(rows[0]))
+	for _, r := range rows {
+		for i, c := range r {
+			widths[i] = max(widths[i], len(c))
+		}
+	}
+	lines := make([]string, 0, len(rows))
+	for _, r := range rows {
+		var b strings.Builder
+		for i, c := range r {
+			if i == len(r)-1 {
+				b.WriteString(c)
+				break
+			}
+			fmt.Fprintf(&b, "%-*s  ", widths[i], c)
+		}
+		lines = append(lines, b.String())
+	}
+	if len(lines) > 20 { // the schema's bound; there are at most 14 rows today
+		lines = lines[:20]
+	}
+	return lines
+}
+
+// policyInWords says whether a limit is in force, naming what overrides it.
+func policyInWords(e cqv1.EffectiveLimit) string {
+	switch e.State {
+	case cqv1.LimitOverridden:
+		return "overridden by " + strings.Join(e.OverriddenBy, ", ")
+	case cqv1.LimitPartlyOverridden:
+		return "in force; where both apply, " + strings.Join(e.OverriddenBy, ", ") + " wins"
+	default:
+		return "in force"
+	}
+}
