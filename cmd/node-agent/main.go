@@ -38,6 +38,7 @@ func main() {
 	flag.StringVar(&cfg.OrphanNamespace, "orphan-namespace", orDefault(os.Getenv("POD_NAMESPACE"), nodeagent.DefaultOrphanNamespace), "Namespace of the Checkpoints of archives whose namespace is gone (default $POD_NAMESPACE, else "+nodeagent.DefaultOrphanNamespace+").")
 	flag.DurationVar(&cfg.SettleTime, "settle-time", nodeagent.DefaultSettleTime, "How long an archive's size and modification time must stay the same before it is read.")
 	flag.DurationVar(&cfg.RescanInterval, "rescan-interval", nodeagent.DefaultRescanInterval, "Period of the full rescan of the directories (one stat per file when nothing changed).")
+	flag.DurationVar(&cfg.NodeStatusInterval, "node-status-interval", nodeagent.DefaultNodeStatusInterval, "Shortest time between two writes of the node's CheckpointNode; it is written only when it changed.")
 	flag.IntVar(&cfg.Workers, "workers", nodeagent.DefaultWorkers, "Archives handled concurrently.")
 	flag.Int64Var(&cfg.Limits.MaxMetadataSize, "max-metadata-size", archive.DefaultMaxMetadataSize, "Largest config.dump or spec.dump read from an archive, in bytes; a larger one makes the archive Unreadable.")
 	flag.Float64Var(&qps, "kube-api-qps", nodeagent.DefaultQPS, "Queries per second to the kube-apiserver.")
