@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 
-	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
@@ -178,7 +175,7 @@ func (r *PruneReconciler) nodeRules(ctx context.Context, w *world) (*nodeRules, 
 			}
 		}
 		if fs := cq.Spec.NodeFilesystem; fs != nil && fs.MinFree != nil {
-			if f, ok := ParseMinFree(*fs.MinFree); ok {
+			if f, ok := quota.ParseMinFree(*fs.MinFree); ok {
 				f.Quota = i
 				nr.in.Floors = append(nr.in.Floors, f)
 				nr.sets[i] = true
@@ -212,24 +209,4 @@ func sizeBytes(s *cqv1.Size) (int64, bool) {
 		return 0, false
 	}
 	return s.Bytes()
-}
-
-// ParseMinFree reads a floor: a percentage from 0% to 100%, or a quantity of bytes. A bare
-// number is neither and does not parse.
-func ParseMinFree(v intstr.IntOrString) (quota.Floor, bool) {
-	if v.Type != intstr.String {
-		return quota.Floor{}, false
-	}
-	if p, ok := strings.CutSuffix(v.StrVal, "%"); ok {
-		n, err := strconv.ParseInt(p, 10, 64)
-		if err != nil || n < 0 || n > 100 {
-			return quota.Floor{}, false
-		}
-		return quota.Floor{Percent: n, IsPercent: true}, true
-	}
-	q, err := resource.ParseQuantity(v.StrVal)
-	if err != nil || q.Sign() < 0 {
-		return quota.Floor{}, false
-	}
-	return quota.Floor{Bytes: q.Value()}, true
 }

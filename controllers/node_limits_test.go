@@ -93,7 +93,7 @@ var _ = Describe("Node rules of a cluster quota, with real node agents", func() 
 
 		// Room for the two newest of the node over: four go, from both namespaces.
 		limit := sizeOf(dirOver, onOver[4:]...)
-		createCluster(builder.ClusterQuota("per-node-" + rand.String(4)).PerNode(-1, bytesString(limit)).Obj())
+		createCluster(builder.ClusterQuota("per-node-"+rand.String(4)).PerNode(-1, bytesString(limit)).Obj())
 		Eventually(files(dirOver)).Should(Equal(sorted(onOver[4:])))
 		Consistently(files(dirUnder), "1s").Should(Equal(onUnder))
 		Expect(files(dirOver)()).To(Equal(sorted(onOver[4:])))

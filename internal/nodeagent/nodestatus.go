@@ -3,7 +3,7 @@ package nodeagent
 import (
 	"context"
 	"fmt"
-		"sort"
+	"sort"
 	"strings"
 	"sync"
 	"time"

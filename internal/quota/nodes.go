@@ -4,6 +4,11 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Keys of the node rules, as quotas write them and as pruning reasons name them.
@@ -328,4 +333,24 @@ func (n *nodeRun) block(quota int, key string, missing int64, dirs []string, oth
 		}
 	}
 	n.out.Blocked = append(n.out.Blocked, b)
+}
+
+// ParseMinFree reads a floor: a percentage from 0% to 100%, or a quantity of bytes. A bare
+// number is neither and does not parse.
+func ParseMinFree(v intstr.IntOrString) (Floor, bool) {
+	if v.Type != intstr.String {
+		return Floor{}, false
+	}
+	if p, ok := strings.CutSuffix(v.StrVal, "%"); ok {
+		n, err := strconv.ParseInt(p, 10, 64)
+		if err != nil || n < 0 || n > 100 {
+			return Floor{}, false
+		}
+		return Floor{Percent: n, IsPercent: true}, true
+	}
+	q, err := resource.ParseQuantity(v.StrVal)
+	if err != nil || q.Sign() < 0 {
+		return Floor{}, false
+	}
+	return Floor{Bytes: q.Value()}, true
 }
