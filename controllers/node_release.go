@@ -27,8 +27,11 @@ func (r *PruneReconciler) releaseGoneNodes(ctx context.Context, w *world, now ti
 	}
 	byNode := map[string][]*cqv1.Checkpoint{}
 	for _, c := range w.all {
-		if c.Status.NodeName != "" {
-			byNode[c.Status.NodeName] = append(byNode[c.Status.NodeName], c)
+		// A Checkpoint that an agent before v0.3 published has no spec.archive until its
+		// agent adopts it; its node label may be a shortened form of the node's name, so
+		// it cannot tell which node is gone, and the Checkpoint is kept (docs/node-agent.md).
+		if c.Spec.Archive != nil {
+			byNode[c.Spec.Archive.NodeName] = append(byNode[c.Spec.Archive.NodeName], c)
 		}
 	}
 	var next time.Time

@@ -62,8 +62,6 @@ type PruneReconciler struct {
 	wake          *wakeups
 	orphans       map[types.UID]time.Time
 	nodeGoneSince map[string]time.Time
-	// fileTimes caches the time parsed from each Checkpoint's file name, which never changes.
-	fileTimes map[types.UID]fileTime
 	// passCost is how long the last pass took to read and compute, in nanoseconds.
 	passCost atomic.Int64
 }
@@ -105,7 +103,7 @@ func (r *PruneReconciler) publish(ctx context.Context, w *world, res quota.Resul
 			DryRun: w.input.Quotas[i].DryRun, Cluster: pq.Ref.Kind == policy.KindClusterQuota}
 		for _, p := range res.Quotas[i].Pending {
 			v.Pending = append(v.Pending, PendingArchive{Name: w.live[p.Archive].Name, Scope: p.Scope,
-				Key: p.Key, Reason: p.Reason, Size: w.live[p.Archive].Status.SizeBytes})
+				Key: p.Key, Reason: p.Reason, Size: w.live[p.Archive].Spec.Archive.SizeBytes})
 		}
 		views[pq.Ref] = v
 	}
@@ -206,7 +204,6 @@ func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(r.wake); err != nil {
 		return err
 	}
-	r.fileTimes = map[types.UID]fileTime{}
 	all := batch{delay: r.BatchDelay, cost: &r.passCost}
 	meta := func(kind string) *metav1.PartialObjectMetadata {
 		m := &metav1.PartialObjectMetadata{}

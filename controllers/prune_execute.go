@@ -52,7 +52,7 @@ func (r *PruneReconciler) prune(ctx context.Context, w *world, plan []quota.Prun
 				order = append(order, k)
 			}
 			pg.count++
-			pg.bytes += c.Status.SizeBytes
+			pg.bytes += c.Spec.Archive.SizeBytes
 			return nil
 		})
 	}
@@ -108,14 +108,14 @@ func ignoreRace(err error) error {
 func (r *PruneReconciler) podGone(ctx context.Context, c *cqv1.Checkpoint) (bool, error) {
 	p := &metav1.PartialObjectMetadata{}
 	p.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: podNamespace(c), Name: c.Status.PodName}, p)
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: podNamespace(c), Name: c.Spec.Archive.PodName}, p)
 	switch {
 	case apierrors.IsNotFound(err):
 		return true, nil
 	case err != nil:
 		return false, err
 	}
-	return p.UID != c.Status.PodUID, nil
+	return p.UID != c.Spec.Archive.PodUID, nil
 }
 
 // prunedEvent reports a group on its quota, and on the pod where it still exists.

@@ -7,13 +7,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
-	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
@@ -69,9 +67,10 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time) (*world, erro
 		w.all = append(w.all, c)
 		present[c.UID] = !c.DeletionTimestamp.IsZero()
 		// Terminating archives are on their way out: the agent removes the file. A
-		// Checkpoint whose status the agent has not written yet is left out until it has:
-		// without its time it would be taken for the newest and spare an older archive.
-		if !c.DeletionTimestamp.IsZero() || r.Engine.isGone(c.UID) || c.Status.FileName == "" {
+		// Checkpoint without spec.archive, which an agent before v0.3 published, is left out
+		// until its agent adopts it: without its time it would be taken for the newest and
+		// spare an older archive.
+		if !c.DeletionTimestamp.IsZero() || r.Engine.isGone(c.UID) || c.Spec.Archive == nil {
 			continue
 		}
 		if ns := podNamespace(c); nsLabels[ns] == nil {
@@ -80,12 +79,6 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time) (*world, erro
 			}
 		}
 		a := archiveOf(c)
-		if ft, ok := r.fileTimes[c.UID]; ok && ft.name == c.Status.FileName {
-			a.FileTime = ft.time
-		} else {
-			a.FileTime, _ = archive.TimeFromName(c.Status.FileName)
-			r.fileTimes[c.UID] = fileTime{name: c.Status.FileName, time: a.FileTime}
-		}
 		if since, orphan := r.orphanSince(ctx, w, c, now); orphan {
 			a.OrphanSince = since
 		}
@@ -124,17 +117,11 @@ func (w *world) addQuota(obj client.Object, ref policy.Ref, q *policy.Quota, err
 	w.policies = append(w.policies, q)
 }
 
-// fileTime is the time parsed from a file name.
-type fileTime struct {
-	name string
-	time time.Time
-}
-
 // podNamespace is the namespace the archive was taken in: the Checkpoint's own, or for an
 // orphan living in the agent's namespace, the gone namespace it names.
 func podNamespace(c *cqv1.Checkpoint) string {
-	if c.Status.OrphanOf != "" {
-		return c.Status.OrphanOf
+	if c.Spec.Archive != nil && c.Spec.Archive.OrphanOf != "" {
+		return c.Spec.Archive.OrphanOf
 	}
 	return c.Namespace
 }
@@ -143,26 +130,13 @@ func podNamespace(c *cqv1.Checkpoint) string {
 // against that namespace (so against the cluster quotas that select it), never against
 // the agent's namespace, where its object lives.
 func archiveOf(c *cqv1.Checkpoint) quota.Archive {
-	a := quota.Archive{
+	s := c.Spec.Archive
+	return quota.Archive{
 		Name: c.Name, Namespace: podNamespace(c),
-		Pod: c.Status.PodName, PodUID: string(c.Status.PodUID), Container: c.Status.ContainerName,
-		Node: c.Status.NodeName, Size: c.Status.SizeBytes,
-		Pinned:     c.IsPinned(),
-		Unreadable: meta.IsStatusConditionTrue(c.Status.Conditions, cqv1.CheckpointConditionUnreadable),
+		Pod: s.PodName, PodUID: string(s.PodUID), Container: s.ContainerName,
+		Node: s.NodeName, Size: s.SizeBytes, CheckpointTime: s.CheckpointTime.Time,
+		Pinned: c.IsPinned(), Unreadable: c.IsUnreadable(),
 	}
-	if a.Pod == "" {
-		a.Pod = c.Labels[cqv1.LabelPod]
-	}
-	if a.Container == "" {
-		a.Container = c.Labels[cqv1.LabelContainer]
-	}
-	if c.Status.CheckpointTime != nil {
-		a.CheckpointTime = c.Status.CheckpointTime.Time
-	}
-	if c.Status.ModTime != nil {
-		a.ModTime = c.Status.ModTime.Time
-	}
-	return a
 }
 
 func (r *PruneReconciler) namespaceLabels(ctx context.Context, name string) (map[string]string, bool) {
@@ -200,11 +174,12 @@ func (r *PruneReconciler) pod(ctx context.Context, w *world, key types.Namespace
 // when this controller knows it. An archive without a pod UID, or a cache that cannot
 // answer, is never an orphan.
 func (r *PruneReconciler) orphanSince(ctx context.Context, w *world, c *cqv1.Checkpoint, now time.Time) (time.Time, bool) {
-	if c.Status.PodUID == "" || c.Status.PodName == "" {
+	s := c.Spec.Archive
+	if s.PodUID == "" || s.PodName == "" {
 		return time.Time{}, false
 	}
-	p, err := r.pod(ctx, w, types.NamespacedName{Namespace: podNamespace(c), Name: c.Status.PodName})
-	if err != nil || (p != nil && p.UID == c.Status.PodUID) {
+	p, err := r.pod(ctx, w, types.NamespacedName{Namespace: podNamespace(c), Name: s.PodName})
+	if err != nil || (p != nil && p.UID == s.PodUID) {
 		delete(r.orphans, c.UID)
 		return time.Time{}, false
 	}
@@ -220,11 +195,6 @@ func (r *PruneReconciler) forgetOrphans(present map[types.UID]bool) {
 	for uid := range r.orphans {
 		if _, ok := present[uid]; !ok {
 			delete(r.orphans, uid)
-		}
-	}
-	for uid := range r.fileTimes {
-		if _, ok := present[uid]; !ok {
-			delete(r.fileTimes, uid)
 		}
 	}
 }

@@ -7,12 +7,9 @@ import (
 
 // Labels, finalizer and annotations the node agent puts on Checkpoint objects.
 const (
-	// LabelNode names the node that holds the archive.
+	// LabelNode names the node that holds the archive. The agent's cache holds only the
+	// Checkpoints with its node's label.
 	LabelNode = "checkpointquota.dev/node"
-	// LabelPod names the checkpointed pod.
-	LabelPod = "checkpointquota.dev/pod"
-	// LabelContainer names the checkpointed container.
-	LabelContainer = "checkpointquota.dev/container"
 
 	// LabelOrphanOf is set on the Checkpoint of an archive whose namespace is gone: the
 	// object then lives in the agent's namespace, and the label names the namespace the
@@ -24,69 +21,94 @@ const (
 	// on every Checkpoint. Nothing sets it any more: agents remove it where they find it,
 	// and the manager when it releases the Checkpoints of a gone node.
 	LegacyFinalizerArchive = "checkpointquota.dev/archive"
+
+	// LegacyAnnotationFile held the archive's path on Checkpoints that older agents wrote,
+	// before spec.archive did. Agents still read it, to adopt those objects, and remove it.
+	LegacyAnnotationFile = "checkpointquota.dev/file"
 )
 
-// CheckpointSpec holds the one field a user sets on a Checkpoint.
+// CheckpointSpec holds the archive a Checkpoint stands for, which the node agent sets when
+// it creates the object and nobody can change afterwards, and spec.pinned, the one field
+// a person sets.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.archive) || has(self.archive)",message="spec.archive is written by the node agent and cannot be removed; only spec.pinned can change"
 type CheckpointSpec struct {
 	// Pinned keeps the archive: pruning never deletes it, and it still counts against limits.
 	// A .keep marker beside the archive on the node pins it too.
 	// +optional
 	Pinned bool `json:"pinned,omitempty"`
+
+	// Archive is where the archive is and whose it is, as the node agent read it. Objects
+	// that agents before v0.3 published have none until their agent adopts them.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.archive is written by the node agent from the archive on the node and cannot change; only spec.pinned can"
+	Archive *ArchiveSource `json:"archive,omitempty"`
 }
 
-// CheckpointStatus is what the node agent read from the archive.
-type CheckpointStatus struct {
+// ArchiveSource is one archive file on one node and the container it was taken from.
+// The agent publishes an identity only when the runtime's own metadata and the kubelet's
+// file name agree on it (docs/node-agent.md, "Identity").
+type ArchiveSource struct {
 	// NodeName is the node whose disk holds the archive.
+	// +kubebuilder:validation:MaxLength=253
 	NodeName string `json:"nodeName"`
 	// Directory is the checkpoint directory on the node.
+	// +kubebuilder:validation:MaxLength=4096
 	Directory string `json:"directory"`
 	// FileName is the archive's file name inside Directory.
+	// +kubebuilder:validation:MaxLength=1024
 	FileName string `json:"fileName"`
 
 	// PodName is the checkpointed pod.
-	// +optional
-	PodName string `json:"podName,omitempty"`
+	// +kubebuilder:validation:MaxLength=253
+	PodName string `json:"podName"`
 	// PodUID is the UID of the checkpointed pod; an archive whose pod UID no longer exists is an orphan.
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=128
 	PodUID types.UID `json:"podUID,omitempty"`
 	// ContainerName is the checkpointed container.
+	// +kubebuilder:validation:MaxLength=253
+	ContainerName string `json:"containerName"`
+	// OrphanOf is the namespace the archive was taken in, set when that namespace was gone
+	// when the agent published it, and the Checkpoint lives in the agent's namespace instead.
 	// +optional
-	ContainerName string `json:"containerName,omitempty"`
-	// OrphanOf is the namespace the archive was taken in, set when that namespace is gone
-	// and the Checkpoint lives in the node agent's namespace instead.
-	// +optional
+	// +kubebuilder:validation:MaxLength=63
 	OrphanOf string `json:"orphanOf,omitempty"`
 
 	// SizeBytes is the archive's exact size.
+	// +kubebuilder:validation:Minimum=0
+	SizeBytes int64 `json:"sizeBytes"`
+	// Size is SizeBytes for people, such as "1.2Gi", for kubectl get.
 	// +optional
-	SizeBytes int64 `json:"sizeBytes,omitempty"`
-	// Size is SizeBytes for people, such as "1.2Gi".
-	// +optional
+	// +kubebuilder:validation:MaxLength=16
 	Size string `json:"size,omitempty"`
 
 	// CheckpointTime is when the checkpoint was taken: from inside the archive, else the
 	// file name, else the file's modification time.
-	// +optional
-	CheckpointTime *metav1.Time `json:"checkpointTime,omitempty"`
-	// ModTime is the archive file's modification time.
-	// +optional
-	ModTime *metav1.Time `json:"modTime,omitempty"`
+	CheckpointTime metav1.Time `json:"checkpointTime"`
 
-	// Runtime is the container runtime that wrote the archive (cri-o, containerd, ...).
+	// Runtime is the container runtime that wrote the archive (cri-o, containerd).
 	// +optional
+	// +kubebuilder:validation:MaxLength=32
 	Runtime string `json:"runtime,omitempty"`
-	// Image is the container's image.
+	// Image is the image the container was started from.
 	// +optional
+	// +kubebuilder:validation:MaxLength=1024
 	Image string `json:"image,omitempty"`
+}
 
+// CheckpointStatus is what the node agent observes besides the archive itself: what pins
+// it, and whether it could be read. A readable, unpinned archive has an empty status, so
+// that publishing it is one write.
+type CheckpointStatus struct {
 	// Pinned is true when spec.pinned is set or a .keep marker sits beside the archive.
 	// +optional
 	Pinned bool `json:"pinned,omitempty"`
-	// KeepMarker is true when a .keep marker sits beside the archive on the node.
+	// KeepMarker is true when a .keep marker that a person wrote sits beside the archive on the node.
 	// +optional
 	KeepMarker bool `json:"keepMarker,omitempty"`
 
-	// Conditions: Ready, and Unreadable when the archive's identity could not be read.
+	// Conditions: Unreadable, present only while the archive could not be read.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -106,13 +128,16 @@ const (
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ckpt,categories=checkpoint-quota
-// +kubebuilder:printcolumn:name="Pod",type=string,JSONPath=`.status.podName`
-// +kubebuilder:printcolumn:name="Container",type=string,JSONPath=`.status.containerName`
-// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.nodeName`
-// +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.status.size`
+// +kubebuilder:printcolumn:name="Pod",type=string,JSONPath=`.spec.archive.podName`
+// +kubebuilder:printcolumn:name="Container",type=string,JSONPath=`.spec.archive.containerName`
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.archive.nodeName`
+// +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.spec.archive.size`
 // +kubebuilder:printcolumn:name="Pinned",type=boolean,JSONPath=`.status.pinned`
-// +kubebuilder:printcolumn:name="Orphan-Of",type=string,JSONPath=`.status.orphanOf`,description="The namespace the archive was taken in, when that namespace is gone"
-// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.status.checkpointTime`,description="Time since the checkpoint was taken"
+// +kubebuilder:printcolumn:name="Orphan-Of",type=string,JSONPath=`.spec.archive.orphanOf`,description="The namespace the archive was taken in, when that namespace is gone"
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.spec.archive.checkpointTime`,description="Time since the checkpoint was taken"
+// +kubebuilder:selectablefield:JSONPath=`.spec.archive.nodeName`
+// +kubebuilder:selectablefield:JSONPath=`.spec.archive.podName`
+// +kubebuilder:selectablefield:JSONPath=`.spec.archive.containerName`
 type Checkpoint struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -124,6 +149,16 @@ type Checkpoint struct {
 // IsPinned reports whether pruning must keep the archive.
 func (c *Checkpoint) IsPinned() bool {
 	return c.Spec.Pinned || c.Status.Pinned || c.Status.KeepMarker
+}
+
+// IsUnreadable reports whether the agent could not read the archive.
+func (c *Checkpoint) IsUnreadable() bool {
+	for _, cond := range c.Status.Conditions {
+		if cond.Type == CheckpointConditionUnreadable {
+			return cond.Status == metav1.ConditionTrue
+		}
+	}
+	return false
 }
 
 // CheckpointList is a list of Checkpoint.

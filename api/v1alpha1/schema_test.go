@@ -87,6 +87,29 @@ spec:
 		Expect(stderr).To(ContainSubstring(`spec.limits.perNamespace.checkpoints: Invalid value: -3: must be 0 or more: 0 prunes every unpinned archive; leave the field out for no limit`))
 	})
 
+	It("keeps spec.archive as the agent wrote it and lets only spec.pinned change", func() {
+		ckpt := builder.Checkpoint("node-1-fixed", ns).Of("cache-0", "uid-1", "redis").On("node-1", "/var/lib/kubelet/checkpoints", "checkpoint-cache-0_"+ns+"-redis-2026-11-24T10:30:00Z.tar").
+			Size(1024, "1Ki").At(metav1.Now()).Obj()
+		Expect(env.Client.Create(ctx, ckpt)).To(Succeed())
+
+		for patch, wantErr := range map[string]string{
+			`{"spec":{"archive":{"sizeBytes":1}}}`: "spec.archive: Invalid value: spec.archive is written by the node agent from the archive on the node and cannot change; only spec.pinned can",
+			`{"spec":{"archive":null}}`:            "spec: Invalid value: spec.archive is written by the node agent and cannot be removed; only spec.pinned can change",
+			`{"spec":{"pinned":true}}`:             "",
+		} {
+			out, stderr, err := env.Kubectl("", "patch", "checkpoint", ckpt.Name, "-n", ns, "--type", "merge", "-p", patch)
+			if wantErr == "" {
+				Expect(err).NotTo(HaveOccurred(), patch+": "+stderr)
+				continue
+			}
+			Expect(err).To(HaveOccurred(), patch+": "+out)
+			Expect(stderr).To(ContainSubstring(wantErr), patch)
+		}
+		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(ckpt), ckpt)).To(Succeed())
+		Expect(ckpt.Spec.Pinned).To(BeTrue())
+		Expect(ckpt.Spec.Archive.SizeBytes).To(Equal(int64(1024)))
+	})
+
 	It("shows the printer columns in kubectl get", func() {
 		quota := builder.Quota("shown", ns).Total(50, "10Gi").Enforcement(cqv1.EnforcementEnforce).Obj()
 		Expect(env.Client.Create(ctx, quota)).To(Succeed())
@@ -94,10 +117,9 @@ spec:
 		Expect(env.Client.Status().Update(ctx, quota)).To(Succeed())
 
 		taken := metav1.NewTime(time.Now().Add(-3 * time.Hour))
-		ckpt := builder.Checkpoint("node-1-shown", ns).Obj()
+		ckpt := builder.Checkpoint("node-1-shown", ns).Of("cache-0", "uid-1", "redis").On("node-1", "/var/lib/kubelet/checkpoints", "checkpoint-cache-0_"+ns+"-redis-2026-11-24T10:30:00Z.tar").
+			Size(1288490189, "1.2Gi").At(taken).Obj()
 		Expect(env.Client.Create(ctx, ckpt)).To(Succeed())
-		ckpt.Status = builder.Checkpoint("", "").Of("cache-0", "uid-1", "redis").On("node-1", "/var/lib/kubelet/checkpoints", "checkpoint-cache-0_"+ns+"-redis-2026-11-24T10:30:00Z.tar").
-			Size(1288490189, "1.2Gi").At(taken).Obj().Status
 		ckpt.Status.Pinned = true
 		Expect(env.Client.Status().Update(ctx, ckpt)).To(Succeed())
 

@@ -14,8 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
-	"github.com/checkpoint-quota/checkpoint-quota/internal/nodeagent"
 	testarchive "github.com/checkpoint-quota/checkpoint-quota/test/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
 )
 
 var _ = Describe("Broken archives", func() {
@@ -63,7 +63,7 @@ var _ = Describe("Broken archives", func() {
 		Eventually(func(g Gomega) []string { return fileNames(checkpointsOf(node)(g)) }).Should(ConsistOf(good.FileName(), truncatedName))
 		var truncatedObj cqv1.Checkpoint
 		for _, c := range checkpointsOf(node)(Default) {
-			if c.Status.FileName == truncatedName {
+			if c.Spec.Archive.FileName == truncatedName {
 				truncatedObj = c
 			}
 		}
@@ -100,11 +100,9 @@ var _ = Describe("Broken archives", func() {
 		Expect(target).To(BeAnExistingFile(), "the symlink's target outside the directory is gone")
 
 		// A Checkpoint forged for the symlink and deleted never removes it or its target.
-		forged := &cqv1.Checkpoint{ObjectMeta: metav1.ObjectMeta{
-			Name: "forged", Namespace: ns,
-			Labels:      map[string]string{cqv1.LabelNode: node},
-			Annotations: map[string]string{nodeagent.AnnotationFile: paths[testarchive.Symlink]},
-		}}
+		forged := builder.Checkpoint("forged", ns).Of("broken-symlink", "forged-uid", "app").
+			On(node, filepath.Dir(paths[testarchive.Symlink]), filepath.Base(paths[testarchive.Symlink])).
+			Size(1, "1").At(metav1.Now()).Obj()
 		Expect(env.Client.Create(ctx, forged)).To(Succeed())
 		// The agent may release it first, as it stands for no readable archive; either way the file stays.
 		Expect(client.IgnoreNotFound(env.Client.Delete(ctx, forged))).To(Succeed())
@@ -112,7 +110,8 @@ var _ = Describe("Broken archives", func() {
 		Expect(exists(paths[testarchive.Symlink])).To(BeTrue())
 		Expect(target).To(BeAnExistingFile())
 
-		// A broken archive replaced whole (rename is atomic) is read again; its Checkpoint is updated.
+		// A broken archive replaced whole (rename is atomic) is read again; a new Checkpoint,
+		// readable, stands for it, as spec.archive never changes.
 		truncated := paths[testarchive.Truncated]
 		fixed := testarchive.New(ns, "broken-"+string(testarchive.Truncated), "app").At(time.Now().UTC().Truncate(time.Second))
 		tmp := fixed.MustWrite(GinkgoT().TempDir())
@@ -120,13 +119,13 @@ var _ = Describe("Broken archives", func() {
 		Eventually(func(g Gomega) {
 			var again cqv1.Checkpoint
 			for _, c := range checkpointsOf(node)(g) {
-				if c.Status.FileName == truncatedName {
+				if c.Spec.Archive.FileName == truncatedName {
 					again = c
 				}
 			}
-			g.Expect(again.UID).To(Equal(truncatedObj.UID))
-			g.Expect(again.Status.SizeBytes).To(Equal(fixed.Size))
-			g.Expect(meta.IsStatusConditionFalse(again.Status.Conditions, cqv1.CheckpointConditionUnreadable)).To(BeTrue())
+			g.Expect(again.UID).NotTo(Equal(truncatedObj.UID))
+			g.Expect(again.Spec.Archive.SizeBytes).To(Equal(fixed.Size))
+			g.Expect(again.Status.Conditions).To(BeEmpty())
 		}).Should(Succeed())
 		Eventually(func() float64 {
 			return metric(node, "checkpointquota_node_unreadable_archives", map[string]string{"reason": "Truncated"})

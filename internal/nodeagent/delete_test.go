@@ -24,7 +24,7 @@ func publishedAs(node string, a *testarchive.Archive) cqv1.Checkpoint {
 	Eventually(func(g Gomega) {
 		var hit []cqv1.Checkpoint
 		for _, c := range checkpointsOf(node)(g) {
-			if c.Status.FileName == a.FileName() && c.DeletionTimestamp.IsZero() {
+			if c.Spec.Archive.FileName == a.FileName() && c.DeletionTimestamp.IsZero() {
 				hit = append(hit, c)
 			}
 		}

@@ -83,9 +83,9 @@ var _ = Describe("Archive identity", func() {
 		Eventually(func(g Gomega) []string { return fileNames(checkpointsOf(node)(g)) }).
 			Should(ConsistOf(full.FileName(), partial.FileName(), containerdKeys.FileName()))
 		for _, c := range checkpointsOf(node)(Default) {
-			Expect(c.Namespace).To(Equal(tenant), "%s", c.Status.FileName)
-			Expect(c.Status.PodName).To(HavePrefix("forger-"))
-			Expect(meta.IsStatusConditionFalse(c.Status.Conditions, cqv1.CheckpointConditionUnreadable)).To(BeTrue(), "%s", c.Status.FileName)
+			Expect(c.Namespace).To(Equal(tenant), "%s", c.Spec.Archive.FileName)
+			Expect(c.Spec.Archive.PodName).To(HavePrefix("forger-"))
+			Expect(c.Status.Conditions).To(BeEmpty(), "a readable archive has no condition: %s", c.Spec.Archive.FileName)
 		}
 		Eventually(func() float64 {
 			return metric(node, "checkpointquota_node_unreadable_archives", map[string]string{"reason": "IdentityMismatch"})
@@ -97,7 +97,7 @@ var _ = Describe("Archive identity", func() {
 		out, stderr, err := env.Kubectl("", "get", "checkpoints", "-n", victim)
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(out + stderr).To(ContainSubstring("No resources found"))
-		out, stderr, err = env.Kubectl("", "get", "checkpoints", "-n", tenant, "-o", "custom-columns=POD:.status.podName,NS:.metadata.namespace", "--no-headers")
+		out, stderr, err = env.Kubectl("", "get", "checkpoints", "-n", tenant, "-o", "custom-columns=POD:.spec.archive.podName,NS:.metadata.namespace", "--no-headers")
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(strings.Fields(out)).To(ConsistOf("forger-full", tenant, "forger-partial", tenant, "forger-containerd-keys", tenant))
 		Consistently(func(g Gomega) []string {
@@ -162,13 +162,13 @@ var _ = Describe("Archive identity", func() {
 		for _, c := range checkpointsOf(node)(Default) {
 			Expect(c.Namespace).To(Equal(ns))
 			cond := meta.FindStatusCondition(c.Status.Conditions, cqv1.CheckpointConditionUnreadable)
-			Expect(cond).NotTo(BeNil(), c.Status.FileName)
-			Expect(cond.Status).To(Equal(metav1.ConditionTrue), c.Status.FileName)
+			Expect(cond).NotTo(BeNil(), c.Spec.Archive.FileName)
+			Expect(cond.Status).To(Equal(metav1.ConditionTrue), c.Spec.Archive.FileName)
 		}
 		for broken, reason := range inNamespace {
 			var found bool
 			for _, c := range checkpointsOf(node)(Default) {
-				if c.Status.FileName == filepath.Base(paths[broken]) {
+				if c.Spec.Archive.FileName == filepath.Base(paths[broken]) {
 					found = true
 					Expect(meta.FindStatusCondition(c.Status.Conditions, cqv1.CheckpointConditionUnreadable).Reason).To(Equal(reason), string(broken))
 				}

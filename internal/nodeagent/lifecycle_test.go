@@ -86,7 +86,7 @@ var _ = Describe("Namespace deletion and uninstalling", func() {
 		orphan := orphansOf(ns)(Default)[0]
 		out, stderr, err = env.Kubectl("", "delete", "checkpoint", orphan.Name, "-n", orphanNamespace)
 		Expect(err).NotTo(HaveOccurred(), out+stderr)
-		removed := filepath.Join(orphan.Status.Directory, orphan.Status.FileName)
+		removed := filepath.Join(orphan.Spec.Archive.Directory, orphan.Spec.Archive.FileName)
 		Eventually(func() bool { return exists(removed) }).Should(BeFalse())
 		var rest []string
 		for _, p := range paths {

@@ -160,11 +160,12 @@ func Setup(mgr manager.Manager, cfg Config) error {
 
 // keyOf returns the archive a Checkpoint stands for.
 func keyOf(obj *cqv1.Checkpoint) (fileKey, bool) {
-	if p := obj.Annotations[AnnotationFile]; p != "" {
-		return keyFromPath(p), true
+	if a := obj.Spec.Archive; a != nil {
+		return fileKey{Dir: a.Directory, Name: a.FileName}, true
 	}
-	if obj.Status.Directory != "" && obj.Status.FileName != "" {
-		return fileKey{Dir: obj.Status.Directory, Name: obj.Status.FileName}, true
+	// Published by an agent before spec.archive, and not yet adopted.
+	if p := obj.Annotations[cqv1.LegacyAnnotationFile]; p != "" {
+		return keyFromPath(p), true
 	}
 	return fileKey{}, false
 }

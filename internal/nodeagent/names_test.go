@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
@@ -73,23 +72,6 @@ func TestLabelValue(t *testing.T) {
 				t.Errorf("labelValue(%q) = %q, want unchanged: %v", tc.in, got, tc.wantSame)
 			}
 		})
-	}
-}
-
-func TestReadableSize(t *testing.T) {
-	tests := map[int64]string{
-		0:                   "0",
-		1000:                "1000",
-		64 << 10:            "64Ki",
-		1<<30 + 1<<30/5 + 1: "1.2Gi",
-		3 << 40:             "3Ti",
-	}
-	got := map[int64]string{}
-	for n := range tests {
-		got[n] = ReadableSize(n)
-	}
-	if diff := cmp.Diff(tests, got); diff != "" {
-		t.Errorf("ReadableSize (-want +got):\n%s", diff)
 	}
 }
 

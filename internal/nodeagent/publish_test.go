@@ -10,10 +10,12 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/nodeagent"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 	testarchive "github.com/checkpoint-quota/checkpoint-quota/test/archive"
 )
 
@@ -27,22 +29,19 @@ type identity struct {
 }
 
 func identityOf(c cqv1.Checkpoint) identity {
-	id := identity{
-		Namespace: c.Namespace, Pod: c.Status.PodName, UID: string(c.Status.PodUID), Container: c.Status.ContainerName,
-		Node: c.Status.NodeName, FileName: c.Status.FileName, Size: c.Status.Size, SizeBytes: c.Status.SizeBytes,
-		Runtime: c.Status.Runtime, Image: c.Status.Image,
+	a := c.Spec.Archive
+	return identity{
+		Namespace: c.Namespace, Pod: a.PodName, UID: string(a.PodUID), Container: a.ContainerName,
+		Node: a.NodeName, FileName: a.FileName, Size: a.Size, SizeBytes: a.SizeBytes,
+		Runtime: a.Runtime, Image: a.Image, Time: a.CheckpointTime.UTC(),
 		Finalizers: len(c.Finalizers),
 	}
-	if c.Status.CheckpointTime != nil {
-		id.Time = c.Status.CheckpointTime.UTC()
-	}
-	return id
 }
 
 func identityWant(a *testarchive.Archive, node, runtime string) identity {
 	return identity{
 		Namespace: a.Namespace, Pod: a.Pod, UID: a.PodUID, Container: a.Container, Node: node, FileName: a.FileName(),
-		Size: nodeagent.ReadableSize(a.Size), SizeBytes: a.Size, Runtime: runtime, Image: a.Image, Time: a.Time,
+		Size: quota.Bytes(a.Size), SizeBytes: a.Size, Runtime: runtime, Image: a.Image, Time: a.Time,
 	}
 }
 
@@ -115,7 +114,7 @@ var _ = Describe("Publishing archives", func() {
 				}
 				for _, c := range checkpointsOf(node)(Default) {
 					mu.Lock()
-					seenWhileWriting = append(seenWhileWriting, c.Status.SizeBytes)
+					seenWhileWriting = append(seenWhileWriting, c.Spec.Archive.SizeBytes)
 					mu.Unlock()
 				}
 			}
@@ -140,14 +139,14 @@ var _ = Describe("Publishing archives", func() {
 		Eventually(func(g Gomega) {
 			items := checkpointsOf(node)(g)
 			g.Expect(items).To(HaveLen(1))
-			g.Expect(items[0].Status.SizeBytes).To(Equal(int64(len(data))))
-			g.Expect(items[0].Status.PodName).To(Equal("cache-0"))
+			g.Expect(items[0].Spec.Archive.SizeBytes).To(Equal(int64(len(data))))
+			g.Expect(items[0].Spec.Archive.PodName).To(Equal("cache-0"))
 		}).Should(Succeed())
 		Expect(metric(node, "checkpointquota_node_archive_reads_total", nil)).To(Equal(1.0), "the archive was read more than once")
 		Consistently(func(g Gomega) []string { return fileNames(checkpointsOf(node)(g)) }, 2*settle).Should(HaveLen(1))
 	})
 
-	It("updates the Checkpoint when the file changes and deletes it when the file disappears", func() {
+	It("replaces the Checkpoint when the file changes and deletes it when the file disappears", func() {
 		ns, err := env.CreateNamespace(ctx, "change")
 		Expect(err).NotTo(HaveOccurred())
 		node, dir := newNode()
@@ -157,15 +156,16 @@ var _ = Describe("Publishing archives", func() {
 		Eventually(func(g Gomega) []cqv1.Checkpoint { return checkpointsOf(node)(g) }).Should(HaveLen(1))
 		uid := checkpointsOf(node)(Default)[0].UID
 
-		// The same name, replaced (rename is atomic) by a bigger archive of another pod UID.
+		// The same name, replaced (rename is atomic) by a bigger archive of another pod UID:
+		// spec.archive never changes, so a new Checkpoint stands for the new archive.
 		tmp := a.WithSize(128 << 10).WithUID("rewritten-uid").MustWrite(GinkgoT().TempDir())
 		Expect(os.Rename(tmp, path)).To(Succeed())
 		Eventually(func(g Gomega) {
 			items := checkpointsOf(node)(g)
 			g.Expect(items).To(HaveLen(1))
-			g.Expect(items[0].UID).To(Equal(uid), "the Checkpoint was replaced instead of updated")
-			g.Expect(items[0].Status.SizeBytes).To(Equal(int64(128 << 10)))
-			g.Expect(items[0].Status.PodUID).To(Equal(types.UID("rewritten-uid")))
+			g.Expect(items[0].UID).NotTo(Equal(uid), "the Checkpoint of the old archive still stands")
+			g.Expect(items[0].Spec.Archive.SizeBytes).To(Equal(int64(128 << 10)))
+			g.Expect(items[0].Spec.Archive.PodUID).To(Equal(types.UID("rewritten-uid")))
 		}).Should(Succeed())
 
 		Expect(os.Remove(path)).To(Succeed())
@@ -206,5 +206,56 @@ var _ = Describe("Publishing archives", func() {
 			return after
 		}, time.Second).Should(Equal(before))
 		Expect(checkpointsOf(nodeA)(Default)).To(BeEmpty())
+	})
+})
+
+var _ = Describe("Upgrading from an agent before spec.archive", func() {
+	It("adopts the Checkpoints that agent published, keeping their names, UIDs and pins", func() {
+		ns, err := env.CreateNamespace(ctx, "upgrade")
+		Expect(err).NotTo(HaveOccurred())
+		node, dir := newNode()
+		a := testarchive.New(ns, "cache-0", "redis").At(time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC))
+		path := a.MustWrite(dir)
+		// What the older agent left: the path in an annotation, the pod and container in
+		// labels, a Readable condition in status, and a pin a person set.
+		legacy := &cqv1.Checkpoint{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: nodeagent.ObjectName(node, dir, a.FileName()), Namespace: ns,
+				Labels: map[string]string{cqv1.LabelNode: node,
+					"checkpointquota.dev/pod": a.Pod, "checkpointquota.dev/container": a.Container},
+				Annotations: map[string]string{cqv1.LegacyAnnotationFile: path, "team": "cache"},
+			},
+			Spec: cqv1.CheckpointSpec{Pinned: true},
+		}
+		Expect(env.Client.Create(ctx, legacy)).To(Succeed())
+		legacy.Status.Conditions = []metav1.Condition{{Type: cqv1.CheckpointConditionUnreadable, Status: metav1.ConditionFalse,
+			Reason: "Readable", Message: "the identity was read from config.dump and spec.dump", LastTransitionTime: metav1.Now()}}
+		Expect(env.Client.Status().Update(ctx, legacy)).To(Succeed())
+
+		startAgent(node, settleTime, dir)
+		Eventually(func(g Gomega) {
+			items := checkpointsOf(node)(g)
+			g.Expect(items).To(HaveLen(1))
+			c := items[0]
+			g.Expect(c.UID).To(Equal(legacy.UID), "the Checkpoint was replaced instead of adopted")
+			g.Expect(c.Spec.Archive).NotTo(BeNil())
+			g.Expect(identityOf(c)).To(Equal(identityWant(a, node, "cri-o")))
+			g.Expect(c.Spec.Pinned).To(BeTrue())
+			g.Expect(c.Status.Pinned).To(BeTrue())
+			g.Expect(c.Status.Conditions).To(BeEmpty())
+			g.Expect(c.Labels).To(Equal(map[string]string{cqv1.LabelNode: node}))
+			g.Expect(c.Annotations).To(Equal(map[string]string{"team": "cache"}))
+		}).Should(Succeed())
+
+		// Adopted, it is the archive's Checkpoint like any other: spec.archive cannot be
+		// edited, and a person's delete, once unpinned, removes the file.
+		out, stderr, err := env.Kubectl("", "patch", "checkpoint", legacy.Name, "-n", ns, "--type", "merge", "-p", `{"spec":{"archive":{"podName":"other"}}}`)
+		Expect(err).To(HaveOccurred(), out)
+		Expect(stderr).To(ContainSubstring("spec.archive is written by the node agent"))
+		out, stderr, err = env.Kubectl("", "patch", "checkpoint", legacy.Name, "-n", ns, "--type", "merge", "-p", `{"spec":{"pinned":false}}`)
+		Expect(err).NotTo(HaveOccurred(), out+stderr)
+		out, stderr, err = env.Kubectl("", "delete", "checkpoint", legacy.Name, "-n", ns)
+		Expect(err).NotTo(HaveOccurred(), out+stderr)
+		Eventually(func() bool { return exists(path) }).Should(BeFalse())
 	})
 })

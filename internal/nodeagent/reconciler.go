@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -21,11 +23,8 @@ import (
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
-
-// AnnotationFile holds the archive's path on the node. It is set at creation, before the
-// status, so that an object whose status was never written still leads back to its file.
-const AnnotationFile = "checkpointquota.dev/file"
 
 // indexFile indexes the cached Checkpoints of this node by archive path.
 const indexFile = "checkpointquota.dev/file"
@@ -209,38 +208,47 @@ type published struct {
 	marker  markerKind
 }
 
-// publish creates or updates the archive's Checkpoint, and records it on the node.
+// publish creates the archive's Checkpoint, or brings the one there is in line with the
+// archive, and records it on the node. A readable, unpinned archive costs one write: the
+// Create, which carries the whole of spec.archive.
 func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoint, p published) error {
-	id := p.res.Identity
-	labels := map[string]string{
-		cqv1.LabelNode:      labelValue(r.Config.NodeName),
-		cqv1.LabelPod:       labelValue(id.Pod),
-		cqv1.LabelContainer: labelValue(id.Container),
-	}
+	want := r.archiveSource(k, p)
+	labels := map[string]string{cqv1.LabelNode: labelValue(r.Config.NodeName)}
 	if p.dest.orphanOf != "" {
 		labels[cqv1.LabelOrphanOf] = p.dest.orphanOf
 	}
-	if obj == nil {
+	pinned := p.marker == markerAgent
+	if obj != nil && obj.Spec.Archive != nil && !equality.Semantic.DeepEqual(*obj.Spec.Archive, want) {
+		// spec.archive never changes: an archive rewritten in place (or read differently
+		// by a newer agent) gets a new object, and keeps the pin a person set on the old one.
+		pinned = pinned || obj.Spec.Pinned
+		err := r.release(ctx, k, obj)
+		if apierrors.IsForbidden(err) {
+			// The pinned-checkpoint policy refuses to delete a pinned Checkpoint, even for
+			// the agent: the old object stays until a person unpins it, and the file is kept.
+			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "ArchiveChanged", "Publish",
+				"the archive %s changed on node %s, but this Checkpoint is pinned and cannot be replaced: %s; unpin it to publish the new archive",
+				k.Path(), r.Config.NodeName, eventNote(err))
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		obj = nil
+	}
+	switch {
+	case obj == nil:
 		obj = &cqv1.Checkpoint{
-			ObjectMeta: metav1.ObjectMeta{
-				Name: p.name, Namespace: p.dest.namespace, Labels: labels,
-				Annotations: map[string]string{AnnotationFile: k.Path()},
-			},
+			ObjectMeta: metav1.ObjectMeta{Name: p.name, Namespace: p.dest.namespace, Labels: labels},
 			// The agent's own marker is how spec.pinned outlives its object.
-			Spec: cqv1.CheckpointSpec{Pinned: p.marker == markerAgent},
+			Spec: cqv1.CheckpointSpec{Pinned: pinned, Archive: &want},
 		}
 		if err := r.Client.Create(ctx, obj); err != nil {
 			// AlreadyExists: the cache has not seen the object yet; the retry will.
 			return fmt.Errorf("creating Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
 		}
-	} else if needsMeta(obj, labels, k) {
-		patch := client.MergeFrom(obj.DeepCopy())
-		obj.Labels = labels
-		if obj.Annotations == nil {
-			obj.Annotations = map[string]string{}
-		}
-		obj.Annotations[AnnotationFile] = k.Path()
-		if err := r.Client.Patch(ctx, obj, patch); err != nil {
+	case obj.Spec.Archive == nil || needsMeta(obj, labels):
+		if err := r.adopt(ctx, obj, want, labels); err != nil {
 			return err
 		}
 	}
@@ -254,7 +262,7 @@ func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoin
 		return err
 	}
 	p.marker = marker
-	status := r.status(k, obj, p)
+	status := r.status(obj, p)
 	if equality.Semantic.DeepEqual(obj.Status, status) {
 		return nil
 	}
@@ -286,7 +294,60 @@ func (r *Reconciler) remember(ctx context.Context, k fileKey, obj *cqv1.Checkpoi
 	})
 }
 
-func needsMeta(obj *cqv1.Checkpoint, labels map[string]string, k fileKey) bool {
+// adopt gives a Checkpoint that an agent before spec.archive published its spec.archive
+// and today's labels, and drops the annotation and labels that only those agents read.
+// The update is locked by the object's resourceVersion, so that a pin set meanwhile is
+// never overwritten.
+func (r *Reconciler) adopt(ctx context.Context, obj *cqv1.Checkpoint, want cqv1.ArchiveSource, labels map[string]string) error {
+	if obj.Spec.Archive == nil {
+		obj.Spec.Archive = &want
+	}
+	obj.Labels = labels
+	delete(obj.Annotations, cqv1.LegacyAnnotationFile)
+	if err := r.Client.Update(ctx, obj); err != nil {
+		return fmt.Errorf("adopting Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
+	}
+	logf.FromContext(ctx).Info("adopted a Checkpoint that an older agent published", "checkpoint", client.ObjectKeyFromObject(obj))
+	return nil
+}
+
+// archiveSource is spec.archive for what the agent read.
+func (r *Reconciler) archiveSource(k fileKey, p published) cqv1.ArchiveSource {
+	id := p.res.Identity
+	return cqv1.ArchiveSource{
+		NodeName:       r.Config.NodeName,
+		Directory:      k.Dir,
+		FileName:       k.Name,
+		PodName:        id.Pod,
+		PodUID:         types.UID(clip(id.PodUID, maxUID)),
+		ContainerName:  id.Container,
+		OrphanOf:       p.dest.orphanOf,
+		SizeBytes:      p.info.Size(),
+		Size:           quota.Bytes(p.info.Size()),
+		CheckpointTime: metav1.NewTime(id.CheckpointTime.UTC().Truncate(time.Second)),
+		Runtime:        clip(id.Runtime, maxRuntime),
+		Image:          clip(id.Image, maxImage),
+	}
+}
+
+// The longest pod UID, runtime and image the API accepts (spec.archive's schema).
+const (
+	maxUID     = 128
+	maxRuntime = 32
+	maxImage   = 1024
+)
+
+// clip cuts s to at most n characters of valid UTF-8, so that an archive that names an
+// absurd image is still published.
+func clip(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n])
+}
+
+func needsMeta(obj *cqv1.Checkpoint, labels map[string]string) bool {
 	if len(obj.Labels) != len(labels) {
 		return true
 	}
@@ -295,7 +356,8 @@ func needsMeta(obj *cqv1.Checkpoint, labels map[string]string, k fileKey) bool {
 			return true
 		}
 	}
-	return obj.Annotations[AnnotationFile] != k.Path()
+	_, legacy := obj.Annotations[cqv1.LegacyAnnotationFile]
+	return legacy
 }
 
 // syncMarker keeps the agent's .keep marker in step with spec.pinned, so that the pin

@@ -35,8 +35,8 @@ var _ = Describe("Restarting the agent", func() {
 		uids := map[string]types.UID{}
 		objects := map[string]cqv1.Checkpoint{}
 		for _, c := range checkpointsOf(node)(Default) {
-			uids[c.Status.FileName] = c.UID
-			objects[c.Status.FileName] = c
+			uids[c.Spec.Archive.FileName] = c.UID
+			objects[c.Spec.Archive.FileName] = c
 		}
 		first.stop()
 
@@ -76,7 +76,7 @@ var _ = Describe("Restarting the agent", func() {
 		Expect(files).To(ConsistOf(want))
 		for _, c := range checkpointsOf(node)(Default) {
 			Expect(c.DeletionTimestamp.IsZero()).To(BeTrue(), "%s is still being deleted", c.Name)
-			if uid, ok := uids[c.Status.FileName]; ok {
+			if uid, ok := uids[c.Spec.Archive.FileName]; ok {
 				Expect(c.UID).To(Equal(uid), "the Checkpoint of an unchanged archive was replaced")
 			}
 		}

@@ -2,10 +2,6 @@ package nodeagent
 
 import (
 	"context"
-	"fmt"
-	"strconv"
-	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -17,53 +13,29 @@ import (
 	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
 )
 
-// Reasons of the Unreadable condition when the archive was read; the reasons when it
-// could not be are archive.Reason values.
-const reasonReadable = "Readable"
-
-// status is the Checkpoint status that describes the archive.
-func (r *Reconciler) status(k fileKey, obj *cqv1.Checkpoint, p published) cqv1.CheckpointStatus {
-	id := p.res.Identity
-	checkpointTime := metav1.NewTime(id.CheckpointTime.UTC().Truncate(time.Second))
-	modTime := metav1.NewTime(p.info.ModTime().UTC().Truncate(time.Second))
+// status is what the Checkpoint's status should say: what pins the archive and, only
+// while it cannot be read, why. A readable, unpinned archive has an empty status, so that
+// publishing it takes no status write.
+func (r *Reconciler) status(obj *cqv1.Checkpoint, p published) cqv1.CheckpointStatus {
 	st := cqv1.CheckpointStatus{
-		NodeName:       r.Config.NodeName,
-		Directory:      k.Dir,
-		FileName:       k.Name,
-		PodName:        id.Pod,
-		PodUID:         types.UID(id.PodUID),
-		ContainerName:  id.Container,
-		OrphanOf:       p.dest.orphanOf,
-		SizeBytes:      p.info.Size(),
-		Size:           ReadableSize(p.info.Size()),
-		CheckpointTime: &checkpointTime,
-		ModTime:        &modTime,
-		Runtime:        id.Runtime,
-		Image:          id.Image,
-		Pinned:         obj.Spec.Pinned || p.marker != markerNone,
-		KeepMarker:     p.marker == markerUser,
-		// A copy, because SetStatusCondition changes the slice in place.
-		Conditions: append([]metav1.Condition(nil), obj.Status.Conditions...),
+		Pinned:     obj.Spec.Pinned || p.marker != markerNone,
+		KeepMarker: p.marker == markerUser,
 	}
-	cond := metav1.Condition{
+	if p.readErr == nil {
+		return st
+	}
+	// The condition as it stands, so that its transition time stays when nothing changed.
+	if c := meta.FindStatusCondition(obj.Status.Conditions, cqv1.CheckpointConditionUnreadable); c != nil {
+		st.Conditions = []metav1.Condition{*c}
+	}
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 		Type:               cqv1.CheckpointConditionUnreadable,
-		Status:             metav1.ConditionFalse,
-		Reason:             reasonReadable,
-		Message:            "the identity was read from " + string(id.TimeSource) + " metadata",
+		Status:             metav1.ConditionTrue,
+		Reason:             string(archive.ReasonOf(p.readErr)),
+		Message:            eventNote(p.readErr) + "; the archive is kept and read again when it changes",
 		ObservedGeneration: obj.Generation,
 		LastTransitionTime: r.now(),
-	}
-	if id.TimeSource == archive.TimeFromArchive {
-		cond.Message = "the identity was read from config.dump and spec.dump"
-	} else {
-		cond.Message = "the identity was read from spec.dump; the checkpoint time from the " + string(id.TimeSource)
-	}
-	if p.readErr != nil {
-		cond.Status = metav1.ConditionTrue
-		cond.Reason = string(archive.ReasonOf(p.readErr))
-		cond.Message = eventNote(p.readErr) + "; the archive is kept and read again when it changes"
-	}
-	meta.SetStatusCondition(&st.Conditions, cond)
+	})
 	return st
 }
 
@@ -96,23 +68,4 @@ func (r *Reconciler) reportOnNode(ctx context.Context, readErr error) {
 	// one series, so each kind of failure shows on the Node, and the metric counts archives.
 	r.Recorder.Eventf(&node, nil, corev1.EventTypeWarning, "UnreadableArchive", string(archive.ReasonOf(readErr)),
 		"%s; the archive is kept on disk and read again when it changes", eventNote(readErr))
-}
-
-// ReadableSize writes a byte count the way people read sizes: 64Ki, 1.2Gi.
-func ReadableSize(n int64) string {
-	units := []string{"Ki", "Mi", "Gi", "Ti", "Pi", "Ei"}
-	if n < 1024 {
-		return strconv.FormatInt(n, 10)
-	}
-	v := float64(n)
-	unit := ""
-	for _, u := range units {
-		if v < 1024 {
-			break
-		}
-		v /= 1024
-		unit = u
-	}
-	s := strings.TrimSuffix(fmt.Sprintf("%.1f", v), ".0")
-	return s + unit
 }

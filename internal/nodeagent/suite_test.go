@@ -121,11 +121,15 @@ func checkpointsOf(node string) func(Gomega) []cqv1.Checkpoint {
 	}
 }
 
-// fileNames returns the file names the Checkpoints stand for.
+// fileNames returns the file names the Checkpoints stand for ("" for one without spec.archive).
 func fileNames(items []cqv1.Checkpoint) []string {
 	out := make([]string, 0, len(items))
 	for _, c := range items {
-		out = append(out, c.Status.FileName)
+		name := ""
+		if c.Spec.Archive != nil {
+			name = c.Spec.Archive.FileName
+		}
+		out = append(out, name)
 	}
 	return out
 }

@@ -194,9 +194,9 @@ func (w *world) prune(active []bool) ([]*Prune, []quotaBlock) {
 		case r.MaxSize != nil && active[r.MaxSize.Quota] && a.Size > r.MaxSize.Value:
 			mark(i, &Prune{Archive: i, Quota: r.MaxSize.Quota, Key: "maxCheckpointSize", Scope: scope,
 				Reason: fmt.Sprintf("maxCheckpointSize %s/%s", Bytes(a.Size), Bytes(r.MaxSize.Value))})
-		case r.MaxAge != nil && active[r.MaxAge.Quota] && !in.Now.Before(a.Time().Add(r.MaxAge.Duration)):
+		case r.MaxAge != nil && active[r.MaxAge.Quota] && !in.Now.Before(a.CheckpointTime.Add(r.MaxAge.Duration)):
 			mark(i, &Prune{Archive: i, Quota: r.MaxAge.Quota, Key: "maxAge", Scope: scope,
-				Reason: fmt.Sprintf("maxAge %s/%s", in.Now.Sub(a.Time()).Round(time.Second), r.MaxAge.Duration)})
+				Reason: fmt.Sprintf("maxAge %s/%s", in.Now.Sub(a.CheckpointTime).Round(time.Second), r.MaxAge.Duration)})
 		case r.Orphans != nil && active[r.Orphans.Quota] && !a.OrphanSince.IsZero() &&
 			!in.Now.Before(a.OrphanSince.Add(r.Orphans.Duration)):
 			mark(i, &Prune{Archive: i, Quota: r.Orphans.Quota, Key: "orphans", Scope: scope,
@@ -250,7 +250,7 @@ func (w *world) nextExpiry() time.Time {
 		a := &w.in.Archives[i]
 		r := &w.subjects[w.subjOf[i]].rules
 		if r.MaxAge != nil {
-			consider(a.Time().Add(r.MaxAge.Duration))
+			consider(a.CheckpointTime.Add(r.MaxAge.Duration))
 		}
 		if r.Orphans != nil && !a.OrphanSince.IsZero() {
 			consider(a.OrphanSince.Add(r.Orphans.Duration))

@@ -168,7 +168,10 @@ func TestUsageReport(t *testing.T) {
 }
 
 func TestBytes(t *testing.T) {
-	for n, want := range map[int64]string{512: "512", 10 << 30: "10Gi", 1503238553: "1.4Gi", 72 << 10: "72Ki"} {
+	for n, want := range map[int64]string{
+		0: "0", 512: "512", 1000: "1000", 72 << 10: "72Ki", 10 << 30: "10Gi", 1503238553: "1.4Gi",
+		1<<30 + 1<<30/5 + 1: "1.2Gi", 3 << 40: "3Ti", -(2 << 20): "-2Mi",
+	} {
 		if got := Bytes(n); got != want {
 			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
 		}

@@ -7,28 +7,10 @@ import (
 	"time"
 )
 
-// Time is the archive's checkpoint time as far as it is known: from inside the archive,
-// else from its file name, else the file's modification time.
-func (a *Archive) Time() time.Time {
-	switch {
-	case !a.CheckpointTime.IsZero():
-		return a.CheckpointTime
-	case !a.FileTime.IsZero():
-		return a.FileTime
-	}
-	return a.ModTime
-}
-
-// Older orders archives oldest first: by checkpoint time, then the time in the file
-// name, then the modification time, then namespace and name so that the order is stable.
+// Older orders archives oldest first: by checkpoint time, then namespace and name so
+// that the order is stable.
 func Older(a, b *Archive) bool {
 	if c := compareTimes(a.CheckpointTime, b.CheckpointTime); c != 0 {
-		return c < 0
-	}
-	if c := compareTimes(a.FileTime, b.FileTime); c != 0 {
-		return c < 0
-	}
-	if c := compareTimes(a.ModTime, b.ModTime); c != 0 {
 		return c < 0
 	}
 	if a.Namespace != b.Namespace {

@@ -38,9 +38,10 @@ type Archive struct {
 	Container       string
 	Node            string
 	Size            int64
-	// CheckpointTime, FileTime and ModTime order archives oldest first, in that order of
-	// preference; Name breaks ties so that the order is stable.
-	CheckpointTime, FileTime, ModTime time.Time
+	// CheckpointTime orders archives oldest first (Name breaks ties, so that the order is
+	// stable). The agent takes it from inside the archive, else the file name, else the
+	// file's modification time; zero when not known.
+	CheckpointTime time.Time
 	// Pinned archives count but are never pruned.
 	Pinned bool
 	// Unreadable archives count but are never pruned: they are reported instead.

@@ -217,31 +217,46 @@ func Checkpoint(name, namespace string) *CheckpointBuilder {
 // Obj returns the built object.
 func (b *CheckpointBuilder) Obj() *cqv1.Checkpoint { return b.c.DeepCopy() }
 
-// Of sets the pod, pod UID and container, and labels the object with them.
+// Of sets the pod, pod UID and container.
 func (b *CheckpointBuilder) Of(pod, uid, container string) *CheckpointBuilder {
-	b.c.Status.PodName, b.c.Status.PodUID, b.c.Status.ContainerName = pod, types.UID(uid), container
-	b.label(cqv1.LabelPod, pod)
-	b.label(cqv1.LabelContainer, container)
+	a := b.archive()
+	a.PodName, a.PodUID, a.ContainerName = pod, types.UID(uid), container
 	return b
 }
 
-// On sets the node, directory and file name.
+// On sets the node, directory and file name, and labels the object with the node.
 func (b *CheckpointBuilder) On(node, dir, file string) *CheckpointBuilder {
-	b.c.Status.NodeName, b.c.Status.Directory, b.c.Status.FileName = node, dir, file
+	a := b.archive()
+	a.NodeName, a.Directory, a.FileName = node, dir, file
 	b.label(cqv1.LabelNode, node)
 	return b
 }
 
 // Size sets the size in bytes and its readable form.
 func (b *CheckpointBuilder) Size(bytes int64, readable string) *CheckpointBuilder {
-	b.c.Status.SizeBytes, b.c.Status.Size = bytes, readable
+	a := b.archive()
+	a.SizeBytes, a.Size = bytes, readable
 	return b
 }
 
 // At sets the checkpoint time.
 func (b *CheckpointBuilder) At(t metav1.Time) *CheckpointBuilder {
-	b.c.Status.CheckpointTime = &t
+	b.archive().CheckpointTime = t
 	return b
+}
+
+// OrphanOf marks the archive as taken in a namespace that is gone.
+func (b *CheckpointBuilder) OrphanOf(namespace string) *CheckpointBuilder {
+	b.archive().OrphanOf = namespace
+	b.label(cqv1.LabelOrphanOf, namespace)
+	return b
+}
+
+func (b *CheckpointBuilder) archive() *cqv1.ArchiveSource {
+	if b.c.Spec.Archive == nil {
+		b.c.Spec.Archive = &cqv1.ArchiveSource{}
+	}
+	return b.c.Spec.Archive
 }
 
 // Pinned sets spec.pinned.

@@ -246,7 +246,7 @@ func checkpointName(ctx context.Context, ns, file string) string {
 	var list cqv1.CheckpointList
 	Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 	for _, c := range list.Items {
-		if c.Status.FileName == file {
+		if c.Spec.Archive.FileName == file {
 			return c.Name
 		}
 	}
