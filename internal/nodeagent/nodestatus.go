@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
 
 // +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpointnodes,verbs=get;create;update
@@ -202,9 +203,9 @@ func (n *nodeReporter) observe(ctx context.Context) (cqv1.CheckpointNodeStatus, 
 	for i := range st.Filesystems {
 		sort.Strings(st.Filesystems[i].Directories)
 	}
-	st.Size = ReadableSize(st.Bytes)
+	st.Size = quota.Bytes(st.Bytes)
 	if f := fullest(st.Filesystems); f != nil {
-		st.Free = ReadableSize(f.FreeBytes)
+		st.Free = quota.Bytes(f.FreeBytes)
 		st.FreePercent = fmt.Sprintf("%d%%", f.FreeBytes*100/max(f.CapacityBytes, 1))
 	}
 	return st, nil
