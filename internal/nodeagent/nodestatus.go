@@ -181,12 +181,12 @@ func (n *nodeReporter) observe(ctx context.Context) (cqv1.CheckpointNodeStatus, 
 			// A missing directory holds no archive; the watcher reports it.
 			continue
 		}
-		i, ok := byDev[uint64(s.Dev)]
+		i, ok := byDev[s.Dev]
 		if !ok {
 			i = len(st.Filesystems)
-			byDev[uint64(s.Dev)] = i
+			byDev[s.Dev] = i
 			st.Filesystems = append(st.Filesystems, cqv1.CheckpointFilesystem{
-				CapacityBytes: int64(fs.Blocks) * int64(fs.Bsize), FreeBytes: int64(fs.Bavail) * int64(fs.Bsize),
+				CapacityBytes: int64(fs.Blocks) * fs.Bsize, FreeBytes: int64(fs.Bavail) * fs.Bsize,
 			})
 		}
 		f := &st.Filesystems[i]

@@ -34,7 +34,7 @@ func freeOf(dir string) (free, capacity int64) {
 	GinkgoHelper()
 	var fs unix.Statfs_t
 	Expect(unix.Statfs(dir, &fs)).To(Succeed())
-	return int64(fs.Bavail) * int64(fs.Bsize), int64(fs.Blocks) * int64(fs.Bsize)
+	return int64(fs.Bavail) * fs.Bsize, int64(fs.Blocks) * fs.Bsize
 }
 
 func checkpointNode(name string) func(Gomega) cqv1.CheckpointNodeStatus {
