@@ -23,6 +23,8 @@ type Engine struct {
 	// gone holds Checkpoints this manager deleted, left out of usage until the cache
 	// catches up, so that a stale cache never makes a pass prune more than needed.
 	gone map[types.UID]time.Time
+	// nodeViews are the node rules' findings of the latest pass, by cluster quota.
+	nodeViews map[policy.Ref]*NodeView
 }
 
 // QuotaView is what the last computation found for one quota.
@@ -38,6 +40,8 @@ type QuotaView struct {
 	Effective []cqv1.EffectiveLimit
 	DryRun    bool
 	Cluster   bool
+	// Nodes is set for a cluster quota that sets node rules.
+	Nodes *NodeView
 }
 
 // PendingArchive is one archive that the quota prunes now or would prune.
@@ -63,7 +67,17 @@ func (e *Engine) View(ref policy.Ref) (*QuotaView, bool) {
 func (e *Engine) publish(views map[policy.Ref]*QuotaView) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	for ref, v := range views {
+		v.Nodes = e.nodeViews[ref]
+	}
 	e.views = views
+}
+
+// setNodeViews keeps the node rules' findings for the views that publish hands out next.
+func (e *Engine) setNodeViews(views map[policy.Ref]*NodeView) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.nodeViews = views
 }
 
 // addPruned records archives that a quota pruned.

@@ -84,6 +84,9 @@ func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.R
 	}
 	start := time.Now()
 	res := quota.Compute(w.input)
+	if err := r.limitNodes(ctx, w, &res); err != nil {
+		return ctrl.Result{}, err
+	}
 	recomputeSeconds.Observe(time.Since(start).Seconds())
 	r.passCost.Store(int64(time.Since(began)))
 	r.publish(ctx, w, res)
@@ -219,6 +222,7 @@ func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&cqv1.Checkpoint{}, all, builder.WithPredicates(usageChanged)).
 		Watches(&cqv1.CheckpointQuota{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&cqv1.ClusterCheckpointQuota{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&cqv1.CheckpointNode{}, all).
 		WatchesMetadata(meta("Pod"), all, builder.WithPredicates(identity)).
 		WatchesMetadata(meta("Namespace"), all, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesMetadata(meta("Node"), all, builder.WithPredicates(identity)).

@@ -115,6 +115,7 @@ func setStatus(st *cqv1.QuotaStatus, v *QuotaView, base, extra cqv1.PrunedStatus
 		pp.Storage = *bytesQuantity(bytes)
 		st.PendingPrune = pp
 	}
+	setNodeStatus(st, v)
 	setConditions(st, v)
 }
 
@@ -128,6 +129,8 @@ func setConditions(st *cqv1.QuotaStatus, v *QuotaView) {
 	switch {
 	case len(v.Result.Blocked) > 0:
 		over.Status, over.Reason, over.Message = metav1.ConditionTrue, ReasonPinnedCheckpoints, blockedMessage(v.Result.Blocked)
+	case nodeBlockedMessage(v) != "":
+		over.Status, over.Reason, over.Message = metav1.ConditionTrue, ReasonNodePruningBlocked, nodeBlockedMessage(v)
 	case v.DryRun && len(v.Pending) > 0:
 		over.Status, over.Reason = metav1.ConditionTrue, ReasonDryRun
 		over.Message = fmt.Sprintf("DryRun: Enforce would prune %s; see status.pendingPrune", pendingSummary(v.Pending))
@@ -261,6 +264,9 @@ func (s *StatusWriter) transitionEvents(ctx context.Context, obj client.Object, 
 		for _, b := range v.Result.Blocked {
 			s.podEvent(ctx, obj, b.Scope, corev1.EventTypeWarning, ReasonPruningBlocked, fmt.Sprintf("Pinned checkpoints keep %s over %s/%s", b.Key, fmt.Sprint(b.Used), fmt.Sprint(b.Hard)))
 		}
+	}
+	if c := became(cqv1.ConditionOverQuota, ReasonNodePruningBlocked); c != nil {
+		s.Recorder.Event(obj, corev1.EventTypeWarning, ReasonNodePruningBlocked, c.Message)
 	}
 	if c := became(cqv1.ConditionOverQuota, ReasonDryRun); c != nil {
 		s.Recorder.Event(obj, corev1.EventTypeNormal, ReasonWouldPrune, c.Message)

@@ -82,6 +82,7 @@ func (w *ClusterCheckpointQuotaWebhook) validate(ctx context.Context, old, q *cq
 		return nil, invalid("ClusterCheckpointQuota", q.Name, errs)
 	}
 	warnings := SuspiciousWarnings(ClusterQuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
+	warnings = append(warnings, NodeWarnings(q, clusterQuotas.Items, field.NewPath("spec"))...)
 	nsLabels := make(map[string]map[string]string, len(namespaces.Items))
 	for _, ns := range namespaces.Items {
 		nsLabels[ns.Name] = ns.Labels

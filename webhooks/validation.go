@@ -254,18 +254,7 @@ func ClusterQuotaLevels(q *cqv1.ClusterCheckpointQuota) []Level {
 func ValidateLevels(levels []Level, r *cqv1.RetentionSpec, spec *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for _, l := range levels {
-		if l.Limits == nil {
-			continue
-		}
-		count, storage := l.Path.Child("checkpoints"), l.Path.Child("storage")
-		errs = append(errs, ValidateCount(l.Limits.Checkpoints, count)...)
-		errs = append(errs, ValidateSize(l.Limits.Storage, storage)...)
-		n := l.Limits.Checkpoints
-		if l.Limits.Storage != nil && n != nil && *n > 0 && isZero(*l.Limits.Storage) {
-			errs = append(errs,
-				field.Invalid(storage, string(*l.Limits.Storage), fmt.Sprintf(MsgStorageZeroCount, *l.Limits.Storage, "checkpoints", *n)),
-				field.Invalid(count, *n, fmt.Sprintf(MsgCountStorageZero, "storage")))
-		}
+		errs = append(errs, validateLevel(l)...)
 	}
 	maxSize := spec.Child("maxCheckpointSize")
 	errs = append(errs, ValidateSize(r.MaxCheckpointSize, maxSize)...)
@@ -282,6 +271,23 @@ func ValidateLevels(levels []Level, r *cqv1.RetentionSpec, spec *field.Path) fie
 	errs = append(errs, ValidateMaxAge(r.MaxAge, spec.Child("maxAge"))...)
 	errs = append(errs, ValidateOrphans(r.Orphans, spec.Child("orphans"))...)
 	errs = append(errs, ValidateEnforcement(r.Enforcement, spec.Child("enforcement"))...)
+	return errs
+}
+
+// validateLevel checks the count and size of one level, and their contradiction.
+func validateLevel(l Level) field.ErrorList {
+	if l.Limits == nil {
+		return nil
+	}
+	count, storage := l.Path.Child("checkpoints"), l.Path.Child("storage")
+	errs := ValidateCount(l.Limits.Checkpoints, count)
+	errs = append(errs, ValidateSize(l.Limits.Storage, storage)...)
+	n := l.Limits.Checkpoints
+	if l.Limits.Storage != nil && n != nil && *n > 0 && isZero(*l.Limits.Storage) {
+		errs = append(errs,
+			field.Invalid(storage, string(*l.Limits.Storage), fmt.Sprintf(MsgStorageZeroCount, *l.Limits.Storage, "checkpoints", *n)),
+			field.Invalid(count, *n, fmt.Sprintf(MsgCountStorageZero, "storage")))
+	}
 	return errs
 }
 
@@ -302,5 +308,6 @@ func ValidateClusterCheckpointQuota(q *cqv1.ClusterCheckpointQuota) field.ErrorL
 	spec := field.NewPath("spec")
 	errs := ValidateSelector(q.Spec.NamespaceSelector, spec.Child("namespaceSelector"))
 	errs = append(errs, ValidateTarget(q.Spec.Target, spec.Child("target"))...)
-	return append(errs, ValidateLevels(ClusterQuotaLevels(q), &q.Spec.RetentionSpec, spec)...)
+	errs = append(errs, ValidateLevels(ClusterQuotaLevels(q), &q.Spec.RetentionSpec, spec)...)
+	return append(errs, ValidateNodeRules(q, spec)...)
 }

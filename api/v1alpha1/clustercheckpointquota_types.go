@@ -18,6 +18,10 @@ type ClusterQuotaLimits struct {
 	// PerContainer caps each targeted container of each pod.
 	// +optional
 	PerContainer *ResourceLimits `json:"perContainer,omitempty"`
+	// PerNode caps the archives on each node, whatever their namespace: the namespace
+	// selector and the target do not narrow it. With several cluster quotas, the smallest wins.
+	// +optional
+	PerNode *ResourceLimits `json:"perNode,omitempty"`
 }
 
 // ClusterCheckpointQuotaSpec is the cluster default policy for checkpoint archives.
@@ -33,6 +37,10 @@ type ClusterCheckpointQuotaSpec struct {
 	// Limits caps count and storage per level. A limit left out is unlimited.
 	// +optional
 	Limits ClusterQuotaLimits `json:"limits,omitempty"`
+
+	// NodeFilesystem keeps a free-space floor on each node's checkpoint filesystem.
+	// +optional
+	NodeFilesystem *NodeFilesystemSpec `json:"nodeFilesystem,omitempty"`
 
 	RetentionSpec `json:",inline"`
 }

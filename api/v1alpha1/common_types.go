@@ -118,6 +118,14 @@ type QuotaStatus struct {
 	// +kubebuilder:validation:MaxItems=20
 	Containers []ContainerUsage `json:"containers,omitempty"`
 
+	// Nodes lists the nodes nearest their per-node limits and free-space floor (cluster
+	// quotas that set them only).
+	// +optional
+	// +listType=map
+	// +listMapKey=node
+	// +kubebuilder:validation:MaxItems=20
+	Nodes []NodeUsage `json:"nodes,omitempty"`
+
 	// EffectivePolicy says, for each limit this quota sets, whether it is in force and,
 	// where it is not everywhere, which quota overrides it.
 	// +optional

@@ -39,6 +39,7 @@ func main() {
 	flag.DurationVar(&cfg.SettleTime, "settle-time", nodeagent.DefaultSettleTime, "How long an archive's size and modification time must stay the same before it is read.")
 	flag.DurationVar(&cfg.UnfinishedWait, "unfinished-wait", nodeagent.DefaultUnfinishedWait, "How long, from its modification time, an archive without tar's end-of-archive marker is taken for one still being written, and neither published nor reported.")
 	flag.DurationVar(&cfg.RescanInterval, "rescan-interval", nodeagent.DefaultRescanInterval, "Period of the full rescan of the directories (one stat per file when nothing changed).")
+	flag.DurationVar(&cfg.NodeStatusInterval, "node-status-interval", nodeagent.DefaultNodeStatusInterval, "Shortest time between two writes of the node's CheckpointNode; it is written only when it changed.")
 	flag.IntVar(&cfg.Workers, "workers", nodeagent.DefaultWorkers, "Archives handled concurrently.")
 	flag.Int64Var(&cfg.Limits.MaxMetadataSize, "max-metadata-size", archive.DefaultMaxMetadataSize, "Largest config.dump or spec.dump read from an archive, in bytes; a larger one makes the archive Unreadable.")
 	flag.Float64Var(&qps, "kube-api-qps", nodeagent.DefaultQPS, "Queries per second to the kube-apiserver.")

@@ -57,6 +57,8 @@ type Config struct {
 	RescanInterval time.Duration
 	// Workers is the number of archives handled concurrently.
 	Workers int
+	// NodeStatusInterval is how often the CheckpointNode is written at most.
+	NodeStatusInterval time.Duration
 	// Limits cap what is read from one archive.
 	Limits archive.Limits
 	// Clock tells the time; tests may inject one.
@@ -109,6 +111,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RescanInterval <= 0 {
 		c.RescanInterval = DefaultRescanInterval
+	}
+	if c.NodeStatusInterval <= 0 {
+		c.NodeStatusInterval = DefaultNodeStatusInterval
 	}
 	if c.Workers <= 0 {
 		c.Workers = DefaultWorkers

@@ -134,6 +134,9 @@ func Setup(mgr manager.Manager, cfg Config) error {
 	if err := mgr.Add(&metricsRunnable{collector: newCollector(cfg.NodeName, state)}); err != nil {
 		return err
 	}
+	if err := mgr.Add(newNodeReporter(mgr.GetClient(), mgr.GetAPIReader(), cfg, state)); err != nil {
+		return err
+	}
 
 	enqueueKey := handler.TypedFuncs[fileKey, fileKey]{
 		GenericFunc: func(_ context.Context, e event.TypedGenericEvent[fileKey], q workqueue.TypedRateLimitingInterface[fileKey]) {

@@ -78,7 +78,7 @@ func startAgent(node string, settle time.Duration, dirs ...string) *agent {
 	cfg := *env.Config
 	cfg.QPS, cfg.Burst = nodeagent.DefaultQPS, nodeagent.DefaultBurst
 	mgr, err := nodeagent.NewManager(&cfg, nodeagent.Config{
-		NodeName: node, Dirs: dirs, SettleTime: settle, RescanInterval: 2 * time.Second, Workers: 4,
+		NodeName: node, Dirs: dirs, SettleTime: settle, RescanInterval: 2 * time.Second, Workers: 4, NodeStatusInterval: time.Second,
 		// Short, so that the damaged archives the tests write are reported soon after.
 		UnfinishedWait: 3 * time.Second,
 		StateDir:       filepath.Join(stateRoot, node), OrphanNamespace: orphanNamespace,

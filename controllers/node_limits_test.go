@@ -1,0 +1,218 @@
+package controllers_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	testarchive "github.com/checkpoint-quota/checkpoint-quota/test/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
+)
+
+// newNode registers a Node of a unique name, so that node rules see only this spec's archives.
+func newNode() string {
+	GinkgoHelper()
+	name := "node-" + rand.String(6)
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	Expect(k8s.Create(context.Background(), n)).To(Succeed())
+	DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(context.Background(), n))).To(Succeed()) })
+	return name
+}
+
+// createCluster creates a cluster quota and deletes it when the spec ends.
+func createCluster(q *cqv1.ClusterCheckpointQuota) {
+	GinkgoHelper()
+	create(q)
+	DeferCleanup(func() { Expect(client.IgnoreNotFound(k8s.Delete(context.Background(), q))).To(Succeed()) })
+}
+
+func clusterStatus(name string) func() cqv1.QuotaStatus {
+	return func() cqv1.QuotaStatus {
+		q := &cqv1.ClusterCheckpointQuota{}
+		if err := k8s.Get(context.Background(), client.ObjectKey{Name: name}, q); err != nil {
+			return cqv1.QuotaStatus{}
+		}
+		return q.Status
+	}
+}
+
+// archiveAt writes one archive and returns its file name.
+func archiveAt(dir, ns, pod string, size int64, at time.Time) string {
+	GinkgoHelper()
+	a := testarchive.New(ns, pod, "c").WithRuntime(testarchive.Containerd).WithSize(size).At(at)
+	a.MustWrite(dir)
+	return a.FileName()
+}
+
+func sizeOf(dir string, names ...string) int64 {
+	GinkgoHelper()
+	var n int64
+	for _, name := range names {
+		info, err := os.Stat(filepath.Join(dir, name))
+		Expect(err).NotTo(HaveOccurred())
+		n += info.Size()
+	}
+	return n
+}
+
+var _ = Describe("Node rules of a cluster quota, with real node agents", func() {
+	var nsA, nsB string
+	var now time.Time
+	BeforeEach(func() {
+		nsA, nsB = newNamespace("shop"), newNamespace("team")
+		now = time.Now().UTC().Truncate(time.Second)
+	})
+
+	It("prunes only the node over perNode.storage, oldest first across namespaces", func() {
+		over, under := newNode(), newNode()
+		dirOver, dirUnder := GinkgoT().TempDir(), GinkgoT().TempDir()
+		var onOver []string // oldest first, alternating namespaces
+		for i := range 6 {
+			ns := []string{nsA, nsB}[i%2]
+			onOver = append(onOver, archiveAt(dirOver, ns, "p", 64<<10, now.Add(-time.Duration(6-i)*time.Minute)))
+		}
+		onUnder := []string{archiveAt(dirUnder, nsA, "q", 64<<10, now.Add(-time.Hour))}
+		startAgent(over, dirOver)
+		startAgent(under, dirUnder)
+		Eventually(func() int { return len(remaining(nsA)) + len(remaining(nsB)) }).Should(Equal(7))
+
+		// Room for the two newest of the node over: four go, from both namespaces.
+		limit := sizeOf(dirOver, onOver[4:]...)
+		createCluster(builder.ClusterQuota("per-node-"+rand.String(4)).PerNode(-1, bytesString(limit)).Obj())
+		Eventually(files(dirOver)).Should(Equal(sorted(onOver[4:])))
+		Consistently(files(dirUnder), "1s").Should(Equal(onUnder))
+		Expect(files(dirOver)()).To(Equal(sorted(onOver[4:])))
+	})
+
+	It("shows the nodes nearest their limits in the quota's status and kubectl describe", func() {
+		node := newNode()
+		dir := GinkgoT().TempDir()
+		for i := range 3 {
+			archiveAt(dir, nsA, "p", 32<<10, now.Add(-time.Duration(i)*time.Minute))
+		}
+		startAgent(node, dir)
+		Eventually(func() []string { return remaining(nsA) }).Should(HaveLen(3))
+		name := "nearest-" + rand.String(4)
+		createCluster(builder.ClusterQuota(name).PerNode(3, "").Obj())
+		Eventually(func() []cqv1.NodeUsage { return clusterStatus(name)().Nodes }).Should(ContainElement(And(
+			HaveField("Node", node), HaveField("Usage.Checkpoints", int64(3)), HaveField("FilesystemFree", Not(BeNil())))))
+		Expect(clusterStatus(name)().Nodes[0].Node).To(Equal(node), "the full node comes first")
+		Expect(clusterStatus(name)().Hard).To(HaveKey("perNode.checkpoints"))
+		out, stderr, err := env.Kubectl("", "describe", "clustercheckpointquota", name)
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(out).To(MatchRegexp(`Node:\s+` + node))
+		Expect(out).To(ContainSubstring("perNode.checkpoints"))
+	})
+
+	It("prunes until a free-space floor on a small tmpfs holds, and reports the deficit when pins keep it from holding", func() {
+		dir := mountTmpfs("8m")
+		node := newNode()
+		// 3 MiB of other files, 4 archives of 1 MiB, about 1 MiB free.
+		Expect(os.WriteFile(filepath.Join(dir, "filler"), make([]byte, 3<<20), 0o600)).To(Succeed())
+		var names []string
+		for i := range 4 {
+			ns := []string{nsA, nsB}[i%2]
+			names = append(names, archiveAt(dir, ns, "p", 1<<20, now.Add(-time.Duration(4-i)*time.Minute)))
+		}
+		startAgent(node, dir)
+		Eventually(func() int { return len(remaining(nsA)) + len(remaining(nsB)) }).Should(Equal(4))
+
+		name := "floor-" + rand.String(4)
+		createCluster(builder.ClusterQuota(name).MinFree("2Mi").Obj())
+		Eventually(func() int64 { return free(dir) }).Should(BeNumerically(">=", 2<<20))
+		// Only the oldest went: what is left are the newest, in both namespaces' order.
+		left := archivesIn(dir)()
+		Expect(left).NotTo(ContainElement(names[0]))
+		Expect(left).To(ContainElement(names[3]))
+		kept := 0
+		for i, n := range names {
+			if contains(left, n) {
+				kept++
+				Expect(names[i:]).To(HaveEach(BeElementOf(left)), "an archive newer than a kept one was pruned")
+			}
+		}
+		Expect(kept).To(BeNumerically(">=", 1))
+
+		By("pinning what is left and raising the floor out of reach")
+		var list cqv1.CheckpointList
+		for _, ns := range []string{nsA, nsB} {
+			Expect(k8s.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
+			for i := range list.Items {
+				c := list.Items[i].DeepCopy()
+				c.Spec.Pinned = true
+				Expect(k8s.Update(context.Background(), c)).To(Succeed())
+			}
+		}
+		Eventually(func() int64 {
+			var cn cqv1.CheckpointNode
+			Expect(k8s.Get(context.Background(), client.ObjectKey{Name: node}, &cn)).To(Succeed())
+			return cn.Status.Pinned
+		}).Should(Equal(int64(kept)))
+		q := &cqv1.ClusterCheckpointQuota{}
+		Expect(k8s.Get(context.Background(), client.ObjectKey{Name: name}, q)).To(Succeed())
+		*q.Spec.NodeFilesystem.MinFree = intstrFrom("7Mi")
+		Expect(k8s.Update(context.Background(), q)).To(Succeed())
+		Eventually(func() string {
+			c := meta.FindStatusCondition(clusterStatus(name)().Conditions, cqv1.ConditionOverQuota)
+			if c == nil || c.Status != metav1.ConditionTrue {
+				return ""
+			}
+			return c.Message
+		}).Should(And(ContainSubstring("node "+node+": nodeFilesystem.minFree"), ContainSubstring("still missing"),
+			ContainSubstring("pinned checkpoints"), ContainSubstring("of files that are not archives")))
+		Eventually(events("default", name, "NodePruningBlocked")).Should(ContainElement(ContainSubstring("node " + node)))
+		Consistently(archivesIn(dir), "1s").Should(Equal(left))
+	})
+})
+
+// archivesIn lists the archives in dir, sorted, leaving out .keep markers and other files.
+func archivesIn(dir string) func() []string {
+	return func() []string {
+		var out []string
+		for _, name := range files(dir)() {
+			if strings.HasSuffix(name, ".tar") {
+				out = append(out, name)
+			}
+		}
+		return out
+	}
+}
+
+func free(dir string) int64 {
+	var fs syscall.Statfs_t
+	Expect(syscall.Statfs(dir, &fs)).To(Succeed())
+	return int64(fs.Bavail) * fs.Bsize
+}
+
+// mountTmpfs mounts a tmpfs of size for the spec, or skips it where this user cannot.
+func mountTmpfs(size string) string {
+	GinkgoHelper()
+	if os.Geteuid() != 0 {
+		Skip("the free-space floor spec mounts a tmpfs, which needs root; run the tests as root to include it")
+	}
+	dir := GinkgoT().TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		Skip("mounting a tmpfs failed (" + strings.TrimSpace(string(out)) + "); the free-space floor spec needs one")
+	}
+	DeferCleanup(func() { Expect(exec.Command("umount", "-l", dir).Run()).To(Succeed()) })
+	return dir
+}
+
+func bytesString(n int64) string { return strconv.FormatInt(n, 10) }
+
+func intstrFrom(s string) intstr.IntOrString { return intstr.FromString(s) }
