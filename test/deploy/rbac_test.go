@@ -32,13 +32,14 @@ func checkRBAC(t *testing.T, r *rendered) {
 		}
 	}
 
-	// The agent reads and writes Checkpoints and records events; it reads its Node, namespaces
+	// The agent reads and writes Checkpoints and its node's CheckpointNode, and records events; it reads its Node, namespaces
 	// and the Checkpoint CRD (by name only) to tell an explicit delete from anything else.
 	ds := r.agent(t)
 	agent := r.boundRules(t, ds.Namespace, ds.Spec.Template.Spec.ServiceAccountName)
 	allowed := map[string][]string{
 		"checkpoints":               nil, // any verb
 		"checkpoints/status":        nil,
+		"checkpointnodes":           {"create", "get", "update"},
 		"events":                    nil,
 		"nodes":                     {"get"},
 		"namespaces":                {"get"},
@@ -51,7 +52,7 @@ func checkRBAC(t *testing.T, r *rendered) {
 		for _, res := range rule.Resources {
 			verbs, ok := allowed[res]
 			if !ok {
-				t.Errorf("the agent may %v %s; it needs only Checkpoints, events and its Node", rule.Verbs, res)
+				t.Errorf("the agent may %v %s; it needs only Checkpoints, its CheckpointNode, events and its Node", rule.Verbs, res)
 				continue
 			}
 			for _, v := range rule.Verbs {
