@@ -435,9 +435,6 @@ func storedSize(b *testing.B, c client.Client) float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if path := os.Getenv("BENCH_CHECKPOINT_JSON"); path != "" {
-		_ = os.WriteFile(path, data, 0o644)
-	}
 	return float64(len(data))
 }
 

@@ -111,7 +111,7 @@ func ignoreRace(err error) error {
 func (r *PruneReconciler) podGone(ctx context.Context, c *cqv1.Checkpoint) (bool, error) {
 	p := &metav1.PartialObjectMetadata{}
 	p.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: podNamespace(c), Name: c.Spec.Archive.PodName}, p)
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: c.PodNamespace(), Name: c.Spec.Archive.PodName}, p)
 	switch {
 	case apierrors.IsNotFound(err):
 		return true, nil

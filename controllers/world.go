@@ -73,7 +73,7 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time) (*world, erro
 		if !c.DeletionTimestamp.IsZero() || r.Engine.isGone(c.UID) || c.Spec.Archive == nil {
 			continue
 		}
-		if ns := podNamespace(c); nsLabels[ns] == nil {
+		if ns := c.PodNamespace(); nsLabels[ns] == nil {
 			if labels, ok := r.namespaceLabels(ctx, ns); ok {
 				nsLabels[ns] = labels
 			}
@@ -91,16 +91,7 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time) (*world, erro
 
 	w.resolver = quota.NewResolver(w.policies)
 	w.resolver.NamespaceLabels = nsLabels
-	w.resolver.PodLabels = func(a *quota.Archive) map[string]string {
-		p := w.pods[types.NamespacedName{Namespace: a.Namespace, Name: a.Pod}]
-		if p == nil || (a.PodUID != "" && string(p.UID) != a.PodUID) {
-			return nil
-		}
-		if p.Labels == nil {
-			return map[string]string{}
-		}
-		return p.Labels
-	}
+	w.resolver.PodLabels = quota.PodLabelsFrom(w.pods)
 	w.input.Quotas = w.resolver.Infos()
 	w.input.Rules = w.resolver.Rules
 	w.input.Now = now
@@ -115,15 +106,6 @@ func (w *world) addQuota(obj client.Object, ref policy.Ref, q *policy.Quota, err
 	}
 	w.objects = append(w.objects, obj)
 	w.policies = append(w.policies, q)
-}
-
-// podNamespace is the namespace the archive was taken in: the Checkpoint's own, or for an
-// orphan living in the agent's namespace, the gone namespace it names.
-func podNamespace(c *cqv1.Checkpoint) string {
-	if c.Spec.Archive != nil && c.Spec.Archive.OrphanOf != "" {
-		return c.Spec.Archive.OrphanOf
-	}
-	return c.Namespace
 }
 
 func (r *PruneReconciler) namespaceLabels(ctx context.Context, name string) (map[string]string, bool) {
@@ -165,7 +147,7 @@ func (r *PruneReconciler) orphanSince(ctx context.Context, w *world, c *cqv1.Che
 	if s.PodUID == "" || s.PodName == "" {
 		return time.Time{}, false
 	}
-	p, err := r.pod(ctx, w, types.NamespacedName{Namespace: podNamespace(c), Name: s.PodName})
+	p, err := r.pod(ctx, w, types.NamespacedName{Namespace: c.PodNamespace(), Name: s.PodName})
 	if err != nil || (p != nil && p.UID == s.PodUID) {
 		delete(r.orphans, c.UID)
 		return time.Time{}, false

@@ -151,6 +151,15 @@ func (c *Checkpoint) IsPinned() bool {
 	return c.Spec.Pinned || c.Status.Pinned || c.Status.KeepMarker
 }
 
+// PodNamespace is the namespace the archive was taken in: the Checkpoint's own, or for an
+// orphan living in the agent's namespace, the gone namespace spec.archive.orphanOf names.
+func (c *Checkpoint) PodNamespace() string {
+	if c.Spec.Archive != nil && c.Spec.Archive.OrphanOf != "" {
+		return c.Spec.Archive.OrphanOf
+	}
+	return c.Namespace
+}
+
 // IsUnreadable reports whether the agent could not read the archive.
 func (c *Checkpoint) IsUnreadable() bool {
 	for _, cond := range c.Status.Conditions {

@@ -85,16 +85,7 @@ func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapsho
 	}
 	s.resolver = quota.NewResolver(policies)
 	s.resolver.NamespaceLabels = nsLabels
-	s.resolver.PodLabels = func(a *quota.Archive) map[string]string {
-		p := s.pods[types.NamespacedName{Namespace: a.Namespace, Name: a.Pod}]
-		if p == nil || (a.PodUID != "" && string(p.UID) != a.PodUID) {
-			return nil
-		}
-		if p.Labels == nil {
-			return map[string]string{}
-		}
-		return p.Labels
-	}
+	s.resolver.PodLabels = quota.PodLabelsFrom(s.pods)
 	s.input.Quotas = s.resolver.Infos()
 	s.input.Rules = s.resolver.Rules
 	s.input.Now = now

@@ -33,21 +33,7 @@ import (
 // Checkpoint, the bytes read per archive, the agent's CPU seconds and peak RSS, and its CPU
 // use while idle afterwards (no rescan falls in that window).
 func BenchmarkAgentPublish(b *testing.B) {
-	env, err := testenv.Start(testenv.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	bin := filepath.Join(b.TempDir(), "node-agent")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/node-agent")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("building the node agent: %v\n%s", err, out)
-	}
-	ns, err := env.CreateNamespace(context.Background(), "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
+	env, bin, ns := agentBed(b, "bench")
 	cases := []struct {
 		count int
 		size  int64
@@ -75,6 +61,26 @@ func BenchmarkAgentPublish(b *testing.B) {
 			}
 		})
 	}
+}
+
+// agentBed starts a test bed, builds the node-agent binary and creates a namespace for
+// the archives; the bed stops when the benchmark ends.
+func agentBed(b *testing.B, namespace string) (env *testenv.Env, bin, ns string) {
+	env, err := testenv.Start(testenv.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = env.Stop() })
+	bin = filepath.Join(b.TempDir(), "node-agent")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/node-agent")
+	build.Dir = testenv.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("building the node agent: %v\n%s", err, out)
+	}
+	if ns, err = env.CreateNamespace(context.Background(), namespace); err != nil {
+		b.Fatal(err)
+	}
+	return env, bin, ns
 }
 
 func runAgent(b *testing.B, env *testenv.Env, bin, node, dir string, count int) {
@@ -191,21 +197,7 @@ func sizeName(n int64) string {
 // is the settle time before unfinished archives were recognised by their missing marker.
 func BenchmarkStream(b *testing.B) {
 	ctrllog.SetLogger(logr.Discard())
-	env, err := testenv.Start(testenv.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	bin := filepath.Join(b.TempDir(), "node-agent")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/node-agent")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("building the node agent: %v\n%s", err, out)
-	}
-	ns, err := env.CreateNamespace(context.Background(), "stream")
-	if err != nil {
-		b.Fatal(err)
-	}
+	env, bin, ns := agentBed(b, "stream")
 	for _, tc := range []struct {
 		rate   int
 		settle time.Duration

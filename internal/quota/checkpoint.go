@@ -1,6 +1,9 @@
 package quota
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 )
 
@@ -14,14 +17,26 @@ func ArchiveOf(c *cqv1.Checkpoint) (Archive, bool) {
 	if s == nil {
 		return Archive{}, false
 	}
-	ns := c.Namespace
-	if s.OrphanOf != "" {
-		ns = s.OrphanOf
-	}
 	return Archive{
-		Name: c.Name, Namespace: ns,
+		Name: c.Name, Namespace: c.PodNamespace(),
 		Pod: s.PodName, PodUID: string(s.PodUID), Container: s.ContainerName,
 		Node: s.NodeName, Size: s.SizeBytes, CheckpointTime: s.CheckpointTime.Time,
 		Pinned: c.IsPinned(), Unreadable: c.IsUnreadable(),
 	}, true
+}
+
+// PodLabelsFrom is a Resolver's PodLabels over pods keyed by namespace and name. An archive
+// gets its pod's labels only while a pod of that name has the archive's pod UID (a pod
+// re-created under the same name is another pod), and none (nil) once its pod is gone.
+func PodLabelsFrom[P metav1.Object](pods map[types.NamespacedName]P) func(a *Archive) map[string]string {
+	return func(a *Archive) map[string]string {
+		p, ok := pods[types.NamespacedName{Namespace: a.Namespace, Name: a.Pod}]
+		if !ok || (a.PodUID != "" && string(p.GetUID()) != a.PodUID) {
+			return nil
+		}
+		if labels := p.GetLabels(); labels != nil {
+			return labels
+		}
+		return map[string]string{}
+	}
 }
