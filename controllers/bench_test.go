@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -150,14 +153,22 @@ func BenchmarkBurst5000(b *testing.B) {
 		}
 		w0 := checkpointWrites(b, bed.env.Config)
 		t0 := time.Now()
+		managerPprof, agentPprof := profileAddr(b), profileAddr(b)
 		manager := bed.process(b, filepath.Join(bin, "manager"), "--kubeconfig", bed.env.Kubeconfig,
-			"--enable-webhooks=false", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=info")
+			"--enable-webhooks=false", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=info",
+			"--pprof-bind-address="+managerPprof)
 		agent := bed.process(b, filepath.Join(bin, "node-agent"), "--kubeconfig", bed.env.Kubeconfig, "--node-name", "bench-node",
-			"--checkpoint-dir", dir, "--state-dir", b.TempDir(), "--settle-time", "200ms", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=info")
+			"--checkpoint-dir", dir, "--state-dir", b.TempDir(), "--settle-time", "200ms", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=info",
+			"--pprof-bind-address="+agentPprof)
+		profile(b, managerPprof, "manager-publish", 20*time.Second)
+		profile(b, agentPprof, "agent-publish", 20*time.Second)
 		waitFor(b, 5*time.Minute, 200*time.Millisecond, "5,000 Checkpoints", func() bool {
 			return countCheckpoints(b, bed.env.Client) == 5000
 		})
 		publish := time.Since(t0)
+		// CPU per published archive, from each process's start: the manager only watches
+		// and accounts here (no quota yet), the agent reads and creates.
+		publishCPUManager, publishCPUAgent := procCPU(b, manager), procCPU(b, agent)
 		w1 := quietWrites(b, bed.env.Config)
 		stored := storedSize(b, bed.env.Client)
 
@@ -202,10 +213,52 @@ func BenchmarkBurst5000(b *testing.B) {
 		b.ReportMetric(procPeakRSSMiB(b, manager), "peak-rss-MiB-manager")
 		b.ReportMetric(procPeakRSSMiB(b, agent), "peak-rss-MiB-agent")
 		b.ReportMetric(publish.Seconds(), "s-agent-publish-5000")
+		b.ReportMetric(publishCPUManager*1000/5000, "cpu-ms-manager/archive-published")
+		b.ReportMetric(publishCPUAgent*1000/5000, "cpu-ms-agent/archive-published")
 		b.ReportMetric(published/5000, "api-writes/archive-published")
 		b.ReportMetric(pruned/4500, "api-writes/archive-pruned")
 		b.ReportMetric(stored, "bytes/checkpoint-stored")
 	}
+}
+
+// profileAddr is a pprof address for a process of the bench when BENCH_PROFILE_DIR is
+// set, else "0" (off).
+func profileAddr(b *testing.B) string {
+	if os.Getenv("BENCH_PROFILE_DIR") == "" {
+		return "0"
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}
+
+// profile saves a CPU profile of the next d from the pprof endpoint at addr into
+// BENCH_PROFILE_DIR/name.pprof, in the background; nothing when profiling is off.
+func profile(b *testing.B, addr, name string, d time.Duration) {
+	dir := os.Getenv("BENCH_PROFILE_DIR")
+	if dir == "" || addr == "0" {
+		return
+	}
+	go func() {
+		time.Sleep(time.Second) // the endpoint starts with the process
+		u := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds()))
+		resp, err := http.Get(u) //nolint:gosec,noctx // a local bench endpoint
+		if err != nil {
+			b.Logf("profile %s: %v", name, err)
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		data, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, name+".pprof"), data, 0o600)
+		}
+		if err != nil {
+			b.Logf("profile %s: %v", name, err)
+		}
+	}()
 }
 
 // process starts a binary until the bed stops, and returns its pid.

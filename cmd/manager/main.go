@@ -30,6 +30,7 @@ func init() {
 // options are the manager's flags.
 type options struct {
 	metricsAddr       string
+	pprofAddr         string
 	probeAddr         string
 	webhookPort       int
 	webhookCertDir    string
@@ -46,6 +47,7 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address of Go's pprof endpoints (/debug/pprof/), for profiling; 0 turns them off.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	flag.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
 	flag.StringVar(&o.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory holding tls.crt and tls.key for the webhook server; reloaded when the files change.")
@@ -71,6 +73,7 @@ func main() {
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "manager.checkpointquota.dev",
 		LeaderElectionNamespace: o.leaderElectionNS,

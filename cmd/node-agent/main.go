@@ -27,7 +27,7 @@ func main() {
 	var (
 		dirs                   dirList
 		cfg                    nodeagent.Config
-		metricsAddr, probeAddr string
+		metricsAddr, probeAddr, pprofAddr string
 		qps                    float64
 		burst                  int
 		memoryLimit            string
@@ -47,6 +47,7 @@ func main() {
 	flag.StringVar(&memoryLimit, "memory-limit", "80Mi", "Soft limit of the Go heap (a quantity; 0 turns it off); the GOMEMLIMIT environment variable, when set, wins. Set it below the container's memory limit.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address of Go's pprof endpoints (/debug/pprof/), for profiling; 0 turns them off.")
 	// Production logging (JSON, info level) unless --zap-devel: in development mode zap
 	// panics on a malformed key/value call, and a log line must never stop the process.
 	zapOpts := zap.Options{Development: false}
@@ -69,6 +70,7 @@ func main() {
 	mgr, err := nodeagent.NewManager(restConfig, cfg, nodeagent.ManagerOptions{
 		MetricsBindAddress:     metricsAddr,
 		HealthProbeBindAddress: probeAddr,
+		PprofBindAddress:       pprofAddr,
 	})
 	if err != nil {
 		log.Error(err, "unable to set up the node agent")

@@ -53,6 +53,8 @@ type ManagerOptions struct {
 	MetricsBindAddress string
 	// HealthProbeBindAddress serves /healthz and /readyz; "" or "0" turns them off.
 	HealthProbeBindAddress string
+	// PprofBindAddress serves Go's pprof endpoints; "" or "0" turns them off.
+	PprofBindAddress string
 	// Logger is the manager's logger; empty means controller-runtime's global one.
 	Logger logr.Logger
 }
@@ -69,6 +71,7 @@ func NewManager(restConfig *rest.Config, cfg Config, opts ManagerOptions) (manag
 		Logger:                 opts.Logger,
 		Metrics:                metricsserver.Options{BindAddress: opts.MetricsBindAddress},
 		HealthProbeBindAddress: opts.HealthProbeBindAddress,
+		PprofBindAddress:       opts.PprofBindAddress,
 		Cache: cache.Options{
 			// Managed fields are a third of a cached Checkpoint; the agent never reads them.
 			DefaultTransform: cache.TransformStripManagedFields(),

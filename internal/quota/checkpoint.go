@@ -27,11 +27,15 @@ func ArchiveOf(c *cqv1.Checkpoint) (Archive, bool) {
 
 // PodLabelsFrom is a Resolver's PodLabels over pods keyed by namespace and name. An archive
 // gets its pod's labels only while a pod of that name has the archive's pod UID (a pod
-// re-created under the same name is another pod), and none (nil) once its pod is gone.
-func PodLabelsFrom[P metav1.Object](pods map[types.NamespacedName]P) func(a *Archive) map[string]string {
+// re-created under the same name is another pod), and none (nil) once its pod is gone: a
+// missing key or a nil entry, which is how the manager remembers a lookup that found none.
+func PodLabelsFrom[T any, P interface {
+	*T
+	metav1.Object
+}](pods map[types.NamespacedName]P) func(a *Archive) map[string]string {
 	return func(a *Archive) map[string]string {
-		p, ok := pods[types.NamespacedName{Namespace: a.Namespace, Name: a.Pod}]
-		if !ok || (a.PodUID != "" && string(p.GetUID()) != a.PodUID) {
+		p := pods[types.NamespacedName{Namespace: a.Namespace, Name: a.Pod}]
+		if p == nil || (a.PodUID != "" && string(p.GetUID()) != a.PodUID) {
 			return nil
 		}
 		if labels := p.GetLabels(); labels != nil {

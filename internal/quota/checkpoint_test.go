@@ -13,8 +13,9 @@ func TestPodLabelsFrom(t *testing.T) {
 		return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{UID: types.UID(uid), Labels: labels}}
 	}
 	pods := map[types.NamespacedName]*metav1.PartialObjectMetadata{
-		{Namespace: "shop", Name: "cache-0"}: pod("uid-1", map[string]string{"tier": "cache"}),
-		{Namespace: "shop", Name: "bare"}:    pod("uid-2", nil),
+		{Namespace: "shop", Name: "cache-0"}:   pod("uid-1", map[string]string{"tier": "cache"}),
+		{Namespace: "shop", Name: "bare"}:      pod("uid-2", nil),
+		{Namespace: "shop", Name: "looked-up"}: nil, // a lookup that found no pod
 	}
 	labels := PodLabelsFrom(pods)
 	tests := map[string]struct {
@@ -26,6 +27,7 @@ func TestPodLabelsFrom(t *testing.T) {
 		"a pod re-created, another UID": {Archive{Namespace: "shop", Pod: "cache-0", PodUID: "uid-0"}, nil},
 		"a pod without labels":          {Archive{Namespace: "shop", Pod: "bare", PodUID: "uid-2"}, map[string]string{}},
 		"the pod is gone":               {Archive{Namespace: "shop", Pod: "web-0", PodUID: "uid-3"}, nil},
+		"a lookup found no pod":         {Archive{Namespace: "shop", Pod: "looked-up", PodUID: "uid-4"}, nil},
 		"same name, other namespace":    {Archive{Namespace: "prod", Pod: "cache-0", PodUID: "uid-1"}, nil},
 	}
 	for name, tc := range tests {
