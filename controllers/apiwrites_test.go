@@ -23,6 +23,11 @@ var labelRE = regexp.MustCompile(`(\w+)="([^"]*)"`)
 // write requests on Checkpoints it has served, by verb and subresource ("POST", "PATCH/status").
 // It is the apiserver's count, not ours, so nothing we send escapes it.
 func checkpointWrites(b testing.TB, cfg *rest.Config) map[string]float64 {
+	return apiWrites(b, cfg, "checkpoints")
+}
+
+// apiWrites is checkpointWrites for any resource of our group ("checkpointnodes").
+func apiWrites(b testing.TB, cfg *rest.Config, resource string) map[string]float64 {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -44,7 +49,7 @@ func checkpointWrites(b testing.TB, cfg *rest.Config) map[string]float64 {
 		for _, m := range labelRE.FindAllStringSubmatch(line[:end], -1) {
 			labels[m[1]] = m[2]
 		}
-		if labels["group"] != "checkpointquota.dev" || labels["resource"] != "checkpoints" || !writeVerbs[labels["verb"]] {
+		if labels["group"] != "checkpointquota.dev" || labels["resource"] != resource || !writeVerbs[labels["verb"]] {
 			continue
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)

@@ -151,7 +151,7 @@ func BenchmarkBurst5000(b *testing.B) {
 		if err := bed.env.Client.Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "bench-node"}}); err != nil {
 			b.Fatal(err)
 		}
-		w0 := checkpointWrites(b, bed.env.Config)
+		w0, n0 := checkpointWrites(b, bed.env.Config), apiWrites(b, bed.env.Config, "checkpointnodes")
 		t0 := time.Now()
 		managerPprof, agentPprof := profileAddr(b), profileAddr(b)
 		manager := bed.process(b, filepath.Join(bin, "manager"), "--kubeconfig", bed.env.Kubeconfig,
@@ -170,6 +170,7 @@ func BenchmarkBurst5000(b *testing.B) {
 		// and accounts here (no quota yet), the agent reads and creates.
 		publishCPUManager, publishCPUAgent := procCPU(b, manager), procCPU(b, agent)
 		w1 := quietWrites(b, bed.env.Config)
+		nodeWrites, _ := writesBetween(n0, apiWrites(b, bed.env.Config, "checkpointnodes"))
 		stored := storedSize(b, bed.env.Client)
 
 		mcpu, acpu, t1 := procCPU(b, manager), procCPU(b, agent), time.Now()
@@ -216,6 +217,7 @@ func BenchmarkBurst5000(b *testing.B) {
 		b.ReportMetric(publishCPUManager*1000/5000, "cpu-ms-manager/archive-published")
 		b.ReportMetric(publishCPUAgent*1000/5000, "cpu-ms-agent/archive-published")
 		b.ReportMetric(published/5000, "api-writes/archive-published")
+		b.ReportMetric(nodeWrites, "checkpointnode-writes-publishing-5000")
 		b.ReportMetric(pruned/4500, "api-writes/archive-pruned")
 		b.ReportMetric(stored, "bytes/checkpoint-stored")
 	}

@@ -99,7 +99,7 @@ var _ = Describe("Node rules of a cluster quota, with real node agents", func() 
 		Eventually(files(dirOver)).Should(Equal(sorted(onOver[4:])))
 		Consistently(files(dirUnder), "1s").Should(Equal(onUnder))
 		Expect(files(dirOver)()).To(Equal(sorted(onOver[4:])))
-		Expect(prunedBy("perNode.storage") - prunedBefore).To(Equal(4.0), "checkpointquota_pruned_checkpoints_total{reason=\"perNode.storage\"}")
+		Expect(prunedBy("perNode.storage")-prunedBefore).To(Equal(4.0), "checkpointquota_pruned_checkpoints_total{reason=\"perNode.storage\"}")
 	})
 
 	It("shows the nodes nearest their limits in the quota's status and kubectl describe", func() {

@@ -25,12 +25,12 @@ func (d *dirList) Set(v string) error { *d = append(*d, v); return nil }
 
 func main() {
 	var (
-		dirs                   dirList
-		cfg                    nodeagent.Config
+		dirs                              dirList
+		cfg                               nodeagent.Config
 		metricsAddr, probeAddr, pprofAddr string
-		qps                    float64
-		burst                  int
-		memoryLimit            string
+		qps                               float64
+		burst                             int
+		memoryLimit                       string
 	)
 	flag.Var(&dirs, "checkpoint-dir", "Checkpoint directory to watch; repeat for several (default "+nodeagent.DefaultCheckpointDir+").")
 	flag.StringVar(&cfg.NodeName, "node-name", os.Getenv("NODE_NAME"), "Name of this node's Node object (default $NODE_NAME).")
