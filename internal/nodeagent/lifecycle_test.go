@@ -1,6 +1,8 @@
 package nodeagent_test
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -133,6 +135,42 @@ var _ = Describe("Namespace deletion and uninstalling", func() {
 		Eventually(func() bool { return exists(paths[0]) }).Should(BeFalse())
 		Consistently(allExist(paths[1:]), time.Second).Should(BeEmpty())
 		Expect(checkpointsOf(node)(Default)).To(HaveLen(1))
+	})
+
+	It("keeps the file when its record is older than the Checkpoint that stands for it, as after a crash of the node", func() {
+		ns, err := env.CreateNamespace(ctx, "fresh")
+		Expect(err).NotTo(HaveOccurred())
+		elsewhere, err := env.CreateNamespace(ctx, "before")
+		Expect(err).NotTo(HaveOccurred())
+		node, dir := newNode()
+		a := startAgent(node, settleTime, dir)
+		arch := testarchive.New(ns, "db-0", "redis")
+		path := arch.MustWrite(dir)
+		live := publishedAs(node, arch)
+		a.stop()
+
+		By("putting back an older record: a Checkpoint in another namespace, since deleted, with every witness unchanged")
+		records, err := filepath.Glob(filepath.Join(stateRoot, node, "*.json"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(records).To(HaveLen(1))
+		data, err := os.ReadFile(records[0])
+		Expect(err).NotTo(HaveOccurred())
+		var rec map[string]any
+		Expect(json.Unmarshal(data, &rec)).To(Succeed())
+		var nsObj corev1.Namespace
+		Expect(env.Client.Get(ctx, client.ObjectKey{Name: elsewhere}, &nsObj)).To(Succeed())
+		rec["namespace"], rec["name"], rec["uid"], rec["namespaceUID"] = elsewhere, live.Name, "deleted-long-ago", string(nsObj.UID)
+		data, err = json.Marshal(rec)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(os.WriteFile(records[0], data, 0o600)).To(Succeed())
+
+		startAgent(node, settleTime, dir)
+		Eventually(func() string {
+			data, _ := os.ReadFile(records[0])
+			return string(data)
+		}).Should(ContainSubstring(string(live.UID)), "the record is replaced by the live Checkpoint's")
+		Expect(path).To(BeAnExistingFile())
+		Expect(checkpointsOf(node)(Default)).To(ConsistOf(HaveField("UID", live.UID)))
 	})
 
 	It("keeps every archive when the CRDs are deleted while the agents run, and publishes them again on reinstall", func() {

@@ -86,11 +86,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		return reconcile.Result{}, r.release(ctx, k, live...)
 	}
 
-	// The Checkpoint this agent published is gone: find out why before anything else.
+	// The Checkpoint this agent published is gone: find out why before anything else. When
+	// another Checkpoint stands for the file, the record is older than that one (its update
+	// was lost to a crash of the node) and says nothing about a delete: it is replaced below.
 	if rec := r.records.get(k.Path()); rec != nil && !hasUID(live, rec.UID) {
-		res, done, err := r.handleGone(ctx, k, rec, marker)
-		if done || err != nil {
-			return res, err
+		if len(live) > 0 {
+			logf.FromContext(ctx).Info("replacing an outdated record: another Checkpoint stands for the archive",
+				"recorded", rec.Namespace+"/"+rec.Name, "live", live[0].Namespace+"/"+live[0].Name)
+		} else {
+			res, done, err := r.handleGone(ctx, k, rec, marker)
+			if done || err != nil {
+				return res, err
+			}
 		}
 	}
 
