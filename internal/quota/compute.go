@@ -95,15 +95,7 @@ func build(in *Input) *world {
 		w.order[i] = i
 	}
 	// Older is a total order (names are unique in a namespace), so an unstable sort is deterministic.
-	slices.SortFunc(w.order, func(x, y int) int {
-		switch {
-		case Older(&in.Archives[x], &in.Archives[y]):
-			return -1
-		case Older(&in.Archives[y], &in.Archives[x]):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(w.order, func(x, y int) int { return Compare(&in.Archives[x], &in.Archives[y]) })
 
 	subjects := map[string]int{}
 	groups := map[groupKey]int{}

@@ -155,15 +155,7 @@ func ComputeNodes(in NodeInput, marked []bool, active []bool) NodeOutcome {
 	sort.Strings(names)
 	for _, node := range names {
 		members := byNode[node]
-		slices.SortFunc(members, func(x, y int) int {
-			if Older(&in.Archives[x], &in.Archives[y]) {
-				return -1
-			}
-			if Older(&in.Archives[y], &in.Archives[x]) {
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(members, func(x, y int) int { return Compare(&in.Archives[x], &in.Archives[y]) })
 		n := nodeRun{in: &in, node: node, members: members, marks: marks, report: in.Nodes[node], out: &out}
 		n.usage()
 		if out.Checkpoints >= 0 {

@@ -9,14 +9,18 @@ import (
 
 // Older orders archives oldest first: by checkpoint time, then namespace and name so
 // that the order is stable.
-func Older(a, b *Archive) bool {
+func Older(a, b *Archive) bool { return Compare(a, b) < 0 }
+
+// Compare is Older as a three-way comparison for slices.SortFunc: negative when a is
+// older than b, positive when newer, 0 only for the same namespace and name.
+func Compare(a, b *Archive) int {
 	if c := compareTimes(a.CheckpointTime, b.CheckpointTime); c != 0 {
-		return c < 0
+		return c
 	}
-	if a.Namespace != b.Namespace {
-		return a.Namespace < b.Namespace
+	if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+		return c
 	}
-	return a.Name < b.Name
+	return strings.Compare(a.Name, b.Name)
 }
 
 // compareTimes orders two times; an unknown (zero) time sorts after a known one, so that

@@ -1,0 +1,50 @@
+package quota
+
+import (
+	"testing"
+	"time"
+)
+
+func TestCompare(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	at := func(ns, name string, when time.Time) *Archive {
+		return &Archive{Namespace: ns, Name: name, CheckpointTime: when}
+	}
+	tests := map[string]struct {
+		a, b *Archive
+		want int
+	}{
+		"older first":                         {at("shop", "b", t0), at("shop", "a", t0.Add(time.Second)), -1},
+		"newer after":                         {at("shop", "a", t0.Add(time.Nanosecond)), at("shop", "b", t0), 1},
+		"same time: namespace breaks the tie": {at("apps", "z", t0), at("shop", "a", t0), -1},
+		"same time and namespace: name":       {at("shop", "b", t0), at("shop", "a", t0), 1},
+		"the same archive":                    {at("shop", "a", t0), at("shop", "a", t0), 0},
+		"unknown time sorts after any known":  {at("shop", "a", time.Time{}), at("shop", "b", t0.AddDate(300, 0, 0)), 1},
+		"two unknown times: by name":          {at("shop", "a", time.Time{}), at("shop", "b", time.Time{}), -1},
+		"far past and far future":             {at("shop", "b", time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC)), at("shop", "a", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)), -1},
+		"time zone does not matter":           {at("shop", "b", t0.In(time.FixedZone("CET", 3600))), at("shop", "a", t0.Add(time.Second)), -1},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := sign(Compare(tc.a, tc.b)); got != tc.want {
+				t.Errorf("Compare = %d, want %d", got, tc.want)
+			}
+			if got := sign(Compare(tc.b, tc.a)); got != -tc.want {
+				t.Errorf("Compare reversed = %d, want %d", got, -tc.want)
+			}
+			if Older(tc.a, tc.b) != (tc.want < 0) {
+				t.Errorf("Older = %v, want %v", Older(tc.a, tc.b), tc.want < 0)
+			}
+		})
+	}
+}
+
+func sign(n int) int {
+	switch {
+	case n < 0:
+		return -1
+	case n > 0:
+		return 1
+	}
+	return 0
+}
