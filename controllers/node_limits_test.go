@@ -95,11 +95,14 @@ var _ = Describe("Node rules of a cluster quota, with real node agents", func() 
 		// Room for the two newest of the node over: four go, from both namespaces.
 		limit := sizeOf(dirOver, onOver[4:]...)
 		prunedBefore := prunedBy("perNode.storage")
-		createCluster(builder.ClusterQuota("per-node-"+rand.String(4)).PerNode(-1, bytesString(limit)).Obj())
+		name := "per-node-" + rand.String(4)
+		createCluster(builder.ClusterQuota(name).PerNode(-1, bytesString(limit)).Obj())
 		Eventually(files(dirOver)).Should(Equal(sorted(onOver[4:])))
 		Consistently(files(dirUnder), "1s").Should(Equal(onUnder))
 		Expect(files(dirOver)()).To(Equal(sorted(onOver[4:])))
-		Expect(prunedBy("perNode.storage")-prunedBefore).To(Equal(4.0), "checkpointquota_pruned_checkpoints_total{reason=\"perNode.storage\"}")
+		Eventually(events("default", name, "Pruned")).Should(ContainElement(HavePrefix("Pruned 4 checkpoints (256Ki) of node " + over + ": perNode.storage")))
+		// A per-node limit holds on every node: other specs' nodes may be over it too, and count.
+		Expect(prunedBy("perNode.storage")-prunedBefore).To(BeNumerically(">=", 4), `checkpointquota_pruned_checkpoints_total{reason="perNode.storage"}`)
 	})
 
 	It("shows the nodes nearest their limits in the quota's status and kubectl describe", func() {
