@@ -24,10 +24,7 @@ type Subject struct {
 
 // Targets says whether the quota covers the archive.
 func (q *Quota) Targets(s Subject) bool {
-	if q.Ref.Kind == KindQuota && q.Ref.Namespace != s.Namespace {
-		return false
-	}
-	if q.NamespaceSelector != nil && !q.NamespaceSelector.Matches(labels.Set(s.NamespaceLabels)) {
+	if !q.TargetsNamespace(s.Namespace, s.NamespaceLabels) {
 		return false
 	}
 	if q.PodSelector != nil && (s.PodLabels == nil || !q.PodSelector.Matches(labels.Set(s.PodLabels))) {
@@ -39,10 +36,21 @@ func (q *Quota) Targets(s Subject) bool {
 	return q.ContainerNames.Len() == 0 || q.ContainerNames.Has(s.Container)
 }
 
+// TargetsNamespace says whether the quota can cover archives of the namespace: the part of
+// Targets that is the same for every archive of a namespace.
+func (q *Quota) TargetsNamespace(namespace string, namespaceLabels map[string]string) bool {
+	if q.Ref.Kind == KindQuota && q.Ref.Namespace != namespace {
+		return false
+	}
+	return q.NamespaceSelector == nil || q.NamespaceSelector.Matches(labels.Set(namespaceLabels))
+}
+
 // Resolution says which quota governs each limit of one archive.
 type Resolution struct {
 	// Governing maps each precedence key that some quota sets to the quota that governs it.
 	Governing map[Key]*Quota
+	// Targeting are the quotas that target the archive, ordered by Ref.String.
+	Targeting []*Quota
 	// Groups are the quotas targeting the archive that set a group limit; each holds.
 	Groups []*Quota
 	// Conflicts are pairs of equally specific quotas that set the same key to different
@@ -69,6 +77,7 @@ func Resolve(quotas []*Quota, s Subject) Resolution {
 	}
 	// A stable order makes the winner of equal values, and the report, deterministic.
 	slices.SortFunc(targeting, func(a, b *Quota) int { return strings.Compare(a.Ref.String(), b.Ref.String()) })
+	res.Targeting = targeting
 	for _, q := range targeting {
 		if q.Sets(GroupCheckpoints) || q.Sets(GroupStorage) {
 			res.Groups = append(res.Groups, q)

@@ -72,3 +72,63 @@ func BenchmarkCompute10k(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/recompute")
 	b.ReportMetric(float64(len(res.Prune)), "pruned")
 }
+
+// BenchmarkCompute100k is the full recompute of the scale run (make bench-scale) without
+// the cluster: 100,000 archives in 1,000 namespaces (10 pods of 2 containers, 5 archives
+// each) on 1,000 nodes, under 300 quotas: 250 namespace quotas (total and per pod, a
+// quarter with pod selectors) and 50 cluster quotas (per container and maxAge, each
+// selecting a tenth of the namespaces by label).
+func BenchmarkCompute100k(b *testing.B) {
+	var quotas []*policy.Quota
+	add := func(q *policy.Quota, err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		quotas = append(quotas, q)
+	}
+	for i := range 250 {
+		q := builder.Quota("default", fmt.Sprintf("ns-%d", i*4)).Total(60, "").PerPod(8, "")
+		if i%4 == 0 {
+			q = builder.Quota("tier", fmt.Sprintf("ns-%d", i*4)).PodSelector(map[string]string{"tier": "cache"}).PerPod(3, "300Ki")
+		}
+		add(policy.FromCheckpointQuota(q.Obj()))
+	}
+	for i := range 50 {
+		add(policy.FromClusterQuota(builder.ClusterQuota(fmt.Sprintf("cluster-%d", i)).
+			NamespaceSelector(map[string]string{"team": fmt.Sprint(i % 10)}).PerContainer(4, "").MaxAge("2h").Obj()))
+	}
+	nsLabels := map[string]map[string]string{}
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	archives := make([]Archive, 0, 100_000)
+	for n := range 1000 {
+		ns := fmt.Sprintf("ns-%d", n)
+		nsLabels[ns] = map[string]string{"team": fmt.Sprint(n % 10)}
+		for p := range 10 {
+			for _, c := range []string{"app", "sidecar"} {
+				for i := range 5 {
+					archives = append(archives, Archive{
+						Name: fmt.Sprintf("pod-%d-%s-%d", p, c, i), Namespace: ns, Pod: fmt.Sprintf("pod-%d", p),
+						PodUID: fmt.Sprintf("%s-pod-%d", ns, p), Container: c, Node: fmt.Sprintf("node-%d", (n*10+p)%1000),
+						Size: 72 << 10, CheckpointTime: t0.Add(time.Duration(-i)*30*time.Minute - time.Duration(n)*time.Second),
+					})
+				}
+			}
+		}
+	}
+	podLabels := map[string]string{"tier": "cache"}
+	now := time.Date(2025, 3, 1, 12, 30, 0, 0, time.UTC)
+	var res Result
+	b.ReportAllocs()
+	for b.Loop() {
+		r := NewResolver(quotas)
+		r.NamespaceLabels = nsLabels
+		r.PodLabels = func(*Archive) map[string]string { return podLabels }
+		res = Compute(Input{Archives: archives, Quotas: r.Infos(), Rules: r.Rules, Now: now})
+		for i := range quotas {
+			_ = r.Effective(i)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/recompute")
+	b.ReportMetric(float64(len(res.Prune)), "pruned")
+}

@@ -3,6 +3,8 @@ package quota
 import (
 	"sort"
 
+	"k8s.io/apimachinery/pkg/labels"
+
 	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
@@ -25,6 +27,12 @@ const MaxConflicts = 10
 type Resolver struct {
 	quotas []*policy.Quota
 	index  map[policy.Ref]int
+	// byQuota is index by pointer, and inNamespace the quotas that can target each
+	// namespace's archives: an archive is resolved against those few, not every quota.
+	byQuota     map[*policy.Quota]int
+	inNamespace map[string]*candidates
+	// resolved remembers the resolution of each distinct subject (see subjectKey).
+	resolved map[subjectKey]*resolution
 	// NamespaceLabels are the labels of each namespace.
 	NamespaceLabels map[string]map[string]string
 	// PodLabels returns the labels of the archive's pod, nil when that pod (with that UID)
@@ -44,12 +52,69 @@ type conflictKey struct {
 // NewResolver resolves against quotas.
 func NewResolver(quotas []*policy.Quota) *Resolver {
 	r := &Resolver{quotas: quotas, index: map[policy.Ref]int{},
+		byQuota: map[*policy.Quota]int{}, inNamespace: map[string]*candidates{}, resolved: map[subjectKey]*resolution{},
 		targeted: make([][]policy.Resolution, len(quotas)), conflicts: make([][]Conflict, len(quotas)),
 		seen: make([]map[conflictKey]bool, len(quotas))}
 	for i, q := range quotas {
 		r.index[q.Ref] = i
+		r.byQuota[q] = i
 	}
 	return r
+}
+
+// candidates are the quotas that can target the archives of one namespace, whatever their
+// pod and container, and which of the archive's own fields any of them looks at.
+type candidates struct {
+	quotas                              []*policy.Quota
+	byPodName, byPodLabels, byContainer bool
+}
+
+// subjectKey is what the resolution of an archive depends on: its namespace, and its pod's
+// name, its pod's labels and its container only where some candidate quota selects by them.
+// Archives with the same key resolve alike, so each key is resolved once.
+type subjectKey struct {
+	namespace, pod, podLabels, container string
+	podKnown                             bool
+}
+
+type resolution struct {
+	res   policy.Resolution
+	rules Rules
+}
+
+// candidatesIn returns the candidates of namespace ns. The namespace's labels do not change
+// while the Resolver lives: it is built for one computation.
+func (r *Resolver) candidatesIn(ns string) *candidates {
+	if c, ok := r.inNamespace[ns]; ok {
+		return c
+	}
+	c := &candidates{quotas: []*policy.Quota{}}
+	for _, q := range r.quotas {
+		if !q.TargetsNamespace(ns, r.NamespaceLabels[ns]) {
+			continue
+		}
+		c.quotas = append(c.quotas, q)
+		c.byPodName = c.byPodName || q.PodNames.Len() > 0
+		c.byPodLabels = c.byPodLabels || q.PodSelector != nil
+		c.byContainer = c.byContainer || q.ContainerNames.Len() > 0
+	}
+	r.inNamespace[ns] = c
+	return c
+}
+
+func (c *candidates) key(s policy.Subject) subjectKey {
+	k := subjectKey{namespace: s.Namespace}
+	if c.byPodName {
+		k.pod = s.Pod
+	}
+	if c.byPodLabels {
+		k.podKnown = s.PodLabels != nil
+		k.podLabels = labels.Set(s.PodLabels).String()
+	}
+	if c.byContainer {
+		k.container = s.Container
+	}
+	return k
 }
 
 // Infos describes the quotas for Input.Quotas, in the same order.
@@ -68,17 +133,29 @@ func (r *Resolver) Rules(a *Archive) Rules {
 	if r.PodLabels != nil {
 		s.PodLabels = r.PodLabels(a)
 	}
-	res := policy.Resolve(r.quotas, s)
-	for i, q := range r.quotas {
-		if q.Targets(s) {
-			r.targeted[i] = append(r.targeted[i], res)
-		}
+	cands := r.candidatesIn(a.Namespace)
+	key := cands.key(s)
+	done, ok := r.resolved[key]
+	if !ok {
+		res := policy.Resolve(cands.quotas, s)
+		done = &resolution{res: res, rules: r.rulesOf(res)}
+		r.resolved[key] = done
+	}
+	res := done.res
+	for _, q := range res.Targeting {
+		i := r.byQuota[q]
+		r.targeted[i] = append(r.targeted[i], res)
 	}
 	for _, c := range res.Conflicts {
 		r.conflict(c.Winner, Conflict{Key: c.Key, Other: c.Loser, Pod: a.Namespace + "/" + a.Pod, Won: true})
 		r.conflict(c.Loser, Conflict{Key: c.Key, Other: c.Winner, Pod: a.Namespace + "/" + a.Pod})
 	}
+	return done.rules
+}
 
+// rulesOf turns a resolution into the rules Compute applies. Archives that resolve alike
+// share them: Compute only reads them.
+func (r *Resolver) rulesOf(res policy.Resolution) Rules {
 	var rules Rules
 	for _, k := range policy.PrecedenceKeys {
 		q := res.Governing[k]

@@ -1,0 +1,77 @@
+package quota
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
+	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
+)
+
+// TestRulesAlikeOnlyWhereQuotasCannotTell checks that the Resolver, which resolves each
+// distinct subject once, gives every archive the rules it would get alone: archives that
+// differ in a field some quota of their namespace selects by never share a resolution.
+func TestRulesAlikeOnlyWhereQuotasCannotTell(t *testing.T) {
+	var quotas []*policy.Quota
+	add := func(q *policy.Quota, err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		quotas = append(quotas, q)
+	}
+	add(policy.FromCheckpointQuota(builder.Quota("tier", "shop").PodSelector(map[string]string{"tier": "cache"}).PerPod(3, "").Obj()))
+	add(policy.FromCheckpointQuota(builder.Quota("tier", "cache").PodSelector(map[string]string{"tier": "cache"}).PerPod(4, "").Obj()))
+	// "tier DoesNotExist" selects a known pod without labels, never a pod that is gone.
+	untiered := builder.Quota("untiered", "cache").PerContainer(9, "").Obj()
+	untiered.Spec.Target = &cqv1.QuotaTarget{PodSelector: &metav1.LabelSelector{
+		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpDoesNotExist}}}}
+	add(policy.FromCheckpointQuota(untiered))
+	add(policy.FromCheckpointQuota(builder.Quota("db", "shop").PodNames("db-0").PerPod(7, "").Obj()))
+	add(policy.FromCheckpointQuota(builder.Quota("app", "web").ContainerNames("app").PerContainer(2, "").Obj()))
+	add(policy.FromClusterQuota(builder.ClusterQuota("prod").NamespaceSelector(map[string]string{"env": "prod"}).PerContainer(5, "").Obj()))
+	nsLabels := map[string]map[string]string{"shop": {"env": "prod"}, "web": {"env": "dev"}, "batch": {"env": "prod"}}
+	podLabels := map[string]map[string]string{
+		"cache-0": {"tier": "cache"}, "cache-1": {"tier": "cache"}, "front-0": {"tier": "front"}, "bare-0": {},
+	}
+	labelsOf := func(a *Archive) map[string]string { return podLabels[a.Pod] } // nil: the pod is unknown
+	archives := []Archive{
+		{Namespace: "shop", Pod: "cache-0", Container: "redis"},
+		{Namespace: "shop", Pod: "cache-1", Container: "redis"},
+		{Namespace: "shop", Pod: "front-0", Container: "nginx"},
+		{Namespace: "shop", Pod: "bare-0", Container: "nginx"},
+		{Namespace: "shop", Pod: "gone-0", Container: "nginx"},
+		{Namespace: "shop", Pod: "db-0", Container: "pg"},
+		{Namespace: "shop", Pod: "db-1", Container: "pg"},
+		{Namespace: "web", Pod: "w-0", Container: "app"},
+		{Namespace: "web", Pod: "w-1", Container: "sidecar"},
+		{Namespace: "batch", Pod: "job-0", Container: "run"},
+		{Namespace: "other", Pod: "x-0", Container: "run"},
+		// Pods told apart by their labels alone.
+		{Namespace: "cache", Pod: "cache-0", Container: "redis"},
+		{Namespace: "cache", Pod: "front-0", Container: "redis"},
+		{Namespace: "cache", Pod: "bare-0", Container: "redis"},
+		{Namespace: "cache", Pod: "gone-0", Container: "redis"},
+		// Alike: no quota of their namespace tells them from an archive above.
+		{Namespace: "shop", Pod: "cache-0", Container: "sidecar"},
+		{Namespace: "web", Pod: "w-2", Container: "app"},
+		{Namespace: "batch", Pod: "job-1", Container: "other"},
+		{Namespace: "cache", Pod: "cache-1", Container: "sidecar"},
+	}
+	shared := NewResolver(quotas)
+	shared.NamespaceLabels, shared.PodLabels = nsLabels, labelsOf
+	for _, a := range archives {
+		alone := NewResolver(quotas)
+		alone.NamespaceLabels, alone.PodLabels = nsLabels, labelsOf
+		want := alone.Rules(&a)
+		if diff := cmp.Diff(want, shared.Rules(&a)); diff != "" {
+			t.Errorf("%s/%s/%s: rules differ from resolving it alone (-alone +shared):\n%s", a.Namespace, a.Pod, a.Container, diff)
+		}
+	}
+	if got := len(shared.resolved); got != 15 {
+		t.Errorf("distinct resolutions = %d, want 15 (the last four archives resolve like earlier ones)", got)
+	}
+}
