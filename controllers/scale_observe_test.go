@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
@@ -169,5 +170,9 @@ func (h histogram) mean() float64 {
 }
 
 func (h histogram) String() string {
-	return fmt.Sprintf("%.0f passes, mean %.3f s, largest <= %g s", h.count, h.mean(), h.maxBound())
+	largest := fmt.Sprintf("<= %g s", h.maxBound())
+	if math.IsInf(h.maxBound(), 1) {
+		largest = "above the last bucket"
+	}
+	return fmt.Sprintf("%.0f passes, mean %.3f s, largest %s", h.count, h.mean(), largest)
 }
