@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -84,7 +83,7 @@ func agentBed(b *testing.B, namespace string) (env *testenv.Env, bin, ns string)
 }
 
 func runAgent(b *testing.B, env *testenv.Env, bin, node, dir string, count int) {
-	port := freePort(b)
+	port := testenv.FreePort(b)
 	cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig, "--node-name", node, "--checkpoint-dir", dir,
 		"--settle-time", "200ms", "--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port),
 		"--health-probe-bind-address", "0", "--zap-log-level", "error")
@@ -138,15 +137,6 @@ func runAgent(b *testing.B, env *testenv.Env, bin, node, dir string, count int) 
 	b.ReportMetric(idleCPU.Seconds()*1000/idleWindow.Seconds(), "idle-cpu-ms/s")
 	b.Logf("%d archives: all published in %v; %.0f reads, %.0f bytes read per archive; agent CPU %.2fs (%.2fs before the idle window), peak RSS %.1f MiB; idle CPU %v over %v",
 		count, ready.Round(time.Millisecond), reads, bytesRead/reads, cpu.Seconds(), busyCPU.Seconds(), rssMiB, idleCPU, idleWindow)
-}
-
-func freePort(b *testing.B) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // scrape returns the value of an unlabelled-but-node metric from the agent's endpoint, or 0.

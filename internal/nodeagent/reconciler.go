@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -23,7 +21,6 @@ import (
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
-	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
 
 // indexFile indexes the cached Checkpoints of this node by archive path.
@@ -112,7 +109,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	if err := r.release(ctx, k, stale...); err != nil {
 		return reconcile.Result{}, err
 	}
-	if err := r.publish(ctx, k, current, published{name: name, dest: dest, info: info, res: res, readErr: readErr, marker: marker}); err != nil {
+	if err := r.publish(ctx, k, current, published{dest: dest, info: info, res: res, readErr: readErr, marker: marker}); err != nil {
 		return reconcile.Result{}, err
 	}
 	reason := archive.Reason("")
@@ -214,7 +211,6 @@ func (r *Reconciler) objectsFor(ctx context.Context, k fileKey) ([]*cqv1.Checkpo
 
 // published is what the agent learned about an archive that has a namespace.
 type published struct {
-	name    string
 	dest    destination
 	info    os.FileInfo
 	res     archive.Result
@@ -226,12 +222,9 @@ type published struct {
 // archive, and records it on the node. A readable, unpinned archive costs one write: the
 // Create, which carries the whole of spec.archive.
 func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoint, p published) error {
-	want := r.archiveSource(k, p)
-	labels := map[string]string{cqv1.LabelNode: labelValue(r.Config.NodeName)}
-	if p.dest.orphanOf != "" {
-		labels[cqv1.LabelOrphanOf] = p.dest.orphanOf
-	}
-	pinned := p.marker == markerAgent
+	fresh := Publication{Node: r.Config.NodeName, Dir: k.Dir, File: k.Name, Identity: p.res.Identity, Size: p.info.Size(),
+		Namespace: p.dest.namespace, OrphanOf: p.dest.orphanOf, Pinned: p.marker == markerAgent}.Checkpoint()
+	want, labels, pinned := *fresh.Spec.Archive, fresh.Labels, fresh.Spec.Pinned
 	if obj != nil && obj.Spec.Archive != nil && !equality.Semantic.DeepEqual(*obj.Spec.Archive, want) {
 		// spec.archive never changes: an archive rewritten in place (or read differently
 		// by a newer agent) gets a new object, and keeps the pin a person set on the old one.
@@ -252,11 +245,9 @@ func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoin
 	}
 	switch {
 	case obj == nil:
-		obj = &cqv1.Checkpoint{
-			ObjectMeta: metav1.ObjectMeta{Name: p.name, Namespace: p.dest.namespace, Labels: labels},
-			// The agent's own marker is how spec.pinned outlives its object.
-			Spec: cqv1.CheckpointSpec{Pinned: pinned, Archive: &want},
-		}
+		// The agent's own marker is how spec.pinned outlives its object.
+		fresh.Spec.Pinned = pinned
+		obj = fresh
 		if err := r.Client.Create(ctx, obj); err != nil {
 			// AlreadyExists: the cache has not seen the object yet; the retry will.
 			return fmt.Errorf("creating Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
@@ -323,42 +314,6 @@ func (r *Reconciler) adopt(ctx context.Context, obj *cqv1.Checkpoint, want cqv1.
 	}
 	logf.FromContext(ctx).Info("adopted a Checkpoint that an older agent published", "checkpoint", client.ObjectKeyFromObject(obj))
 	return nil
-}
-
-// archiveSource is spec.archive for what the agent read.
-func (r *Reconciler) archiveSource(k fileKey, p published) cqv1.ArchiveSource {
-	id := p.res.Identity
-	return cqv1.ArchiveSource{
-		NodeName:       r.Config.NodeName,
-		Directory:      k.Dir,
-		FileName:       k.Name,
-		PodName:        id.Pod,
-		PodUID:         types.UID(clip(id.PodUID, maxUID)),
-		ContainerName:  id.Container,
-		OrphanOf:       p.dest.orphanOf,
-		SizeBytes:      p.info.Size(),
-		Size:           quota.Bytes(p.info.Size()),
-		CheckpointTime: metav1.NewTime(id.CheckpointTime.UTC().Truncate(time.Second)),
-		Runtime:        clip(id.Runtime, maxRuntime),
-		Image:          clip(id.Image, maxImage),
-	}
-}
-
-// The longest pod UID, runtime and image the API accepts (spec.archive's schema).
-const (
-	maxUID     = 128
-	maxRuntime = 32
-	maxImage   = 1024
-)
-
-// clip cuts s to at most n characters of valid UTF-8, so that an archive that names an
-// absurd image is still published.
-func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n])
 }
 
 func needsMeta(obj *cqv1.Checkpoint, labels map[string]string) bool {
