@@ -24,6 +24,10 @@ type NodeUsage struct {
 	Unreadable      int64  `json:"unreadable"`
 	Pinned          int64  `json:"pinned"`
 	Orphans         int64  `json:"orphans"`
+	// FilesystemFree and FilesystemFreePercent are the free space of the node's fullest
+	// checkpoint filesystem, from its agent's CheckpointNode; empty without one.
+	FilesystemFree        string `json:"filesystemFree,omitempty"`
+	FilesystemFreePercent string `json:"filesystemFreePercent,omitempty"`
 }
 
 // DeepCopyObject makes NodeUsage printable by the -o printers.
@@ -32,7 +36,7 @@ func (n *NodeUsage) DeepCopyObject() runtime.Object { c := *n; return &c }
 func newNodes(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "nodes",
-		Short: "Archives, bytes, unreadable and pinned archives per node",
+		Short: "Archives, bytes, unreadable and pinned archives, and free space per node",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return o.nodes(cmd.Context(), o.streams.Out) },
 	}
@@ -50,6 +54,14 @@ func (o *options) nodes(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	byNode := map[string]*NodeUsage{}
+	row := func(node string) *NodeUsage {
+		n := byNode[node]
+		if n == nil {
+			n = &NodeUsage{TypeMeta: metav1.TypeMeta{APIVersion: cqv1.GroupVersion.String(), Kind: "NodeUsage"}, Node: node}
+			byNode[node] = n
+		}
+		return n
+	}
 	for i := range cps.Items {
 		cp := &cps.Items[i]
 		node := "(unknown: published by an agent before v0.3)"
@@ -57,11 +69,7 @@ func (o *options) nodes(ctx context.Context, out io.Writer) error {
 		if ok {
 			node = a.Node
 		}
-		n := byNode[node]
-		if n == nil {
-			n = &NodeUsage{TypeMeta: metav1.TypeMeta{APIVersion: cqv1.GroupVersion.String(), Kind: "NodeUsage"}, Node: node}
-			byNode[node] = n
-		}
+		n := row(node)
 		n.Archives++
 		n.Bytes += a.Size
 		if cp.IsUnreadable() {
@@ -73,6 +81,17 @@ func (o *options) nodes(ctx context.Context, out io.Writer) error {
 		if cp.Spec.Archive != nil && cp.Spec.Archive.OrphanOf != "" {
 			n.Orphans++
 		}
+	}
+	// Free space comes from the agents' CheckpointNodes. Without them (agents older than
+	// v0.4, or a user who may not list them) the columns stay empty: the archives are still
+	// worth printing.
+	var cns cqv1.CheckpointNodeList
+	if err := c.List(ctx, &cns); err != nil {
+		_, _ = fmt.Fprintf(o.streams.ErrOut, "Warning: no free space shown: listing checkpointnodes: %v\n", err)
+	}
+	for i := range cns.Items {
+		n := row(cns.Items[i].Name)
+		n.FilesystemFree, n.FilesystemFreePercent = cns.Items[i].Status.Free, cns.Items[i].Status.FreePercent
 	}
 	var rows []*NodeUsage
 	for _, n := range byNode {
@@ -92,12 +111,20 @@ func (o *options) nodes(ctx context.Context, out io.Writer) error {
 	}
 	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
 	w := &writer{w: tw}
-	w.println("NODE\tARCHIVES\tBYTES\tUNREADABLE\tPINNED\tORPHANS")
+	w.println("NODE\tARCHIVES\tBYTES\tUNREADABLE\tPINNED\tORPHANS\tFS-FREE\tFS-FREE%")
 	for _, r := range rows {
-		w.printf("%s\t%d\t%s\t%d\t%d\t%d\n", r.Node, r.Archives, quota.Bytes(r.Bytes), r.Unreadable, r.Pinned, r.Orphans)
+		w.printf("%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\n", r.Node, r.Archives, quota.Bytes(r.Bytes), r.Unreadable, r.Pinned, r.Orphans,
+			orDash(r.FilesystemFree), orDash(r.FilesystemFreePercent))
 	}
 	if w.err != nil {
 		return w.err
 	}
 	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -147,12 +147,15 @@ var _ = Describe("Namespace deletion and uninstalling", func() {
 		arch := testarchive.New(ns, "db-0", "redis")
 		path := arch.MustWrite(dir)
 		live := publishedAs(node, arch)
+		// The agent writes the record right after the create that publishedAs saw.
+		var records []string
+		Eventually(func() []string {
+			records, _ = filepath.Glob(filepath.Join(stateRoot, node, "*.json"))
+			return records
+		}).Should(HaveLen(1))
 		a.stop()
 
 		By("putting back an older record: a Checkpoint in another namespace, since deleted, with every witness unchanged")
-		records, err := filepath.Glob(filepath.Join(stateRoot, node, "*.json"))
-		Expect(err).NotTo(HaveOccurred())
-		Expect(records).To(HaveLen(1))
 		data, err := os.ReadFile(records[0])
 		Expect(err).NotTo(HaveOccurred())
 		var rec map[string]any

@@ -62,8 +62,9 @@ var _ = Describe("kubectl checkpoint-quota", func() {
 
 		By("nodes")
 		out, _ = run("", "nodes")
-		Expect(out).To(MatchRegexp(`(?m)^NODE\s+ARCHIVES\s+BYTES\s+UNREADABLE\s+PINNED\s+ORPHANS$`))
-		Expect(out).To(MatchRegexp(`(?m)^` + nodeName + `\s+\d+\s+`))
+		Expect(out).To(MatchRegexp(`(?m)^NODE\s+ARCHIVES\s+BYTES\s+UNREADABLE\s+PINNED\s+ORPHANS\s+FS-FREE\s+FS-FREE%$`))
+		// The free space comes from the agent's CheckpointNode.
+		Expect(out).To(MatchRegexp(`(?m)^` + nodeName + `\s+\d+\s+\S+\s+\d+\s+\d+\s+\d+\s+\d[\d.]*[KMGTPE]i\s+\d+%$`))
 		out, _ = run("", "nodes", "-o", "yaml")
 		Expect(out).To(ContainSubstring("node: " + nodeName))
 
