@@ -93,8 +93,10 @@ func BenchmarkScale(b *testing.B) {
 		metricsAddr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
 		metricsURL := "http://" + metricsAddr + "/metrics"
 		api1, tm := procCPU(b, apiserver), time.Now()
+		managerPprof := profileAddr(b)
 		manager := bed.process(b, filepath.Join(bin, "manager"), "--kubeconfig", bed.env.Kubeconfig, "--enable-webhooks=false",
-			"--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=0")
+			"--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=0", "--pprof-bind-address="+managerPprof)
+		profile(b, managerPprof, "scale-manager-start", 30*time.Second)
 		var firstReady time.Duration
 		waitFor(b, 10*time.Minute, 250*time.Millisecond, "every quota Ready", func() bool {
 			n := readyQuotas(b, c)
@@ -113,6 +115,7 @@ func BenchmarkScale(b *testing.B) {
 		// The stream.
 		writes2 := checkpointWrites(b, cfg)
 		api2, mcpu2 := procCPU(b, apiserver), procCPU(b, manager)
+		profile(b, managerPprof, "scale-manager-stream", streamSeconds*time.Second)
 		lags, missing := w.stream(b, dels)
 		apiStream, mcpuStream := procCPU(b, apiserver)-api2, procCPU(b, manager)-mcpu2
 		writes3 := quietWrites(b, cfg)
