@@ -52,7 +52,7 @@ generate: controller-gen ## Generate deepcopy code (zz_generated.deepcopy.go).
 # packages only, so that neither inherits the other's permissions. Package roots that do not
 # exist yet are skipped (controller-gen fails on a missing path).
 MANAGER_RBAC_PATHS = $(foreach d,controllers webhooks cmd/manager,$(if $(wildcard $(d)),paths=./$(d)/...))
-AGENT_RBAC_PATHS = $(foreach d,internal/nodeagent cmd/node-agent,$(if $(wildcard $(d)),paths=./$(d)/...))
+AGENT_RBAC_PATHS = $(foreach d,nodeagent cmd/node-agent,$(if $(wildcard $(d)),paths=./$(d)/...))
 
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs, RBAC and webhook manifests into config/.

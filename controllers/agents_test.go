@@ -9,7 +9,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/checkpoint-quota/checkpoint-quota/internal/nodeagent"
+	"github.com/checkpoint-quota/checkpoint-quota/nodeagent"
 	testarchive "github.com/checkpoint-quota/checkpoint-quota/test/archive"
 	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
 )

@@ -17,7 +17,7 @@ import (
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
-	"github.com/checkpoint-quota/checkpoint-quota/internal/nodeagent"
+	"github.com/checkpoint-quota/checkpoint-quota/nodeagent"
 	testarchive "github.com/checkpoint-quota/checkpoint-quota/test/archive"
 	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
 )

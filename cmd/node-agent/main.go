@@ -14,7 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
-	"github.com/checkpoint-quota/checkpoint-quota/internal/nodeagent"
+	"github.com/checkpoint-quota/checkpoint-quota/nodeagent"
 )
 
 // dirList is a repeatable --checkpoint-dir flag.

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
-	"github.com/checkpoint-quota/checkpoint-quota/internal/nodeagent"
+	"github.com/checkpoint-quota/checkpoint-quota/nodeagent"
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
 

@@ -22,7 +22,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
-	"github.com/checkpoint-quota/checkpoint-quota/internal/nodeagent"
+	"github.com/checkpoint-quota/checkpoint-quota/nodeagent"
 	testarchive "github.com/checkpoint-quota/checkpoint-quota/test/archive"
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )

@@ -15,8 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
-	"github.com/checkpoint-quota/checkpoint-quota/internal/nodeagent"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
+	"github.com/checkpoint-quota/checkpoint-quota/nodeagent"
 	testarchive "github.com/checkpoint-quota/checkpoint-quota/test/archive"
 )
 
