@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -229,12 +228,7 @@ func profileAddr(b *testing.B) string {
 	if os.Getenv("BENCH_PROFILE_DIR") == "" {
 		return "0"
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
 }
 
 // profile saves a CPU profile of the next d from the pprof endpoint at addr into

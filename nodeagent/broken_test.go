@@ -8,7 +8,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -77,17 +76,7 @@ var _ = Describe("Broken archives", func() {
 
 		// One event series on the Node per kind of failure of the archives without a namespace
 		// (the two not-regular entries share one), naming the file and the reason.
-		Eventually(func(g Gomega) []string {
-			var list eventsv1.EventList
-			g.Expect(env.Client.List(ctx, &list, client.InNamespace(metav1.NamespaceDefault))).To(Succeed())
-			var notes []string
-			for _, e := range list.Items {
-				if e.Regarding.Kind == "Node" && e.Regarding.Name == node && e.Reason == "UnreadableArchive" {
-					notes = append(notes, e.Note)
-				}
-			}
-			return notes
-		}).Should(And(HaveLen(4),
+		Eventually(nodeEventNotes(node)).Should(And(HaveLen(4),
 			ContainElement(ContainSubstring("MetadataTooLarge")),
 			// Whichever of the symlink and the directory was read first starts the series.
 			ContainElement(Or(ContainSubstring("symlinks are never followed"), ContainSubstring("is a directory, not a regular file"))),

@@ -14,12 +14,7 @@ import (
 // pod selectors and 2 cluster quotas.
 func benchWorld(b *testing.B) ([]Archive, []*policy.Quota, map[string]map[string]string) {
 	var quotas []*policy.Quota
-	add := func(q *policy.Quota, err error) {
-		if err != nil {
-			b.Fatal(err)
-		}
-		quotas = append(quotas, q)
-	}
+	add := collect(b, &quotas)
 	for i := range 10 {
 		add(policy.FromCheckpointQuota(builder.Quota("default", fmt.Sprintf("ns-%d", i*10)).Total(30, "").PerPod(4, "").Obj()))
 	}
@@ -65,12 +60,7 @@ func BenchmarkCompute10k(b *testing.B) {
 // selecting a tenth of the namespaces by label).
 func BenchmarkCompute100k(b *testing.B) {
 	var quotas []*policy.Quota
-	add := func(q *policy.Quota, err error) {
-		if err != nil {
-			b.Fatal(err)
-		}
-		quotas = append(quotas, q)
-	}
+	add := collect(b, &quotas)
 	for i := range 250 {
 		q := builder.Quota("default", fmt.Sprintf("ns-%d", i*4)).Total(60, "").PerPod(8, "")
 		if i%4 == 0 {

@@ -27,9 +27,8 @@ const MaxConflicts = 10
 type Resolver struct {
 	quotas []*policy.Quota
 	index  map[policy.Ref]int
-	// byQuota is index by pointer, and inNamespace the quotas that can target each
-	// namespace's archives: an archive is resolved against those few, not every quota.
-	byQuota     map[*policy.Quota]int
+	// inNamespace are the quotas that can target each namespace's archives: an archive is
+	// resolved against those few, not every quota.
 	inNamespace map[string]*candidates
 	// resolved remembers the resolution of each distinct subject (see subjectKey).
 	resolved map[subjectKey]*resolution
@@ -52,12 +51,11 @@ type conflictKey struct {
 // NewResolver resolves against quotas.
 func NewResolver(quotas []*policy.Quota) *Resolver {
 	r := &Resolver{quotas: quotas, index: map[policy.Ref]int{},
-		byQuota: map[*policy.Quota]int{}, inNamespace: map[string]*candidates{}, resolved: map[subjectKey]*resolution{},
+		inNamespace: map[string]*candidates{}, resolved: map[subjectKey]*resolution{},
 		targeted: make([][]policy.Resolution, len(quotas)), conflicts: make([][]Conflict, len(quotas)),
 		seen: make([]map[conflictKey]bool, len(quotas))}
 	for i, q := range quotas {
 		r.index[q.Ref] = i
-		r.byQuota[q] = i
 	}
 	return r
 }
@@ -143,7 +141,7 @@ func (r *Resolver) Rules(a *Archive) Rules {
 	}
 	res := done.res
 	for _, q := range res.Targeting {
-		i := r.byQuota[q]
+		i := r.index[q.Ref]
 		r.targeted[i] = append(r.targeted[i], res)
 	}
 	for _, c := range res.Conflicts {

@@ -17,12 +17,7 @@ import (
 // differ in a field some quota of their namespace selects by never share a resolution.
 func TestRulesAlikeOnlyWhereQuotasCannotTell(t *testing.T) {
 	var quotas []*policy.Quota
-	add := func(q *policy.Quota, err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		quotas = append(quotas, q)
-	}
+	add := collect(t, &quotas)
 	add(policy.FromCheckpointQuota(builder.Quota("tier", "shop").PodSelector(map[string]string{"tier": "cache"}).PerPod(3, "").Obj()))
 	add(policy.FromCheckpointQuota(builder.Quota("tier", "cache").PodSelector(map[string]string{"tier": "cache"}).PerPod(4, "").Obj()))
 	// "tier DoesNotExist" selects a known pod without labels, never a pod that is gone.
@@ -73,5 +68,17 @@ func TestRulesAlikeOnlyWhereQuotasCannotTell(t *testing.T) {
 	}
 	if got := len(shared.resolved); got != 15 {
 		t.Errorf("distinct resolutions = %d, want 15 (the last four archives resolve like earlier ones)", got)
+	}
+}
+
+// collect returns a function that appends a parsed quota to quotas, failing the test on a
+// parse error: add(policy.FromCheckpointQuota(...)).
+func collect(tb testing.TB, quotas *[]*policy.Quota) func(*policy.Quota, error) {
+	return func(q *policy.Quota, err error) {
+		tb.Helper()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		*quotas = append(*quotas, q)
 	}
 }
