@@ -29,7 +29,7 @@ type world struct {
 	invalid     map[policy.Ref]error
 	generations map[policy.Ref]int64
 	input       quota.Input
-	resolver    *quota.Resolver
+	resolution  *quota.Resolution
 	pods        map[types.NamespacedName]*metav1.PartialObjectMetadata
 }
 
@@ -89,11 +89,9 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time) (*world, erro
 	r.Engine.forgetGone(func(uid types.UID) bool { terminating, ok := present[uid]; return ok && !terminating })
 	r.forgetOrphans(present)
 
-	w.resolver = quota.NewResolver(w.policies)
-	w.resolver.NamespaceLabels = nsLabels
-	w.resolver.PodLabels = quota.PodLabelsFrom(w.pods)
-	w.input.Quotas = w.resolver.Infos()
-	w.input.Rules = w.resolver.Rules
+	w.resolution = quota.Resolve(w.policies, w.input.Archives, quota.Labels{Namespaces: nsLabels, Pod: quota.PodLabelsFrom(w.pods)})
+	w.input.Quotas = w.resolution.Quotas
+	w.input.Rules = w.resolution.Rules
 	w.input.Now = now
 	return w, nil
 }

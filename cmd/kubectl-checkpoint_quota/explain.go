@@ -65,7 +65,7 @@ func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
 		out.println("  orphan     its pod is gone: under a winning orphans.policy Delete it goes after the grace period, counted from when the manager saw the pod gone")
 	}
 
-	rules := s.resolver.Rules(a)
+	rules := s.resolution.Rules[idx]
 	res := quota.Compute(s.input)
 	out.println("Limits:")
 	if len(rules.Limits) == 0 && rules.MaxSize == nil && rules.MaxAge == nil && rules.Orphans == nil {
@@ -129,7 +129,7 @@ func (s *snapshot) rank(idx int, l quota.Limit) (rank, count int, used int64) {
 		if a.Scope(l.Level) != scope {
 			continue
 		}
-		for _, m := range s.resolver.Rules(a).Limits {
+		for _, m := range s.resolution.Rules[i].Limits {
 			if m.Quota == l.Quota && m.Key == l.Key {
 				members = append(members, i)
 				if l.Resource == quota.Storage {

@@ -19,7 +19,7 @@ import (
 type snapshot struct {
 	checkpoints []*cqv1.Checkpoint // aligned with input.Archives
 	input       quota.Input
-	resolver    *quota.Resolver
+	resolution  *quota.Resolution
 	pods        map[types.NamespacedName]*corev1.Pod
 	invalid     map[string]error
 }
@@ -83,11 +83,9 @@ func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapsho
 		s.checkpoints = append(s.checkpoints, cp)
 		s.input.Archives = append(s.input.Archives, a)
 	}
-	s.resolver = quota.NewResolver(policies)
-	s.resolver.NamespaceLabels = nsLabels
-	s.resolver.PodLabels = quota.PodLabelsFrom(s.pods)
-	s.input.Quotas = s.resolver.Infos()
-	s.input.Rules = s.resolver.Rules
+	s.resolution = quota.Resolve(policies, s.input.Archives, quota.Labels{Namespaces: nsLabels, Pod: quota.PodLabelsFrom(s.pods)})
+	s.input.Quotas = s.resolution.Quotas
+	s.input.Rules = s.resolution.Rules
 	s.input.Now = now
 	return s, nil
 }

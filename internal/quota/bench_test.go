@@ -93,18 +93,16 @@ func BenchmarkCompute100k(b *testing.B) {
 	recompute(b, archives, quotas, nsLabels)
 }
 
-// recompute measures what one pass of the manager computes: resolving every archive through
-// a new Resolver (every pod labelled tier=cache), Compute, and every quota's effective limits.
+// recompute measures what one pass of the manager computes: resolving every archive (every
+// pod labelled tier=cache), Compute, and every quota's effective limits.
 func recompute(b *testing.B, archives []Archive, quotas []*policy.Quota, nsLabels map[string]map[string]string) {
 	podLabels := map[string]string{"tier": "cache"}
 	now := time.Date(2025, 3, 1, 12, 30, 0, 0, time.UTC)
 	var res Result
 	b.ReportAllocs()
 	for b.Loop() {
-		r := NewResolver(quotas)
-		r.NamespaceLabels = nsLabels
-		r.PodLabels = func(*Archive) map[string]string { return podLabels }
-		res = Compute(Input{Archives: archives, Quotas: r.Infos(), Rules: r.Rules, Now: now})
+		r := Resolve(quotas, archives, Labels{Namespaces: nsLabels, Pod: func(*Archive) map[string]string { return podLabels }})
+		res = Compute(Input{Archives: archives, Quotas: r.Quotas, Rules: r.Rules, Now: now})
 		for i := range quotas {
 			_ = r.Effective(i)
 		}

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// subject is one container incarnation (namespace, pod, pod UID, container): its archives
-// share their rules and the scopes they count in.
+// subject is the archives of one container under one set of rules: they share the scopes
+// they count in.
 type subject struct {
 	rules  Rules
 	groups []int
@@ -24,14 +24,21 @@ type group struct {
 	members []int
 }
 
+// subjectOf tells subjects apart: the same rules over the same scopes.
+type subjectOf struct {
+	rules                     *Rules
+	namespace, pod, container string
+}
+
 type groupKey struct {
 	quota int
 	key   string
 	scope string
 }
 
-// world is the part of a computation that does not depend on which quotas enforce.
-type world struct {
+// ledger is the part of a computation that does not depend on which quotas enforce: the
+// archives in order, and the usage of every scope under every limit.
+type ledger struct {
 	in       *Input
 	order    []int // archive indices, oldest first
 	subjOf   []int // archive index -> subject
@@ -89,24 +96,24 @@ func Compute(in Input) Result {
 	return res
 }
 
-func build(in *Input) *world {
-	w := &world{in: in, order: make([]int, len(in.Archives)), subjOf: make([]int, len(in.Archives))}
+func build(in *Input) *ledger {
+	w := &ledger{in: in, order: make([]int, len(in.Archives)), subjOf: make([]int, len(in.Archives))}
 	for i := range w.order {
 		w.order[i] = i
 	}
 	// Older is a total order (names are unique in a namespace), so an unstable sort is deterministic.
 	slices.SortFunc(w.order, func(x, y int) int { return Compare(&in.Archives[x], &in.Archives[y]) })
 
-	subjects := map[string]int{}
+	subjects := map[subjectOf]int{}
 	groups := map[groupKey]int{}
 	for i := range in.Archives {
 		a := &in.Archives[i]
-		key := a.Namespace + "/" + a.Pod + "/" + a.PodUID + "/" + a.Container
+		key := subjectOf{rules: in.Rules[i], namespace: a.Namespace, pod: a.Pod, container: a.Container}
 		s, ok := subjects[key]
 		if !ok {
 			s = len(w.subjects)
 			subjects[key] = s
-			sub := subject{rules: in.Rules(a)}
+			sub := subject{rules: *in.Rules[i]}
 			for lvl := LevelContainer; lvl <= LevelNamespace; lvl++ {
 				sub.scopes[lvl] = a.Scope(lvl)
 			}
@@ -161,7 +168,7 @@ type quotaBlock struct {
 
 // prune marks, oldest first, the archives that the active quotas' rules delete: first
 // the retention rules, then every limit over its scope until it holds.
-func (w *world) prune(active []bool) ([]*Prune, []quotaBlock) {
+func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 	in := w.in
 	marks := make([]*Prune, len(in.Archives))
 	left := make([]int64, len(w.groups))
@@ -231,7 +238,7 @@ func (w *world) prune(active []bool) ([]*Prune, []quotaBlock) {
 func prunable(a *Archive) bool { return !a.Pinned && !a.Unreadable }
 
 // nextExpiry is the earliest future moment when a retention rule starts to apply.
-func (w *world) nextExpiry() time.Time {
+func (w *ledger) nextExpiry() time.Time {
 	var next time.Time
 	consider := func(t time.Time) {
 		if t.After(w.in.Now) && (next.IsZero() || t.Before(next)) {

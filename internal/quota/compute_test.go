@@ -39,6 +39,15 @@ func prunedNames(in Input, res Result) []string {
 	return out
 }
 
+// everyArchive gives every archive the same rules, as Resolve would if one quota governed them all.
+func everyArchive(archives []Archive, rules Rules) []*Rules {
+	out := make([]*Rules, len(archives))
+	for i := range out {
+		out[i] = &rules
+	}
+	return out
+}
+
 func limit(key string, lvl Level, r Resource, v int64) Limit {
 	return Limit{Quota: 0, Key: key, Level: lvl, Resource: r, Value: v}
 }
@@ -86,7 +95,7 @@ func TestComputePrunes(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			in := Input{Archives: tc.archives, Quotas: []Meta{{Name: "q", DryRun: tc.dryRun}},
-				Rules: func(*Archive) Rules { return tc.rules }, Now: t0.Add(2 * time.Hour)}
+				Rules: everyArchive(tc.archives, tc.rules), Now: t0.Add(2 * time.Hour)}
 			got := prunedNames(in, Compute(in))
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("pruned (-want +got):\n%s", diff)
@@ -102,7 +111,7 @@ func TestDryRunReportsWhatEnforceDeletes(t *testing.T) {
 		limit("perContainer.checkpoints", LevelContainer, Checkpoints, 3),
 		limit("total.storage", LevelNamespace, Storage, 500),
 	}}
-	in := Input{Archives: arch, Quotas: []Meta{{Name: "q", DryRun: true}}, Rules: func(*Archive) Rules { return rules }, Now: t0}
+	in := Input{Archives: arch, Quotas: []Meta{{Name: "q", DryRun: true}}, Rules: everyArchive(arch, rules), Now: t0}
 	dry := Compute(in)
 	var pending []string
 	for _, p := range dry.Quotas[0].Pending {
@@ -122,9 +131,7 @@ func TestPinsBlockAndAreNamed(t *testing.T) {
 	arch := archives("ns", "p", "a", 3, 100)
 	arch[0].Pinned, arch[1].Pinned = true, true
 	in := Input{Archives: arch, Quotas: []Meta{{Name: "q"}}, Now: t0,
-		Rules: func(*Archive) Rules {
-			return Rules{Limits: []Limit{limit("perContainer.checkpoints", LevelContainer, Checkpoints, 1)}}
-		}}
+		Rules: everyArchive(arch, Rules{Limits: []Limit{limit("perContainer.checkpoints", LevelContainer, Checkpoints, 1)}})}
 	res := Compute(in)
 	if diff := cmp.Diff([]string{"p-a-2"}, prunedNames(in, res)); diff != "" {
 		t.Errorf("pruned (-want +got):\n%s", diff)
@@ -140,7 +147,7 @@ func TestOrphansAfterGrace(t *testing.T) {
 	arch[0].OrphanSince = t0.Add(-11 * time.Minute)
 	arch[1].OrphanSince = t0.Add(-5 * time.Minute)
 	in := Input{Archives: arch, Quotas: []Meta{{Name: "q"}}, Now: t0,
-		Rules: func(*Archive) Rules { return Rules{Orphans: &Retention{Duration: 10 * time.Minute}} }}
+		Rules: everyArchive(arch, Rules{Orphans: &Retention{Duration: 10 * time.Minute}})}
 	res := Compute(in)
 	if diff := cmp.Diff([]string{"p-a-0"}, prunedNames(in, res)); diff != "" {
 		t.Errorf("pruned (-want +got):\n%s", diff)
@@ -153,9 +160,7 @@ func TestOrphansAfterGrace(t *testing.T) {
 func TestUsageReport(t *testing.T) {
 	arch := concat(archives("ns", "p", "a", 3, 100), archives("ns", "q", "a", 1, 100))
 	in := Input{Archives: arch, Quotas: []Meta{{Name: "q"}}, Now: t0,
-		Rules: func(*Archive) Rules {
-			return Rules{Limits: []Limit{limit("perPod.checkpoints", LevelPod, Checkpoints, 5)}}
-		}}
+		Rules: everyArchive(arch, Rules{Limits: []Limit{limit("perPod.checkpoints", LevelPod, Checkpoints, 5)}})}
 	qr := Compute(in).Quotas[0]
 	want := []LimitUsage{{Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Hard: 5, Used: 3, Scope: "ns/p"}}
 	if diff := cmp.Diff(want, qr.Limits); diff != "" {

@@ -7,7 +7,7 @@ import (
 
 // report fills each quota's usage: its limits in force with the scope nearest each, and
 // the namespaces, pods and containers nearest their limits.
-func (w *world) report(res *Result) {
+func (w *ledger) report(res *Result) {
 	in := w.in
 	type limitKey struct {
 		quota int

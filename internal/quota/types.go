@@ -107,9 +107,9 @@ type Meta struct {
 type Input struct {
 	Archives []Archive
 	Quotas   []Meta
-	// Rules gives the rules that govern an archive; archives of the same container share
-	// them, so Compute asks once per container.
-	Rules func(a *Archive) Rules
+	// Rules are the rules that govern each archive, indexed like Archives: Resolution.Rules.
+	// Archives of one container share one value.
+	Rules []*Rules
 	// Now is the time against which maxAge and orphan grace periods are measured.
 	Now time.Time
 }

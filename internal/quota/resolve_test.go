@@ -12,7 +12,7 @@ import (
 	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
 )
 
-// TestRulesAlikeOnlyWhereQuotasCannotTell checks that the Resolver, which resolves each
+// TestRulesAlikeOnlyWhereQuotasCannotTell checks that Resolve, which resolves each
 // distinct subject once, gives every archive the rules it would get alone: archives that
 // differ in a field some quota of their namespace selects by never share a resolution.
 func TestRulesAlikeOnlyWhereQuotasCannotTell(t *testing.T) {
@@ -56,17 +56,17 @@ func TestRulesAlikeOnlyWhereQuotasCannotTell(t *testing.T) {
 		{Namespace: "batch", Pod: "job-1", Container: "other"},
 		{Namespace: "cache", Pod: "cache-1", Container: "sidecar"},
 	}
-	shared := NewResolver(quotas)
-	shared.NamespaceLabels, shared.PodLabels = nsLabels, labelsOf
-	for _, a := range archives {
-		alone := NewResolver(quotas)
-		alone.NamespaceLabels, alone.PodLabels = nsLabels, labelsOf
-		want := alone.Rules(&a)
-		if diff := cmp.Diff(want, shared.Rules(&a)); diff != "" {
+	labels := Labels{Namespaces: nsLabels, Pod: labelsOf}
+	shared := Resolve(quotas, archives, labels)
+	distinct := map[*Rules]bool{}
+	for i, a := range archives {
+		alone := Resolve(quotas, archives[i:i+1], labels)
+		if diff := cmp.Diff(alone.Rules[0], shared.Rules[i]); diff != "" {
 			t.Errorf("%s/%s/%s: rules differ from resolving it alone (-alone +shared):\n%s", a.Namespace, a.Pod, a.Container, diff)
 		}
+		distinct[shared.Rules[i]] = true
 	}
-	if got := len(shared.resolved); got != 15 {
+	if got := len(distinct); got != 15 {
 		t.Errorf("distinct resolutions = %d, want 15 (the last four archives resolve like earlier ones)", got)
 	}
 }
@@ -80,5 +80,39 @@ func collect(tb testing.TB, quotas *[]*policy.Quota) func(*policy.Quota, error) 
 			tb.Fatal(err)
 		}
 		*quotas = append(*quotas, q)
+	}
+}
+
+// TestResolutionReportsWithoutCompute checks that what a quota reports of its own limits
+// (in force or overridden, conflicts) is the result of Resolve alone: nothing that Compute
+// does later adds to it.
+func TestResolutionReportsWithoutCompute(t *testing.T) {
+	var quotas []*policy.Quota
+	add := collect(t, &quotas)
+	add(policy.FromClusterQuota(builder.ClusterQuota("wide").PerContainer(5, "").Obj()))
+	add(policy.FromCheckpointQuota(builder.Quota("a", "shop").PodNames("cache-0").PerPod(3, "").PerContainer(2, "").Obj()))
+	add(policy.FromCheckpointQuota(builder.Quota("b", "shop").PodNames("cache-0").PerPod(4, "").Obj()))
+	archives := []Archive{
+		{Namespace: "shop", Pod: "cache-0", Container: "redis"},
+		{Namespace: "shop", Pod: "cache-0", Container: "redis"},
+	}
+	res := Resolve(quotas, archives, Labels{})
+
+	wantConflicts := map[int][]Conflict{
+		0: nil,
+		1: {{Key: policy.PodCheckpoints, Other: quotas[2].Ref, Pod: "shop/cache-0", Won: true}},
+		2: {{Key: policy.PodCheckpoints, Other: quotas[1].Ref, Pod: "shop/cache-0"}},
+	}
+	for qi, want := range wantConflicts {
+		if diff := cmp.Diff(want, res.Conflicts(qi)); diff != "" {
+			t.Errorf("%s: conflicts (-want +got):\n%s", quotas[qi].Ref, diff)
+		}
+	}
+	wide := res.Effective(0)
+	if len(wide) != 1 || wide[0].State != cqv1.LimitOverridden || len(wide[0].OverriddenBy) != 1 || wide[0].OverriddenBy[0] != quotas[1].Ref {
+		t.Errorf("wide's perContainer.checkpoints: got %+v, want Overridden by %s", wide, quotas[1].Ref)
+	}
+	if res.Rules[0] != res.Rules[1] {
+		t.Error("two archives of one container got two resolutions, want one shared")
 	}
 }

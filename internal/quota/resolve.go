@@ -5,6 +5,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
@@ -22,37 +23,75 @@ type Conflict struct {
 // MaxConflicts bounds the conflicts reported per quota.
 const MaxConflicts = 10
 
-// Resolver asks internal/policy which quota governs each limit of an archive and turns
-// the answer into Rules; it remembers what each quota needs for its report.
-type Resolver struct {
+// Labels are what resolution reads of the cluster besides the quotas and the archives.
+type Labels struct {
+	// Namespaces are the labels of each namespace.
+	Namespaces map[string]map[string]string
+	// Pod returns the labels of the archive's pod, nil when that pod (with that UID) is not
+	// known.
+	Pod func(a *Archive) map[string]string
+}
+
+// Resolution is which quotas govern each archive: the rules Compute applies, and what
+// each quota reports of its own limits (where they are in force, whom they conflict with).
+type Resolution struct {
+	// Quotas describes the quotas resolved, in their order: Input.Quotas.
+	Quotas []Meta
+	// Rules are the rules of each archive, indexed like the archives: Input.Rules. Archives
+	// that resolve alike share one value, which nobody may modify.
+	Rules []*Rules
+
+	quotas    []*policy.Quota
+	targeted  [][]policy.Resolution
+	conflicts [][]Conflict
+}
+
+// Resolve asks internal/policy which quota governs each limit of each archive. It
+// resolves each container once (its archives share their pod, namespace and labels), and
+// each distinct subject once (see subjectKey).
+func Resolve(quotas []*policy.Quota, archives []Archive, labels Labels) *Resolution {
+	r := newResolver(quotas, labels)
+	res := &Resolution{Quotas: make([]Meta, len(quotas)), Rules: make([]*Rules, len(archives)), quotas: quotas,
+		targeted: make([][]policy.Resolution, len(quotas)), conflicts: make([][]Conflict, len(quotas))}
+	for i, q := range quotas {
+		res.Quotas[i] = Meta{Name: q.Ref.String(), DryRun: q.Enforcement == cqv1.EnforcementDryRun}
+	}
+	containers := map[incarnation]*Rules{}
+	for i := range archives {
+		a := &archives[i]
+		k := incarnation{namespace: a.Namespace, pod: a.Pod, podUID: a.PodUID, container: a.Container}
+		rules, ok := containers[k]
+		if !ok {
+			rules = r.resolve(a, res)
+			containers[k] = rules
+		}
+		res.Rules[i] = rules
+	}
+	return res
+}
+
+// incarnation is one container of one pod: its archives resolve alike.
+type incarnation struct {
+	namespace, pod, podUID, container string
+}
+
+// resolver remembers, while one Resolve runs, the candidates of each namespace and the
+// resolution of each distinct subject.
+type resolver struct {
 	quotas []*policy.Quota
 	index  map[policy.Ref]int
+	labels Labels
 	// inNamespace are the quotas that can target each namespace's archives: an archive is
 	// resolved against those few, not every quota.
 	inNamespace map[string]*candidates
-	// resolved remembers the resolution of each distinct subject (see subjectKey).
+	// resolved remembers the resolution of each distinct subject.
 	resolved map[subjectKey]*resolution
-	// NamespaceLabels are the labels of each namespace.
-	NamespaceLabels map[string]map[string]string
-	// PodLabels returns the labels of the archive's pod, nil when that pod (with that UID)
-	// is not known.
-	PodLabels func(a *Archive) map[string]string
-
-	targeted  [][]policy.Resolution
-	conflicts [][]Conflict
-	seen      []map[conflictKey]bool
+	seen     []map[conflictKey]bool
 }
 
-type conflictKey struct {
-	key   policy.Key
-	other policy.Ref
-}
-
-// NewResolver resolves against quotas.
-func NewResolver(quotas []*policy.Quota) *Resolver {
-	r := &Resolver{quotas: quotas, index: map[policy.Ref]int{},
+func newResolver(quotas []*policy.Quota, labels Labels) *resolver {
+	r := &resolver{quotas: quotas, index: map[policy.Ref]int{}, labels: labels,
 		inNamespace: map[string]*candidates{}, resolved: map[subjectKey]*resolution{},
-		targeted: make([][]policy.Resolution, len(quotas)), conflicts: make([][]Conflict, len(quotas)),
 		seen: make([]map[conflictKey]bool, len(quotas))}
 	for i, q := range quotas {
 		r.index[q.Ref] = i
@@ -82,13 +121,13 @@ type resolution struct {
 
 // candidatesIn returns the candidates of namespace ns. The namespace's labels do not change
 // while the Resolver lives: it is built for one computation.
-func (r *Resolver) candidatesIn(ns string) *candidates {
+func (r *resolver) candidatesIn(ns string) *candidates {
 	if c, ok := r.inNamespace[ns]; ok {
 		return c
 	}
 	c := &candidates{quotas: []*policy.Quota{}}
 	for _, q := range r.quotas {
-		if !q.TargetsNamespace(ns, r.NamespaceLabels[ns]) {
+		if !q.TargetsNamespace(ns, r.labels.Namespaces[ns]) {
 			continue
 		}
 		c.quotas = append(c.quotas, q)
@@ -115,45 +154,45 @@ func (c *candidates) key(s policy.Subject) subjectKey {
 	return k
 }
 
-// Infos describes the quotas for Input.Quotas, in the same order.
-func (r *Resolver) Infos() []Meta {
-	out := make([]Meta, len(r.quotas))
-	for i, q := range r.quotas {
-		out[i] = Meta{Name: q.Ref.String(), DryRun: q.Enforcement == "DryRun"}
-	}
-	return out
-}
-
-// Rules resolves the archive's container and returns the rules in force; use it as Input.Rules.
-func (r *Resolver) Rules(a *Archive) Rules {
-	s := policy.Subject{Namespace: a.Namespace, NamespaceLabels: r.NamespaceLabels[a.Namespace],
+// resolve returns the rules in force for the archive's container and records, on its
+// first sight of each distinct subject, which quotas target it and what conflicts.
+func (r *resolver) resolve(a *Archive, out *Resolution) *Rules {
+	s := policy.Subject{Namespace: a.Namespace, NamespaceLabels: r.labels.Namespaces[a.Namespace],
 		Pod: a.Pod, Container: a.Container}
-	if r.PodLabels != nil {
-		s.PodLabels = r.PodLabels(a)
+	if r.labels.Pod != nil {
+		s.PodLabels = r.labels.Pod(a)
 	}
 	cands := r.candidatesIn(a.Namespace)
 	key := cands.key(s)
-	done, ok := r.resolved[key]
-	if !ok {
-		res := policy.Resolve(cands.quotas, s)
-		done = &resolution{res: res, rules: r.rulesOf(res)}
-		r.resolved[key] = done
+	if done, ok := r.resolved[key]; ok {
+		r.conflicts(done.res, a, out)
+		return &done.rules
 	}
-	res := done.res
+	res := policy.Resolve(cands.quotas, s)
+	done := &resolution{res: res, rules: r.rulesOf(res)}
+	r.resolved[key] = done
+	// Effective reads whether a limit governs some or none of the subjects a quota
+	// targets: once per distinct subject tells it.
 	for _, q := range res.Targeting {
 		i := r.index[q.Ref]
-		r.targeted[i] = append(r.targeted[i], res)
+		out.targeted[i] = append(out.targeted[i], res)
 	}
+	r.conflicts(res, a, out)
+	return &done.rules
+}
+
+// conflicts records the conflicts of a resolution for the archive's pod.
+func (r *resolver) conflicts(res policy.Resolution, a *Archive, out *Resolution) {
 	for _, c := range res.Conflicts {
-		r.conflict(c.Winner, Conflict{Key: c.Key, Other: c.Loser, Pod: a.Namespace + "/" + a.Pod, Won: true})
-		r.conflict(c.Loser, Conflict{Key: c.Key, Other: c.Winner, Pod: a.Namespace + "/" + a.Pod})
+		pod := a.Namespace + "/" + a.Pod
+		r.conflict(out, c.Winner, Conflict{Key: c.Key, Other: c.Loser, Pod: pod, Won: true})
+		r.conflict(out, c.Loser, Conflict{Key: c.Key, Other: c.Winner, Pod: pod})
 	}
-	return done.rules
 }
 
 // rulesOf turns a resolution into the rules Compute applies. Archives that resolve alike
 // share them: Compute only reads them.
-func (r *Resolver) rulesOf(res policy.Resolution) Rules {
+func (r *resolver) rulesOf(res policy.Resolution) Rules {
 	var rules Rules
 	for _, k := range policy.PrecedenceKeys {
 		q := res.Governing[k]
@@ -167,7 +206,7 @@ func (r *Resolver) rulesOf(res policy.Resolution) Rules {
 		case policy.MaxAge:
 			rules.MaxAge = &Retention{Quota: qi, Duration: *q.MaxAge}
 		case policy.Orphans:
-			if q.Orphans.Policy == "Delete" {
+			if q.Orphans.Policy == cqv1.OrphanDelete {
 				rules.Orphans = &Retention{Quota: qi, Duration: q.Orphans.GracePeriod}
 			}
 		default:
@@ -191,7 +230,7 @@ var levels = map[policy.Key]Level{
 	policy.GroupCheckpoints: LevelGroup, policy.GroupStorage: LevelGroup,
 }
 
-func (r *Resolver) limit(qi int, k policy.Key) Limit {
+func (r *resolver) limit(qi int, k policy.Key) Limit {
 	q := r.quotas[qi]
 	res := Checkpoints
 	switch k {
@@ -201,7 +240,12 @@ func (r *Resolver) limit(qi int, k policy.Key) Limit {
 	return Limit{Quota: qi, Key: q.LimitName(k), Level: levels[k], Resource: res, Value: q.Limits[k]}
 }
 
-func (r *Resolver) conflict(ref policy.Ref, c Conflict) {
+type conflictKey struct {
+	key   policy.Key
+	other policy.Ref
+}
+
+func (r *resolver) conflict(out *Resolution, ref policy.Ref, c Conflict) {
 	qi, ok := r.index[ref]
 	if !ok {
 		return
@@ -210,15 +254,15 @@ func (r *Resolver) conflict(ref policy.Ref, c Conflict) {
 		r.seen[qi] = map[conflictKey]bool{}
 	}
 	ck := conflictKey{c.Key, c.Other}
-	if r.seen[qi][ck] || len(r.conflicts[qi]) >= MaxConflicts {
+	if r.seen[qi][ck] || len(out.conflicts[qi]) >= MaxConflicts {
 		return
 	}
 	r.seen[qi][ck] = true
-	r.conflicts[qi] = append(r.conflicts[qi], c)
+	out.conflicts[qi] = append(out.conflicts[qi], c)
 }
 
-// Conflicts are the run-time conflicts of quota qi found while resolving, sorted.
-func (r *Resolver) Conflicts(qi int) []Conflict {
+// Conflicts are the run-time conflicts of quota qi, sorted.
+func (r *Resolution) Conflicts(qi int) []Conflict {
 	out := append([]Conflict(nil), r.conflicts[qi]...)
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Key != out[j].Key {
@@ -230,6 +274,6 @@ func (r *Resolver) Conflicts(qi int) []Conflict {
 }
 
 // Effective reports which of quota qi's limits are in force for the archives resolved.
-func (r *Resolver) Effective(qi int) []policy.LimitReport {
+func (r *Resolution) Effective(qi int) []policy.LimitReport {
 	return policy.Effective(r.quotas[qi], r.targeted[qi])
 }
