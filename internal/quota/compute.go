@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// subject is the archives of one container under one set of rules: they share the scopes
-// they count in.
+// subject is the archives of one container: they share their rules and the scopes they
+// count in.
 type subject struct {
+	of     subjectOf
 	rules  Rules
 	groups []int
 	// scopes are the container, pod and namespace scope names, by Level.
@@ -24,10 +25,15 @@ type group struct {
 	members []int
 }
 
-// subjectOf tells subjects apart: the same rules over the same scopes.
+// subjectOf tells subjects apart: the same rules over the same container.
 type subjectOf struct {
 	rules                     *Rules
 	namespace, pod, container string
+}
+
+// holds says whether the archive is of the subject's container.
+func (s *subject) holds(a *Archive) bool {
+	return s.of.namespace == a.Namespace && s.of.pod == a.Pod && s.of.container == a.Container
 }
 
 type groupKey struct {
@@ -102,18 +108,29 @@ func build(in *Input) *ledger {
 		w.order[i] = i
 	}
 	// Older is a total order (names are unique in a namespace), so an unstable sort is deterministic.
-	slices.SortFunc(w.order, func(x, y int) int { return Compare(&in.Archives[x], &in.Archives[y]) })
+	keys := make([]timeKey, len(in.Archives))
+	for i := range keys {
+		keys[i] = timeKeyOf(in.Archives[i].CheckpointTime)
+	}
+	slices.SortFunc(w.order, func(x, y int) int { return compareKeyed(&in.Archives[x], &in.Archives[y], keys[x], keys[y]) })
 
+	// Resolve gives each container its own Rules, so the pointer names the container; the
+	// scopes are checked all the same, and rules shared across containers still work.
 	subjects := map[subjectOf]int{}
+	byRules := map[*Rules]int{}
 	groups := map[groupKey]int{}
 	for i := range in.Archives {
 		a := &in.Archives[i]
-		key := subjectOf{rules: in.Rules[i], namespace: a.Namespace, pod: a.Pod, container: a.Container}
-		s, ok := subjects[key]
+		s, ok := byRules[in.Rules[i]]
+		if ok && !w.subjects[s].holds(a) {
+			s, ok = subjects[subjectOf{in.Rules[i], a.Namespace, a.Pod, a.Container}]
+		}
 		if !ok {
 			s = len(w.subjects)
-			subjects[key] = s
-			sub := subject{rules: *in.Rules[i]}
+			of := subjectOf{in.Rules[i], a.Namespace, a.Pod, a.Container}
+			subjects[of] = s
+			byRules[in.Rules[i]] = s
+			sub := subject{of: of, rules: *in.Rules[i]}
 			for lvl := LevelContainer; lvl <= LevelNamespace; lvl++ {
 				sub.scopes[lvl] = a.Scope(lvl)
 			}

@@ -1,8 +1,13 @@
 package quota
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestCompare(t *testing.T) {
@@ -36,6 +41,28 @@ func TestCompare(t *testing.T) {
 				t.Errorf("Older = %v, want %v", Older(tc.a, tc.b), tc.want < 0)
 			}
 		})
+	}
+}
+
+// TestLedgerOrderIsCompare checks that the order Compute sorts archives in, from time keys,
+// is the order of Compare, over times that tie, are unknown or lie far away.
+func TestLedgerOrderIsCompare(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	times := []time.Time{{}, t0, t0.Add(time.Nanosecond), t0.Add(time.Second), t0.Add(-time.Second + time.Nanosecond),
+		time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), t0.In(time.FixedZone("CET", 3600))}
+	archives := make([]Archive, 2000)
+	for i := range archives {
+		archives[i] = Archive{Namespace: fmt.Sprint("ns-", rnd.IntN(3)), Name: fmt.Sprint("a-", i), CheckpointTime: times[rnd.IntN(len(times))]}
+	}
+	want := make([]int, len(archives))
+	for i := range want {
+		want[i] = i
+	}
+	slices.SortFunc(want, func(x, y int) int { return Compare(&archives[x], &archives[y]) })
+	w := build(&Input{Archives: archives, Rules: everyArchive(archives, Rules{})})
+	if diff := cmp.Diff(want, w.order); diff != "" {
+		t.Errorf("order (-Compare +ledger):\n%s", diff)
 	}
 }
 

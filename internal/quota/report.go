@@ -52,20 +52,44 @@ func (w *ledger) report(res *Result) {
 		res.Quotas[k.quota].Limits = append(res.Quotas[k.quota].Limits, *limits[k])
 	}
 
-	scopes := make([][3]map[string]*ScopeUsage, len(in.Quotas))
-	seen := make([]int, len(in.Quotas)) // last archive counted per quota, +1
+	// Usage counts per container (subject), then per quota: all the archives of a subject
+	// count under the same quotas.
+	count, bytes := make([]int64, len(w.subjects)), make([]int64, len(w.subjects))
+	first := make([]int, len(w.subjects)) // an archive of the subject, for its names
 	for _, i := range w.order {
+		s := w.subjOf[i]
 		a := &in.Archives[i]
-		sub := &w.subjects[w.subjOf[i]]
-		r := &sub.rules
-		count := func(q int) {
-			if seen[q] == i+1 {
+		if count[s] == 0 {
+			first[s] = i
+		}
+		count[s]++
+		bytes[s] += a.Size
+		if r := &w.subjects[s].rules; r.MaxSize != nil {
+			qr := &res.Quotas[r.MaxSize.Quota]
+			if qr.MaxSize == nil {
+				qr.MaxSize = &LimitUsage{Key: "maxCheckpointSize", Level: LevelContainer, Resource: Storage, Hard: r.MaxSize.Value, Used: -1}
+			}
+			if a.Size > qr.MaxSize.Used {
+				qr.MaxSize.Used, qr.MaxSize.Scope = a.Size, w.subjects[s].scopes[LevelContainer]
+			}
+		}
+	}
+	scopes := make([][3]map[string]*ScopeUsage, len(in.Quotas))
+	seen := make([]int, len(in.Quotas)) // last subject counted per quota, +1
+	for s := range w.subjects {
+		sub := &w.subjects[s]
+		if count[s] == 0 {
+			continue
+		}
+		a := &in.Archives[first[s]]
+		add := func(q int) {
+			if seen[q] == s+1 {
 				return
 			}
-			seen[q] = i + 1
+			seen[q] = s + 1
 			qr := &res.Quotas[q]
-			qr.Checkpoints++
-			qr.Bytes += a.Size
+			qr.Checkpoints += count[s]
+			qr.Bytes += bytes[s]
 			for lvl := LevelContainer; lvl <= LevelNamespace; lvl++ {
 				m := scopes[q][lvl]
 				if m == nil {
@@ -84,25 +108,17 @@ func (w *ledger) report(res *Result) {
 					}
 					m[key] = su
 				}
-				su.Checkpoints++
-				su.Bytes += a.Size
+				su.Checkpoints += count[s]
+				su.Bytes += bytes[s]
 			}
 		}
+		r := &sub.rules
 		for _, l := range r.Limits {
-			count(l.Quota)
+			add(l.Quota)
 		}
 		for _, ret := range []*Retention{r.MaxSize, r.MaxAge, r.Orphans} {
 			if ret != nil {
-				count(ret.Quota)
-			}
-		}
-		if r.MaxSize != nil {
-			qr := &res.Quotas[r.MaxSize.Quota]
-			if qr.MaxSize == nil {
-				qr.MaxSize = &LimitUsage{Key: "maxCheckpointSize", Level: LevelContainer, Resource: Storage, Hard: r.MaxSize.Value, Used: -1}
-			}
-			if a.Size > qr.MaxSize.Used {
-				qr.MaxSize.Used, qr.MaxSize.Scope = a.Size, sub.scopes[LevelContainer]
+				add(ret.Quota)
 			}
 		}
 	}

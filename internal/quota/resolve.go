@@ -37,8 +37,8 @@ type Labels struct {
 type Resolution struct {
 	// Quotas describes the quotas resolved, in their order: Input.Quotas.
 	Quotas []Meta
-	// Rules are the rules of each archive, indexed like the archives: Input.Rules. Archives
-	// that resolve alike share one value, which nobody may modify.
+	// Rules are the rules of each archive, indexed like the archives: Input.Rules. The
+	// archives of one container share one value, which nobody may modify.
 	Rules []*Rules
 
 	quotas    []*policy.Quota
@@ -62,7 +62,10 @@ func Resolve(quotas []*policy.Quota, archives []Archive, labels Labels) *Resolut
 		k := incarnation{namespace: a.Namespace, pod: a.Pod, podUID: a.PodUID, container: a.Container}
 		rules, ok := containers[k]
 		if !ok {
-			rules = r.resolve(a, res)
+			// Each container gets its own value (sharing the limits of alike subjects), so that
+			// Compute tells containers apart by pointer.
+			rules = new(Rules)
+			*rules = *r.resolve(a, res)
 			containers[k] = rules
 		}
 		res.Rules[i] = rules
