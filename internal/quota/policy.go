@@ -5,6 +5,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
@@ -119,7 +120,7 @@ func (c *candidates) key(s policy.Subject) subjectKey {
 func (r *Resolver) Infos() []Meta {
 	out := make([]Meta, len(r.quotas))
 	for i, q := range r.quotas {
-		out[i] = Meta{Name: q.Ref.String(), DryRun: q.Enforcement == "DryRun"}
+		out[i] = Meta{Name: q.Ref.String(), DryRun: q.Enforcement == cqv1.EnforcementDryRun}
 	}
 	return out
 }
@@ -167,7 +168,7 @@ func (r *Resolver) rulesOf(res policy.Resolution) Rules {
 		case policy.MaxAge:
 			rules.MaxAge = &Retention{Quota: qi, Duration: *q.MaxAge}
 		case policy.Orphans:
-			if q.Orphans.Policy == "Delete" {
+			if q.Orphans.Policy == cqv1.OrphanDelete {
 				rules.Orphans = &Retention{Quota: qi, Duration: q.Orphans.GracePeriod}
 			}
 		default:
@@ -192,13 +193,12 @@ var levels = map[policy.Key]Level{
 }
 
 func (r *Resolver) limit(qi int, k policy.Key) Limit {
-	q := r.quotas[qi]
+	l := r.quotas[qi].Limit(k)
 	res := Checkpoints
-	switch k {
-	case policy.NamespaceStorage, policy.PodStorage, policy.ContainerStorage, policy.GroupStorage:
+	if l.Resource == policy.ResourceStorage {
 		res = Storage
 	}
-	return Limit{Quota: qi, Key: q.LimitName(k), Level: levels[k], Resource: res, Value: q.Limits[k]}
+	return Limit{Quota: qi, Key: l.Name, Level: levels[k], Resource: res, Value: l.Value}
 }
 
 func (r *Resolver) conflict(ref policy.Ref, c Conflict) {
