@@ -37,7 +37,7 @@ type QuotaView struct {
 	Result    quota.Outcome
 	Pending   []PendingArchive
 	Conflicts []quota.Conflict
-	Effective []cqv1.EffectiveLimit
+	Effective []policy.LimitReport
 	DryRun    bool
 	Cluster   bool
 	// Nodes is set for a cluster quota that sets node rules.

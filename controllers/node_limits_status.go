@@ -23,7 +23,7 @@ func setNodeStatus(st *cqv1.QuotaStatus, v *QuotaView) {
 		return
 	}
 	for key, hard := range nv.Hard {
-		if strings.HasSuffix(key, ".checkpoints") {
+		if key == quota.KeyNodeCheckpoints {
 			st.Hard[key] = *resource.NewQuantity(hard, resource.DecimalSI)
 			st.Used[key] = *resource.NewQuantity(nv.Used[key], resource.DecimalSI)
 		} else {

@@ -99,7 +99,7 @@ func (r *PruneReconciler) publish(ctx context.Context, w *world, res quota.Resul
 	views := map[policy.Ref]*QuotaView{}
 	for i, pq := range w.policies {
 		v := &QuotaView{Ref: pq.Ref, Generation: w.generations[pq.Ref], Result: res.Quotas[i],
-			Conflicts: w.resolution.Conflicts(i), Effective: policy.APILimits(w.resolution.Effective(i)),
+			Conflicts: w.resolution.Conflicts(i), Effective: w.resolution.Effective(i),
 			DryRun: w.input.Quotas[i].DryRun, Cluster: pq.Ref.Kind == policy.KindClusterQuota}
 		for _, p := range res.Quotas[i].Pending {
 			v.Pending = append(v.Pending, PendingArchive{Name: w.live[p.Archive].Name, Scope: p.Scope,

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
 
@@ -53,24 +54,9 @@ func setStatus(st *cqv1.QuotaStatus, v *QuotaView, base, extra cqv1.PrunedStatus
 	}
 	st.Hard, st.Used = map[string]resource.Quantity{}, map[string]resource.Quantity{}
 	for _, e := range v.Effective {
-		if e.State == cqv1.LimitOverridden || e.Limit == "maxAge" || e.Limit == "orphans" {
-			continue
-		}
-		hard, err := resource.ParseQuantity(e.Value)
-		if err != nil {
-			continue
-		}
-		if strings.HasSuffix(e.Limit, ".checkpoints") {
-			st.Hard[e.Limit] = *resource.NewQuantity(hard.Value(), resource.DecimalSI)
-			st.Used[e.Limit] = *resource.NewQuantity(used[e.Limit], resource.DecimalSI)
-		} else {
-			// In the family of units the quota was written in: 1000M shows as 1G, 1024Mi as 1Gi.
-			format := resource.BinarySI
-			if hard.Format != resource.BinarySI {
-				format = resource.DecimalSI
-			}
-			st.Hard[e.Limit] = *resource.NewQuantity(hard.Value(), format)
-			st.Used[e.Limit] = *resource.NewQuantity(used[e.Limit], format)
+		// maxAge and orphans have no amount; they show in effectivePolicy only.
+		if l := e.Limit; e.State != cqv1.LimitOverridden && l.Resource != "" {
+			st.Hard[l.Name], st.Used[l.Name] = l.Quantity(l.Value), l.Quantity(used[l.Name])
 		}
 	}
 	st.Summary = summary(st, r)
@@ -86,7 +72,7 @@ func setStatus(st *cqv1.QuotaStatus, v *QuotaView, base, extra cqv1.PrunedStatus
 	for _, s := range r.Containers {
 		st.Containers = append(st.Containers, cqv1.ContainerUsage{Namespace: s.Namespace, Pod: s.Pod, Container: s.Container, Usage: usage(s)})
 	}
-	st.EffectivePolicy = v.Effective
+	st.EffectivePolicy = policy.APILimits(v.Effective)
 	scopes := map[string]string{}
 	for _, l := range r.Limits {
 		scopes[l.Key] = l.Scope

@@ -6,18 +6,18 @@ import (
 	"strings"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
 // limitOrder is the order of status.usageTable, widest scope first as ResourceQuota lists
 // its resources: the group limit, then each level, then the per-archive rules.
-var limitOrder = []string{
-	"total.checkpoints", "total.storage",
-	"perNamespace.checkpoints", "perNamespace.storage",
-	"perNode.checkpoints", "perNode.storage",
-	"perPod.checkpoints", "perPod.storage",
-	"perContainer.checkpoints", "perContainer.storage",
-	"maxCheckpointSize", "maxAge", "orphans",
-}
+var limitOrder = func() []string {
+	var out []string
+	for _, lv := range []string{policy.LevelTotal, policy.LevelPerNamespace, policy.LevelPerNode, policy.LevelPerPod, policy.LevelPerContainer} {
+		out = append(out, policy.LimitName(lv, policy.ResourceCheckpoints), policy.LimitName(lv, policy.ResourceStorage))
+	}
+	return append(out, policy.NameMaxCheckpointSize, policy.NameMaxAge, policy.NameOrphans)
+}()
 
 // usageTable renders the quota's limits as aligned lines: LIMIT, USED, HARD, NEAREST (the
 // scope nearest the limit) and POLICY (whether it is in force, in words).

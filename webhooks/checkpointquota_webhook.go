@@ -82,7 +82,7 @@ func (w *CheckpointQuotaWebhook) validate(ctx context.Context, old, q *cqv1.Chec
 	if errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others); len(errs) > 0 {
 		return nil, invalid("CheckpointQuota", q.Name, errs)
 	}
-	warnings := SuspiciousWarnings(QuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
+	warnings := SuspiciousWarnings(policy.CheckpointQuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
 	nsLabels := map[string]map[string]string{ns.Name: ns.Labels}
 	return append(warnings, EffectiveWarnings(policy.Describe(candidate, others, nsLabels))...), nil
 }

@@ -81,7 +81,7 @@ func (w *ClusterCheckpointQuotaWebhook) validate(ctx context.Context, old, q *cq
 	if errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others); len(errs) > 0 {
 		return nil, invalid("ClusterCheckpointQuota", q.Name, errs)
 	}
-	warnings := SuspiciousWarnings(ClusterQuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
+	warnings := SuspiciousWarnings(policy.ClusterQuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
 	warnings = append(warnings, NodeWarnings(q, clusterQuotas.Items, field.NewPath("spec"))...)
 	nsLabels := make(map[string]map[string]string, len(namespaces.Items))
 	for _, ns := range namespaces.Items {

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
 // The validators are fuzzed on any object a client could send: any JSON that decodes into
@@ -24,7 +25,7 @@ func FuzzValidateCheckpointQuota(f *testing.F) {
 			return
 		}
 		checkErrors(t, ValidateCheckpointQuota(&q))
-		checkWarnings(t, SuspiciousWarnings(QuotaLevels(&q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec")))
+		checkWarnings(t, SuspiciousWarnings(policy.CheckpointQuotaLevels(&q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec")))
 		once := q.DeepCopy()
 		DefaultCheckpointQuota(once)
 		twice := once.DeepCopy()
@@ -44,7 +45,7 @@ func FuzzValidateClusterCheckpointQuota(f *testing.F) {
 			return
 		}
 		checkErrors(t, ValidateClusterCheckpointQuota(&q))
-		checkWarnings(t, SuspiciousWarnings(ClusterQuotaLevels(&q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec")))
+		checkWarnings(t, SuspiciousWarnings(policy.ClusterQuotaLevels(&q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec")))
 		once := q.DeepCopy()
 		DefaultClusterCheckpointQuota(once)
 		twice := once.DeepCopy()

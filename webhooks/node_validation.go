@@ -9,33 +9,28 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
 
 // Messages of the node rules' field errors and warnings.
 const (
-	MsgMinFreeBare       = `has no unit: write a quantity such as "50Gi", or a share of the filesystem such as "15%"`
-	MsgMinFreePercent    = `not a percentage: write a whole number from 0 to 100 and "%", such as "15%"`
-	MsgMinFreeOver100    = `is more than the whole filesystem: write a percentage from 0% to 100%, such as "15%", or a quantity such as "50Gi"`
-	WarnNodeAboveTotal   = "%s is above %s %s: lower it to at most the total"
-	WarnNodeZeroCount    = "0 prunes every unpinned archive on every node"
-	WarnMinFreeAll       = "100%% asks for an empty filesystem: every unpinned archive on every node is pruned"
-	WarnMinFreeNone      = "%s keeps no free space, as if left out"
-	WarnNodeStricter     = "%s sets %s, which wins: the smallest holds"
-	WarnNodeFloorAlso    = "%s also sets %s: the larger floor holds"
-	nodeFloorField       = "minFree"
-	nodeFilesystemField  = "nodeFilesystem"
-	nodeLimitsLevelField = "perNode"
+	MsgMinFreeBare      = `has no unit: write a quantity such as "50Gi", or a share of the filesystem such as "15%"`
+	MsgMinFreePercent   = `not a percentage: write a whole number from 0 to 100 and "%", such as "15%"`
+	MsgMinFreeOver100   = `is more than the whole filesystem: write a percentage from 0% to 100%, such as "15%", or a quantity such as "50Gi"`
+	WarnNodeAboveTotal  = "%s is above %s %s: lower it to at most the total"
+	WarnNodeZeroCount   = "0 prunes every unpinned archive on every node"
+	WarnMinFreeAll      = "100%% asks for an empty filesystem: every unpinned archive on every node is pruned"
+	WarnMinFreeNone     = "%s keeps no free space, as if left out"
+	WarnNodeStricter    = "%s sets %s, which wins: the smallest holds"
+	WarnNodeFloorAlso   = "%s also sets %s: the larger floor holds"
+	nodeFloorField      = "minFree"
+	nodeFilesystemField = "nodeFilesystem"
 )
-
-// nodeLevel is limits.perNode with its path.
-func nodeLevel(q *cqv1.ClusterCheckpointQuota, spec *field.Path) Level {
-	return Level{q.Spec.Limits.PerNode, spec.Child("limits", nodeLimitsLevelField)}
-}
 
 // ValidateNodeRules checks limits.perNode and nodeFilesystem.minFree.
 func ValidateNodeRules(q *cqv1.ClusterCheckpointQuota, spec *field.Path) field.ErrorList {
-	errs := validateLevel(nodeLevel(q, spec))
+	errs := validateLevel(policy.NodeLevel(q))
 	if fs := q.Spec.NodeFilesystem; fs != nil && fs.MinFree != nil {
 		if err := validateMinFree(*fs.MinFree, spec.Child(nodeFilesystemField, nodeFloorField)); err != nil {
 			errs = append(errs, err)
@@ -75,21 +70,21 @@ func validateMinFree(v intstr.IntOrString, path *field.Path) *field.Error {
 // cluster quotas that win over this one's or hold beside it.
 func NodeWarnings(q *cqv1.ClusterCheckpointQuota, others []cqv1.ClusterCheckpointQuota, spec *field.Path) []string {
 	var out []string
-	node := nodeLevel(q, spec)
-	total := Level{q.Spec.Limits.Total, spec.Child("limits", "total")}
+	node := policy.NodeLevel(q)
+	total := policy.ClusterQuotaLevels(q)[0] // the widest: limits.total
 	if l := node.Limits; l != nil {
-		count, storage := node.Path.Child("checkpoints"), node.Path.Child("storage")
+		count, storage := node.CountPath(), node.StoragePath()
 		if l.Checkpoints != nil && *l.Checkpoints == 0 {
 			out = append(out, warn(count.String(), WarnNodeZeroCount))
 		}
 		if t := total.Limits; t != nil {
 			if l.Checkpoints != nil && t.Checkpoints != nil && *l.Checkpoints > *t.Checkpoints {
 				out = append(out, warn(count.String(), WarnNodeAboveTotal, fmt.Sprint(*l.Checkpoints),
-					total.Path.Child("checkpoints").String(), fmt.Sprint(*t.Checkpoints)))
+					total.CountPath().String(), fmt.Sprint(*t.Checkpoints)))
 			}
 			if n, w := bytes(l.Storage), bytes(t.Storage); n != nil && w != nil && n.Cmp(*w) > 0 {
 				out = append(out, warn(storage.String(), WarnNodeAboveTotal, string(*l.Storage),
-					total.Path.Child("storage").String(), string(*t.Storage)))
+					total.StoragePath().String(), string(*t.Storage)))
 			}
 		}
 		for _, o := range others {

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
 // Messages of field errors. Tests and docs/admission.md quote them; those with verbs are formats.
@@ -222,64 +223,37 @@ func validateNames(names []string, path *field.Path, emptyMsg, badMsg string, ch
 	return errs
 }
 
-// Level is one block of limits with its path, such as spec.limits.perPod.
-type Level struct {
-	Limits *cqv1.ResourceLimits
-	Path   *field.Path
-}
-
-// QuotaLevels lists a CheckpointQuota's levels, the widest first.
-func QuotaLevels(q *cqv1.CheckpointQuota) []Level {
-	limits := field.NewPath("spec", "limits")
-	return []Level{
-		{q.Spec.Limits.Total, limits.Child("total")},
-		{q.Spec.Limits.PerPod, limits.Child("perPod")},
-		{q.Spec.Limits.PerContainer, limits.Child("perContainer")},
-	}
-}
-
-// ClusterQuotaLevels lists a ClusterCheckpointQuota's levels, the widest first.
-func ClusterQuotaLevels(q *cqv1.ClusterCheckpointQuota) []Level {
-	limits := field.NewPath("spec", "limits")
-	return []Level{
-		{q.Spec.Limits.Total, limits.Child("total")},
-		{q.Spec.Limits.PerNamespace, limits.Child("perNamespace")},
-		{q.Spec.Limits.PerPod, limits.Child("perPod")},
-		{q.Spec.Limits.PerContainer, limits.Child("perContainer")},
-	}
-}
-
 // ValidateLevels checks the counts and sizes of each level, and the settings that
 // contradict each other, reporting a contradiction on both fields.
-func ValidateLevels(levels []Level, r *cqv1.RetentionSpec, spec *field.Path) field.ErrorList {
+func ValidateLevels(levels []policy.Level, r *cqv1.RetentionSpec, spec *field.Path) field.ErrorList {
 	var errs field.ErrorList
 	for _, l := range levels {
 		errs = append(errs, validateLevel(l)...)
 	}
-	maxSize := spec.Child("maxCheckpointSize")
+	maxSize := spec.Child(policy.NameMaxCheckpointSize)
 	errs = append(errs, ValidateSize(r.MaxCheckpointSize, maxSize)...)
 	if r.MaxCheckpointSize != nil && isZero(*r.MaxCheckpointSize) {
 		for _, l := range levels {
 			if l.Limits != nil && l.Limits.Checkpoints != nil && *l.Limits.Checkpoints > 0 {
-				count := l.Path.Child("checkpoints")
+				count := l.CountPath()
 				errs = append(errs,
 					field.Invalid(maxSize, string(*r.MaxCheckpointSize), fmt.Sprintf(MsgMaxSizeZero, count, *l.Limits.Checkpoints)),
 					field.Invalid(count, *l.Limits.Checkpoints, MsgCountMaxSizeZero))
 			}
 		}
 	}
-	errs = append(errs, ValidateMaxAge(r.MaxAge, spec.Child("maxAge"))...)
-	errs = append(errs, ValidateOrphans(r.Orphans, spec.Child("orphans"))...)
+	errs = append(errs, ValidateMaxAge(r.MaxAge, spec.Child(policy.NameMaxAge))...)
+	errs = append(errs, ValidateOrphans(r.Orphans, spec.Child(policy.NameOrphans))...)
 	errs = append(errs, ValidateEnforcement(r.Enforcement, spec.Child("enforcement"))...)
 	return errs
 }
 
 // validateLevel checks the count and size of one level, and their contradiction.
-func validateLevel(l Level) field.ErrorList {
+func validateLevel(l policy.Level) field.ErrorList {
 	if l.Limits == nil {
 		return nil
 	}
-	count, storage := l.Path.Child("checkpoints"), l.Path.Child("storage")
+	count, storage := l.CountPath(), l.StoragePath()
 	errs := ValidateCount(l.Limits.Checkpoints, count)
 	errs = append(errs, ValidateSize(l.Limits.Storage, storage)...)
 	n := l.Limits.Checkpoints
@@ -300,7 +274,7 @@ func isZero(s cqv1.Size) bool {
 func ValidateCheckpointQuota(q *cqv1.CheckpointQuota) field.ErrorList {
 	spec := field.NewPath("spec")
 	errs := ValidateTarget(q.Spec.Target, spec.Child("target"))
-	return append(errs, ValidateLevels(QuotaLevels(q), &q.Spec.RetentionSpec, spec)...)
+	return append(errs, ValidateLevels(policy.CheckpointQuotaLevels(q), &q.Spec.RetentionSpec, spec)...)
 }
 
 // ValidateClusterCheckpointQuota checks a ClusterCheckpointQuota on its own.
@@ -308,6 +282,6 @@ func ValidateClusterCheckpointQuota(q *cqv1.ClusterCheckpointQuota) field.ErrorL
 	spec := field.NewPath("spec")
 	errs := ValidateSelector(q.Spec.NamespaceSelector, spec.Child("namespaceSelector"))
 	errs = append(errs, ValidateTarget(q.Spec.Target, spec.Child("target"))...)
-	errs = append(errs, ValidateLevels(ClusterQuotaLevels(q), &q.Spec.RetentionSpec, spec)...)
+	errs = append(errs, ValidateLevels(policy.ClusterQuotaLevels(q), &q.Spec.RetentionSpec, spec)...)
 	return append(errs, ValidateNodeRules(q, spec)...)
 }

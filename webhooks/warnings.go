@@ -39,29 +39,29 @@ func warn(path, format string, args ...any) string {
 // SuspiciousWarnings lists what is legal but probably not meant: a narrower level with a
 // higher limit than a wider one, maxCheckpointSize above a storage limit, a limit of 0,
 // and an empty pod selector. levels go from the widest to the narrowest.
-func SuspiciousWarnings(levels []Level, r *cqv1.RetentionSpec, target *cqv1.QuotaTarget, spec *field.Path) []string {
+func SuspiciousWarnings(levels []policy.Level, r *cqv1.RetentionSpec, target *cqv1.QuotaTarget, spec *field.Path) []string {
 	var out []string
 	for i, narrow := range levels {
 		if narrow.Limits == nil {
 			continue
 		}
 		if c := narrow.Limits.Checkpoints; c != nil && *c == 0 {
-			out = append(out, warn(narrow.Path.Child("checkpoints").String(), WarnZeroCount))
+			out = append(out, warn(narrow.CountPath().String(), WarnZeroCount))
 		}
 		if s := narrow.Limits.Storage; s != nil && isZero(*s) {
-			out = append(out, warn(narrow.Path.Child("storage").String(), WarnZeroStorage))
+			out = append(out, warn(narrow.StoragePath().String(), WarnZeroStorage))
 		}
 		for _, wide := range levels[:i] {
 			if wide.Limits == nil {
 				continue
 			}
 			if n, w := narrow.Limits.Checkpoints, wide.Limits.Checkpoints; n != nil && w != nil && *n > *w {
-				out = append(out, warn(narrow.Path.Child("checkpoints").String(), WarnNeverBinds,
-					fmt.Sprint(*n), wide.Path.Child("checkpoints").String(), fmt.Sprint(*w)))
+				out = append(out, warn(narrow.CountPath().String(), WarnNeverBinds,
+					fmt.Sprint(*n), wide.CountPath().String(), fmt.Sprint(*w)))
 			}
 			if n, w := bytes(narrow.Limits.Storage), bytes(wide.Limits.Storage); n != nil && w != nil && n.Cmp(*w) > 0 {
-				out = append(out, warn(narrow.Path.Child("storage").String(), WarnNeverBinds,
-					string(*narrow.Limits.Storage), wide.Path.Child("storage").String(), string(*wide.Limits.Storage)))
+				out = append(out, warn(narrow.StoragePath().String(), WarnNeverBinds,
+					string(*narrow.Limits.Storage), wide.StoragePath().String(), string(*wide.Limits.Storage)))
 			}
 		}
 	}
@@ -71,8 +71,8 @@ func SuspiciousWarnings(levels []Level, r *cqv1.RetentionSpec, target *cqv1.Quot
 				continue
 			}
 			if s := bytes(l.Limits.Storage); s != nil && maxSize.Cmp(*s) > 0 {
-				out = append(out, warn(spec.Child("maxCheckpointSize").String(), WarnMaxSizeAbove,
-					string(*r.MaxCheckpointSize), l.Path.Child("storage").String(), string(*l.Limits.Storage)))
+				out = append(out, warn(spec.Child(policy.NameMaxCheckpointSize).String(), WarnMaxSizeAbove,
+					string(*r.MaxCheckpointSize), l.StoragePath().String(), string(*l.Limits.Storage)))
 			}
 		}
 	}
@@ -101,14 +101,14 @@ func EffectiveWarnings(reports []policy.LimitReport) []string {
 	for _, r := range reports {
 		switch r.State {
 		case cqv1.LimitOverridden:
-			out = append(out, warn(r.Field, WarnOverridden, refs(r.OverriddenBy)))
+			out = append(out, warn(r.Limit.Path.String(), WarnOverridden, refs(r.OverriddenBy)))
 		case cqv1.LimitPartlyOverridden:
-			out = append(out, warn(r.Field, WarnPartlyOverridden, refs(r.OverriddenBy)))
+			out = append(out, warn(r.Limit.Path.String(), WarnPartlyOverridden, refs(r.OverriddenBy)))
 		default:
-			inForce = append(inForce, r.Limit+"="+r.Value)
+			inForce = append(inForce, r.Limit.Name+"="+r.Limit.Written)
 		}
 		if len(r.Overrides) > 0 {
-			out = append(out, warn(r.Field, WarnOverrides, refs(r.Overrides)))
+			out = append(out, warn(r.Limit.Path.String(), WarnOverrides, refs(r.Overrides)))
 		}
 	}
 	if len(inForce) > 0 {
@@ -141,16 +141,10 @@ func ConflictErrors(candidate *policy.Quota, conflicts []policy.Conflict, others
 	for _, c := range conflicts {
 		other := byRef[c.Other]
 		for _, k := range c.Keys {
-			path := fieldPath(candidate.Field(k))
-			errs = append(errs, field.Invalid(path, candidate.Value(k),
-				fmt.Sprintf(MsgConflict, c.Other, other.LimitName(k), other.Value(k))))
+			mine, theirs := candidate.Limit(k), other.Limit(k)
+			errs = append(errs, field.Invalid(mine.Path, mine.Written,
+				fmt.Sprintf(MsgConflict, c.Other, theirs.Name, theirs.Written)))
 		}
 	}
 	return errs
-}
-
-// fieldPath turns "spec.limits.total.storage" back into a field path.
-func fieldPath(s string) *field.Path {
-	parts := strings.Split(s, ".")
-	return field.NewPath(parts[0], parts[1:]...)
 }

@@ -14,7 +14,7 @@ import (
 )
 
 func quotaWarnings(q *cqv1.CheckpointQuota) []string {
-	return SuspiciousWarnings(QuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
+	return SuspiciousWarnings(policy.CheckpointQuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
 }
 
 func TestSuspiciousWarnings(t *testing.T) {
@@ -69,18 +69,21 @@ func TestEffectiveWarnings(t *testing.T) {
 	ns := policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "ns"}
 	cluster := policy.Ref{Kind: policy.KindClusterQuota, Name: "default"}
 	long := policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: strings.Repeat("x", 100)}
+	limit := func(name, written string, path ...string) policy.Limit {
+		return policy.Limit{Name: name, Written: written, Path: field.NewPath("spec", path...)}
+	}
 	cases := map[string]struct {
 		in   []policy.LimitReport
 		want []string
 	}{
 		"in force": {
-			in:   []policy.LimitReport{{Limit: "total.checkpoints", Field: "spec.limits.total.checkpoints", Value: "5", State: cqv1.LimitInForce, Overrides: []policy.Ref{cluster}}},
+			in:   []policy.LimitReport{{Limit: limit("total.checkpoints", "5", "limits", "total", "checkpoints"), State: cqv1.LimitInForce, Overrides: []policy.Ref{cluster}}},
 			want: []string{"spec.limits.total.checkpoints: overrides ClusterCheckpointQuota default where both apply", "spec: in force: total.checkpoints=5"},
 		},
 		"partly overridden": {
 			in: []policy.LimitReport{
-				{Limit: "perNamespace.checkpoints", Field: "spec.limits.perNamespace.checkpoints", Value: "50", State: cqv1.LimitPartlyOverridden, OverriddenBy: []policy.Ref{ns}},
-				{Limit: "maxAge", Field: "spec.maxAge", Value: "1h", State: cqv1.LimitOverridden, OverriddenBy: []policy.Ref{ns, cluster, ns}},
+				{Limit: limit("perNamespace.checkpoints", "50", "limits", "perNamespace", "checkpoints"), State: cqv1.LimitPartlyOverridden, OverriddenBy: []policy.Ref{ns}},
+				{Limit: limit("maxAge", "1h", "maxAge"), State: cqv1.LimitOverridden, OverriddenBy: []policy.Ref{ns, cluster, ns}},
 			},
 			want: []string{
 				"spec.limits.perNamespace.checkpoints: overridden by CheckpointQuota shop/ns where it also applies",
@@ -88,7 +91,7 @@ func TestEffectiveWarnings(t *testing.T) {
 			},
 		},
 		"long names are cut": {
-			in:   []policy.LimitReport{{Limit: "maxAge", Field: "spec.maxAge", Value: "1h", State: cqv1.LimitOverridden, OverriddenBy: []policy.Ref{long}}},
+			in:   []policy.LimitReport{{Limit: limit("maxAge", "1h", "maxAge"), State: cqv1.LimitOverridden, OverriddenBy: []policy.Ref{long}}},
 			want: []string{"spec.maxAge: overridden by CheckpointQuota shop/" + strings.Repeat("x", 117-len("spec.maxAge: overridden by CheckpointQuota shop/")) + "..."},
 		},
 	}

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
 
@@ -82,13 +83,13 @@ func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
 			rank, count, where, amount(used, l.Resource), amount(l.Value, l.Resource))
 	}
 	if r := rules.MaxSize; r != nil {
-		out.printf("  %-26s %s from %s: this archive is %s\n", "maxCheckpointSize", quota.Bytes(r.Value), s.input.Quotas[r.Quota].Name, quota.Bytes(a.Size))
+		out.printf("  %-26s %s from %s: this archive is %s\n", policy.NameMaxCheckpointSize, quota.Bytes(r.Value), s.input.Quotas[r.Quota].Name, quota.Bytes(a.Size))
 	}
 	if r := rules.MaxAge; r != nil {
-		out.printf("  %-26s %s from %s: this archive is %s old\n", "maxAge", r.Duration, s.input.Quotas[r.Quota].Name, s.input.Now.Sub(a.CheckpointTime).Round(time.Second))
+		out.printf("  %-26s %s from %s: this archive is %s old\n", policy.NameMaxAge, r.Duration, s.input.Quotas[r.Quota].Name, s.input.Now.Sub(a.CheckpointTime).Round(time.Second))
 	}
 	if r := rules.Orphans; r != nil {
-		out.printf("  %-26s Delete after %s from %s\n", "orphans", r.Duration, s.input.Quotas[r.Quota].Name)
+		out.printf("  %-26s Delete after %s from %s\n", policy.NameOrphans, r.Duration, s.input.Quotas[r.Quota].Name)
 	}
 	out.println("Decision:")
 	out.println("  " + decision(a, idx, &res, s))

@@ -10,10 +10,7 @@ import (
 // LimitReport says whether one limit of a quota is in force, and which quotas override it
 // or which it overrides.
 type LimitReport struct {
-	Key   Key
-	Limit string // as in status: "total.storage", "perPod.checkpoints", "maxAge"
-	Field string // "spec.limits.total.storage"
-	Value string
+	Limit Limit
 	State cqv1.LimitState
 	// OverriddenBy are more specific quotas that govern some (or all) of the archives.
 	OverriddenBy []Ref
@@ -23,7 +20,7 @@ type LimitReport struct {
 
 // API converts the report into the status type.
 func (r LimitReport) API() cqv1.EffectiveLimit {
-	e := cqv1.EffectiveLimit{Limit: r.Limit, Value: r.Value, State: r.State}
+	e := cqv1.EffectiveLimit{Limit: r.Limit.Name, Value: r.Limit.Written, State: r.State}
 	for _, ref := range r.OverriddenBy {
 		e.OverriddenBy = append(e.OverriddenBy, ref.String())
 	}
@@ -105,7 +102,7 @@ func Effective(q *Quota, resolutions []Resolution) []LimitReport {
 }
 
 func (q *Quota) report(k Key) LimitReport {
-	return LimitReport{Key: k, Limit: q.LimitName(k), Field: q.Field(k), Value: q.Value(k), State: cqv1.LimitInForce}
+	return LimitReport{Limit: q.Limit(k), State: cqv1.LimitInForce}
 }
 
 func worse(a, b cqv1.LimitState) cqv1.LimitState {

@@ -9,6 +9,14 @@ import (
 	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
 )
 
+// brief is what TestDescribe compares of a report; TestLimits covers the rest of a Limit.
+type brief struct {
+	Key                     Key
+	Name, Path, Written     string
+	State                   cqv1.LimitState
+	OverriddenBy, Overrides []Ref
+}
+
 func TestDescribe(t *testing.T) {
 	cluster := Ref{Kind: KindClusterQuota, Name: "default"}
 	ns := Ref{Kind: KindQuota, Namespace: "shop", Name: "ns"}
@@ -16,71 +24,75 @@ func TestDescribe(t *testing.T) {
 		q        any
 		others   []any
 		nsLabels map[string]map[string]string
-		want     []LimitReport
+		want     []brief
 	}{
 		"alone: every limit in force": {
 			q: builder.Quota("ns", "shop").Total(5, "1Gi"),
-			want: []LimitReport{
-				{Key: NamespaceCheckpoints, Limit: "total.checkpoints", Field: "spec.limits.total.checkpoints", Value: "5", State: cqv1.LimitInForce},
-				{Key: NamespaceStorage, Limit: "total.storage", Field: "spec.limits.total.storage", Value: "1Gi", State: cqv1.LimitInForce},
+			want: []brief{
+				{Key: NamespaceCheckpoints, Name: "total.checkpoints", Path: "spec.limits.total.checkpoints", Written: "5", State: cqv1.LimitInForce},
+				{Key: NamespaceStorage, Name: "total.storage", Path: "spec.limits.total.storage", Written: "1Gi", State: cqv1.LimitInForce},
 			},
 		},
 		"namespace quota overrides the cluster default": {
 			q:      builder.Quota("ns", "shop").Total(5, ""),
 			others: []any{builder.ClusterQuota("default").PerNamespace(50, "")},
-			want: []LimitReport{
-				{Key: NamespaceCheckpoints, Limit: "total.checkpoints", Field: "spec.limits.total.checkpoints", Value: "5", State: cqv1.LimitInForce, Overrides: []Ref{cluster}},
+			want: []brief{
+				{Key: NamespaceCheckpoints, Name: "total.checkpoints", Path: "spec.limits.total.checkpoints", Written: "5", State: cqv1.LimitInForce, Overrides: []Ref{cluster}},
 			},
 		},
 		"cluster default partly overridden by a namespace quota": {
 			q:      builder.ClusterQuota("default").PerNamespace(50, "").PerPod(9, ""),
 			others: []any{builder.Quota("ns", "shop").Total(5, "")},
-			want: []LimitReport{
-				{Key: NamespaceCheckpoints, Limit: "perNamespace.checkpoints", Field: "spec.limits.perNamespace.checkpoints", Value: "50", State: cqv1.LimitPartlyOverridden, OverriddenBy: []Ref{ns}},
-				{Key: PodCheckpoints, Limit: "perPod.checkpoints", Field: "spec.limits.perPod.checkpoints", Value: "9", State: cqv1.LimitInForce},
+			want: []brief{
+				{Key: NamespaceCheckpoints, Name: "perNamespace.checkpoints", Path: "spec.limits.perNamespace.checkpoints", Written: "50", State: cqv1.LimitPartlyOverridden, OverriddenBy: []Ref{ns}},
+				{Key: PodCheckpoints, Name: "perPod.checkpoints", Path: "spec.limits.perPod.checkpoints", Written: "9", State: cqv1.LimitInForce},
 			},
 		},
 		"a namespace the cluster quota does not select": {
 			q:        builder.ClusterQuota("default").NamespaceSelector(map[string]string{"team": "a"}).PerNamespace(50, ""),
 			others:   []any{builder.Quota("ns", "shop").Total(5, "")},
 			nsLabels: map[string]map[string]string{"shop": {"team": "b"}},
-			want: []LimitReport{
-				{Key: NamespaceCheckpoints, Limit: "perNamespace.checkpoints", Field: "spec.limits.perNamespace.checkpoints", Value: "50", State: cqv1.LimitInForce},
+			want: []brief{
+				{Key: NamespaceCheckpoints, Name: "perNamespace.checkpoints", Path: "spec.limits.perNamespace.checkpoints", Written: "50", State: cqv1.LimitInForce},
 			},
 		},
 		"pod quota partly overridden by a container quota": {
 			q:      builder.Quota("cache", "shop").PodNames("cache-0").PerContainer(3, ""),
 			others: []any{builder.Quota("redis", "shop").ContainerNames("redis").PerContainer(1, "")},
-			want: []LimitReport{
-				{Key: ContainerCheckpoints, Limit: "perContainer.checkpoints", Field: "spec.limits.perContainer.checkpoints", Value: "3", State: cqv1.LimitPartlyOverridden, OverriddenBy: []Ref{{KindQuota, "shop", "redis"}}},
+			want: []brief{
+				{Key: ContainerCheckpoints, Name: "perContainer.checkpoints", Path: "spec.limits.perContainer.checkpoints", Written: "3", State: cqv1.LimitPartlyOverridden, OverriddenBy: []Ref{{KindQuota, "shop", "redis"}}},
 			},
 		},
 		"only quotas setting the same limit override it": {
 			q:      builder.Quota("ns", "shop").PerPod(3, ""),
 			others: []any{builder.Quota("all", "shop").ContainerNames("a").PerPod(1, ""), builder.Quota("cache", "shop").PodNames("x").MaxAge("1h")},
-			want: []LimitReport{
-				{Key: PodCheckpoints, Limit: "perPod.checkpoints", Field: "spec.limits.perPod.checkpoints", Value: "3", State: cqv1.LimitPartlyOverridden, OverriddenBy: []Ref{{KindQuota, "shop", "all"}}},
+			want: []brief{
+				{Key: PodCheckpoints, Name: "perPod.checkpoints", Path: "spec.limits.perPod.checkpoints", Written: "3", State: cqv1.LimitPartlyOverridden, OverriddenBy: []Ref{{KindQuota, "shop", "all"}}},
 			},
 		},
 		"group limit always in force": {
 			q:      builder.Quota("cache", "shop").PodNames("cache-0").Total(3, ""),
 			others: []any{builder.Quota("c", "shop").PodNames("cache-0").ContainerNames("redis").Total(1, "")},
-			want: []LimitReport{
-				{Key: GroupCheckpoints, Limit: "total.checkpoints", Field: "spec.limits.total.checkpoints", Value: "3", State: cqv1.LimitInForce},
+			want: []brief{
+				{Key: GroupCheckpoints, Name: "total.checkpoints", Path: "spec.limits.total.checkpoints", Written: "3", State: cqv1.LimitInForce},
 			},
 		},
 		"overridden by a more specific quota, overriding a less specific one": {
 			q:      builder.Quota("cache", "shop").PodNames("cache-0").MaxAge("1h"),
 			others: []any{builder.Quota("ns", "shop").MaxAge("2h"), builder.Quota("c", "shop").PodNames("cache-0").ContainerNames("redis").MaxAge("3h")},
-			want: []LimitReport{
-				{Key: MaxAge, Limit: "maxAge", Field: "spec.maxAge", Value: "1h", State: cqv1.LimitPartlyOverridden, OverriddenBy: []Ref{{KindQuota, "shop", "c"}}, Overrides: []Ref{ns}},
+			want: []brief{
+				{Key: MaxAge, Name: "maxAge", Path: "spec.maxAge", Written: "1h", State: cqv1.LimitPartlyOverridden, OverriddenBy: []Ref{{KindQuota, "shop", "c"}}, Overrides: []Ref{ns}},
 			},
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			q := build(t, tc.q)[0]
-			got := Describe(q, build(t, tc.others...), tc.nsLabels)
+			var got []brief
+			for _, r := range Describe(q, build(t, tc.others...), tc.nsLabels) {
+				got = append(got, brief{Key: r.Limit.Key, Name: r.Limit.Name, Path: r.Limit.Path.String(), Written: r.Limit.Written,
+					State: r.State, OverriddenBy: r.OverriddenBy, Overrides: r.Overrides})
+			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("reports (-want +got):\n%s", diff)
 			}

@@ -85,9 +85,9 @@ const (
 	PodStorage           Key = "perPod.storage"
 	ContainerCheckpoints Key = "perContainer.checkpoints"
 	ContainerStorage     Key = "perContainer.storage"
-	MaxCheckpointSize    Key = "maxCheckpointSize"
-	MaxAge               Key = "maxAge"
-	Orphans              Key = "orphans"
+	MaxCheckpointSize    Key = NameMaxCheckpointSize
+	MaxAge               Key = NameMaxAge
+	Orphans              Key = NameOrphans
 )
 
 // Group keys: limits.total of a targeted or cluster quota. They hold alongside every other
@@ -128,7 +128,8 @@ type Quota struct {
 	PodNames       sets.Set[string]
 	ContainerNames sets.Set[string]
 
-	// Limits holds counts and bytes (maxCheckpointSize included) by key.
+	// Limits holds counts and bytes (maxCheckpointSize included) by key, the Value of
+	// each such Limit.
 	Limits map[Key]int64
 	// MaxAge and Orphans are set when the quota sets them.
 	MaxAge  *time.Duration
@@ -136,15 +137,13 @@ type Quota struct {
 	// Enforcement is the quota's mode; empty reads as Enforce.
 	Enforcement cqv1.EnforcementMode
 
-	// fields maps each key the quota sets to its field path, such as "spec.limits.total.storage".
-	fields map[Key]string
-	// values maps each key the quota sets to its value as written, for reports.
-	values map[Key]string
+	// limits holds each limit the quota sets, by key.
+	limits map[Key]Limit
 }
 
 // Sets says whether the quota sets the limit k.
 func (q *Quota) Sets(k Key) bool {
-	_, ok := q.fields[k]
+	_, ok := q.limits[k]
 	return ok
 }
 
@@ -159,24 +158,8 @@ func (q *Quota) Keys() []Key {
 	return keys
 }
 
-// Field is the path of the field that sets k, such as "spec.limits.total.storage";
-// empty when the quota does not set k.
-func (q *Quota) Field(k Key) string { return q.fields[k] }
-
-// LimitName is the name of k as the user wrote it, such as "total.storage" or "maxAge",
-// the name used by status.hard and status.effectivePolicy.
-func (q *Quota) LimitName(k Key) string {
-	f := q.fields[k]
-	for _, prefix := range []string{"spec.limits.", "spec."} {
-		if len(f) > len(prefix) && f[:len(prefix)] == prefix {
-			return f[len(prefix):]
-		}
-	}
-	return f
-}
-
-// Value is k's value as written, such as "10Gi" or "Delete after 10m".
-func (q *Quota) Value(k Key) string { return q.values[k] }
+// Limit is the limit k of the quota; the zero Limit when the quota does not set k.
+func (q *Quota) Limit(k Key) Limit { return q.limits[k] }
 
 // FromCheckpointQuota normalises a CheckpointQuota. It fails on a value that does not
 // parse (admission rejects those, so only an object older than the webhook has one).
@@ -186,30 +169,9 @@ func FromCheckpointQuota(cq *cqv1.CheckpointQuota) (*Quota, error) {
 	if err = q.setTarget(cq.Spec.Target); err != nil {
 		return nil, err
 	}
-	switch {
-	case q.ContainerNames.Len() > 0:
-		q.Specificity = ContainerTargeted
-	case q.PodSelector != nil || q.PodNames.Len() > 0:
-		q.Specificity = PodTargeted
-	default:
-		q.Specificity = NamespaceUntargeted
-	}
-	l := cq.Spec.Limits
-	// Without a target, limits.total is the namespace level and competes with a cluster
-	// quota's perNamespace; with one, it caps the targeted group alongside.
-	totalCount, totalStorage := GroupCheckpoints, GroupStorage
-	if q.Specificity == NamespaceUntargeted {
-		totalCount, totalStorage = NamespaceCheckpoints, NamespaceStorage
-	}
-	for _, err := range []error{
-		q.setLimits(l.Total, "spec.limits.total", totalCount, totalStorage),
-		q.setLimits(l.PerPod, "spec.limits.perPod", PodCheckpoints, PodStorage),
-		q.setLimits(l.PerContainer, "spec.limits.perContainer", ContainerCheckpoints, ContainerStorage),
-		q.setRetention(&cq.Spec.RetentionSpec),
-	} {
-		if err != nil {
-			return nil, err
-		}
+	q.Specificity = quotaSpecificity(cq.Spec.Target)
+	if err := q.setAll(CheckpointQuotaLevels(cq), &cq.Spec.RetentionSpec); err != nil {
+		return nil, err
 	}
 	return q, nil
 }
@@ -225,27 +187,38 @@ func FromClusterQuota(cq *cqv1.ClusterCheckpointQuota) (*Quota, error) {
 		return nil, err
 	}
 	q.Specificity = ClusterUntargeted
-	if q.PodSelector != nil || q.PodNames.Len() > 0 || q.ContainerNames.Len() > 0 {
+	if pods, containers := narrows(cq.Spec.Target); pods || containers {
 		q.Specificity = ClusterTargeted
 	}
-	l := cq.Spec.Limits
-	for _, err := range []error{
-		q.setLimits(l.Total, "spec.limits.total", GroupCheckpoints, GroupStorage),
-		q.setLimits(l.PerNamespace, "spec.limits.perNamespace", NamespaceCheckpoints, NamespaceStorage),
-		q.setLimits(l.PerPod, "spec.limits.perPod", PodCheckpoints, PodStorage),
-		q.setLimits(l.PerContainer, "spec.limits.perContainer", ContainerCheckpoints, ContainerStorage),
-		q.setRetention(&cq.Spec.RetentionSpec),
-	} {
-		if err != nil {
-			return nil, err
-		}
+	if err := q.setAll(ClusterQuotaLevels(cq), &cq.Spec.RetentionSpec); err != nil {
+		return nil, err
 	}
 	return q, nil
 }
 
+// narrows says whether a target narrows a quota to some pods (by name, or by a selector
+// that is not empty) and to some containers.
+func narrows(t *cqv1.QuotaTarget) (pods, containers bool) {
+	if t == nil {
+		return false, false
+	}
+	return len(t.PodNames) > 0 || !selectsAll(t.PodSelector), len(t.ContainerNames) > 0
+}
+
+// quotaSpecificity is the specificity of a CheckpointQuota with target t.
+func quotaSpecificity(t *cqv1.QuotaTarget) Specificity {
+	switch pods, containers := narrows(t); {
+	case containers:
+		return ContainerTargeted
+	case pods:
+		return PodTargeted
+	}
+	return NamespaceUntargeted
+}
+
 func newQuota(ref Ref) *Quota {
 	return &Quota{
-		Ref: ref, Limits: map[Key]int64{}, fields: map[Key]string{}, values: map[Key]string{},
+		Ref: ref, Limits: map[Key]int64{}, limits: map[Key]Limit{},
 		PodNames: sets.New[string](), ContainerNames: sets.New[string](),
 	}
 }
@@ -266,7 +239,7 @@ func (q *Quota) setTarget(t *cqv1.QuotaTarget) error {
 // selector parses a label selector; an empty one selects everything and reads as nil, so
 // that `podSelector: {}` is the same as no selector.
 func selector(ls *metav1.LabelSelector, path string) (labels.Selector, error) {
-	if ls == nil || (len(ls.MatchLabels) == 0 && len(ls.MatchExpressions) == 0) {
+	if selectsAll(ls) {
 		return nil, nil
 	}
 	s, err := metav1.LabelSelectorAsSelector(ls)
@@ -276,25 +249,41 @@ func selector(ls *metav1.LabelSelector, path string) (labels.Selector, error) {
 	return s, nil
 }
 
-func (q *Quota) set(k Key, field, value string) {
-	q.fields[k], q.values[k] = field, value
+func selectsAll(ls *metav1.LabelSelector) bool {
+	return ls == nil || (len(ls.MatchLabels) == 0 && len(ls.MatchExpressions) == 0)
 }
 
-func (q *Quota) setLimits(l *cqv1.ResourceLimits, path string, count, storage Key) error {
-	if l == nil {
+func (q *Quota) set(l Limit) {
+	q.limits[l.Key] = l
+	if l.Resource != "" {
+		q.Limits[l.Key] = l.Value
+	}
+}
+
+// setAll sets the limits of levels, widest first, then the retention rules; it stops at
+// the first value that does not parse.
+func (q *Quota) setAll(levels []Level, r *cqv1.RetentionSpec) error {
+	for _, lv := range levels {
+		if err := q.setLevel(lv); err != nil {
+			return err
+		}
+	}
+	return q.setRetention(r)
+}
+
+func (q *Quota) setLevel(lv Level) error {
+	if lv.Limits == nil {
 		return nil
 	}
-	if l.Checkpoints != nil {
-		q.Limits[count] = *l.Checkpoints
-		q.set(count, path+".checkpoints", fmt.Sprint(*l.Checkpoints))
+	if n := lv.Limits.Checkpoints; n != nil {
+		q.set(lv.countLimit(*n))
 	}
-	if l.Storage != nil {
-		b, ok := l.Storage.Bytes()
-		if !ok {
-			return fmt.Errorf("%s.storage: %q is not a quantity", path, *l.Storage)
+	if s := lv.Limits.Storage; s != nil {
+		l, err := lv.storageLimit(*s)
+		if err != nil {
+			return err
 		}
-		q.Limits[storage] = b
-		q.set(storage, path+".storage", string(*l.Storage))
+		q.set(l)
 	}
 	return nil
 }
@@ -302,12 +291,11 @@ func (q *Quota) setLimits(l *cqv1.ResourceLimits, path string, count, storage Ke
 func (q *Quota) setRetention(r *cqv1.RetentionSpec) error {
 	q.Enforcement = r.Enforcement
 	if r.MaxCheckpointSize != nil {
-		b, ok := r.MaxCheckpointSize.Bytes()
-		if !ok {
-			return fmt.Errorf("spec.maxCheckpointSize: %q is not a quantity", *r.MaxCheckpointSize)
+		l := retentionLimit(MaxCheckpointSize, NameMaxCheckpointSize)
+		if err := l.setSize(*r.MaxCheckpointSize); err != nil {
+			return err
 		}
-		q.Limits[MaxCheckpointSize] = b
-		q.set(MaxCheckpointSize, "spec.maxCheckpointSize", string(*r.MaxCheckpointSize))
+		q.set(l)
 	}
 	if r.MaxAge != nil {
 		d, err := r.MaxAge.Duration()
@@ -315,7 +303,9 @@ func (q *Quota) setRetention(r *cqv1.RetentionSpec) error {
 			return fmt.Errorf("spec.maxAge: %w", err)
 		}
 		q.MaxAge = &d
-		q.set(MaxAge, "spec.maxAge", string(*r.MaxAge))
+		l := retentionLimit(MaxAge, NameMaxAge)
+		l.Written = string(*r.MaxAge)
+		q.set(l)
 	}
 	if r.Orphans != nil {
 		o := &OrphanRule{Policy: r.Orphans.Policy}
@@ -330,11 +320,12 @@ func (q *Quota) setRetention(r *cqv1.RetentionSpec) error {
 			o.GracePeriod = d
 		}
 		q.Orphans = o
-		value := string(o.Policy)
+		l := retentionLimit(Orphans, NameOrphans)
+		l.Written = string(o.Policy)
 		if o.Policy == cqv1.OrphanDelete {
-			value = fmt.Sprintf("Delete after %s", formatDuration(r.Orphans.GracePeriod))
+			l.Written = fmt.Sprintf("Delete after %s", formatDuration(r.Orphans.GracePeriod))
 		}
-		q.set(Orphans, "spec.orphans", value)
+		q.set(l)
 	}
 	return nil
 }

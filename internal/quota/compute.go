@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
 // subject is the archives of one container: they share their rules and the scopes they
@@ -208,14 +210,14 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 		scope := w.subjects[w.subjOf[i]].scopes[LevelContainer]
 		switch {
 		case r.MaxSize != nil && active[r.MaxSize.Quota] && a.Size > r.MaxSize.Value:
-			mark(i, &Prune{Archive: i, Quota: r.MaxSize.Quota, Key: "maxCheckpointSize", Scope: scope,
+			mark(i, &Prune{Archive: i, Quota: r.MaxSize.Quota, Key: policy.NameMaxCheckpointSize, Scope: scope,
 				Reason: fmt.Sprintf("maxCheckpointSize %s/%s", Bytes(a.Size), Bytes(r.MaxSize.Value))})
 		case r.MaxAge != nil && active[r.MaxAge.Quota] && !in.Now.Before(a.CheckpointTime.Add(r.MaxAge.Duration)):
-			mark(i, &Prune{Archive: i, Quota: r.MaxAge.Quota, Key: "maxAge", Scope: scope,
+			mark(i, &Prune{Archive: i, Quota: r.MaxAge.Quota, Key: policy.NameMaxAge, Scope: scope,
 				Reason: fmt.Sprintf("maxAge %s/%s", in.Now.Sub(a.CheckpointTime).Round(time.Second), r.MaxAge.Duration)})
 		case r.Orphans != nil && active[r.Orphans.Quota] && !a.OrphanSince.IsZero() &&
 			!in.Now.Before(a.OrphanSince.Add(r.Orphans.Duration)):
-			mark(i, &Prune{Archive: i, Quota: r.Orphans.Quota, Key: "orphans", Scope: scope,
+			mark(i, &Prune{Archive: i, Quota: r.Orphans.Quota, Key: policy.NameOrphans, Scope: scope,
 				Reason: fmt.Sprintf("orphans: pod %s gone for %s", a.Pod, in.Now.Sub(a.OrphanSince).Round(time.Second))})
 		}
 	}

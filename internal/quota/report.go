@@ -3,6 +3,8 @@ package quota
 import (
 	"math"
 	"sort"
+
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
 // report fills each quota's usage: its limits in force with the scope nearest each, and
@@ -67,7 +69,7 @@ func (w *ledger) report(res *Result) {
 		if r := &w.subjects[s].rules; r.MaxSize != nil {
 			qr := &res.Quotas[r.MaxSize.Quota]
 			if qr.MaxSize == nil {
-				qr.MaxSize = &LimitUsage{Key: "maxCheckpointSize", Level: LevelContainer, Resource: Storage, Hard: r.MaxSize.Value, Used: -1}
+				qr.MaxSize = &LimitUsage{Key: policy.NameMaxCheckpointSize, Level: LevelContainer, Resource: Storage, Hard: r.MaxSize.Value, Used: -1}
 			}
 			if a.Size > qr.MaxSize.Used {
 				qr.MaxSize.Used, qr.MaxSize.Scope = a.Size, w.subjects[s].scopes[LevelContainer]

@@ -234,13 +234,12 @@ var levels = map[policy.Key]Level{
 }
 
 func (r *resolver) limit(qi int, k policy.Key) Limit {
-	q := r.quotas[qi]
+	l := r.quotas[qi].Limit(k)
 	res := Checkpoints
-	switch k {
-	case policy.NamespaceStorage, policy.PodStorage, policy.ContainerStorage, policy.GroupStorage:
+	if l.Resource == policy.ResourceStorage {
 		res = Storage
 	}
-	return Limit{Quota: qi, Key: q.LimitName(k), Level: levels[k], Resource: res, Value: q.Limits[k]}
+	return Limit{Quota: qi, Key: l.Name, Level: levels[k], Resource: res, Value: l.Value}
 }
 
 type conflictKey struct {

@@ -1,0 +1,162 @@
+package policy
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+)
+
+// Levels, as spec.limits names them.
+const (
+	LevelTotal        = "total"
+	LevelPerNamespace = "perNamespace"
+	LevelPerPod       = "perPod"
+	LevelPerContainer = "perContainer"
+	LevelPerNode      = "perNode"
+)
+
+// Names of the retention rules, as the spec and status name them. The limits of a level
+// are named "<level>.<resource>", such as "perPod.storage".
+const (
+	NameMaxCheckpointSize = "maxCheckpointSize"
+	NameMaxAge            = "maxAge"
+	NameOrphans           = "orphans"
+)
+
+// Resource is what a limit counts, named as the field of a level that sets it.
+type Resource string
+
+// Resources of limits.
+const (
+	ResourceCheckpoints Resource = "checkpoints"
+	ResourceStorage     Resource = "storage"
+)
+
+var (
+	specPath   = field.NewPath("spec")
+	limitsPath = specPath.Child("limits")
+)
+
+// Level is one block of limits of a quota, such as spec.limits.perPod, with the keys its
+// count and its storage set.
+type Level struct {
+	Name   string
+	Path   *field.Path
+	Limits *cqv1.ResourceLimits
+	// Checkpoints and Storage are the keys of the level's limits; empty for limits.perNode,
+	// whose rules hold per node outside precedence.
+	Checkpoints, Storage Key
+}
+
+// CountPath is the path of the level's checkpoints field.
+func (lv Level) CountPath() *field.Path { return lv.Path.Child(string(ResourceCheckpoints)) }
+
+// StoragePath is the path of the level's storage field.
+func (lv Level) StoragePath() *field.Path { return lv.Path.Child(string(ResourceStorage)) }
+
+func level(name string, l *cqv1.ResourceLimits, count, storage Key) Level {
+	return Level{Name: name, Path: limitsPath.Child(name), Limits: l, Checkpoints: count, Storage: storage}
+}
+
+// CheckpointQuotaLevels lists a CheckpointQuota's levels, the widest first. Without a
+// target, limits.total is the namespace level and competes with a cluster quota's
+// perNamespace; with one, it caps the targeted group alongside.
+func CheckpointQuotaLevels(cq *cqv1.CheckpointQuota) []Level {
+	l := cq.Spec.Limits
+	total := level(LevelTotal, l.Total, GroupCheckpoints, GroupStorage)
+	if quotaSpecificity(cq.Spec.Target) == NamespaceUntargeted {
+		total.Checkpoints, total.Storage = NamespaceCheckpoints, NamespaceStorage
+	}
+	return []Level{
+		total,
+		level(LevelPerPod, l.PerPod, PodCheckpoints, PodStorage),
+		level(LevelPerContainer, l.PerContainer, ContainerCheckpoints, ContainerStorage),
+	}
+}
+
+// ClusterQuotaLevels lists a ClusterCheckpointQuota's levels, the widest first; its
+// limits.total is always a group limit. limits.perNode is NodeLevel.
+func ClusterQuotaLevels(cq *cqv1.ClusterCheckpointQuota) []Level {
+	l := cq.Spec.Limits
+	return []Level{
+		level(LevelTotal, l.Total, GroupCheckpoints, GroupStorage),
+		level(LevelPerNamespace, l.PerNamespace, NamespaceCheckpoints, NamespaceStorage),
+		level(LevelPerPod, l.PerPod, PodCheckpoints, PodStorage),
+		level(LevelPerContainer, l.PerContainer, ContainerCheckpoints, ContainerStorage),
+	}
+}
+
+// NodeLevel is a cluster quota's limits.perNode. Its limits have no Key: node rules hold
+// per node, outside precedence.
+func NodeLevel(cq *cqv1.ClusterCheckpointQuota) Level {
+	return level(LevelPerNode, cq.Spec.Limits.PerNode, "", "")
+}
+
+// Limit is one limit a quota sets, read once from the spec: reports, status and messages
+// take its name, path and value from here instead of parsing the spec again.
+type Limit struct {
+	Key Key
+	// Level is the level of a count or storage limit, such as "perPod"; empty for a
+	// retention rule.
+	Level string
+	// Resource is what the limit counts (maxCheckpointSize: storage); empty for maxAge and
+	// orphans, which status shows only in effectivePolicy.
+	Resource Resource
+	// Value is the most archives or bytes; for maxCheckpointSize the bytes of one archive.
+	Value int64
+	Path  *field.Path
+	// Name is the limit's name in status, such as "perPod.storage", "total.checkpoints" or "maxAge".
+	Name string
+	// Written is the value as the user wrote it, such as "10Gi", "5" or "168h"; for
+	// orphans "Retain" or "Delete after 10m".
+	Written string
+	// Format is the unit family a size was written in, BinarySI or DecimalSI, so that
+	// status shows bytes as the user counts them: 1000M as 1G, 1024Mi as 1Gi.
+	Format resource.Format
+}
+
+// Quantity is n archives or bytes of the limit's resource, as status.hard and status.used
+// show them: counts in decimal, bytes in the unit family of the limit.
+func (l Limit) Quantity(n int64) resource.Quantity {
+	if l.Resource == ResourceStorage {
+		return *resource.NewQuantity(n, l.Format)
+	}
+	return *resource.NewQuantity(n, resource.DecimalSI)
+}
+
+// LimitName is the status name of a level's limit of a resource, such as "perPod.storage".
+func LimitName(level string, r Resource) string { return level + "." + string(r) }
+
+// countLimit is the checkpoints limit of a level.
+func (lv Level) countLimit(n int64) Limit {
+	return Limit{Key: lv.Checkpoints, Level: lv.Name, Resource: ResourceCheckpoints, Value: n,
+		Path: lv.CountPath(), Name: LimitName(lv.Name, ResourceCheckpoints), Written: fmt.Sprint(n)}
+}
+
+// storageLimit is the storage limit of a level.
+func (lv Level) storageLimit(s cqv1.Size) (Limit, error) {
+	l := Limit{Key: lv.Storage, Level: lv.Name, Path: lv.StoragePath(), Name: LimitName(lv.Name, ResourceStorage)}
+	return l, l.setSize(s)
+}
+
+// setSize sets a storage limit's value, as written and in bytes, and its unit family.
+// It fails on a size that does not parse.
+func (l *Limit) setSize(s cqv1.Size) error {
+	q, err := s.Quantity()
+	if err != nil {
+		return fmt.Errorf("%s: %q is not a quantity", l.Path, s)
+	}
+	l.Resource, l.Value, l.Written, l.Format = ResourceStorage, q.Value(), string(s), resource.BinarySI
+	if q.Format != resource.BinarySI {
+		l.Format = resource.DecimalSI
+	}
+	return nil
+}
+
+// retentionLimit is a retention rule, named as its field under spec.
+func retentionLimit(k Key, name string) Limit {
+	return Limit{Key: k, Path: specPath.Child(name), Name: name}
+}

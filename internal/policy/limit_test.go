@@ -1,0 +1,148 @@
+package policy
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
+)
+
+// pathsEqual compares field paths by what they print: field.Path has unexported fields.
+var pathsEqual = cmp.Comparer(func(a, b *field.Path) bool { return a.String() == b.String() })
+
+// levelRow is what TestLevels compares of a level.
+type levelRow struct {
+	Name, Path, CountPath, StoragePath string
+	Limits                             *cqv1.ResourceLimits
+	Checkpoints, Storage               Key
+}
+
+func rows(levels ...Level) []levelRow {
+	var out []levelRow
+	for _, lv := range levels {
+		out = append(out, levelRow{Name: lv.Name, Path: lv.Path.String(), CountPath: lv.CountPath().String(),
+			StoragePath: lv.StoragePath().String(), Limits: lv.Limits, Checkpoints: lv.Checkpoints, Storage: lv.Storage})
+	}
+	return out
+}
+
+func TestLevels(t *testing.T) {
+	five := builder.Limits(5, "1Gi")
+	row := func(name string, l *cqv1.ResourceLimits, count, storage Key) levelRow {
+		p := "spec.limits." + name
+		return levelRow{Name: name, Path: p, CountPath: p + ".checkpoints", StoragePath: p + ".storage", Limits: l, Checkpoints: count, Storage: storage}
+	}
+	perPod := row("perPod", nil, PodCheckpoints, PodStorage)
+	perContainer := row("perContainer", nil, ContainerCheckpoints, ContainerStorage)
+	cases := map[string]struct {
+		got  []Level
+		want []levelRow
+	}{
+		"namespace quota without a target: total is the namespace level": {
+			got:  CheckpointQuotaLevels(builder.Quota("q", "shop").Total(5, "1Gi").Obj()),
+			want: []levelRow{row("total", five, NamespaceCheckpoints, NamespaceStorage), perPod, perContainer},
+		},
+		"an empty pod selector is no target": {
+			got:  CheckpointQuotaLevels(builder.Quota("q", "shop").PodSelector(map[string]string{}).Obj()),
+			want: []levelRow{row("total", nil, NamespaceCheckpoints, NamespaceStorage), perPod, perContainer},
+		},
+		"a pod selector makes total a group limit": {
+			got:  CheckpointQuotaLevels(builder.Quota("q", "shop").PodSelector(map[string]string{"app": "redis"}).Obj()),
+			want: []levelRow{row("total", nil, GroupCheckpoints, GroupStorage), perPod, perContainer},
+		},
+		"container names make total a group limit": {
+			got: CheckpointQuotaLevels(builder.Quota("q", "shop").ContainerNames("redis").PerContainer(5, "1Gi").Obj()),
+			want: []levelRow{row("total", nil, GroupCheckpoints, GroupStorage), perPod,
+				row("perContainer", five, ContainerCheckpoints, ContainerStorage)},
+		},
+		"cluster quota: total is always a group limit": {
+			got: ClusterQuotaLevels(builder.ClusterQuota("c").PerNamespace(5, "1Gi").Obj()),
+			want: []levelRow{row("total", nil, GroupCheckpoints, GroupStorage), row("perNamespace", five, NamespaceCheckpoints, NamespaceStorage),
+				perPod, perContainer},
+		},
+		"perNode has no key": {
+			got:  []Level{NodeLevel(builder.ClusterQuota("c").PerNode(5, "1Gi").Obj())},
+			want: []levelRow{row("perNode", five, "", "")},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, rows(tc.got...)); diff != "" {
+				t.Errorf("levels (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLimits(t *testing.T) {
+	path := func(p ...string) *field.Path { return field.NewPath("spec", p...) }
+	cases := map[string]struct {
+		q    *Quota
+		want map[Key]Limit
+		// shown is how status shows each limit's value: hard in status.hard.
+		shown map[Key]string
+	}{
+		"binary sizes and a count": {
+			q: mustQuota(t, builder.Quota("q", "shop").Total(5, "10Gi").MaxCheckpointSize("512Mi")),
+			want: map[Key]Limit{
+				NamespaceCheckpoints: {Key: NamespaceCheckpoints, Level: "total", Resource: ResourceCheckpoints, Value: 5,
+					Path: path("limits", "total", "checkpoints"), Name: "total.checkpoints", Written: "5"},
+				NamespaceStorage: {Key: NamespaceStorage, Level: "total", Resource: ResourceStorage, Value: 10 << 30,
+					Path: path("limits", "total", "storage"), Name: "total.storage", Written: "10Gi", Format: resource.BinarySI},
+				MaxCheckpointSize: {Key: MaxCheckpointSize, Resource: ResourceStorage, Value: 512 << 20,
+					Path: path("maxCheckpointSize"), Name: "maxCheckpointSize", Written: "512Mi", Format: resource.BinarySI},
+			},
+			shown: map[Key]string{NamespaceCheckpoints: "5", NamespaceStorage: "10Gi", MaxCheckpointSize: "512Mi"},
+		},
+		"decimal sizes stay decimal, an exponent reads as decimal": {
+			q: mustQuota(t, builder.Quota("q", "shop").PodNames("cache-0").Total(-1, "1000M").PerPod(-1, "2e9")),
+			want: map[Key]Limit{
+				GroupStorage: {Key: GroupStorage, Level: "total", Resource: ResourceStorage, Value: 1e9,
+					Path: path("limits", "total", "storage"), Name: "total.storage", Written: "1000M", Format: resource.DecimalSI},
+				PodStorage: {Key: PodStorage, Level: "perPod", Resource: ResourceStorage, Value: 2e9,
+					Path: path("limits", "perPod", "storage"), Name: "perPod.storage", Written: "2e9", Format: resource.DecimalSI},
+			},
+			shown: map[Key]string{GroupStorage: "1G", PodStorage: "2G"},
+		},
+		"retention rules are named as their fields": {
+			q: mustCluster(t, builder.ClusterQuota("c").PerNamespace(3, "").MaxAge("168h").Orphans(cqv1.OrphanDelete, "10m")),
+			want: map[Key]Limit{
+				NamespaceCheckpoints: {Key: NamespaceCheckpoints, Level: "perNamespace", Resource: ResourceCheckpoints, Value: 3,
+					Path: path("limits", "perNamespace", "checkpoints"), Name: "perNamespace.checkpoints", Written: "3"},
+				MaxAge:  {Key: MaxAge, Path: path("maxAge"), Name: "maxAge", Written: "168h"},
+				Orphans: {Key: Orphans, Path: path("orphans"), Name: "orphans", Written: "Delete after 10m"},
+			},
+			shown: map[Key]string{NamespaceCheckpoints: "3"},
+		},
+		"orphans without a policy retain": {
+			q: mustQuota(t, builder.Quota("q", "shop").Orphans("", "")),
+			want: map[Key]Limit{
+				Orphans: {Key: Orphans, Path: path("orphans"), Name: "orphans", Written: "Retain"},
+			},
+			shown: map[Key]string{},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, shown := map[Key]Limit{}, map[Key]string{}
+			for _, k := range tc.q.Keys() {
+				l := tc.q.Limit(k)
+				got[k] = l
+				if l.Resource != "" {
+					q := l.Quantity(l.Value)
+					shown[k] = q.String()
+				}
+			}
+			if diff := cmp.Diff(tc.want, got, pathsEqual); diff != "" {
+				t.Errorf("limits (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.shown, shown); diff != "" {
+				t.Errorf("status shows (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
