@@ -12,6 +12,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
 
@@ -45,7 +46,7 @@ func (r *PruneReconciler) countAhead(ctx context.Context, w *world, plan []quota
 	previous := map[int]*metav1.Time{}
 	var errs []error
 	for _, qi := range order {
-		err := r.writePruned(ctx, w.objects[qi], func(p *cqv1.PrunedStatus) {
+		err := r.writePruned(ctx, w.policies[qi].Ref, w.objects[qi], func(p *cqv1.PrunedStatus) {
 			previous[qi] = p.LastTime.DeepCopy()
 			*p = addPruned(*p, tallies[qi], now)
 		})
@@ -72,14 +73,14 @@ func (r *PruneReconciler) takeBack(ctx context.Context, w *world, kept, written 
 	var errs []error
 	for qi, t := range kept {
 		whole := t.count == written[qi].count
-		err := r.writePruned(ctx, w.objects[qi], func(p *cqv1.PrunedStatus) {
+		err := r.writePruned(ctx, w.policies[qi].Ref, w.objects[qi], func(p *cqv1.PrunedStatus) {
 			*p = addPruned(*p, prunedTally{count: -t.count, bytes: -t.bytes}, time.Time{})
 			if whole {
 				p.LastTime = previous[qi].DeepCopy()
 			}
 		})
 		if err != nil {
-			logf.FromContext(ctx).Error(err, "status.pruned over-counts deletes that did not happen", "quota", refString(w.objects[qi]), "checkpoints", t.count)
+			logf.FromContext(ctx).Error(err, "status.pruned over-counts deletes that did not happen", "quota", w.policies[qi].Ref.String(), "checkpoints", t.count)
 			errs = append(errs, err)
 		}
 	}
@@ -89,7 +90,7 @@ func (r *PruneReconciler) takeBack(ctx context.Context, w *world, kept, written 
 // writePruned changes a quota's status.pruned in the API. The patch carries the
 // resourceVersion it was computed on, and a conflict reads the quota again, so that a
 // count is never computed on a stale copy nor lost to another write.
-func (r *PruneReconciler) writePruned(ctx context.Context, cached client.Object, change func(*cqv1.PrunedStatus)) error {
+func (r *PruneReconciler) writePruned(ctx context.Context, ref policy.Ref, cached client.Object, change func(*cqv1.PrunedStatus)) error {
 	obj := cached.DeepCopyObject().(client.Object)
 	var err error
 	for range countAttempts {
@@ -104,8 +105,9 @@ func (r *PruneReconciler) writePruned(ctx context.Context, cached client.Object,
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("writing status.pruned of %s: %w", refString(obj), err)
+		return fmt.Errorf("writing status.pruned of %s: %w", ref, err)
 	}
+	statusWrites.WithLabelValues(ref.Kind, ref.Namespace, ref.Name).Inc()
 	return nil
 }
 
