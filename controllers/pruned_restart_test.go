@@ -5,35 +5,23 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/event"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/checkpoint-quota/checkpoint-quota/controllers"
 	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
-	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
 
 // startPruneOnly runs a manager with the pruning controller alone: no quota status
 // controller ever writes, as when a manager stops between its deletes and its next
 // status write. The views it publishes are drained and dropped.
 func startPruneOnly() context.CancelFunc {
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:                 testenv.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
-	Expect(err).NotTo(HaveOccurred())
-	ctx, cancel := context.WithCancel(context.Background())
-	updates := make(chan event.GenericEvent)
+	mgr := newManager()
+	updates, drained := make(chan event.GenericEvent), make(chan struct{})
 	go func() {
 		for {
 			select {
 			case <-updates:
-			case <-ctx.Done():
+			case <-drained:
 				return
 			}
 		}
@@ -43,13 +31,8 @@ func startPruneOnly() context.CancelFunc {
 		Recorder: mgr.GetEventRecorderFor("checkpoint-quota"), Clock: fakeClock, //nolint:staticcheck
 		Concurrency: 8, QuotaUpdates: updates, ClusterQuotaUpdates: updates,
 	}).SetupWithManager(mgr)).To(Succeed())
-	done := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(done)
-		Expect(mgr.Start(ctx)).To(Succeed())
-	}()
-	return func() { cancel(); <-done }
+	stop := runManager(mgr)
+	return func() { stop(); close(drained) }
 }
 
 var _ = Describe("The pruned counter", Serial, func() {

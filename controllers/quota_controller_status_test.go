@@ -72,8 +72,8 @@ func TestSetStatus(t *testing.T) {
 					inForce("maxCheckpointSize", "2Gi"), inForce("maxAge", "168h"), inForce("orphans", "10m"),
 					{Limit: "perPod.storage", Value: "1Gi", State: cqv1.LimitOverridden}}},
 			want: cqv1.QuotaStatus{ObservedGeneration: 1,
-				Hard: quantities("perPod.checkpoints", "5", "total.storage", "1G", "perContainer.storage", "1Gi", "maxCheckpointSize", "2Gi"),
-				Used: quantities("perPod.checkpoints", "4", "total.storage", "500M", "perContainer.storage", "768Mi", "maxCheckpointSize", "1Gi"),
+				Hard:    quantities("perPod.checkpoints", "5", "total.storage", "1G", "perContainer.storage", "1Gi", "maxCheckpointSize", "2Gi"),
+				Used:    quantities("perPod.checkpoints", "4", "total.storage", "500M", "perContainer.storage", "768Mi", "maxCheckpointSize", "1Gi"),
 				Summary: cqv1.UsageSummary{Checkpoints: "4/5", Storage: "768Mi/1Gi"}},
 		},
 		"namespaces for a cluster quota only": {
@@ -156,7 +156,7 @@ func TestSetConditions(t *testing.T) {
 				"DryRun: Enforce would prune 2 checkpoints (3Mi): c-1, c-2; see status.pendingPrune"), noConflict},
 		},
 		"pins win over what is pending": {
-			v: QuotaView{Pending: pending, Result: quota.Outcome{Blocked: blocked}},
+			v:    QuotaView{Pending: pending, Result: quota.Outcome{Blocked: blocked}},
 			want: []metav1.Condition{ready, over(metav1.ConditionTrue, ReasonPinnedCheckpoints, blockedMessage(blocked)), noConflict},
 		},
 		"a node that stays over": {
