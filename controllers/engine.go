@@ -13,13 +13,12 @@ import (
 )
 
 // Engine is the state shared by the pruning controller, which computes, and the quota
-// controllers, which report: the latest view of every quota, what was pruned since the
-// last status write, and what the controller remembers between passes.
+// controllers, which report: the latest view of every quota, and what the controller
+// remembers between passes. What a quota pruned is not here: it lives in the quota's
+// status, which the pruning controller writes ahead of its deletes (prune_count.go).
 type Engine struct {
 	mu    sync.Mutex
 	views map[policy.Ref]*QuotaView
-	// pruned accumulates what each quota pruned until its status records it.
-	pruned map[policy.Ref]cqv1.PrunedStatus
 	// gone holds Checkpoints this manager deleted, left out of usage until the cache
 	// catches up, so that a stale cache never makes a pass prune more than needed.
 	gone map[types.UID]time.Time
@@ -52,8 +51,7 @@ type PendingArchive struct {
 
 // NewEngine returns an empty engine.
 func NewEngine() *Engine {
-	return &Engine{views: map[policy.Ref]*QuotaView{}, pruned: map[policy.Ref]cqv1.PrunedStatus{},
-		gone: map[types.UID]time.Time{}}
+	return &Engine{views: map[policy.Ref]*QuotaView{}, gone: map[types.UID]time.Time{}}
 }
 
 // View returns the latest view of a quota, false when none was computed yet.
@@ -78,48 +76,6 @@ func (e *Engine) setNodeViews(views map[policy.Ref]*NodeView) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.nodeViews = views
-}
-
-// addPruned records archives that a quota pruned.
-func (e *Engine) addPruned(ref policy.Ref, count, bytes int64, at time.Time) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	p := e.pruned[ref]
-	p.Checkpoints += count
-	p.Storage.Add(*bytesQuantity(bytes))
-	if p.LastTime == nil || p.LastTime.Time.Before(at) {
-		p.LastTime = timePtr(at)
-	}
-	e.pruned[ref] = p
-}
-
-// unwrittenPruned is what the quota pruned that its status does not show yet.
-func (e *Engine) unwrittenPruned(ref policy.Ref) cqv1.PrunedStatus {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	p := e.pruned[ref]
-	return *p.DeepCopy()
-}
-
-// ackPruned removes from the accumulator what a successful status write recorded.
-func (e *Engine) ackPruned(ref policy.Ref, written cqv1.PrunedStatus) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	p := e.pruned[ref]
-	p.Checkpoints -= written.Checkpoints
-	p.Storage.Sub(written.Storage)
-	if p.Checkpoints <= 0 {
-		delete(e.pruned, ref)
-		return
-	}
-	e.pruned[ref] = p
-}
-
-// forget drops what the engine accumulated for a quota that no longer exists.
-func (e *Engine) forget(ref policy.Ref) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	delete(e.pruned, ref)
 }
 
 func (e *Engine) markGone(uid types.UID, at time.Time) {

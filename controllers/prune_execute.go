@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -25,28 +26,41 @@ type pruneGroup struct {
 	count, bytes int64
 }
 
-// prune deletes the Checkpoints of the plan concurrently and reports what went.
+// prune deletes the Checkpoints of the plan concurrently and reports what went. What it
+// deletes is counted in each quota's status.pruned before the deletes are sent
+// (prune_count.go); a quota whose counter cannot be written keeps its archives this pass.
 func (r *PruneReconciler) prune(ctx context.Context, w *world, plan []quota.Prune) error {
 	if len(plan) == 0 {
 		return nil
 	}
+	plan, written, previous, countErr := r.countAhead(ctx, w, plan, r.Clock.Now())
 	var mu sync.Mutex
 	groups := map[[3]string]*pruneGroup{}
 	var order [][3]string
+	kept := map[int]prunedTally{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.Concurrency)
 	for _, p := range plan {
 		g.Go(func() error {
-			done, err := r.pruneOne(gctx, w, p)
-			if err != nil && gctx.Err() == nil {
-				pruneErrors.Inc()
-			}
-			if err != nil || !done {
-				return err
-			}
 			c := w.live[p.Archive]
+			// A pass that failed sends no more deletes: those are surely not done.
+			done, err := false, gctx.Err()
+			sent := err == nil
+			if sent {
+				done, err = r.pruneOne(gctx, w, p)
+				if err != nil && gctx.Err() == nil {
+					pruneErrors.Inc()
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
+			if !done {
+				if !sent || surelyKept(err) {
+					t := kept[p.Quota]
+					kept[p.Quota] = prunedTally{count: t.count + 1, bytes: t.bytes + c.Spec.Archive.SizeBytes}
+				}
+				return err
+			}
 			k := [3]string{fmt.Sprint(p.Quota), p.Scope, p.Key}
 			pg := groups[k]
 			if pg == nil {
@@ -60,15 +74,13 @@ func (r *PruneReconciler) prune(ctx context.Context, w *world, plan []quota.Prun
 		})
 	}
 	err := g.Wait()
-	now := r.Clock.Now()
 	for _, k := range order {
 		pg := groups[k]
-		r.Engine.addPruned(w.policies[pg.quota].Ref, pg.count, pg.bytes, now)
 		prunedCheckpoints.WithLabelValues(pg.key).Add(float64(pg.count))
 		prunedBytes.WithLabelValues(pg.key).Add(float64(pg.bytes))
 		r.prunedEvent(ctx, w, pg)
 	}
-	return err
+	return errors.Join(countErr, err, r.takeBack(ctx, w, kept, written, previous))
 }
 
 // pruneOne deletes one Checkpoint, reporting false when it must stay after all. The delete

@@ -104,8 +104,6 @@ type StatusWriter struct {
 
 	mu        sync.Mutex
 	lastWrite map[policy.Ref]time.Time
-	// lastPruned is the pruned counter last written, in case the cache still shows an older one.
-	lastPruned map[policy.Ref]cqv1.PrunedStatus
 }
 
 // Write brings the quota's status up to date with its view. The observed generation is
@@ -119,8 +117,7 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 	}
 	before := obj.DeepCopyObject().(client.Object)
 	old := status.DeepCopy()
-	pruned := s.Engine.unwrittenPruned(ref)
-	setStatus(status, view, s.prunedBase(ref, status.Pruned), pruned)
+	setStatus(status, view)
 	s.metrics(ref, status, view)
 	if apierrors.Semantic.DeepEqual(old, status) {
 		return ctrl.Result{}, nil
@@ -129,7 +126,8 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	// The lock makes a write from a stale cache fail rather than leave the fields that
-	// the stale copy happened to agree with unwritten.
+	// the stale copy happened to agree with unwritten. status.pruned, which the pruning
+	// controller writes, is never in the patch: setStatus keeps it as read.
 	if err := s.Client.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
 		if kerrors.IsConflict(err) {
 			// A newer copy is on its way to the cache; try again once it is there.
@@ -137,8 +135,7 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	s.written(ref, status.Pruned)
-	s.Engine.ackPruned(ref, pruned)
+	s.written(ref)
 	statusWrites.WithLabelValues(ref.Kind, ref.Namespace, ref.Name).Inc()
 	s.transitionEvents(ctx, obj, old, status, view)
 	return ctrl.Result{}, nil
@@ -154,33 +151,19 @@ func (s *StatusWriter) wait(ref policy.Ref) time.Duration {
 	return s.Interval - s.RateClock.Since(last)
 }
 
-func (s *StatusWriter) written(ref policy.Ref, p cqv1.PrunedStatus) {
+func (s *StatusWriter) written(ref policy.Ref) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lastWrite == nil {
-		s.lastWrite, s.lastPruned = map[policy.Ref]time.Time{}, map[policy.Ref]cqv1.PrunedStatus{}
+		s.lastWrite = map[policy.Ref]time.Time{}
 	}
 	s.lastWrite[ref] = s.RateClock.Now()
-	s.lastPruned[ref] = *p.DeepCopy()
-}
-
-// prunedBase is the counter to add new prunes to: what the object shows, or what this
-// manager last wrote when the cache has not caught up with that write yet. Counters only grow.
-func (s *StatusWriter) prunedBase(ref policy.Ref, shown cqv1.PrunedStatus) cqv1.PrunedStatus {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if last, ok := s.lastPruned[ref]; ok && last.Checkpoints > shown.Checkpoints {
-		return *last.DeepCopy()
-	}
-	return *shown.DeepCopy()
 }
 
 func (s *StatusWriter) forget(ref policy.Ref) {
 	s.mu.Lock()
 	delete(s.lastWrite, ref)
-	delete(s.lastPruned, ref)
 	s.mu.Unlock()
-	s.Engine.forget(ref)
 	for _, m := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
 	}{quotaUsed, quotaHard, quotaConflicts, quotaBlocked, quotaBlockingPins, statusWrites} {

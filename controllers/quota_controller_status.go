@@ -34,9 +34,9 @@ const (
 	ReasonNoConflict        = "NoConflict"
 )
 
-// setStatus recomputes the whole status from the view; pruned is what the status showed
-// (base) plus what was pruned since (extra).
-func setStatus(st *cqv1.QuotaStatus, v *QuotaView, base, extra cqv1.PrunedStatus) {
+// setStatus recomputes the status from the view, all of it but pruned, which the pruning
+// controller keeps in the API (prune_count.go) and which stays as read.
+func setStatus(st *cqv1.QuotaStatus, v *QuotaView) {
 	gen := v.Generation
 	st.ObservedGeneration = gen
 	if v.Err != nil {
@@ -81,13 +81,6 @@ func setStatus(st *cqv1.QuotaStatus, v *QuotaView, base, extra cqv1.PrunedStatus
 		scopes[r.MaxSize.Key] = r.MaxSize.Scope
 	}
 	st.UsageTable = usageTable(st, scopes)
-	st.Pruned = *base.DeepCopy()
-	if extra.Checkpoints > 0 {
-		st.Pruned.Checkpoints += extra.Checkpoints
-		st.Pruned.Storage.Add(extra.Storage)
-		st.Pruned.Storage = *bytesQuantity(st.Pruned.Storage.Value())
-		st.Pruned.LastTime = extra.LastTime
-	}
 	st.PendingPrune = nil
 	if len(v.Pending) > 0 {
 		pp := &cqv1.PendingPrune{Checkpoints: int64(len(v.Pending))}

@@ -68,6 +68,16 @@ var _ = AfterSuite(func() {
 // startManager runs a manager with the controllers, on the fake clock, until the returned
 // function is called; that function waits for it to stop.
 func startManager() context.CancelFunc {
+	mgr := newManager()
+	o := controllers.DefaultOptions
+	o.Clock, o.NodeGracePeriod = fakeClock, nodeGrace
+	_, err := controllers.Setup(mgr, o)
+	Expect(err).NotTo(HaveOccurred())
+	return runManager(mgr)
+}
+
+// newManager is a manager of the suite's apiserver, without controllers yet.
+func newManager() ctrl.Manager {
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 testenv.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -76,10 +86,12 @@ func startManager() context.CancelFunc {
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})
 	Expect(err).NotTo(HaveOccurred())
-	o := controllers.DefaultOptions
-	o.Clock, o.NodeGracePeriod = fakeClock, nodeGrace
-	_, err = controllers.Setup(mgr, o)
-	Expect(err).NotTo(HaveOccurred())
+	return mgr
+}
+
+// runManager starts a manager until the returned function is called; that function waits
+// for it to stop.
+func runManager(mgr ctrl.Manager) context.CancelFunc {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -1,0 +1,286 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
+)
+
+// ignoreTransitions leaves out what meta.SetStatusCondition stamps with the wall clock.
+var ignoreTransitions = cmpopts.IgnoreFields(metav1.Condition{}, "LastTransitionTime")
+
+func inForce(limit, value string) cqv1.EffectiveLimit {
+	return cqv1.EffectiveLimit{Limit: limit, Value: value, State: cqv1.LimitInForce}
+}
+
+func quantities(kv ...string) map[string]resource.Quantity {
+	out := map[string]resource.Quantity{}
+	for i := 0; i < len(kv); i += 2 {
+		out[kv[i]] = resource.MustParse(kv[i+1])
+	}
+	return out
+}
+
+// Everything but the conditions and the usage table, which have their own tests.
+func TestSetStatus(t *testing.T) {
+	last := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	asRead := cqv1.PrunedStatus{Checkpoints: 7, Storage: resource.MustParse("7Mi"), LastTime: &last}
+	var many []PendingArchive
+	for i := range quota.MaxNames + 1 {
+		many = append(many, PendingArchive{Name: fmt.Sprintf("c-%02d", i), Size: 1 << 20})
+	}
+	scopes := quota.Outcome{
+		Namespaces: []quota.ScopeUsage{{Namespace: "shop", Checkpoints: 3, Bytes: 3 << 20}},
+		Pods:       []quota.ScopeUsage{{Namespace: "shop", Pod: "web-0", Checkpoints: 3, Bytes: 3 << 20}},
+		Containers: []quota.ScopeUsage{{Namespace: "shop", Pod: "web-0", Container: "app", Checkpoints: 3, Bytes: 3 << 20}},
+	}
+	shopUsage := cqv1.Usage{Checkpoints: 3, Storage: resource.MustParse("3Mi")}
+	cases := map[string]struct {
+		st   cqv1.QuotaStatus
+		v    QuotaView
+		want cqv1.QuotaStatus
+	}{
+		"a spec that does not parse keeps what the status showed": {
+			st:   cqv1.QuotaStatus{ObservedGeneration: 1, Hard: quantities("total.checkpoints", "3"), Pruned: asRead},
+			v:    QuotaView{Generation: 2, Err: errors.New("spec.limits.total.storage: bad")},
+			want: cqv1.QuotaStatus{ObservedGeneration: 2, Hard: quantities("total.checkpoints", "3"), Pruned: asRead},
+		},
+		"pruned stays as read, whatever the view": {
+			st: cqv1.QuotaStatus{Pruned: asRead},
+			v:  QuotaView{Generation: 3, Result: quota.Outcome{Checkpoints: 2, Bytes: 2 << 20}},
+			want: cqv1.QuotaStatus{ObservedGeneration: 3, Hard: quantities(), Used: quantities(), Pruned: asRead,
+				Summary: cqv1.UsageSummary{Checkpoints: "2", Storage: "2Mi"}},
+		},
+		"hard and used in the units the limit was written in; overridden limits, maxAge and orphans left out": {
+			v: QuotaView{Generation: 1, Result: quota.Outcome{
+				Limits: []quota.LimitUsage{{Key: "perPod.checkpoints", Used: 4}, {Key: "total.storage", Used: 500_000_000},
+					{Key: "perContainer.storage", Used: 768 << 20}},
+				MaxSize: &quota.LimitUsage{Key: "maxCheckpointSize", Used: 1 << 30}},
+				Effective: []cqv1.EffectiveLimit{inForce("perPod.checkpoints", "5"), inForce("total.storage", "1000M"),
+					{Limit: "perContainer.storage", Value: "1024Mi", State: cqv1.LimitPartlyOverridden},
+					inForce("maxCheckpointSize", "2Gi"), inForce("maxAge", "168h"), inForce("orphans", "10m"),
+					{Limit: "perPod.storage", Value: "1Gi", State: cqv1.LimitOverridden}}},
+			want: cqv1.QuotaStatus{ObservedGeneration: 1,
+				Hard:    quantities("perPod.checkpoints", "5", "total.storage", "1G", "perContainer.storage", "1Gi", "maxCheckpointSize", "2Gi"),
+				Used:    quantities("perPod.checkpoints", "4", "total.storage", "500M", "perContainer.storage", "768Mi", "maxCheckpointSize", "1Gi"),
+				Summary: cqv1.UsageSummary{Checkpoints: "4/5", Storage: "768Mi/1Gi"}},
+		},
+		"namespaces for a cluster quota only": {
+			v: QuotaView{Generation: 1, Cluster: true, Result: scopes},
+			want: cqv1.QuotaStatus{ObservedGeneration: 1, Hard: quantities(), Used: quantities(),
+				Summary:    cqv1.UsageSummary{Checkpoints: "0", Storage: "0"},
+				Namespaces: []cqv1.NamespaceUsage{{Namespace: "shop", Usage: shopUsage}},
+				Pods:       []cqv1.PodUsage{{Namespace: "shop", Pod: "web-0", Usage: shopUsage}},
+				Containers: []cqv1.ContainerUsage{{Namespace: "shop", Pod: "web-0", Container: "app", Usage: shopUsage}}},
+		},
+		"a namespaced quota lists pods and containers, and forgets the scopes of the last pass": {
+			st: cqv1.QuotaStatus{Namespaces: []cqv1.NamespaceUsage{{Namespace: "old"}}, Pods: []cqv1.PodUsage{{Pod: "old"}}},
+			v:  QuotaView{Generation: 1, Result: scopes},
+			want: cqv1.QuotaStatus{ObservedGeneration: 1, Hard: quantities(), Used: quantities(),
+				Summary:    cqv1.UsageSummary{Checkpoints: "0", Storage: "0"},
+				Pods:       []cqv1.PodUsage{{Namespace: "shop", Pod: "web-0", Usage: shopUsage}},
+				Containers: []cqv1.ContainerUsage{{Namespace: "shop", Pod: "web-0", Container: "app", Usage: shopUsage}}},
+		},
+		"pending prune counts every archive and names the first MaxNames": {
+			v: QuotaView{Generation: 1, Pending: many},
+			want: cqv1.QuotaStatus{ObservedGeneration: 1, Hard: quantities(), Used: quantities(),
+				Summary: cqv1.UsageSummary{Checkpoints: "0", Storage: "0"},
+				PendingPrune: &cqv1.PendingPrune{Checkpoints: int64(len(many)), Storage: resource.MustParse("51Mi"),
+					Names: func() (n []string) {
+						for _, p := range many[:quota.MaxNames] {
+							n = append(n, p.Name)
+						}
+						return n
+					}()}},
+		},
+		"no pending prune clears the last one": {
+			st: cqv1.QuotaStatus{PendingPrune: &cqv1.PendingPrune{Checkpoints: 1}},
+			v:  QuotaView{Generation: 1},
+			want: cqv1.QuotaStatus{ObservedGeneration: 1, Hard: quantities(), Used: quantities(),
+				Summary: cqv1.UsageSummary{Checkpoints: "0", Storage: "0"}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			st := tc.st.DeepCopy()
+			v := tc.v
+			if v.Err == nil {
+				v.Effective = append([]cqv1.EffectiveLimit{}, v.Effective...)
+				tc.want.EffectivePolicy = v.Effective
+			}
+			setStatus(st, &v)
+			if diff := cmp.Diff(tc.want, *st, sameQuantity, cmpopts.EquateEmpty(),
+				cmpopts.IgnoreFields(cqv1.QuotaStatus{}, "Conditions", "UsageTable")); diff != "" {
+				t.Errorf("status (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSetConditions(t *testing.T) {
+	const gen = 4
+	ready := metav1.Condition{Type: cqv1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonUsageComputed,
+		Message: "Usage is computed from every Checkpoint the quota governs", ObservedGeneration: gen}
+	noConflict := metav1.Condition{Type: cqv1.ConditionConflict, Status: metav1.ConditionFalse, Reason: ReasonNoConflict,
+		Message: "No other quota of the same specificity sets the same limits for the same archives", ObservedGeneration: gen}
+	over := func(status metav1.ConditionStatus, reason, message string) metav1.Condition {
+		return metav1.Condition{Type: cqv1.ConditionOverQuota, Status: status, Reason: reason, Message: message, ObservedGeneration: gen}
+	}
+	pending := []PendingArchive{{Name: "c-1", Size: 1 << 20}, {Name: "c-2", Size: 2 << 20}}
+	blocked := []quota.Block{{Key: "perPod.checkpoints", Scope: "shop/web-0", Used: 3, Hard: 2, Pinned: []string{"c-1"}}}
+	cases := map[string]struct {
+		v    QuotaView
+		want []metav1.Condition
+	}{
+		"within limits": {
+			want: []metav1.Condition{ready, over(metav1.ConditionFalse, ReasonWithinLimits, "Every limit holds"), noConflict},
+		},
+		"pruning": {
+			v:    QuotaView{Pending: pending},
+			want: []metav1.Condition{ready, over(metav1.ConditionFalse, ReasonPruning, "Pruning 2 checkpoints (3Mi): c-1, c-2"), noConflict},
+		},
+		"dry run": {
+			v: QuotaView{Pending: pending, DryRun: true},
+			want: []metav1.Condition{ready, over(metav1.ConditionTrue, ReasonDryRun,
+				"DryRun: Enforce would prune 2 checkpoints (3Mi): c-1, c-2; see status.pendingPrune"), noConflict},
+		},
+		"pins win over what is pending": {
+			v:    QuotaView{Pending: pending, Result: quota.Outcome{Blocked: blocked}},
+			want: []metav1.Condition{ready, over(metav1.ConditionTrue, ReasonPinnedCheckpoints, blockedMessage(blocked)), noConflict},
+		},
+		"a node that stays over": {
+			v: QuotaView{Pending: pending, Nodes: &NodeView{Blocked: []quota.NodeBlock{{Key: quota.KeyNodeCheckpoints, Node: "n-1", Missing: 2}}}},
+			want: []metav1.Condition{ready, over(metav1.ConditionTrue, ReasonNodePruningBlocked,
+				"node n-1: perNode.checkpoints 2 checkpoints still over, nothing more can be pruned: left are nothing that may be pruned; unpin checkpoints, free space on the node or relax the rule"),
+				noConflict},
+		},
+		"conflicts name the other quota and who wins": {
+			v: QuotaView{Conflicts: []quota.Conflict{
+				{Key: "perPod.checkpoints", Other: policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "b"}, Pod: "shop/web-0", Won: true},
+				{Key: "total.storage", Other: policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "c"}, Pod: "shop/web-1"}}},
+			want: []metav1.Condition{ready, over(metav1.ConditionFalse, ReasonWithinLimits, "Every limit holds"),
+				{Type: cqv1.ConditionConflict, Status: metav1.ConditionTrue, Reason: ReasonConflictingQuota, ObservedGeneration: gen,
+					Message: "perPod.checkpoints is also set by CheckpointQuota shop/b for pod shop/web-0 (this quota's smaller limit is in force); " +
+						"total.storage is also set by CheckpointQuota shop/c for pod shop/web-1 (the other quota's smaller limit is in force); narrow the targets so that one quota governs each pod"}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			st := &cqv1.QuotaStatus{}
+			v := tc.v
+			v.Generation = gen
+			setConditions(st, &v)
+			if diff := cmp.Diff(tc.want, st.Conditions, ignoreTransitions); diff != "" {
+				t.Errorf("conditions (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestBlockedMessage(t *testing.T) {
+	var names []string
+	for i := range 12 {
+		names = append(names, fmt.Sprintf("c-%02d", i))
+	}
+	block := func(key, scope string, used, hard int64, pinned ...string) quota.Block {
+		return quota.Block{Key: key, Scope: scope, Used: used, Hard: hard, Pinned: pinned}
+	}
+	const tail = "; unpin them (spec.pinned, .keep marker) or raise the limit"
+	cases := map[string]struct {
+		blocks []quota.Block
+		want   string
+	}{
+		"storage in bytes, the quota's targets for a scope-less limit": {
+			blocks: []quota.Block{block("total.storage", "", 3<<20, 2<<20, "c-1")},
+			want:   "total.storage of the quota's targets stays at 3Mi/2Mi: pinned checkpoints c-1 cannot be pruned" + tail,
+		},
+		"ten names at most": {
+			blocks: []quota.Block{block("perPod.checkpoints", "shop/web-0", 12, 2, names...)},
+			want: "perPod.checkpoints of shop/web-0 stays at 12/2: pinned checkpoints " + strings.Join(names[:10], ", ") +
+				" and 2 more cannot be pruned" + tail,
+		},
+		"five blocks at most": {
+			blocks: []quota.Block{block("a.checkpoints", "s", 2, 1, "c"), block("b.checkpoints", "s", 2, 1, "c"), block("c.checkpoints", "s", 2, 1, "c"),
+				block("d.checkpoints", "s", 2, 1, "c"), block("e.checkpoints", "s", 2, 1, "c"), block("f.checkpoints", "s", 2, 1, "c"),
+				block("g.checkpoints", "s", 2, 1, "c")},
+			want: "a.checkpoints of s stays at 2/1: pinned checkpoints c cannot be pruned; b.checkpoints of s stays at 2/1: pinned checkpoints c cannot be pruned; " +
+				"c.checkpoints of s stays at 2/1: pinned checkpoints c cannot be pruned; d.checkpoints of s stays at 2/1: pinned checkpoints c cannot be pruned; " +
+				"e.checkpoints of s stays at 2/1: pinned checkpoints c cannot be pruned; and 2 more" + tail,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, blockedMessage(tc.blocks)); diff != "" {
+				t.Errorf("message (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPendingSummary(t *testing.T) {
+	var eleven []PendingArchive
+	for i := range 11 {
+		eleven = append(eleven, PendingArchive{Name: fmt.Sprintf("c-%02d", i), Size: 512 << 10})
+	}
+	cases := map[string]struct {
+		pending []PendingArchive
+		want    string
+	}{
+		"every name":        {pending: eleven[:2], want: "2 checkpoints (1Mi): c-00, c-01"},
+		"ten names and ...": {pending: eleven, want: "11 checkpoints (5.5Mi): c-00, c-01, c-02, c-03, c-04, c-05, c-06, c-07, c-08, c-09, ..."},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, pendingSummary(tc.pending)); diff != "" {
+				t.Errorf("summary (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSummary(t *testing.T) {
+	cases := map[string]struct {
+		hard, used map[string]resource.Quantity
+		r          quota.Outcome
+		want       cqv1.UsageSummary
+	}{
+		"no limit: the usage alone": {
+			r:    quota.Outcome{Checkpoints: 12, Bytes: 3 << 30},
+			want: cqv1.UsageSummary{Checkpoints: "12", Storage: "3Gi"},
+		},
+		"the fullest limit of each resource": {
+			hard: quantities("total.checkpoints", "10", "perPod.checkpoints", "4", "total.storage", "1Gi", "maxCheckpointSize", "100Mi"),
+			used: quantities("total.checkpoints", "9", "perPod.checkpoints", "2", "total.storage", "512Mi", "maxCheckpointSize", "90Mi"),
+			want: cqv1.UsageSummary{Checkpoints: "9/10", Storage: "512Mi/1Gi"},
+		},
+		"a limit of 0 is the fullest": {
+			hard: quantities("total.checkpoints", "10", "perPod.checkpoints", "0"),
+			used: quantities("total.checkpoints", "10", "perPod.checkpoints", "0"),
+			want: cqv1.UsageSummary{Checkpoints: "0/0", Storage: "0"},
+		},
+		"a tie goes to the smaller text, the same on every pass": {
+			hard: quantities("total.checkpoints", "10", "perPod.checkpoints", "4"),
+			used: quantities("total.checkpoints", "5", "perPod.checkpoints", "2"),
+			want: cqv1.UsageSummary{Checkpoints: "2/4", Storage: "0"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			st := &cqv1.QuotaStatus{Hard: tc.hard, Used: tc.used}
+			if diff := cmp.Diff(tc.want, summary(st, &tc.r)); diff != "" {
+				t.Errorf("summary (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
