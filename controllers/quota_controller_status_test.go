@@ -15,6 +15,7 @@ import (
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
+	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
 )
 
 // ignoreTransitions leaves out what meta.SetStatusCondition stamps with the wall clock.
@@ -22,6 +23,25 @@ var ignoreTransitions = cmpopts.IgnoreFields(metav1.Condition{}, "LastTransition
 
 func inForce(limit, value string) cqv1.EffectiveLimit {
 	return cqv1.EffectiveLimit{Limit: limit, Value: value, State: cqv1.LimitInForce}
+}
+
+// reports are the limits of cq as the pass reports them, in force unless states says otherwise.
+func reports(t *testing.T, cq *cqv1.CheckpointQuota, states map[string]cqv1.LimitState) []policy.LimitReport {
+	t.Helper()
+	q, err := policy.FromCheckpointQuota(cq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []policy.LimitReport
+	for _, k := range q.Keys() {
+		l := q.Limit(k)
+		st, ok := states[l.Name]
+		if !ok {
+			st = cqv1.LimitInForce
+		}
+		out = append(out, policy.LimitReport{Limit: l, State: st})
+	}
+	return out
 }
 
 func quantities(kv ...string) map[string]resource.Quantity {
@@ -67,10 +87,9 @@ func TestSetStatus(t *testing.T) {
 				Limits: []quota.LimitUsage{{Key: "perPod.checkpoints", Used: 4}, {Key: "total.storage", Used: 500_000_000},
 					{Key: "perContainer.storage", Used: 768 << 20}},
 				MaxSize: &quota.LimitUsage{Key: "maxCheckpointSize", Used: 1 << 30}},
-				Effective: []cqv1.EffectiveLimit{inForce("perPod.checkpoints", "5"), inForce("total.storage", "1000M"),
-					{Limit: "perContainer.storage", Value: "1024Mi", State: cqv1.LimitPartlyOverridden},
-					inForce("maxCheckpointSize", "2Gi"), inForce("maxAge", "168h"), inForce("orphans", "10m"),
-					{Limit: "perPod.storage", Value: "1Gi", State: cqv1.LimitOverridden}}},
+				Effective: reports(t, builder.Quota("q", "shop").PerPod(5, "1Gi").Total(-1, "1000M").PerContainer(-1, "1024Mi").
+					MaxCheckpointSize("2Gi").MaxAge("168h").Orphans(cqv1.OrphanDelete, "10m").Obj(),
+					map[string]cqv1.LimitState{"perContainer.storage": cqv1.LimitPartlyOverridden, "perPod.storage": cqv1.LimitOverridden})},
 			want: cqv1.QuotaStatus{ObservedGeneration: 1,
 				Hard:    quantities("perPod.checkpoints", "5", "total.storage", "1G", "perContainer.storage", "1Gi", "maxCheckpointSize", "2Gi"),
 				Used:    quantities("perPod.checkpoints", "4", "total.storage", "500M", "perContainer.storage", "768Mi", "maxCheckpointSize", "1Gi"),
@@ -116,8 +135,7 @@ func TestSetStatus(t *testing.T) {
 			st := tc.st.DeepCopy()
 			v := tc.v
 			if v.Err == nil {
-				v.Effective = append([]cqv1.EffectiveLimit{}, v.Effective...)
-				tc.want.EffectivePolicy = v.Effective
+				tc.want.EffectivePolicy = policy.APILimits(v.Effective)
 			}
 			setStatus(st, &v)
 			if diff := cmp.Diff(tc.want, *st, sameQuantity, cmpopts.EquateEmpty(),
