@@ -37,7 +37,7 @@ type passScope struct {
 	generations map[policy.Ref]int64
 	input       quota.Input
 	resolver    *quota.Resolver
-	pods    map[types.NamespacedName]*metav1.PartialObjectMetadata
+	pods        map[types.NamespacedName]*metav1.PartialObjectMetadata
 }
 
 // podState is what the cache shows of an archive's pod.
