@@ -103,12 +103,7 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time) (*passScope, 
 		s.input.Archives = append(s.input.Archives, a)
 	}
 
-	s.resolver = quota.NewResolver(s.policies)
-	s.resolver.NamespaceLabels = nsLabels
-	s.resolver.PodLabels = quota.PodLabelsFrom(s.pods)
-	s.input.Quotas = s.resolver.Infos()
-	s.input.Rules = s.resolver.Rules
-	s.input.Now = now
+	s.input, s.resolver = quota.InputOf(s.policies, s.input.Archives, nsLabels, s.pods, now)
 	return s, nil
 }
 

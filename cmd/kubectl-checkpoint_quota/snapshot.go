@@ -83,11 +83,6 @@ func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapsho
 		s.checkpoints = append(s.checkpoints, cp)
 		s.input.Archives = append(s.input.Archives, a)
 	}
-	s.resolver = quota.NewResolver(policies)
-	s.resolver.NamespaceLabels = nsLabels
-	s.resolver.PodLabels = quota.PodLabelsFrom(s.pods)
-	s.input.Quotas = s.resolver.Infos()
-	s.input.Rules = s.resolver.Rules
-	s.input.Now = now
+	s.input, s.resolver = quota.InputOf(policies, s.input.Archives, nsLabels, s.pods, now)
 	return s, nil
 }
