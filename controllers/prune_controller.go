@@ -42,7 +42,7 @@ var everything = reconcile.Request{NamespacedName: types.NamespacedName{Name: "a
 // SetupWithManager, it runs passes but arms no timer.
 type PruneReconciler struct {
 	Client client.Client
-	// APIReader reads around the cache, to confirm that a pod or node is really gone.
+	// APIReader reads around the cache, to confirm that a pod is really gone.
 	APIReader client.Reader
 	Engine    *Engine
 	Recorder  record.EventRecorder
