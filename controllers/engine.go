@@ -21,6 +21,9 @@ type Engine struct {
 	// gone holds Checkpoints this manager deleted, left out of usage until the cache
 	// catches up, so that a stale cache never makes a pass prune more than needed.
 	gone map[types.UID]time.Time
+	// released counts the Checkpoints of gone nodes marked gone, so that a pass can tell
+	// that one was released while it computed.
+	released uint64
 	// nodeViews are the node rules' findings of the latest pass, by cluster quota.
 	nodeViews map[policy.Ref]*NodeView
 }
@@ -81,6 +84,30 @@ func (e *Engine) markGone(uid types.UID, at time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.gone[uid] = at
+}
+
+// markReleased marks a Checkpoint of a gone node gone before its delete is sent: a pass
+// that reads the cache from then on leaves it out, and one that read it before sees the
+// count change and computes again.
+func (e *Engine) markReleased(uid types.UID, at time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.gone[uid] = at
+	e.released++
+}
+
+// unmarkGone undoes a mark whose delete failed.
+func (e *Engine) unmarkGone(uid types.UID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.gone, uid)
+}
+
+// releases is how many Checkpoints of gone nodes were marked gone so far.
+func (e *Engine) releases() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.released
 }
 
 func (e *Engine) isGone(uid types.UID) bool {

@@ -34,7 +34,7 @@ type nodeRules struct {
 
 // limitNodes adds to res what the node rules prune, and hands each cluster quota that
 // sets them its NodeView.
-func (r *PruneReconciler) limitNodes(ctx context.Context, w *world, res *quota.Result) error {
+func (r *PruneReconciler) limitNodes(ctx context.Context, w *passScope, res *quota.Result) error {
 	nr, err := r.nodeRules(ctx, w)
 	if err != nil {
 		return err
@@ -156,7 +156,7 @@ func floorString(f quota.Floor) string {
 
 // nodeRules reads the node rules of the cluster quotas and the agents' reports. A value
 // that does not parse (admission rejects them) sets no rule: doubt keeps archives.
-func (r *PruneReconciler) nodeRules(ctx context.Context, w *world) (*nodeRules, error) {
+func (r *PruneReconciler) nodeRules(ctx context.Context, w *passScope) (*nodeRules, error) {
 	nr := &nodeRules{sets: map[int]bool{}, in: quota.NodeInput{Archives: w.input.Archives, Quotas: w.input.Quotas,
 		Nodes: map[string]quota.NodeReport{}}}
 	for i, obj := range w.objects {

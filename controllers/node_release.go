@@ -2,84 +2,115 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 )
 
-// releaseGoneNodes releases the Checkpoints of nodes that have been gone for the grace
-// period: no agent is left to remove their archives and finalizers, and they would count
-// against quotas forever. A node is gone when the cache has not held it for the grace
-// period (timed from when this manager first saw it missing) and a live lookup confirms
-// it; any error keeps the Checkpoints. It returns how many it released and when the next
-// missing node's grace period ends.
-func (r *PruneReconciler) releaseGoneNodes(ctx context.Context, w *world, now time.Time) (int, time.Time, error) {
+// +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpoints,verbs=get;list;watch;patch;update;delete
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+
+// archiveNodeField indexes the cached Checkpoints by spec.archive.nodeName.
+const archiveNodeField = "spec.archive.nodeName"
+
+// NodeReleaseReconciler releases the Checkpoints of nodes that have been gone for the
+// grace period: no agent is left to remove their archives and finalizers, and they would
+// count against quotas forever. Its request is a node's name. A node is gone when the
+// cache has not held it for the grace period (timed from when this manager first saw it
+// missing) and a live lookup confirms it; any error keeps the Checkpoints. Built directly,
+// without SetupWithManager, it releases but arms no timer.
+type NodeReleaseReconciler struct {
+	Client client.Client
+	// APIReader reads around the cache, to confirm that a node is really gone.
+	APIReader client.Reader
+	// Engine is told which Checkpoints were released, so that a pass leaves them out.
+	Engine *Engine
+	// Clock times the grace period; tests inject a fake one.
+	Clock clock.WithTicker
+	// NodeGracePeriod is how long a node must be gone before its Checkpoints are released; 0 never releases.
+	NodeGracePeriod time.Duration
+	// ResyncPeriod is the period of a check of every missing node even without a change.
+	ResyncPeriod time.Duration
+
+	wake *wakeups
+	mu   sync.Mutex
+	// missing times each node with Checkpoints from when the cache was first seen without it.
+	missing firstSeen[string]
+}
+
+// Reconcile releases the Checkpoints of one node once it has been gone for the grace period.
+func (r *NodeReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	if r.NodeGracePeriod <= 0 {
-		return 0, time.Time{}, nil
+		return ctrl.Result{}, nil
 	}
-	byNode := map[string][]*cqv1.Checkpoint{}
-	for _, c := range w.all {
-		// A Checkpoint that an agent before v0.3 published has no spec.archive until its
-		// agent adopts it; its node label may be a shortened form of the node's name, so
-		// it cannot tell which node is gone, and the Checkpoint is kept (docs/node-agent.md).
-		if c.Spec.Archive != nil {
-			byNode[c.Spec.Archive.NodeName] = append(byNode[c.Spec.Archive.NodeName], c)
+	node, now := req.Name, r.Clock.Now()
+	defer r.rearm(now)
+	err := r.Client.Get(ctx, client.ObjectKey{Name: node}, metadataOf("Node"), client.UnsafeDisableDeepCopy)
+	if !apierrors.IsNotFound(err) {
+		r.forget(node)
+		return ctrl.Result{}, nil
+	}
+	var cps cqv1.CheckpointList
+	// A Checkpoint that an agent before v0.3 published has no spec.archive until its agent
+	// adopts it; its node label may be a shortened form of the node's name, so it cannot
+	// tell which node is gone, and the index leaves it out: it is kept (docs/node-agent.md).
+	if err := r.Client.List(ctx, &cps, client.MatchingFields{archiveNodeField: node}, client.UnsafeDisableDeepCopy); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing the Checkpoints of node %s: %w", node, err)
+	}
+	if len(cps.Items) == 0 {
+		r.forget(node)
+		return ctrl.Result{}, nil
+	}
+	since := r.seen(node, now)
+	if since.Add(r.NodeGracePeriod).After(now) {
+		return ctrl.Result{}, nil
+	}
+	err = r.APIReader.Get(ctx, client.ObjectKey{Name: node}, metadataOf("Node"))
+	switch {
+	case err == nil:
+		return ctrl.Result{}, nil // the cache lags; the node's return forgets it
+	case !apierrors.IsNotFound(err):
+		return ctrl.Result{}, fmt.Errorf("confirming that node %s is gone: %w", node, err)
+	}
+	reason := fmt.Sprintf("nodeGone: node %s gone for %s", node, now.Sub(since).Round(time.Second))
+	for i := range cps.Items {
+		if err := r.release(ctx, &cps.Items[i], reason); err != nil {
+			return ctrl.Result{}, err
 		}
 	}
-	var next time.Time
-	released := 0
-	for node := range r.nodeGoneSince {
-		if _, ok := byNode[node]; !ok {
-			delete(r.nodeGoneSince, node)
-		}
-	}
-	for node, cps := range byNode {
-		n := &metav1.PartialObjectMetadata{}
-		n.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Node"))
-		err := r.Client.Get(ctx, client.ObjectKey{Name: node}, n, client.UnsafeDisableDeepCopy)
-		if !apierrors.IsNotFound(err) {
-			delete(r.nodeGoneSince, node)
-			continue
-		}
-		since, ok := r.nodeGoneSince[node]
-		if !ok {
-			since = now
-			r.nodeGoneSince[node] = now
-		}
-		if due := since.Add(r.NodeGracePeriod); due.After(now) {
-			next = earliest(next, due)
-			continue
-		}
-		if err := r.APIReader.Get(ctx, client.ObjectKey{Name: node}, n); !apierrors.IsNotFound(err) {
-			continue
-		}
-		for _, c := range cps {
-			if err := r.release(ctx, c, fmt.Sprintf("nodeGone: node %s gone for %s", node, now.Sub(since).Round(time.Second))); err != nil {
-				return released, next, err
-			}
-			released++
-		}
-		logf.FromContext(ctx).Info("released the checkpoints of a gone node", "node", node, "count", len(cps))
-	}
-	releasedCheckpoints.Add(float64(released))
-	return released, next, nil
+	logf.FromContext(ctx).Info("released the checkpoints of a gone node", "node", node, "count", len(cps.Items))
+	releasedCheckpoints.Add(float64(len(cps.Items)))
+	return ctrl.Result{}, nil
 }
 
 // release deletes a Checkpoint of a gone node, in one conditional write. The agent, if the
 // node comes back, publishes the archive again: the Node it recorded is not the new one.
 // The finalizer of older versions, which no agent will remove, goes too.
-func (r *PruneReconciler) release(ctx context.Context, c *cqv1.Checkpoint, reason string) error {
+func (r *NodeReleaseReconciler) release(ctx context.Context, c *cqv1.Checkpoint, reason string) error {
 	if c.DeletionTimestamp.IsZero() {
 		uid := c.UID
+		r.Engine.markReleased(uid, r.Clock.Now())
 		if err := r.Client.Delete(ctx, c.DeepCopy(), client.Preconditions{UID: &uid}); err != nil {
+			// Not found or another UID: that Checkpoint is gone anyway. Else it still counts.
+			if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+				r.Engine.unmarkGone(uid)
+			}
 			return ignoreRace(err)
 		}
 	}
@@ -91,6 +122,74 @@ func (r *PruneReconciler) release(ctx context.Context, c *cqv1.Checkpoint, reaso
 		}
 	}
 	logf.FromContext(ctx).V(1).Info("released a Checkpoint", "checkpoint", client.ObjectKeyFromObject(c), "reason", reason)
-	r.Engine.markGone(c.UID, r.Clock.Now())
 	return nil
+}
+
+func (r *NodeReleaseReconciler) seen(node string, now time.Time) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.missing.since(node, now)
+}
+
+func (r *NodeReleaseReconciler) forget(node string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.missing.forget(node)
+}
+
+// rearm asks for a check of every missing node when the next grace period ends. A node
+// whose grace period is over but that a live lookup still finds waits for its Node's event.
+func (r *NodeReleaseReconciler) rearm(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.wake.at(r.missing.earliestAfter(r.NodeGracePeriod, now))
+}
+
+// missingNodes are the requests of every node being timed.
+func (r *NodeReleaseReconciler) missingNodes(context.Context, client.Object) []reconcile.Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []reconcile.Request
+	for _, n := range r.missing.keys() {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: n}})
+	}
+	return out
+}
+
+// archiveNode is the request of the node that holds a Checkpoint's archive.
+func archiveNode(_ context.Context, o client.Object) []reconcile.Request {
+	if c, ok := o.(*cqv1.Checkpoint); ok && c.Spec.Archive != nil && c.Spec.Archive.NodeName != "" {
+		return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: c.Spec.Archive.NodeName}}}
+	}
+	return nil
+}
+
+func archiveNodeIndex(o client.Object) []string {
+	if r := archiveNode(context.Background(), o); r != nil {
+		return []string{r[0].Name}
+	}
+	return nil
+}
+
+// SetupWithManager registers the controller and its index; it refuses missing dependencies.
+func (r *NodeReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Client == nil || r.APIReader == nil || r.Engine == nil || r.Clock == nil {
+		return errors.New("node release controller: Client, APIReader, Engine and Clock are required")
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &cqv1.Checkpoint{}, archiveNodeField, archiveNodeIndex); err != nil {
+		return err
+	}
+	r.wake = newWakeups(r.Clock, r.ResyncPeriod)
+	if err := mgr.Add(r.wake); err != nil {
+		return err
+	}
+	// A node matters when it appears or goes, not when its status changes.
+	presence := predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("node-release").
+		WatchesMetadata(metadataOf("Node"), &handler.EnqueueRequestForObject{}, builder.WithPredicates(presence)).
+		Watches(&cqv1.Checkpoint{}, handler.EnqueueRequestsFromMapFunc(archiveNode),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(source.Channel(r.wake.events, handler.EnqueueRequestsFromMapFunc(r.missingNodes))).
+		Complete(r)
 }

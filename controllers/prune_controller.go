@@ -29,7 +29,7 @@ import (
 
 // +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpoints,verbs=get;list;watch;patch;update;delete
 // +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpointquotas;clustercheckpointquotas,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=pods;namespaces;nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods;namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch;update
 
 // everything is the one request of the pruning controller: usage is cluster-wide, so
@@ -38,10 +38,11 @@ var everything = reconcile.Request{NamespacedName: types.NamespacedName{Name: "a
 
 // PruneReconciler computes usage for every quota from the Checkpoints, hands the result
 // to the quota controllers and prunes: it deletes the Checkpoints that Enforce quotas
-// prune (the node agents then delete the archives) and releases those of gone nodes.
+// prune (the node agents then delete the archives). Built directly, without
+// SetupWithManager, it runs passes but arms no timer.
 type PruneReconciler struct {
 	Client client.Client
-	// APIReader reads around the cache, to confirm that a pod or node is really gone.
+	// APIReader reads around the cache, to confirm that a pod is really gone.
 	APIReader client.Reader
 	Engine    *Engine
 	Recorder  record.EventRecorder
@@ -49,8 +50,6 @@ type PruneReconciler struct {
 	Clock clock.WithTicker
 	// ResyncPeriod is the period of a full recompute even without a change.
 	ResyncPeriod time.Duration
-	// NodeGracePeriod is how long a node must be gone before its Checkpoints are released; 0 never releases.
-	NodeGracePeriod time.Duration
 	// Concurrency bounds the deletes in flight.
 	Concurrency int
 	// BatchDelay is how long a change waits for others before a pass: a burst of
@@ -59,56 +58,53 @@ type PruneReconciler struct {
 	// QuotaUpdates and ClusterQuotaUpdates tell the quota controllers that a new view is ready.
 	QuotaUpdates, ClusterQuotaUpdates chan event.GenericEvent
 
-	wake          *wakeups
-	orphans       map[types.UID]time.Time
-	nodeGoneSince map[string]time.Time
+	wake *wakeups
+	// orphans times each orphan from when this manager first saw it orphaned.
+	orphans firstSeen[types.UID]
 	// passCost is how long the last pass took to read and compute, in nanoseconds.
 	passCost atomic.Int64
 }
 
-// Reconcile runs one pass: read, compute, publish, release, prune.
+// Reconcile runs one pass: read, remember, compute, publish, prune.
 func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
-	now := r.Clock.Now()
 	began := time.Now()
-	w, err := r.load(ctx, now)
+	s, err := r.load(ctx, r.Clock.Now())
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	released, nodeWake, err := r.releaseGoneNodes(ctx, w, now)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if released > 0 {
-		// The usage just computed still counts what was released: start again.
-		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
-	}
+	r.remember(s)
 	start := time.Now()
-	res := quota.Compute(w.input)
-	if err := r.limitNodes(ctx, w, &res); err != nil {
+	res := quota.Compute(s.input)
+	if err := r.limitNodes(ctx, s, &res); err != nil {
 		return ctrl.Result{}, err
 	}
 	recomputeSeconds.Observe(time.Since(start).Seconds())
 	r.passCost.Store(int64(time.Since(began)))
-	r.publish(ctx, w, res)
-	r.wake.at(earliest(res.NextExpiry, nodeWake))
-	return ctrl.Result{}, r.prune(ctx, w, res.Prune)
+	if r.Engine.releases() != s.releases {
+		// The node release reconciler released Checkpoints that this usage still counts:
+		// compute again rather than prune for them.
+		return ctrl.Result{RequeueAfter: max(r.BatchDelay, time.Millisecond)}, nil
+	}
+	r.publish(ctx, s, res)
+	r.wake.at(res.NextExpiry)
+	return ctrl.Result{}, r.prune(ctx, s, res.Prune)
 }
 
 // publish hands each quota's view to the quota controllers.
-func (r *PruneReconciler) publish(ctx context.Context, w *world, res quota.Result) {
+func (r *PruneReconciler) publish(ctx context.Context, s *passScope, res quota.Result) {
 	views := map[policy.Ref]*QuotaView{}
-	for i, pq := range w.policies {
-		v := &QuotaView{Ref: pq.Ref, Generation: w.generations[pq.Ref], Result: res.Quotas[i],
-			Conflicts: w.resolution.Conflicts(i), Effective: w.resolution.Effective(i),
-			DryRun: w.input.Quotas[i].DryRun, Cluster: pq.Ref.Kind == policy.KindClusterQuota}
+	for i, pq := range s.policies {
+		v := &QuotaView{Ref: pq.Ref, Generation: s.generations[pq.Ref], Result: res.Quotas[i],
+			Conflicts: s.resolution.Conflicts(i), Effective: s.resolution.Effective(i),
+			DryRun: s.input.Quotas[i].DryRun, Cluster: pq.Ref.Kind == policy.KindClusterQuota}
 		for _, p := range res.Quotas[i].Pending {
-			v.Pending = append(v.Pending, PendingArchive{Name: w.live[p.Archive].Name, Scope: p.Scope,
-				Key: p.Key, Reason: p.Reason, Size: w.live[p.Archive].Spec.Archive.SizeBytes})
+			v.Pending = append(v.Pending, PendingArchive{Name: s.live[p.Archive].Name, Scope: p.Scope,
+				Key: p.Key, Reason: p.Reason, Size: s.live[p.Archive].Spec.Archive.SizeBytes})
 		}
 		views[pq.Ref] = v
 	}
-	for ref, err := range w.invalid {
-		views[ref] = &QuotaView{Ref: ref, Generation: w.generations[ref], Err: err, Cluster: ref.Kind == policy.KindClusterQuota}
+	for ref, err := range s.invalid {
+		views[ref] = &QuotaView{Ref: ref, Generation: s.generations[ref], Err: err, Cluster: ref.Kind == policy.KindClusterQuota}
 	}
 	r.Engine.publish(views)
 	for ref := range views {
@@ -182,6 +178,13 @@ var usageChanged = predicate.Funcs{
 	},
 }
 
+// metadataOf is the metadata-only object of a core kind, for watches and cache reads.
+func metadataOf(kind string) *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
+	return m
+}
+
 func earliest(a, b time.Time) time.Time {
 	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
 		return b
@@ -198,18 +201,11 @@ func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Concurrency < 1 {
 		r.Concurrency = 1
 	}
-	r.orphans = map[types.UID]time.Time{}
-	r.nodeGoneSince = map[string]time.Time{}
 	r.wake = newWakeups(r.Clock, r.ResyncPeriod)
 	if err := mgr.Add(r.wake); err != nil {
 		return err
 	}
 	all := batch{delay: r.BatchDelay, cost: &r.passCost}
-	meta := func(kind string) *metav1.PartialObjectMetadata {
-		m := &metav1.PartialObjectMetadata{}
-		m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(kind))
-		return m
-	}
 	// A pod matters when it appears, goes or changes labels; its status changes do not.
 	identity := predicate.Or[client.Object](predicate.LabelChangedPredicate{}, predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
@@ -223,9 +219,8 @@ func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&cqv1.CheckpointQuota{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&cqv1.ClusterCheckpointQuota{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&cqv1.CheckpointNode{}, all).
-		WatchesMetadata(meta("Pod"), all, builder.WithPredicates(identity)).
-		WatchesMetadata(meta("Namespace"), all, builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		WatchesMetadata(meta("Node"), all, builder.WithPredicates(identity)).
+		WatchesMetadata(metadataOf("Pod"), all, builder.WithPredicates(identity)).
+		WatchesMetadata(metadataOf("Namespace"), all, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.wake.events, all)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		Complete(r)

@@ -32,7 +32,7 @@ const countAttempts = 4
 // countAhead records, for each quota of the plan, what the plan deletes of it. It returns
 // the plan without the archives of quotas whose counter could not be written (they are
 // kept until a pass can count them), the tallies written, and the lastTime each replaced.
-func (r *PruneReconciler) countAhead(ctx context.Context, w *world, plan []quota.Prune, now time.Time) (
+func (r *PruneReconciler) countAhead(ctx context.Context, w *passScope, plan []quota.Prune, now time.Time) (
 	[]quota.Prune, map[int]prunedTally, map[int]*metav1.Time, error) {
 	tallies := map[int]prunedTally{}
 	var order []int
@@ -69,7 +69,7 @@ func (r *PruneReconciler) countAhead(ctx context.Context, w *world, plan []quota
 
 // takeBack removes from the counters the deletes that did not happen; a quota none of whose
 // deletes happened gets its lastTime back.
-func (r *PruneReconciler) takeBack(ctx context.Context, w *world, kept, written map[int]prunedTally, previous map[int]*metav1.Time) error {
+func (r *PruneReconciler) takeBack(ctx context.Context, w *passScope, kept, written map[int]prunedTally, previous map[int]*metav1.Time) error {
 	var errs []error
 	for qi, t := range kept {
 		whole := t.count == written[qi].count

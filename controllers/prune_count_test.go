@@ -113,7 +113,7 @@ func TestPruneCountsAhead(t *testing.T) {
 				must(t, base.Get(ctx, client.ObjectKeyFromObject(c), got))
 				live = append(live, got)
 			}
-			w := &world{live: live, objects: []client.Object{cached}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{},
+			w := &passScope{live: live, objects: []client.Object{cached}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{},
 				policies: []*policy.Quota{{Ref: policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "q"}}}}
 			r := &PruneReconciler{Client: cl, APIReader: cl, Engine: NewEngine(), Recorder: record.NewFakeRecorder(10),
 				Clock: clocktesting.NewFakeClock(now), Concurrency: 1}

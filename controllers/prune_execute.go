@@ -29,7 +29,7 @@ type pruneGroup struct {
 // prune deletes the Checkpoints of the plan concurrently and reports what went. What it
 // deletes is counted in each quota's status.pruned before the deletes are sent
 // (prune_count.go); a quota whose counter cannot be written keeps its archives this pass.
-func (r *PruneReconciler) prune(ctx context.Context, w *world, plan []quota.Prune) error {
+func (r *PruneReconciler) prune(ctx context.Context, w *passScope, plan []quota.Prune) error {
 	if len(plan) == 0 {
 		return nil
 	}
@@ -87,7 +87,7 @@ func (r *PruneReconciler) prune(ctx context.Context, w *world, plan []quota.Prun
 // is conditional on the resourceVersion the decision was made on: a Checkpoint pinned or
 // changed in the meantime is kept and decided again on the next pass. It is the only write
 // the manager makes per archive; the reason goes into the quota's Pruned event.
-func (r *PruneReconciler) pruneOne(ctx context.Context, w *world, p quota.Prune) (bool, error) {
+func (r *PruneReconciler) pruneOne(ctx context.Context, w *passScope, p quota.Prune) (bool, error) {
 	log := logf.FromContext(ctx)
 	c := w.live[p.Archive]
 	if p.Key == "orphans" {
@@ -134,7 +134,7 @@ func (r *PruneReconciler) podGone(ctx context.Context, c *cqv1.Checkpoint) (bool
 }
 
 // prunedEvent reports a group on its quota, and on the pod where it still exists.
-func (r *PruneReconciler) prunedEvent(ctx context.Context, w *world, pg *pruneGroup) {
+func (r *PruneReconciler) prunedEvent(ctx context.Context, w *passScope, pg *pruneGroup) {
 	noun := "checkpoints"
 	if pg.count == 1 {
 		noun = "checkpoint"
@@ -149,7 +149,7 @@ func (r *PruneReconciler) prunedEvent(ctx context.Context, w *world, pg *pruneGr
 
 // podOfScope returns a reference object for the pod of a "ns/pod[/container]" scope when
 // the cache holds it.
-func (r *PruneReconciler) podOfScope(ctx context.Context, w *world, scope string) *corev1.Pod {
+func (r *PruneReconciler) podOfScope(ctx context.Context, w *passScope, scope string) *corev1.Pod {
 	ns, pod, ok := splitPodScope(scope)
 	if !ok {
 		return nil

@@ -34,7 +34,8 @@ var DefaultOptions = Options{
 	BatchDelay:       200 * time.Millisecond,
 }
 
-// Setup registers the pruning controller and both quota controllers with the manager.
+// Setup registers the pruning controller, the release of gone nodes' Checkpoints (unless
+// NodeGracePeriod is 0) and both quota controllers with the manager.
 func Setup(mgr ctrl.Manager, o Options) (*Engine, error) {
 	if mgr == nil {
 		return nil, errors.New("a manager is required")
@@ -51,11 +52,18 @@ func Setup(mgr ctrl.Manager, o Options) (*Engine, error) {
 		Interval: o.StatusInterval, RateClock: clock.RealClock{}}
 	if err := (&PruneReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: engine, Recorder: recorder, Clock: o.Clock,
-		ResyncPeriod: o.ResyncPeriod, NodeGracePeriod: o.NodeGracePeriod, Concurrency: o.PruneConcurrency,
-		BatchDelay:   o.BatchDelay,
+		ResyncPeriod: o.ResyncPeriod, Concurrency: o.PruneConcurrency, BatchDelay: o.BatchDelay,
 		QuotaUpdates: quotaUpdates, ClusterQuotaUpdates: clusterUpdates,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, err
+	}
+	if o.NodeGracePeriod > 0 {
+		if err := (&NodeReleaseReconciler{
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: engine, Clock: o.Clock,
+			NodeGracePeriod: o.NodeGracePeriod, ResyncPeriod: o.ResyncPeriod,
+		}).SetupWithManager(mgr); err != nil {
+			return nil, err
+		}
 	}
 	if err := (&CheckpointQuotaReconciler{Client: mgr.GetClient(), Status: status, Updates: quotaUpdates}).SetupWithManager(mgr); err != nil {
 		return nil, err

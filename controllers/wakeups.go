@@ -9,9 +9,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 )
 
-// wakeups triggers the pruning controller on the injected clock: periodically for the full
-// resync, and when the next archive reaches its maxAge or grace period. A RequeueAfter
-// would follow the wall clock, which a test's fake clock cannot move.
+// wakeups triggers a controller on the injected clock: periodically for the full resync,
+// and when the next archive reaches its maxAge or grace period, or a node its grace
+// period. A RequeueAfter would follow the wall clock, which a test's fake clock cannot move.
 type wakeups struct {
 	clock  clock.WithTicker
 	period time.Duration
@@ -23,8 +23,12 @@ func newWakeups(c clock.WithTicker, period time.Duration) *wakeups {
 	return &wakeups{clock: c, period: period, events: make(chan event.GenericEvent, 1), next: make(chan time.Time, 1)}
 }
 
-// at asks for a pass at t (replacing an earlier request); zero asks for none.
+// at asks for a pass at t (replacing an earlier request); zero asks for none. A reconciler
+// built without SetupWithManager has no wakeups, and arms nothing.
 func (w *wakeups) at(t time.Time) {
+	if w == nil {
+		return
+	}
 	for {
 		select {
 		case w.next <- t:

@@ -83,9 +83,6 @@ func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapsho
 		s.checkpoints = append(s.checkpoints, cp)
 		s.input.Archives = append(s.input.Archives, a)
 	}
-	s.resolution = quota.Resolve(policies, s.input.Archives, quota.Labels{Namespaces: nsLabels, Pod: quota.PodLabelsFrom(s.pods)})
-	s.input.Quotas = s.resolution.Quotas
-	s.input.Rules = s.resolution.Rules
-	s.input.Now = now
+	s.input, s.resolution = quota.InputOf(policies, s.input.Archives, nsLabels, s.pods, now)
 	return s, nil
 }

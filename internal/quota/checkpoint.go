@@ -1,10 +1,13 @@
 package quota
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
 // ArchiveOf is the archive a Checkpoint stands for, the one place that reads its identity
@@ -43,4 +46,16 @@ func PodLabelsFrom[T any, P interface {
 		}
 		return map[string]string{}
 	}
+}
+
+// InputOf resolves quotas over archives read from the API, with the namespaces' labels and
+// the pods by namespace and name (as PodLabelsFrom reads them): the Input to compute, and
+// the Resolution that the quotas' reports read.
+func InputOf[T any, P interface {
+	*T
+	metav1.Object
+}](quotas []*policy.Quota, archives []Archive, namespaceLabels map[string]map[string]string,
+	pods map[types.NamespacedName]P, now time.Time) (Input, *Resolution) {
+	res := Resolve(quotas, archives, Labels{Namespaces: namespaceLabels, Pod: PodLabelsFrom(pods)})
+	return Input{Archives: archives, Quotas: res.Quotas, Rules: res.Rules, Now: now}, res
 }

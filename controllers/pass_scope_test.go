@@ -1,0 +1,143 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
+	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
+)
+
+// passFixture is a cache of Checkpoints in every state that load and remember tell apart,
+// and a reconciler built directly that remembers some of them from earlier passes.
+func passFixture(t *testing.T, now time.Time) *PruneReconciler {
+	t.Helper()
+	ckpt := func(name, pod, podUID string) *cqv1.Checkpoint {
+		c := builder.Checkpoint(name, "shop").Of(pod, podUID, "c").On("node-a", "/d", name).Obj()
+		c.UID = types.UID("uid-" + name)
+		return c
+	}
+	terminating := ckpt("terminating", "gone-pod", "pod-uid-gone")
+	terminating.Finalizers = []string{cqv1.LegacyFinalizerArchive}
+	terminating.DeletionTimestamp = &metav1.Time{Time: now}
+	cl := fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-0", UID: "pod-uid-web"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
+		ckpt("with-pod", "web-0", "pod-uid-web"),
+		ckpt("replaced-pod", "web-0", "pod-uid-earlier"),
+		ckpt("orphan", "gone-pod", "pod-uid-gone"),
+		ckpt("no-pod-uid", "web-0", ""),
+		ckpt("deleted", "web-0", "pod-uid-web"),
+		terminating,
+	).Build()
+	r := &PruneReconciler{Client: cl, APIReader: cl, Engine: NewEngine(), Clock: clocktesting.NewFakeClock(now)}
+	earlier := now.Add(-time.Hour)
+	for _, uid := range []types.UID{"uid-with-pod", "uid-orphan", "uid-terminating", "uid-no-longer-cached"} {
+		r.orphans.since(uid, earlier)
+	}
+	for _, uid := range []types.UID{"uid-deleted", "uid-terminating", "uid-no-longer-cached"} {
+		r.Engine.markGone(uid, earlier)
+	}
+	return r
+}
+
+func TestLoadOnlyReads(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	r := passFixture(t, now)
+	orphans, gone := remembered(r)
+	s, err := r.load(context.Background(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotOrphans, gotGone := remembered(r)
+	if diff := cmp.Diff(orphans, gotOrphans); diff != "" {
+		t.Errorf("load changed the orphan clocks (-before +after):\n%s", diff)
+	}
+	if diff := cmp.Diff(gone, gotGone); diff != "" {
+		t.Errorf("load changed the deleted set (-before +after):\n%s", diff)
+	}
+	got := map[string]podState{}
+	for i, c := range s.live {
+		got[c.Name] = s.podStates[i]
+	}
+	want := map[string]podState{"with-pod": podPresent, "replaced-pod": podGone, "orphan": podGone, "no-pod-uid": podUnknown}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("live archives and their pods (-want +got):\n%s", diff)
+	}
+}
+
+func TestRemember(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	earlier := now.Add(-time.Hour)
+	r := passFixture(t, now)
+	s, err := r.load(context.Background(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.remember(s)
+	orphans, gone := remembered(r)
+	wantOrphans := map[types.UID]time.Time{
+		"uid-orphan":       earlier, // its clock runs on
+		"uid-replaced-pod": now,     // first seen orphaned now
+		"uid-terminating":  earlier, // still cached
+	}
+	if diff := cmp.Diff(wantOrphans, orphans); diff != "" {
+		t.Errorf("orphan clocks (-want +got):\n%s", diff)
+	}
+	// Kept while the cache still shows it live; forgotten once it shows it terminating or gone.
+	if diff := cmp.Diff(map[types.UID]time.Time{"uid-deleted": earlier}, gone); diff != "" {
+		t.Errorf("deleted set (-want +got):\n%s", diff)
+	}
+	since := map[string]time.Time{}
+	for i, c := range s.live {
+		since[c.Name] = s.input.Archives[i].OrphanSince
+	}
+	wantSince := map[string]time.Time{"with-pod": {}, "replaced-pod": now, "orphan": earlier, "no-pod-uid": {}}
+	if diff := cmp.Diff(wantSince, since); diff != "" {
+		t.Errorf("orphan since (-want +got):\n%s", diff)
+	}
+}
+
+// A reconciler built without SetupWithManager runs a pass: nothing it remembers needs
+// making first.
+func TestPruneReconcilerBuiltDirectly(t *testing.T) {
+	cl := fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(
+		builder.Checkpoint("orphan", "shop").Of("gone-pod", "pod-uid", "c").On("node-a", "/d", "f").Obj(),
+	).Build()
+	r := &PruneReconciler{Client: cl, APIReader: cl, Engine: NewEngine(), Clock: clocktesting.NewFakeClock(time.Now())}
+	if _, err := r.Reconcile(context.Background(), ctrl.Request{}); err != nil {
+		t.Fatal(err)
+	}
+	var list cqv1.CheckpointList
+	if err := cl.List(context.Background(), &list, client.InNamespace("shop")); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(1, len(list.Items)); diff != "" {
+		t.Errorf("Checkpoints (-want +got):\n%s", diff)
+	}
+}
+
+func remembered(r *PruneReconciler) (orphans, gone map[types.UID]time.Time) {
+	orphans = map[types.UID]time.Time{}
+	for k, v := range r.orphans.at {
+		orphans[k] = v
+	}
+	r.Engine.mu.Lock()
+	defer r.Engine.mu.Unlock()
+	gone = map[types.UID]time.Time{}
+	for k, v := range r.Engine.gone {
+		gone[k] = v
+	}
+	return orphans, gone
+}
