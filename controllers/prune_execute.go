@@ -15,6 +15,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
 
@@ -90,7 +91,7 @@ func (r *PruneReconciler) prune(ctx context.Context, w *passScope, plan []quota.
 func (r *PruneReconciler) pruneOne(ctx context.Context, w *passScope, p quota.Prune) (bool, error) {
 	log := logf.FromContext(ctx)
 	c := w.live[p.Archive]
-	if p.Key == "orphans" {
+	if p.Key == policy.NameOrphans {
 		if gone, err := r.podGone(ctx, c); err != nil || !gone {
 			log.V(1).Info("keeping a checkpoint whose pod is not surely gone", "checkpoint", client.ObjectKeyFromObject(c), "error", err)
 			return false, nil
