@@ -2,6 +2,7 @@
 package controllers
 
 import (
+	"reflect"
 	"sync"
 	"time"
 
@@ -21,6 +22,12 @@ type Engine struct {
 	// gone holds Checkpoints this manager deleted, left out of usage until the cache
 	// catches up, so that a stale cache never makes a pass prune more than needed.
 	gone map[types.UID]time.Time
+	// goneIn is the namespace that each Checkpoint of gone counts against.
+	goneIn map[types.UID]string
+	// changed holds the namespaces whose archives, pods or labels changed since the pruning
+	// pass last read them; everything says that all did (a quota changed, a resync).
+	changed    map[string]bool
+	everything bool
 	// released counts the Checkpoints of gone nodes marked gone, so that a pass can tell
 	// that one was released while it computed.
 	released uint64
@@ -53,7 +60,8 @@ type PendingArchive struct {
 
 // NewEngine returns an empty engine.
 func NewEngine() *Engine {
-	return &Engine{views: map[policy.Ref]*QuotaView{}, gone: map[types.UID]time.Time{}}
+	return &Engine{views: map[policy.Ref]*QuotaView{}, gone: map[types.UID]time.Time{}, goneIn: map[types.UID]string{},
+		changed: map[string]bool{}, everything: true}
 }
 
 // View returns the latest view of a quota, false when none was computed yet.
@@ -64,13 +72,21 @@ func (e *Engine) View(ref policy.Ref) (*QuotaView, bool) {
 	return v, ok
 }
 
-func (e *Engine) publish(views map[policy.Ref]*QuotaView) {
+// publish replaces the views, and returns the quotas whose view changed (or is new): only
+// their status needs computing again. (reflect, not equality.Semantic: a view holds field
+// paths, whose fields are unexported; a view taken for changed costs one status pass.)
+func (e *Engine) publish(views map[policy.Ref]*QuotaView) []policy.Ref {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	var changed []policy.Ref
 	for ref, v := range views {
 		v.Nodes = e.nodeViews[ref]
+		if old, ok := e.views[ref]; !ok || !reflect.DeepEqual(old, v) {
+			changed = append(changed, ref)
+		}
 	}
 	e.views = views
+	return changed
 }
 
 // setNodeViews keeps the node rules' findings for the views that publish hands out next.
@@ -80,19 +96,23 @@ func (e *Engine) setNodeViews(views map[policy.Ref]*NodeView) {
 	e.nodeViews = views
 }
 
-func (e *Engine) markGone(uid types.UID, at time.Time) {
+// markGone leaves a Checkpoint this manager deleted out of usage; namespace is the one it
+// counts against (Checkpoint.PodNamespace), which must be computed again without it.
+func (e *Engine) markGone(uid types.UID, namespace string, at time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.gone[uid] = at
+	e.gone[uid], e.goneIn[uid] = at, namespace
+	e.changed[namespace] = true
 }
 
 // markReleased marks a Checkpoint of a gone node gone before its delete is sent: a pass
 // that reads the cache from then on leaves it out, and one that read it before sees the
 // count change and computes again.
-func (e *Engine) markReleased(uid types.UID, at time.Time) {
+func (e *Engine) markReleased(uid types.UID, namespace string, at time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.gone[uid] = at
+	e.gone[uid], e.goneIn[uid] = at, namespace
+	e.changed[namespace] = true
 	e.released++
 }
 
@@ -100,7 +120,36 @@ func (e *Engine) markReleased(uid types.UID, at time.Time) {
 func (e *Engine) unmarkGone(uid types.UID) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if ns, ok := e.goneIn[uid]; ok {
+		e.changed[ns] = true
+	}
 	delete(e.gone, uid)
+	delete(e.goneIn, uid)
+}
+
+// touch records that the archives counted against namespace, or their pods or labels,
+// changed: the next pass computes that namespace again.
+func (e *Engine) touch(namespace string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.changed[namespace] = true
+}
+
+// touchAll records that every namespace must be computed again.
+func (e *Engine) touchAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.everything = true
+}
+
+// takeChanged returns, and forgets, what changed since the last call. A pass takes it
+// before it reads the cache, so that a change it may not see stays for the next pass.
+func (e *Engine) takeChanged() (namespaces map[string]bool, everything bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	namespaces, everything = e.changed, e.everything
+	e.changed, e.everything = map[string]bool{}, false
+	return namespaces, everything
 }
 
 // releases is how many Checkpoints of gone nodes were marked gone so far.
@@ -118,13 +167,14 @@ func (e *Engine) isGone(uid types.UID) bool {
 }
 
 // forgetGone drops the entries that the cache no longer needs: objects it no longer holds
-// or shows as terminating.
-func (e *Engine) forgetGone(keep func(types.UID) bool) {
+// or shows as terminating. Only the entries of the namespaces read are decided.
+func (e *Engine) forgetGone(read func(namespace string) bool, keep func(types.UID) bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for uid := range e.gone {
-		if !keep(uid) {
+		if read(e.goneIn[uid]) && !keep(uid) {
 			delete(e.gone, uid)
+			delete(e.goneIn, uid)
 		}
 	}
 }

@@ -105,7 +105,7 @@ func (r *NodeReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 func (r *NodeReleaseReconciler) release(ctx context.Context, c *cqv1.Checkpoint, reason string) error {
 	if c.DeletionTimestamp.IsZero() {
 		uid := c.UID
-		r.Engine.markReleased(uid, r.Clock.Now())
+		r.Engine.markReleased(uid, c.PodNamespace(), r.Clock.Now())
 		if err := r.Client.Delete(ctx, c.DeepCopy(), client.Preconditions{UID: &uid}); err != nil {
 			// Not found or another UID: that Checkpoint is gone anyway. Else it still counts.
 			if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {

@@ -1,8 +1,11 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,23 +24,34 @@ import (
 // and the computation, the node rules, publish and prune read it.
 type passScope struct {
 	now time.Time
-	// live are the Checkpoints that count, aligned with input.Archives.
-	live []*cqv1.Checkpoint
-	// podStates says, aligned with live, what the cache shows of each archive's pod.
+	// full says that the pass reads every namespace; otherwise it reads those in read.
+	full bool
+	read map[string]bool
+	// fresh are the parts the pass reads, by key (parts.go), to compute again.
+	fresh map[string]*nsPart
+	// live are the Checkpoints that count, aligned with input.Archives, and podStates what
+	// the cache shows of each one's pod; both are set by compute.
+	live      []*cqv1.Checkpoint
 	podStates []podState
-	// present holds every Checkpoint of the cache, true for a terminating one.
+	// present holds every Checkpoint of the namespaces read, true for a terminating one.
 	present map[types.UID]bool
 	// releases is the Engine's count of releases when the pass began reading.
 	releases uint64
-	// objects and policies are the quotas that parse, aligned with input.Quotas.
+	// objects and policies are the quotas that parse, aligned with input.Quotas, sorted.
 	objects  []client.Object
 	policies []*policy.Quota
 	// invalid are quotas with a value that does not parse.
 	invalid     map[policy.Ref]error
 	generations map[policy.Ref]int64
-	input       quota.Input
-	resolution  *quota.Resolution
-	pods        map[types.NamespacedName]*metav1.PartialObjectMetadata
+	// quotas fingerprints the quotas the pass reads; coupled says that a limit of theirs
+	// counts several namespaces together (quota.Coupled).
+	quotas  string
+	coupled bool
+	// input and resolution cover every archive: the parts read now and those kept.
+	input      quota.Input
+	resolution *quota.Resolution
+	nsLabels   map[string]map[string]string
+	pods       map[types.NamespacedName]*metav1.PartialObjectMetadata
 }
 
 // podState is what the cache shows of an archive's pod.
@@ -52,39 +66,56 @@ const (
 	podGone
 )
 
-// load reads everything a pass needs from the cache and changes nothing: what the
-// reconciler remembers between passes is updated by remember. Objects are shared with the
-// cache and must not be modified.
-func (r *PruneReconciler) load(ctx context.Context, now time.Time) (*passScope, error) {
+// load reads what a pass needs from the cache and changes nothing: what the reconciler
+// remembers between passes is updated by remember and compute. It reads every quota, and
+// the Checkpoints of the namespaces that changed (changed, everything: Engine.takeChanged)
+// or whose computation expires; all of them when the quotas changed, a limit couples
+// namespaces, the reconciler keeps no parts or the resync period is over. Objects are
+// shared with the cache and must not be modified.
+func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[string]bool, everything bool) (*passScope, error) {
 	s := &passScope{now: now, releases: r.Engine.releases(), invalid: map[policy.Ref]error{},
-		generations: map[policy.Ref]int64{}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{}}
-	var cqs cqv1.CheckpointQuotaList
-	if err := r.Client.List(ctx, &cqs, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing CheckpointQuotas: %w", err)
+		generations: map[policy.Ref]int64{}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{},
+		read: map[string]bool{}, fresh: map[string]*nsPart{}, present: map[types.UID]bool{},
+		nsLabels: map[string]map[string]string{}}
+	if err := r.loadQuotas(ctx, s); err != nil {
+		return nil, err
 	}
-	for i := range cqs.Items {
-		q, err := policy.FromCheckpointQuota(&cqs.Items[i])
-		s.addQuota(&cqs.Items[i], policy.Ref{Kind: policy.KindQuota, Namespace: cqs.Items[i].Namespace, Name: cqs.Items[i].Name}, q, err)
-	}
-	var ccqs cqv1.ClusterCheckpointQuotaList
-	if err := r.Client.List(ctx, &ccqs, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing ClusterCheckpointQuotas: %w", err)
-	}
-	for i := range ccqs.Items {
-		q, err := policy.FromClusterQuota(&ccqs.Items[i])
-		s.addQuota(&ccqs.Items[i], policy.Ref{Kind: policy.KindClusterQuota, Name: ccqs.Items[i].Name}, q, err)
-	}
-
+	s.full = everything || !r.parts.current(s, r.ResyncPeriod)
 	var cps cqv1.CheckpointList
-	if err := r.Client.List(ctx, &cps, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("listing Checkpoints: %w", err)
+	if s.full {
+		if err := r.Client.List(ctx, &cps, client.UnsafeDisableDeepCopy); err != nil {
+			return nil, fmt.Errorf("listing Checkpoints: %w", err)
+		}
+	} else {
+		for ns := range changed {
+			s.read[ns] = true
+		}
+		for key, p := range r.parts.byKey {
+			if !p.part.Result.NextExpiry.IsZero() && !now.Before(p.part.Result.NextExpiry) {
+				s.read[key] = true
+			}
+		}
+		for ns := range s.read {
+			var in cqv1.CheckpointList
+			if err := r.Client.List(ctx, &in, client.MatchingFields{podNamespaceIndex: ns}, client.UnsafeDisableDeepCopy); err != nil {
+				return nil, fmt.Errorf("listing the Checkpoints of namespace %q: %w", ns, err)
+			}
+			cps.Items = append(cps.Items, in.Items...)
+		}
 	}
-	nsLabels := map[string]map[string]string{}
-	s.input.Archives = make([]quota.Archive, 0, len(cps.Items))
-	s.present = make(map[types.UID]bool, len(cps.Items))
 	for i := range cps.Items {
 		c := &cps.Items[i]
 		s.present[c.UID] = !c.DeletionTimestamp.IsZero()
+		ns := c.PodNamespace()
+		key := ns
+		if s.coupled {
+			key = ""
+		}
+		p := s.fresh[key]
+		if p == nil {
+			p = &nsPart{}
+			s.fresh[key] = p
+		}
 		// Terminating archives are on their way out: the agent removes the file. A
 		// Checkpoint without spec.archive, which an agent before v0.3 published, is left out
 		// until its agent adopts it: without its time it would be taken for the newest and
@@ -92,35 +123,75 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time) (*passScope, 
 		if !c.DeletionTimestamp.IsZero() || r.Engine.isGone(c.UID) || c.Spec.Archive == nil {
 			continue
 		}
-		if ns := c.PodNamespace(); nsLabels[ns] == nil {
+		if _, ok := s.nsLabels[ns]; !ok {
 			if labels, ok := r.namespaceLabels(ctx, ns); ok {
-				nsLabels[ns] = labels
+				s.nsLabels[ns] = labels
 			}
 		}
 		a, _ := quota.ArchiveOf(c) // spec.archive is set: checked above
-		s.live = append(s.live, c)
-		s.podStates = append(s.podStates, r.podState(ctx, s, c))
-		s.input.Archives = append(s.input.Archives, a)
+		p.live = append(p.live, c)
+		p.podStates = append(p.podStates, r.podState(ctx, s, c))
+		p.archives = append(p.archives, a)
 	}
-
-	s.input, s.resolution = quota.InputOf(s.policies, s.input.Archives, nsLabels, s.pods, now)
+	// A namespace read that holds no Checkpoint any more has an empty part, which compute drops.
+	for ns := range s.read {
+		if s.fresh[ns] == nil {
+			s.fresh[ns] = &nsPart{}
+		}
+	}
 	return s, nil
+}
+
+// loadQuotas reads both kinds of quota, in the order of their names, so that a quota keeps
+// its index from one pass to the next while the quotas stay the same.
+func (r *PruneReconciler) loadQuotas(ctx context.Context, s *passScope) error {
+	var cqs cqv1.CheckpointQuotaList
+	if err := r.Client.List(ctx, &cqs, client.UnsafeDisableDeepCopy); err != nil {
+		return fmt.Errorf("listing CheckpointQuotas: %w", err)
+	}
+	slices.SortFunc(cqs.Items, func(a, b cqv1.CheckpointQuota) int {
+		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
+	})
+	var fp strings.Builder
+	for i := range cqs.Items {
+		q, err := policy.FromCheckpointQuota(&cqs.Items[i])
+		s.addQuota(&cqs.Items[i], policy.Ref{Kind: policy.KindQuota, Namespace: cqs.Items[i].Namespace, Name: cqs.Items[i].Name}, q, err)
+		fmt.Fprintf(&fp, "%s/%s/%s/%d;", cqs.Items[i].Namespace, cqs.Items[i].Name, cqs.Items[i].UID, cqs.Items[i].Generation)
+	}
+	var ccqs cqv1.ClusterCheckpointQuotaList
+	if err := r.Client.List(ctx, &ccqs, client.UnsafeDisableDeepCopy); err != nil {
+		return fmt.Errorf("listing ClusterCheckpointQuotas: %w", err)
+	}
+	slices.SortFunc(ccqs.Items, func(a, b cqv1.ClusterCheckpointQuota) int { return strings.Compare(a.Name, b.Name) })
+	fp.WriteString("|")
+	for i := range ccqs.Items {
+		q, err := policy.FromClusterQuota(&ccqs.Items[i])
+		s.addQuota(&ccqs.Items[i], policy.Ref{Kind: policy.KindClusterQuota, Name: ccqs.Items[i].Name}, q, err)
+		fmt.Fprintf(&fp, "%s/%s/%d;", ccqs.Items[i].Name, ccqs.Items[i].UID, ccqs.Items[i].Generation)
+	}
+	s.quotas, s.coupled = fp.String(), quota.Coupled(s.policies)
+	return nil
 }
 
 // remember updates, from what the pass read, what the reconciler keeps between passes: the
 // orphan clocks, which give each orphan the time this manager first saw it orphaned, and
 // the Engine's deleted set, whose entries go once the cache shows the deletion.
 func (r *PruneReconciler) remember(s *passScope) {
-	for i, c := range s.live {
-		switch s.podStates[i] {
-		case podPresent:
-			r.orphans.forget(c.UID)
-		case podGone:
-			s.input.Archives[i].OrphanSince = r.orphans.since(c.UID, s.now)
+	for _, p := range s.fresh {
+		for i, c := range p.live {
+			switch p.podStates[i] {
+			case podPresent:
+				r.orphans.forget(c.UID)
+			case podGone:
+				p.archives[i].OrphanSince = r.orphans.since(c.UID, s.now)
+			}
 		}
 	}
-	r.orphans.keepOnly(func(uid types.UID) bool { _, ok := s.present[uid]; return ok })
-	r.Engine.forgetGone(func(uid types.UID) bool { terminating, ok := s.present[uid]; return ok && !terminating })
+	if s.full {
+		r.orphans.keepOnly(func(uid types.UID) bool { _, ok := s.present[uid]; return ok })
+	}
+	r.Engine.forgetGone(func(ns string) bool { return s.full || s.read[ns] },
+		func(uid types.UID) bool { terminating, ok := s.present[uid]; return ok && !terminating })
 }
 
 func (s *passScope) addQuota(obj client.Object, ref policy.Ref, q *policy.Quota, err error) {

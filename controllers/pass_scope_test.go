@@ -47,7 +47,7 @@ func passFixture(t *testing.T, now time.Time) *PruneReconciler {
 		r.orphans.since(uid, earlier)
 	}
 	for _, uid := range []types.UID{"uid-deleted", "uid-terminating", "uid-no-longer-cached"} {
-		r.Engine.markGone(uid, earlier)
+		r.Engine.markGone(uid, "shop", earlier)
 	}
 	return r
 }
@@ -56,7 +56,7 @@ func TestLoadOnlyReads(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	r := passFixture(t, now)
 	orphans, gone := remembered(r)
-	s, err := r.load(context.Background(), now)
+	s, err := r.load(context.Background(), now, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +68,10 @@ func TestLoadOnlyReads(t *testing.T) {
 		t.Errorf("load changed the deleted set (-before +after):\n%s", diff)
 	}
 	got := map[string]podState{}
-	for i, c := range s.live {
-		got[c.Name] = s.podStates[i]
+	for _, p := range s.fresh {
+		for i, c := range p.live {
+			got[c.Name] = p.podStates[i]
+		}
 	}
 	want := map[string]podState{"with-pod": podPresent, "replaced-pod": podGone, "orphan": podGone, "no-pod-uid": podUnknown}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -81,7 +83,7 @@ func TestRemember(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	earlier := now.Add(-time.Hour)
 	r := passFixture(t, now)
-	s, err := r.load(context.Background(), now)
+	s, err := r.load(context.Background(), now, nil, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,8 +102,10 @@ func TestRemember(t *testing.T) {
 		t.Errorf("deleted set (-want +got):\n%s", diff)
 	}
 	since := map[string]time.Time{}
-	for i, c := range s.live {
-		since[c.Name] = s.input.Archives[i].OrphanSince
+	for _, p := range s.fresh {
+		for i, c := range p.live {
+			since[c.Name] = p.archives[i].OrphanSince
+		}
 	}
 	wantSince := map[string]time.Time{"with-pod": {}, "replaced-pod": now, "orphan": earlier, "no-pod-uid": {}}
 	if diff := cmp.Diff(wantSince, since); diff != "" {

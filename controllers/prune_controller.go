@@ -55,12 +55,20 @@ type PruneReconciler struct {
 	// BatchDelay is how long a change waits for others before a pass: a burst of
 	// thousands of new archives costs a few passes, not one each.
 	BatchDelay time.Duration
+	// CountInterval is the least time between two writes of one quota's status.pruned,
+	// which the pass writes before its deletes: the prunes of a quota counted less than
+	// this ago wait, on the wall clock, for the rest of it. 0 spaces nothing.
+	CountInterval time.Duration
 	// QuotaUpdates and ClusterQuotaUpdates tell the quota controllers that a new view is ready.
 	QuotaUpdates, ClusterQuotaUpdates chan event.GenericEvent
 
 	wake *wakeups
 	// orphans times each orphan from when this manager first saw it orphaned.
 	orphans firstSeen[types.UID]
+	// counted spaces the writes of each quota's status.pruned.
+	counted countTimes
+	// parts keeps each namespace's computation from one pass to the next.
+	parts partCache
 	// passCost is how long the last pass took to read and compute, in nanoseconds.
 	passCost atomic.Int64
 }
@@ -68,13 +76,16 @@ type PruneReconciler struct {
 // Reconcile runs one pass: read, remember, compute, publish, prune.
 func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
 	began := time.Now()
-	s, err := r.load(ctx, r.Clock.Now())
+	changed, everything := r.Engine.takeChanged()
+	s, err := r.load(ctx, r.Clock.Now(), changed, everything)
 	if err != nil {
+		// What changed is not read yet: the retry reads everything.
+		r.Engine.touchAll()
 		return ctrl.Result{}, err
 	}
 	r.remember(s)
 	start := time.Now()
-	res := quota.Compute(s.input)
+	res := r.compute(s)
 	if err := r.limitNodes(ctx, s, &res); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -87,7 +98,8 @@ func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.R
 	}
 	r.publish(ctx, s, res)
 	r.wake.at(res.NextExpiry)
-	return ctrl.Result{}, r.prune(ctx, s, res.Prune)
+	plan, wait := r.counted.spaced(s, res.Prune, r.CountInterval, time.Now())
+	return ctrl.Result{RequeueAfter: wait}, r.prune(ctx, s, plan)
 }
 
 // publish hands each quota's view to the quota controllers.
@@ -106,8 +118,7 @@ func (r *PruneReconciler) publish(ctx context.Context, s *passScope, res quota.R
 	for ref, err := range s.invalid {
 		views[ref] = &QuotaView{Ref: ref, Generation: s.generations[ref], Err: err, Cluster: ref.Kind == policy.KindClusterQuota}
 	}
-	r.Engine.publish(views)
-	for ref := range views {
+	for _, ref := range r.Engine.publish(views) {
 		obj := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name}}
 		ch := r.QuotaUpdates
 		if ref.Kind == policy.KindClusterQuota {
@@ -153,6 +164,43 @@ func (b batch) Delete(_ context.Context, _ event.DeleteEvent, q workqueue.TypedR
 // Generic enqueues the pass.
 func (b batch) Generic(_ context.Context, _ event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	b.add(q)
+}
+
+// touching is a batch that first marks, in the Engine, the namespace of each object
+// changed, which the next pass computes again (namespace names it).
+func (b batch) touching(e *Engine, namespace func(client.Object) string) touching {
+	return touching{batch: b, engine: e, namespace: namespace}
+}
+
+type touching struct {
+	batch
+	engine    *Engine
+	namespace func(client.Object) string
+}
+
+// Create marks the object's namespace and enqueues the pass.
+func (t touching) Create(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	t.engine.touch(t.namespace(e.Object))
+	t.batch.Create(ctx, e, q)
+}
+
+// Update marks the namespaces of the object before and after, and enqueues the pass.
+func (t touching) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	t.engine.touch(t.namespace(e.ObjectOld))
+	t.engine.touch(t.namespace(e.ObjectNew))
+	t.batch.Update(ctx, e, q)
+}
+
+// Delete marks the object's namespace and enqueues the pass.
+func (t touching) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	t.engine.touch(t.namespace(e.Object))
+	t.batch.Delete(ctx, e, q)
+}
+
+// Generic marks the object's namespace and enqueues the pass.
+func (t touching) Generic(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	t.engine.touch(t.namespace(e.Object))
+	t.batch.Generic(ctx, e, q)
 }
 
 // usageChanged passes the Checkpoint changes that can change usage. A Checkpoint that
@@ -205,7 +253,19 @@ func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(r.wake); err != nil {
 		return err
 	}
+	if err := r.enablePartsIndex(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
+	}
 	all := batch{delay: r.BatchDelay, cost: &r.passCost}
+	// Each change marks the namespace it touches for the next pass to compute again.
+	checkpoints := all.touching(r.Engine, func(o client.Object) string {
+		if c, ok := o.(*cqv1.Checkpoint); ok {
+			return c.PodNamespace()
+		}
+		return o.GetNamespace()
+	})
+	pods := all.touching(r.Engine, client.Object.GetNamespace)
+	namespaces := all.touching(r.Engine, client.Object.GetName)
 	// A pod matters when it appears, goes or changes labels; its status changes do not.
 	identity := predicate.Or[client.Object](predicate.LabelChangedPredicate{}, predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {
@@ -215,12 +275,12 @@ func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("prune").
-		Watches(&cqv1.Checkpoint{}, all, builder.WithPredicates(usageChanged)).
+		Watches(&cqv1.Checkpoint{}, checkpoints, builder.WithPredicates(usageChanged)).
 		Watches(&cqv1.CheckpointQuota{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&cqv1.ClusterCheckpointQuota{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&cqv1.CheckpointNode{}, all).
-		WatchesMetadata(metadataOf("Pod"), all, builder.WithPredicates(identity)).
-		WatchesMetadata(metadataOf("Namespace"), all, builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		WatchesMetadata(metadataOf("Pod"), pods, builder.WithPredicates(identity)).
+		WatchesMetadata(metadataOf("Namespace"), namespaces, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.wake.events, all)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		Complete(r)

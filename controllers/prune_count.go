@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,6 +25,60 @@ import (
 // prunedTally is what a pass adds to one quota's status.pruned; negative takes back.
 type prunedTally struct {
 	count, bytes int64
+}
+
+// countTimes remembers when each quota's counter was last written, so that a stream of
+// archives over a limit costs one counter write per CountInterval, not one per pass. A
+// zero value is ready to use.
+type countTimes struct {
+	mu   sync.Mutex
+	last map[policy.Ref]time.Time
+}
+
+// spaced returns the plan without the archives of quotas whose counter was written less
+// than interval ago, and how long until the first of those may be counted again (0 when
+// none waits). Kept archives stay counted in usage and are decided again then.
+func (c *countTimes) spaced(w *passScope, plan []quota.Prune, interval time.Duration, now time.Time) ([]quota.Prune, time.Duration) {
+	if interval <= 0 || len(plan) == 0 {
+		return plan, 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var soonest time.Duration
+	kept := make([]quota.Prune, 0, len(plan))
+	for _, p := range plan {
+		wait := interval - now.Sub(c.last[w.policies[p.Quota].Ref])
+		if wait <= 0 {
+			kept = append(kept, p)
+			continue
+		}
+		if soonest == 0 || wait < soonest {
+			soonest = wait
+		}
+	}
+	return kept, soonest
+}
+
+// wrote records a counter write of the quotas in tallies, and forgets the quotas that are
+// gone from the pass.
+func (c *countTimes) wrote(w *passScope, tallies map[int]prunedTally, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last == nil {
+		c.last = map[policy.Ref]time.Time{}
+	}
+	present := make(map[policy.Ref]bool, len(w.policies))
+	for _, q := range w.policies {
+		present[q.Ref] = true
+	}
+	for ref := range c.last {
+		if !present[ref] {
+			delete(c.last, ref)
+		}
+	}
+	for qi := range tallies {
+		c.last[w.policies[qi].Ref] = now
+	}
 }
 
 // countAttempts bounds the fresh reads of a counter write that keeps conflicting.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
@@ -35,6 +36,7 @@ func (r *PruneReconciler) prune(ctx context.Context, w *passScope, plan []quota.
 		return nil
 	}
 	plan, written, previous, countErr := r.countAhead(ctx, w, plan, r.Clock.Now())
+	r.counted.wrote(w, written, time.Now())
 	var mu sync.Mutex
 	groups := map[[3]string]*pruneGroup{}
 	var order [][3]string
@@ -104,7 +106,7 @@ func (r *PruneReconciler) pruneOne(ctx context.Context, w *passScope, p quota.Pr
 	if err := r.Client.Delete(ctx, target, client.Preconditions{UID: &uid, ResourceVersion: &rv}); err != nil {
 		return false, ignoreRace(err)
 	}
-	r.Engine.markGone(uid, r.Clock.Now())
+	r.Engine.markGone(uid, c.PodNamespace(), r.Clock.Now())
 	log.V(1).Info("pruned", "checkpoint", client.ObjectKeyFromObject(c), "reason", p.Reason)
 	return true, nil
 }

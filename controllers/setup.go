@@ -19,7 +19,8 @@ type Options struct {
 	NodeGracePeriod time.Duration
 	// PruneConcurrency bounds the deletes in flight.
 	PruneConcurrency int
-	// StatusInterval is the least time between two status writes of one quota.
+	// StatusInterval is the least time between two status writes of one quota, and
+	// between two writes of its status.pruned before a pass's deletes.
 	StatusInterval time.Duration
 	// BatchDelay is how long a change waits for others before the usage is recomputed.
 	BatchDelay time.Duration
@@ -53,6 +54,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Engine, error) {
 	if err := (&PruneReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: engine, Recorder: recorder, Clock: o.Clock,
 		ResyncPeriod: o.ResyncPeriod, Concurrency: o.PruneConcurrency, BatchDelay: o.BatchDelay,
+		CountInterval: o.StatusInterval,
 		QuotaUpdates: quotaUpdates, ClusterQuotaUpdates: clusterUpdates,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, err

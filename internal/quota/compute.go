@@ -99,6 +99,9 @@ func Compute(in Input) Result {
 			}
 		}
 	}
+	for q := range res.Quotas {
+		sortBlocks(res.Quotas[q].Blocked)
+	}
 	w.report(&res)
 	res.NextExpiry = w.nextExpiry()
 	return res
@@ -247,7 +250,7 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 			mark(i, &Prune{Archive: i, Quota: l.Quota, Key: l.Key, Scope: grp.scope, Reason: reason})
 		}
 		if left[g] > l.Value {
-			blocks = append(blocks, quotaBlock{quota: l.Quota, Block: Block{Key: l.Key, Scope: grp.scope,
+			blocks = append(blocks, quotaBlock{quota: l.Quota, Block: Block{Key: l.Key, Level: l.Level, Scope: grp.scope,
 				Used: left[g], Hard: l.Value, Pinned: pinned}})
 		}
 	}

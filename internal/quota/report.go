@@ -28,9 +28,7 @@ func (w *ledger) report(res *Result) {
 			limits[k] = lu
 			order = append(order, k)
 		}
-		if grp.used > lu.Used || (grp.used == lu.Used && grp.scope < lu.Scope) {
-			lu.Used, lu.Scope = grp.used, grp.scope
-		}
+		nearer(lu, LimitUsage{Used: grp.used, Scope: grp.scope})
 		if l.Level == LevelGroup {
 			continue
 		}
@@ -71,9 +69,7 @@ func (w *ledger) report(res *Result) {
 			if qr.MaxSize == nil {
 				qr.MaxSize = &LimitUsage{Key: policy.NameMaxCheckpointSize, Level: LevelContainer, Resource: Storage, Hard: r.MaxSize.Value, Used: -1}
 			}
-			if a.Size > qr.MaxSize.Used {
-				qr.MaxSize.Used, qr.MaxSize.Scope = a.Size, w.subjects[s].scopes[LevelContainer]
-			}
+			nearer(qr.MaxSize, LimitUsage{Used: a.Size, Scope: w.subjects[s].scopes[LevelContainer]})
 		}
 	}
 	scopes := make([][3]map[string]*ScopeUsage, len(in.Quotas))
@@ -151,6 +147,15 @@ func nearest(m map[string]*ScopeUsage) []ScopeUsage {
 	out := make([]ScopeUsage, 0, len(m))
 	for _, su := range m {
 		out = append(out, *su)
+	}
+	return nearestOf(out)
+}
+
+// nearestOf sorts scopes nearest their limits first, then the largest, and keeps at most
+// MaxScopes; the order is total, so scopes sorted apart and joined sort alike.
+func nearestOf(out []ScopeUsage) []ScopeUsage {
+	if len(out) == 0 {
+		return nil
 	}
 	sort.Slice(out, func(i, j int) bool {
 		a, b := &out[i], &out[j]

@@ -133,7 +133,9 @@ type Prune struct {
 // Block is a limit that pruning cannot bring back because the archives left are pinned
 // (or unreadable).
 type Block struct {
-	Key   string
+	Key string
+	// Level is the level of the limit, which orders blocks narrowest first.
+	Level Level
 	Scope string
 	// Used and Hard are the scope's usage and limit, in archives or bytes.
 	Used, Hard int64

@@ -1,0 +1,101 @@
+package controllers
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
+)
+
+// podNamespaceIndex indexes Checkpoints by the namespace they count against
+// (Checkpoint.PodNamespace), so that a pass reads the Checkpoints of one namespace.
+const podNamespaceIndex = "checkpointquota.dev/pod-namespace"
+
+// indexPodNamespace is the index function of podNamespaceIndex.
+func indexPodNamespace(o client.Object) []string {
+	c, ok := o.(*cqv1.Checkpoint)
+	if !ok {
+		return nil
+	}
+	return []string{c.PodNamespace()}
+}
+
+// nsPart is the archives of one namespace (or, when a limit couples namespaces, of all:
+// key ""), as a pass read them, and their computation.
+type nsPart struct {
+	live      []*cqv1.Checkpoint
+	podStates []podState
+	archives  []quota.Archive
+	part      *quota.Part
+}
+
+// partCache is what the pruning controller keeps of its passes: each namespace's
+// computation, so that a pass computes again only the namespaces that changed
+// (incremental accounting). A change of any quota, a limit that couples namespaces
+// (quota.Coupled) and the resync period make a pass compute everything.
+type partCache struct {
+	// enabled is set where the Checkpoints are indexed by podNamespaceIndex
+	// (SetupWithManager); a reconciler built directly computes everything every pass.
+	enabled bool
+	byKey   map[string]*nsPart
+	// quotas fingerprints the quotas the parts were computed with.
+	quotas   string
+	lastFull time.Time
+}
+
+// current says whether the kept parts can serve the pass: computed with the same quotas,
+// none coupling namespaces, and within the resync period.
+func (c *partCache) current(s *passScope, resync time.Duration) bool {
+	return c.enabled && c.byKey != nil && !s.coupled && c.quotas == s.quotas &&
+		(resync <= 0 || s.now.Sub(c.lastFull) < resync)
+}
+
+// compute resolves and computes the parts the pass read, keeps them, and merges every
+// part into the pass's input, resolution and result.
+func (r *PruneReconciler) compute(s *passScope) quota.Result {
+	if s.full || r.parts.byKey == nil {
+		r.parts.byKey = map[string]*nsPart{}
+		r.parts.lastFull = s.now
+	}
+	r.parts.quotas = s.quotas
+	for key, p := range s.fresh {
+		if len(p.archives) == 0 {
+			delete(r.parts.byKey, key)
+			continue
+		}
+		in, res := quota.InputOf(s.policies, p.archives, s.nsLabels, s.pods, s.now)
+		p.part = quota.ComputePart(in, res)
+		r.parts.byKey[key] = p
+	}
+	keys := make([]string, 0, len(r.parts.byKey))
+	for key := range r.parts.byKey {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	parts := make([]*quota.Part, len(keys))
+	s.live, s.podStates = nil, nil
+	for i, key := range keys {
+		p := r.parts.byKey[key]
+		parts[i] = p.part
+		s.live = append(s.live, p.live...)
+		s.podStates = append(s.podStates, p.podStates...)
+	}
+	var res quota.Result
+	s.input, s.resolution, res = quota.Merge(s.policies, parts)
+	s.input.Now = s.now
+	return res
+}
+
+// enablePartsIndex indexes Checkpoints by podNamespaceIndex in the manager's cache and lets
+// the passes keep their parts.
+func (r *PruneReconciler) enablePartsIndex(ctx context.Context, indexer client.FieldIndexer) error {
+	if err := indexer.IndexField(ctx, &cqv1.Checkpoint{}, podNamespaceIndex, indexPodNamespace); err != nil {
+		return err
+	}
+	r.parts.enabled = true
+	return nil
+}

@@ -1,0 +1,155 @@
+package quota
+
+import (
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
+)
+
+// Coupled says whether some limit of these quotas counts the archives of several
+// namespaces together: a cluster quota's limits.total. Every other limit, and every
+// retention rule, counts the archives of one namespace at most, so without such a limit
+// each namespace can be resolved and computed apart from the others (Merge), and a change
+// in one namespace needs only that namespace computed again.
+func Coupled(quotas []*policy.Quota) bool {
+	for _, q := range quotas {
+		if q.Ref.Kind == policy.KindClusterQuota && (q.Sets(policy.GroupCheckpoints) || q.Sets(policy.GroupStorage)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Part is the computation of the archives of one namespace, or of several that a limit
+// couples: its Input, the Resolution it came from and the Result of Compute.
+type Part struct {
+	Input      Input
+	Resolution *Resolution
+	Result     Result
+}
+
+// ComputePart resolves quotas over archives that no limit shares with archives outside
+// them (see Coupled), and computes them.
+func ComputePart(in Input, res *Resolution) *Part {
+	return &Part{Input: in, Resolution: res, Result: Compute(in)}
+}
+
+// Merge joins parts computed apart into what Compute gives for all their archives
+// together: the archives one part after another, indices in the Result and the Rules
+// shifted accordingly, each quota's outcome and report joined. Each quota is resolved by
+// every part against the same quotas, in the same order.
+func Merge(quotas []*policy.Quota, parts []*Part) (Input, *Resolution, Result) {
+	res := Resolve(quotas, nil, Labels{})
+	in := Input{Quotas: res.Quotas}
+	total := 0
+	for _, p := range parts {
+		total += len(p.Input.Archives)
+	}
+	in.Archives = make([]Archive, 0, total)
+	in.Rules = make([]*Rules, 0, total)
+	res.Rules = in.Rules
+	out := Result{Quotas: make([]Outcome, len(quotas))}
+	seen := make([]map[conflictKey]bool, len(quotas))
+	for _, p := range parts {
+		off := len(in.Archives)
+		in.Archives = append(in.Archives, p.Input.Archives...)
+		in.Rules = append(in.Rules, p.Input.Rules...)
+		if in.Now.IsZero() || p.Input.Now.After(in.Now) {
+			in.Now = p.Input.Now
+		}
+		for qi := range quotas {
+			res.targeted[qi] = append(res.targeted[qi], p.Resolution.targeted[qi]...)
+			for _, c := range p.Resolution.conflicts[qi] {
+				if seen[qi] == nil {
+					seen[qi] = map[conflictKey]bool{}
+				}
+				ck := conflictKey{c.Key, c.Other}
+				if !seen[qi][ck] && len(res.conflicts[qi]) < MaxConflicts {
+					seen[qi][ck] = true
+					res.conflicts[qi] = append(res.conflicts[qi], c)
+				}
+			}
+		}
+		for _, pr := range p.Result.Prune {
+			pr.Archive += off
+			out.Prune = append(out.Prune, pr)
+		}
+		for qi := range p.Result.Quotas {
+			joinOutcome(&out.Quotas[qi], &p.Result.Quotas[qi], off)
+		}
+		out.NextExpiry = earliest(out.NextExpiry, p.Result.NextExpiry)
+	}
+	res.Rules = in.Rules
+	older := func(x, y Prune) int { return Compare(&in.Archives[x.Archive], &in.Archives[y.Archive]) }
+	slices.SortFunc(out.Prune, older)
+	for qi := range out.Quotas {
+		o := &out.Quotas[qi]
+		slices.SortFunc(o.Pending, older)
+		sortBlocks(o.Blocked)
+		sort.Slice(o.Limits, func(i, j int) bool { return o.Limits[i].Key < o.Limits[j].Key })
+		o.Namespaces, o.Pods, o.Containers = nearestOf(o.Namespaces), nearestOf(o.Pods), nearestOf(o.Containers)
+	}
+	return in, res, out
+}
+
+// joinOutcome adds a part's outcome of one quota to the joined one; the lists are put in
+// order once every part is in.
+func joinOutcome(o, p *Outcome, off int) {
+	o.Checkpoints += p.Checkpoints
+	o.Bytes += p.Bytes
+	for _, l := range p.Limits {
+		i := slices.IndexFunc(o.Limits, func(x LimitUsage) bool { return x.Key == l.Key })
+		if i < 0 {
+			o.Limits = append(o.Limits, l)
+			continue
+		}
+		nearer(&o.Limits[i], l)
+	}
+	if p.MaxSize != nil {
+		if o.MaxSize == nil {
+			m := *p.MaxSize
+			o.MaxSize = &m
+		} else {
+			nearer(o.MaxSize, *p.MaxSize)
+		}
+	}
+	for _, pr := range p.Pending {
+		pr.Archive += off
+		o.Pending = append(o.Pending, pr)
+	}
+	o.Blocked = append(o.Blocked, p.Blocked...)
+	o.Namespaces = append(o.Namespaces, p.Namespaces...)
+	o.Pods = append(o.Pods, p.Pods...)
+	o.Containers = append(o.Containers, p.Containers...)
+}
+
+// nearer keeps in l the usage of the scope nearest the limit: the largest, then the scope
+// whose name sorts first, as report chooses it.
+func nearer(l *LimitUsage, other LimitUsage) {
+	if other.Used > l.Used || (other.Used == l.Used && other.Scope < l.Scope) {
+		l.Used, l.Scope = other.Used, other.Scope
+	}
+}
+
+// sortBlocks orders blocked limits narrowest level first, then by scope and key.
+func sortBlocks(b []Block) {
+	slices.SortStableFunc(b, func(x, y Block) int {
+		if x.Level != y.Level {
+			return int(x.Level) - int(y.Level)
+		}
+		if c := strings.Compare(x.Scope, y.Scope); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Key, y.Key)
+	})
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
