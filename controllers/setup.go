@@ -55,7 +55,7 @@ func Setup(mgr ctrl.Manager, o Options) (*Engine, error) {
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: engine, Recorder: recorder, Clock: o.Clock,
 		ResyncPeriod: o.ResyncPeriod, Concurrency: o.PruneConcurrency, BatchDelay: o.BatchDelay,
 		CountInterval: o.StatusInterval,
-		QuotaUpdates: quotaUpdates, ClusterQuotaUpdates: clusterUpdates,
+		QuotaUpdates:  quotaUpdates, ClusterQuotaUpdates: clusterUpdates,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}

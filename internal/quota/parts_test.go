@@ -137,11 +137,13 @@ func TestCoupled(t *testing.T) {
 		want  bool
 	}{}
 	add := func(name string, want bool) func(*policy.Quota, error) {
-		return func(q *policy.Quota, err error) { cases[name] = struct {
-			quota *policy.Quota
-			err   error
-			want  bool
-		}{q, err, want} }
+		return func(q *policy.Quota, err error) {
+			cases[name] = struct {
+				quota *policy.Quota
+				err   error
+				want  bool
+			}{q, err, want}
+		}
 	}
 	add("cluster quota with limits.total", true)(policy.FromClusterQuota(builder.ClusterQuota("all").Total(0, "10Gi").Obj()))
 	add("cluster quota per namespace", false)(policy.FromClusterQuota(builder.ClusterQuota("ns").PerNamespace(5, "").Obj()))
