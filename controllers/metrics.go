@@ -48,6 +48,10 @@ var (
 		Help:    "Time to compute usage and the archives to prune for every quota.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 12),
 	})
+	recomputedArchives = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "checkpointquota_recomputed_archives_total",
+		Help: "Archives resolved and computed by the pruning passes: a pass computes only the namespaces that changed.",
+	})
 	statusWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "checkpointquota_status_writes_total",
 		Help: "Status writes per quota; coalesced to about one per second under load.",
@@ -56,5 +60,5 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(quotaUsed, quotaHard, quotaConflicts, quotaBlocked, quotaBlockingPins, pruneErrors, prunedCheckpoints, prunedBytes,
-		releasedCheckpoints, recomputeSeconds, statusWrites)
+		releasedCheckpoints, recomputeSeconds, recomputedArchives, statusWrites)
 }

@@ -67,6 +67,7 @@ func (r *PruneReconciler) compute(s *passScope) quota.Result {
 			delete(r.parts.byKey, key)
 			continue
 		}
+		recomputedArchives.Add(float64(len(p.archives)))
 		in, res := quota.InputOf(s.policies, p.archives, s.nsLabels, s.pods, s.now)
 		p.part = quota.ComputePart(in, res)
 		r.parts.byKey[key] = p
