@@ -59,6 +59,42 @@ func BenchmarkCompute10k(b *testing.B) {
 // quarter with pod selectors) and 50 cluster quotas (per container and maxAge, each
 // selecting a tenth of the namespaces by label).
 func BenchmarkCompute100k(b *testing.B) {
+	archives, quotas, nsLabels := world100k(b)
+	recompute(b, archives, quotas, nsLabels)
+}
+
+// BenchmarkIncremental100k is what a pass computes in the same world when one namespace
+// changed: that namespace resolved and computed again, and every namespace's part merged.
+func BenchmarkIncremental100k(b *testing.B) {
+	archives, quotas, nsLabels := world100k(b)
+	podLabels := map[string]string{"tier": "cache"}
+	labels := Labels{Namespaces: nsLabels, Pod: func(*Archive) map[string]string { return podLabels }}
+	now := time.Date(2025, 3, 1, 12, 30, 0, 0, time.UTC)
+	part := func(own []Archive) *Part {
+		r := Resolve(quotas, own, labels)
+		return ComputePart(Input{Archives: own, Quotas: r.Quotas, Rules: r.Rules, Now: now}, r)
+	}
+	var parts []*Part
+	for start := 0; start < len(archives); start += 100 {
+		parts = append(parts, part(archives[start:start+100:start+100]))
+	}
+	var res Result
+	b.ReportAllocs()
+	for b.Loop() {
+		parts[7] = part(archives[700:800:800])
+		_, r, out := Merge(quotas, parts)
+		for i := range quotas {
+			_ = r.Effective(i)
+		}
+		res = out
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/pass")
+	b.ReportMetric(float64(len(res.Prune)), "pruned")
+}
+
+// world100k is the world of BenchmarkCompute100k, archives grouped by namespace.
+func world100k(b *testing.B) ([]Archive, []*policy.Quota, map[string]map[string]string) {
 	var quotas []*policy.Quota
 	add := collect(b, &quotas)
 	for i := range 250 {
@@ -90,7 +126,7 @@ func BenchmarkCompute100k(b *testing.B) {
 			}
 		}
 	}
-	recompute(b, archives, quotas, nsLabels)
+	return archives, quotas, nsLabels
 }
 
 // recompute measures what one pass of the manager computes: resolving every archive (every

@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"container/heap"
 	"slices"
 	"sort"
 	"strings"
@@ -53,6 +54,10 @@ func Merge(quotas []*policy.Quota, parts []*Part) (Input, *Resolution, Result) {
 	res.Rules = in.Rules
 	out := Result{Quotas: make([]Outcome, len(quotas))}
 	seen := make([]map[conflictKey]bool, len(quotas))
+	// The lists of prunes, whole and per quota, are each sorted oldest first within a part:
+	// they are merged, not sorted again.
+	var prunes [][]Prune
+	pending := make([][][]Prune, len(quotas))
 	for _, p := range parts {
 		off := len(in.Archives)
 		in.Archives = append(in.Archives, p.Input.Archives...)
@@ -73,21 +78,23 @@ func Merge(quotas []*policy.Quota, parts []*Part) (Input, *Resolution, Result) {
 				}
 			}
 		}
-		for _, pr := range p.Result.Prune {
-			pr.Archive += off
-			out.Prune = append(out.Prune, pr)
-		}
+		prunes = append(prunes, shifted(p.Result.Prune, off))
 		for qi := range p.Result.Quotas {
-			joinOutcome(&out.Quotas[qi], &p.Result.Quotas[qi], off)
+			po := &p.Result.Quotas[qi]
+			if po.Checkpoints == 0 && len(po.Limits) == 0 && po.MaxSize == nil && len(po.Pending) == 0 && len(po.Blocked) == 0 {
+				continue
+			}
+			joinOutcome(&out.Quotas[qi], po)
+			pending[qi] = append(pending[qi], shifted(po.Pending, off))
 		}
 		out.NextExpiry = earliest(out.NextExpiry, p.Result.NextExpiry)
 	}
 	res.Rules = in.Rules
 	older := func(x, y Prune) int { return Compare(&in.Archives[x.Archive], &in.Archives[y.Archive]) }
-	slices.SortFunc(out.Prune, older)
+	out.Prune = mergeSorted(prunes, older)
 	for qi := range out.Quotas {
 		o := &out.Quotas[qi]
-		slices.SortFunc(o.Pending, older)
+		o.Pending = mergeSorted(pending[qi], older)
 		sortBlocks(o.Blocked)
 		sort.Slice(o.Limits, func(i, j int) bool { return o.Limits[i].Key < o.Limits[j].Key })
 		o.Namespaces, o.Pods, o.Containers = nearestOf(o.Namespaces), nearestOf(o.Pods), nearestOf(o.Containers)
@@ -95,9 +102,67 @@ func Merge(quotas []*policy.Quota, parts []*Part) (Input, *Resolution, Result) {
 	return in, res, out
 }
 
-// joinOutcome adds a part's outcome of one quota to the joined one; the lists are put in
-// order once every part is in.
-func joinOutcome(o, p *Outcome, off int) {
+// shifted is a copy of prunes with their archive indices moved by off; nil when empty.
+func shifted(prunes []Prune, off int) []Prune {
+	if len(prunes) == 0 {
+		return nil
+	}
+	out := make([]Prune, len(prunes))
+	for i, p := range prunes {
+		p.Archive += off
+		out[i] = p
+	}
+	return out
+}
+
+// mergeSorted merges lists that are each sorted by cmp into one sorted list.
+func mergeSorted(lists [][]Prune, cmp func(a, b Prune) int) []Prune {
+	lists = slices.DeleteFunc(lists, func(l []Prune) bool { return len(l) == 0 })
+	switch len(lists) {
+	case 0:
+		return nil
+	case 1:
+		return lists[0]
+	}
+	total := 0
+	for _, l := range lists {
+		total += len(l)
+	}
+	out := make([]Prune, 0, total)
+	h := &pruneHeap{lists: lists, cmp: cmp}
+	heap.Init(h)
+	for h.Len() > 0 {
+		l := h.lists[0]
+		out = append(out, l[0])
+		if len(l) == 1 {
+			heap.Pop(h)
+			continue
+		}
+		h.lists[0] = l[1:]
+		heap.Fix(h, 0)
+	}
+	return out
+}
+
+// pruneHeap orders sorted lists by their first element.
+type pruneHeap struct {
+	lists [][]Prune
+	cmp   func(a, b Prune) int
+}
+
+func (h *pruneHeap) Len() int           { return len(h.lists) }
+func (h *pruneHeap) Less(i, j int) bool { return h.cmp(h.lists[i][0], h.lists[j][0]) < 0 }
+func (h *pruneHeap) Swap(i, j int)      { h.lists[i], h.lists[j] = h.lists[j], h.lists[i] }
+func (h *pruneHeap) Push(x any)         { h.lists = append(h.lists, x.([]Prune)) }
+func (h *pruneHeap) Pop() any {
+	l := h.lists[len(h.lists)-1]
+	h.lists = h.lists[:len(h.lists)-1]
+	return l
+}
+
+// joinOutcome adds a part's outcome of one quota to the joined one, but for Pending,
+// which Merge merges; the lists are put in order once every part is in.
+func joinOutcome(o, p *Outcome) {
 	o.Checkpoints += p.Checkpoints
 	o.Bytes += p.Bytes
 	for _, l := range p.Limits {
@@ -115,10 +180,6 @@ func joinOutcome(o, p *Outcome, off int) {
 		} else {
 			nearer(o.MaxSize, *p.MaxSize)
 		}
-	}
-	for _, pr := range p.Pending {
-		pr.Archive += off
-		o.Pending = append(o.Pending, pr)
 	}
 	o.Blocked = append(o.Blocked, p.Blocked...)
 	o.Namespaces = append(o.Namespaces, p.Namespaces...)
