@@ -262,6 +262,28 @@ func profile(b *testing.B, addr, name string, d time.Duration) {
 	}()
 }
 
+// heapProfile saves a heap profile from the pprof endpoint at addr into
+// BENCH_PROFILE_DIR/name.pprof now; nothing when profiling is off.
+func heapProfile(b *testing.B, addr, name string) {
+	dir := os.Getenv("BENCH_PROFILE_DIR")
+	if dir == "" || addr == "0" {
+		return
+	}
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/heap", addr)) //nolint:gosec,noctx // a local bench endpoint
+	if err != nil {
+		b.Logf("heap profile %s: %v", name, err)
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, name+".pprof"), data, 0o600)
+	}
+	if err != nil {
+		b.Logf("heap profile %s: %v", name, err)
+	}
+}
+
 // process starts a binary until the bed stops, and returns its pid.
 func (bed *benchBed) process(b *testing.B, path string, args ...string) int {
 	cmd := exec.Command(path, args...)

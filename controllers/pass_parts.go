@@ -27,7 +27,7 @@ func indexPodNamespace(o client.Object) []string {
 // nsPart is the archives of one namespace (or, when a limit couples namespaces, of all:
 // key ""), as a pass read them, and their computation.
 type nsPart struct {
-	live      []*cqv1.Checkpoint
+	live      []liveCheckpoint
 	podStates []podState
 	archives  []quota.Archive
 	part      *quota.Part

@@ -31,7 +31,7 @@ type passScope struct {
 	fresh map[string]*nsPart
 	// live are the Checkpoints that count, aligned with input.Archives, and podStates what
 	// the cache shows of each one's pod; both are set by compute.
-	live      []*cqv1.Checkpoint
+	live      []liveCheckpoint
 	podStates []podState
 	// present holds every Checkpoint of the namespaces read, true for a terminating one.
 	present map[types.UID]bool
@@ -52,6 +52,29 @@ type passScope struct {
 	resolution *quota.Resolution
 	nsLabels   map[string]map[string]string
 	pods       map[types.NamespacedName]*metav1.PartialObjectMetadata
+}
+
+// liveCheckpoint is what a pass keeps of a cached Checkpoint that counts: enough to
+// delete it conditionally, to name it and to size it. Parts keep it between passes:
+// holding the Checkpoint itself would hold the whole list the cache copied it into.
+type liveCheckpoint struct {
+	Namespace, Name string
+	UID             types.UID
+	ResourceVersion string
+	// PodNamespace is the namespace the archive counts against (Checkpoint.PodNamespace).
+	PodNamespace string
+	// Archive is shared with the cache: read only.
+	Archive *cqv1.ArchiveSource
+}
+
+func liveOf(c *cqv1.Checkpoint) liveCheckpoint {
+	return liveCheckpoint{Namespace: c.Namespace, Name: c.Name, UID: c.UID, ResourceVersion: c.ResourceVersion,
+		PodNamespace: c.PodNamespace(), Archive: c.Spec.Archive}
+}
+
+// Key is the Checkpoint's namespace and name.
+func (c liveCheckpoint) Key() types.NamespacedName {
+	return types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
 }
 
 // podState is what the cache shows of an archive's pod.
@@ -129,7 +152,7 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 			}
 		}
 		a, _ := quota.ArchiveOf(c) // spec.archive is set: checked above
-		p.live = append(p.live, c)
+		p.live = append(p.live, liveOf(c))
 		p.podStates = append(p.podStates, r.podState(ctx, s, c))
 		p.archives = append(p.archives, a)
 	}

@@ -107,11 +107,11 @@ func TestPruneCountsAhead(t *testing.T) {
 					return cl.SubResource(sub).Patch(ctx, obj, p, opts...)
 				},
 			})
-			var live []*cqv1.Checkpoint
+			var live []liveCheckpoint
 			for _, c := range []*cqv1.Checkpoint{c1, c2} {
 				got := &cqv1.Checkpoint{}
 				must(t, base.Get(ctx, client.ObjectKeyFromObject(c), got))
-				live = append(live, got)
+				live = append(live, liveOf(got))
 			}
 			w := &passScope{live: live, objects: []client.Object{cached}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{},
 				policies: []*policy.Quota{{Ref: policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "q"}}}}

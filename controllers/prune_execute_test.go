@@ -58,7 +58,7 @@ func TestOrphanKeptUnlessLookupConfirms(t *testing.T) {
 			if err := cl.Get(context.Background(), client.ObjectKeyFromObject(c), live); err != nil {
 				t.Fatal(err)
 			}
-			w := &passScope{live: []*cqv1.Checkpoint{live}}
+			w := &passScope{live: []liveCheckpoint{liveOf(live)}}
 			done, err := r.pruneOne(context.Background(), w, quota.Prune{Archive: 0, Key: "orphans", Reason: "orphans"})
 			if err != nil {
 				t.Fatalf("pruneOne: %v", err)

@@ -111,6 +111,7 @@ func BenchmarkScale(b *testing.B) {
 		startPasses := scrapeHistogram(b, metricsURL, "checkpointquota_recompute_seconds")
 		prunedAtStart := dels.count()
 		rssReady := procRSSMiB(b, manager)
+		heapProfile(b, managerPprof, "scale-manager-heap-ready")
 
 		// The stream.
 		writes2 := checkpointWrites(b, cfg)
