@@ -26,7 +26,11 @@ func checkpointWrites(b testing.TB, cfg *rest.Config) map[string]float64 {
 	return apiWrites(b, cfg, "checkpoints")
 }
 
-// apiWrites is checkpointWrites for any resource of our group ("checkpointnodes").
+// anyResource asks apiWrites for the writes of every resource, keyed "resource VERB".
+const anyResource = "*"
+
+// apiWrites is checkpointWrites for any resource of our group ("checkpointnodes"), or for
+// every resource of every group (anyResource).
 func apiWrites(b testing.TB, cfg *rest.Config, resource string) map[string]float64 {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -49,7 +53,8 @@ func apiWrites(b testing.TB, cfg *rest.Config, resource string) map[string]float
 		for _, m := range labelRE.FindAllStringSubmatch(line[:end], -1) {
 			labels[m[1]] = m[2]
 		}
-		if labels["group"] != "checkpointquota.dev" || labels["resource"] != resource || !writeVerbs[labels["verb"]] {
+		if !writeVerbs[labels["verb"]] || (resource != anyResource &&
+			(labels["group"] != "checkpointquota.dev" || labels["resource"] != resource)) {
 			continue
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)
@@ -59,6 +64,9 @@ func apiWrites(b testing.TB, cfg *rest.Config, resource string) map[string]float
 		key := labels["verb"]
 		if labels["subresource"] != "" {
 			key += "/" + labels["subresource"]
+		}
+		if resource == anyResource {
+			key = labels["resource"] + " " + key
 		}
 		out[key] += v
 	}

@@ -237,13 +237,16 @@ func profileAddr(b *testing.B) string {
 }
 
 // profile saves a CPU profile of the next d from the pprof endpoint at addr into
-// BENCH_PROFILE_DIR/name.pprof, in the background; nothing when profiling is off.
-func profile(b *testing.B, addr, name string, d time.Duration) {
+// BENCH_PROFILE_DIR/name.pprof, in the background; nothing when profiling is off. The
+// function returned waits for the profile to be saved (a process profiles once at a time).
+func profile(b *testing.B, addr, name string, d time.Duration) (wait func()) {
 	dir := os.Getenv("BENCH_PROFILE_DIR")
 	if dir == "" || addr == "0" {
-		return
+		return func() {}
 	}
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		time.Sleep(time.Second) // the endpoint starts with the process
 		u := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds()))
 		resp, err := http.Get(u) //nolint:gosec,noctx // a local bench endpoint
@@ -260,6 +263,7 @@ func profile(b *testing.B, addr, name string, d time.Duration) {
 			b.Logf("profile %s: %v", name, err)
 		}
 	}()
+	return func() { <-done }
 }
 
 // heapProfile saves a heap profile from the pprof endpoint at addr into

@@ -104,6 +104,8 @@ type StatusWriter struct {
 
 	mu        sync.Mutex
 	lastWrite map[policy.Ref]time.Time
+	// settling holds, per quota, until when a status with prunes in flight is held back.
+	settling map[policy.Ref]time.Time
 }
 
 // Write brings the quota's status up to date with its view. The observed generation is
@@ -125,6 +127,9 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 	if wait := s.wait(ref); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
+	if wait := s.settle(ref, view, obj.GetGeneration() == old.ObservedGeneration); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
 	// The lock makes a write from a stale cache fail rather than leave the fields that
 	// the stale copy happened to agree with unwritten. status.pruned, which the pruning
 	// controller writes, is never in the patch: setStatus keeps it as read.
@@ -139,6 +144,31 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 	statusWrites.WithLabelValues(ref.Kind, ref.Namespace, ref.Name).Inc()
 	s.transitionEvents(ctx, obj, old, status, view)
 	return ctrl.Result{}, nil
+}
+
+// settle holds back, for at most one Interval, a status whose view has archives being
+// pruned right now: the usage over the limit that it shows lasts only until the deletes
+// are done, and the pass after them publishes the settled view, which is then written
+// instead. That saves a status write for every archive that puts a scope over its limit.
+// A status for a new generation is never held back (kubectl apply should show it at
+// once), nor, after the Interval, one whose prunes do not get done (the quota then says
+// it is pruning).
+func (s *StatusWriter) settle(ref policy.Ref, view *QuotaView, observed bool) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if view.DryRun || len(view.Pending) == 0 || !observed {
+		delete(s.settling, ref)
+		return 0
+	}
+	if s.settling == nil {
+		s.settling = map[policy.Ref]time.Time{}
+	}
+	until, ok := s.settling[ref]
+	if !ok {
+		until = s.RateClock.Now().Add(s.Interval)
+		s.settling[ref] = until
+	}
+	return until.Sub(s.RateClock.Now())
 }
 
 func (s *StatusWriter) wait(ref policy.Ref) time.Duration {
@@ -163,6 +193,7 @@ func (s *StatusWriter) written(ref policy.Ref) {
 func (s *StatusWriter) forget(ref policy.Ref) {
 	s.mu.Lock()
 	delete(s.lastWrite, ref)
+	delete(s.settling, ref)
 	s.mu.Unlock()
 	for _, m := range []interface {
 		DeletePartialMatch(prometheus.Labels) int

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -96,7 +98,7 @@ func BenchmarkScale(b *testing.B) {
 		managerPprof := profileAddr(b)
 		manager := bed.process(b, filepath.Join(bin, "manager"), "--kubeconfig", bed.env.Kubeconfig, "--enable-webhooks=false",
 			"--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=0", "--pprof-bind-address="+managerPprof)
-		profile(b, managerPprof, "scale-manager-start", 30*time.Second)
+		startProfiled := profile(b, managerPprof, "scale-manager-start", 20*time.Second)
 		var firstReady time.Duration
 		waitFor(b, 10*time.Minute, 250*time.Millisecond, "every quota Ready", func() bool {
 			n := readyQuotas(b, c)
@@ -114,12 +116,14 @@ func BenchmarkScale(b *testing.B) {
 		heapProfile(b, managerPprof, "scale-manager-heap-ready")
 
 		// The stream.
-		writes2 := checkpointWrites(b, cfg)
+		writes2, every2 := checkpointWrites(b, cfg), apiWrites(b, cfg, anyResource)
 		api2, mcpu2 := procCPU(b, apiserver), procCPU(b, manager)
+		startProfiled()
 		profile(b, managerPprof, "scale-manager-stream", streamSeconds*time.Second)
 		lags, missing := w.stream(b, dels)
 		apiStream, mcpuStream := procCPU(b, apiserver)-api2, procCPU(b, manager)-mcpu2
 		writes3 := quietWrites(b, cfg)
+		every3 := apiWrites(b, cfg, anyResource)
 		allPasses := scrapeHistogram(b, metricsURL, "checkpointquota_recompute_seconds")
 		arrivals := streamRate * streamSeconds
 		extra := dels.count() - prunedAtStart - (arrivals - missing)
@@ -158,6 +162,7 @@ func BenchmarkScale(b *testing.B) {
 		b.Logf("kube-apiserver: RSS %.0f MiB (peak %.0f), CPU %.0f s to create everything, %.1f s from manager start to Ready, %.1f ms per streamed archive",
 			procRSSMiB(b, apiserver), procPeakRSSMiB(b, apiserver), apiSetup, apiStart, apiStream/float64(arrivals)*1000)
 		b.Logf("API writes on Checkpoints: publishing %d %v; stream of %d (publish and prune) %v", w.archives, byPublish, arrivals, byStream)
+		b.Logf("API writes of every resource during the stream, per arrival: %s", perArrival(every2, every3, arrivals))
 	}
 }
 
@@ -300,4 +305,24 @@ func (w *scaleWorld) stream(b *testing.B, dels *deletions) ([]time.Duration, int
 
 func allOf[T any](s []T, pred func(T) bool) bool {
 	return !slices.ContainsFunc(s, func(v T) bool { return !pred(v) })
+}
+
+// perArrival formats the writes between two scrapes of apiWrites, per arrival, largest first.
+func perArrival(before, after map[string]float64, arrivals int) string {
+	type kv struct {
+		k string
+		v float64
+	}
+	var all []kv
+	for k, v := range after {
+		if d := v - before[k]; d > 0 {
+			all = append(all, kv{k, d / float64(arrivals)})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].v > all[j].v })
+	var out []string
+	for _, e := range all {
+		out = append(out, fmt.Sprintf("%s %.2f", e.k, e.v))
+	}
+	return strings.Join(out, ", ")
 }
