@@ -155,7 +155,6 @@ func ComputeNodes(in NodeInput, marked []bool, active []bool) NodeOutcome {
 	sort.Strings(names)
 	for _, node := range names {
 		members := byNode[node]
-		slices.SortFunc(members, func(x, y int) int { return Compare(&in.Archives[x], &in.Archives[y]) })
 		n := nodeRun{in: &in, node: node, members: members, marks: marks, report: in.Nodes[node], out: &out}
 		n.usage()
 		if out.Checkpoints >= 0 {
@@ -185,9 +184,13 @@ func ComputeNodes(in NodeInput, marked []bool, active []bool) NodeOutcome {
 
 // nodeRun applies the rules to one node.
 type nodeRun struct {
-	in      *NodeInput
-	node    string
+	in   *NodeInput
+	node string
+	// members are the node's archives, sorted oldest first (by ordered) only when a rule
+	// prunes: most nodes are within their rules, and sorting every node's archives on every
+	// pass would cost more than the rest.
 	members []int
+	sorted  bool
 	marks   []bool
 	report  NodeReport
 	out     *NodeOutcome
@@ -195,6 +198,15 @@ type nodeRun struct {
 }
 
 func (n *nodeRun) scope() string { return "node " + n.node }
+
+// ordered returns the node's archives oldest first.
+func (n *nodeRun) ordered() []int {
+	if !n.sorted {
+		slices.SortFunc(n.members, func(x, y int) int { return Compare(&n.in.Archives[x], &n.in.Archives[y]) })
+		n.sorted = true
+	}
+	return n.members
+}
 
 // left is the count and bytes of the node's archives that are not marked, the unattributed included.
 func (n *nodeRun) left(dirs []string) (count, bytes int64) {
@@ -238,7 +250,7 @@ func (n *nodeRun) limit(key string, l NodeLimit, r Resource) {
 		return
 	}
 	reason := fmt.Sprintf("%s %s/%s", key, format(used, r), format(l.Value, r))
-	for _, i := range n.members {
+	for _, i := range n.ordered() {
 		if used <= l.Value {
 			return
 		}
@@ -285,7 +297,7 @@ func (n *nodeRun) floors(active []bool) {
 		}
 		f := n.in.Floors[best]
 		reason := fmt.Sprintf("%s %s free, %s wanted", KeyNodeMinFree, Bytes(free), Bytes(need))
-		for _, i := range n.members {
+		for _, i := range n.ordered() {
 			if deficit <= 0 {
 				break
 			}
