@@ -1,0 +1,57 @@
+package controllers
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
+	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
+)
+
+// TestSlimCheckpointKeepsWhatThePassReads checks that the manager's cache keeps of a
+// Checkpoint everything its decisions read: the archive the arithmetic sees, the
+// identity a conditional delete needs, the finalizers of older agents and the directory of
+// the node rules.
+func TestSlimCheckpointKeepsWhatThePassReads(t *testing.T) {
+	at := metav1.NewTime(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
+	full := builder.Checkpoint("c-1", "shop").Of("web-0", "uid-web", "app").On("node-a", "/var/lib/kubelet/checkpoints", "checkpoint-web-0_shop-app-2026-01-01T12:00:00Z.tar").
+		Size(3<<20, "3Mi").At(at).Pinned().Obj()
+	full.UID, full.ResourceVersion, full.Finalizers = "uid-c-1", "42", []string{cqv1.LegacyFinalizerArchive}
+	full.Spec.Archive.Image, full.Spec.Archive.Runtime = "registry.example/web:1", "cri-o"
+	full.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "node-agent"}}
+	full.Annotations = map[string]string{"note": "x"}
+	orphan := builder.Checkpoint("c-2", "checkpoint-quota-system").Of("web-1", "uid-web-1", "app").On("node-a", "/d", "f").OrphanOf("shop").Obj()
+
+	for name, c := range map[string]*cqv1.Checkpoint{"pinned": full, "orphan": orphan} {
+		t.Run(name, func(t *testing.T) {
+			want, _ := quota.ArchiveOf(c)
+			// What prune, publish and the node rules read of a liveCheckpoint.
+			used := func(l liveCheckpoint) []any {
+				return []any{l.Key(), l.UID, l.ResourceVersion, l.PodNamespace, l.Archive.Directory, l.Archive.PodName, l.Archive.PodUID, l.Archive.SizeBytes}
+			}
+			wantLive, wantMeta := used(liveOf(c)), []any{c.Finalizers, c.DeletionTimestamp, c.Status}
+			out, err := slimCheckpoint(c.DeepCopy())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := out.(*cqv1.Checkpoint)
+			got, _ := quota.ArchiveOf(s)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("archive (-full +slim):\n%s", diff)
+			}
+			if diff := cmp.Diff(wantLive, used(liveOf(s))); diff != "" {
+				t.Errorf("what a pass keeps (-full +slim):\n%s", diff)
+			}
+			if diff := cmp.Diff(wantMeta, []any{s.Finalizers, s.DeletionTimestamp, s.Status}); diff != "" {
+				t.Errorf("finalizers, deletion and status (-full +slim):\n%s", diff)
+			}
+			if s.ManagedFields != nil || s.Labels != nil || s.Annotations != nil || s.Spec.Archive.Image != "" || s.Spec.Archive.FileName != "" {
+				t.Errorf("kept what no decision reads: %+v", s)
+			}
+		})
+	}
+}
