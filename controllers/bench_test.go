@@ -253,22 +253,26 @@ func profile(b *testing.B, addr, name string, d time.Duration) (wait func()) {
 	go func() {
 		defer close(done)
 		time.Sleep(time.Second) // the endpoint starts with the process
-		u := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds()))
-		resp, err := http.Get(u) //nolint:gosec,noctx // a local bench endpoint
-		if err != nil {
-			b.Logf("profile %s: %v", name, err)
-			return
-		}
-		defer func() { _ = resp.Body.Close() }()
-		data, err := io.ReadAll(resp.Body)
-		if err == nil {
-			err = os.WriteFile(filepath.Join(dir, name+".pprof"), data, 0o600)
-		}
-		if err != nil {
-			b.Logf("profile %s: %v", name, err)
-		}
+		saveProfile(b, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())), filepath.Join(dir, name+".pprof"))
 	}()
 	return func() { <-done }
+}
+
+// saveProfile writes what the pprof URL answers into path; a failure is logged, not fatal.
+func saveProfile(b *testing.B, url, path string) {
+	resp, err := http.Get(url) //nolint:gosec,noctx // a local bench endpoint
+	if err != nil {
+		b.Logf("profile %s: %v", path, err)
+		return
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(path, data, 0o600)
+	}
+	if err != nil {
+		b.Logf("profile %s: %v", path, err)
+	}
 }
 
 // heapProfile saves a heap profile from the pprof endpoint at addr into
@@ -278,19 +282,7 @@ func heapProfile(b *testing.B, addr, name string) {
 	if dir == "" || addr == "0" {
 		return
 	}
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/heap", addr)) //nolint:gosec,noctx // a local bench endpoint
-	if err != nil {
-		b.Logf("heap profile %s: %v", name, err)
-		return
-	}
-	defer func() { _ = resp.Body.Close() }()
-	data, err := io.ReadAll(resp.Body)
-	if err == nil {
-		err = os.WriteFile(filepath.Join(dir, name+".pprof"), data, 0o600)
-	}
-	if err != nil {
-		b.Logf("heap profile %s: %v", name, err)
-	}
+	saveProfile(b, fmt.Sprintf("http://%s/debug/pprof/heap", addr), filepath.Join(dir, name+".pprof"))
 }
 
 // process starts a binary until the bed stops, and returns its pid.
