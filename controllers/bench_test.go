@@ -321,19 +321,28 @@ func (bed *benchBed) etcdPID(b *testing.B) int {
 			server = strings.Split(v, ",")[0]
 		}
 	}
+	if pid := findProcess(func(args []string) bool {
+		return server != "" && strings.HasSuffix(args[0], "etcd") && slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, server) })
+	}); pid > 0 {
+		return pid
+	}
+	b.Fatalf("no etcd process serving %q", server)
+	return 0
+}
+
+// findProcess returns the pid of a process whose arguments match, 0 when none does.
+func findProcess(match func(args []string) bool) int {
 	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, path := range dirs {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			continue
 		}
-		args := strings.Split(string(data), "\x00")
-		if server != "" && strings.HasSuffix(args[0], "etcd") && strings.Contains(string(data), server) {
+		if match(strings.Split(string(data), "\x00")) {
 			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
 			return pid
 		}
 	}
-	b.Fatalf("no etcd process serving %q", server)
 	return 0
 }
 
@@ -344,17 +353,10 @@ func (bed *benchBed) apiserverPID(b *testing.B) int {
 		b.Fatal(err)
 	}
 	want := "--secure-port=" + u.Port()
-	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, path := range dirs {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(data), "\x00")
-		if strings.HasSuffix(args[0], "kube-apiserver") && slices.Contains(args, want) {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
-			return pid
-		}
+	if pid := findProcess(func(args []string) bool {
+		return strings.HasSuffix(args[0], "kube-apiserver") && slices.Contains(args, want)
+	}); pid > 0 {
+		return pid
 	}
 	b.Fatalf("no kube-apiserver process with %s", want)
 	return 0
