@@ -96,8 +96,13 @@ func BenchmarkScale(b *testing.B) {
 		metricsURL := "http://" + metricsAddr + "/metrics"
 		api1, tm := procCPU(b, apiserver), time.Now()
 		managerPprof := profileAddr(b)
-		manager := bed.process(b, filepath.Join(bin, "manager"), "--kubeconfig", bed.env.Kubeconfig, "--enable-webhooks=false",
-			"--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=0", "--pprof-bind-address="+managerPprof)
+		args := []string{"--kubeconfig", bed.env.Kubeconfig, "--enable-webhooks=false",
+			"--metrics-bind-address=" + metricsAddr, "--health-probe-bind-address=0", "--pprof-bind-address=" + managerPprof}
+		// The manager's heap soft limit as a container's memory limit would set it (--memory-limit).
+		if limit := os.Getenv("BENCH_MANAGER_MEMORY_LIMIT"); limit != "" {
+			args = append(args, "--memory-limit="+limit)
+		}
+		manager := bed.process(b, filepath.Join(bin, "manager"), args...)
 		startProfiled := profile(b, managerPprof, "scale-manager-start", 20*time.Second)
 		var firstReady time.Duration
 		waitFor(b, 10*time.Minute, 250*time.Millisecond, "every quota Ready", func() bool {

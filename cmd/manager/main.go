@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/memlimit"
 	"github.com/checkpoint-quota/checkpoint-quota/controllers"
 )
 
@@ -42,6 +43,7 @@ type options struct {
 	nodeGracePeriod   time.Duration
 	pruneConcurrency  int
 	statusInterval    time.Duration
+	memoryLimit       string
 }
 
 func main() {
@@ -60,6 +62,7 @@ func main() {
 	flag.DurationVar(&o.nodeGracePeriod, "node-gone-grace-period", time.Hour, "How long a node must be gone before its Checkpoints are released; 0 never releases.")
 	flag.IntVar(&o.pruneConcurrency, "prune-concurrency", 64, "Deletes of Checkpoints in flight at once.")
 	flag.DurationVar(&o.statusInterval, "status-interval", time.Second, "Least time between two status writes of one quota.")
+	flag.StringVar(&o.memoryLimit, "memory-limit", memlimit.Auto, "Soft limit of the Go heap: a quantity such as 600Mi, 0 for none, or \"auto\" for 90% of the container's memory limit (none outside a container with one); the GOMEMLIMIT environment variable, when set, wins.")
 	// Production logging (JSON, info level) unless --zap-devel: in development mode zap
 	// panics on a malformed key/value call, and a log line must never stop the process.
 	zapOpts := zap.Options{Development: false}
@@ -67,6 +70,12 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	limit, err := memlimit.Set(o.memoryLimit)
+	if err != nil {
+		log.Error(err, "invalid --memory-limit")
+		os.Exit(1)
+	}
+	log.Info("heap soft limit", "bytes", limit)
 
 	noHTTP2 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{

@@ -3,16 +3,14 @@ package main
 
 import (
 	"flag"
-	"fmt"
 	"os"
-	"runtime/debug"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/api/resource"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/memlimit"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
 	"github.com/checkpoint-quota/checkpoint-quota/nodeagent"
 )
@@ -44,7 +42,7 @@ func main() {
 	flag.Int64Var(&cfg.Limits.MaxMetadataSize, "max-metadata-size", archive.DefaultMaxMetadataSize, "Largest config.dump or spec.dump read from an archive, in bytes; a larger one makes the archive Unreadable.")
 	flag.Float64Var(&qps, "kube-api-qps", nodeagent.DefaultQPS, "Queries per second to the kube-apiserver.")
 	flag.IntVar(&burst, "kube-api-burst", nodeagent.DefaultBurst, "Burst of queries to the kube-apiserver.")
-	flag.StringVar(&memoryLimit, "memory-limit", "80Mi", "Soft limit of the Go heap (a quantity; 0 turns it off); the GOMEMLIMIT environment variable, when set, wins. Set it below the container's memory limit.")
+	flag.StringVar(&memoryLimit, "memory-limit", "80Mi", "Soft limit of the Go heap: a quantity, 0 for none, or \"auto\" for 90% of the container's memory limit; the GOMEMLIMIT environment variable, when set, wins. Set it below the container's memory limit.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address of Go's pprof endpoints (/debug/pprof/), for profiling; 0 turns them off.")
@@ -56,7 +54,7 @@ func main() {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 	cfg.Dirs = dirs
-	if err := setMemoryLimit(memoryLimit); err != nil {
+	if _, err := memlimit.Set(memoryLimit); err != nil {
 		log.Error(err, "invalid --memory-limit")
 		os.Exit(1)
 	}
@@ -89,23 +87,6 @@ func main() {
 		log.Error(err, "the node agent stopped with an error")
 		os.Exit(1)
 	}
-}
-
-// setMemoryLimit makes the garbage collector work harder as the heap nears limit, so
-// that the agent stays within what its DaemonSet budgets even with ten thousand cached
-// Checkpoints: without it the heap may grow to twice what is live before a collection.
-func setMemoryLimit(limit string) error {
-	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
-		return nil
-	}
-	q, err := resource.ParseQuantity(limit)
-	if err != nil {
-		return fmt.Errorf("%q is not a quantity such as 80Mi: %w", limit, err)
-	}
-	if q.Value() > 0 {
-		debug.SetMemoryLimit(q.Value())
-	}
-	return nil
 }
 
 func orDefault(v, def string) string {
