@@ -75,7 +75,7 @@ func main() {
 		log.Error(err, "invalid --memory-limit")
 		os.Exit(1)
 	}
-	log.Info("heap soft limit", "bytes", limit)
+	log.V(1).Info("heap soft limit", "bytes", limit)
 
 	noHTTP2 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{

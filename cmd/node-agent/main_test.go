@@ -40,7 +40,7 @@ current-context: x
 		},
 		"memory limit without a unit the quantity parser knows": {
 			args: []string{"--node-name", "n", "--memory-limit", "80MB"},
-			want: `\"80MB\" is not a quantity such as 80Mi`,
+			want: `\"80MB\" is not a size such as 80Mi or 1Gi`,
 		},
 	}
 	for name, tc := range tests {

@@ -37,7 +37,7 @@ func Set(limit string) (int64, error) {
 	}
 	q, err := resource.ParseQuantity(limit)
 	if err != nil || q.Sign() < 0 {
-		return 0, fmt.Errorf("%q is neither a size such as 600Mi or 1Gi, nor 0, nor %q", limit, Auto)
+		return 0, fmt.Errorf("%q is not a size such as 80Mi or 1Gi, nor 0, nor %q", limit, Auto)
 	}
 	if q.Value() > 0 {
 		debug.SetMemoryLimit(q.Value())
