@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,13 +26,10 @@ type prunedTally struct {
 	count, bytes int64
 }
 
-// countTimes remembers when each quota's counter was last written, so that a stream of
-// archives over a limit costs one counter write per CountInterval, not one per pass. A
-// zero value is ready to use.
-type countTimes struct {
-	mu   sync.Mutex
-	last map[policy.Ref]time.Time
-}
+// countTimes spaces the writes of each quota's status.pruned, so that a stream of archives
+// over a limit costs one counter write per CountInterval, not one per pass. A zero value is
+// ready to use.
+type countTimes struct{ writeTimes }
 
 // spaced returns the plan without the archives of quotas whose counter was written less
 // than interval ago, and how long until the first of those may be counted again (0 when
@@ -42,12 +38,10 @@ func (c *countTimes) spaced(w *passScope, plan []quota.Prune, interval time.Dura
 	if interval <= 0 || len(plan) == 0 {
 		return plan, 0
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	var soonest time.Duration
 	kept := make([]quota.Prune, 0, len(plan))
 	for _, p := range plan {
-		wait := interval - now.Sub(c.last[w.policies[p.Quota].Ref])
+		wait := c.wait(w.policies[p.Quota].Ref, interval, now)
 		if wait <= 0 {
 			kept = append(kept, p)
 			continue
@@ -59,25 +53,16 @@ func (c *countTimes) spaced(w *passScope, plan []quota.Prune, interval time.Dura
 	return kept, soonest
 }
 
-// wrote records a counter write of the quotas in tallies, and forgets the quotas that are
-// gone from the pass.
-func (c *countTimes) wrote(w *passScope, tallies map[int]prunedTally, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.last == nil {
-		c.last = map[policy.Ref]time.Time{}
-	}
+// counted records a counter write of the quotas in tallies, and forgets the quotas that
+// are gone from the pass.
+func (c *countTimes) counted(w *passScope, tallies map[int]prunedTally, now time.Time) {
 	present := make(map[policy.Ref]bool, len(w.policies))
 	for _, q := range w.policies {
 		present[q.Ref] = true
 	}
-	for ref := range c.last {
-		if !present[ref] {
-			delete(c.last, ref)
-		}
-	}
+	c.keepOnly(func(ref policy.Ref) bool { return present[ref] })
 	for qi := range tallies {
-		c.last[w.policies[qi].Ref] = now
+		c.wrote(w.policies[qi].Ref, now)
 	}
 }
 

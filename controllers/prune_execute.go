@@ -36,7 +36,7 @@ func (r *PruneReconciler) prune(ctx context.Context, w *passScope, plan []quota.
 		return nil
 	}
 	plan, written, previous, countErr := r.countAhead(ctx, w, plan, r.Clock.Now())
-	r.counted.wrote(w, written, time.Now())
+	r.counted.counted(w, written, time.Now())
 	var mu sync.Mutex
 	groups := map[[3]string]*pruneGroup{}
 	var order [][3]string

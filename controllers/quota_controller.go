@@ -102,8 +102,8 @@ type StatusWriter struct {
 	// Engine's clock: a fake clock that does not move would hold every write back.
 	RateClock clock.Clock
 
-	mu        sync.Mutex
-	lastWrite map[policy.Ref]time.Time
+	writes writeTimes
+	mu     sync.Mutex
 	// settling holds, per quota, until when a status with prunes in flight is held back.
 	settling map[policy.Ref]time.Time
 }
@@ -124,7 +124,7 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 	if apierrors.Semantic.DeepEqual(old, status) {
 		return ctrl.Result{}, nil
 	}
-	if wait := s.wait(ref); wait > 0 {
+	if wait := s.writes.wait(ref, s.Interval, s.RateClock.Now()); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	if wait := s.settle(ref, view, obj.GetGeneration() == old.ObservedGeneration); wait > 0 {
@@ -140,7 +140,7 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	s.written(ref)
+	s.writes.wrote(ref, s.RateClock.Now())
 	statusWrites.WithLabelValues(ref.Kind, ref.Namespace, ref.Name).Inc()
 	s.transitionEvents(ctx, obj, old, status, view)
 	return ctrl.Result{}, nil
@@ -171,28 +171,9 @@ func (s *StatusWriter) settle(ref policy.Ref, view *QuotaView, observed bool) ti
 	return until.Sub(s.RateClock.Now())
 }
 
-func (s *StatusWriter) wait(ref policy.Ref) time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	last, ok := s.lastWrite[ref]
-	if !ok {
-		return 0
-	}
-	return s.Interval - s.RateClock.Since(last)
-}
-
-func (s *StatusWriter) written(ref policy.Ref) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.lastWrite == nil {
-		s.lastWrite = map[policy.Ref]time.Time{}
-	}
-	s.lastWrite[ref] = s.RateClock.Now()
-}
-
 func (s *StatusWriter) forget(ref policy.Ref) {
+	s.writes.forget(ref)
 	s.mu.Lock()
-	delete(s.lastWrite, ref)
 	delete(s.settling, ref)
 	s.mu.Unlock()
 	for _, m := range []interface {
