@@ -57,7 +57,7 @@ func (c *partCache) current(s *passScope, resync time.Duration) bool {
 // compute resolves and computes the parts the pass read, keeps them, and merges every
 // part into the pass's input, resolution and result.
 func (r *PruneReconciler) compute(s *passScope) quota.Result {
-	if s.full || r.parts.byKey == nil {
+	if s.full { // a pass that is not full found parts kept (partCache.current)
 		r.parts.byKey = map[string]*nsPart{}
 		r.parts.lastFull = s.now
 	}
@@ -78,12 +78,11 @@ func (r *PruneReconciler) compute(s *passScope) quota.Result {
 	}
 	slices.Sort(keys)
 	parts := make([]*quota.Part, len(keys))
-	s.live, s.podStates = nil, nil
+	s.live = nil
 	for i, key := range keys {
 		p := r.parts.byKey[key]
 		parts[i] = p.part
 		s.live = append(s.live, p.live...)
-		s.podStates = append(s.podStates, p.podStates...)
 	}
 	var res quota.Result
 	s.input, s.resolution, res = quota.Merge(s.policies, parts)

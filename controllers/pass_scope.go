@@ -29,10 +29,8 @@ type passScope struct {
 	read map[string]bool
 	// fresh are the parts the pass reads, by key (parts.go), to compute again.
 	fresh map[string]*nsPart
-	// live are the Checkpoints that count, aligned with input.Archives, and podStates what
-	// the cache shows of each one's pod; both are set by compute.
-	live      []liveCheckpoint
-	podStates []podState
+	// live are the Checkpoints that count, aligned with input.Archives; set by compute.
+	live []liveCheckpoint
 	// present holds every Checkpoint of the namespaces read, true for a terminating one.
 	present map[types.UID]bool
 	// releases is the Engine's count of releases when the pass began reading.

@@ -184,9 +184,10 @@ func (t touching) Create(ctx context.Context, e event.CreateEvent, q workqueue.T
 	t.batch.Create(ctx, e, q)
 }
 
-// Update marks the namespaces of the object before and after, and enqueues the pass.
+// Update marks the object's namespace and enqueues the pass. An object never changes
+// namespace (a Checkpoint's spec.archive, which names the one it counts against, is
+// immutable), so the new object tells it.
 func (t touching) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	t.engine.touch(t.namespace(e.ObjectOld))
 	t.engine.touch(t.namespace(e.ObjectNew))
 	t.batch.Update(ctx, e, q)
 }

@@ -41,7 +41,8 @@ func ComputePart(in Input, res *Resolution) *Part {
 // Merge joins parts computed apart into what Compute gives for all their archives
 // together: the archives one part after another, indices in the Result and the Rules
 // shifted accordingly, each quota's outcome and report joined. Each quota is resolved by
-// every part against the same quotas, in the same order.
+// every part against the same quotas, in the same order. The Input's Now is the caller's:
+// parts may have been computed at different times.
 func Merge(quotas []*policy.Quota, parts []*Part) (Input, *Resolution, Result) {
 	res := Resolve(quotas, nil, Labels{})
 	in := Input{Quotas: res.Quotas}
@@ -51,7 +52,6 @@ func Merge(quotas []*policy.Quota, parts []*Part) (Input, *Resolution, Result) {
 	}
 	in.Archives = make([]Archive, 0, total)
 	in.Rules = make([]*Rules, 0, total)
-	res.Rules = in.Rules
 	out := Result{Quotas: make([]Outcome, len(quotas))}
 	seen := make([]map[conflictKey]bool, len(quotas))
 	// The lists of prunes, whole and per quota, are each sorted oldest first within a part:
@@ -62,9 +62,6 @@ func Merge(quotas []*policy.Quota, parts []*Part) (Input, *Resolution, Result) {
 		off := len(in.Archives)
 		in.Archives = append(in.Archives, p.Input.Archives...)
 		in.Rules = append(in.Rules, p.Input.Rules...)
-		if in.Now.IsZero() || p.Input.Now.After(in.Now) {
-			in.Now = p.Input.Now
-		}
 		for qi := range quotas {
 			res.targeted[qi] = append(res.targeted[qi], p.Resolution.targeted[qi]...)
 			for _, c := range p.Resolution.conflicts[qi] {
