@@ -55,7 +55,7 @@ func TestNodeRelease(t *testing.T) {
 			terminating.DeletionTimestamp = &metav1.Time{Time: time.Now()}
 			// An agent before v0.3 published it without spec.archive: it cannot tell its node.
 			legacy := builder.Checkpoint("legacy", "shop").Obj()
-			legacy.Labels = map[string]string{cqv1.LabelNode: "gone"}
+			legacy.Labels = map[string]string{cqv1.LegacyLabelNode: "gone"}
 			objs = append(objs, terminating, legacy)
 			if tc.cached != nil {
 				objs = append(objs, tc.cached)

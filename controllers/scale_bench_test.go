@@ -16,8 +16,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -78,7 +76,7 @@ func BenchmarkScale(b *testing.B) {
 				"--checkpoint-dir", w.dirs[nodeName(i)], "--state-dir", b.TempDir(), "--metrics-bind-address=0", "--health-probe-bind-address=0"))
 		}
 		waitFor(b, 10*time.Minute, time.Second, "the real agents' archives published", func() bool {
-			return countCheckpoints(b, c, realNodes(l)) == len(w.files)
+			return len(realCheckpoints(b, c, l)) == len(w.files)
 		})
 		tArchives := time.Since(t1)
 		writes1 := quietWrites(b, cfg)
@@ -171,17 +169,17 @@ func BenchmarkScale(b *testing.B) {
 	}
 }
 
-// realNodes selects the Checkpoints of the nodes with a real agent.
-func realNodes(l scaleLayout) client.ListOption {
-	var names []string
+// realCheckpoints lists the Checkpoints of the nodes with a real agent.
+func realCheckpoints(b *testing.B, c client.Client, l scaleLayout) []cqv1.Checkpoint {
+	var out []cqv1.Checkpoint
 	for i := range l.agents {
-		names = append(names, nodeName(i))
+		var list cqv1.CheckpointList
+		if err := c.List(context.Background(), &list, client.MatchingFields{cqv1.FieldArchiveNode: nodeName(i)}); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, list.Items...)
 	}
-	req, err := labels.NewRequirement(cqv1.LabelNode, selection.In, names)
-	if err != nil {
-		panic(err) // node names are valid label values
-	}
-	return client.MatchingLabelsSelector{Selector: labels.NewSelector().Add(*req)}
+	return out
 }
 
 // readyQuotas counts the quotas whose status and Ready condition are true for their
@@ -217,12 +215,9 @@ func readyQuotas(b *testing.B, c client.Client) int {
 // checkAgentsPublishedAsGenerator compares what the real agents published with what the
 // load generator would have created for the same archives: they must be the same objects.
 func (w *scaleWorld) checkAgentsPublishedAsGenerator(b *testing.B) {
-	var list cqv1.CheckpointList
-	if err := w.c.List(context.Background(), &list, realNodes(w.l)); err != nil {
-		b.Fatal(err)
-	}
-	for i := range list.Items {
-		got := &list.Items[i]
+	real := realCheckpoints(b, w.c, w.l)
+	for i := range real {
+		got := &real[i]
 		want := w.expected[got.Name]
 		if want == nil {
 			b.Fatalf("a real agent published %s/%s, which the generator would have named otherwise", got.Namespace, got.Name)

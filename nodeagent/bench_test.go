@@ -117,7 +117,7 @@ func runAgent(b *testing.B, env *testenv.Env, bin, node, dir string, count int) 
 
 	var list metav1.PartialObjectMetadataList
 	list.SetGroupVersionKind(cqv1.GroupVersion.WithKind("CheckpointList"))
-	if err := env.Client.List(context.Background(), &list, client.MatchingLabels{cqv1.LabelNode: node}); err != nil {
+	if err := env.Client.List(context.Background(), &list, client.MatchingFields{cqv1.FieldArchiveNode: node}); err != nil {
 		b.Fatal(err)
 	}
 	if len(list.Items) != count {
@@ -230,7 +230,7 @@ func streamOnce(b *testing.B, env *testenv.Env, bin, ns string, rate int, settle
 	if err != nil {
 		b.Fatal(err)
 	}
-	w, err := wc.Watch(ctx, &cqv1.CheckpointList{}, client.InNamespace(ns), client.MatchingLabels{cqv1.LabelNode: node})
+	w, err := wc.Watch(ctx, &cqv1.CheckpointList{}, client.InNamespace(ns), client.MatchingFields{cqv1.FieldArchiveNode: node})
 	if err != nil {
 		b.Fatal(err)
 	}

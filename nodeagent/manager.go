@@ -7,7 +7,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -76,7 +76,7 @@ func NewManager(restConfig *rest.Config, cfg Config, opts ManagerOptions) (manag
 			// Managed fields are a third of a cached Checkpoint; the agent never reads them.
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
-				&cqv1.Checkpoint{}: {Label: labels.SelectorFromSet(labels.Set{cqv1.LabelNode: labelValue(cfg.NodeName)})},
+				&cqv1.Checkpoint{}: {Field: fields.OneTermEqualSelector(cqv1.FieldArchiveNode, cfg.NodeName)},
 			},
 		},
 		// Tests run several agents, and restart them, in one process.
@@ -130,6 +130,10 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		witnesses: newWitnesses(mgr.GetAPIReader(), cfg.NodeName, cfg.Clock),
 	}
 	files := make(chan event.TypedGenericEvent[fileKey], 1024)
+	r.legacy = newLegacyObjects(mgr.GetAPIReader(), cfg.NodeName, files)
+	if err := mgr.Add(r.legacy); err != nil {
+		return err
+	}
 	w := &watcher{cfg: cfg, events: files, recorded: recs.paths, log: mgr.GetLogger().WithName("watcher").WithValues("node", cfg.NodeName)}
 	if err := mgr.Add(w); err != nil {
 		return err

@@ -27,11 +27,13 @@ type Publication struct {
 
 // Checkpoint is the object the agent creates for the archive: name, labels and the whole
 // of spec.archive, so that publishing it is one write. The scale benchmark's load
-// generator publishes through it too, so that its objects are the agent's.
+// generator publishes through it too, so that its objects are the agent's. Only an
+// orphan has a label: the node is selected by spec.archive.nodeName, which a label
+// would only repeat, in every object the apiserver holds.
 func (p Publication) Checkpoint() *cqv1.Checkpoint {
-	labels := map[string]string{cqv1.LabelNode: labelValue(p.Node)}
+	var labels map[string]string
 	if p.OrphanOf != "" {
-		labels[cqv1.LabelOrphanOf] = p.OrphanOf
+		labels = map[string]string{cqv1.LabelOrphanOf: p.OrphanOf}
 	}
 	src := p.archiveSource()
 	return &cqv1.Checkpoint{

@@ -13,6 +13,7 @@ import (
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
@@ -261,6 +262,41 @@ var _ = Describe("Publishing archives", func() {
 	})
 })
 
+var _ = Describe("Upgrading from an agent that labelled every Checkpoint with its node", func() {
+	It("neither rewrites those Checkpoints nor loses track of them", func() {
+		ns, err := env.CreateNamespace(ctx, "relabel")
+		Expect(err).NotTo(HaveOccurred())
+		node, dir := newNode()
+		taken := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+		old := testarchive.New(ns, "cache-0", "redis").At(taken)
+		oldPath := old.MustWrite(dir)
+		first := startAgent(node, settleTime, dir)
+		Eventually(func(g Gomega) []string { return fileNames(checkpointsOf(node)(g)) }).Should(ConsistOf(old.FileName()))
+		first.stop()
+		// What the earlier agent published: the same object, with the node label.
+		obj := checkpointsOf(node)(Default)[0]
+		Expect(obj.Labels).To(BeEmpty())
+		out, stderr, err := env.Kubectl("", "label", "checkpoint", obj.Name, "-n", ns, cqv1.LegacyLabelNode+"="+node)
+		Expect(err).NotTo(HaveOccurred(), out+stderr)
+		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&obj), &obj)).To(Succeed())
+		labelled := obj.ResourceVersion
+
+		startAgent(node, settleTime, dir)
+		added := testarchive.New(ns, "cache-1", "redis").At(taken.Add(time.Minute))
+		added.MustWrite(dir)
+		Eventually(func(g Gomega) []string { return fileNames(checkpointsOf(node)(g)) }).Should(ConsistOf(old.FileName(), added.FileName()))
+		Consistently(func(g Gomega) string {
+			var now cqv1.Checkpoint
+			g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&obj), &now)).To(Succeed())
+			return now.ResourceVersion
+		}, 2*time.Second).Should(Equal(labelled), "the agent wrote to a Checkpoint only to drop the old label")
+
+		out, stderr, err = env.Kubectl("", "delete", "checkpoint", obj.Name, "-n", ns)
+		Expect(err).NotTo(HaveOccurred(), out+stderr)
+		Eventually(func() bool { return exists(oldPath) }).Should(BeFalse(), "a person's delete of a labelled Checkpoint kept its file")
+	})
+})
+
 var _ = Describe("Upgrading from an agent before spec.archive", func() {
 	It("adopts the Checkpoints that agent published, keeping their names, UIDs and pins", func() {
 		ns, err := env.CreateNamespace(ctx, "upgrade")
@@ -273,7 +309,7 @@ var _ = Describe("Upgrading from an agent before spec.archive", func() {
 		legacy := &cqv1.Checkpoint{
 			ObjectMeta: metav1.ObjectMeta{
 				Name: nodeagent.ObjectName(node, dir, a.FileName()), Namespace: ns,
-				Labels: map[string]string{cqv1.LabelNode: node,
+				Labels: map[string]string{cqv1.LegacyLabelNode: node,
 					"checkpointquota.dev/pod": a.Pod, "checkpointquota.dev/container": a.Container},
 				Annotations: map[string]string{cqv1.LegacyAnnotationFile: path, "team": "cache"},
 			},
@@ -295,7 +331,7 @@ var _ = Describe("Upgrading from an agent before spec.archive", func() {
 			g.Expect(c.Spec.Pinned).To(BeTrue())
 			g.Expect(c.Status.Pinned).To(BeTrue())
 			g.Expect(c.Status.Conditions).To(BeEmpty())
-			g.Expect(c.Labels).To(Equal(map[string]string{cqv1.LabelNode: node}))
+			g.Expect(c.Labels).To(BeEmpty())
 			g.Expect(c.Annotations).To(Equal(map[string]string{"team": "cache"}))
 		}).Should(Succeed())
 

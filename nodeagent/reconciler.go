@@ -43,6 +43,7 @@ type Reconciler struct {
 	state     *nodeState
 	records   *records
 	witnesses *witnesses
+	legacy    *legacyObjects
 }
 
 // Reconcile handles one archive.
@@ -206,7 +207,7 @@ func (r *Reconciler) objectsFor(ctx context.Context, k fileKey) ([]*cqv1.Checkpo
 	for i := range list.Items {
 		out = append(out, &list.Items[i])
 	}
-	return out, nil
+	return r.legacy.add(ctx, k, out)
 }
 
 // published is what the agent learned about an archive that has a namespace.
@@ -252,7 +253,7 @@ func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoin
 			// AlreadyExists: the cache has not seen the object yet; the retry will.
 			return fmt.Errorf("creating Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
 		}
-	case obj.Spec.Archive == nil || needsMeta(obj, labels):
+	case obj.Spec.Archive == nil || !sameLabels(obj.Labels, labels) || isLegacy(obj):
 		if err := r.adopt(ctx, obj, want, labels); err != nil {
 			return err
 		}
@@ -316,17 +317,29 @@ func (r *Reconciler) adopt(ctx context.Context, obj *cqv1.Checkpoint, want cqv1.
 	return nil
 }
 
-func needsMeta(obj *cqv1.Checkpoint, labels map[string]string) bool {
-	if len(obj.Labels) != len(labels) {
-		return true
+// sameLabels reports whether a Checkpoint's labels are the ones the agent would give it.
+// The node label of earlier agents is neither wanted nor removed: rewriting every
+// Checkpoint of a node to drop it would cost a write each and change nothing.
+func sameLabels(have, want map[string]string) bool {
+	n := len(have)
+	if _, ok := have[cqv1.LegacyLabelNode]; ok {
+		n--
 	}
-	for key, v := range labels {
-		if obj.Labels[key] != v {
-			return true
+	if n != len(want) {
+		return false
+	}
+	for key, v := range want {
+		if have[key] != v {
+			return false
 		}
 	}
-	_, legacy := obj.Annotations[cqv1.LegacyAnnotationFile]
-	return legacy
+	return true
+}
+
+// isLegacy reports whether an agent before spec.archive published obj.
+func isLegacy(obj *cqv1.Checkpoint) bool {
+	_, ok := obj.Annotations[cqv1.LegacyAnnotationFile]
+	return ok
 }
 
 // syncMarker keeps the agent's .keep marker in step with spec.pinned, so that the pin

@@ -118,7 +118,7 @@ func newNode() (string, string) {
 func checkpointsOf(node string) func(Gomega) []cqv1.Checkpoint {
 	return func(g Gomega) []cqv1.Checkpoint {
 		var list cqv1.CheckpointList
-		g.Expect(env.Client.List(ctx, &list, client.MatchingLabels{cqv1.LabelNode: node})).To(Succeed())
+		g.Expect(env.Client.List(ctx, &list, client.MatchingFields{cqv1.FieldArchiveNode: node})).To(Succeed())
 		return list.Items
 	}
 }

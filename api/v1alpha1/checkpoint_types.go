@@ -5,11 +5,18 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// Labels, finalizer and annotations the node agent puts on Checkpoint objects.
+// Labels, finalizer, annotations and selectable fields of Checkpoint objects.
 const (
-	// LabelNode names the node that holds the archive. The agent's cache holds only the
-	// Checkpoints with its node's label.
-	LabelNode = "checkpointquota.dev/node"
+	// FieldArchiveNode is the selectable field that names the node that holds the archive:
+	// `kubectl get checkpoints -A --field-selector spec.archive.nodeName=<node>`. The
+	// agent's cache holds only the Checkpoints of its own node, selected by it.
+	FieldArchiveNode = "spec.archive.nodeName"
+
+	// LegacyLabelNode named the node on every Checkpoint that earlier agents published (a
+	// long node name shortened with a hash). Agents no longer set it, nor remove it where
+	// it is: they find the Checkpoints of agents before spec.archive by it, to adopt them.
+	// Select by FieldArchiveNode instead.
+	LegacyLabelNode = "checkpointquota.dev/node"
 
 	// LabelOrphanOf is set on the Checkpoint of an archive whose namespace is gone: the
 	// object then lives in the agent's namespace, and the label names the namespace the
@@ -46,7 +53,9 @@ type CheckpointSpec struct {
 
 // ArchiveSource is one archive file on one node and the container it was taken from.
 // The agent publishes an identity only when the runtime's own metadata and the kubelet's
-// file name agree on it (docs/node-agent.md, "Identity").
+// file name agree on it (docs/node-agent.md, "Identity"). It is written whole, once, so
+// it is atomic: the object's managedFields record one field for it, not one per member.
+// +structType=atomic
 type ArchiveSource struct {
 	// NodeName is the node whose disk holds the archive.
 	// +kubebuilder:validation:MaxLength=253

@@ -224,11 +224,10 @@ func (b *CheckpointBuilder) Of(pod, uid, container string) *CheckpointBuilder {
 	return b
 }
 
-// On sets the node, directory and file name, and labels the object with the node.
+// On sets the node, directory and file name.
 func (b *CheckpointBuilder) On(node, dir, file string) *CheckpointBuilder {
 	a := b.archive()
 	a.NodeName, a.Directory, a.FileName = node, dir, file
-	b.label(cqv1.LabelNode, node)
 	return b
 }
 
