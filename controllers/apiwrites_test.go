@@ -32,6 +32,16 @@ const anyResource = "*"
 // apiWrites is checkpointWrites for any resource of our group ("checkpointnodes"), or for
 // every resource of every group (anyResource).
 func apiWrites(b testing.TB, cfg *rest.Config, resource string) map[string]float64 {
+	return apiRequests(b, cfg, resource, writeVerbs)
+}
+
+// checkpointGets is the number of GET requests on single Checkpoints the apiserver served.
+func checkpointGets(b testing.TB, cfg *rest.Config) float64 {
+	return apiRequests(b, cfg, "checkpoints", map[string]bool{"GET": true})["GET"]
+}
+
+// apiRequests counts the requests of the given verbs, as apiWrites does.
+func apiRequests(b testing.TB, cfg *rest.Config, resource string, verbs map[string]bool) map[string]float64 {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -53,7 +63,7 @@ func apiWrites(b testing.TB, cfg *rest.Config, resource string) map[string]float
 		for _, m := range labelRE.FindAllStringSubmatch(line[:end], -1) {
 			labels[m[1]] = m[2]
 		}
-		if !writeVerbs[labels["verb"]] || (resource != anyResource &&
+		if !verbs[labels["verb"]] || (resource != anyResource &&
 			(labels["group"] != "checkpointquota.dev" || labels["resource"] != resource)) {
 			continue
 		}

@@ -1,6 +1,7 @@
 package nodeagent_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -148,28 +149,29 @@ var _ = Describe("Namespace deletion and uninstalling", func() {
 		path := arch.MustWrite(dir)
 		live := publishedAs(node, arch)
 		// The agent writes the record right after the create that publishedAs saw.
-		var records []string
-		Eventually(func() []string {
-			records, _ = filepath.Glob(filepath.Join(stateRoot, node, "*.json"))
-			return records
-		}).Should(HaveLen(1))
+		records := filepath.Join(stateRoot, node, "records.log")
+		Eventually(func() string {
+			data, _ := os.ReadFile(records)
+			return string(data)
+		}).Should(ContainSubstring(string(live.UID)))
 		a.stop()
 
 		By("putting back an older record: a Checkpoint in another namespace, since deleted, with every witness unchanged")
-		data, err := os.ReadFile(records[0])
+		data, err := os.ReadFile(records)
 		Expect(err).NotTo(HaveOccurred())
-		var rec map[string]any
-		Expect(json.Unmarshal(data, &rec)).To(Succeed())
+		var line map[string]map[string]any
+		Expect(json.Unmarshal(bytes.TrimSpace(data), &line)).To(Succeed(), "one record, one line")
 		var nsObj corev1.Namespace
 		Expect(env.Client.Get(ctx, client.ObjectKey{Name: elsewhere}, &nsObj)).To(Succeed())
+		rec := line["put"]
 		rec["namespace"], rec["name"], rec["uid"], rec["namespaceUID"] = elsewhere, live.Name, "deleted-long-ago", string(nsObj.UID)
-		data, err = json.Marshal(rec)
+		data, err = json.Marshal(line)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(os.WriteFile(records[0], data, 0o600)).To(Succeed())
+		Expect(os.WriteFile(records, append(data, '\n'), 0o600)).To(Succeed())
 
 		startAgent(node, settleTime, dir)
 		Eventually(func() string {
-			data, _ := os.ReadFile(records[0])
+			data, _ := os.ReadFile(records)
 			return string(data)
 		}).Should(ContainSubstring(string(live.UID)), "the record is replaced by the live Checkpoint's")
 		Expect(path).To(BeAnExistingFile())

@@ -118,6 +118,12 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		// Its archive is published again and kept: a lost record only forgets a delete.
 		mgr.GetLogger().Error(e, "ignoring an unreadable record of the agent")
 	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		<-ctx.Done()
+		return recs.close()
+	})); err != nil {
+		return err
+	}
 	state := newNodeState()
 	r := &Reconciler{
 		Client:    mgr.GetClient(),
@@ -128,6 +134,7 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		state:     state,
 		records:   recs,
 		witnesses: newWitnesses(mgr.GetAPIReader(), cfg.NodeName, cfg.Clock),
+		created:   newCreated(cfg.Clock.Now),
 	}
 	files := make(chan event.TypedGenericEvent[fileKey], 1024)
 	r.legacy = newLegacyObjects(mgr.GetAPIReader(), cfg.NodeName, files)
@@ -151,6 +158,7 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		},
 	}
 	enqueueObject := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, obj *cqv1.Checkpoint) []fileKey {
+		r.created.seen(obj.UID)
 		// The cache holds only this node's Checkpoints.
 		if k, ok := keyOf(obj); ok {
 			return []fileKey{k}

@@ -72,9 +72,3 @@ func labelValue(s string) string {
 	}
 	return v + suffix
 }
-
-// hashOf is the hex SHA-256 of s.
-func hashOf(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
-}

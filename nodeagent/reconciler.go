@@ -44,6 +44,7 @@ type Reconciler struct {
 	records   *records
 	witnesses *witnesses
 	legacy    *legacyObjects
+	created   *created
 }
 
 // Reconcile handles one archive.
@@ -88,10 +89,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	// another Checkpoint stands for the file, the record is older than that one (its update
 	// was lost to a crash of the node) and says nothing about a delete: it is replaced below.
 	if rec := r.records.get(k.Path()); rec != nil && !hasUID(live, rec.UID) {
-		if len(live) > 0 {
+		switch {
+		case len(live) > 0:
 			logf.FromContext(ctx).Info("replacing an outdated record: another Checkpoint stands for the archive",
 				"recorded", rec.Namespace+"/"+rec.Name, "live", live[0].Namespace+"/"+live[0].Name)
-		} else {
+		case r.created.unseen(rec.UID):
+			// Created by this agent a moment ago: the cache is behind, and its event of the
+			// create brings the archive back here.
+			return reconcile.Result{RequeueAfter: time.Second}, nil
+		default:
 			res, done, err := r.handleGone(ctx, k, rec, marker)
 			if done || err != nil {
 				return res, err
@@ -253,6 +259,7 @@ func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoin
 			// AlreadyExists: the cache has not seen the object yet; the retry will.
 			return fmt.Errorf("creating Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
 		}
+		r.created.add(obj.UID)
 	case obj.Spec.Archive == nil || !sameLabels(obj.Labels, labels) || isLegacy(obj):
 		if err := r.adopt(ctx, obj, want, labels); err != nil {
 			return err
