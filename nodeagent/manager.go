@@ -134,7 +134,6 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		state:     state,
 		records:   recs,
 		witnesses: newWitnesses(mgr.GetAPIReader(), cfg.NodeName, cfg.Clock),
-		created:   newCreated(cfg.Clock.Now),
 	}
 	files := make(chan event.TypedGenericEvent[fileKey], 1024)
 	r.legacy = newLegacyObjects(mgr.GetAPIReader(), cfg.NodeName, files)
@@ -158,7 +157,6 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		},
 	}
 	enqueueObject := handler.TypedEnqueueRequestsFromMapFunc(func(_ context.Context, obj *cqv1.Checkpoint) []fileKey {
-		r.created.seen(obj.UID)
 		// The cache holds only this node's Checkpoints.
 		if k, ok := keyOf(obj); ok {
 			return []fileKey{k}

@@ -44,7 +44,6 @@ type Reconciler struct {
 	records   *records
 	witnesses *witnesses
 	legacy    *legacyObjects
-	created   *created
 }
 
 // Reconcile handles one archive.
@@ -78,8 +77,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		if !cached {
 			r.reportOnNode(ctx, readErr)
 		}
-		// A Checkpoint deleted from now on says nothing about this file.
-		if err := r.records.drop(k.Path()); err != nil {
+		// A Checkpoint deleted from now on says nothing about this file, and the agent's own
+		// delete below must not read as a person's, even after a power failure.
+		if err := r.records.dropDurably(k.Path()); err != nil {
 			return reconcile.Result{}, err
 		}
 		return reconcile.Result{}, r.release(ctx, k, live...)
@@ -93,10 +93,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		case len(live) > 0:
 			logf.FromContext(ctx).Info("replacing an outdated record: another Checkpoint stands for the archive",
 				"recorded", rec.Namespace+"/"+rec.Name, "live", live[0].Namespace+"/"+live[0].Name)
-		case r.created.unseen(rec.UID):
-			// Created by this agent a moment ago: the cache is behind, and its event of the
-			// create brings the archive back here.
-			return reconcile.Result{RequeueAfter: time.Second}, nil
 		default:
 			res, done, err := r.handleGone(ctx, k, rec, marker)
 			if done || err != nil {
@@ -259,7 +255,6 @@ func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoin
 			// AlreadyExists: the cache has not seen the object yet; the retry will.
 			return fmt.Errorf("creating Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
 		}
-		r.created.add(obj.UID)
 	case obj.Spec.Archive == nil || !sameLabels(obj.Labels, labels) || isLegacy(obj):
 		if err := r.adopt(ctx, obj, want, labels); err != nil {
 			return err
@@ -377,7 +372,13 @@ func (r *Reconciler) release(ctx context.Context, k fileKey, objs ...*cqv1.Check
 			stillStands = stillStands || obj.UID == rec.UID
 		}
 		_, exists := os.Lstat(k.Path())
-		if stillStands || errors.Is(exists, fs.ErrNotExist) {
+		fileGone := errors.Is(exists, fs.ErrNotExist)
+		switch {
+		case stillStands && !fileGone:
+			if err := r.records.dropDurably(k.Path()); err != nil {
+				return err
+			}
+		case stillStands || fileGone:
 			if err := r.records.drop(k.Path()); err != nil {
 				return err
 			}

@@ -219,6 +219,17 @@ func (rs *records) put(rec record) error {
 // drop removes the archive's record. The agent drops a record before it deletes the
 // Checkpoint itself, so that its own deletes are never taken for a person's.
 func (rs *records) drop(path string) error {
+	return rs.dropRecord(path, false)
+}
+
+// dropDurably is drop, synced to disk before it returns: for a Checkpoint the agent deletes
+// while the file stays, whose record, come back after a power failure, would read as a
+// person's delete of it. It is rare (an archive that moved namespace or was rewritten).
+func (rs *records) dropDurably(path string) error {
+	return rs.dropRecord(path, true)
+}
+
+func (rs *records) dropRecord(path string, durably bool) error {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if _, ok := rs.byPath[path]; !ok {
@@ -226,6 +237,12 @@ func (rs *records) drop(path string) error {
 	}
 	if err := rs.append(logLine{Drop: path}); err != nil {
 		return fmt.Errorf("removing the record of %s: %w", path, err)
+	}
+	if durably {
+		if err := rs.log.Sync(); err != nil {
+			rs.broken = true
+			return fmt.Errorf("removing the record of %s: %w", path, err)
+		}
 	}
 	delete(rs.byPath, path)
 	return rs.compactIfLong()
