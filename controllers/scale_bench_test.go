@@ -215,9 +215,9 @@ func readyQuotas(b *testing.B, c client.Client) int {
 // checkAgentsPublishedAsGenerator compares what the real agents published with what the
 // load generator would have created for the same archives: they must be the same objects.
 func (w *scaleWorld) checkAgentsPublishedAsGenerator(b *testing.B) {
-	real := realCheckpoints(b, w.c, w.l)
-	for i := range real {
-		got := &real[i]
+	published := realCheckpoints(b, w.c, w.l)
+	for i := range published {
+		got := &published[i]
 		want := w.expected[got.Name]
 		if want == nil {
 			b.Fatalf("a real agent published %s/%s, which the generator would have named otherwise", got.Namespace, got.Name)
