@@ -89,11 +89,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	// another Checkpoint stands for the file, the record is older than that one (its update
 	// was lost to a crash of the node) and says nothing about a delete: it is replaced below.
 	if rec := r.records.get(k.Path()); rec != nil && !hasUID(live, rec.UID) {
-		switch {
-		case len(live) > 0:
+		if len(live) > 0 {
 			logf.FromContext(ctx).Info("replacing an outdated record: another Checkpoint stands for the archive",
 				"recorded", rec.Namespace+"/"+rec.Name, "live", live[0].Namespace+"/"+live[0].Name)
-		default:
+		} else {
 			res, done, err := r.handleGone(ctx, k, rec, marker)
 			if done || err != nil {
 				return res, err
