@@ -127,6 +127,7 @@ var _ = Describe("Namespace deletion and uninstalling", func() {
 		paths := []string{gone.MustWrite(dir), kept.MustWrite(dir)}
 		target := publishedAs(node, gone)
 		publishedAs(node, kept)
+		awaitRecorded(node, target.UID)
 		a.stop()
 		out, stderr, err := env.Kubectl("", "delete", "checkpoint", target.Name, "-n", ns)
 		Expect(err).NotTo(HaveOccurred(), out+stderr)

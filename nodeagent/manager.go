@@ -118,12 +118,6 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		// Its archive is published again and kept: a lost record only forgets a delete.
 		mgr.GetLogger().Error(e, "ignoring an unreadable record of the agent")
 	}
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		<-ctx.Done()
-		return recs.close()
-	})); err != nil {
-		return err
-	}
 	state := newNodeState()
 	r := &Reconciler{
 		Client:    mgr.GetClient(),

@@ -318,7 +318,9 @@ func (rs *records) compact() error {
 	return nil
 }
 
-// close closes the log; the records stay readable, and a later change fails.
+// close closes the log; the records stay readable, and a later change fails. The agent
+// leaves its log open until the process ends: closing it when the manager stops would fail
+// the record of a create that a worker is still finishing.
 func (rs *records) close() error {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()

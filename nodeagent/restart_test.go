@@ -34,10 +34,13 @@ var _ = Describe("Restarting the agent", func() {
 		Eventually(func(g Gomega) []string { return fileNames(checkpointsOf(node)(g)) }).Should(ConsistOf(beforeNames))
 		uids := map[string]types.UID{}
 		objects := map[string]cqv1.Checkpoint{}
+		var recorded []types.UID
 		for _, c := range checkpointsOf(node)(Default) {
 			uids[c.Spec.Archive.FileName] = c.UID
 			objects[c.Spec.Archive.FileName] = c
+			recorded = append(recorded, c.UID)
 		}
+		awaitRecorded(node, recorded...)
 		first.stop()
 
 		// While the agent is down: two archives removed on the node, three written, one

@@ -12,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -112,6 +113,20 @@ func newNode() (string, string) {
 	name := "node-" + rand.String(6)
 	Expect(env.Client.Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
 	return name, GinkgoT().TempDir()
+}
+
+// awaitRecorded waits until the agent of node has recorded each of the Checkpoints. The
+// agent writes a record right after its create; stopped before that, it keeps the file of
+// a Checkpoint deleted while it is down, which is what a spec of such a delete must rule out.
+func awaitRecorded(node string, uids ...types.UID) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		data, err := os.ReadFile(filepath.Join(stateRoot, node, "records.log"))
+		g.Expect(err).NotTo(HaveOccurred())
+		for _, uid := range uids {
+			g.Expect(string(data)).To(ContainSubstring(string(uid)))
+		}
+	}).Should(Succeed())
 }
 
 // checkpointsOf lists the Checkpoints of node, through the direct client.
