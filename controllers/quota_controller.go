@@ -117,6 +117,11 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 		// quota here again when it has.
 		return ctrl.Result{}, nil
 	}
+	if view.DryRun || len(view.Pending) == 0 {
+		// Settled, whether or not its status needs a write: the next prunes are held
+		// back for a whole Interval again.
+		s.settled(ref)
+	}
 	before := obj.DeepCopyObject().(client.Object)
 	old := status.DeepCopy()
 	setStatus(status, view)
@@ -154,12 +159,12 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 // once), nor, after the Interval, one whose prunes do not get done (the quota then says
 // it is pruning).
 func (s *StatusWriter) settle(ref policy.Ref, view *QuotaView, observed bool) time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if view.DryRun || len(view.Pending) == 0 || !observed {
-		delete(s.settling, ref)
+		s.settled(ref)
 		return 0
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.settling == nil {
 		s.settling = map[policy.Ref]time.Time{}
 	}
@@ -169,6 +174,16 @@ func (s *StatusWriter) settle(ref policy.Ref, view *QuotaView, observed bool) ti
 		s.settling[ref] = until
 	}
 	return until.Sub(s.RateClock.Now())
+}
+
+// settled ends the hold of a quota whose view has no prunes in flight. Without it, a hold
+// that ended with the status already up to date (the settled view shows what the status
+// shows: nothing to write) was still running out when the next archive put the quota over
+// its limit, and that status was written at once, then the settled one after it.
+func (s *StatusWriter) settled(ref policy.Ref) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.settling, ref)
 }
 
 func (s *StatusWriter) forget(ref policy.Ref) {
