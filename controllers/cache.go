@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"unique"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,8 +35,11 @@ func slimCheckpoint(obj any) (any, error) {
 		return obj, nil // a tombstone (cache.DeletedFinalStateUnknown)
 	}
 	c.ManagedFields, c.Labels, c.Annotations = nil, nil, nil
+	c.APIVersion, c.Kind, c.Namespace = few(c.APIVersion), few(c.Kind), few(c.Namespace)
 	if a := c.Spec.Archive; a != nil {
 		a.FileName, a.Image, a.Runtime, a.Size = "", "", "", ""
+		a.NodeName, a.Directory, a.ContainerName = few(a.NodeName), few(a.Directory), few(a.ContainerName)
+		a.OrphanOf = few(a.OrphanOf)
 	}
 	return c, nil
 }
@@ -47,5 +52,19 @@ func slimMetadata(obj any) (any, error) {
 		return obj, nil
 	}
 	m.ManagedFields, m.Annotations, m.OwnerReferences = nil, nil, nil
+	m.APIVersion, m.Kind, m.Namespace = few(m.APIVersion), few(m.Kind), few(m.Namespace)
 	return m, nil
+}
+
+// few shares one copy of each of the strings that repeat across the cached objects and
+// have few distinct values in a cluster: kinds, namespaces, nodes, checkpoint directories
+// and container names. Each decoded object otherwise holds its own copy (about 130 bytes
+// per Checkpoint). The standard library's unique package keeps the canonical copies weakly,
+// so names of namespaces and nodes long gone are not kept forever; pod names and UIDs are
+// not interned (they are many, and they churn).
+func few(s string) string {
+	if s == "" {
+		return s
+	}
+	return unique.Make(s).Value()
 }
