@@ -38,6 +38,28 @@ var _ = Describe("Incremental accounting", func() {
 	})
 })
 
+var _ = Describe("Incremental accounting of orphans", func() {
+	It("counts an orphan against the namespace it was taken in, in the passes that read only that namespace", func() {
+		home, agent := newNamespace("home"), newNamespace("agent")
+		now := fakeClock.Now()
+		create(builder.Quota("q", home).Total(2, "").Obj())
+		var first []string
+		for i := range 3 {
+			c := publish(ckpt{ns: agent, orphanOf: home, pod: "web-0", container: "app", size: mi, at: now.Add(-time.Duration(3-i) * time.Minute)})
+			first = append(first, c.Name)
+		}
+		Eventually(func() []string { return remaining(agent) }).Should(Equal(sorted(first[1:])))
+		Consistently(func() []string { return remaining(agent) }, "1s").Should(Equal(sorted(first[1:])))
+
+		By("pruning for an orphan that arrives later, which only the home namespace's pass reads")
+		later := publish(ckpt{ns: agent, orphanOf: home, pod: "web-0", container: "app", size: mi, at: now})
+		Eventually(func() []string { return remaining(agent) }).Should(Equal(sorted(first[2:], []string{later.Name})))
+		Eventually(quotaStatus(home, "q")).Should(SatisfyAll(
+			HaveField("Used", HaveKeyWithValue("total.checkpoints", resource.MustParse("2"))),
+			HaveField("Pruned.Checkpoints", BeEquivalentTo(2))))
+	})
+})
+
 // recomputedArchives is the manager's checkpointquota_recomputed_archives_total.
 func recomputedArchives() float64 {
 	GinkgoHelper()

@@ -11,17 +11,39 @@ import (
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
 
-// podNamespaceIndex indexes Checkpoints by the namespace they count against
-// (Checkpoint.PodNamespace), so that a pass reads the Checkpoints of one namespace.
-const podNamespaceIndex = "checkpointquota.dev/pod-namespace"
+// orphanOfIndex indexes the Checkpoints of orphans (archives whose namespace was gone
+// when they were published, kept in the agent's namespace) by the namespace they count
+// against, spec.archive.orphanOf. With the cache's namespace index it finds the
+// Checkpoints of one namespace (namespaceCheckpoints) and costs an entry per orphan only,
+// not one per Checkpoint.
+const orphanOfIndex = "checkpointquota.dev/orphan-of"
 
-// indexPodNamespace is the index function of podNamespaceIndex.
-func indexPodNamespace(o client.Object) []string {
+// indexOrphanOf is the index function of orphanOfIndex.
+func indexOrphanOf(o client.Object) []string {
 	c, ok := o.(*cqv1.Checkpoint)
-	if !ok {
+	if !ok || c.Spec.Archive == nil || c.Spec.Archive.OrphanOf == "" {
 		return nil
 	}
-	return []string{c.PodNamespace()}
+	return []string{c.Spec.Archive.OrphanOf}
+}
+
+// namespaceCheckpoints appends to out the cached Checkpoints that count against namespace
+// ns (Checkpoint.PodNamespace): those in ns that are not orphans of another namespace, and
+// the orphans of ns. They share the cache's objects: read only.
+func namespaceCheckpoints(ctx context.Context, c client.Reader, ns string, out []cqv1.Checkpoint) ([]cqv1.Checkpoint, error) {
+	var in, orphans cqv1.CheckpointList
+	if err := c.List(ctx, &in, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	for i := range in.Items {
+		if in.Items[i].PodNamespace() == ns {
+			out = append(out, in.Items[i])
+		}
+	}
+	if err := c.List(ctx, &orphans, client.MatchingFields{orphanOfIndex: ns}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, err
+	}
+	return append(out, orphans.Items...), nil
 }
 
 // nsPart is the archives of one namespace (or, when a limit couples namespaces, of all:
@@ -38,7 +60,7 @@ type nsPart struct {
 // (incremental accounting). A change of any quota, a limit that couples namespaces
 // (quota.Coupled) and the resync period make a pass compute everything.
 type partCache struct {
-	// enabled is set where the Checkpoints are indexed by podNamespaceIndex
+	// enabled is set where the Checkpoints are indexed by orphanOfIndex
 	// (SetupWithManager); a reconciler built directly computes everything every pass.
 	enabled bool
 	byKey   map[string]*nsPart
@@ -90,10 +112,10 @@ func (r *PruneReconciler) compute(s *passScope) quota.Result {
 	return res
 }
 
-// enablePartsIndex indexes Checkpoints by podNamespaceIndex in the manager's cache and lets
+// enablePartsIndex indexes Checkpoints by orphanOfIndex in the manager's cache and lets
 // the passes keep their parts.
 func (r *PruneReconciler) enablePartsIndex(ctx context.Context, indexer client.FieldIndexer) error {
-	if err := indexer.IndexField(ctx, &cqv1.Checkpoint{}, podNamespaceIndex, indexPodNamespace); err != nil {
+	if err := indexer.IndexField(ctx, &cqv1.Checkpoint{}, orphanOfIndex, indexOrphanOf); err != nil {
 		return err
 	}
 	r.parts.enabled = true

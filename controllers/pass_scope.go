@@ -117,11 +117,10 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 			}
 		}
 		for ns := range s.read {
-			var in cqv1.CheckpointList
-			if err := r.Client.List(ctx, &in, client.MatchingFields{podNamespaceIndex: ns}, client.UnsafeDisableDeepCopy); err != nil {
+			var err error
+			if cps.Items, err = namespaceCheckpoints(ctx, r.Client, ns, cps.Items); err != nil {
 				return nil, fmt.Errorf("listing the Checkpoints of namespace %q: %w", ns, err)
 			}
-			cps.Items = append(cps.Items, in.Items...)
 		}
 	}
 	for i := range cps.Items {

@@ -117,6 +117,8 @@ type ckpt struct {
 	size                          int64
 	pinned, finalizer             bool
 	name                          string
+	// orphanOf makes it an orphan of that namespace, living in ns as in the agent's.
+	orphanOf string
 }
 
 // publish creates the Checkpoint and sets its status, as an agent does.
@@ -136,6 +138,9 @@ func publish(c ckpt) *cqv1.Checkpoint {
 		Size(c.size, fmt.Sprint(c.size)).At(metav1.NewTime(c.at))
 	if c.pinned {
 		b = b.Pinned()
+	}
+	if c.orphanOf != "" {
+		b = b.OrphanOf(c.orphanOf)
 	}
 	obj := b.Obj()
 	if c.finalizer {
