@@ -35,6 +35,7 @@ func namespaceCheckpoints(ctx context.Context, c client.Reader, ns string, out [
 	if err := c.List(ctx, &in, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, err
 	}
+	out = slices.Grow(out, len(in.Items))
 	for i := range in.Items {
 		if in.Items[i].PodNamespace() == ns {
 			out = append(out, in.Items[i])
@@ -100,7 +101,13 @@ func (r *PruneReconciler) compute(s *passScope) quota.Result {
 	}
 	slices.Sort(keys)
 	parts := make([]*quota.Part, len(keys))
-	s.live = nil
+	n := 0
+	for _, p := range r.parts.byKey {
+		n += len(p.live)
+	}
+	// Allocated once at its size: every pass merges every part, and growing a slice of
+	// 100,000 records by appends was a tenth of the manager's CPU under a memory limit.
+	s.live = make([]liveCheckpoint, 0, n)
 	for i, key := range keys {
 		p := r.parts.byKey[key]
 		parts[i] = p.part

@@ -123,17 +123,25 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 			}
 		}
 	}
+	partKey := func(c *cqv1.Checkpoint) string {
+		if s.coupled {
+			return ""
+		}
+		return c.PodNamespace()
+	}
+	// Each part's slices are allocated once, at most at its size.
+	sizes := map[string]int{}
+	for i := range cps.Items {
+		sizes[partKey(&cps.Items[i])]++
+	}
 	for i := range cps.Items {
 		c := &cps.Items[i]
 		s.present[c.UID] = !c.DeletionTimestamp.IsZero()
-		ns := c.PodNamespace()
-		key := ns
-		if s.coupled {
-			key = ""
-		}
+		ns, key := c.PodNamespace(), partKey(c)
 		p := s.fresh[key]
 		if p == nil {
-			p = &nsPart{}
+			n := sizes[key]
+			p = &nsPart{live: make([]liveCheckpoint, 0, n), podStates: make([]podState, 0, n), archives: make([]quota.Archive, 0, n)}
 			s.fresh[key] = p
 		}
 		// Terminating archives are on their way out: the agent removes the file. A
