@@ -3,6 +3,8 @@ package nodeagent
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -20,19 +22,28 @@ import (
 // Having no spec.archive, they are not in the agent's cache, which selects its node by
 // spec.archive.nodeName. At start the agent lists them once, by the node label those
 // agents set, and sends their archives to the reconciler, which reads them directly
-// (objectsFor) until it has adopted them: from then on the cache holds them.
+// (objectsFor) until it has adopted them: from then on the cache holds them. A start that
+// finds none leaves a marker in the state directory, and later starts do not list again:
+// the apiserver filters a list by label by reading every Checkpoint it holds, and a
+// DaemonSet rollout starts every agent.
 type legacyObjects struct {
 	reader client.Reader
 	node   string
 	files  chan<- event.TypedGenericEvent[fileKey]
+	// marker is the file that says no legacy object is left on this node.
+	marker string
 
 	mu     sync.Mutex
 	byPath map[string][]types.NamespacedName
 }
 
-func newLegacyObjects(reader client.Reader, node string, files chan<- event.TypedGenericEvent[fileKey]) *legacyObjects {
-	return &legacyObjects{reader: reader, node: node, files: files, byPath: map[string][]types.NamespacedName{}}
+func newLegacyObjects(reader client.Reader, node, stateDir string, files chan<- event.TypedGenericEvent[fileKey]) *legacyObjects {
+	return &legacyObjects{reader: reader, node: node, files: files, marker: filepath.Join(stateDir, legacyMarkerName),
+		byPath: map[string][]types.NamespacedName{}}
 }
+
+// legacyMarkerName is the marker, in the state directory, of a node without legacy objects.
+const legacyMarkerName = "no-legacy-checkpoints"
 
 // NeedLeaderElection is false: every agent adopts its own node's objects.
 func (l *legacyObjects) NeedLeaderElection() bool { return false }
@@ -42,6 +53,9 @@ func (l *legacyObjects) NeedLeaderElection() bool { return false }
 // quota, never pruned, and their files kept.
 func (l *legacyObjects) Start(ctx context.Context) error {
 	log := logf.FromContext(ctx).WithName("legacy").WithValues("node", l.node)
+	if _, err := os.Stat(l.marker); err == nil {
+		return nil
+	}
 	var list cqv1.CheckpointList
 	backoff := wait.Backoff{Duration: time.Second, Factor: 2, Cap: time.Minute, Steps: 1 << 30}
 	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
@@ -69,9 +83,13 @@ func (l *legacyObjects) Start(ctx context.Context) error {
 		keys = append(keys, k)
 	}
 	l.mu.Unlock()
-	if len(keys) > 0 {
-		log.Info("adopting the Checkpoints that an agent before spec.archive published", "count", len(keys))
+	if len(keys) == 0 {
+		if err := os.WriteFile(l.marker, nil, 0o600); err != nil {
+			log.Error(err, "writing the marker of a node without legacy Checkpoints; the next start lists them again")
+		}
+		return nil
 	}
+	log.Info("adopting the Checkpoints that an agent before spec.archive published", "count", len(keys))
 	for _, k := range keys {
 		select {
 		case l.files <- event.TypedGenericEvent[fileKey]{Object: k}:

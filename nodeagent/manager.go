@@ -130,7 +130,7 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		witnesses: newWitnesses(mgr.GetAPIReader(), cfg.NodeName, cfg.Clock),
 	}
 	files := make(chan event.TypedGenericEvent[fileKey], 1024)
-	r.legacy = newLegacyObjects(mgr.GetAPIReader(), cfg.NodeName, files)
+	r.legacy = newLegacyObjects(mgr.GetAPIReader(), cfg.NodeName, cfg.StateDir, files)
 	if err := mgr.Add(r.legacy); err != nil {
 		return err
 	}
