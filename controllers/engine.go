@@ -52,6 +52,11 @@ type QuotaView struct {
 	Nodes *NodeView
 }
 
+// pruning says that the quota's own prunes are being sent (Enforce, archives pending).
+func (v *QuotaView) pruning() bool {
+	return !v.DryRun && len(v.Pending) > 0
+}
+
 // PendingArchive is one archive that the quota prunes now or would prune.
 type PendingArchive struct {
 	Name, Scope, Key, Reason string

@@ -117,7 +117,7 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 		// quota here again when it has.
 		return ctrl.Result{}, nil
 	}
-	if view.DryRun || len(view.Pending) == 0 {
+	if !view.pruning() {
 		// Settled, whether or not its status needs a write: the next prunes are held
 		// back for a whole Interval again.
 		s.settled(ref)
@@ -159,7 +159,7 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 // once), nor, after the Interval, one whose prunes do not get done (the quota then says
 // it is pruning).
 func (s *StatusWriter) settle(ref policy.Ref, view *QuotaView, observed bool) time.Duration {
-	if view.DryRun || len(view.Pending) == 0 || !observed {
+	if !view.pruning() || !observed {
 		s.settled(ref)
 		return 0
 	}

@@ -70,12 +70,13 @@ type records struct {
 
 	mu     sync.Mutex
 	byPath map[string]*record
-	log    *os.File
+	// log stays open until the process ends: closing it when the manager stops would fail
+	// the record of a create that a worker is still finishing.
+	log *os.File
 	// lines counts the lines in the log; broken says a write failed, maybe half done, so
 	// the next change rewrites the log rather than append after a torn line.
 	lines  int
 	broken bool
-	closed bool
 }
 
 // openRecords loads the records in dir, creating it if needed, and compacts the log. A
@@ -251,9 +252,6 @@ func (rs *records) dropRecord(path string, durably bool) error {
 // append writes one line to the log, in one write. After a failed write the log is
 // rewritten first, so that no line follows a torn one.
 func (rs *records) append(l logLine) error {
-	if rs.closed {
-		return errors.New("the agent is stopping")
-	}
 	if rs.broken {
 		if err := rs.compact(); err != nil {
 			return err
@@ -316,19 +314,6 @@ func (rs *records) compact() error {
 	}
 	rs.log, rs.lines, rs.broken = log, len(paths), false
 	return nil
-}
-
-// close closes the log; the records stay readable, and a later change fails. The agent
-// leaves its log open until the process ends: closing it when the manager stops would fail
-// the record of a create that a worker is still finishing.
-func (rs *records) close() error {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	if rs.closed || rs.log == nil {
-		return nil
-	}
-	rs.closed = true
-	return rs.log.Close()
 }
 
 // writeSynced writes data to a new file at path and syncs it.

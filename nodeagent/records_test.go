@@ -26,6 +26,13 @@ func state(rs *records) map[string]record {
 	return out
 }
 
+// close closes the log, as the end of the agent's process does.
+func (rs *records) close() error {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.log.Close()
+}
+
 func mustOpen(t *testing.T, dir string) (*records, []error) {
 	t.Helper()
 	rs, bad, err := openRecords(dir)
