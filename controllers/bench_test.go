@@ -375,6 +375,14 @@ func procPeakRSSMiB(b *testing.B, pid int) float64 {
 	return procStatusMiB(b, pid, "VmHWM:")
 }
 
+// resetPeakRSS sets the process's peak RSS (VmHWM) to its RSS now (Linux's clear_refs), so
+// that a later procPeakRSSMiB is the peak since.
+func resetPeakRSS(b *testing.B, pid int) {
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+		b.Fatalf("resetting the peak RSS of process %d: %v", pid, err)
+	}
+}
+
 // procStatusMiB reads one of the kB fields of /proc/<pid>/status, in MiB.
 func procStatusMiB(b *testing.B, pid int, field string) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -102,9 +102,11 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 		return nil, err
 	}
 	s.full = everything || !r.parts.current(s, r.ResyncPeriod)
-	var cps cqv1.CheckpointList
+	cs := checkpointStore{client: r.Client, store: r.checkpoints}
+	var cps []*cqv1.Checkpoint
 	if s.full {
-		if err := r.Client.List(ctx, &cps, client.UnsafeDisableDeepCopy); err != nil {
+		var err error
+		if cps, err = cs.all(ctx); err != nil {
 			return nil, fmt.Errorf("listing Checkpoints: %w", err)
 		}
 	} else {
@@ -118,7 +120,7 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 		}
 		for ns := range s.read {
 			var err error
-			if cps.Items, err = namespaceCheckpoints(ctx, r.Client, ns, cps.Items); err != nil {
+			if cps, err = cs.namespace(ctx, ns, cps); err != nil {
 				return nil, fmt.Errorf("listing the Checkpoints of namespace %q: %w", ns, err)
 			}
 		}
@@ -131,11 +133,10 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 	}
 	// Each part's slices are allocated once, at most at its size.
 	sizes := map[string]int{}
-	for i := range cps.Items {
-		sizes[partKey(&cps.Items[i])]++
+	for _, c := range cps {
+		sizes[partKey(c)]++
 	}
-	for i := range cps.Items {
-		c := &cps.Items[i]
+	for _, c := range cps {
 		s.present[c.UID] = !c.DeletionTimestamp.IsZero()
 		ns, key := c.PodNamespace(), partKey(c)
 		p := s.fresh[key]

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
@@ -69,6 +70,9 @@ type PruneReconciler struct {
 	counted countTimes
 	// parts keeps each namespace's computation from one pass to the next.
 	parts partCache
+	// checkpoints is the cache's store of Checkpoints (SetupWithManager), which a pass reads
+	// without copying; nil in a reconciler built directly.
+	checkpoints toolscache.Indexer
 	// passCost is how long the last pass took to read and compute, in nanoseconds.
 	passCost atomic.Int64
 }
@@ -256,6 +260,13 @@ func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if err := r.enablePartsIndex(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
+	}
+	informer, err := mgr.GetCache().GetInformer(context.Background(), &cqv1.Checkpoint{})
+	if err != nil {
+		return err
+	}
+	if withStore, ok := informer.(interface{ GetIndexer() toolscache.Indexer }); ok {
+		r.checkpoints = withStore.GetIndexer()
 	}
 	all := batch{delay: r.BatchDelay, cost: &r.passCost}
 	// Each change marks the namespace it touches for the next pass to compute again.
