@@ -251,16 +251,35 @@ func (r *PruneReconciler) pod(ctx context.Context, s *passScope, key types.Names
 	if p, ok := s.pods[key]; ok {
 		return p, nil
 	}
-	p := &metav1.PartialObjectMetadata{}
-	p.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
-	err := r.Client.Get(ctx, key, p, client.UnsafeDisableDeepCopy)
-	switch {
-	case apierrors.IsNotFound(err):
-		p = nil
-	case err != nil:
+	p, err := r.cachedPod(ctx, key)
+	if err != nil {
 		return nil, err
 	}
 	s.pods[key] = p
+	return p, nil
+}
+
+// cachedPod reads a pod's metadata from the cache: the cache's own object where the
+// reconciler has the informer's store, nil when the cache does not hold it.
+func (r *PruneReconciler) cachedPod(ctx context.Context, key types.NamespacedName) (*metav1.PartialObjectMetadata, error) {
+	if r.pods != nil {
+		item, found, err := r.pods.GetByKey(key.String())
+		if err != nil || !found {
+			return nil, err
+		}
+		p, ok := item.(*metav1.PartialObjectMetadata)
+		if !ok {
+			return nil, fmt.Errorf("the cache holds a %T for pod %s", item, key)
+		}
+		return p, nil
+	}
+	p := metadataOf("Pod")
+	switch err := r.Client.Get(ctx, key, p, client.UnsafeDisableDeepCopy); {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
 	return p, nil
 }
 

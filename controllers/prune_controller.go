@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -70,9 +71,10 @@ type PruneReconciler struct {
 	counted countTimes
 	// parts keeps each namespace's computation from one pass to the next.
 	parts partCache
-	// checkpoints is the cache's store of Checkpoints (SetupWithManager), which a pass reads
-	// without copying; nil in a reconciler built directly.
-	checkpoints toolscache.Indexer
+	// checkpoints and pods are the cache's stores of Checkpoints and of pod metadata
+	// (SetupWithManager), which a pass reads without copying; nil in a reconciler built
+	// directly, which reads through Client.
+	checkpoints, pods toolscache.Indexer
 	// passCost is how long the last pass took to read and compute, in nanoseconds.
 	passCost atomic.Int64
 }
@@ -238,6 +240,19 @@ func metadataOf(kind string) *metav1.PartialObjectMetadata {
 	return m
 }
 
+// storeOf is the store of the cache's informer for obj's kind, nil when the cache's
+// informer does not expose one (a cache of several namespaces, for one).
+func storeOf(c cache.Cache, obj client.Object) (toolscache.Indexer, error) {
+	informer, err := c.GetInformer(context.Background(), obj)
+	if err != nil {
+		return nil, err
+	}
+	if withStore, ok := informer.(interface{ GetIndexer() toolscache.Indexer }); ok {
+		return withStore.GetIndexer(), nil
+	}
+	return nil, nil
+}
+
 func earliest(a, b time.Time) time.Time {
 	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
 		return b
@@ -261,12 +276,12 @@ func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := r.enablePartsIndex(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
-	informer, err := mgr.GetCache().GetInformer(context.Background(), &cqv1.Checkpoint{})
-	if err != nil {
+	var err error
+	if r.checkpoints, err = storeOf(mgr.GetCache(), &cqv1.Checkpoint{}); err != nil {
 		return err
 	}
-	if withStore, ok := informer.(interface{ GetIndexer() toolscache.Indexer }); ok {
-		r.checkpoints = withStore.GetIndexer()
+	if r.pods, err = storeOf(mgr.GetCache(), metadataOf("Pod")); err != nil {
+		return err
 	}
 	all := batch{delay: r.BatchDelay, cost: &r.passCost}
 	// Each change marks the namespace it touches for the next pass to compute again.
