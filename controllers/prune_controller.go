@@ -71,6 +71,8 @@ type PruneReconciler struct {
 	counted countTimes
 	// parts keeps each namespace's computation from one pass to the next.
 	parts partCache
+	// parsed keeps the quotas' policies from one pass to the next.
+	parsed parsedQuotas
 	// checkpoints and pods are the cache's stores of Checkpoints and of pod metadata
 	// (SetupWithManager), which a pass reads without copying; nil in a reconciler built
 	// directly, which reads through Client.

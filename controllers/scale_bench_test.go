@@ -129,6 +129,7 @@ func BenchmarkScale(b *testing.B) {
 		startProfiled()
 		profile(b, managerPprof, "scale-manager-stream", streamSeconds*time.Second)
 		lags, missing := w.stream(b, dels)
+		heapProfile(b, managerPprof, "scale-manager-heap-end")
 		apiStream, mcpuStream := procCPU(b, apiserver)-api2, procCPU(b, manager)-mcpu2
 		writes3 := quietWrites(b, cfg)
 		every3 := apiWrites(b, cfg, anyResource)
