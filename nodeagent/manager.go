@@ -157,12 +157,35 @@ func Setup(mgr manager.Manager, cfg Config) error {
 		}
 		return nil
 	})
+	// The arrival of a Checkpoint this agent created and recorded for its archive tells the
+	// agent nothing it does not know: the reconcile that created it wrote the record after
+	// the create succeeded. Any later change to the object or the file comes as an event of
+	// its own.
+	enqueueObject = ownArrivalsSkipped(enqueueObject, recs)
 	return builder.TypedControllerManagedBy[fileKey](mgr).
 		Named("checkpoint-archive").
 		WithOptions(controller.TypedOptions[fileKey]{MaxConcurrentReconciles: cfg.Workers}).
 		WatchesRawSource(source.TypedChannel(files, enqueueKey)).
 		WatchesRawSource(source.TypedKind(mgr.GetCache(), &cqv1.Checkpoint{}, enqueueObject)).
 		Complete(r)
+}
+
+// ownArrivalsSkipped passes on every event but the creation of a Checkpoint whose UID the
+// records already hold for its archive.
+func ownArrivalsSkipped(h handler.TypedEventHandler[*cqv1.Checkpoint, fileKey], recs *records) handler.TypedEventHandler[*cqv1.Checkpoint, fileKey] {
+	return handler.TypedFuncs[*cqv1.Checkpoint, fileKey]{
+		CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[*cqv1.Checkpoint], q workqueue.TypedRateLimitingInterface[fileKey]) {
+			if k, ok := keyOf(e.Object); ok && e.Object.Spec.Archive != nil {
+				if rec := recs.get(k.Path()); rec != nil && rec.UID == e.Object.UID {
+					return
+				}
+			}
+			h.Create(ctx, e, q)
+		},
+		UpdateFunc:  h.Update,
+		DeleteFunc:  h.Delete,
+		GenericFunc: h.Generic,
+	}
 }
 
 // keyOf returns the archive a Checkpoint stands for.
