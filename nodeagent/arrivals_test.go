@@ -35,29 +35,28 @@ func TestOwnArrivalsSkipped(t *testing.T) {
 	h := ownArrivalsSkipped(enqueue, rs)
 	ctx := context.Background()
 	mine, other := checkpoint("uid-mine"), checkpoint("uid-other")
-	cases := []struct {
-		name string
+	cases := map[string]struct {
 		send func(workqueue.TypedRateLimitingInterface[fileKey])
 		want int
 	}{
-		{"the agent's own Checkpoint arrives", func(q workqueue.TypedRateLimitingInterface[fileKey]) {
+		"the agent's own Checkpoint arrives": {func(q workqueue.TypedRateLimitingInterface[fileKey]) {
 			h.Create(ctx, event.TypedCreateEvent[*cqv1.Checkpoint]{Object: mine}, q)
 		}, 0},
-		{"another Checkpoint for the archive arrives", func(q workqueue.TypedRateLimitingInterface[fileKey]) {
+		"another Checkpoint for the archive arrives": {func(q workqueue.TypedRateLimitingInterface[fileKey]) {
 			h.Create(ctx, event.TypedCreateEvent[*cqv1.Checkpoint]{Object: other}, q)
 		}, 1},
-		{"the agent's own Checkpoint changes", func(q workqueue.TypedRateLimitingInterface[fileKey]) {
+		"the agent's own Checkpoint changes": {func(q workqueue.TypedRateLimitingInterface[fileKey]) {
 			h.Update(ctx, event.TypedUpdateEvent[*cqv1.Checkpoint]{ObjectOld: mine, ObjectNew: mine}, q)
 		}, 1},
-		{"the agent's own Checkpoint is deleted", func(q workqueue.TypedRateLimitingInterface[fileKey]) {
+		"the agent's own Checkpoint is deleted": {func(q workqueue.TypedRateLimitingInterface[fileKey]) {
 			h.Delete(ctx, event.TypedDeleteEvent[*cqv1.Checkpoint]{Object: mine}, q)
 		}, 1},
 	}
-	for _, tc := range cases {
+	for name, tc := range cases {
 		q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[fileKey]())
 		tc.send(q)
 		if got := q.Len(); got != tc.want {
-			t.Errorf("%s: %d archives queued, want %d", tc.name, got, tc.want)
+			t.Errorf("%s: %d archives queued, want %d", name, got, tc.want)
 		}
 		q.ShutDown()
 	}
