@@ -188,7 +188,7 @@ func (r *PruneReconciler) loadQuotas(ctx context.Context, s *passScope) error {
 		ref := policy.Ref{Kind: policy.KindQuota, Namespace: cq.Namespace, Name: cq.Name}
 		q, err := r.parsed.policy(parsed, ref, cq, func() (*policy.Quota, error) { return policy.FromCheckpointQuota(cq) })
 		s.addQuota(cq, ref, q, err)
-		fmt.Fprintf(&fp, "%s/%s/%s/%d;", cqs.Items[i].Namespace, cqs.Items[i].Name, cqs.Items[i].UID, cqs.Items[i].Generation)
+		fmt.Fprintf(&fp, "%s/%s/%s/%d;", cq.Namespace, cq.Name, cq.UID, cq.Generation)
 	}
 	var ccqs cqv1.ClusterCheckpointQuotaList
 	if err := r.Client.List(ctx, &ccqs, client.UnsafeDisableDeepCopy); err != nil {
@@ -201,7 +201,7 @@ func (r *PruneReconciler) loadQuotas(ctx context.Context, s *passScope) error {
 		ref := policy.Ref{Kind: policy.KindClusterQuota, Name: ccq.Name}
 		q, err := r.parsed.policy(parsed, ref, ccq, func() (*policy.Quota, error) { return policy.FromClusterQuota(ccq) })
 		s.addQuota(ccq, ref, q, err)
-		fmt.Fprintf(&fp, "%s/%s/%d;", ccqs.Items[i].Name, ccqs.Items[i].UID, ccqs.Items[i].Generation)
+		fmt.Fprintf(&fp, "%s/%s/%d;", ccq.Name, ccq.UID, ccq.Generation)
 	}
 	s.quotas, s.coupled = fp.String(), quota.Coupled(s.policies)
 	r.parsed = parsed

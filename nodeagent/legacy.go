@@ -123,7 +123,7 @@ func (l *legacyObjects) add(ctx context.Context, k fileKey, cached []*cqv1.Check
 		if err != nil {
 			return nil, fmt.Errorf("reading Checkpoint %s, published by an earlier agent: %w", key, err)
 		}
-		if inCache(cached, obj) {
+		if hasUID(cached, obj.UID) { // the cache holds it: adopted
 			continue
 		}
 		keep = append(keep, key)
@@ -137,13 +137,4 @@ func (l *legacyObjects) add(ctx context.Context, k fileKey, cached []*cqv1.Check
 	}
 	l.mu.Unlock()
 	return cached, nil
-}
-
-func inCache(cached []*cqv1.Checkpoint, obj *cqv1.Checkpoint) bool {
-	for _, c := range cached {
-		if c.UID == obj.UID {
-			return true
-		}
-	}
-	return false
 }
