@@ -160,7 +160,7 @@ func BenchmarkBurst5000(b *testing.B) {
 			"--checkpoint-dir", dir, "--state-dir", b.TempDir(), "--settle-time", "200ms", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=info",
 			"--pprof-bind-address="+agentPprof)
 		profile(b, managerPprof, "manager-publish", 20*time.Second)
-		profile(b, agentPprof, "agent-publish", 20*time.Second)
+		profile(b, agentPprof, "agent-publish", 6*time.Second)
 		waitFor(b, 5*time.Minute, 200*time.Millisecond, "5,000 Checkpoints", func() bool {
 			return countCheckpoints(b, bed.env.Client) == 5000
 		})

@@ -31,7 +31,8 @@ func TestSlimCheckpointKeepsWhatThePassReads(t *testing.T) {
 			want, _ := quota.ArchiveOf(c)
 			// What prune, publish and the node rules read of a liveCheckpoint.
 			used := func(l liveCheckpoint) []any {
-				return []any{l.Key(), l.UID, l.ResourceVersion, l.PodNamespace, l.Archive.Directory, l.Archive.PodName, l.Archive.PodUID, l.Archive.SizeBytes}
+				a := l.Spec.Archive
+				return []any{l.Key(), l.UID, l.ResourceVersion, l.PodNamespace(), a.Directory, a.PodName, a.PodUID, a.SizeBytes}
 			}
 			wantLive, wantMeta := used(liveOf(c)), []any{c.Finalizers, c.DeletionTimestamp, c.Status}
 			out, err := slimCheckpoint(c.DeepCopy())

@@ -187,7 +187,7 @@ func (r *PruneReconciler) nodeRules(ctx context.Context, w *passScope) (*nodeRul
 	}
 	nr.in.Dirs = make([]string, len(w.live))
 	for i, c := range w.live {
-		nr.in.Dirs[i] = c.Archive.Directory
+		nr.in.Dirs[i] = c.Spec.Archive.Directory
 	}
 	var nodes cqv1.CheckpointNodeList
 	if err := r.Client.List(ctx, &nodes, client.UnsafeDisableDeepCopy); err != nil {

@@ -60,8 +60,7 @@ func TestNodeRelease(t *testing.T) {
 			if tc.cached != nil {
 				objs = append(objs, tc.cached)
 			}
-			cl := fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(objs...).
-				WithIndex(&cqv1.Checkpoint{}, archiveNodeField, archiveNodeIndex).Build()
+			cl := fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(objs...).Build()
 			var liveObjs []client.Object
 			if tc.live != nil {
 				liveObjs = append(liveObjs, tc.live)
@@ -106,8 +105,7 @@ func TestNodeRelease(t *testing.T) {
 func TestNodeReleaseTellsThePass(t *testing.T) {
 	c := builder.Checkpoint("live", "shop").Of("web-0", "uid-1", "c").On("gone", "/d", "f1").Obj()
 	c.UID = "uid-live"
-	cl := fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(c).
-		WithIndex(&cqv1.Checkpoint{}, archiveNodeField, archiveNodeIndex).Build()
+	cl := fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(c).Build()
 	clk := clocktesting.NewFakeClock(time.Now())
 	e := NewEngine()
 	r := &NodeReleaseReconciler{Client: cl, APIReader: cl, Engine: e, Clock: clk, NodeGracePeriod: time.Minute}
@@ -143,9 +141,6 @@ func TestNodeReleaseRequests(t *testing.T) {
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("requests (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tc.want, archiveNodeIndex(tc.obj)); diff != "" {
-				t.Errorf("index (-want +got):\n%s", diff)
-			}
 		})
 	}
 }
@@ -155,7 +150,7 @@ func TestNodeReleaseMissingNodes(t *testing.T) {
 	cl := fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(
 		builder.Checkpoint("a", "shop").On("gone", "/d", "f1").Obj(),
 		builder.Checkpoint("b", "shop").On("back", "/d", "f2").Obj(),
-	).WithIndex(&cqv1.Checkpoint{}, archiveNodeField, archiveNodeIndex).Build()
+	).Build()
 	r := &NodeReleaseReconciler{Client: cl, APIReader: cl, Engine: NewEngine(), Clock: clocktesting.NewFakeClock(time.Now()), NodeGracePeriod: time.Hour}
 	for _, n := range []string{"gone", "back", "empty"} {
 		if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Name: n}}); err != nil {

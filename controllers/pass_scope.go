@@ -52,22 +52,17 @@ type passScope struct {
 	pods       map[types.NamespacedName]*metav1.PartialObjectMetadata
 }
 
-// liveCheckpoint is what a pass keeps of a cached Checkpoint that counts: enough to
-// delete it conditionally, to name it and to size it. Parts keep it between passes:
-// holding the Checkpoint itself would hold the whole list the cache copied it into.
+// liveCheckpoint is a cached Checkpoint that counts, as the pass read it: the cache's own
+// object, read only. Parts keep it between passes: a pointer, where a copy of the fields
+// that delete, name and size it was 88 bytes per archive, kept in every part and copied
+// again into each pass's list. An object the cache has replaced since stays alive until
+// its namespace is computed again; the pass deletes on the resourceVersion it read.
 type liveCheckpoint struct {
-	Namespace, Name string
-	UID             types.UID
-	ResourceVersion string
-	// PodNamespace is the namespace the archive counts against (Checkpoint.PodNamespace).
-	PodNamespace string
-	// Archive is shared with the cache: read only.
-	Archive *cqv1.ArchiveSource
+	*cqv1.Checkpoint
 }
 
 func liveOf(c *cqv1.Checkpoint) liveCheckpoint {
-	return liveCheckpoint{Namespace: c.Namespace, Name: c.Name, UID: c.UID, ResourceVersion: c.ResourceVersion,
-		PodNamespace: c.PodNamespace(), Archive: c.Spec.Archive}
+	return liveCheckpoint{c}
 }
 
 // Key is the Checkpoint's namespace and name.
@@ -114,7 +109,7 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 			s.read[ns] = true
 		}
 		for key, p := range r.parts.byKey {
-			if !p.part.Result.NextExpiry.IsZero() && !now.Before(p.part.Result.NextExpiry) {
+			if !p.part.NextExpiry.IsZero() && !now.Before(p.part.NextExpiry) {
 				s.read[key] = true
 			}
 		}

@@ -81,7 +81,7 @@ func (r *PruneReconciler) countAhead(ctx context.Context, w *passScope, plan []q
 		if !ok {
 			order = append(order, p.Quota)
 		}
-		tallies[p.Quota] = prunedTally{count: t.count + 1, bytes: t.bytes + w.live[p.Archive].Archive.SizeBytes}
+		tallies[p.Quota] = prunedTally{count: t.count + 1, bytes: t.bytes + w.live[p.Archive].Spec.Archive.SizeBytes}
 	}
 	previous := map[int]*metav1.Time{}
 	var errs []error

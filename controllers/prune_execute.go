@@ -60,7 +60,7 @@ func (r *PruneReconciler) prune(ctx context.Context, w *passScope, plan []quota.
 			if !done {
 				if !sent || surelyKept(err) {
 					t := kept[p.Quota]
-					kept[p.Quota] = prunedTally{count: t.count + 1, bytes: t.bytes + c.Archive.SizeBytes}
+					kept[p.Quota] = prunedTally{count: t.count + 1, bytes: t.bytes + c.Spec.Archive.SizeBytes}
 				}
 				return err
 			}
@@ -72,7 +72,7 @@ func (r *PruneReconciler) prune(ctx context.Context, w *passScope, plan []quota.
 				order = append(order, k)
 			}
 			pg.count++
-			pg.bytes += c.Archive.SizeBytes
+			pg.bytes += c.Spec.Archive.SizeBytes
 			return nil
 		})
 	}
@@ -106,7 +106,7 @@ func (r *PruneReconciler) pruneOne(ctx context.Context, w *passScope, p quota.Pr
 	if err := r.Client.Delete(ctx, target, client.Preconditions{UID: &uid, ResourceVersion: &rv}); err != nil {
 		return false, ignoreRace(err)
 	}
-	r.Engine.markGone(uid, c.PodNamespace, r.Clock.Now())
+	r.Engine.markGone(uid, c.PodNamespace(), r.Clock.Now())
 	log.V(1).Info("pruned", "checkpoint", c.Key(), "reason", p.Reason)
 	return true, nil
 }
@@ -126,14 +126,14 @@ func ignoreRace(err error) error {
 func (r *PruneReconciler) podGone(ctx context.Context, c liveCheckpoint) (bool, error) {
 	p := &metav1.PartialObjectMetadata{}
 	p.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Pod"))
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: c.PodNamespace, Name: c.Archive.PodName}, p)
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: c.PodNamespace(), Name: c.Spec.Archive.PodName}, p)
 	switch {
 	case apierrors.IsNotFound(err):
 		return true, nil
 	case err != nil:
 		return false, err
 	}
-	return p.UID != c.Archive.PodUID, nil
+	return p.UID != c.Spec.Archive.PodUID, nil
 }
 
 // prunedEvent reports a group on its quota, and on the pod where it still exists.

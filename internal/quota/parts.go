@@ -25,17 +25,42 @@ func Coupled(quotas []*policy.Quota) bool {
 }
 
 // Part is the computation of the archives of one namespace, or of several that a limit
-// couples: its Input, the Resolution it came from and the Result of Compute.
+// couples, as ComputePart keeps it for Merge: the archives and their rules, what is pruned,
+// and of each quota only what it has in the part. A pass keeps one part per namespace, so a
+// part holds nothing per quota that governs none of its archives: with 300 quotas and 200
+// namespaces the quotas' empty outcomes alone were 10 MB.
 type Part struct {
-	Input      Input
-	Resolution *Resolution
-	Result     Result
+	archives []Archive
+	rules    []*Rules
+	prune    []Prune
+	quotas   []partQuota
+	// NextExpiry is the earliest time after the part's Now when one of its archives reaches
+	// its maxAge or the end of its orphan grace period; zero when none will.
+	NextExpiry time.Time
+}
+
+// partQuota is what one quota, Input.Quotas[index], has in a part.
+type partQuota struct {
+	index     int
+	outcome   Outcome
+	targeted  []policy.Resolution
+	conflicts []Conflict
 }
 
 // ComputePart resolves quotas over archives that no limit shares with archives outside
 // them (see Coupled), and computes them.
 func ComputePart(in Input, res *Resolution) *Part {
-	return &Part{Input: in, Resolution: res, Result: Compute(in)}
+	out := Compute(in)
+	p := &Part{archives: in.Archives, rules: in.Rules, prune: out.Prune, NextExpiry: out.NextExpiry}
+	for qi := range out.Quotas {
+		o := &out.Quotas[qi]
+		empty := o.Checkpoints == 0 && len(o.Limits) == 0 && o.MaxSize == nil && len(o.Pending) == 0 && len(o.Blocked) == 0
+		if empty && len(res.targeted[qi]) == 0 && len(res.conflicts[qi]) == 0 {
+			continue
+		}
+		p.quotas = append(p.quotas, partQuota{index: qi, outcome: *o, targeted: res.targeted[qi], conflicts: res.conflicts[qi]})
+	}
+	return p
 }
 
 // Merge joins parts computed apart into what Compute gives for all their archives
@@ -48,7 +73,7 @@ func Merge(quotas []*policy.Quota, parts []*Part) (Input, *Resolution, Result) {
 	in := Input{Quotas: res.Quotas}
 	total := 0
 	for _, p := range parts {
-		total += len(p.Input.Archives)
+		total += len(p.archives)
 	}
 	in.Archives = make([]Archive, 0, total)
 	in.Rules = make([]*Rules, 0, total)
@@ -60,11 +85,14 @@ func Merge(quotas []*policy.Quota, parts []*Part) (Input, *Resolution, Result) {
 	pending := make([][][]Prune, len(quotas))
 	for _, p := range parts {
 		off := len(in.Archives)
-		in.Archives = append(in.Archives, p.Input.Archives...)
-		in.Rules = append(in.Rules, p.Input.Rules...)
-		for qi := range quotas {
-			res.targeted[qi] = append(res.targeted[qi], p.Resolution.targeted[qi]...)
-			for _, c := range p.Resolution.conflicts[qi] {
+		in.Archives = append(in.Archives, p.archives...)
+		in.Rules = append(in.Rules, p.rules...)
+		prunes = append(prunes, shifted(p.prune, off))
+		for i := range p.quotas {
+			pq := &p.quotas[i]
+			qi := pq.index
+			res.targeted[qi] = append(res.targeted[qi], pq.targeted...)
+			for _, c := range pq.conflicts {
 				if seen[qi] == nil {
 					seen[qi] = map[conflictKey]bool{}
 				}
@@ -74,17 +102,10 @@ func Merge(quotas []*policy.Quota, parts []*Part) (Input, *Resolution, Result) {
 					res.conflicts[qi] = append(res.conflicts[qi], c)
 				}
 			}
+			joinOutcome(&out.Quotas[qi], &pq.outcome)
+			pending[qi] = append(pending[qi], shifted(pq.outcome.Pending, off))
 		}
-		prunes = append(prunes, shifted(p.Result.Prune, off))
-		for qi := range p.Result.Quotas {
-			po := &p.Result.Quotas[qi]
-			if po.Checkpoints == 0 && len(po.Limits) == 0 && po.MaxSize == nil && len(po.Pending) == 0 && len(po.Blocked) == 0 {
-				continue
-			}
-			joinOutcome(&out.Quotas[qi], po)
-			pending[qi] = append(pending[qi], shifted(po.Pending, off))
-		}
-		out.NextExpiry = earliest(out.NextExpiry, p.Result.NextExpiry)
+		out.NextExpiry = earliest(out.NextExpiry, p.NextExpiry)
 	}
 	res.Rules = in.Rules
 	older := func(x, y Prune) int { return Compare(&in.Archives[x.Archive], &in.Archives[y.Archive]) }
