@@ -44,12 +44,12 @@ func (r *PruneReconciler) limitNodes(ctx context.Context, w *passScope, res *quo
 		r.Engine.setNodeViews(views)
 		return nil
 	}
-	marked := make([]bool, len(w.input.Archives))
+	marked := make([]bool, len(w.archives))
 	for _, p := range res.Prune {
 		marked[p.Archive] = true
 	}
-	active := make([]bool, len(w.input.Quotas))
-	for i, q := range w.input.Quotas {
+	active := make([]bool, len(w.resolution.Quotas))
+	for i, q := range w.resolution.Quotas {
 		active[i] = !q.DryRun
 	}
 	out := quota.ComputeNodes(nr.in, marked, active)
@@ -157,7 +157,7 @@ func floorString(f quota.Floor) string {
 // nodeRules reads the node rules of the cluster quotas and the agents' reports. A value
 // that does not parse (admission rejects them) sets no rule: doubt keeps archives.
 func (r *PruneReconciler) nodeRules(ctx context.Context, w *passScope) (*nodeRules, error) {
-	nr := &nodeRules{sets: map[int]bool{}, in: quota.NodeInput{Archives: w.input.Archives, Quotas: w.input.Quotas,
+	nr := &nodeRules{sets: map[int]bool{}, in: quota.NodeInput{Archives: w.archives, Quotas: w.resolution.Quotas,
 		Nodes: map[string]quota.NodeReport{}}}
 	for i, obj := range w.objects {
 		cq, ok := obj.(*cqv1.ClusterCheckpointQuota)

@@ -165,8 +165,7 @@ func (r *PruneReconciler) compute(s *passScope) quota.Result {
 		s.live = append(s.live, p.live...)
 	}
 	var res quota.Result
-	s.input, s.resolution, res = quota.Merge(s.policies, parts)
-	s.input.Now = s.now
+	s.archives, s.resolution, res = quota.Merge(s.policies, parts)
 	return res
 }
 

@@ -29,13 +29,13 @@ type passScope struct {
 	read map[string]bool
 	// fresh are the parts the pass reads, by key (parts.go), to compute again.
 	fresh map[string]*nsPart
-	// live are the Checkpoints that count, aligned with input.Archives; set by compute.
+	// live are the Checkpoints that count, aligned with archives; set by compute.
 	live []liveCheckpoint
 	// present holds every Checkpoint of the namespaces read, true for a terminating one.
 	present map[types.UID]bool
 	// releases is the Engine's count of releases when the pass began reading.
 	releases uint64
-	// objects and policies are the quotas that parse, aligned with input.Quotas, sorted.
+	// objects and policies are the quotas that parse, aligned with resolution.Quotas, sorted.
 	objects  []client.Object
 	policies []*policy.Quota
 	// invalid are quotas with a value that does not parse.
@@ -45,8 +45,8 @@ type passScope struct {
 	// counts several namespaces together (quota.Coupled).
 	quotas  string
 	coupled bool
-	// input and resolution cover every archive: the parts read now and those kept.
-	input      quota.Input
+	// archives and resolution cover every archive: the parts read now and those kept.
+	archives   []*quota.Archive
 	resolution *quota.Resolution
 	nsLabels   map[string]map[string]string
 	pods       map[types.NamespacedName]*metav1.PartialObjectMetadata

@@ -58,8 +58,8 @@ type NodeReport struct {
 
 // NodeInput is the world of the node rules.
 type NodeInput struct {
-	// Archives are Input.Archives; Dirs gives the directory of each.
-	Archives []Archive
+	// Archives are every archive, as Merge gives them: read only. Dirs gives the directory of each.
+	Archives []*Archive
 	Dirs     []string
 	// Nodes holds the reports by node name; a node without one has no floor enforced.
 	Nodes map[string]NodeReport
@@ -202,7 +202,7 @@ func (n *nodeRun) scope() string { return "node " + n.node }
 // ordered returns the node's archives oldest first.
 func (n *nodeRun) ordered() []int {
 	if !n.sorted {
-		slices.SortFunc(n.members, func(x, y int) int { return Compare(&n.in.Archives[x], &n.in.Archives[y]) })
+		slices.SortFunc(n.members, func(x, y int) int { return Compare(n.in.Archives[x], n.in.Archives[y]) })
 		n.sorted = true
 	}
 	return n.members
@@ -254,7 +254,7 @@ func (n *nodeRun) limit(key string, l NodeLimit, r Resource) {
 		if used <= l.Value {
 			return
 		}
-		if a := &n.in.Archives[i]; !n.marks[i] && prunable(a) {
+		if a := n.in.Archives[i]; !n.marks[i] && prunable(a) {
 			n.mark(i, l.Quota, key, reason)
 			used -= amount(a, r)
 		}
@@ -301,7 +301,7 @@ func (n *nodeRun) floors(active []bool) {
 			if deficit <= 0 {
 				break
 			}
-			if a := &n.in.Archives[i]; !n.marks[i] && prunable(a) && slices.Contains(fs.Dirs, n.in.Dirs[i]) {
+			if a := n.in.Archives[i]; !n.marks[i] && prunable(a) && slices.Contains(fs.Dirs, n.in.Dirs[i]) {
 				n.mark(i, f.Quota, KeyNodeMinFree, reason)
 				deficit -= a.Size
 			}
@@ -323,7 +323,7 @@ func (n *nodeRun) block(quota int, key string, missing int64, dirs []string, oth
 	b := NodeBlock{Quota: quota, Key: key, Node: n.node, Missing: missing, OtherBytes: other,
 		Unattributed: n.report.UnattributedArchives, UnattributedBytes: n.report.UnattributedBytes}
 	for _, i := range n.members {
-		a := &n.in.Archives[i]
+		a := n.in.Archives[i]
 		if n.marks[i] || (dirs != nil && !slices.Contains(dirs, n.in.Dirs[i])) {
 			continue
 		}

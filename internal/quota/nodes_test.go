@@ -126,7 +126,7 @@ func TestComputeNodes(t *testing.T) {
 			if active == nil {
 				active = []bool{true, true}
 			}
-			in := NodeInput{Archives: tc.archives, Dirs: dirsOf(tc.archives, "/ckpt"), Nodes: tc.nodes, Quotas: two,
+			in := NodeInput{Archives: pointersTo(tc.archives), Dirs: dirsOf(tc.archives, "/ckpt"), Nodes: tc.nodes, Quotas: two,
 				Checkpoints: tc.checkpoints, Storage: tc.storage, Floors: tc.floors}
 			out := ComputeNodes(in, make([]bool, len(tc.archives)), active)
 			var got, keys []string
@@ -154,7 +154,7 @@ func TestComputeNodesLeavesWhatIsMarkedAlready(t *testing.T) {
 	const mi = 1 << 20
 	as := onNode("node-a", archives("shop", "p", "c", 4, mi))
 	marked := []bool{false, true, false, false} // another rule prunes p-c-1
-	out := ComputeNodes(NodeInput{Archives: as, Dirs: dirsOf(as, "/ckpt"), Quotas: []Meta{{Name: "q"}},
+	out := ComputeNodes(NodeInput{Archives: pointersTo(as), Dirs: dirsOf(as, "/ckpt"), Quotas: []Meta{{Name: "q"}},
 		Checkpoints: []NodeLimit{{Quota: 0, Value: 2}}}, marked, []bool{true})
 	var got []string
 	for _, p := range out.Prune {
@@ -166,4 +166,13 @@ func TestComputeNodesLeavesWhatIsMarkedAlready(t *testing.T) {
 	if diff := cmp.Diff([]NodeUsage{{Node: "node-a", Checkpoints: 3, Bytes: 3 * mi, Fill: 1.5}}, out.Nodes); diff != "" {
 		t.Errorf("nodes (-want +got):\n%s", diff)
 	}
+}
+
+// pointersTo points at each of archives, as Merge gives them.
+func pointersTo(archives []Archive) []*Archive {
+	out := make([]*Archive, len(archives))
+	for i := range archives {
+		out[i] = &archives[i]
+	}
+	return out
 }

@@ -66,17 +66,17 @@ func ComputePart(in Input, res *Resolution) *Part {
 // Merge joins parts computed apart into what Compute gives for all their archives
 // together: the archives one part after another, indices in the Result and the Rules
 // shifted accordingly, each quota's outcome and report joined. Each quota is resolved by
-// every part against the same quotas, in the same order. The Input's Now is the caller's:
-// parts may have been computed at different times.
-func Merge(quotas []*policy.Quota, parts []*Part) (Input, *Resolution, Result) {
+// every part against the same quotas, in the same order. The archives are pointers into
+// the parts, read only: a pass merges every part, and copying each archive into one list
+// was 16 MB per pass at 100,000 archives, two fifths of what the manager allocated.
+func Merge(quotas []*policy.Quota, parts []*Part) ([]*Archive, *Resolution, Result) {
 	res := Resolve(quotas, nil, Labels{})
-	in := Input{Quotas: res.Quotas}
 	total := 0
 	for _, p := range parts {
 		total += len(p.archives)
 	}
-	in.Archives = make([]Archive, 0, total)
-	in.Rules = make([]*Rules, 0, total)
+	archives := make([]*Archive, 0, total)
+	rules := make([]*Rules, 0, total)
 	out := Result{Quotas: make([]Outcome, len(quotas))}
 	seen := make([]map[conflictKey]bool, len(quotas))
 	// The lists of prunes, whole and per quota, are each sorted oldest first within a part:
@@ -84,9 +84,11 @@ func Merge(quotas []*policy.Quota, parts []*Part) (Input, *Resolution, Result) {
 	var prunes [][]Prune
 	pending := make([][][]Prune, len(quotas))
 	for _, p := range parts {
-		off := len(in.Archives)
-		in.Archives = append(in.Archives, p.archives...)
-		in.Rules = append(in.Rules, p.rules...)
+		off := len(archives)
+		for i := range p.archives {
+			archives = append(archives, &p.archives[i])
+		}
+		rules = append(rules, p.rules...)
 		prunes = append(prunes, shifted(p.prune, off))
 		for i := range p.quotas {
 			pq := &p.quotas[i]
@@ -107,8 +109,8 @@ func Merge(quotas []*policy.Quota, parts []*Part) (Input, *Resolution, Result) {
 		}
 		out.NextExpiry = earliest(out.NextExpiry, p.NextExpiry)
 	}
-	res.Rules = in.Rules
-	older := func(x, y Prune) int { return Compare(&in.Archives[x.Archive], &in.Archives[y.Archive]) }
+	res.Rules = rules
+	older := func(x, y Prune) int { return Compare(archives[x.Archive], archives[y.Archive]) }
 	out.Prune = mergeSorted(prunes, older)
 	for qi := range out.Quotas {
 		o := &out.Quotas[qi]
@@ -117,7 +119,7 @@ func Merge(quotas []*policy.Quota, parts []*Part) (Input, *Resolution, Result) {
 		sort.Slice(o.Limits, func(i, j int) bool { return o.Limits[i].Key < o.Limits[j].Key })
 		o.Namespaces, o.Pods, o.Containers = nearestOf(o.Namespaces), nearestOf(o.Pods), nearestOf(o.Containers)
 	}
-	return in, res, out
+	return archives, res, out
 }
 
 // shifted is a copy of prunes with their archive indices moved by off; nil when empty.

@@ -106,9 +106,9 @@ func TestMergeIsComputeOfAll(t *testing.T) {
 				parts = append(parts, ComputePart(Input{Archives: own, Quotas: res.Quotas, Rules: res.Rules, Now: now}, res))
 				start = end
 			}
-			in, res, got := Merge(quotas, parts)
+			merged, res, got := Merge(quotas, parts)
 
-			if diff := cmp.Diff(archives, in.Archives); diff != "" {
+			if diff := cmp.Diff(pointersTo(archives), merged); diff != "" {
 				t.Fatalf("archives (-whole +merged):\n%s", diff)
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
