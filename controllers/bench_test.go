@@ -165,6 +165,9 @@ func BenchmarkBurst5000(b *testing.B) {
 			return countCheckpoints(b, bed.env.Client) == 5000
 		})
 		publish := time.Since(t0)
+		// What each process allocated to publish (alloc_space), and holds.
+		heapProfile(b, managerPprof, "manager-heap-published")
+		heapProfile(b, agentPprof, "agent-heap-published")
 		// CPU per published archive, from each process's start: the manager only watches
 		// and accounts here (no quota yet), the agent reads and creates.
 		publishCPUManager, publishCPUAgent := procCPU(b, manager), procCPU(b, agent)

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/logging"
 	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/memlimit"
 	"github.com/checkpoint-quota/checkpoint-quota/controllers"
 )
@@ -68,7 +69,7 @@ func main() {
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	ctrl.SetLogger(logging.New(&zapOpts))
 	log := ctrl.Log.WithName("setup")
 	limit, err := memlimit.Set(o.memoryLimit)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/logging"
 	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/memlimit"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
 	"github.com/checkpoint-quota/checkpoint-quota/nodeagent"
@@ -51,7 +52,7 @@ func main() {
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	ctrl.SetLogger(logging.New(&zapOpts))
 	log := ctrl.Log.WithName("setup")
 	cfg.Dirs = dirs
 	if _, err := memlimit.Set(memoryLimit); err != nil {

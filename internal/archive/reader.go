@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -265,8 +264,10 @@ func decodeEntry(tr *tar.Reader, hdr *tar.Header, limit int64, into any) *Error 
 	if hdr.Size > limit {
 		return &Error{Reason: ReasonMetadataTooLarge, Err: fmt.Errorf("%s is %d bytes, over the %d-byte cap for metadata", hdr.Name, hdr.Size, limit)}
 	}
-	data, err := io.ReadAll(io.LimitReader(tr, limit+1))
-	if err != nil {
+	// The header gives the size: one buffer of it, where reading to the end grew one
+	// buffer after another (a twelfth of what the agent allocated per archive).
+	data := make([]byte, hdr.Size)
+	if _, err := io.ReadFull(tr, data); err != nil {
 		return &Error{Reason: ReasonTruncated, Err: fmt.Errorf("reading %s: %v; the file is incomplete or damaged", hdr.Name, err)}
 	}
 	// The runtimes write JSON with Go's encoder, which emits only UTF-8; the decoder
@@ -291,7 +292,7 @@ func unexpected(hdr *tar.Header) error {
 		return fmt.Errorf("holds an entry whose name is not UTF-8 (%q)", name)
 	case strings.HasPrefix(name, "/"):
 		return fmt.Errorf("holds an entry with an absolute name, %q", name)
-	case slices.Contains(strings.Split(name, "/"), ".."):
+	case climbs(name):
 		return fmt.Errorf("holds an entry whose name climbs out of the archive, %q", name)
 	}
 	switch hdr.Typeflag {
@@ -305,6 +306,16 @@ func unexpected(hdr *tar.Header) error {
 		return fmt.Errorf("holds a device entry, %q (%d, %d)", name, hdr.Devmajor, hdr.Devminor)
 	}
 	return fmt.Errorf("holds an entry of tar type %q, %q", string(hdr.Typeflag), name)
+}
+
+// climbs says whether a path has a ".." element.
+func climbs(name string) bool {
+	for elem := range strings.SplitSeq(name, "/") {
+		if elem == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // blockReader reads a file through a small buffer with pread and makes seeking free: the
