@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,6 +51,8 @@ type passScope struct {
 	resolution *quota.Resolution
 	nsLabels   map[string]map[string]string
 	pods       map[types.NamespacedName]*metav1.PartialObjectMetadata
+	// refused is set when a delete was refused because the Checkpoint changed since the read.
+	refused atomic.Bool
 }
 
 // liveCheckpoint is a cached Checkpoint that counts, as the pass read it: the cache's own

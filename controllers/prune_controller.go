@@ -107,7 +107,13 @@ func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.R
 	r.publish(ctx, s, res)
 	r.wake.at(res.NextExpiry)
 	plan, wait := r.counted.spaced(s, res.Prune, r.CountInterval, time.Now())
-	return ctrl.Result{RequeueAfter: wait}, r.prune(ctx, s, plan)
+	err = r.prune(ctx, s, plan)
+	if wait == 0 && s.refused.Load() {
+		// A delete refused for a Checkpoint changed since the read: no event may bring the
+		// pass that reads it again.
+		wait = max(r.BatchDelay, 2*time.Since(began))
+	}
+	return ctrl.Result{RequeueAfter: wait}, err
 }
 
 // publish hands each quota's view to the quota controllers.

@@ -104,6 +104,13 @@ func (r *PruneReconciler) pruneOne(ctx context.Context, w *passScope, p quota.Pr
 	target.SetGroupVersionKind(cqv1.GroupVersion.WithKind("Checkpoint"))
 	uid, rv := c.UID, c.ResourceVersion
 	if err := r.Client.Delete(ctx, target, client.Preconditions{UID: &uid, ResourceVersion: &rv}); err != nil {
+		if apierrors.IsConflict(err) {
+			// It changed since the pass read it. A change that usage does not follow (an
+			// annotation) brings no pass, and the kept part would try the same
+			// resourceVersion again: a pass soon reads its namespace again.
+			r.Engine.touch(c.PodNamespace())
+			w.refused.Store(true)
+		}
 		return false, ignoreRace(err)
 	}
 	r.Engine.markGone(uid, c.PodNamespace(), r.Clock.Now())
@@ -112,8 +119,9 @@ func (r *PruneReconciler) pruneOne(ctx context.Context, w *passScope, p quota.Pr
 }
 
 // ignoreRace: a Checkpoint that changed or went since the cache showed it is decided again
-// on the next pass, which its change triggers. A delete that admission refuses (a
-// Checkpoint pinned in the meantime) keeps the archive, which is what the pin asks for.
+// by a pass soon, which its change or the refused delete (pruneOne) brings. A delete that
+// admission refuses (a Checkpoint pinned in the meantime) keeps the archive, which is what
+// the pin asks for.
 func ignoreRace(err error) error {
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) || apierrors.IsForbidden(err) {
 		return nil

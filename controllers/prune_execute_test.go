@@ -11,10 +11,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
@@ -68,5 +71,108 @@ func TestOrphanKeptUnlessLookupConfirms(t *testing.T) {
 				t.Errorf("deleted (-want +got):\n%s (pruneOne said %v)", diff, done)
 			}
 		})
+	}
+}
+
+// A delete refused because the Checkpoint changed since the pass read it (here an
+// annotation, a change that brings no pass) keeps the archive, and marks its namespace to be
+// read again by a pass the refusal asks for; a kept part would otherwise try the same
+// resourceVersion until the next full pass.
+func TestRefusedDeleteReadsTheNamespaceAgain(t *testing.T) {
+	cases := map[string]struct {
+		changed     bool
+		wantDeleted bool
+	}{
+		"changed since the read": {changed: true},
+		"unchanged":              {wantDeleted: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			c := builder.Checkpoint("web-0-c-1", "shop").Of("web-0", "uid-1", "c").On("node-a", "/d", "f").Obj()
+			cl := fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(c).Build()
+			read := &cqv1.Checkpoint{}
+			if err := cl.Get(ctx, client.ObjectKeyFromObject(c), read); err != nil {
+				t.Fatal(err)
+			}
+			if tc.changed {
+				annotated := read.DeepCopy()
+				annotated.Annotations = map[string]string{"note": "evidence"}
+				if err := cl.Update(ctx, annotated); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := &PruneReconciler{Client: cl, APIReader: cl, Engine: NewEngine(), Clock: clocktesting.NewFakeClock(time.Now())}
+			w := &passScope{live: []liveCheckpoint{liveOf(read)}}
+			done, err := r.pruneOne(ctx, w, quota.Prune{Archive: 0, Key: "perContainer.checkpoints"})
+			if err != nil {
+				t.Fatalf("pruneOne: %v", err)
+			}
+			err = cl.Get(ctx, client.ObjectKeyFromObject(c), &cqv1.Checkpoint{})
+			changed, _ := r.Engine.takeChanged()
+			got := map[string]any{"deleted": apierrors.IsNotFound(err), "done": done, "refused": w.refused.Load(), "read again": changed["shop"]}
+			// A deleted Checkpoint's namespace is read again too: it left usage.
+			want := map[string]any{"deleted": tc.wantDeleted, "done": tc.wantDeleted, "refused": !tc.wantDeleted, "read again": true}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// The pass whose delete was refused asks for the pass that reads the Checkpoint again, and
+// that pass deletes it.
+func TestRefusedDeleteAsksForAnotherPass(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	older := builder.Checkpoint("older", "shop").Of("web-0", "uid-1", "app").On("node-a", "/d", "f1").
+		At(metav1.NewTime(now.Add(-time.Hour))).Obj()
+	newer := builder.Checkpoint("newer", "shop").Of("web-0", "uid-1", "app").On("node-a", "/d", "f2").
+		At(metav1.NewTime(now)).Obj()
+	q := builder.Quota("q", "shop").PerContainer(1, "").Obj()
+	base := fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(older, newer, q).
+		WithStatusSubresource(&cqv1.CheckpointQuota{}).Build()
+	annotated := false
+	cl := interceptor.NewClient(base, interceptor.Funcs{
+		// The first delete finds the Checkpoint annotated since the pass read it.
+		Delete: func(ctx context.Context, cl client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+			if !annotated {
+				annotated = true
+				c := &cqv1.Checkpoint{}
+				if err := cl.Get(ctx, client.ObjectKeyFromObject(obj), c); err != nil {
+					return err
+				}
+				c.Annotations = map[string]string{"note": "evidence"}
+				if err := cl.Update(ctx, c); err != nil {
+					return err
+				}
+			}
+			return cl.Delete(ctx, obj, opts...)
+		},
+	})
+	r := &PruneReconciler{Client: cl, APIReader: cl, Engine: NewEngine(), Clock: clocktesting.NewFakeClock(now),
+		Recorder: record.NewFakeRecorder(100), Concurrency: 1, BatchDelay: time.Second,
+		QuotaUpdates: make(chan event.GenericEvent, 10), ClusterQuotaUpdates: make(chan event.GenericEvent, 10)}
+	left := func() []string {
+		var list cqv1.CheckpointList
+		must(t, base.List(ctx, &list))
+		var names []string
+		for _, c := range list.Items {
+			names = append(names, c.Name)
+		}
+		return names
+	}
+	first, err := r.Reconcile(ctx, ctrl.Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"newer", "older"}, left()); diff != "" || first.RequeueAfter < time.Second {
+		t.Fatalf("after the refused delete (-want +got):\n%s; requeue after %s, want at least the batch delay", diff, first.RequeueAfter)
+	}
+	if _, err := r.Reconcile(ctx, ctrl.Request{}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"newer"}, left()); diff != "" {
+		t.Errorf("after the next pass (-want +got):\n%s", diff)
 	}
 }
