@@ -20,7 +20,9 @@ func New(opts *zap.Options) logr.Logger {
 // a line. controller-runtime gives every reconcile a logger with the request and a
 // reconcile ID; zap encodes those at once, into a buffer of its own, and at the info level
 // nearly every such logger writes nothing: in the node agent that was a twelfth of what it
-// allocated per published archive.
+// allocated per published archive. A value is encoded when a line is written, so it must
+// not change after it is given: callers give strings and other values, never a pointer to
+// something that changes.
 type lazyCore struct {
 	zapcore.Core
 }
