@@ -111,7 +111,7 @@ func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.R
 	if wait == 0 && s.refused.Load() {
 		// A delete refused for a Checkpoint changed since the read: no event may bring the
 		// pass that reads it again.
-		wait = max(r.BatchDelay, 2*time.Since(began))
+		wait = r.batch().after()
 	}
 	return ctrl.Result{RequeueAfter: wait}, err
 }
@@ -156,8 +156,18 @@ type batch struct {
 	cost  *atomic.Int64
 }
 
+// batch is the batching of the reconciler's passes.
+func (r *PruneReconciler) batch() batch {
+	return batch{delay: r.BatchDelay, cost: &r.passCost}
+}
+
+// after is how long the next pass waits: the batch delay, or twice what the last pass cost.
+func (b batch) after() time.Duration {
+	return max(b.delay, 2*time.Duration(b.cost.Load()))
+}
+
 func (b batch) add(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	q.AddAfter(everything, max(b.delay, 2*time.Duration(b.cost.Load())))
+	q.AddAfter(everything, b.after())
 }
 
 // Create enqueues the pass.
@@ -291,7 +301,7 @@ func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.pods, err = storeOf(mgr.GetCache(), metadataOf("Pod")); err != nil {
 		return err
 	}
-	all := batch{delay: r.BatchDelay, cost: &r.passCost}
+	all := r.batch()
 	// Each change marks the namespace it touches for the next pass to compute again.
 	checkpoints := all.touching(r.Engine, func(o client.Object) string {
 		if c, ok := o.(*cqv1.Checkpoint); ok {
