@@ -12,41 +12,66 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
 	"github.com/checkpoint-quota/checkpoint-quota/nodeagent"
 )
 
-// BenchmarkApiserverMemory10k publishes 10,000 Checkpoints as agents on 10 nodes do (the
-// agent's own object builder, under the agent's field manager) and reports what they cost
-// the kube-apiserver: its RSS and its live Go heap (after a collection) before and after, and the size of one
-// object as the apiserver returns it. The manager does not run: the figure is the objects'.
+// BenchmarkApiserverMemory10k creates 10,000 Checkpoints and reports what they cost the
+// kube-apiserver: its RSS and its live Go heap (after a collection) before and after, and the
+// size of one object as the apiserver returns it. The manager does not run: the figure is the
+// objects'. Two sub-benchmarks, each on its own control plane:
+//
+//   - published: the Checkpoints agents on 10 nodes publish (the agent's own object builder,
+//     under the agent's field manager);
+//   - empty: Checkpoints with a name and nothing else, created the same way. What they cost is
+//     what the apiserver spends on any object of a custom resource (its decoded metadata and
+//     managedFields, the watch cache's entry, event and snapshot), so published minus empty is
+//     what spec.archive adds.
 func BenchmarkApiserverMemory10k(b *testing.B) {
-	const count, nodes, namespaces = 10000, 10, 10
+	taken := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	b.Run("published", func(b *testing.B) {
+		benchmarkApiserverMemory(b, "apiserver-heap", func(i int, ns string) *cqv1.Checkpoint {
+			pod := fmt.Sprintf("web-7c9f8d6b5-%05d", i/5)
+			at := taken.Add(time.Duration(i%5) * time.Minute)
+			return nodeagent.Publication{Node: fmt.Sprintf("node-%03d", i%10), Dir: nodeagent.DefaultCheckpointDir,
+				File: fmt.Sprintf("checkpoint-%s_%s-app-%s.tar", pod, ns, at.Format(time.RFC3339)), Size: 72 << 10, Namespace: ns,
+				Identity: archive.Identity{Namespace: ns, Pod: pod, PodUID: string(types.UID(fmt.Sprintf("0b3c6d9e-1f2a-4b5c-8d7e-%012d", i/5))),
+					Container: "app", Image: "registry.example.com/shop/web:1.4.2", Runtime: "cri-o", CheckpointTime: at}}.Checkpoint()
+		})
+	})
+	b.Run("empty", func(b *testing.B) {
+		benchmarkApiserverMemory(b, "apiserver-heap-empty", func(i int, ns string) *cqv1.Checkpoint {
+			return &cqv1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("empty-%05d", i), Namespace: ns}}
+		})
+	})
+}
+
+// benchmarkApiserverMemory creates 10,000 Checkpoints built by object (the i-th, in one of 10
+// namespaces) from 16 clients, and reports the kube-apiserver's growth. The heap profiles
+// are saved as BENCH_PROFILE_DIR/profile.pprof and profile-before.pprof.
+func benchmarkApiserverMemory(b *testing.B, profile string, object func(i int, ns string) *cqv1.Checkpoint) {
+	const count, namespaces = 10000, 10
 	bed := newBenchBed(b)
 	nss := bed.namespaces(b, namespaces, "mem")
 	pid := bed.apiserverPID(b)
-	taken := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	dir := os.Getenv("BENCH_PROFILE_DIR")
 	for b.Loop() {
 		time.Sleep(10 * time.Second) // the bed's start settles
-		rss0, heap0 := procRSSMiB(b, pid), apiserverLiveHeapMiB(b, bed.env.Config, os.Getenv("BENCH_PROFILE_DIR"), "apiserver-heap-before")
+		rss0, heap0 := procRSSMiB(b, pid), apiserverLiveHeapMiB(b, bed.env.Config, dir, profile+"-before")
 		parallel(count, func(i int) {
-			ns, pod := nss[i%namespaces], fmt.Sprintf("web-7c9f8d6b5-%05d", i/5)
-			at := taken.Add(time.Duration(i%5) * time.Minute)
-			p := nodeagent.Publication{Node: fmt.Sprintf("node-%03d", i%nodes), Dir: nodeagent.DefaultCheckpointDir,
-				File: fmt.Sprintf("checkpoint-%s_%s-app-%s.tar", pod, ns, at.Format(time.RFC3339)), Size: 72 << 10, Namespace: ns,
-				Identity: archive.Identity{Namespace: ns, Pod: pod, PodUID: string(types.UID(fmt.Sprintf("0b3c6d9e-1f2a-4b5c-8d7e-%012d", i/5))),
-					Container: "app", Image: "registry.example.com/shop/web:1.4.2", Runtime: "cri-o", CheckpointTime: at}}
-			if err := bed.env.Client.Create(context.Background(), p.Checkpoint(), client.FieldOwner("node-agent")); err != nil {
+			if err := bed.env.Client.Create(context.Background(), object(i, nss[i%namespaces]), client.FieldOwner("node-agent")); err != nil {
 				b.Error(err)
 			}
 		})
 		time.Sleep(15 * time.Second) // the watch cache and the collector settle
-		rss1, heap1 := procRSSMiB(b, pid), apiserverLiveHeapMiB(b, bed.env.Config, os.Getenv("BENCH_PROFILE_DIR"), "apiserver-heap")
+		rss1, heap1 := procRSSMiB(b, pid), apiserverLiveHeapMiB(b, bed.env.Config, dir, profile)
 		b.ReportMetric(rss1-rss0, "apiserver-rss-MiB/10k")
 		b.ReportMetric(heap1-heap0, "apiserver-live-heap-MiB/10k")
 		b.ReportMetric(storedSize(b, bed.env.Client), "bytes/checkpoint-stored")
