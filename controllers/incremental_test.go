@@ -39,24 +39,34 @@ var _ = Describe("Incremental accounting", func() {
 })
 
 var _ = Describe("Incremental accounting of orphans", func() {
-	It("counts an orphan against the namespace it was taken in, in the passes that read only that namespace", func() {
+	It("counts an orphan against its deleted namespace, never the namespace created later under its name, in the passes that read only that namespace", func() {
+		// home stands for a namespace created again under the name of the deleted one the
+		// orphans were taken in: its quota and its archives are another namespace's.
 		home, agent := newNamespace("home"), newNamespace("agent")
+		pod := "web-" + home
 		now := fakeClock.Now()
-		create(builder.Quota("q", home).Total(2, "").Obj())
+		create(builder.Quota("q", home).Total(1, "").Obj())
+		live := publish(ckpt{ns: home, pod: pod, container: "app", size: mi, at: now.Add(-time.Hour)})
+		createCluster(builder.ClusterQuota("orphans-" + home).PodNames(pod).PerNamespace(2, "").Obj())
 		var first []string
 		for i := range 3 {
-			c := publish(ckpt{ns: agent, orphanOf: home, pod: "web-0", container: "app", size: mi, at: now.Add(-time.Duration(3-i) * time.Minute)})
+			c := publish(ckpt{ns: agent, orphanOf: home, uid: "uid-gone-" + pod, pod: pod, container: "app", size: mi,
+				at: now.Add(-time.Duration(3-i) * time.Minute)})
 			first = append(first, c.Name)
 		}
 		Eventually(func() []string { return remaining(agent) }).Should(Equal(sorted(first[1:])))
 		Consistently(func() []string { return remaining(agent) }, "1s").Should(Equal(sorted(first[1:])))
+		Expect(remaining(home)).To(Equal([]string{live.Name}))
 
 		By("pruning for an orphan that arrives later, which only the home namespace's pass reads")
-		later := publish(ckpt{ns: agent, orphanOf: home, pod: "web-0", container: "app", size: mi, at: now})
+		later := publish(ckpt{ns: agent, orphanOf: home, uid: "uid-gone-" + pod, pod: pod, container: "app", size: mi, at: now})
 		Eventually(func() []string { return remaining(agent) }).Should(Equal(sorted(first[2:], []string{later.Name})))
-		Eventually(quotaStatus(home, "q")).Should(SatisfyAll(
-			HaveField("Used", HaveKeyWithValue("total.checkpoints", resource.MustParse("2"))),
+		Expect(remaining(home)).To(Equal([]string{live.Name}))
+		Eventually(clusterStatus("orphans-" + home)).Should(SatisfyAll(
+			HaveField("Namespaces", ContainElement(SatisfyAll(
+				HaveField("Namespace", home+" (deleted)"), HaveField("Usage.Checkpoints", BeEquivalentTo(2))))),
 			HaveField("Pruned.Checkpoints", BeEquivalentTo(2))))
+		Expect(quotaStatus(home, "q")()).To(HaveField("Used", HaveKeyWithValue("total.checkpoints", resource.MustParse("1"))))
 	})
 })
 

@@ -150,7 +150,8 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 		if !c.DeletionTimestamp.IsZero() || r.Engine.isGone(c.UID) || c.Spec.Archive == nil {
 			continue
 		}
-		if _, ok := s.nsLabels[ns]; !ok {
+		// An orphan's namespace was deleted: one of that name now is another namespace.
+		if _, ok := s.nsLabels[ns]; !ok && c.Spec.Archive.OrphanOf == "" {
 			if labels, ok := r.namespaceLabels(ctx, ns); ok {
 				s.nsLabels[ns] = labels
 			}

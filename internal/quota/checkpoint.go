@@ -12,21 +12,32 @@ import (
 
 // ArchiveOf is the archive a Checkpoint stands for, the one place that reads its identity
 // (spec.archive); false for a Checkpoint an agent before v0.3 published without one. An
-// orphan of a gone namespace counts against that namespace (so against the cluster quotas
-// that select it), never against the agent's namespace, where its object lives.
+// orphan of a gone namespace counts against that namespace as DeletedNamespace names it,
+// never against the agent's namespace, where its object lives.
 // OrphanSince is left for the caller: only the manager knows since when a pod is gone.
 func ArchiveOf(c *cqv1.Checkpoint) (Archive, bool) {
 	s := c.Spec.Archive
 	if s == nil {
 		return Archive{}, false
 	}
+	ns := c.Namespace
+	if s.OrphanOf != "" {
+		ns = DeletedNamespace(s.OrphanOf)
+	}
 	return Archive{
-		Name: c.Name, Namespace: c.PodNamespace(),
+		Name: c.Name, Namespace: ns,
 		Pod: s.PodName, PodUID: string(s.PodUID), Container: s.ContainerName,
 		Node: s.NodeName, Size: s.SizeBytes, CheckpointTime: s.CheckpointTime.Time,
 		Pinned: c.IsPinned(), Unreadable: c.IsUnreadable(),
 	}, true
 }
+
+// DeletedNamespace is the namespace an orphan counts against: the one it was taken in,
+// which was deleted. No namespace can have this name, so a namespace created later under
+// the old name, which is another namespace, shares none of its limits, and neither its
+// quotas nor a cluster quota's namespaceSelector (a deleted namespace has no labels)
+// target the orphan; a cluster quota that selects every namespace does.
+func DeletedNamespace(name string) string { return name + " (deleted)" }
 
 // PodLabelsFrom is a Resolver's PodLabels over pods keyed by namespace and name. An archive
 // gets its pod's labels only while a pod of that name has the archive's pod UID (a pod
