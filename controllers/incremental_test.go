@@ -47,7 +47,7 @@ var _ = Describe("Incremental accounting of orphans", func() {
 		now := fakeClock.Now()
 		create(builder.Quota("q", home).Total(1, "").Obj())
 		live := publish(ckpt{ns: home, pod: pod, container: "app", size: mi, at: now.Add(-time.Hour)})
-		createCluster(builder.ClusterQuota("orphans-" + home).PodNames(pod).PerNamespace(2, "").Obj())
+		createCluster(builder.ClusterQuota("orphans-"+home).PodNames(pod).PerNamespace(2, "").Obj())
 		var first []string
 		for i := range 3 {
 			c := publish(ckpt{ns: agent, orphanOf: home, uid: "uid-gone-" + pod, pod: pod, container: "app", size: mi,

@@ -67,6 +67,47 @@ var _ = Describe("Orphans, conflicts, nodes and restarts", func() {
 		Eventually(func() []string { return remaining(ns) }).Should(Equal([]string{current.Name}))
 	})
 
+	It("keeps the archives of a pod that is gone while a quota that selects pods by label might govern them", func() {
+		pod := newPod(ns, "db-0", map[string]string{"app": "db"})
+		var names []string
+		for i := range 3 {
+			names = append(names, publish(ckpt{ns: ns, pod: pod.Name, uid: string(pod.UID), container: "db",
+				at: now.Add(time.Duration(i-3) * time.Minute), size: mi}).Name)
+		}
+		create(builder.Quota("db", ns).PodSelector(map[string]string{"app": "db"}).PerPod(10, "").Obj())
+		create(builder.Quota("default", ns).PerPod(1, "").Obj())
+		Eventually(quotaStatus(ns, "db")).Should(HaveField("Summary.Checkpoints", "3/10"))
+		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(names)))
+
+		By("deleting the pod: its labels, and so the quota that governs its archives, are no longer known")
+		Expect(k8s.Delete(context.Background(), pod)).To(Succeed())
+		Eventually(func() error { return k8s.Get(context.Background(), client.ObjectKeyFromObject(pod), &corev1.Pod{}) }).Should(Satisfy(apierrors.IsNotFound))
+		Eventually(func() []metav1.Condition { return quotaStatus(ns, "default")().Conditions }).Should(ContainElement(SatisfyAll(
+			HaveField("Type", cqv1.ConditionOverQuota),
+			HaveField("Reason", "PodLabelsUnknown"),
+			HaveField("Message", ContainSubstring(names[0])))))
+		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(names)))
+
+		By("keeping them when a pod of the same name comes back: it is another pod")
+		again := newPod(ns, "db-0", map[string]string{"app": "db"})
+		Expect(again.UID).NotTo(Equal(pod.UID))
+		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(names)))
+	})
+
+	It("gives an archive without a pod UID the labels of the pod of its name", func() {
+		pod := newPod(ns, "db-1", map[string]string{"app": "db"})
+		var names []string
+		for i := range 3 {
+			names = append(names, publish(ckpt{ns: ns, pod: pod.Name, noUID: true, container: "db",
+				at: now.Add(time.Duration(i-3) * time.Minute), size: mi}).Name)
+		}
+		create(builder.Quota("db", ns).PodSelector(map[string]string{"app": "db"}).PerPod(2, "").Obj())
+		create(builder.Quota("default", ns).PerPod(1, "").Obj())
+		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(names[1:])))
+		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(names[1:])))
+		Eventually(quotaStatus(ns, "db")).Should(HaveField("Summary.Checkpoints", "2/2"))
+	})
+
 	It("reports a conflict of two selectors that match one pod, on both quotas, and applies the smaller limit", func() {
 		pod := newPod(ns, "cache-0", map[string]string{"app": "redis", "tier": "cache"})
 		var names []string

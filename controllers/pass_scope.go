@@ -316,13 +316,18 @@ func (r *PruneReconciler) cachedPod(ctx context.Context, key types.NamespacedNam
 }
 
 // podState says whether the synced pod cache shows the archive's pod gone. An archive
-// without a pod UID is never an orphan; a cache that cannot answer keeps the archive.
+// without a pod UID is never an orphan, but its pod is still looked up, so that it gets
+// the labels of the pod of its name (quota.PodLabelsFrom); a cache that cannot answer
+// keeps the archive.
 func (r *PruneReconciler) podState(ctx context.Context, s *passScope, c *cqv1.Checkpoint) podState {
 	a := c.Spec.Archive
-	if a.PodUID == "" || a.PodName == "" {
+	if a.PodName == "" {
 		return podUnknown
 	}
 	p, err := r.pod(ctx, s, types.NamespacedName{Namespace: c.PodNamespace(), Name: a.PodName})
+	if a.PodUID == "" {
+		return podUnknown
+	}
 	if err != nil || (p != nil && p.UID == a.PodUID) {
 		return podPresent
 	}

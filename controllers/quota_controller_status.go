@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,10 +29,13 @@ const (
 
 	ReasonUsageComputed     = "UsageComputed"
 	ReasonPinnedCheckpoints = "PinnedCheckpoints"
-	ReasonDryRun            = "DryRun"
-	ReasonPruning           = "Pruning"
-	ReasonWithinLimits      = "WithinLimits"
-	ReasonNoConflict        = "NoConflict"
+	// ReasonPodLabelsUnknown: archives whose pod is gone keep a limit from holding,
+	// because a quota that selects pods by label might govern them (quota.Rules.Held).
+	ReasonPodLabelsUnknown = "PodLabelsUnknown"
+	ReasonDryRun           = "DryRun"
+	ReasonPruning          = "Pruning"
+	ReasonWithinLimits     = "WithinLimits"
+	ReasonNoConflict       = "NoConflict"
 )
 
 // setStatus recomputes the status from the view, all of it but pruned, which the pruning
@@ -108,6 +112,9 @@ func setConditions(st *cqv1.QuotaStatus, v *QuotaView) {
 	switch {
 	case len(v.Result.Blocked) > 0:
 		over.Status, over.Reason, over.Message = metav1.ConditionTrue, ReasonPinnedCheckpoints, blockedMessage(v.Result.Blocked)
+		if !slices.ContainsFunc(v.Result.Blocked, func(b quota.Block) bool { return len(b.Pinned) > 0 }) {
+			over.Reason = ReasonPodLabelsUnknown
+		}
 	case nodeBlockedMessage(v) != "":
 		over.Status, over.Reason, over.Message = metav1.ConditionTrue, ReasonNodePruningBlocked, nodeBlockedMessage(v)
 	case v.DryRun && len(v.Pending) > 0:
@@ -135,8 +142,15 @@ func setConditions(st *cqv1.QuotaStatus, v *QuotaView) {
 	meta.SetStatusCondition(&st.Conditions, conflict)
 }
 
-// blockedMessage names the limits that pins keep from holding, and the pinned archives.
+// blockedMessage names the limits that pinned or held archives keep from holding, and
+// those archives.
 func blockedMessage(blocks []quota.Block) string {
+	listed := func(all []string) string {
+		if len(all) > 10 {
+			return strings.Join(all[:10], ", ") + fmt.Sprintf(" and %d more", len(all)-10)
+		}
+		return strings.Join(all, ", ")
+	}
 	var parts []string
 	for i, b := range blocks {
 		if i == 5 {
@@ -147,19 +161,28 @@ func blockedMessage(blocks []quota.Block) string {
 		if strings.HasSuffix(b.Key, ".storage") {
 			res = quota.Storage
 		}
-		names := b.Pinned
-		more := ""
-		if len(names) > 10 {
-			names, more = names[:10], fmt.Sprintf(" and %d more", len(b.Pinned)-10)
-		}
 		scope := b.Scope
 		if scope == "" {
 			scope = "the quota's targets"
 		}
-		parts = append(parts, fmt.Sprintf("%s of %s stays at %s/%s: pinned checkpoints %s%s cannot be pruned",
-			b.Key, scope, amount(b.Used, res), amount(b.Hard, res), strings.Join(names, ", "), more))
+		var why []string
+		if len(b.Pinned) > 0 {
+			why = append(why, "pinned checkpoints "+listed(b.Pinned)+" cannot be pruned")
+		}
+		if len(b.Held) > 0 {
+			why = append(why, "checkpoints "+listed(b.Held)+" of pods that are gone cannot be pruned while a quota that selects pods by label might govern them")
+		}
+		parts = append(parts, fmt.Sprintf("%s of %s stays at %s/%s: %s",
+			b.Key, scope, amount(b.Used, res), amount(b.Hard, res), strings.Join(why, ", and ")))
 	}
-	return strings.Join(parts, "; ") + "; unpin them (spec.pinned, .keep marker) or raise the limit"
+	msg := strings.Join(parts, "; ")
+	if slices.ContainsFunc(blocks, func(b quota.Block) bool { return len(b.Pinned) > 0 }) {
+		msg += "; unpin them (spec.pinned, .keep marker) or raise the limit"
+	}
+	if slices.ContainsFunc(blocks, func(b quota.Block) bool { return len(b.Held) > 0 }) {
+		msg += "; delete those of gone pods that are not needed (kubectl delete checkpoint)"
+	}
+	return msg
 }
 
 func pendingSummary(p []PendingArchive) string {
@@ -243,6 +266,9 @@ func (s *StatusWriter) transitionEvents(ctx context.Context, obj client.Object, 
 		for _, b := range v.Result.Blocked {
 			s.podEvent(ctx, obj, b.Scope, corev1.EventTypeWarning, ReasonPruningBlocked, fmt.Sprintf("Pinned checkpoints keep %s over %s/%s", b.Key, fmt.Sprint(b.Used), fmt.Sprint(b.Hard)))
 		}
+	}
+	if c := became(cqv1.ConditionOverQuota, ReasonPodLabelsUnknown); c != nil {
+		s.Recorder.Event(obj, corev1.EventTypeWarning, ReasonPruningBlocked, c.Message)
 	}
 	if c := became(cqv1.ConditionOverQuota, ReasonNodePruningBlocked); c != nil {
 		s.Recorder.Event(obj, corev1.EventTypeWarning, ReasonNodePruningBlocked, c.Message)

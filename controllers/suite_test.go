@@ -119,12 +119,14 @@ type ckpt struct {
 	name                          string
 	// orphanOf makes it an orphan of that namespace, living in ns as in the agent's.
 	orphanOf string
+	// noUID publishes it without a pod UID, as for an archive whose runtime did not record one.
+	noUID bool
 }
 
 // publish creates the Checkpoint and sets its status, as an agent does.
 func publish(c ckpt) *cqv1.Checkpoint {
 	GinkgoHelper()
-	if c.uid == "" {
+	if c.uid == "" && !c.noUID {
 		c.uid = "uid-" + c.ns + "-" + c.pod
 	}
 	if c.node == "" {

@@ -36,6 +36,19 @@ func (q *Quota) Targets(s Subject) bool {
 	return q.ContainerNames.Len() == 0 || q.ContainerNames.Has(s.Container)
 }
 
+// MightTarget says whether the quota targets the archive for some labels of its pod:
+// Targets with the podSelector left out, which is what can be known of an archive whose
+// pod's labels are not known.
+func (q *Quota) MightTarget(s Subject) bool {
+	if !q.TargetsNamespace(s.Namespace, s.NamespaceLabels) {
+		return false
+	}
+	if q.PodNames.Len() > 0 && !q.PodNames.Has(s.Pod) {
+		return false
+	}
+	return q.ContainerNames.Len() == 0 || q.ContainerNames.Has(s.Container)
+}
+
 // TargetsNamespace says whether the quota can cover archives of the namespace: the part of
 // Targets that is the same for every archive of a namespace.
 func (q *Quota) TargetsNamespace(namespace string, namespaceLabels map[string]string) bool {

@@ -206,10 +206,10 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 	}
 	for _, i := range w.order {
 		a := &in.Archives[i]
-		if !prunable(a) {
+		r := &w.subjects[w.subjOf[i]].rules
+		if !prunable(a) || r.Held {
 			continue
 		}
-		r := &w.subjects[w.subjOf[i]].rules
 		scope := w.subjects[w.subjOf[i]].scopes[LevelContainer]
 		switch {
 		case r.MaxSize != nil && active[r.MaxSize.Quota] && a.Size > r.MaxSize.Value:
@@ -232,7 +232,7 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 			continue
 		}
 		reason := fmt.Sprintf("%s %s/%s", l.Key, format(grp.used, l.Resource), format(l.Value, l.Resource))
-		var pinned []string
+		var pinned, held []string
 		for _, i := range grp.members {
 			if left[g] <= l.Value {
 				break
@@ -241,9 +241,15 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 				continue
 			}
 			a := &in.Archives[i]
-			if !prunable(a) {
+			switch {
+			case !prunable(a):
 				if len(pinned) < MaxNames {
 					pinned = append(pinned, a.Name)
+				}
+				continue
+			case w.subjects[w.subjOf[i]].rules.Held:
+				if len(held) < MaxNames {
+					held = append(held, a.Name)
 				}
 				continue
 			}
@@ -251,7 +257,7 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 		}
 		if left[g] > l.Value {
 			blocks = append(blocks, quotaBlock{quota: l.Quota, Block: Block{Key: l.Key, Level: l.Level, Scope: grp.scope,
-				Used: left[g], Hard: l.Value, Pinned: pinned}})
+				Used: left[g], Hard: l.Value, Pinned: pinned, Held: held}})
 		}
 	}
 	return marks, blocks

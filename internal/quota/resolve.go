@@ -142,6 +142,20 @@ func (r *resolver) candidatesIn(ns string) *candidates {
 	return c
 }
 
+// mightSelect says whether a candidate that selects pods by label might target the
+// archive, whose pod's labels are not known.
+func (c *candidates) mightSelect(s policy.Subject) bool {
+	if !c.byPodLabels {
+		return false
+	}
+	for _, q := range c.quotas {
+		if q.PodSelector != nil && q.MightTarget(s) {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *candidates) key(s policy.Subject) subjectKey {
 	k := subjectKey{namespace: s.Namespace}
 	if c.byPodName {
@@ -173,6 +187,7 @@ func (r *resolver) resolve(a *Archive, out *Resolution) *Rules {
 	}
 	res := policy.Resolve(cands.quotas, s)
 	done := &resolution{res: res, rules: r.rulesOf(res)}
+	done.rules.Held = s.PodLabels == nil && cands.mightSelect(s)
 	r.resolved[key] = done
 	// Effective reads whether a limit governs some or none of the subjects a quota
 	// targets: once per distinct subject tells it.

@@ -118,3 +118,48 @@ func TestResolutionReportsWithoutCompute(t *testing.T) {
 		t.Error("two archives of one container got two resolutions, want one shared")
 	}
 }
+
+// TestHeldWhereASelectorMightGovern checks that an archive whose pod's labels are not known
+// is held (counted, never pruned) where a quota that selects pods by label might target it,
+// and only there: which limits govern it is not known.
+func TestHeldWhereASelectorMightGovern(t *testing.T) {
+	var quotas []*policy.Quota
+	add := collect(t, &quotas)
+	add(policy.FromCheckpointQuota(builder.Quota("db", "shop").PodSelector(map[string]string{"app": "db"}).PerPod(10, "").Obj()))
+	add(policy.FromCheckpointQuota(builder.Quota("web", "shop").PodNames("web-0").PodSelector(map[string]string{"app": "web"}).PerPod(10, "").Obj()))
+	add(policy.FromCheckpointQuota(builder.Quota("default", "shop").PerPod(1, "").Obj()))
+	add(policy.FromCheckpointQuota(builder.Quota("default", "plain").PerPod(1, "").Obj()))
+	podLabels := map[string]map[string]string{"shop/db-1": {"app": "db"}}
+	labels := Labels{Pod: func(a *Archive) map[string]string { return podLabels[a.Namespace+"/"+a.Pod] }}
+	const mi = 1 << 20
+	in := concat(archives("shop", "db-0", "pg", 3, mi), archives("shop", "db-1", "pg", 3, mi), archives("plain", "db-0", "pg", 3, mi))
+	res := Resolve(quotas, in, labels)
+	held := map[string]bool{}
+	for i, a := range in {
+		held[a.Namespace+"/"+a.Pod] = res.Rules[i].Held
+	}
+	want := map[string]bool{
+		"shop/db-0":  true,  // gone: "db" might select it, and "web" (web-0 only) might not
+		"shop/db-1":  false, // known: "db" selects it
+		"plain/db-0": false, // gone, but no quota of plain selects by label
+	}
+	if diff := cmp.Diff(want, held); diff != "" {
+		t.Errorf("held (-want +got):\n%s", diff)
+	}
+	result := Compute(Input{Archives: in, Quotas: res.Quotas, Rules: res.Rules})
+	var pruned []string
+	for _, p := range result.Prune {
+		pruned = append(pruned, in[p.Archive].Namespace+"/"+in[p.Archive].Name)
+	}
+	if diff := cmp.Diff([]string{"plain/db-0-pg-0", "plain/db-0-pg-1"}, pruned); diff != "" {
+		t.Errorf("pruned (-want +got):\n%s", diff)
+	}
+	var blocked []Block
+	for _, q := range result.Quotas {
+		blocked = append(blocked, q.Blocked...)
+	}
+	if diff := cmp.Diff([]Block{{Key: "perPod.checkpoints", Level: LevelPod, Scope: "shop/db-0", Used: 3, Hard: 1,
+		Held: []string{"db-0-pg-0", "db-0-pg-1", "db-0-pg-2"}}}, blocked); diff != "" {
+		t.Errorf("blocked (-want +got):\n%s", diff)
+	}
+}

@@ -93,6 +93,10 @@ type Rules struct {
 	MaxAge  *Retention
 	// Orphans is set only when the winning orphan policy is Delete.
 	Orphans *Retention
+	// Held archives count under these rules but are never pruned: their pod's labels are
+	// not known (the pod is gone, or not yet seen) and a quota that selects pods by label
+	// might govern them, so which limits and retention rules are theirs is not known.
+	Held bool
 }
 
 // Meta is what the arithmetic needs to know of a quota besides its limits.
@@ -139,8 +143,12 @@ type Block struct {
 	Scope string
 	// Used and Hard are the scope's usage and limit, in archives or bytes.
 	Used, Hard int64
-	// Pinned names the archives that kept the limit from holding, oldest first (at most MaxNames).
+	// Pinned names the pinned or unreadable archives that kept the limit from holding,
+	// oldest first (at most MaxNames).
 	Pinned []string
+	// Held names the held archives (Rules.Held) that kept the limit from holding, oldest
+	// first (at most MaxNames).
+	Held []string
 }
 
 // LimitUsage is one limit of a quota that is in force for some archives.
@@ -172,7 +180,7 @@ type Outcome struct {
 	MaxSize *LimitUsage
 	// Pending is what the quota prunes now (Enforce) or would prune (DryRun), oldest first.
 	Pending []Prune
-	// Blocked lists the limits that pins keep from holding.
+	// Blocked lists the limits that pinned, unreadable or held archives keep from holding.
 	Blocked []Block
 	// Namespaces, Pods and Containers are the scopes nearest their limits, at most MaxScopes each.
 	Namespaces, Pods, Containers []ScopeUsage
