@@ -84,13 +84,45 @@ var _ = Describe("Orphans, conflicts, nodes and restarts", func() {
 		Eventually(func() error { return k8s.Get(context.Background(), client.ObjectKeyFromObject(pod), &corev1.Pod{}) }).Should(Satisfy(apierrors.IsNotFound))
 		Eventually(func() []metav1.Condition { return quotaStatus(ns, "default")().Conditions }).Should(ContainElement(SatisfyAll(
 			HaveField("Type", cqv1.ConditionOverQuota),
-			HaveField("Reason", "PodLabelsUnknown"),
+			HaveField("Reason", "HeldCheckpoints"),
 			HaveField("Message", ContainSubstring(names[0])))))
 		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(names)))
 
 		By("keeping them when a pod of the same name comes back: it is another pod")
 		again := newPod(ns, "db-0", map[string]string{"app": "db"})
 		Expect(again.UID).NotTo(Equal(pod.UID))
+		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(names)))
+	})
+
+	It("prunes nothing that a quota which does not parse might keep, until it is fixed", func() {
+		sel := map[string]string{"held-by": ns}
+		nsObj := &corev1.Namespace{}
+		Expect(k8s.Get(context.Background(), client.ObjectKey{Name: ns}, nsObj)).To(Succeed())
+		nsObj.Labels = sel
+		Expect(k8s.Update(context.Background(), nsObj)).To(Succeed())
+		pod := newPod(ns, "web-0", nil)
+		var names []string
+		for i := range 3 {
+			names = append(names, publish(ckpt{ns: ns, pod: pod.Name, uid: string(pod.UID), container: "app",
+				at: now.Add(time.Duration(i-3) * time.Minute), size: mi}).Name)
+		}
+		// Stored past admission (the webhook not serving yet, or an older version's rules).
+		team := builder.Quota("team", ns).PerContainer(50, "").MaxAge("7d").Obj()
+		create(team)
+		cq := builder.ClusterQuota("default-"+ns).NamespaceSelector(sel).PerContainer(1, "").Obj()
+		createCluster(cq)
+		Eventually(func() []metav1.Condition { return clusterStatus(cq.Name)().Conditions }).Should(ContainElement(SatisfyAll(
+			HaveField("Type", cqv1.ConditionOverQuota),
+			HaveField("Reason", "HeldCheckpoints"),
+			HaveField("Message", ContainSubstring("CheckpointQuota "+ns+"/team, which might govern them, does not parse")))))
+		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(names)))
+
+		By("fixing the quota, which then governs")
+		Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(team), team)).To(Succeed())
+		age := cqv1.Duration("168h")
+		team.Spec.MaxAge = &age
+		Expect(k8s.Update(context.Background(), team)).To(Succeed())
+		Eventually(quotaStatus(ns, "team")).Should(HaveField("Summary.Checkpoints", "3/50"))
 		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(names)))
 	})
 

@@ -144,7 +144,7 @@ func (r *PruneReconciler) compute(s *passScope) quota.Result {
 			continue
 		}
 		recomputedArchives.Add(float64(len(p.archives)))
-		in, res := quota.InputOf(s.policies, p.archives, s.nsLabels, s.pods, s.now)
+		in, res := quota.InputOf(s.policies, s.unparsed, p.archives, s.nsLabels, s.pods, s.now)
 		p.part = quota.ComputePart(in, res)
 		r.parts.byKey[key] = p
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -39,8 +40,10 @@ type passScope struct {
 	// objects and policies are the quotas that parse, aligned with resolution.Quotas, sorted.
 	objects  []client.Object
 	policies []*policy.Quota
-	// invalid are quotas with a value that does not parse.
+	// invalid are quotas with a value that does not parse; unparsed their references, in
+	// order.
 	invalid     map[policy.Ref]error
+	unparsed    []policy.Ref
 	generations map[policy.Ref]int64
 	// quotas fingerprints the quotas the pass reads; coupled says that a limit of theirs
 	// counts several namespaces together (quota.Coupled).
@@ -203,6 +206,7 @@ func (r *PruneReconciler) loadQuotas(ctx context.Context, s *passScope) error {
 		fmt.Fprintf(&fp, "%s/%s/%d;", ccq.Name, ccq.UID, ccq.Generation)
 	}
 	s.quotas, s.coupled = fp.String(), quota.Coupled(s.policies)
+	s.unparsed = slices.SortedFunc(maps.Keys(s.invalid), func(a, b policy.Ref) int { return strings.Compare(a.String(), b.String()) })
 	r.parsed = parsed
 	return nil
 }

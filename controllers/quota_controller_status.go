@@ -29,13 +29,13 @@ const (
 
 	ReasonUsageComputed     = "UsageComputed"
 	ReasonPinnedCheckpoints = "PinnedCheckpoints"
-	// ReasonPodLabelsUnknown: archives whose pod is gone keep a limit from holding,
-	// because a quota that selects pods by label might govern them (quota.Rules.Held).
-	ReasonPodLabelsUnknown = "PodLabelsUnknown"
-	ReasonDryRun           = "DryRun"
-	ReasonPruning          = "Pruning"
-	ReasonWithinLimits     = "WithinLimits"
-	ReasonNoConflict       = "NoConflict"
+	// ReasonHeldCheckpoints: held archives keep a limit from holding, archives that a quota
+	// not known enough might govern (quota.Rules.Held).
+	ReasonHeldCheckpoints = "HeldCheckpoints"
+	ReasonDryRun          = "DryRun"
+	ReasonPruning         = "Pruning"
+	ReasonWithinLimits    = "WithinLimits"
+	ReasonNoConflict      = "NoConflict"
 )
 
 // setStatus recomputes the status from the view, all of it but pruned, which the pruning
@@ -113,7 +113,7 @@ func setConditions(st *cqv1.QuotaStatus, v *QuotaView) {
 	case len(v.Result.Blocked) > 0:
 		over.Status, over.Reason, over.Message = metav1.ConditionTrue, ReasonPinnedCheckpoints, blockedMessage(v.Result.Blocked)
 		if !slices.ContainsFunc(v.Result.Blocked, func(b quota.Block) bool { return len(b.Pinned) > 0 }) {
-			over.Reason = ReasonPodLabelsUnknown
+			over.Reason = ReasonHeldCheckpoints
 		}
 	case nodeBlockedMessage(v) != "":
 		over.Status, over.Reason, over.Message = metav1.ConditionTrue, ReasonNodePruningBlocked, nodeBlockedMessage(v)
@@ -170,7 +170,7 @@ func blockedMessage(blocks []quota.Block) string {
 			why = append(why, "pinned checkpoints "+listed(b.Pinned)+" cannot be pruned")
 		}
 		if len(b.Held) > 0 {
-			why = append(why, "checkpoints "+listed(b.Held)+" of pods that are gone cannot be pruned while a quota that selects pods by label might govern them")
+			why = append(why, "checkpoints "+listed(b.Held)+" cannot be pruned: "+b.HeldBecause)
 		}
 		parts = append(parts, fmt.Sprintf("%s of %s stays at %s/%s: %s",
 			b.Key, scope, amount(b.Used, res), amount(b.Hard, res), strings.Join(why, ", and ")))
@@ -178,9 +178,6 @@ func blockedMessage(blocks []quota.Block) string {
 	msg := strings.Join(parts, "; ")
 	if slices.ContainsFunc(blocks, func(b quota.Block) bool { return len(b.Pinned) > 0 }) {
 		msg += "; unpin them (spec.pinned, .keep marker) or raise the limit"
-	}
-	if slices.ContainsFunc(blocks, func(b quota.Block) bool { return len(b.Held) > 0 }) {
-		msg += "; delete those of gone pods that are not needed (kubectl delete checkpoint)"
 	}
 	return msg
 }
@@ -267,7 +264,7 @@ func (s *StatusWriter) transitionEvents(ctx context.Context, obj client.Object, 
 			s.podEvent(ctx, obj, b.Scope, corev1.EventTypeWarning, ReasonPruningBlocked, fmt.Sprintf("Pinned checkpoints keep %s over %s/%s", b.Key, fmt.Sprint(b.Used), fmt.Sprint(b.Hard)))
 		}
 	}
-	if c := became(cqv1.ConditionOverQuota, ReasonPodLabelsUnknown); c != nil {
+	if c := became(cqv1.ConditionOverQuota, ReasonHeldCheckpoints); c != nil {
 		s.Recorder.Event(obj, corev1.EventTypeWarning, ReasonPruningBlocked, c.Message)
 	}
 	if c := became(cqv1.ConditionOverQuota, ReasonNodePruningBlocked); c != nil {

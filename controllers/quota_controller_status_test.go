@@ -229,15 +229,16 @@ func TestBlockedMessage(t *testing.T) {
 				" and 2 more cannot be pruned" + tail,
 		},
 		"archives of gone pods that a label selector might govern": {
-			blocks: []quota.Block{{Key: "perPod.checkpoints", Scope: "shop/db-0", Used: 3, Hard: 1, Held: []string{"c-1", "c-2"}}},
-			want: "perPod.checkpoints of shop/db-0 stays at 3/1: checkpoints c-1, c-2 of pods that are gone cannot be pruned " +
-				"while a quota that selects pods by label might govern them; delete those of gone pods that are not needed (kubectl delete checkpoint)",
+			blocks: []quota.Block{{Key: "perPod.checkpoints", Scope: "shop/db-0", Used: 3, Hard: 1, Held: []string{"c-1", "c-2"},
+				HeldBecause: quota.HeldByLabels}},
+			want: "perPod.checkpoints of shop/db-0 stays at 3/1: checkpoints c-1, c-2 cannot be pruned: their pods are gone and " +
+				"a quota that selects pods by label might govern them (delete those not needed: kubectl delete checkpoint)",
 		},
 		"pinned and held": {
-			blocks: []quota.Block{{Key: "perPod.checkpoints", Scope: "shop/db-0", Used: 3, Hard: 1, Pinned: []string{"c-0"}, Held: []string{"c-1"}}},
-			want: "perPod.checkpoints of shop/db-0 stays at 3/1: pinned checkpoints c-0 cannot be pruned, and checkpoints c-1 of pods that are gone " +
-				"cannot be pruned while a quota that selects pods by label might govern them" + tail +
-				"; delete those of gone pods that are not needed (kubectl delete checkpoint)",
+			blocks: []quota.Block{{Key: "perPod.checkpoints", Scope: "shop/db-0", Used: 3, Hard: 1, Pinned: []string{"c-0"}, Held: []string{"c-1"},
+				HeldBecause: quota.HeldByUnparsed(policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "team"})}},
+			want: "perPod.checkpoints of shop/db-0 stays at 3/1: pinned checkpoints c-0 cannot be pruned, and checkpoints c-1 cannot be pruned: " +
+				"CheckpointQuota shop/team, which might govern them, does not parse (fix its spec)" + tail,
 		},
 		"five blocks at most": {
 			blocks: []quota.Block{block("a.checkpoints", "s", 2, 1, "c"), block("b.checkpoints", "s", 2, 1, "c"), block("c.checkpoints", "s", 2, 1, "c"),

@@ -27,6 +27,7 @@ type snapshot struct {
 func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapshot, error) {
 	s := &snapshot{pods: map[types.NamespacedName]*corev1.Pod{}, invalid: map[string]error{}}
 	var policies []*policy.Quota
+	var unparsed []policy.Ref
 	var cqs cqv1.CheckpointQuotaList
 	if err := c.List(ctx, &cqs); err != nil {
 		return nil, fmt.Errorf("listing CheckpointQuotas: %w", err)
@@ -35,6 +36,7 @@ func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapsho
 		q, err := policy.FromCheckpointQuota(&cqs.Items[i])
 		if err != nil {
 			s.invalid["CheckpointQuota "+cqs.Items[i].Namespace+"/"+cqs.Items[i].Name] = err
+			unparsed = append(unparsed, policy.Ref{Kind: policy.KindQuota, Namespace: cqs.Items[i].Namespace, Name: cqs.Items[i].Name})
 			continue
 		}
 		policies = append(policies, q)
@@ -47,6 +49,7 @@ func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapsho
 		q, err := policy.FromClusterQuota(&ccqs.Items[i])
 		if err != nil {
 			s.invalid["ClusterCheckpointQuota "+ccqs.Items[i].Name] = err
+			unparsed = append(unparsed, policy.Ref{Kind: policy.KindClusterQuota, Name: ccqs.Items[i].Name})
 			continue
 		}
 		policies = append(policies, q)
@@ -83,6 +86,6 @@ func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapsho
 		s.checkpoints = append(s.checkpoints, cp)
 		s.input.Archives = append(s.input.Archives, a)
 	}
-	s.input, s.resolution = quota.InputOf(policies, s.input.Archives, nsLabels, s.pods, now)
+	s.input, s.resolution = quota.InputOf(policies, unparsed, s.input.Archives, nsLabels, s.pods, now)
 	return s, nil
 }

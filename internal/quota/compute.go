@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sort"
@@ -207,7 +208,7 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 	for _, i := range w.order {
 		a := &in.Archives[i]
 		r := &w.subjects[w.subjOf[i]].rules
-		if !prunable(a) || r.Held {
+		if !prunable(a) || r.Held != "" {
 			continue
 		}
 		scope := w.subjects[w.subjOf[i]].scopes[LevelContainer]
@@ -233,6 +234,7 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 		}
 		reason := fmt.Sprintf("%s %s/%s", l.Key, format(grp.used, l.Resource), format(l.Value, l.Resource))
 		var pinned, held []string
+		heldBecause := ""
 		for _, i := range grp.members {
 			if left[g] <= l.Value {
 				break
@@ -247,17 +249,18 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 					pinned = append(pinned, a.Name)
 				}
 				continue
-			case w.subjects[w.subjOf[i]].rules.Held:
+			case w.subjects[w.subjOf[i]].rules.Held != "":
 				if len(held) < MaxNames {
 					held = append(held, a.Name)
 				}
+				heldBecause = cmp.Or(heldBecause, w.subjects[w.subjOf[i]].rules.Held)
 				continue
 			}
 			mark(i, &Prune{Archive: i, Quota: l.Quota, Key: l.Key, Scope: grp.scope, Reason: reason})
 		}
 		if left[g] > l.Value {
 			blocks = append(blocks, quotaBlock{quota: l.Quota, Block: Block{Key: l.Key, Level: l.Level, Scope: grp.scope,
-				Used: left[g], Hard: l.Value, Pinned: pinned, Held: held}})
+				Used: left[g], Hard: l.Value, Pinned: pinned, Held: held, HeldBecause: heldBecause}})
 		}
 	}
 	return marks, blocks

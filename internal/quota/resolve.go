@@ -30,6 +30,20 @@ type Labels struct {
 	// Pod returns the labels of the archive's pod, nil when that pod (with that UID) is not
 	// known.
 	Pod func(a *Archive) map[string]string
+	// Unparsed are the quotas that do not parse: the archives of every namespace one of
+	// them might target are held (HeldByUnparsed), since what it would keep is not known.
+	Unparsed []policy.Ref
+}
+
+// HeldByLabels is why an archive is held whose pod's labels are not known (its pod is gone,
+// or not yet seen) where a quota that selects pods by label might target it.
+const HeldByLabels = "their pods are gone and a quota that selects pods by label might govern them " +
+	"(delete those not needed: kubectl delete checkpoint)"
+
+// HeldByUnparsed is why the archives of a namespace are held that a quota which does not
+// parse might target.
+func HeldByUnparsed(ref policy.Ref) string {
+	return ref.String() + ", which might govern them, does not parse (fix its spec)"
 }
 
 // Resolution is which quotas govern each archive: the rules Compute applies, and what
@@ -107,6 +121,9 @@ func newResolver(quotas []*policy.Quota, labels Labels) *resolver {
 type candidates struct {
 	quotas                              []*policy.Quota
 	byPodName, byPodLabels, byContainer bool
+	// unparsed is why the namespace's archives are held, when a quota that does not parse
+	// might target them.
+	unparsed string
 }
 
 // subjectKey is what the resolution of an archive depends on: its namespace, and its pod's
@@ -137,6 +154,14 @@ func (r *resolver) candidatesIn(ns string) *candidates {
 		c.byPodName = c.byPodName || q.PodNames.Len() > 0
 		c.byPodLabels = c.byPodLabels || q.PodSelector != nil
 		c.byContainer = c.byContainer || q.ContainerNames.Len() > 0
+	}
+	for _, ref := range r.labels.Unparsed {
+		// A namespaced quota targets its namespace alone; what a cluster quota selects is
+		// not known.
+		if ref.Kind == policy.KindClusterQuota || ref.Namespace == ns {
+			c.unparsed = HeldByUnparsed(ref)
+			break
+		}
 	}
 	r.inNamespace[ns] = c
 	return c
@@ -187,7 +212,12 @@ func (r *resolver) resolve(a *Archive, out *Resolution) *Rules {
 	}
 	res := policy.Resolve(cands.quotas, s)
 	done := &resolution{res: res, rules: r.rulesOf(res)}
-	done.rules.Held = s.PodLabels == nil && cands.mightSelect(s)
+	switch {
+	case cands.unparsed != "":
+		done.rules.Held = cands.unparsed
+	case s.PodLabels == nil && cands.mightSelect(s):
+		done.rules.Held = HeldByLabels
+	}
 	r.resolved[key] = done
 	// Effective reads whether a limit governs some or none of the subjects a quota
 	// targets: once per distinct subject tells it.

@@ -136,7 +136,7 @@ func TestHeldWhereASelectorMightGovern(t *testing.T) {
 	res := Resolve(quotas, in, labels)
 	held := map[string]bool{}
 	for i, a := range in {
-		held[a.Namespace+"/"+a.Pod] = res.Rules[i].Held
+		held[a.Namespace+"/"+a.Pod] = res.Rules[i].Held == HeldByLabels
 	}
 	want := map[string]bool{
 		"shop/db-0":  true,  // gone: "db" might select it, and "web" (web-0 only) might not
@@ -159,7 +159,39 @@ func TestHeldWhereASelectorMightGovern(t *testing.T) {
 		blocked = append(blocked, q.Blocked...)
 	}
 	if diff := cmp.Diff([]Block{{Key: "perPod.checkpoints", Level: LevelPod, Scope: "shop/db-0", Used: 3, Hard: 1,
-		Held: []string{"db-0-pg-0", "db-0-pg-1", "db-0-pg-2"}}}, blocked); diff != "" {
+		Held: []string{"db-0-pg-0", "db-0-pg-1", "db-0-pg-2"}, HeldBecause: HeldByLabels}}, blocked); diff != "" {
 		t.Errorf("blocked (-want +got):\n%s", diff)
+	}
+}
+
+// TestHeldWhereAQuotaThatDoesNotParseMightGovern checks that a namespaced quota that does
+// not parse holds the archives of its namespace alone, and a cluster quota every archive.
+func TestHeldWhereAQuotaThatDoesNotParseMightGovern(t *testing.T) {
+	var quotas []*policy.Quota
+	add := collect(t, &quotas)
+	add(policy.FromCheckpointQuota(builder.Quota("default", "plain").PerPod(1, "").Obj()))
+	in := []Archive{{Namespace: "shop", Pod: "p", Container: "c"}, {Namespace: "plain", Pod: "p", Container: "c"},
+		{Namespace: DeletedNamespace("shop"), Pod: "p", Container: "c"}}
+	team := policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "team"}
+	all := policy.Ref{Kind: policy.KindClusterQuota, Name: "default"}
+	for name, tc := range map[string]struct {
+		unparsed []policy.Ref
+		want     []string
+	}{
+		"none":           {want: []string{"", "", ""}},
+		"namespaced":     {unparsed: []policy.Ref{team}, want: []string{HeldByUnparsed(team), "", ""}},
+		"cluster":        {unparsed: []policy.Ref{all}, want: []string{HeldByUnparsed(all), HeldByUnparsed(all), HeldByUnparsed(all)}},
+		"both, in order": {unparsed: []policy.Ref{all, team}, want: []string{HeldByUnparsed(all), HeldByUnparsed(all), HeldByUnparsed(all)}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			res := Resolve(quotas, in, Labels{Unparsed: tc.unparsed})
+			var got []string
+			for _, r := range res.Rules {
+				got = append(got, r.Held)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("held (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -93,10 +93,10 @@ type Rules struct {
 	MaxAge  *Retention
 	// Orphans is set only when the winning orphan policy is Delete.
 	Orphans *Retention
-	// Held archives count under these rules but are never pruned: their pod's labels are
-	// not known (the pod is gone, or not yet seen) and a quota that selects pods by label
-	// might govern them, so which limits and retention rules are theirs is not known.
-	Held bool
+	// Held, when set, says why the archives count under these rules but are never pruned:
+	// a quota that might govern them is not known enough to tell which limits and retention
+	// rules are theirs (HeldByLabels, HeldByUnparsed).
+	Held string
 }
 
 // Meta is what the arithmetic needs to know of a quota besides its limits.
@@ -147,8 +147,9 @@ type Block struct {
 	// oldest first (at most MaxNames).
 	Pinned []string
 	// Held names the held archives (Rules.Held) that kept the limit from holding, oldest
-	// first (at most MaxNames).
-	Held []string
+	// first (at most MaxNames), and HeldBecause is why the first of them is held.
+	Held        []string
+	HeldBecause string
 }
 
 // LimitUsage is one limit of a quota that is in force for some archives.
