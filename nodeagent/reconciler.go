@@ -85,10 +85,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		return reconcile.Result{}, r.release(ctx, k, live...)
 	}
 
+	// Taken before handleGone drops the record: an orphan stays one.
+	orphanOf := r.orphanOf(k, live)
 	// The Checkpoint this agent published is gone: find out why before anything else. When
 	// another Checkpoint stands for the file, the record is older than that one (its update
 	// was lost to a crash of the node) and says nothing about a delete: it is replaced below.
-	if rec := r.records.get(k.Path()); rec != nil && !hasUID(live, rec.UID) {
+	// A placeholder names no Checkpoint, so it says nothing about a delete either.
+	if rec := r.records.get(k.Path()); rec != nil && !rec.placeholder() && !hasUID(live, rec.UID) {
 		if len(live) > 0 {
 			logf.FromContext(ctx).Info("replacing an outdated record: another Checkpoint stands for the archive",
 				"recorded", rec.Namespace+"/"+rec.Name, "live", live[0].Namespace+"/"+live[0].Name)
@@ -100,7 +103,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		}
 	}
 
-	dest, err := r.destination(ctx, k, res.Identity.Namespace)
+	dest, err := r.destination(ctx, res.Identity.Namespace, orphanOf)
 	if err != nil {
 		return reconcile.Result{}, err
 	}

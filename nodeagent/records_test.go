@@ -232,3 +232,50 @@ func TestRecordsLogStaysShort(t *testing.T) {
 		t.Errorf("records after compactions and a restart (-want +got):\n%s", diff)
 	}
 }
+
+// Dropping the record of an orphan leaves a placeholder with its orphanOf, which outlives
+// a restart and goes only when the agent removes the file.
+func TestRecordsKeepOrphanOf(t *testing.T) {
+	dir := t.TempDir()
+	rs, _ := mustOpen(t, dir)
+	orphan, plain := testRecord(0, "uid-a"), testRecord(1, "uid-b")
+	orphan.OrphanOf = "shop"
+	for _, rec := range []record{orphan, plain} {
+		if err := rs.put(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rs.drop(orphan.Path); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.dropDurably(plain.Path); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]record{orphan.Path: {Path: orphan.Path, OrphanOf: "shop"}}
+	if diff := cmp.Diff(want, state(rs)); diff != "" {
+		t.Errorf("records after the drops (-want +got):\n%s", diff)
+	}
+	// Dropped again, a placeholder stays as it is.
+	if err := rs.dropDurably(orphan.Path); err != nil {
+		t.Fatal(err)
+	}
+	_ = rs.close()
+	again, bad := mustOpen(t, dir)
+	if len(bad) > 0 {
+		t.Fatal(bad)
+	}
+	if diff := cmp.Diff(want, state(again)); diff != "" {
+		t.Errorf("records after a restart (-want +got):\n%s", diff)
+	}
+	if rec := again.get(orphan.Path); !rec.placeholder() {
+		t.Errorf("the placeholder names a Checkpoint: %+v", rec)
+	}
+	if err := again.dropRemoved(orphan.Path); err != nil {
+		t.Fatal(err)
+	}
+	_ = again.close()
+	last, _ := mustOpen(t, dir)
+	if diff := cmp.Diff(map[string]record{}, state(last)); diff != "" {
+		t.Errorf("records after the file was removed (-want +got):\n%s", diff)
+	}
+}
