@@ -381,7 +381,7 @@ func (r *Reconciler) release(ctx context.Context, k fileKey, objs ...*cqv1.Check
 				return err
 			}
 		case stillStands || fileGone:
-			if err := r.records.drop(k.Path()); err != nil {
+			if err := r.records.dropDurably(k.Path()); err != nil {
 				return err
 			}
 		}
