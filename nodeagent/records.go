@@ -86,13 +86,15 @@ type records struct {
 	// log stays open until the process ends: closing it when the manager stops would fail
 	// the record of a create that a worker is still finishing.
 	log *os.File
-	// lines counts the lines in the log; broken says a write failed, maybe half done, so
-	// the next change rewrites the log rather than append after a torn line.
+	// lines counts the lines in the log; broken says a write failed, maybe half done, or
+	// the log could not be opened again after a compaction, so the next change rewrites
+	// the log rather than append after a torn line or to a file no longer in place.
 	lines  int
 	broken bool
 
-	// sync syncs the log; tests replace it.
-	sync func(*os.File) error
+	// openLog opens the log after a compaction, and sync syncs it; tests replace them.
+	openLog func(name string, flag int, perm os.FileMode) (*os.File, error)
+	sync    func(*os.File) error
 }
 
 // openRecords loads the records in dir, creating it if needed, and compacts the log. A
@@ -103,7 +105,7 @@ func openRecords(dir string) (*records, []error, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("creating the agent's state directory %s: %w (set --state-dir to a writable directory on the node)", dir, err)
 	}
-	rs := &records{dir: dir, byPath: map[string]*record{}, sync: (*os.File).Sync}
+	rs := &records{dir: dir, byPath: map[string]*record{}, openLog: os.OpenFile, sync: (*os.File).Sync}
 	bad, err := rs.replay()
 	if err != nil {
 		return nil, nil, err
@@ -342,8 +344,11 @@ func (rs *records) compact() error {
 		return fmt.Errorf("compacting the agent's records %s: %w", file, err)
 	}
 	syncDir(rs.dir)
-	log, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0o600)
+	log, err := rs.openLog(file, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
+		// rs.log is the old log, now unlinked: what it receives is lost at the next start.
+		// Broken, the next change compacts again before it writes.
+		rs.broken = true
 		return fmt.Errorf("opening the agent's records %s: %w", file, err)
 	}
 	if rs.log != nil {

@@ -2,10 +2,12 @@ package nodeagent
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -277,5 +279,35 @@ func TestRecordsKeepOrphanOf(t *testing.T) {
 	last, _ := mustOpen(t, dir)
 	if diff := cmp.Diff(map[string]record{}, state(last)); diff != "" {
 		t.Errorf("records after the file was removed (-want +got):\n%s", diff)
+	}
+}
+
+// A compaction that renamed the new log into place but could not open it leaves the
+// records broken, so that the next change is not written to the old, unlinked log.
+func TestRecordsReopenFailure(t *testing.T) {
+	dir := t.TempDir()
+	rs, _ := mustOpen(t, dir)
+	if err := rs.put(testRecord(0, "uid-a")); err != nil {
+		t.Fatal(err)
+	}
+	rs.openLog = func(string, int, os.FileMode) (*os.File, error) { return nil, syscall.EMFILE }
+	rs.mu.Lock()
+	err := rs.compact()
+	rs.mu.Unlock()
+	if !errors.Is(err, syscall.EMFILE) {
+		t.Fatalf("compact: %v, want EMFILE", err)
+	}
+	rs.openLog = os.OpenFile
+	if err := rs.put(testRecord(1, "uid-b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.drop(testRecord(0, "").Path); err != nil {
+		t.Fatal(err)
+	}
+	want := state(rs)
+	_ = rs.close()
+	again, _ := mustOpen(t, dir)
+	if diff := cmp.Diff(want, state(again)); diff != "" {
+		t.Errorf("records after a restart (-want +got):\n%s", diff)
 	}
 }
