@@ -66,6 +66,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	if wait > 0 {
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
+	ioErr := readErr != nil && archive.ReasonOf(readErr) == archive.ReasonIO
+	if ioErr && (len(live) > 0 || r.records.get(k.Path()) != nil) {
+		// The operating system's error says nothing about an archive published already: its
+		// Checkpoint stays as it is, and the archive is read again with backoff.
+		return reconcile.Result{}, fmt.Errorf("reading archive %s, whose Checkpoint is kept as it is: %w", k.Path(), readErr)
+	}
 	marker, err := readMarker(k.Path())
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("reading the .keep marker of %s: %w", k.Path(), err)
@@ -82,7 +88,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		if err := r.records.dropDurably(k.Path()); err != nil {
 			return reconcile.Result{}, err
 		}
-		return reconcile.Result{}, r.release(ctx, k, live...)
+		if err := r.release(ctx, k, live...); err != nil {
+			return reconcile.Result{}, err
+		}
+		if ioErr {
+			// Not cached: read again, with backoff.
+			return reconcile.Result{}, readErr
+		}
+		return reconcile.Result{}, nil
 	}
 
 	// Taken before handleGone drops the record: an orphan stays one.
@@ -122,6 +135,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		reason = archive.ReasonOf(readErr)
 	}
 	r.state.record(k, true, reason)
+	if ioErr {
+		// Not cached: read again, with backoff, until the read succeeds or fails for the archive's own reasons.
+		return reconcile.Result{}, readErr
+	}
 	return reconcile.Result{}, nil
 }
 
