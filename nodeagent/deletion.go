@@ -160,7 +160,29 @@ func (r *Reconciler) removeDeleted(ctx context.Context, k fileKey, rec *record, 
 	// No event per removed archive: pruning removes thousands at a time, and the manager
 	// already reports each pruned group as one Pruned event on its quota.
 	log.Info("removed the archive of a deleted Checkpoint", "path", k.Path())
-	return reconcile.Result{}, true, r.records.drop(k.Path())
+	return reconcile.Result{}, true, r.records.dropRemoved(k.Path())
+}
+
+// orphanOf returns the namespace the archive k is known to be an orphan of, or "": from
+// its record (or the placeholder a dropped record of an orphan leaves), else from a
+// Checkpoint that stands for it, which is all there is when the record was lost.
+func (r *Reconciler) orphanOf(k fileKey, live []*cqv1.Checkpoint) string {
+	if rec := r.records.get(k.Path()); rec != nil && rec.OrphanOf != "" {
+		return rec.OrphanOf
+	}
+	for _, obj := range live {
+		if obj.Namespace != r.Config.OrphanNamespace {
+			continue
+		}
+		if obj.Spec.Archive != nil && obj.Spec.Archive.OrphanOf != "" {
+			return obj.Spec.Archive.OrphanOf
+		}
+		// An orphan that an agent before spec.archive published says it by its label only.
+		if obj.Spec.Archive == nil && obj.Labels[cqv1.LabelOrphanOf] != "" {
+			return obj.Labels[cqv1.LabelOrphanOf]
+		}
+	}
+	return ""
 }
 
 func pinnedBy(k fileKey, marker markerKind) string {
@@ -180,11 +202,10 @@ type destination struct {
 
 // destination returns where the Checkpoint of an archive taken in namespace ns lives: in
 // ns while it is active, else in the agent's namespace as an orphan of ns. An archive
-// once recorded as an orphan of ns stays one: a namespace created later under the same
-// name is another namespace.
-func (r *Reconciler) destination(ctx context.Context, k fileKey, ns string) (destination, error) {
-	rec := r.records.get(k.Path())
-	if rec == nil || rec.OrphanOf != ns {
+// once an orphan of ns (orphanOf, from orphanOf) stays one: a namespace created later
+// under the same name is another namespace.
+func (r *Reconciler) destination(ctx context.Context, ns, orphanOf string) (destination, error) {
+	if orphanOf != ns {
 		p, err := r.witnesses.Namespace(ctx, ns, false)
 		if err != nil {
 			return destination{}, err

@@ -66,6 +66,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	if wait > 0 {
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
+	ioErr := readErr != nil && archive.ReasonOf(readErr) == archive.ReasonIO
+	if ioErr && (len(live) > 0 || r.records.get(k.Path()) != nil) {
+		// The operating system's error says nothing about an archive published already: its
+		// Checkpoint stays as it is, and the archive is read again with backoff.
+		return reconcile.Result{}, fmt.Errorf("reading archive %s, whose Checkpoint is kept as it is: %w", k.Path(), readErr)
+	}
 	marker, err := readMarker(k.Path())
 	if err != nil {
 		return reconcile.Result{}, fmt.Errorf("reading the .keep marker of %s: %w", k.Path(), err)
@@ -82,13 +88,23 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		if err := r.records.dropDurably(k.Path()); err != nil {
 			return reconcile.Result{}, err
 		}
-		return reconcile.Result{}, r.release(ctx, k, live...)
+		if err := r.release(ctx, k, live...); err != nil {
+			return reconcile.Result{}, err
+		}
+		if ioErr {
+			// Not cached: read again, with backoff.
+			return reconcile.Result{}, readErr
+		}
+		return reconcile.Result{}, nil
 	}
 
+	// Taken before handleGone drops the record: an orphan stays one.
+	orphanOf := r.orphanOf(k, live)
 	// The Checkpoint this agent published is gone: find out why before anything else. When
 	// another Checkpoint stands for the file, the record is older than that one (its update
 	// was lost to a crash of the node) and says nothing about a delete: it is replaced below.
-	if rec := r.records.get(k.Path()); rec != nil && !hasUID(live, rec.UID) {
+	// A placeholder names no Checkpoint, so it says nothing about a delete either.
+	if rec := r.records.get(k.Path()); rec != nil && !rec.placeholder() && !hasUID(live, rec.UID) {
 		if len(live) > 0 {
 			logf.FromContext(ctx).Info("replacing an outdated record: another Checkpoint stands for the archive",
 				"recorded", rec.Namespace+"/"+rec.Name, "live", live[0].Namespace+"/"+live[0].Name)
@@ -100,7 +116,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		}
 	}
 
-	dest, err := r.destination(ctx, k, res.Identity.Namespace)
+	dest, err := r.destination(ctx, res.Identity.Namespace, orphanOf)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -119,6 +135,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		reason = archive.ReasonOf(readErr)
 	}
 	r.state.record(k, true, reason)
+	if ioErr {
+		// Not cached: read again, with backoff, until the read succeeds or fails for the archive's own reasons.
+		return reconcile.Result{}, readErr
+	}
 	return reconcile.Result{}, nil
 }
 
@@ -378,7 +398,7 @@ func (r *Reconciler) release(ctx context.Context, k fileKey, objs ...*cqv1.Check
 				return err
 			}
 		case stillStands || fileGone:
-			if err := r.records.drop(k.Path()); err != nil {
+			if err := r.records.dropDurably(k.Path()); err != nil {
 				return err
 			}
 		}

@@ -28,7 +28,8 @@ type record struct {
 	Name      string    `json:"name"`
 	UID       types.UID `json:"uid"`
 	// OrphanOf is the namespace the archive was taken in, when the Checkpoint is an orphan
-	// living in the agent's namespace.
+	// living in the agent's namespace. It outlives the record: dropping the record of an
+	// orphan leaves a placeholder that keeps only Path and OrphanOf (see placeholder).
 	OrphanOf string `json:"orphanOf,omitempty"`
 	// The witnesses: the UIDs, when the Checkpoint was created, of its namespace, of the
 	// Checkpoint CRD and of this agent's Node ("" when there was no Node object).
@@ -38,11 +39,23 @@ type record struct {
 }
 
 func (r *record) valid() error {
-	if r.Path == "" || r.Name == "" || r.Namespace == "" {
-		return errors.New("path, namespace or name is empty")
+	switch {
+	case r.Path == "":
+		return errors.New("path is empty")
+	case r.placeholder() && (r.OrphanOf == "" || r.Name != "" || r.Namespace != ""):
+		return errors.New("a record without a UID must keep only an archive's orphanOf")
+	case !r.placeholder() && (r.Name == "" || r.Namespace == ""):
+		return errors.New("namespace or name is empty")
 	}
 	return nil
 }
+
+// placeholder says the record names no Checkpoint: it only remembers that the archive is
+// an orphan of OrphanOf, after the record of its Checkpoint was dropped, so that a
+// namespace created later under that name never gets the archive (docs/node-agent.md,
+// "Orphans"). It decides no delete. Agents before placeholders find no namespace or
+// name in it and skip it as an unreadable line.
+func (r *record) placeholder() bool { return r.UID == "" }
 
 // logName is the records' log in the state directory.
 const logName = "records.log"
@@ -73,10 +86,15 @@ type records struct {
 	// log stays open until the process ends: closing it when the manager stops would fail
 	// the record of a create that a worker is still finishing.
 	log *os.File
-	// lines counts the lines in the log; broken says a write failed, maybe half done, so
-	// the next change rewrites the log rather than append after a torn line.
+	// lines counts the lines in the log; broken says a write failed, maybe half done, or
+	// the log could not be opened again after a compaction, so the next change rewrites
+	// the log rather than append after a torn line or to a file no longer in place.
 	lines  int
 	broken bool
+
+	// openLog opens the log after a compaction, and sync syncs it; tests replace them.
+	openLog func(name string, flag int, perm os.FileMode) (*os.File, error)
+	sync    func(*os.File) error
 }
 
 // openRecords loads the records in dir, creating it if needed, and compacts the log. A
@@ -87,7 +105,7 @@ func openRecords(dir string) (*records, []error, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("creating the agent's state directory %s: %w (set --state-dir to a writable directory on the node)", dir, err)
 	}
-	rs := &records{dir: dir, byPath: map[string]*record{}}
+	rs := &records{dir: dir, byPath: map[string]*record{}, openLog: os.OpenFile, sync: (*os.File).Sync}
 	bad, err := rs.replay()
 	if err != nil {
 		return nil, nil, err
@@ -218,34 +236,55 @@ func (rs *records) put(rec record) error {
 }
 
 // drop removes the archive's record. The agent drops a record before it deletes the
-// Checkpoint itself, so that its own deletes are never taken for a person's.
+// Checkpoint itself, so that its own deletes are never taken for a person's. The record
+// of an orphan leaves a placeholder that keeps its orphanOf.
 func (rs *records) drop(path string) error {
-	return rs.dropRecord(path, false)
+	return rs.dropRecord(path, false, true)
 }
 
-// dropDurably is drop, synced to disk before it returns: for a Checkpoint the agent deletes
-// while the file stays, whose record, come back after a power failure, would read as a
-// person's delete of it. It is rare (an archive that moved namespace or was rewritten).
+// dropDurably is drop, synced to disk before it returns: for a Checkpoint the agent
+// deletes itself, whose record, come back after a power failure, would read as a person's
+// delete of it once the file is there (it stayed, or came back). It is rare: an archive
+// that moved namespace, was rewritten or removed by something other than the agent.
 func (rs *records) dropDurably(path string) error {
-	return rs.dropRecord(path, true)
+	return rs.dropRecord(path, true, true)
 }
 
-func (rs *records) dropRecord(path string, durably bool) error {
+// dropRemoved drops the archive's record, placeholder and all, after the agent removed the file.
+func (rs *records) dropRemoved(path string) error {
+	return rs.dropRecord(path, false, false)
+}
+
+func (rs *records) dropRecord(path string, durably, keepOrphan bool) error {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if _, ok := rs.byPath[path]; !ok {
+	old, ok := rs.byPath[path]
+	if !ok {
 		return nil
 	}
-	if err := rs.append(logLine{Drop: path}); err != nil {
+	line, keep := logLine{Drop: path}, (*record)(nil)
+	if keepOrphan && old.OrphanOf != "" {
+		keep = &record{Path: path, OrphanOf: old.OrphanOf}
+		line = logLine{Put: keep}
+	}
+	if keep != nil && *keep == *old {
+		// A placeholder already: it names no Checkpoint that a delete could be taken for.
+		return nil
+	}
+	if err := rs.append(line); err != nil {
 		return fmt.Errorf("removing the record of %s: %w", path, err)
 	}
 	if durably {
-		if err := rs.log.Sync(); err != nil {
+		if err := rs.sync(rs.log); err != nil {
 			rs.broken = true
 			return fmt.Errorf("removing the record of %s: %w", path, err)
 		}
 	}
-	delete(rs.byPath, path)
+	if keep != nil {
+		rs.byPath[path] = keep
+	} else {
+		delete(rs.byPath, path)
+	}
 	return rs.compactIfLong()
 }
 
@@ -305,8 +344,11 @@ func (rs *records) compact() error {
 		return fmt.Errorf("compacting the agent's records %s: %w", file, err)
 	}
 	syncDir(rs.dir)
-	log, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0o600)
+	log, err := rs.openLog(file, os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
+		// rs.log is the old log, now unlinked: what it receives is lost at the next start.
+		// Broken, the next change compacts again before it writes.
+		rs.broken = true
 		return fmt.Errorf("opening the agent's records %s: %w", file, err)
 	}
 	if rs.log != nil {

@@ -2,10 +2,12 @@ package nodeagent
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -230,5 +232,82 @@ func TestRecordsLogStaysShort(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, state(again)); diff != "" {
 		t.Errorf("records after compactions and a restart (-want +got):\n%s", diff)
+	}
+}
+
+// Dropping the record of an orphan leaves a placeholder with its orphanOf, which outlives
+// a restart and goes only when the agent removes the file.
+func TestRecordsKeepOrphanOf(t *testing.T) {
+	dir := t.TempDir()
+	rs, _ := mustOpen(t, dir)
+	orphan, plain := testRecord(0, "uid-a"), testRecord(1, "uid-b")
+	orphan.OrphanOf = "shop"
+	for _, rec := range []record{orphan, plain} {
+		if err := rs.put(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rs.drop(orphan.Path); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.dropDurably(plain.Path); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]record{orphan.Path: {Path: orphan.Path, OrphanOf: "shop"}}
+	if diff := cmp.Diff(want, state(rs)); diff != "" {
+		t.Errorf("records after the drops (-want +got):\n%s", diff)
+	}
+	// Dropped again, a placeholder stays as it is.
+	if err := rs.dropDurably(orphan.Path); err != nil {
+		t.Fatal(err)
+	}
+	_ = rs.close()
+	again, bad := mustOpen(t, dir)
+	if len(bad) > 0 {
+		t.Fatal(bad)
+	}
+	if diff := cmp.Diff(want, state(again)); diff != "" {
+		t.Errorf("records after a restart (-want +got):\n%s", diff)
+	}
+	if rec := again.get(orphan.Path); !rec.placeholder() {
+		t.Errorf("the placeholder names a Checkpoint: %+v", rec)
+	}
+	if err := again.dropRemoved(orphan.Path); err != nil {
+		t.Fatal(err)
+	}
+	_ = again.close()
+	last, _ := mustOpen(t, dir)
+	if diff := cmp.Diff(map[string]record{}, state(last)); diff != "" {
+		t.Errorf("records after the file was removed (-want +got):\n%s", diff)
+	}
+}
+
+// A compaction that renamed the new log into place but could not open it leaves the
+// records broken, so that the next change is not written to the old, unlinked log.
+func TestRecordsReopenFailure(t *testing.T) {
+	dir := t.TempDir()
+	rs, _ := mustOpen(t, dir)
+	if err := rs.put(testRecord(0, "uid-a")); err != nil {
+		t.Fatal(err)
+	}
+	rs.openLog = func(string, int, os.FileMode) (*os.File, error) { return nil, syscall.EMFILE }
+	rs.mu.Lock()
+	err := rs.compact()
+	rs.mu.Unlock()
+	if !errors.Is(err, syscall.EMFILE) {
+		t.Fatalf("compact: %v, want EMFILE", err)
+	}
+	rs.openLog = os.OpenFile
+	if err := rs.put(testRecord(1, "uid-b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.drop(testRecord(0, "").Path); err != nil {
+		t.Fatal(err)
+	}
+	want := state(rs)
+	_ = rs.close()
+	again, _ := mustOpen(t, dir)
+	if diff := cmp.Diff(want, state(again)); diff != "" {
+		t.Errorf("records after a restart (-want +got):\n%s", diff)
 	}
 }

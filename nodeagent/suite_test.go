@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -76,13 +77,19 @@ type agent struct {
 // startAgent runs an agent for node over dirs until the spec ends or stop is called.
 func startAgent(node string, settle time.Duration, dirs ...string) *agent {
 	GinkgoHelper()
+	return startAgentWithClock(node, settle, nil, dirs...)
+}
+
+// startAgentWithClock is startAgent with the agent's clock; nil is the real one.
+func startAgentWithClock(node string, settle time.Duration, clk clock.WithTicker, dirs ...string) *agent {
+	GinkgoHelper()
 	cfg := *env.Config
 	cfg.QPS, cfg.Burst = nodeagent.DefaultQPS, nodeagent.DefaultBurst
 	mgr, err := nodeagent.NewManager(&cfg, nodeagent.Config{
 		NodeName: node, Dirs: dirs, SettleTime: settle, RescanInterval: 2 * time.Second, Workers: 4, NodeStatusInterval: time.Second,
 		// Short, so that the damaged archives the tests write are reported soon after.
 		UnfinishedWait: 3 * time.Second,
-		StateDir:       filepath.Join(stateRoot, node), OrphanNamespace: orphanNamespace,
+		StateDir:       filepath.Join(stateRoot, node), OrphanNamespace: orphanNamespace, Clock: clk,
 	}, nodeagent.ManagerOptions{MetricsBindAddress: "0"})
 	Expect(err).NotTo(HaveOccurred())
 	runCtx, cancel := context.WithCancel(ctx)

@@ -43,7 +43,9 @@ func NewCache() *Cache {
 }
 
 // Get returns the result for path at version v, reading the archive only when that
-// version has not been read before. cached says whether the file was left unread.
+// version has not been read before. cached says whether the file was left unread. A read
+// that failed with ReasonIO is not kept: the operating system's error (EIO, EMFILE, a
+// mount gone for a moment) says nothing about the archive, and the next Get reads again.
 func (c *Cache) Get(path string, v Version, lim Limits) (res Result, cached bool, err error) {
 	c.mu.Lock()
 	e, ok := c.entries[path]
@@ -53,7 +55,11 @@ func (c *Cache) Get(path string, v Version, lim Limits) (res Result, cached bool
 	}
 	res, err = Read(path, lim)
 	c.mu.Lock()
-	c.entries[path] = cacheEntry{version: v, result: res, err: err}
+	if err != nil && ReasonOf(err) == ReasonIO {
+		delete(c.entries, path)
+	} else {
+		c.entries[path] = cacheEntry{version: v, result: res, err: err}
+	}
 	c.mu.Unlock()
 	return res, false, err
 }
