@@ -31,6 +31,11 @@ type Engine struct {
 	// released counts the Checkpoints of gone nodes marked gone, so that a pass can tell
 	// that one was released while it computed.
 	released uint64
+	// releasing orders releases and a pass's deletes: a pass holds it from its last check
+	// that no release happened until its deletes are done, and a release holds it around
+	// its mark and its delete. So no release lands between the check and the deletes.
+	// Releases are rare, and wait for at most one pass's deletes.
+	releasing sync.Mutex
 	// nodeViews are the node rules' findings of the latest pass, by cluster quota.
 	nodeViews map[policy.Ref]*NodeView
 }
@@ -119,6 +124,12 @@ func (e *Engine) markReleased(uid types.UID, namespace string, at time.Time) {
 	e.gone[uid], e.goneIn[uid] = at, namespace
 	e.changed[namespace] = true
 	e.released++
+}
+
+// holdReleases keeps releases waiting until unhold is called (releasing).
+func (e *Engine) holdReleases() (unhold func()) {
+	e.releasing.Lock()
+	return e.releasing.Unlock
 }
 
 // unmarkGone undoes a mark whose delete failed.

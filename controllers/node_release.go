@@ -120,13 +120,7 @@ func (r *NodeReleaseReconciler) onNode(ctx context.Context, node string) ([]*cqv
 // The finalizer of older versions, which no agent will remove, goes too.
 func (r *NodeReleaseReconciler) release(ctx context.Context, c *cqv1.Checkpoint, reason string) error {
 	if c.DeletionTimestamp.IsZero() {
-		uid := c.UID
-		r.Engine.markReleased(uid, c.PodNamespace(), r.Clock.Now())
-		if err := r.Client.Delete(ctx, c.DeepCopy(), client.Preconditions{UID: &uid}); err != nil {
-			// Not found or another UID: that Checkpoint is gone anyway. Else it still counts.
-			if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-				r.Engine.unmarkGone(uid)
-			}
+		if err := r.markAndDelete(ctx, c); err != nil {
 			return ignoreRace(err)
 		}
 	}
@@ -139,6 +133,22 @@ func (r *NodeReleaseReconciler) release(ctx context.Context, c *cqv1.Checkpoint,
 	}
 	logf.FromContext(ctx).V(1).Info("released a Checkpoint", "checkpoint", client.ObjectKeyFromObject(c), "reason", reason)
 	return nil
+}
+
+// markAndDelete marks a Checkpoint released, then deletes it, while no pass is between its
+// last check for releases and the end of its deletes (Engine.releasing): a pass that
+// counted it either sees the release and prunes nothing for it, or has sent its deletes.
+func (r *NodeReleaseReconciler) markAndDelete(ctx context.Context, c *cqv1.Checkpoint) error {
+	unhold := r.Engine.holdReleases()
+	defer unhold()
+	uid := c.UID
+	r.Engine.markReleased(uid, c.PodNamespace(), r.Clock.Now())
+	err := r.Client.Delete(ctx, c.DeepCopy(), client.Preconditions{UID: &uid})
+	// Not found or another UID: that Checkpoint is gone anyway. Else it still counts.
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		r.Engine.unmarkGone(uid)
+	}
+	return err
 }
 
 func (r *NodeReleaseReconciler) seen(node string, now time.Time) time.Time {

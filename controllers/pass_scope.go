@@ -54,7 +54,8 @@ type passScope struct {
 	resolution *quota.Resolution
 	nsLabels   map[string]map[string]string
 	pods       map[types.NamespacedName]*metav1.PartialObjectMetadata
-	// refused is set when a delete was refused because the Checkpoint changed since the read.
+	// refused is set when the pass kept archives it decided to prune because what it decided
+	// with changed since the read: a Checkpoint (its delete was refused), or a release.
 	refused atomic.Bool
 }
 

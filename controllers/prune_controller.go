@@ -109,8 +109,9 @@ func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.R
 	plan, wait := r.counted.spaced(s, res.Prune, r.CountInterval, time.Now())
 	err = r.prune(ctx, s, plan)
 	if wait == 0 && s.refused.Load() {
-		// A delete refused for a Checkpoint changed since the read: no event may bring the
-		// pass that reads it again.
+		// Archives kept because what the pass decided with changed since the read (a
+		// Checkpoint whose delete was refused, a release): no event may bring the pass that
+		// reads it again.
 		wait = r.batch().after()
 	}
 	return ctrl.Result{RequeueAfter: wait}, err

@@ -30,16 +30,44 @@ type pruneGroup struct {
 
 // prune deletes the Checkpoints of the plan concurrently and reports what went. What it
 // deletes is counted in each quota's status.pruned before the deletes are sent
-// (prune_count.go); a quota whose counter cannot be written keeps its archives this pass.
+// (prune_count.go); a quota whose counter cannot be written keeps its archives this pass,
+// and every quota does when what the pass decided with changed since (deleteCurrent).
 func (r *PruneReconciler) prune(ctx context.Context, w *passScope, plan []quota.Prune) error {
 	if len(plan) == 0 {
 		return nil
 	}
 	plan, written, previous, countErr := r.countAhead(ctx, w, plan, r.Clock.Now())
 	r.counted.counted(w, written, time.Now())
+	groups, kept, err := r.deleteCurrent(ctx, w, plan, written)
+	for _, pg := range groups {
+		prunedCheckpoints.WithLabelValues(pg.key).Add(float64(pg.count))
+		prunedBytes.WithLabelValues(pg.key).Add(float64(pg.bytes))
+		r.prunedEvent(ctx, w, pg)
+	}
+	return errors.Join(countErr, err, r.takeBack(ctx, w, kept, written, previous))
+}
+
+// deleteCurrent deletes the Checkpoints of the plan concurrently, unless what the pass
+// decided with changed since it read it: then it deletes none and asks for another pass.
+// It holds releases off from that check until its deletes are done, so that none lands in
+// between. It returns what went, by group, and what was counted ahead (written) but kept.
+func (r *PruneReconciler) deleteCurrent(ctx context.Context, w *passScope, plan []quota.Prune, written map[int]prunedTally) (
+	[]*pruneGroup, map[int]prunedTally, error) {
+	if len(plan) == 0 {
+		return nil, nil, nil
+	}
+	unhold := r.Engine.holdReleases()
+	defer unhold()
+	switch current, err := r.current(ctx, w); {
+	case err != nil:
+		return nil, written, err
+	case !current:
+		w.refused.Store(true)
+		return nil, written, nil
+	}
 	var mu sync.Mutex
 	groups := map[[3]string]*pruneGroup{}
-	var order [][3]string
+	var order []*pruneGroup
 	kept := map[int]prunedTally{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.Concurrency)
@@ -69,21 +97,21 @@ func (r *PruneReconciler) prune(ctx context.Context, w *passScope, plan []quota.
 			if pg == nil {
 				pg = &pruneGroup{quota: p.Quota, scope: p.Scope, key: p.Key, reason: p.Reason}
 				groups[k] = pg
-				order = append(order, k)
+				order = append(order, pg)
 			}
 			pg.count++
 			pg.bytes += c.Spec.Archive.SizeBytes
 			return nil
 		})
 	}
-	err := g.Wait()
-	for _, k := range order {
-		pg := groups[k]
-		prunedCheckpoints.WithLabelValues(pg.key).Add(float64(pg.count))
-		prunedBytes.WithLabelValues(pg.key).Add(float64(pg.bytes))
-		r.prunedEvent(ctx, w, pg)
-	}
-	return errors.Join(countErr, err, r.takeBack(ctx, w, kept, written, previous))
+	return order, kept, g.Wait()
+}
+
+// current says that what the pass decided with still holds, as far as this manager can
+// tell: no Checkpoint was released since the pass read the cache.
+func (r *PruneReconciler) current(_ context.Context, w *passScope) (bool, error) {
+	// Each release marked its namespace to be read again.
+	return r.Engine.releases() == w.releases, nil
 }
 
 // pruneOne deletes one Checkpoint, reporting false when it must stay after all. The delete
