@@ -55,7 +55,7 @@ type passScope struct {
 	nsLabels   map[string]map[string]string
 	pods       map[types.NamespacedName]*metav1.PartialObjectMetadata
 	// refused is set when the pass kept archives it decided to prune because what it decided
-	// with changed since the read: a Checkpoint (its delete was refused), or a release.
+	// with changed since the read: a Checkpoint (its delete was refused), a quota, a release.
 	refused atomic.Bool
 }
 
@@ -177,39 +177,59 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 // loadQuotas reads both kinds of quota, in the order of their names, so that a quota keeps
 // its index from one pass to the next while the quotas stay the same.
 func (r *PruneReconciler) loadQuotas(ctx context.Context, s *passScope) error {
+	cqs, ccqs, err := r.listQuotas(ctx)
+	if err != nil {
+		return err
+	}
+	parsed := map[policy.Ref]parsedQuota{}
+	for i := range cqs {
+		cq := &cqs[i]
+		ref := policy.Ref{Kind: policy.KindQuota, Namespace: cq.Namespace, Name: cq.Name}
+		q, err := r.parsed.policy(parsed, ref, cq, func() (*policy.Quota, error) { return policy.FromCheckpointQuota(cq) })
+		s.addQuota(cq, ref, q, err)
+	}
+	for i := range ccqs {
+		ccq := &ccqs[i]
+		ref := policy.Ref{Kind: policy.KindClusterQuota, Name: ccq.Name}
+		q, err := r.parsed.policy(parsed, ref, ccq, func() (*policy.Quota, error) { return policy.FromClusterQuota(ccq) })
+		s.addQuota(ccq, ref, q, err)
+	}
+	s.quotas, s.coupled = quotasPrint(cqs, ccqs), quota.Coupled(s.policies)
+	s.unparsed = slices.SortedFunc(maps.Keys(s.invalid), func(a, b policy.Ref) int { return strings.Compare(a.String(), b.String()) })
+	r.parsed = parsed
+	return nil
+}
+
+// listQuotas reads both kinds of quota from the cache, each in the order of their names;
+// the objects are the cache's own.
+func (r *PruneReconciler) listQuotas(ctx context.Context) ([]cqv1.CheckpointQuota, []cqv1.ClusterCheckpointQuota, error) {
 	var cqs cqv1.CheckpointQuotaList
 	if err := r.Client.List(ctx, &cqs, client.UnsafeDisableDeepCopy); err != nil {
-		return fmt.Errorf("listing CheckpointQuotas: %w", err)
+		return nil, nil, fmt.Errorf("listing CheckpointQuotas: %w", err)
 	}
 	slices.SortFunc(cqs.Items, func(a, b cqv1.CheckpointQuota) int {
 		return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.Name, b.Name))
 	})
-	var fp strings.Builder
-	parsed := map[policy.Ref]parsedQuota{}
-	for i := range cqs.Items {
-		cq := &cqs.Items[i]
-		ref := policy.Ref{Kind: policy.KindQuota, Namespace: cq.Namespace, Name: cq.Name}
-		q, err := r.parsed.policy(parsed, ref, cq, func() (*policy.Quota, error) { return policy.FromCheckpointQuota(cq) })
-		s.addQuota(cq, ref, q, err)
-		fmt.Fprintf(&fp, "%s/%s/%s/%d;", cq.Namespace, cq.Name, cq.UID, cq.Generation)
-	}
 	var ccqs cqv1.ClusterCheckpointQuotaList
 	if err := r.Client.List(ctx, &ccqs, client.UnsafeDisableDeepCopy); err != nil {
-		return fmt.Errorf("listing ClusterCheckpointQuotas: %w", err)
+		return nil, nil, fmt.Errorf("listing ClusterCheckpointQuotas: %w", err)
 	}
 	slices.SortFunc(ccqs.Items, func(a, b cqv1.ClusterCheckpointQuota) int { return strings.Compare(a.Name, b.Name) })
-	fp.WriteString("|")
-	for i := range ccqs.Items {
-		ccq := &ccqs.Items[i]
-		ref := policy.Ref{Kind: policy.KindClusterQuota, Name: ccq.Name}
-		q, err := r.parsed.policy(parsed, ref, ccq, func() (*policy.Quota, error) { return policy.FromClusterQuota(ccq) })
-		s.addQuota(ccq, ref, q, err)
-		fmt.Fprintf(&fp, "%s/%s/%d;", ccq.Name, ccq.UID, ccq.Generation)
+	return cqs.Items, ccqs.Items, nil
+}
+
+// quotasPrint fingerprints the quotas by name, UID and generation: a quota added, gone,
+// re-created or with another spec changes it.
+func quotasPrint(cqs []cqv1.CheckpointQuota, ccqs []cqv1.ClusterCheckpointQuota) string {
+	var fp strings.Builder
+	for i := range cqs {
+		fmt.Fprintf(&fp, "%s/%s/%s/%d;", cqs[i].Namespace, cqs[i].Name, cqs[i].UID, cqs[i].Generation)
 	}
-	s.quotas, s.coupled = fp.String(), quota.Coupled(s.policies)
-	s.unparsed = slices.SortedFunc(maps.Keys(s.invalid), func(a, b policy.Ref) int { return strings.Compare(a.String(), b.String()) })
-	r.parsed = parsed
-	return nil
+	fp.WriteString("|")
+	for i := range ccqs {
+		fmt.Fprintf(&fp, "%s/%s/%d;", ccqs[i].Name, ccqs[i].UID, ccqs[i].Generation)
+	}
+	return fp.String()
 }
 
 // parsedQuotas holds each quota's policy as a pass parsed it, by the quota's reference.

@@ -110,8 +110,8 @@ func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.R
 	err = r.prune(ctx, s, plan)
 	if wait == 0 && s.refused.Load() {
 		// Archives kept because what the pass decided with changed since the read (a
-		// Checkpoint whose delete was refused, a release): no event may bring the pass that
-		// reads it again.
+		// Checkpoint whose delete was refused, a quota, a release): no event may bring the
+		// pass that reads it again.
 		wait = r.batch().after()
 	}
 	return ctrl.Result{RequeueAfter: wait}, err

@@ -72,6 +72,8 @@ const countAttempts = 4
 // countAhead records, for each quota of the plan, what the plan deletes of it. It returns
 // the plan without the archives of quotas whose counter could not be written (they are
 // kept until a pass can count them), the tallies written, and the lastTime each replaced.
+// A quota found changed since the pass read it (errQuotaChanged) keeps its archives too,
+// without an error: the pass asks for another, which reads everything again.
 func (r *PruneReconciler) countAhead(ctx context.Context, w *passScope, plan []quota.Prune, now time.Time) (
 	[]quota.Prune, map[int]prunedTally, map[int]*metav1.Time, error) {
 	tallies := map[int]prunedTally{}
@@ -86,16 +88,23 @@ func (r *PruneReconciler) countAhead(ctx context.Context, w *passScope, plan []q
 	previous := map[int]*metav1.Time{}
 	var errs []error
 	for _, qi := range order {
-		err := r.writePruned(ctx, w.policies[qi].Ref, w.objects[qi], func(p *cqv1.PrunedStatus) {
+		err := r.writePruned(ctx, w.policies[qi].Ref, w.objects[qi], sameSpec, func(p *cqv1.PrunedStatus) {
 			previous[qi] = p.LastTime.DeepCopy()
 			*p = addPruned(*p, tallies[qi], now)
 		})
-		if err != nil {
-			errs = append(errs, err)
-			delete(tallies, qi)
+		if err == nil {
+			continue
 		}
+		delete(tallies, qi)
+		if errors.Is(err, errQuotaChanged) {
+			// The cache may not show the change yet: the next pass reads every namespace.
+			r.Engine.touchAll()
+			w.refused.Store(true)
+			continue
+		}
+		errs = append(errs, err)
 	}
-	if len(errs) == 0 {
+	if len(tallies) == len(order) {
 		return plan, tallies, previous, nil
 	}
 	kept := make([]quota.Prune, 0, len(plan))
@@ -113,12 +122,15 @@ func (r *PruneReconciler) takeBack(ctx context.Context, w *passScope, kept, writ
 	var errs []error
 	for qi, t := range kept {
 		whole := t.count == written[qi].count
-		err := r.writePruned(ctx, w.policies[qi].Ref, w.objects[qi], func(p *cqv1.PrunedStatus) {
+		err := r.writePruned(ctx, w.policies[qi].Ref, w.objects[qi], sameUID, func(p *cqv1.PrunedStatus) {
 			*p = addPruned(*p, prunedTally{count: -t.count, bytes: -t.bytes}, time.Time{})
 			if whole {
 				p.LastTime = previous[qi].DeepCopy()
 			}
 		})
+		if errors.Is(err, errQuotaChanged) {
+			continue // the object counted is gone, and its counter with it
+		}
 		if err != nil {
 			logf.FromContext(ctx).Error(err, "status.pruned over-counts deletes that did not happen", "quota", w.policies[qi].Ref.String(), "checkpoints", t.count)
 			errs = append(errs, err)
@@ -127,10 +139,26 @@ func (r *PruneReconciler) takeBack(ctx context.Context, w *passScope, kept, writ
 	return errors.Join(errs...)
 }
 
+// errQuotaChanged: the quota whose counter a pass writes is gone, re-created, or (ahead of
+// the deletes) no longer has the spec the pass decided with.
+var errQuotaChanged = errors.New("the quota changed since the pass read it")
+
+// quotaCheck is what writePruned asks of the quota it reads again after a conflict.
+type quotaCheck uint8
+
+const (
+	// sameUID: a counter belongs to one object. Taking a count back needs no more.
+	sameUID quotaCheck = iota
+	// sameSpec: also the spec (generation) that decided the deletes, for the count written
+	// ahead of them.
+	sameSpec
+)
+
 // writePruned changes a quota's status.pruned in the API. The patch carries the
 // resourceVersion it was computed on, and a conflict reads the quota again, so that a
-// count is never computed on a stale copy nor lost to another write.
-func (r *PruneReconciler) writePruned(ctx context.Context, ref policy.Ref, cached client.Object, change func(*cqv1.PrunedStatus)) error {
+// count is never computed on a stale copy nor lost to another write. A quota gone, or read
+// again other than check asks of cached, is errQuotaChanged.
+func (r *PruneReconciler) writePruned(ctx context.Context, ref policy.Ref, cached client.Object, check quotaCheck, change func(*cqv1.PrunedStatus)) error {
 	obj := cached.DeepCopyObject().(client.Object)
 	var err error
 	for range countAttempts {
@@ -143,6 +171,13 @@ func (r *PruneReconciler) writePruned(ctx context.Context, ref policy.Ref, cache
 		if err = r.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 			break
 		}
+		if obj.GetUID() != cached.GetUID() || (check == sameSpec && obj.GetGeneration() != cached.GetGeneration()) {
+			err = errQuotaChanged
+			break
+		}
+	}
+	if apierrors.IsNotFound(err) {
+		err = errQuotaChanged
 	}
 	if err != nil {
 		return fmt.Errorf("writing status.pruned of %s: %w", ref, err)

@@ -114,7 +114,8 @@ func TestPruneCountsAhead(t *testing.T) {
 				live = append(live, liveOf(got))
 			}
 			w := &passScope{live: live, objects: []client.Object{cached}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{},
-				policies: []*policy.Quota{{Ref: policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "q"}}}}
+				policies: []*policy.Quota{{Ref: policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "q"}}},
+				quotas:   quotasPrint([]cqv1.CheckpointQuota{*cached}, nil)}
 			r := &PruneReconciler{Client: cl, APIReader: cl, Engine: NewEngine(), Recorder: record.NewFakeRecorder(10),
 				Clock: clocktesting.NewFakeClock(now), Concurrency: 1}
 			err := r.prune(ctx, w, []quota.Prune{{Archive: 0, Quota: 0, Key: "perContainer.checkpoints", Scope: "shop/web-0/app"},

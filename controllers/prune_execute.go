@@ -108,10 +108,22 @@ func (r *PruneReconciler) deleteCurrent(ctx context.Context, w *passScope, plan 
 }
 
 // current says that what the pass decided with still holds, as far as this manager can
-// tell: no Checkpoint was released since the pass read the cache.
-func (r *PruneReconciler) current(_ context.Context, w *passScope) (bool, error) {
-	// Each release marked its namespace to be read again.
-	return r.Engine.releases() == w.releases, nil
+// tell: no Checkpoint was released since the pass read the cache, and the cache's quotas
+// are those it read (none added or gone, none with another spec). A quota of the plan
+// changed in the API but not yet in the cache fails its count ahead (countAhead).
+func (r *PruneReconciler) current(ctx context.Context, w *passScope) (bool, error) {
+	if r.Engine.releases() != w.releases {
+		return false, nil // each release marked its namespace to be read again
+	}
+	cqs, ccqs, err := r.listQuotas(ctx)
+	if err != nil {
+		return false, err
+	}
+	if quotasPrint(cqs, ccqs) != w.quotas {
+		r.Engine.touchAll()
+		return false, nil
+	}
+	return true, nil
 }
 
 // pruneOne deletes one Checkpoint, reporting false when it must stay after all. The delete
