@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -31,6 +32,11 @@ const settleTime = 200 * time.Millisecond
 // orphanNamespace is the agents' namespace, where Checkpoints of gone namespaces live.
 const orphanNamespace = "checkpoint-quota-system"
 
+// agentUser is who the agents run as: the node agent's ServiceAccount as config/rbac/agent
+// names it before an overlay renames it, bound to the agent's ClusterRole there, and the one
+// identity whose deletes of pinned Checkpoints config/admission-policy allows.
+const agentUser = "system:serviceaccount:system:node-agent"
+
 var (
 	env *testenv.Env
 	ctx = context.Background()
@@ -38,6 +44,8 @@ var (
 	stateRoot string
 	// policyPath is the admission policy the specs apply, as a user would.
 	policyPath = filepath.Join(testenv.RepoRoot(), "config", "admission-policy")
+	// agentRBACPath holds the agent's ServiceAccount, ClusterRole and binding.
+	agentRBACPath = filepath.Join(testenv.RepoRoot(), "config", "rbac", "agent")
 )
 
 func TestNodeAgent(t *testing.T) {
@@ -58,6 +66,10 @@ var _ = BeforeSuite(func() {
 	Expect(env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: orphanNamespace}})).To(Succeed())
 	out, stderr, err := env.Kubectl("", "apply", "-k", policyPath)
 	Expect(err).NotTo(HaveOccurred(), "kubectl apply -k %s: %s%s", policyPath, out, stderr)
+	// The agents run with the agent's own permissions and identity, not as an administrator.
+	Expect(env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "system"}})).To(Succeed())
+	out, stderr, err = env.Kubectl("", "apply", "-f", agentRBACPath)
+	Expect(err).NotTo(HaveOccurred(), "kubectl apply -f %s: %s%s", agentRBACPath, out, stderr)
 })
 
 var _ = AfterSuite(func() {
@@ -85,6 +97,7 @@ func startAgentWithClock(node string, settle time.Duration, clk clock.WithTicker
 	GinkgoHelper()
 	cfg := *env.Config
 	cfg.QPS, cfg.Burst = nodeagent.DefaultQPS, nodeagent.DefaultBurst
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: agentUser}
 	mgr, err := nodeagent.NewManager(&cfg, nodeagent.Config{
 		NodeName: node, Dirs: dirs, SettleTime: settle, RescanInterval: 2 * time.Second, Workers: 4, NodeStatusInterval: time.Second,
 		// Short, so that the damaged archives the tests write are reported soon after.
