@@ -143,6 +143,21 @@ var _ = Describe("Deleting Checkpoints", func() {
 		Expect(markerPath + ".keep").To(BeAnExistingFile())
 	})
 
+	It("deletes the Checkpoint of an archive pinned by spec.pinned once its file is removed on the node", func() {
+		a := testarchive.New(ns, "cache-0", "redis")
+		path := a.MustWrite(dir)
+		obj := publishedAs(node, a)
+		out, stderr, err := env.Kubectl("", "patch", "checkpoint", obj.Name, "-n", ns, "--type", "merge", "-p", `{"spec":{"pinned":true}}`)
+		Expect(err).NotTo(HaveOccurred(), out+stderr)
+		Eventually(func() bool { return publishedAs(node, a).Status.Pinned }).Should(BeTrue())
+		Eventually(func() string { return path + ".keep" }).Should(BeAnExistingFile())
+		// A person's delete is still refused; the agent's, once the file is gone, is not.
+		Expect(deleteRefusedByPolicy(obj)).To(ContainSubstring("spec.pinned is true"))
+
+		Expect(os.Remove(path)).To(Succeed())
+		Eventually(func(g Gomega) []cqv1.Checkpoint { return checkpointsOf(node)(g) }).Should(BeEmpty())
+	})
+
 	Context("without the admission policy", func() {
 		BeforeEach(func() {
 			out, stderr, err := env.Kubectl("", "delete", "-k", policyPath)

@@ -88,6 +88,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		if err := r.records.dropDurably(k.Path()); err != nil {
 			return reconcile.Result{}, err
 		}
+		if _, err := r.keepPin(k, live, marker); err != nil {
+			return reconcile.Result{}, err
+		}
 		if err := r.release(ctx, k, live...); err != nil {
 			return reconcile.Result{}, err
 		}
@@ -123,7 +126,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	name := ObjectName(r.Config.NodeName, k.Dir, k.Name)
 	current, stale := split(live, dest.namespace, name)
 	// An archive rewritten for another pod moves to that pod's namespace; an archive whose
-	// namespace is gone moves to the agent's.
+	// namespace is gone moves to the agent's, pinned as it was.
+	if marker, err = r.keepPin(k, stale, marker); err != nil {
+		return reconcile.Result{}, err
+	}
 	if err := r.release(ctx, k, stale...); err != nil {
 		return reconcile.Result{}, err
 	}
@@ -253,8 +259,9 @@ func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoin
 		pinned = pinned || obj.Spec.Pinned
 		err := r.release(ctx, k, obj)
 		if apierrors.IsForbidden(err) {
-			// The pinned-checkpoint policy refuses to delete a pinned Checkpoint, even for
-			// the agent: the old object stays until a person unpins it, and the file is kept.
+			// The pinned-checkpoint policy lets only the agent's own ServiceAccount delete a
+			// pinned Checkpoint: an agent running as anyone else is refused, and the old
+			// object stays until a person unpins it; the file is kept.
 			r.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "ArchiveChanged", "Publish",
 				"the archive %s changed on node %s, but this Checkpoint is pinned and cannot be replaced: %s; unpin it to publish the new archive",
 				k.Path(), r.Config.NodeName, eventNote(err))
@@ -382,8 +389,23 @@ func (r *Reconciler) syncMarker(k fileKey, obj *cqv1.Checkpoint, marker markerKi
 	return marker, nil
 }
 
+// keepPin writes the agent's .keep marker for a file that stays while objs, which stood for
+// it, are deleted, when one of them is pinned by spec.pinned and nothing marks the file yet:
+// the pinned-checkpoint policy lets the agent delete a pinned Checkpoint, and the pin must
+// outlive it, as it outlives any object, so that the archive's next Checkpoint is pinned too.
+func (r *Reconciler) keepPin(k fileKey, objs []*cqv1.Checkpoint, marker markerKind) (markerKind, error) {
+	for _, obj := range objs {
+		if obj.Spec.Pinned {
+			return r.syncMarker(k, obj, marker)
+		}
+	}
+	return marker, nil
+}
+
 // release deletes objects that no longer stand for the archive k. The record of one of
-// them goes first, so that the agent never takes its own delete for a person's.
+// them goes first, so that the agent never takes its own delete for a person's. These are
+// the agent's only deletes, and the pinned-checkpoint policy lets them through even for a
+// pinned Checkpoint: none removes a file.
 func (r *Reconciler) release(ctx context.Context, k fileKey, objs ...*cqv1.Checkpoint) error {
 	if rec := r.records.get(k.Path()); rec != nil {
 		stillStands := false
