@@ -101,6 +101,31 @@ var _ = Describe("Namespace deletion and uninstalling", func() {
 		Expect(orphansOf(ns)(Default)).To(HaveLen(2))
 	})
 
+	It("deletes a namespace promptly that holds pinned Checkpoints, and keeps their archives pinned, as orphans", func() {
+		ns, err := env.CreateNamespace(ctx, "pinned")
+		Expect(err).NotTo(HaveOccurred())
+		node, dir := newNode()
+		startAgent(node, settleTime, dir)
+		bySpec, byMarker := testarchive.New(ns, "cache-0", "redis"), testarchive.New(ns, "cache-1", "redis")
+		specPath, markerPath := bySpec.MustWrite(dir), byMarker.MustWrite(dir)
+		Expect(os.WriteFile(markerPath+".keep", nil, 0o600)).To(Succeed())
+		obj := publishedAs(node, bySpec)
+		out, stderr, err := env.Kubectl("", "patch", "checkpoint", obj.Name, "-n", ns, "--type", "merge", "-p", `{"spec":{"pinned":true}}`)
+		Expect(err).NotTo(HaveOccurred(), out+stderr)
+		Eventually(func() bool { return publishedAs(node, bySpec).Status.Pinned }).Should(BeTrue())
+		Eventually(func() bool { return publishedAs(node, byMarker).Status.KeepMarker }).Should(BeTrue())
+
+		Expect(deleteNamespace(ns)).To(BeNumerically("<", 20*time.Second), "the namespace's deletion waited on the pins")
+		Consistently(allExist([]string{specPath, markerPath}), 2*time.Second).Should(BeEmpty())
+		Eventually(func(g Gomega) []bool {
+			var pinned []bool
+			for _, o := range orphansOf(ns)(g) {
+				pinned = append(pinned, o.Status.Pinned)
+			}
+			return pinned
+		}).Should(Equal([]bool{true, true}))
+	})
+
 	It("deletes a namespace promptly while its node's agent is stopped, and keeps its archives for when it is back", func() {
 		ns, err := env.CreateNamespace(ctx, "down")
 		Expect(err).NotTo(HaveOccurred())
