@@ -260,11 +260,19 @@ func (p parsedQuotas) policy(next parsedQuotas, ref policy.Ref, obj client.Objec
 }
 
 // remember updates, from what the pass read, what the reconciler keeps between passes: the
-// orphan clocks, which give each orphan the time this manager first saw it orphaned, and
-// the Engine's deleted set, whose entries go once the cache shows the deletion.
+// orphan clocks, which give each orphan the time this manager first saw it orphaned, the
+// labels of gone pods, kept while an archive is theirs, and the Engine's deleted set,
+// whose entries go once the cache shows the deletion.
 func (r *PruneReconciler) remember(s *passScope) {
+	var pods map[types.UID]bool // the pods of every archive, read by a full pass
+	if s.full {
+		pods = map[types.UID]bool{}
+	}
 	for _, p := range s.fresh {
 		for i, c := range p.live {
+			if pods != nil {
+				pods[types.UID(p.archives[i].PodUID)] = true
+			}
 			switch p.podStates[i] {
 			case podPresent:
 				r.orphans.forget(c.UID)
@@ -275,6 +283,7 @@ func (r *PruneReconciler) remember(s *passScope) {
 	}
 	if s.full {
 		r.orphans.keepOnly(func(uid types.UID) bool { _, ok := s.present[uid]; return ok })
+		r.gone.keepOnly(func(uid types.UID) bool { return pods[uid] })
 	}
 	r.Engine.forgetGone(func(ns string) bool { return s.full || s.read[ns] },
 		func(uid types.UID) bool { terminating, ok := s.present[uid]; return ok && !terminating })

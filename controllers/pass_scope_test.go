@@ -216,3 +216,25 @@ func TestPassesShareParsedPolicies(t *testing.T) {
 		t.Errorf("the policy of the deleted %s is still kept", brokenRef)
 	}
 }
+
+// TestRememberKeepsTheLabelsOfGonePodsWithArchives checks that a full pass forgets the
+// labels of a gone pod once no archive is its, and keeps those of a pod with archives.
+func TestRememberKeepsTheLabelsOfGonePodsWithArchives(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	r := passFixture(t, now)
+	r.gone.went("pod-uid-gone", map[string]string{"app": "batch"})
+	r.gone.went("pod-uid-without-archives", nil)
+	s, err := r.load(context.Background(), now, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.remember(s)
+	got := map[string]map[string]string{}
+	for _, uid := range []string{"pod-uid-gone", "pod-uid-without-archives"} {
+		got[uid] = r.gone.of(uid)
+	}
+	want := map[string]map[string]string{"pod-uid-gone": {"app": "batch"}, "pod-uid-without-archives": nil}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("labels of gone pods (-want +got):\n%s", diff)
+	}
+}

@@ -73,6 +73,8 @@ type PruneReconciler struct {
 	parts partCache
 	// parsed keeps the quotas' policies from one pass to the next.
 	parsed parsedQuotas
+	// gone remembers the labels of the pods this manager saw deleted.
+	gone goneLabels
 	// checkpoints and pods are the cache's stores of Checkpoints and of pod metadata
 	// (SetupWithManager), which a pass reads without copying; nil in a reconciler built
 	// directly, which reads through Client.
@@ -325,7 +327,7 @@ func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&cqv1.CheckpointQuota{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&cqv1.ClusterCheckpointQuota{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&cqv1.CheckpointNode{}, all).
-		WatchesMetadata(metadataOf("Pod"), pods, builder.WithPredicates(identity)).
+		WatchesMetadata(metadataOf("Pod"), rememberingPods{EventHandler: pods, gone: &r.gone}, builder.WithPredicates(identity)).
 		WatchesMetadata(metadataOf("Namespace"), namespaces, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.wake.events, all)).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
