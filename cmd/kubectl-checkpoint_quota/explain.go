@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -115,6 +116,16 @@ func decision(a *quota.Archive, idx int, res *quota.Result, s *snapshot) string 
 		return "kept: pinned (spec.pinned or a .keep marker); it still counts against every limit above"
 	case a.Unreadable:
 		return "kept: unreadable archives are never deleted automatically; it still counts"
+	case s.resolution.Rules[idx].Held != "":
+		return "kept: held, since " + s.resolution.Rules[idx].Held + "; it still counts"
+	}
+	for _, l := range s.resolution.Rules[idx].Limits {
+		for _, b := range res.Quotas[l.Quota].Blocked {
+			if b.Key == l.Key && b.Scope == a.Scope(l.Level) {
+				return fmt.Sprintf("kept: %s of %s stays over its limit, but what goes before it cannot be pruned (see %s's OverQuota condition)",
+					l.Key, cmp.Or(b.Scope, "its targets"), s.input.Quotas[l.Quota].Name)
+			}
+		}
 	}
 	return "kept: every limit above holds with it"
 }

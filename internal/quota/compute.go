@@ -235,6 +235,9 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 		reason := fmt.Sprintf("%s %s/%s", l.Key, format(grp.used, l.Resource), format(l.Value, l.Resource))
 		var pinned, held []string
 		heldBecause := ""
+		// A held archive might be the next to go under this limit, were its rules known:
+		// nothing newer goes before it.
+		afterHeld := false
 		for _, i := range grp.members {
 			if left[g] <= l.Value {
 				break
@@ -254,6 +257,9 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 					held = append(held, a.Name)
 				}
 				heldBecause = cmp.Or(heldBecause, w.subjects[w.subjOf[i]].rules.Held)
+				afterHeld = true
+				continue
+			case afterHeld:
 				continue
 			}
 			mark(i, &Prune{Archive: i, Quota: l.Quota, Key: l.Key, Scope: grp.scope, Reason: reason})

@@ -2,6 +2,7 @@ package quota
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -193,5 +194,41 @@ func TestHeldWhereAQuotaThatDoesNotParseMightGovern(t *testing.T) {
 				t.Errorf("held (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestHeldArchivesSpareNewerOnes checks that a limit over a group with held archives
+// prunes nothing newer than the oldest of them: were its rules known, the held archive
+// might be the one to go.
+func TestHeldArchivesSpareNewerOnes(t *testing.T) {
+	var quotas []*policy.Quota
+	add := collect(t, &quotas)
+	add(policy.FromCheckpointQuota(builder.Quota("default", "shop").Total(10, "").Obj()))
+	add(policy.FromCheckpointQuota(builder.Quota("db", "shop").PodSelector(map[string]string{"app": "db"}).PerPod(20, "").Obj()))
+	older := archives("shop", "web-1", "nginx", 2, 1)
+	for i := range older {
+		older[i].CheckpointTime = older[i].CheckpointTime.Add(-time.Hour)
+	}
+	gone := archives("shop", "db-0", "pg", 8, 1) // its pod is gone: held
+	newer := archives("shop", "web-0", "nginx", 5, 1)
+	for i := range newer {
+		newer[i].CheckpointTime = newer[i].CheckpointTime.Add(time.Hour)
+	}
+	in := concat(older, gone, newer)
+	labels := Labels{Pod: func(a *Archive) map[string]string {
+		if a.Pod != "db-0" {
+			return map[string]string{"app": "web"}
+		}
+		return nil
+	}}
+	res := Resolve(quotas, in, labels)
+	out := Compute(Input{Archives: in, Quotas: res.Quotas, Rules: res.Rules})
+	var pruned []string
+	for _, p := range out.Prune {
+		pruned = append(pruned, in[p.Archive].Name)
+	}
+	// 15 archives over a total of 10: the two older than every held one go, no newer one.
+	if diff := cmp.Diff([]string{"web-1-nginx-0", "web-1-nginx-1"}, pruned); diff != "" {
+		t.Errorf("pruned (-want +got):\n%s", diff)
 	}
 }

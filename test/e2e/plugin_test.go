@@ -83,6 +83,29 @@ var _ = Describe("kubectl checkpoint-quota", func() {
 		))
 	})
 
+	It("explains an archive held because its pod went before a quota selecting pods by label could see it", func(ctx context.Context) {
+		ns, err := env.CreateNamespace(ctx, "held")
+		Expect(err).NotTo(HaveOccurred())
+		_, stderr, err := env.Kubectl("apiVersion: checkpointquota.dev/v1alpha1\nkind: CheckpointQuota\nmetadata: {name: db, namespace: "+ns+"}\n"+
+			"spec: {target: {podSelector: {matchLabels: {app: db}}}, limits: {perContainer: {checkpoints: 5}}}\n---\n"+
+			"apiVersion: checkpointquota.dev/v1alpha1\nkind: CheckpointQuota\nmetadata: {name: default, namespace: "+ns+"}\n"+
+			"spec: {limits: {perContainer: {checkpoints: 1}}}\n", "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+		var files []string
+		for i := range 2 {
+			files = append(files, filepath.Base(archive.New(ns, "db-0", "pg").WithUID("0b3c6d9e-1f2a-4b5c-8d7e-00000000dead").
+				At(base.Add(time.Duration(i)*time.Minute)).MustWrite(ckptDir)))
+		}
+		Eventually(func() string {
+			out, _ := run("", "status", "-n", ns)
+			return out
+		}, 60*time.Second, time.Second).Should(ContainSubstring("OverQuota: perContainer.checkpoints of " + ns + "/db-0/pg stays at 2/1"))
+		out, _ := run("", "explain", checkpointName(ctx, ns, files[0]), "-n", ns)
+		Expect(out).To(ContainSubstring("kept: held, since their pods are gone and a quota that selects pods by label might govern them"))
+		Expect(checkpointName(ctx, ns, files[1])).NotTo(BeEmpty())
+	})
+
 	It("converts a CheckpointRestoreOperator into quotas the webhooks admit, with warnings", func() {
 		ns, err := env.CreateNamespace(context.Background(), "convert")
 		Expect(err).NotTo(HaveOccurred())
