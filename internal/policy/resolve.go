@@ -24,16 +24,8 @@ type Subject struct {
 
 // Targets says whether the quota covers the archive.
 func (q *Quota) Targets(s Subject) bool {
-	if !q.TargetsNamespace(s.Namespace, s.NamespaceLabels) {
-		return false
-	}
-	if q.PodSelector != nil && (s.PodLabels == nil || !q.PodSelector.Matches(labels.Set(s.PodLabels))) {
-		return false
-	}
-	if q.PodNames.Len() > 0 && !q.PodNames.Has(s.Pod) {
-		return false
-	}
-	return q.ContainerNames.Len() == 0 || q.ContainerNames.Has(s.Container)
+	return q.MightTarget(s) &&
+		(q.PodSelector == nil || (s.PodLabels != nil && q.PodSelector.Matches(labels.Set(s.PodLabels))))
 }
 
 // MightTarget says whether the quota targets the archive for some labels of its pod:
