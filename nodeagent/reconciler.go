@@ -414,12 +414,9 @@ func (r *Reconciler) release(ctx context.Context, k fileKey, objs ...*cqv1.Check
 		}
 		_, exists := os.Lstat(k.Path())
 		fileGone := errors.Is(exists, fs.ErrNotExist)
-		switch {
-		case stillStands && !fileGone:
-			if err := r.records.dropDurably(k.Path()); err != nil {
-				return err
-			}
-		case stillStands || fileGone:
+		// Durably: come back after a power failure, the record would read as a person's
+		// delete of its Checkpoint once the file is there (it stayed, or came back).
+		if stillStands || fileGone {
 			if err := r.records.dropDurably(k.Path()); err != nil {
 				return err
 			}
