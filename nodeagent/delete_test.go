@@ -11,10 +11,12 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	testarchive "github.com/checkpoint-quota/checkpoint-quota/test/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
 
 // publishedAs waits until the archive's Checkpoint exists on node and returns it.
@@ -76,6 +78,25 @@ var _ = Describe("Deleting Checkpoints", func() {
 		Expect(err).NotTo(HaveOccurred())
 		node, dir = newNode()
 		startAgent(node, settleTime, dir)
+	})
+
+	It("lets the agent of the Checkpoint's node delete it pinned, and no other node's agent", func() {
+		a := testarchive.New(ns, "cache-0", "redis")
+		a.MustWrite(dir)
+		obj := publishedAs(node, a)
+		out, stderr, err := env.Kubectl("", "patch", "checkpoint", obj.Name, "-n", ns, "--type", "merge", "-p", `{"spec":{"pinned":true}}`)
+		Expect(err).NotTo(HaveOccurred(), out+stderr)
+		deleteAs := func(as rest.ImpersonationConfig) error {
+			cfg := *env.Config
+			cfg.Impersonate = as
+			c, err := client.New(&cfg, client.Options{Scheme: testenv.Scheme})
+			Expect(err).NotTo(HaveOccurred())
+			return c.Delete(ctx, &obj, client.DryRunAll)
+		}
+		Eventually(func() error { return deleteAs(agentOn("another-node")) }).Should(MatchError(ContainSubstring("spec.pinned is true")))
+		Expect(deleteAs(agentOn(node))).To(Succeed())
+		// A token without the node's name (not bound to a pod) is let through as before.
+		Expect(deleteAs(rest.ImpersonationConfig{UserName: agentUser})).To(Succeed())
 	})
 
 	It("removes the archive when a user deletes its Checkpoint, and the Checkpoint when the archive is removed", func() {

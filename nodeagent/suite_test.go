@@ -37,6 +37,15 @@ const orphanNamespace = "checkpoint-quota-system"
 // identity whose deletes of pinned Checkpoints config/admission-policy allows.
 const agentUser = "system:serviceaccount:system:node-agent"
 
+// agentOn is the agent's identity on node as a pod's bound ServiceAccount token gives it:
+// its user and the node it runs on.
+func agentOn(node string) rest.ImpersonationConfig {
+	return rest.ImpersonationConfig{UserName: agentUser, Extra: map[string][]string{nodeNameExtra: {node}}}
+}
+
+// nodeNameExtra is the key of the node's name in the user info of a bound token.
+const nodeNameExtra = "authentication.kubernetes.io/node-name"
+
 var (
 	env *testenv.Env
 	ctx = context.Background()
@@ -97,7 +106,7 @@ func startAgentWithClock(node string, settle time.Duration, clk clock.WithTicker
 	GinkgoHelper()
 	cfg := *env.Config
 	cfg.QPS, cfg.Burst = nodeagent.DefaultQPS, nodeagent.DefaultBurst
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: agentUser}
+	cfg.Impersonate = agentOn(node)
 	mgr, err := nodeagent.NewManager(&cfg, nodeagent.Config{
 		NodeName: node, Dirs: dirs, SettleTime: settle, RescanInterval: 2 * time.Second, Workers: 4, NodeStatusInterval: time.Second,
 		// Short, so that the damaged archives the tests write are reported soon after.
