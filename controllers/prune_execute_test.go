@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -125,10 +126,7 @@ func TestRefusedDeleteReadsTheNamespaceAgain(t *testing.T) {
 func TestRefusedDeleteAsksForAnotherPass(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
-	older := builder.Checkpoint("older", "shop").Of("web-0", "uid-1", "app").On("node-a", "/d", "f1").
-		At(metav1.NewTime(now.Add(-time.Hour))).Obj()
-	newer := builder.Checkpoint("newer", "shop").Of("web-0", "uid-1", "app").On("node-a", "/d", "f2").
-		At(metav1.NewTime(now)).Obj()
+	older, newer := olderAndNewer(now)
 	q := builder.Quota("q", "shop").PerContainer(1, "").Obj()
 	base := fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(older, newer, q).
 		WithStatusSubresource(&cqv1.CheckpointQuota{}).Build()
@@ -150,9 +148,7 @@ func TestRefusedDeleteAsksForAnotherPass(t *testing.T) {
 			return cl.Delete(ctx, obj, opts...)
 		},
 	})
-	r := &PruneReconciler{Client: cl, APIReader: cl, Engine: NewEngine(), Clock: clocktesting.NewFakeClock(now),
-		Recorder: record.NewFakeRecorder(100), Concurrency: 1, BatchDelay: time.Second,
-		QuotaUpdates: make(chan event.GenericEvent, 10), ClusterQuotaUpdates: make(chan event.GenericEvent, 10)}
+	r := passReconciler(cl, NewEngine(), clocktesting.NewFakeClock(now))
 	left := func() []string {
 		var list cqv1.CheckpointList
 		must(t, base.List(ctx, &list))
@@ -175,4 +171,21 @@ func TestRefusedDeleteAsksForAnotherPass(t *testing.T) {
 	if diff := cmp.Diff([]string{"newer"}, left()); diff != "" {
 		t.Errorf("after the next pass (-want +got):\n%s", diff)
 	}
+}
+
+// passReconciler is a PruneReconciler built directly on cl, which runs whole passes
+// (Reconcile) on engine and clk.
+func passReconciler(cl client.Client, engine *Engine, clk clock.WithTicker) *PruneReconciler {
+	return &PruneReconciler{Client: cl, APIReader: cl, Engine: engine, Clock: clk,
+		Recorder: record.NewFakeRecorder(100), Concurrency: 1, BatchDelay: time.Second,
+		QuotaUpdates: make(chan event.GenericEvent, 10), ClusterQuotaUpdates: make(chan event.GenericEvent, 10)}
+}
+
+// olderAndNewer are two Checkpoints of web-0's container app in shop, an hour apart.
+func olderAndNewer(now time.Time) (older, newer *cqv1.Checkpoint) {
+	older = builder.Checkpoint("older", "shop").Of("web-0", "uid-1", "app").On("node-a", "/d", "f1").
+		At(metav1.NewTime(now.Add(-time.Hour))).Obj()
+	newer = builder.Checkpoint("newer", "shop").Of("web-0", "uid-1", "app").On("node-a", "/d", "f2").
+		At(metav1.NewTime(now)).Obj()
+	return older, newer
 }

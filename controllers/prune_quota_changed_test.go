@@ -6,15 +6,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
@@ -85,10 +82,7 @@ func TestQuotaChangedDuringThePassKeepsItsPrunes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			now := time.Now()
-			older := builder.Checkpoint("older", "shop").Of("web-0", "uid-1", "app").On("node-a", "/d", "f1").
-				At(metav1.NewTime(now.Add(-time.Hour))).Obj()
-			newer := builder.Checkpoint("newer", "shop").Of("web-0", "uid-1", "app").On("node-a", "/d", "f2").
-				At(metav1.NewTime(now)).Obj()
+			older, newer := olderAndNewer(now)
 			q := builder.Quota("q", "shop").PerContainer(1, "").Enforcement(cqv1.EnforcementEnforce).Obj()
 			q.UID, q.Generation = "uid-q1", 1
 			base := fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(older, newer, q).
@@ -118,9 +112,7 @@ func TestQuotaChangedDuringThePassKeepsItsPrunes(t *testing.T) {
 					return cl.List(ctx, list, opts...)
 				},
 			})
-			r := &PruneReconciler{Client: cl, APIReader: cl, Engine: NewEngine(), Clock: clocktesting.NewFakeClock(now),
-				Recorder: record.NewFakeRecorder(100), Concurrency: 1, BatchDelay: time.Second,
-				QuotaUpdates: make(chan event.GenericEvent, 10), ClusterQuotaUpdates: make(chan event.GenericEvent, 10)}
+			r := passReconciler(cl, NewEngine(), clocktesting.NewFakeClock(now))
 			first, err := r.Reconcile(ctx, ctrl.Request{})
 			if err != nil {
 				t.Fatal(err)

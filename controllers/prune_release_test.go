@@ -10,13 +10,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
@@ -65,9 +63,7 @@ func checkpointOn(name, node string, ago time.Duration) *cqv1.Checkpoint {
 }
 
 func (b *releaseBed) pass(cl client.Client) *PruneReconciler {
-	return &PruneReconciler{Client: cl, APIReader: cl, Engine: b.engine, Clock: b.clk,
-		Recorder: record.NewFakeRecorder(100), Concurrency: 1, BatchDelay: time.Second,
-		QuotaUpdates: make(chan event.GenericEvent, 10), ClusterQuotaUpdates: make(chan event.GenericEvent, 10)}
+	return passReconciler(cl, b.engine, b.clk)
 }
 
 // A release that lands after the pass's first check for releases, while it writes its
