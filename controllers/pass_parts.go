@@ -144,8 +144,7 @@ func (r *PruneReconciler) compute(s *passScope) quota.Result {
 			continue
 		}
 		recomputedArchives.Add(float64(len(p.archives)))
-		res := quota.Resolve(s.policies, p.archives, quota.Labels{Namespaces: s.nsLabels, Pod: r.podLabels(s), Unparsed: s.unparsed})
-		in := quota.Input{Archives: p.archives, Quotas: res.Quotas, Rules: res.Rules, Now: s.now}
+		in, res := quota.InputOf(s.policies, p.archives, quota.Labels{Namespaces: s.nsLabels, Pod: r.podLabels(s), Unparsed: s.unparsed}, s.now)
 		p.part = quota.ComputePart(in, res)
 		r.parts.byKey[key] = p
 	}

@@ -112,7 +112,7 @@ func setConditions(st *cqv1.QuotaStatus, v *QuotaView) {
 	switch {
 	case len(v.Result.Blocked) > 0:
 		over.Status, over.Reason, over.Message = metav1.ConditionTrue, ReasonPinnedCheckpoints, blockedMessage(v.Result.Blocked)
-		if !slices.ContainsFunc(v.Result.Blocked, func(b quota.Block) bool { return len(b.Pinned) > 0 }) {
+		if !slices.ContainsFunc(v.Result.Blocked, pinsBlock) {
 			over.Reason = ReasonHeldCheckpoints
 		}
 	case nodeBlockedMessage(v) != "":
@@ -141,6 +141,9 @@ func setConditions(st *cqv1.QuotaStatus, v *QuotaView) {
 	}
 	meta.SetStatusCondition(&st.Conditions, conflict)
 }
+
+// pinsBlock says whether pinned (or unreadable) archives keep the limit from holding.
+func pinsBlock(b quota.Block) bool { return len(b.Pinned) > 0 }
 
 // blockedMessage names the limits that pinned or held archives keep from holding, and
 // those archives.
@@ -176,7 +179,7 @@ func blockedMessage(blocks []quota.Block) string {
 			b.Key, scope, amount(b.Used, res), amount(b.Hard, res), strings.Join(why, ", and ")))
 	}
 	msg := strings.Join(parts, "; ")
-	if slices.ContainsFunc(blocks, func(b quota.Block) bool { return len(b.Pinned) > 0 }) {
+	if slices.ContainsFunc(blocks, pinsBlock) {
 		msg += "; unpin them (spec.pinned, .keep marker) or raise the limit"
 	}
 	return msg

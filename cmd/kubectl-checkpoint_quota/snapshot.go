@@ -86,6 +86,7 @@ func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapsho
 		s.checkpoints = append(s.checkpoints, cp)
 		s.input.Archives = append(s.input.Archives, a)
 	}
-	s.input, s.resolution = quota.InputOf(policies, unparsed, s.input.Archives, nsLabels, s.pods, now)
+	s.input, s.resolution = quota.InputOf(policies, s.input.Archives,
+		quota.Labels{Namespaces: nsLabels, Pod: quota.PodLabelsFrom(s.pods), Unparsed: unparsed}, now)
 	return s, nil
 }

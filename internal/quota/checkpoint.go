@@ -59,14 +59,9 @@ func PodLabelsFrom[T any, P interface {
 	}
 }
 
-// InputOf resolves quotas over archives read from the API, with the quotas that do not
-// parse, the namespaces' labels and the pods by namespace and name (as PodLabelsFrom reads
-// them): the Input to compute, and the Resolution that the quotas' reports read.
-func InputOf[T any, P interface {
-	*T
-	metav1.Object
-}](quotas []*policy.Quota, unparsed []policy.Ref, archives []Archive, namespaceLabels map[string]map[string]string,
-	pods map[types.NamespacedName]P, now time.Time) (Input, *Resolution) {
-	res := Resolve(quotas, archives, Labels{Namespaces: namespaceLabels, Pod: PodLabelsFrom(pods), Unparsed: unparsed})
+// InputOf resolves quotas over archives with what labels tells of the cluster: the Input
+// to compute, and the Resolution that the quotas' reports read.
+func InputOf(quotas []*policy.Quota, archives []Archive, labels Labels, now time.Time) (Input, *Resolution) {
+	res := Resolve(quotas, archives, labels)
 	return Input{Archives: archives, Quotas: res.Quotas, Rules: res.Rules, Now: now}, res
 }
