@@ -72,6 +72,7 @@ chart-files: ## Copy the CRDs, roles, webhooks and admission policy of config/ i
 	cp config/rbac/agent/role.yaml $(CHART)/files/node-agent-role.yaml
 	cp config/webhook/manifests.yaml $(CHART)/files/webhooks.yaml
 	cp config/admission-policy/pinned-checkpoint.yaml $(CHART)/files/pinned-checkpoint.yaml
+	cp config/admission-policy/checkpoint-writes.yaml $(CHART)/files/checkpoint-writes.yaml
 
 .PHONY: verify
 verify: generate manifests ## Regenerate everything and fail if the tree changed.

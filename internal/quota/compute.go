@@ -272,7 +272,7 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 	return marks, blocks
 }
 
-func prunable(a *Archive) bool { return !a.Pinned && !a.Unreadable }
+func prunable(a *Archive) bool { return !a.Pinned && !a.Unreadable && !a.Deleting }
 
 // nextExpiry is the earliest future moment when a retention rule starts to apply.
 func (w *ledger) nextExpiry() time.Time {
