@@ -117,18 +117,26 @@ var _ = Describe("warnings on kubectl apply", func() {
 
 		_, stderr, err = apply(quotaYAML("shop", ns, "limits:\n  total: {checkpoints: 50}"))
 		Expect(err).NotTo(HaveOccurred(), stderr)
-		Expect(stderr).To(ContainSubstring("Warning: spec.limits.total.checkpoints: overrides ClusterCheckpointQuota default where both apply"))
 		Expect(stderr).To(ContainSubstring("Warning: spec: in force: total.checkpoints=50"))
+		Expect(stderr).NotTo(ContainSubstring("overrides ClusterCheckpointQuota"))
 
 		_, stderr, err = apply(quotaYAML("cache", ns, "target: {podNames: [cache-0]}\nlimits:\n  perPod: {checkpoints: 5}"))
 		Expect(err).NotTo(HaveOccurred(), stderr)
-		Expect(stderr).To(ContainSubstring("Warning: spec.limits.perPod.checkpoints: overrides ClusterCheckpointQuota default where both apply"))
+		Expect(stderr).To(ContainSubstring("Warning: spec: in force: perPod.checkpoints=5"))
 
-		// Re-applying the cluster quota with a change shows what overrides it now.
-		_, stderr, err = apply(clusterQuotaYAML("default", selector+"limits:\n  perNamespace: {checkpoints: 90}\n  perPod: {checkpoints: 20}"))
+		_, stderr, err = apply(quotaYAML("web", ns, "target: {podNames: [web-0]}\nlimits:\n  perPod: {checkpoints: 5}\n  perContainer: {checkpoints: 3}"))
 		Expect(err).NotTo(HaveOccurred(), stderr)
-		Expect(stderr).To(ContainSubstring(fmt.Sprintf("Warning: spec.limits.perNamespace.checkpoints: overridden by CheckpointQuota %s/shop where it also applies", ns)))
-		Expect(stderr).To(ContainSubstring(fmt.Sprintf("Warning: spec.limits.perPod.checkpoints: overridden by CheckpointQuota %s/cache where it also applies", ns)))
+		Expect(stderr).To(ContainSubstring(fmt.Sprintf("Warning: spec.limits.perPod.checkpoints: overrides CheckpointQuota %s/shop where both apply", ns)), stderr)
+
+		// Lowering the cluster quota below the namespace's: the cluster quota's limits stay in
+		// force, and the namespace's quota is capped by them.
+		_, stderr, err = apply(clusterQuotaYAML("default", selector+"limits:\n  perNamespace: {checkpoints: 30}\n  perPod: {checkpoints: 4}"))
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(stderr).To(ContainSubstring("Warning: spec: in force: perNamespace.checkpoints=30, perPod.checkpoints=4"))
+		_, stderr, err = apply(quotaYAML("shop", ns, "limits:\n  total: {checkpoints: 50}\n  perPod: {checkpoints: 6}"))
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(stderr).To(ContainSubstring("Warning: spec.limits.total.checkpoints: capped by ClusterCheckpointQuota default at 30, the cluster's ceiling"))
+		Expect(stderr).To(ContainSubstring("Warning: spec.limits.perPod.checkpoints: capped by ClusterCheckpointQuota default at 4, the cluster's ceiling"))
 	})
 })
 
