@@ -124,10 +124,6 @@ var _ = Describe("warnings on kubectl apply", func() {
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(stderr).To(ContainSubstring("Warning: spec: in force: perPod.checkpoints=5"))
 
-		_, stderr, err = apply(quotaYAML("web", ns, "target: {podNames: [web-0]}\nlimits:\n  perPod: {checkpoints: 5}\n  perContainer: {checkpoints: 3}"))
-		Expect(err).NotTo(HaveOccurred(), stderr)
-		Expect(stderr).To(ContainSubstring(fmt.Sprintf("Warning: spec.limits.perPod.checkpoints: overrides CheckpointQuota %s/shop where both apply", ns)), stderr)
-
 		// Lowering the cluster quota below the namespace's: the cluster quota's limits stay in
 		// force, and the namespace's quota is capped by them.
 		_, stderr, err = apply(clusterQuotaYAML("default", selector+"limits:\n  perNamespace: {checkpoints: 30}\n  perPod: {checkpoints: 4}"))
