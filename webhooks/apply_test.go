@@ -118,7 +118,7 @@ var _ = Describe("warnings on kubectl apply", func() {
 		_, stderr, err = apply(quotaYAML("shop", ns, "limits:\n  total: {checkpoints: 50}"))
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(stderr).To(ContainSubstring("Warning: spec: in force: total.checkpoints=50"))
-		Expect(stderr).NotTo(ContainSubstring("overrides ClusterCheckpointQuota"))
+		Expect(stderr).NotTo(ContainSubstring("total.checkpoints: overrides ClusterCheckpointQuota"))
 
 		_, stderr, err = apply(quotaYAML("cache", ns, "target: {podNames: [cache-0]}\nlimits:\n  perPod: {checkpoints: 5}"))
 		Expect(err).NotTo(HaveOccurred(), stderr)

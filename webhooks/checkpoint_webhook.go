@@ -57,11 +57,15 @@ func (w *CheckpointWebhook) ValidateDelete(context.Context, *cqv1.Checkpoint) (a
 
 // ValidateUpdate refuses a new pin that would put a group's pinned archives over a limit.
 func (w *CheckpointWebhook) ValidateUpdate(ctx context.Context, old, c *cqv1.Checkpoint) (admission.Warnings, error) {
-	if !c.Spec.Pinned || old.IsPinned() || c.Spec.Archive == nil || !c.DeletionTimestamp.IsZero() {
-		return nil, nil
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if !c.Spec.Pinned {
+		delete(w.pending, c.UID) // unpinned: an admitted pin no longer counts
+		return nil, nil
+	}
+	if old.IsPinned() || c.Spec.Archive == nil || !c.DeletionTimestamp.IsZero() {
+		return nil, nil
+	}
 	now := time.Now()
 	if w.Now != nil {
 		now = w.Now()
