@@ -17,9 +17,9 @@ func TestDeletingArchivesCountButAreNotPrunedAgain(t *testing.T) {
 		wantPruned []string
 		wantUsed   int64
 	}{
-		"none being deleted: the two oldest go": {limit: 3, wantPruned: []string{"p-c-0", "p-c-1"}, wantUsed: 5},
+		"none being deleted: the two oldest go":                                 {limit: 3, wantPruned: []string{"p-c-0", "p-c-1"}, wantUsed: 5},
 		"the two oldest being deleted: nothing more goes, and they still count": {deleting: []int{0, 1}, limit: 3, wantUsed: 5},
-		"one being deleted: one more goes": {deleting: []int{0}, limit: 3, wantPruned: []string{"p-c-1"}, wantUsed: 5},
+		"one being deleted: one more goes":                                      {deleting: []int{0}, limit: 3, wantPruned: []string{"p-c-1"}, wantUsed: 5},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
