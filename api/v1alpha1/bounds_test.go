@@ -56,11 +56,11 @@ var _ = Describe("The bounds of what a tenant writes", func() {
 			"  target: {containerNames: " + names(9, 10) + "}":                                                     "spec.target.containerNames: Too many: 9: must have at most 8 items",
 			"  target: {containerNames: [" + strings.Repeat("a", 64) + "]}":                                        "spec.target.containerNames[0]: Too long: may not be more than 63 bytes",
 			"  target: {podSelector: {matchLabels: " + labelMap(9) + "}}":                                          "spec.target.podSelector.matchLabels: Too many: 9: must have at most 8 items",
-			"  target: {podSelector: {matchLabels: {app: " + strings.Repeat("v", 64) + "}}}":                       "spec.target.podSelector.matchLabels: Invalid value: \"object\": a label key is at most 317 characters",
+			"  target: {podSelector: {matchLabels: {app: " + strings.Repeat("v", 64) + "}}}":                       "spec.target.podSelector.matchLabels: Invalid value: a label key is at most 317 characters",
 			"  target: {podSelector: {matchExpressions: [{key: app, operator: In, values: " + names(9, 5) + "}]}}": "spec.target.podSelector.matchExpressions[0].values: Too many: 9: must have at most 8 items",
 			"  maxAge: " + strings.Repeat("1", 65) + "h":                                                           "spec.maxAge: Too long: may not be more than 64 bytes",
 			"  orphans: {gracePeriod: " + strings.Repeat("1", 65) + "m}":                                           "spec.orphans.gracePeriod: Too long: may not be more than 64 bytes",
-			"  limits: {perPod: {storage: \"" + strings.Repeat("1", 65) + "Gi\"}}":                                 "spec.limits.perPod.storage: Invalid value: \"string\": a size is at most 64 characters",
+			"  limits: {perPod: {storage: \"" + strings.Repeat("1", 65) + "Gi\"}}":                                 `spec.limits.perPod.storage: Invalid value: "` + strings.Repeat("1", 65) + `Gi": a size is at most 64 characters: write a quantity such as "10Gi"`,
 		} {
 			_, stderr, err := env.Kubectl(quota("over", spec+"\n"), "create", "-f", "-")
 			Expect(err).To(HaveOccurred(), spec)
