@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -38,15 +39,33 @@ func SetupWithManager(mgr ctrl.Manager) error {
 	if mgr == nil {
 		return fmt.Errorf("webhooks need a manager")
 	}
-	ctx := context.Background()
+	if err := mgr.Add(warmInformers{cache: mgr.GetCache()}); err != nil {
+		return err
+	}
+	return Register(mgr.GetWebhookServer(), mgr.GetScheme(), &QuotaReader{Cache: mgr.GetClient(), Live: mgr.GetAPIReader()})
+}
+
+// warmInformers asks the cache for the informers that admission reads as soon as the
+// manager starts, on every replica (not only the leader), so that they sync with the
+// manager rather than on the first admission.
+type warmInformers struct {
+	cache cache.Cache
+}
+
+// NeedLeaderElection is false: every replica serves admissions.
+func (warmInformers) NeedLeaderElection() bool { return false }
+
+// Start asks for each informer. One that fails now is asked for again by the first
+// admission that reads it, so a failure here is only logged.
+func (w warmInformers) Start(ctx context.Context) error {
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	for _, obj := range []client.Object{&cqv1.CheckpointQuota{}, &cqv1.ClusterCheckpointQuota{}, ns} {
-		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
-			return fmt.Errorf("webhooks: informer for %T: %w", obj, err)
+		if _, err := w.cache.GetInformer(ctx, obj); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "starting an informer for admission", "kind", fmt.Sprintf("%T", obj))
 		}
 	}
-	return Register(mgr.GetWebhookServer(), mgr.GetScheme(), &QuotaReader{Cache: mgr.GetClient(), Live: mgr.GetAPIReader()})
+	return nil
 }
 
 // Register adds both kinds' webhooks to a webhook server.
