@@ -133,6 +133,14 @@ BENCH_SCALE ?= 1
 bench-scale: ## Run the scale benchmark: 1,000 nodes, 30,000 pods, 100,000 Checkpoints, 300 quotas (BENCH_SCALE=0.05 for a twentieth).
 	CHECKPOINT_QUOTA_BENCH_SCALE=$(BENCH_SCALE) KUBEBUILDER_ASSETS="$(TESTBIN)" go test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 90m ./controllers/
 
+# BenchmarkTenants (controllers/tenants_bench_test.go): 10,000 namespaces and 5,000 quotas
+# with every list at its bound; admission p99 and the manager's memory growth, for the
+# manager of this tree and of BENCH_BASE (the commit before issue 29's bounds), in one run.
+BENCH_BASE ?= 2ad6dc9
+.PHONY: bench-tenants
+bench-tenants: ## Run the tenants benchmark: admission p99 and manager memory with 5,000 maximal quotas, against BENCH_BASE.
+	CHECKPOINT_QUOTA_BENCH_BASE=$(BENCH_BASE) KUBEBUILDER_ASSETS="$(TESTBIN)" go test -run '^$$' -bench '^BenchmarkTenants$$' -benchtime 1x -timeout 90m ./controllers/
+
 # run and demo build their program and exec it rather than `go run` it: `go run` exits 1 when
 # the program it runs is interrupted, even after a clean shutdown, and make reports that as an error.
 .PHONY: run

@@ -104,7 +104,7 @@ func (w *CheckpointWebhook) overLimits(ctx context.Context, c *cqv1.Checkpoint, 
 	if err := w.Reader.List(ctx, &local, client.InNamespace(c.Namespace)); err != nil {
 		return nil, fmt.Errorf("listing the Checkpoints of namespace %s: %w", c.Namespace, err)
 	}
-	w2 := world{pinned: w.pending, nsLabels: map[string]map[string]string{}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{}}
+	w2 := pinWorld{pinned: w.pending, nsLabels: map[string]map[string]string{}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{}}
 	w2.add(c, true)
 	for i := range local.Items {
 		if o := &local.Items[i]; o.UID != c.UID && o.PodNamespace() == c.PodNamespace() {
@@ -148,8 +148,8 @@ func (w *CheckpointWebhook) quotas(ctx context.Context, ns string) ([]*policy.Qu
 	return append(normalise(cqs.Items, policy.FromCheckpointQuota), normalise(ccqs.Items, policy.FromClusterQuota)...), nil
 }
 
-// world is what a pin is checked against: archives, the first the candidate.
-type world struct {
+// pinWorld is what a pin is checked against: archives, the first the candidate.
+type pinWorld struct {
 	archives []quota.Archive
 	pinned   map[types.UID]time.Time
 	nsLabels map[string]map[string]string
@@ -158,7 +158,7 @@ type world struct {
 
 // add counts a Checkpoint's archive, pinned as the candidate will be, or as it is (or as
 // an admitted pin the reader does not show yet makes it).
-func (wd *world) add(c *cqv1.Checkpoint, candidate bool) {
+func (wd *pinWorld) add(c *cqv1.Checkpoint, candidate bool) {
 	a, ok := quota.ArchiveOf(c)
 	if !ok || c.IsArchiveRemoved() {
 		return
@@ -169,7 +169,7 @@ func (wd *world) add(c *cqv1.Checkpoint, candidate bool) {
 }
 
 // input reads the labels of the archives' namespaces and pods and resolves the quotas.
-func (wd *world) input(ctx context.Context, r client.Reader, quotas []*policy.Quota, now time.Time) (quota.Input, error) {
+func (wd *pinWorld) input(ctx context.Context, r client.Reader, quotas []*policy.Quota, now time.Time) (quota.Input, error) {
 	for _, a := range wd.archives {
 		if _, ok := wd.nsLabels[a.Namespace]; ok || strings.HasSuffix(a.Namespace, ")") {
 			continue // known, or an orphan's deleted namespace, which has no labels
