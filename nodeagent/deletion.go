@@ -67,9 +67,12 @@ func (r *Reconciler) handleGone(ctx context.Context, k fileKey, rec *record, mar
 		return reconcile.Result{RequeueAfter: time.Second}, true, nil
 	case goneUninstalled:
 		log.V(1).Info("keeping the archive while the Checkpoint CRD is not installed")
+		// The retry must see the witnesses as they are then, not as the lookup that said so.
+		r.deletions.renew(k.Path(), rec.UID, r.witnesses.mark())
 		return reconcile.Result{RequeueAfter: retryUninstalled}, true, nil
 	case goneNodeUnknown:
 		log.Info("keeping the archive of a deleted Checkpoint: without a Node object the agent cannot tell a person's delete from the release of a gone node; set --node-name to this node's name")
+		r.deletions.renew(k.Path(), rec.UID, r.witnesses.mark())
 		return reconcile.Result{RequeueAfter: retryNodeUnknown}, true, nil
 	case goneExplicitly:
 		res, done, err := r.removeDeleted(ctx, k, rec, marker)
@@ -178,6 +181,16 @@ func (d *observedDeletions) observe(path string, uid types.UID, at mark) {
 		return // the first observation is the earliest
 	}
 	d.byPath[path] = observedDeletion{uid: uid, at: at}
+}
+
+// renew moves the observation of the deletion of the Checkpoint uid of the archive at path
+// to at, so that a decision taken again later asks for lookups started after at.
+func (d *observedDeletions) renew(path string, uid types.UID, at mark) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o, ok := d.byPath[path]; ok && o.uid == uid {
+		d.byPath[path] = observedDeletion{uid: uid, at: at}
+	}
 }
 
 // seen returns when the deletion of the Checkpoint uid of the archive at path was observed.
