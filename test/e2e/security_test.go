@@ -186,7 +186,8 @@ spec:
 
 			made := &cqv1.Checkpoint{ObjectMeta: metav1.ObjectMeta{GenerateName: "published-", Namespace: ns}, Spec: published.Spec}
 			Expect(own.Create(ctx, made, client.DryRunAll)).To(Succeed(), "create a Checkpoint")
-			Expect(own.Status().Update(ctx, get(ctx, published), client.DryRunAll)).To(Succeed(), "write a Checkpoint's status")
+			Eventually(func() error { return own.Status().Update(ctx, get(ctx, published), client.DryRunAll) }).
+				Should(Succeed(), "write a Checkpoint's status")
 			pin(ctx, published, true)
 			Expect(own.Delete(ctx, get(ctx, published), client.DryRunAll)).To(Succeed(), "delete a pinned Checkpoint of its node")
 			Expect(another.Delete(ctx, get(ctx, published), client.DryRunAll)).To(MatchError(ContainSubstring("is pinned (spec.pinned is true)")),
