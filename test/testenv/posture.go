@@ -96,7 +96,7 @@ func InstallPosture(ctx context.Context, c client.Client, kubectl string) (*Post
 			if (obj.GetKind() == "Namespace") != first {
 				continue
 			}
-			if err := c.Patch(ctx, obj, client.Apply, client.ForceOwnership, client.FieldOwner("checkpoint-quota-testenv")); err != nil {
+			if err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.ForceOwnership, client.FieldOwner("checkpoint-quota-testenv")); err != nil {
 				return nil, fmt.Errorf("applying %s %s: %w", obj.GetKind(), obj.GetName(), err)
 			}
 		}
