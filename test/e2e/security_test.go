@@ -240,7 +240,10 @@ func publish(ctx context.Context, ns, pod, container string) *cqv1.Checkpoint {
 	} else {
 		uid = createPod(ctx, ns, pod, container)
 	}
-	name := filepath.Base(archive.New(ns, pod, container).WithUID(uid).MustWrite(ckptDir))
+	// Distinct and increasing times: the kubelet's file name has the time to the second.
+	archivesWritten++
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second).Add(time.Duration(archivesWritten) * time.Second)
+	name := filepath.Base(archive.New(ns, pod, container).WithUID(uid).At(at).MustWrite(ckptDir))
 	var obj *cqv1.Checkpoint
 	Eventually(func() *cqv1.Checkpoint {
 		for _, c := range checkpointsIn(ctx, ns) {
@@ -252,6 +255,9 @@ func publish(ctx context.Context, ns, pod, container string) *cqv1.Checkpoint {
 	}, 60*time.Second).ShouldNot(BeNil())
 	return obj
 }
+
+// archivesWritten counts the archives publish wrote.
+var archivesWritten int
 
 // get reads obj again, as the admin.
 func get(ctx context.Context, obj *cqv1.Checkpoint) *cqv1.Checkpoint {
