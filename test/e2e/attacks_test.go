@@ -65,11 +65,19 @@ spec:
 		b.expectTenantWithinCeilings(ctx)
 		b.expectVictimKept(ctx)
 
-		By("the quota's status says what caps it")
+		By("the quota's status and kubectl describe say what caps it")
+		capped := fmt.Sprintf("capped by ClusterCheckpointQuota %s at %d", b.ceiling, b.perNamespace)
 		Eventually(func() string {
-			out, _, _ := b.tenant.Kubectl("", "get", "checkpointquota", "mine", "-o", "yaml")
+			out, _, _ := b.tenant.Kubectl("", "get", "checkpointquota", "mine", "-o", "jsonpath={.status.usageTable}")
 			return out
-		}).Should(ContainSubstring(fmt.Sprintf("capped by ClusterCheckpointQuota %s at %d", b.ceiling, b.perNamespace)))
+		}).Should(ContainSubstring(capped))
+		out, stderr, err := b.tenant.Kubectl("", "get", "checkpointquota", "mine", "-o",
+			`jsonpath={.status.hard.total\.checkpoints} {.status.effectivePolicy[?(@.limit=="total.checkpoints")].state}`)
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(out).To(Equal(fmt.Sprintf("%d Capped", b.perNamespace)))
+		out, stderr, err = b.tenant.Kubectl("", "describe", "checkpointquota", "mine")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(out).To(ContainSubstring(capped))
 	}, NodeTimeout(5*time.Minute))
 
 	It("cannot keep pruned archives on the node with a finalizer of its own, nor hide them from usage", func(ctx context.Context) {
