@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/apiserver"
 	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/logging"
 	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/memlimit"
 	"github.com/checkpoint-quota/checkpoint-quota/controllers"
@@ -78,8 +79,19 @@ func main() {
 	}
 	log.V(1).Info("heap soft limit", "bytes", limit)
 
+	restConfig, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "unable to find the cluster: set --kubeconfig or run in a pod")
+		os.Exit(1)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := apiserver.Wait(ctx, restConfig, log); err != nil {
+		log.Info("stopped before the kube-apiserver answered")
+		return
+	}
+
 	noHTTP2 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
@@ -133,8 +145,10 @@ func main() {
 	}
 
 	log.Info("starting the manager")
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "the manager stopped with an error")
 		os.Exit(1)
 	}
+	// Nothing may run after the manager stopped: it released the leader Lease
+	// (LeaderElectionReleaseOnCancel), and another replica may already lead.
 }
