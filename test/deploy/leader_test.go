@@ -16,7 +16,7 @@ import (
 )
 
 // How long the manager's replicas are without a leader when the leader stops: the time from
-// the signal to the other replica's "successfully acquired lease". CHECKPOINT_QUOTA_MANAGER_BIN
+// the signal to the other replica's "Successfully acquired lease". CHECKPOINT_QUOTA_MANAGER_BIN
 // runs the spec with another build of the manager (the figures of docs/deployment.md compare
 // one from before LeaderElectionReleaseOnCancel).
 var _ = Describe("leader election", func() {
@@ -143,7 +143,7 @@ func (w *acquireWatch) Write(p []byte) (int, error) {
 			break
 		}
 		line := w.buf[:i+1]
-		if w.acquired.IsZero() && bytes.Contains(line, []byte("successfully acquired lease")) {
+		if w.acquired.IsZero() && bytes.Contains(bytes.ToLower(line), []byte("successfully acquired lease")) {
 			w.acquired = now
 		}
 		_, _ = GinkgoWriter.Write(line)
