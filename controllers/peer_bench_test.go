@@ -102,13 +102,16 @@ func peerBed(b *testing.B, s peerSubject) (*benchBed, func(pids []int) float64) 
 }
 
 // peerArchives writes peerPerContainer archives per container, the oldest first, and
-// returns the names of the peerKeep newest of each container, oldest first.
+// returns the names of the peerKeep newest of each container, oldest first. Each is
+// modified when it was taken, a minute apart: CRIU's operator orders by modification time,
+// ours by the checkpoint time inside, and both then agree on which are the newest.
 func peerArchives(b *testing.B, dir string) map[int][]string {
 	newest := map[int][]string{}
 	now := time.Now()
 	for c := range peerContainers {
 		for i := range peerPerContainer {
-			a := peerArchive(c, now.Add(-time.Duration(peerPerContainer+1-i)*time.Minute))
+			at := now.Add(-time.Duration(peerPerContainer+1-i) * time.Minute)
+			a := peerArchive(c, at).ModifiedAt(at)
 			a.MustWrite(dir)
 			if i >= peerPerContainer-peerKeep {
 				newest[c] = append(newest[c], a.FileName())
@@ -177,12 +180,12 @@ func peerStream(b *testing.B, dir string, kept map[int][]string, rate int, d tim
 	var lags []time.Duration
 	backlog, limit := 0, len(kept)*peerKeep
 	poll := func() {
-		f, err := os.Open(dir)
+		d, err := os.Open(dir)
 		if err != nil {
 			b.Fatal(err)
 		}
-		names, _ := f.Readdirnames(-1)
-		_ = f.Close()
+		names, _ := d.Readdirnames(-1)
+		_ = d.Close()
 		backlog = max(backlog, len(names)-limit)
 		present := map[string]bool{}
 		for _, n := range names {
