@@ -146,7 +146,7 @@ func requestsPer(b testing.TB, phase string, before, after map[string]float64, o
 	sort.Slice(keys, func(i, j int) bool {
 		return by[keys[i]] > by[keys[j]] || by[keys[i]] == by[keys[j]] && keys[i] < keys[j]
 	})
-	// One Log: a benchmark's output keeps only its first ten lines.
+	// Without go test -v, a benchmark's output stops after ten lines: run it with -v to read the table.
 	var out strings.Builder
 	fmt.Fprintf(&out, "apiserver requests %s (%.0f archives): %.0f, %.3f per archive, of which reads %.3f", phase, archives, all, all/archives, reads/archives)
 	for _, k := range keys {
