@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/apiserver"
 	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/logging"
 	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/memlimit"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
@@ -66,6 +67,16 @@ func main() {
 		os.Exit(1)
 	}
 	restConfig.QPS, restConfig.Burst = float32(qps), burst
+	// Wrong flags are reported at once, not after the kube-apiserver answers.
+	if err := cfg.Validate(); err != nil {
+		log.Error(err, "unable to set up the node agent")
+		os.Exit(1)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := apiserver.Wait(ctx, restConfig, log); err != nil {
+		log.Info("stopped before the kube-apiserver answered")
+		return
+	}
 	mgr, err := nodeagent.NewManager(restConfig, cfg, nodeagent.ManagerOptions{
 		MetricsBindAddress:     metricsAddr,
 		HealthProbeBindAddress: probeAddr,
@@ -84,7 +95,7 @@ func main() {
 		os.Exit(1)
 	}
 	log.Info("starting the node agent", "node", cfg.NodeName, "directories", cfg.Dirs, "stateDir", cfg.StateDir, "orphanNamespace", cfg.OrphanNamespace, "settleTime", cfg.SettleTime.String(), "unfinishedWait", cfg.UnfinishedWait.String(), "rescanInterval", cfg.RescanInterval.String())
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "the node agent stopped with an error")
 		os.Exit(1)
 	}
