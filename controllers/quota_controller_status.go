@@ -62,8 +62,8 @@ func setStatus(st *cqv1.QuotaStatus, v *QuotaView) {
 		if l := e.Limit; e.State != cqv1.LimitOverridden && l.Resource != "" {
 			// hard is the limit that binds: a cluster quota's ceiling where it caps this one.
 			hard := l.Value
-			if e.CappedBy != nil {
-				hard = min(hard, e.Ceiling.Value)
+			if e.Cap != nil {
+				hard = min(hard, e.Cap.Limit.Value)
 			}
 			st.Hard[l.Name], st.Used[l.Name] = l.Quantity(hard), l.Quantity(used[l.Name])
 		}

@@ -109,8 +109,8 @@ func EffectiveWarnings(reports []policy.LimitReport) []string {
 		default:
 			inForce = append(inForce, r.Limit.Name+"="+r.Limit.Written)
 		}
-		if r.CappedBy != nil {
-			out = append(out, warn(r.Limit.Path.String(), WarnCapped, r.CappedBy.String(), r.Ceiling.Written))
+		if r.Cap != nil {
+			out = append(out, warn(r.Limit.Path.String(), WarnCapped, r.Cap.By.String(), r.Cap.Limit.Written))
 		}
 		if len(r.Overrides) > 0 {
 			out = append(out, warn(r.Limit.Path.String(), WarnOverrides, refs(r.Overrides)))

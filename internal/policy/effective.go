@@ -16,18 +16,22 @@ type LimitReport struct {
 	OverriddenBy []Ref
 	// Overrides are less specific quotas that set the same limit for some of the archives.
 	Overrides []Ref
-	// CappedBy is the cluster quota whose smaller limit binds instead of this one, for
-	// some or all of the archives (the strictest, where several do), and Ceiling its limit.
-	CappedBy *Ref
-	Ceiling  Limit
+	// Cap is set when a cluster quota's smaller limit binds instead of this one, for some or
+	// all of the archives: the strictest such ceiling.
+	Cap *Cap
+}
+
+// Cap is a cluster quota whose limit caps a namespaced quota's.
+type Cap struct {
+	By    Ref
+	Limit Limit
 }
 
 // capBy records c as a ceiling below the limit, keeping the strictest.
 func (r *LimitReport) capBy(k Key, c *Quota) {
 	// Every key with a ceiling orders its values by Limit.Value, the smaller the stricter.
-	if v := c.Limit(k).Value; r.CappedBy == nil || v < r.Ceiling.Value || (v == r.Ceiling.Value && c.Ref.String() < r.CappedBy.String()) {
-		ref := c.Ref
-		r.CappedBy, r.Ceiling = &ref, c.Limit(k)
+	if v := c.Limit(k).Value; r.Cap == nil || v < r.Cap.Limit.Value || (v == r.Cap.Limit.Value && c.Ref.String() < r.Cap.By.String()) {
+		r.Cap = &Cap{By: c.Ref, Limit: c.Limit(k)}
 	}
 	if r.State == cqv1.LimitInForce {
 		r.State = cqv1.LimitCapped
@@ -40,8 +44,8 @@ func (r LimitReport) API() cqv1.EffectiveLimit {
 	for _, ref := range r.OverriddenBy {
 		e.OverriddenBy = append(e.OverriddenBy, ref.String())
 	}
-	if r.CappedBy != nil {
-		e.CappedBy, e.CappedAt = r.CappedBy.String(), r.Ceiling.Written
+	if r.Cap != nil {
+		e.CappedBy, e.CappedAt = r.Cap.By.String(), r.Cap.Limit.Written
 	}
 	return e
 }
@@ -63,8 +67,9 @@ func APILimits(reports []LimitReport) []cqv1.EffectiveLimit {
 // the labels of the namespaces known to the caller, to tell whether a cluster quota
 // selects the namespace of a namespaced one; an unknown namespace is assumed selected.
 func Describe(q *Quota, others []*Quota, nsLabels map[string]map[string]string) []LimitReport {
-	var out []LimitReport
-	for _, k := range q.Keys() {
+	keys := q.Keys()
+	out := make([]LimitReport, 0, len(keys))
+	for _, k := range keys {
 		r := q.report(k)
 		if !k.IsGroup() {
 			var ceilings []*Quota
@@ -117,8 +122,9 @@ func mostSpecific(k Key, qs []*Quota) *Quota {
 // them PartlyOverridden; one that a cluster quota's ceiling binds below is Capped (and a
 // cluster quota's limit that is a ceiling is in force). With no archive, each limit is InForce.
 func Effective(q *Quota, resolutions []Resolution) []LimitReport {
-	var out []LimitReport
-	for _, k := range q.Keys() {
+	keys := q.Keys()
+	out := make([]LimitReport, 0, len(keys))
+	for _, k := range keys {
 		r := q.report(k)
 		if !k.IsGroup() {
 			governed, overridden := 0, map[Ref]bool{}
