@@ -71,8 +71,11 @@ func (a *Archive) entries() ([]entry, error) {
 			entry{name: metadata.SpecDumpFile, data: spec},
 			entry{name: "bind.mounts", data: a.bindMounts()},
 		)
+		// CRI-O makes /etc/mtab a symlink in every container whose image has none, so the
+		// rootfs diff is there even for a container that wrote nothing.
+		out = append(out, rootfsDiff)
 		if a.RootfsDiff {
-			out = append(out, rootfsDiff, entry{name: metadata.DeletedFilesFile, data: []byte("[\n  \"/tmp/cache.lock\"\n]")})
+			out = append(out, entry{name: metadata.DeletedFilesFile, data: []byte("[\n  \"/tmp/cache.lock\"\n]")})
 		}
 		log.name = crioLogEntry
 		out = append(out, log)
@@ -166,21 +169,6 @@ func writeFiller(w io.Writer, n int64) error {
 	return nil
 }
 
-// criuImage is a small file in CRIU's image format: a magic, then protobuf-like bytes.
-func criuImage(kind byte, what string) []byte {
-	return append([]byte{0x54, 0x56, 0x41, 0x58, kind, 0, 0, 0}, []byte(what)...)
-}
-
-// criuImages are the small CRIU image files of a checkpoint.
-func criuImages(t time.Time) []entry {
-	names := []string{"cgroup.img", "core-1.img", "descriptors.json", "fdinfo-2.img", "files.img", "fs-1.img", "ids-1.img", "inventory.img", "mm-1.img", "pagemap-1.img", "pstree.img", "seccomp.img", "tty-info.img"}
-	out := make([]entry, 0, len(names))
-	for i, n := range names {
-		out = append(out, entry{name: metadata.CheckpointDirectory + "/" + n, data: criuImage(byte(i), fmt.Sprintf("criu image %s taken %d", n, t.Unix()))})
-	}
-	return out
-}
-
 func (a *Archive) containerID() string {
 	return fmt.Sprintf("%016x%016x%016x%016x", hash(a.Container), hash(a.Pod), hash(a.Namespace), a.Time.UnixNano())
 }
@@ -195,21 +183,30 @@ func (a *Archive) containerName() string {
 	return name
 }
 
-func (a *Archive) imageID() string { return fmt.Sprintf("sha256:%064x", hash(a.Image)) }
+// ImageID is the image's ID as the runtime writes it: CRI-O 64 hex digits, containerd
+// with the digest's algorithm.
+func (a *Archive) ImageID() string {
+	id := fmt.Sprintf("%016x%016x%016x%016x", hash(a.Image), hash(a.Image+"/1"), hash(a.Image+"/2"), hash(a.Image+"/3"))
+	if a.Runtime == CRIO {
+		return id
+	}
+	return "sha256:" + id
+}
 
 // metadata returns config.dump and spec.dump as the runtime writes them.
 func (a *Archive) metadata() (config, spec []byte, err error) {
 	cfg := metadata.ContainerConfig{
 		ID:             a.containerID(),
 		Name:           a.containerName(),
-		RootfsImageRef: a.imageID(),
+		RootfsImageRef: a.ImageID(),
 		CreatedTime:    a.Time.Add(-time.Hour).In(a.zone()),
 		CheckpointedAt: a.RuntimeTime(),
 	}
 	switch a.Runtime {
 	case CRIO:
-		// The pod's image, "some name" of it, and the runtime handler.
-		cfg.RootfsImage, cfg.RootfsImageName, cfg.OCIRuntime = a.Image, a.ResolvedImage, "crun"
+		// The image the kubelet handed CRI-O (its ID), the name CRI-O found for it, and
+		// the runtime handler.
+		cfg.RootfsImage, cfg.RootfsImageName, cfg.OCIRuntime = a.ImageID(), a.ResolvedImage, "crun"
 	case Containerd20:
 		// The user-specified image and the image's first reference.
 		cfg.RootfsImage, cfg.RootfsImageName, cfg.OCIRuntime = a.Image, a.ResolvedImage, "io.containerd.runc.v2"
@@ -338,9 +335,9 @@ func (a *Archive) annotations() map[string]string {
 	meta, _ := json.Marshal(map[string]any{"name": a.Container})
 	logPath := fmt.Sprintf("/var/log/pods/%s_%s_%s/%s/0.log", a.Namespace, a.Pod, a.PodUID, a.Container)
 	for k, v := range map[string]string{
-		"io.kubernetes.cri-o.Image":              a.Image,
+		"io.kubernetes.cri-o.Image":              a.ImageID(),
 		"io.kubernetes.cri-o.ImageName":          a.ResolvedImage,
-		"io.kubernetes.cri-o.ImageRef":           a.imageID(),
+		"io.kubernetes.cri-o.ImageRef":           a.ImageID(),
 		"io.kubernetes.cri-o.Name":               a.containerName(),
 		"io.kubernetes.cri-o.ContainerID":        id,
 		"io.kubernetes.cri-o.SandboxID":          sandboxID,
@@ -371,38 +368,4 @@ func (a *Archive) annotations() map[string]string {
 		out[k] = v
 	}
 	return out
-}
-
-// containerLog is the container's log in the CRI logging format.
-func (a *Archive) containerLog() []byte {
-	var b strings.Builder
-	for i := 0; i < 12; i++ {
-		fmt.Fprintf(&b, "%s stdout F %s: ready to accept connections (%d)\n", a.Time.Add(time.Duration(i-12)*time.Minute).In(a.zone()).Format(time.RFC3339Nano), a.Container, i)
-	}
-	return []byte(b.String())
-}
-
-// bindMounts is CRI-O's record of the container's bind mounts, for a restore.
-func (a *Archive) bindMounts() []byte {
-	data, _ := json.MarshalIndent([]map[string]any{
-		{"source": "/var/lib/kubelet/pods/" + a.PodUID + "/etc-hosts", "destination": "/etc/hosts", "file_type": "file", "permissions": 0o644},
-		{"source": "/var/lib/kubelet/pods/" + a.PodUID + "/containers/" + a.Container + "/0", "destination": "/dev/termination-log", "file_type": "file", "permissions": 0o644},
-	}, "", "  ")
-	return data
-}
-
-// criStatus is containerd's status.dump: the CRI container status as JSON.
-func (a *Archive) criStatus() []byte {
-	data, _ := json.Marshal(map[string]any{
-		"id":         a.containerID(),
-		"metadata":   map[string]any{"name": a.Container},
-		"state":      1,
-		"created_at": a.Time.Add(-time.Hour).UnixNano(),
-		"started_at": a.Time.Add(-time.Hour + time.Second).UnixNano(),
-		"image":      map[string]any{"image": a.ResolvedImage},
-		"image_ref":  a.imageID(),
-		"labels":     map[string]string{"io.kubernetes.container.name": a.Container, "io.kubernetes.pod.name": a.Pod, "io.kubernetes.pod.namespace": a.Namespace, "io.kubernetes.pod.uid": a.PodUID},
-		"log_path":   fmt.Sprintf("/var/log/pods/%s_%s_%s/%s/0.log", a.Namespace, a.Pod, a.PodUID, a.Container),
-	})
-	return data
 }
