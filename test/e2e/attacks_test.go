@@ -19,9 +19,7 @@ import (
 
 // The four attacks of issue 29, each by alice, who holds only the built-in edit role in
 // namespace tenant, under the admin's ClusterCheckpointQuota (perNamespace.checkpoints 5,
-// total.checkpoints 12) over tenant and victim, where victim holds 5 archives. The fourth
-// (bounded input, issue 29 item 5) passes since the schema bounds; the other three wait for
-// the rest of the fixes (issue29).
+// total.checkpoints 12) over tenant and victim, where victim holds 5 archives.
 var _ = Describe("a tenant with only the edit role, against the cluster's quotas (issue 29)", func() {
 	It("cannot pin the tenant's archives past the cluster's ceilings, nor make the manager prune another namespace's", issue29, func(ctx context.Context) {
 		b := newBoundary(ctx, 5, 12, 5)

@@ -37,7 +37,7 @@ var _ = Describe("docs/security.md: who may do what", func() {
 	})
 
 	Describe("cluster admin", func() {
-		It("writes cluster quotas, pins beyond the limits with a .keep marker, and cannot delete a pinned Checkpoint", func(ctx context.Context) {
+		It("writes cluster quotas, pins beyond the limits with a .keep marker, and cannot pin past a limit through the API, put a finalizer on a Checkpoint or delete a pinned one", issue29, func(ctx context.Context) {
 			By("writing a ClusterCheckpointQuota")
 			_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
 kind: ClusterCheckpointQuota
@@ -55,6 +55,16 @@ spec:
 			Eventually(func() bool { return get(ctx, published).Status.KeepMarker }).Should(BeTrue())
 			publish(ctx, ns, "app-0", "app")
 			Eventually(filesOf, 60*time.Second).WithArguments(ns).Should(Equal([]string{published.Spec.Archive.FileName}))
+
+			By("pinning another archive through the API: refused, as it would put the pinned archives over the limit")
+			Expect(pinAsItAppears(ctx, env.Client, ns, "app-0", "app")).
+				To(MatchError(MatchRegexp(`perNamespace\.checkpoints 2/1 pinned`)))
+
+			By("putting a finalizer on a Checkpoint: refused, naming it")
+			_, stderr, err = env.Kubectl("", "patch", "checkpoint", published.Name, "-n", ns, "--type", "merge",
+				"-p", `{"metadata":{"finalizers":["admin.example.com/hold"]}}`)
+			Expect(err).To(HaveOccurred(), "the admin put a finalizer on a Checkpoint")
+			Expect(stderr).To(ContainSubstring("admin.example.com/hold"))
 
 			By("deleting the pinned Checkpoint: refused, saying how to unpin it")
 			_, stderr, err = env.Kubectl("", "delete", "checkpoint", published.Name, "-n", ns)
@@ -233,27 +243,63 @@ spec:
 // returns its Checkpoint once the agent has published it.
 func publish(ctx context.Context, ns, pod, container string) *cqv1.Checkpoint {
 	GinkgoHelper()
-	var p corev1.Pod
-	uid := ""
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: pod}, &p); err == nil {
-		uid = string(p.UID)
-	} else {
-		uid = createPod(ctx, ns, pod, container)
-	}
+	uid := createPodOnce(ctx, ns, pod, container)
 	// Distinct and increasing times: the kubelet's file name has the time to the second.
 	archivesWritten++
 	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second).Add(time.Duration(archivesWritten) * time.Second)
 	name := filepath.Base(archive.New(ns, pod, container).WithUID(uid).At(at).MustWrite(ckptDir))
 	var obj *cqv1.Checkpoint
 	Eventually(func() *cqv1.Checkpoint {
-		for _, c := range checkpointsIn(ctx, ns) {
-			if c.Spec.Archive != nil && c.Spec.Archive.FileName == name {
-				obj = &c
-			}
-		}
+		obj = checkpointOf(ctx, ns, name)
 		return obj
 	}, 60*time.Second).ShouldNot(BeNil())
 	return obj
+}
+
+// pinAsItAppears writes archives of pod/container in ns one at a time and, as c, pins each
+// the moment its Checkpoint appears, until a pin is answered with anything but NotFound (the
+// manager pruned the archive first), and returns that answer: nil if the pin was admitted.
+func pinAsItAppears(ctx context.Context, c client.Client, ns, pod, container string) error {
+	GinkgoHelper()
+	uid := createPodOnce(ctx, ns, pod, container)
+	for range 10 {
+		archivesWritten++
+		at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second).Add(time.Duration(archivesWritten) * time.Second)
+		name := filepath.Base(archive.New(ns, pod, container).WithUID(uid).At(at).MustWrite(ckptDir))
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			obj := checkpointOf(ctx, ns, name)
+			if obj == nil {
+				continue
+			}
+			err := c.Patch(ctx, obj, client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"pinned":true}}`)))
+			if !apierrors.IsNotFound(err) {
+				return err
+			}
+			break
+		}
+	}
+	Fail("the manager pruned each of 10 archives before a pin reached it")
+	return nil
+}
+
+// checkpointOf is the Checkpoint of the archive file name in ns, or nil.
+func checkpointOf(ctx context.Context, ns, name string) *cqv1.Checkpoint {
+	for _, c := range checkpointsIn(ctx, ns) {
+		if c.Spec.Archive != nil && c.Spec.Archive.FileName == name && c.DeletionTimestamp == nil {
+			return &c
+		}
+	}
+	return nil
+}
+
+// createPodOnce creates the pod unless it exists, and returns its UID.
+func createPodOnce(ctx context.Context, ns, pod, container string) string {
+	GinkgoHelper()
+	var p corev1.Pod
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: pod}, &p); err == nil {
+		return string(p.UID)
+	}
+	return createPod(ctx, ns, pod, container)
 }
 
 // archivesWritten counts the archives publish wrote.
