@@ -152,6 +152,9 @@ build_component cni "$CNI_VERSION" build_cni
 build_component criu "$CRIU_VERSION" build_criu
 # Last: it shares most packages with the test bed's kube-apiserver, already in Go's build cache.
 build_component kubernetes "$K8S_VERSION" build_kubernetes
+# Not built, but needed at run time: CRIU locks a dumped container's network with
+# iptables-restore (its default network-lock method).
+need_debs iptables
 
 # One directory of links, keyed by every version, for PATH.
 key="$RUNTIME-$K8S_VERSION-$CONTAINERD_VERSION-$RUNC_VERSION-$CNI_VERSION-criu$CRIU_VERSION"

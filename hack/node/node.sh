@@ -22,6 +22,8 @@ NODE_NAME=${NODE_NAME:-cq-node}
 NODE_SUBNET=${NODE_SUBNET:-10.222.0}
 SERVICE_NET=${SERVICE_NET:-10.223.0}
 BRIDGE=${BRIDGE:-cqbr0}
+# Kernel settings the kubelet changes at start (pkg/kubelet/cm/container_manager_linux.go).
+KERNEL_TUNABLES="vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes"
 NODE_IP="$NODE_SUBNET.1"
 NODE_IMAGE=${NODE_IMAGE:-checkpoint-quota:node}
 # The process the node suite checkpoints (hack/node/tools/workload).
@@ -170,12 +172,12 @@ runtime_containerd() {
   mkdir -p "$c"
   RUNTIME_ENDPOINT="unix://$c/containerd.sock"
   cat > "$c/config.toml" <<EOF
-version = 3
+version = 4
 root = "$c/root"
 state = "$c/state"
-[grpc]
+[plugins.'io.containerd.server.v1.grpc']
   address = "$c/containerd.sock"
-[ttrpc]
+[plugins.'io.containerd.server.v1.ttrpc']
   address = "$c/containerd.sock.ttrpc"
 [plugins.'io.containerd.cri.v1.runtime']
   # No CAP_SYS_RESOURCE in some VMs: a negative oom_score_adj is clamped instead of failing.
@@ -216,7 +218,9 @@ images() {
     -file "/manager=$i/manager" -file "/node-agent=$i/node-agent"
   "$TOOLS/image" -o "$i/pause.tar" -tag registry.k8s.io/pause:3.10.1 -entrypoint /pause -user 65535:65535 \
     -file "/pause=$TOOLS/pause"
-  "$TOOLS/image" -o "$i/workload.tar" -tag "$WORKLOAD_IMAGE" -entrypoint /workload -user 65532:65532 \
+  # The workload runs as root: without CAP_SYS_RESOURCE (as in this VM), CRIU, root, cannot
+  # read the rlimits of another user's process (prlimit), and the dump fails.
+  "$TOOLS/image" -o "$i/workload.tar" -tag "$WORKLOAD_IMAGE" -entrypoint /workload \
     -file "/workload=$TOOLS/workload"
 }
 
@@ -265,7 +269,7 @@ up() {
   # A start that fails half-way stops what it started.
   trap 'log "start failed; stopping what was started"; down' EXIT
   mkdir -p "$D/logs" "$D/pids" "$(dirname "$envfile")"
-  read -r API_PORT ETCD_PORT ETCD_PEER_PORT SCHED_PORT KUBELET_PORT KUBELET_HEALTHZ_PORT < <("$TOOLS/freeport" 6 | tr '\n' ' ')
+  read -r API_PORT ETCD_PORT ETCD_PEER_PORT SCHED_PORT KUBELET_PORT KUBELET_HEALTHZ_PORT <<< "$("$TOOLS/freeport" 6 | tr '\n' ' ')"
   cat > "$envfile" <<EOF
 NODE_DIR=$D
 RUNTIME=$RUNTIME
@@ -286,6 +290,9 @@ NODE_IMAGE=$NODE_IMAGE
 WORKLOAD_IMAGE=$WORKLOAD_IMAGE
 EOF
   log "starting in $D (logs in $D/logs)"
+  # The kubelet sets these kernel tunables (protectKernelDefaults: false); down puts them back.
+  local k
+  for k in $KERNEL_TUNABLES; do echo "$k=$(sysctl -n "$k" 2>/dev/null)"; done > "$D/sysctl.saved"
   local t=$SECONDS
   certs
   network
@@ -327,7 +334,7 @@ down() {
   stop containerd
   # Shims outlive containerd by design: end those of this node (their command line names its state).
   for p in /proc/[0-9]*; do
-    if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- "$D/"; then kill -KILL "${p#/proc/}" 2>/dev/null || true; fi
+    if tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q -- "$D/"; then kill -KILL "${p#/proc/}" 2>/dev/null || true; fi
   done
   # Containers left by a runtime that could not remove them: their processes are in kubepods.
   local pid
@@ -345,8 +352,14 @@ down() {
     umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"
   done
   ip link show "$BRIDGE" >/dev/null 2>&1 && ip link del "$BRIDGE"
+  # containerd's fixed paths (shim sockets, runc state), removed only when empty: another
+  # containerd on the machine may use them.
+  rmdir /run/containerd/runc/k8s.io /run/containerd/runc /run/containerd/s /run/containerd 2>/dev/null || true
   # The pods' cgroups (kubepods in each hierarchy), emptied once their processes are gone.
   find /sys/fs/cgroup -depth -type d -path '*/kubepods*' -exec rmdir {} + 2>/dev/null || true
+  if [ -f "$D/sysctl.saved" ]; then
+    while IFS= read -r kv; do [ -z "${kv#*=}" ] || sysctl -qw "$kv" >/dev/null || log "could not restore $kv"; done < "$D/sysctl.saved"
+  fi
   rm -rf "$D" "$envfile"
   log "stopped; nothing left mounted under $D"
 }

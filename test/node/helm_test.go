@@ -47,14 +47,7 @@ var _ = Describe("Installed with the Helm chart", Ordered, func() {
 	}, NodeTimeout(8*time.Minute))
 
 	It("refuses a malformed quota through the webhook Service, with the fix, not a TLS failure", func() {
-		bad := "apiVersion: checkpointquota.dev/v1alpha1\nkind: CheckpointQuota\nmetadata: {name: bad, namespace: " + ns + "}\nspec: {maxCheckpointSize: 2GB}\n"
-		Eventually(func(g Gomega) {
-			_, stderr, err := kubectl(bad, "apply", "-f", "-")
-			g.Expect(err).To(HaveOccurred())
-			g.Expect(stderr).NotTo(ContainSubstring("failed calling webhook"))
-			g.Expect(stderr).To(ContainSubstring("denied the request"))
-			g.Expect(stderr).To(ContainSubstring("maxCheckpointSize"))
-		}, 2*time.Minute).Should(Succeed())
+		expectWebhookRefusal(ns)
 	})
 
 	It("publishes every archive of a checkpoint stream, each with its pod's identity, and prunes to the quota", func(ctx context.Context) {
@@ -67,6 +60,8 @@ spec: {limits: {perContainer: {checkpoints: %d}}}
 
 		published := watchPublished(ctx)
 		defer published.stop()
+		agent := agentPID()
+		agentBefore := processUsage(agent)
 		// Rounds a little over a second apart (the kubelet names archives to the second), each a
 		// burst of every pod at once: three checkpoints a second across the pods.
 		var (
@@ -137,11 +132,17 @@ spec: {limits: {perContainer: {checkpoints: %d}}}
 		}
 		Expect(len(lag)).To(BeNumerically(">=", keep*len(pods)))
 		AddReportEntry("checkpoint answer to Checkpoint object", fmt.Sprintf("p50 %v p99 %v over %d", percentile(lag, .5), percentile(lag, .99), len(lag)))
+		agentAfter := processUsage(agent)
+		AddReportEntry("node agent over the stream", fmt.Sprintf("%v for %d archives (%v each); before: %v; after: %v",
+			agentAfter.cpu-agentBefore.cpu, len(taken), (agentAfter.cpu-agentBefore.cpu)/time.Duration(len(taken)), agentBefore, agentAfter))
 
 		By("kubectl get cpq shows the usage")
 		Eventually(func(g Gomega) {
 			out := mustKubectl("", "get", "cpq", "-n", ns, "keep-two", "--no-headers")
-			g.Expect(strings.Fields(out)).To(ContainElement(fmt.Sprint(keep*len(pods))), "usage in %q", out)
+			// CHECKPOINTS is the fullest limit's used/hard: each container at its 2 of 2.
+			g.Expect(strings.Fields(out)).To(HaveLen(5), "columns of %q", out)
+			g.Expect(strings.Fields(out)[1]).To(Equal(fmt.Sprintf("%d/%d", keep, keep)), "usage in %q", out)
+			g.Expect(strings.Fields(out)[2]).To(MatchRegexp(`^[0-9.]+Mi$`), "storage in %q", out)
 		}).Should(Succeed())
 	}, NodeTimeout(6*time.Minute))
 
@@ -153,20 +154,38 @@ spec: {limits: {perContainer: {checkpoints: %d}}}
 			out, _, _ := kubectl("", "logs", "-n", ns, "big")
 			return out
 		}, 2*time.Minute).Should(ContainSubstring("tick"))
-		c, err := checkpoint(ns, "big", "work")
-		Expect(err).NotTo(HaveOccurred())
-		AddReportEntry("kubelet checkpoint answer, 1 GiB container", c.took.String())
-		Eventually(func(g Gomega) {
-			byFile := checkpointsByFile(ctx, g, ns)
-			g.Expect(byFile).To(HaveKey(filepath.Base(c.path)))
-			a := byFile[filepath.Base(c.path)].Spec.Archive
-			g.Expect(a.PodUID).To(Equal(big.UID))
-			g.Expect(a.SizeBytes).To(BeNumerically(">", int64(1<<30)))
-		}, 3*time.Minute).Should(Succeed())
+		// What one archive costs the agent, for a 10 MiB container and a 1 GiB one: while the
+		// runtime writes it (the agent sees the file grow), and from the kubelet's answer (the
+		// file complete) until its Checkpoint is published, which is the agent reading it.
+		cost := func(pod string, minSize int64) (read time.Duration, after usage) {
+			agent := agentPID()
+			before := processUsage(agent)
+			c, err := checkpoint(ns, pod, "work")
+			Expect(err).NotTo(HaveOccurred())
+			written := processUsage(agent)
+			AddReportEntry("kubelet checkpoint answer, "+pod, c.took.String())
+			Eventually(func(g Gomega) {
+				byFile := checkpointsByFile(ctx, g, ns)
+				g.Expect(byFile).To(HaveKey(filepath.Base(c.path)))
+				a := byFile[filepath.Base(c.path)].Spec.Archive
+				g.Expect(a.PodName).To(Equal(pod))
+				g.Expect(a.SizeBytes).To(BeNumerically(">", minSize))
+			}, 3*time.Minute).Should(Succeed())
+			after = processUsage(agent)
+			AddReportEntry("node agent, "+pod+"'s archive", fmt.Sprintf("cpu while written %v, from the answer to published %v; after: %v",
+				written.cpu-before.cpu, after.cpu-written.cpu, after))
+			return after.cpu - written.cpu, after
+		}
+		smallRead, smallAfter := cost("small-0", 8<<20)
+		bigRead, bigAfter := cost("big", 1<<30)
+		// The agent reads an archive's metadata and seeks past its memory pages: a 1 GiB
+		// archive costs it about what a 10 MiB one does (a margin for the shared machine).
+		Expect(bigRead).To(BeNumerically("<", smallRead+200*time.Millisecond), "CPU reading 1 GiB %v, 10 MiB %v", bigRead, smallRead)
+		Expect(bigAfter.hwm).To(BeNumerically("<", smallAfter.hwm+32<<20), "peak RSS after 1 GiB %v, after 10 MiB %v", bigAfter, smallAfter)
 	}, NodeTimeout(8*time.Minute))
 
 	It("keeps a deleted namespace's archives, as orphans", func(ctx context.Context) {
-		before := archives()
+		before := archivesOf(ns)
 		Expect(before).NotTo(BeEmpty())
 		Expect(k8s.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 		Eventually(func(g Gomega) {
@@ -182,7 +201,7 @@ spec: {limits: {perContainer: {checkpoints: %d}}}
 				g.Expect(byFile[file].Labels).To(HaveKeyWithValue("checkpointquota.dev/orphan-of", ns))
 			}
 		}, 2*time.Minute).Should(Succeed())
-		Expect(archives()).To(Equal(before), "no archive changed or went away")
+		Expect(archivesOf(ns)).To(Equal(before), "no archive changed or went away")
 	}, NodeTimeout(6*time.Minute))
 
 	It("keeps every archive through helm uninstall and the CRDs' removal, and a reinstall publishes them again", func(ctx context.Context) {
