@@ -52,11 +52,11 @@ var _ = Describe("Installed with the Helm chart", Ordered, func() {
 
 	It("publishes every archive of a checkpoint stream, each with its pod's identity, and prunes to the quota", func(ctx context.Context) {
 		const keep = 2
-		mustKubectl(fmt.Sprintf(`apiVersion: checkpointquota.dev/v1alpha1
+		applyQuota(fmt.Sprintf(`apiVersion: checkpointquota.dev/v1alpha1
 kind: CheckpointQuota
 metadata: {name: keep-two, namespace: %s}
 spec: {limits: {perContainer: {checkpoints: %d}}}
-`, ns, keep), "apply", "-f", "-")
+`, ns, keep))
 
 		published := watchPublished(ctx)
 		defer published.stop()

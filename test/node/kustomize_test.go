@@ -60,11 +60,11 @@ var _ = Describe("Installed with kustomize, config/no-cert-manager", Ordered, fu
 
 	It("publishes every archive on the node and prunes a namespace to its total", func(ctx context.Context) {
 		const total = 3
-		mustKubectl(fmt.Sprintf(`apiVersion: checkpointquota.dev/v1alpha1
+		applyQuota(fmt.Sprintf(`apiVersion: checkpointquota.dev/v1alpha1
 kind: CheckpointQuota
 metadata: {name: total, namespace: %s}
 spec: {limits: {total: {checkpoints: %d}}}
-`, ns, total), "apply", "-f", "-")
+`, ns, total))
 		var taken []checkpointed
 		for range 3 {
 			next := time.Now().Add(1100 * time.Millisecond)
@@ -92,7 +92,7 @@ spec: {limits: {total: {checkpoints: %d}}}
 		}, 3*time.Minute).Should(Succeed())
 	}, NodeTimeout(5*time.Minute))
 
-	It("keeps every archive when the whole overlay is deleted", func(ctx context.Context) {
+	It("keeps every archive when the whole overlay is deleted", func(_ context.Context) {
 		before := archives()
 		mustKubectl(manifests, "delete", "--ignore-not-found", "--wait", "--timeout=3m", "-f", "-")
 		Eventually(func() string {
