@@ -98,6 +98,13 @@ testbin: ## Build (once) and print the test bed's control-plane binaries.
 test: generate manifests ## Run the whole suite against a real kube-apiserver and etcd.
 	KUBEBUILDER_ASSETS="$(TESTBIN)" HELM="$(HELM_BIN)" go test $(GO_TEST_FLAGS) ./...
 
+# A real node on this machine (hack/node): kubelet, kube-scheduler, containerd, runc, CRIU and
+# the CNI plugins built once into ~/.cache/checkpoint-quota/node; the project's image imported
+# into containerd; the operator installed with the Helm chart and with kustomize; stopped after.
+.PHONY: test-node
+test-node: ## Run the real-node suite (test/node): real pods checkpointed by a real kubelet. Needs root.
+	./hack/node/test.sh
+
 .PHONY: helm
 helm: ## Build (once) and print the helm CLI of the chart tests.
 	@echo $(HELM_BIN)
