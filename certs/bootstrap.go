@@ -98,7 +98,7 @@ func (b *bootstrap) secret(ctx context.Context) ([]byte, error) {
 			return nil, fmt.Errorf("writing Secret %s: %w", key, err)
 		}
 	}
-	return nil, fmt.Errorf("Secret %s: still changing after %d writes", key, bootstrapAttempts)
+	return nil, fmt.Errorf("the Secret %s was still changing after %d writes", key, bootstrapAttempts)
 }
 
 // issue fills s with a serving certificate, signed by a new CA or by the one s holds.

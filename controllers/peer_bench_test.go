@@ -109,7 +109,7 @@ func peerBed(b *testing.B, s peerSubject) (*benchBed, func(pids []int) float64) 
 // returns the names of the peerKeep newest of each container, oldest first. Each is
 // modified when it was taken, a minute apart: CRIU's operator orders by modification time,
 // ours by the checkpoint time inside, and both then agree on which are the newest.
-func peerArchives(b *testing.B, dir string) map[int][]string {
+func peerArchives(_ *testing.B, dir string) map[int][]string {
 	newest := map[int][]string{}
 	now := time.Now()
 	for c := range peerContainers {

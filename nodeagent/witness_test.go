@@ -22,7 +22,7 @@ type gatedReader struct {
 	release chan struct{}
 }
 
-func newGatedReader(t *testing.T, objs ...client.Object) *gatedReader {
+func newGatedReader(_ *testing.T, objs ...client.Object) *gatedReader {
 	g := &gatedReader{started: make(chan struct{}, 100), release: make(chan struct{})}
 	g.WithWatch = interceptor.NewClient(fake.NewClientBuilder().WithScheme(Scheme).WithObjects(objs...).Build(), interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {

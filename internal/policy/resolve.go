@@ -98,16 +98,15 @@ func Resolve(quotas []*Quota, s Subject) Resolution {
 	for _, k := range PrecedenceKeys {
 		cluster := res.govern(k, targeting, KindClusterQuota)
 		namespaced := res.govern(k, targeting, KindQuota)
-		switch {
-		case namespaced == nil:
+		if namespaced == nil {
 			if cluster != nil {
 				res.Governing[k] = cluster
 			}
-		default:
-			res.Governing[k] = namespaced
-			if cluster != nil && k.HasCeiling() {
-				res.Ceilings[k] = cluster
-			}
+			continue
+		}
+		res.Governing[k] = namespaced
+		if cluster != nil && k.HasCeiling() {
+			res.Ceilings[k] = cluster
 		}
 	}
 	return res

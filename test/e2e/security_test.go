@@ -78,7 +78,7 @@ spec:
 		var alice *testenv.Tenant
 		BeforeEach(func(ctx context.Context) { alice = newTenant(ctx, ns) })
 
-		It("reads and deletes the namespace's Checkpoints and writes its quotas", func(ctx context.Context) {
+		It("reads and deletes the namespace's Checkpoints and writes its quotas", func(_ context.Context) {
 			out, stderr, err := alice.Kubectl("", "get", "checkpoints")
 			Expect(err).NotTo(HaveOccurred(), stderr)
 			Expect(out).To(ContainSubstring(published.Name))
@@ -89,7 +89,7 @@ spec:
 
 			_, stderr, err = alice.Kubectl("", "delete", "checkpoint", published.Name, "--wait=true", "--timeout=30s")
 			Expect(err).NotTo(HaveOccurred(), stderr)
-			Eventually(filepath.Join(ckptDir, published.Spec.Archive.FileName)).ShouldNot(BeAnExistingFile())
+			Eventually(filepath.Join).WithArguments(ckptDir, published.Spec.Archive.FileName).ShouldNot(BeAnExistingFile())
 		})
 
 		It("cannot write cluster quotas, make Checkpoints, write their status, reach another namespace, or delete a pinned Checkpoint", func(ctx context.Context) {

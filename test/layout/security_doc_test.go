@@ -23,7 +23,7 @@ func TestSecurityTableRowsHaveSpecs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	actor := regexp.MustCompile("(?m)^\\| \\*\\*([^*]+)\\*\\*")
+	actor := regexp.MustCompile(`(?m)^\| \*\*([^*]+)\*\*`)
 	rows := actor.FindAllStringSubmatch(string(doc), -1)
 	if len(rows) < 4 {
 		t.Fatalf("docs/security.md has %d rows naming an actor in bold, expected the cluster admin, tenants, the node agent and the manager", len(rows))
