@@ -68,6 +68,8 @@ func BenchmarkPeer(b *testing.B) {
 			peerBurstAndStreams(b, s, f)
 			peerCold(b, s, f)
 			figures[s.name()] = f
+			// As it comes, should a later subject fail.
+			fmt.Fprintf(os.Stderr, "BenchmarkPeer %s: %v\n", s.name(), f)
 		}
 		printPeerFigures(b, subjects, figures)
 	}
@@ -155,6 +157,7 @@ func awaitKept(b *testing.B, dir string, kept map[int][]string, timeout time.Dur
 // at 20/s and at 100/s, each for 10 s, spread over the containers.
 func peerBurstAndStreams(b *testing.B, s peerSubject, f map[string]float64) {
 	bed, cpu := peerBed(b, s)
+	defer bed.close()
 	dir := b.TempDir()
 	kept := peerArchives(b, dir)
 	pids := s.start(b, bed, dir)
@@ -245,6 +248,7 @@ func peerStream(b *testing.B, dir string, kept map[int][]string, rate int, d tim
 // time from its start until the 500 newest are left.
 func peerCold(b *testing.B, s peerSubject, f map[string]float64) {
 	bed, cpu := peerBed(b, s)
+	defer bed.close()
 	dir := b.TempDir()
 	kept := peerArchives(b, dir)
 	s.limit(b, bed, dir)
