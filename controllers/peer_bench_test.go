@@ -380,6 +380,8 @@ func (c criuOperator) start(b *testing.B, bed *benchBed, _ string) []int {
 	return []int{cmd.Process.Pid}
 }
 
+// limit keeps peerKeep per container and nothing else: the operator limits pods to 20 and
+// namespaces to 30 unless told otherwise, and a limit of 0 is none.
 func (criuOperator) limit(b *testing.B, bed *benchBed, dir string) {
 	cr := fmt.Sprintf(`apiVersion: criu.org/v1
 kind: CheckpointRestoreOperator
@@ -387,7 +389,7 @@ metadata: {name: peer, namespace: default}
 spec:
   checkpointDirectory: %s
   applyPoliciesImmediately: true
-  globalPolicy: {maxCheckpointsPerContainer: %d}
+  globalPolicy: {maxCheckpointsPerContainer: %d, maxCheckpointsPerPod: 0, maxCheckpointsPerNamespace: 0}
 `, dir, peerKeep)
 	if out, stderr, err := bed.env.Kubectl(cr, "apply", "-f", "-"); err != nil {
 		b.Fatalf("applying the operator's policy: %v\n%s%s", err, out, stderr)
