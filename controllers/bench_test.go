@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -49,13 +50,20 @@ func newBenchBed(b *testing.B) *benchBed {
 		b.Fatal(err)
 	}
 	bed := &benchBed{env: e}
-	b.Cleanup(func() {
-		for i := len(bed.stop) - 1; i >= 0; i-- {
-			bed.stop[i]()
-		}
-		_ = e.Stop()
-	})
+	b.Cleanup(bed.close)
 	return bed
+}
+
+// close stops what runs on the bed and the bed itself; later calls do nothing.
+func (bed *benchBed) close() {
+	for i := len(bed.stop) - 1; i >= 0; i-- {
+		bed.stop[i]()
+	}
+	bed.stop = nil
+	if bed.env != nil {
+		_ = bed.env.Stop()
+		bed.env = nil
+	}
 }
 
 func (bed *benchBed) run(b *testing.B, start func(context.Context) error) {
@@ -184,6 +192,8 @@ func BenchmarkBurst5000(b *testing.B) {
 		apiserver, etcd := bed.apiserverPID(b), bed.etcdPID(b)
 		cp0 := procCPU(b, apiserver) + procCPU(b, etcd)
 		mcpu, acpu, t1 := procCPU(b, manager), procCPU(b, agent), time.Now()
+		apiserverProfile(b, bed, "apiserver-prune", 15*time.Second)
+		profile(b, agentPprof, "agent-prune", 15*time.Second)
 		q := builder.ClusterQuota("burst").NamespaceSelector(map[string]string{"bench": "burst"}).PerContainer(5, "").Obj()
 		if err := bed.env.Client.Create(context.Background(), q); err != nil {
 			b.Fatal(err)
@@ -290,6 +300,29 @@ func saveProfile(b *testing.B, url, path string) {
 	if err != nil {
 		b.Logf("profile %s: %v", path, err)
 	}
+}
+
+// apiserverProfile saves a CPU profile of the bed's kube-apiserver over the next d, from its
+// own /debug/pprof, into BENCH_PROFILE_DIR/name.pprof, in the background; nothing when
+// profiling is off.
+func apiserverProfile(b *testing.B, bed *benchBed, name string, d time.Duration) {
+	dir := os.Getenv("BENCH_PROFILE_DIR")
+	if dir == "" {
+		return
+	}
+	cs, err := kubernetes.NewForConfig(bed.env.Config)
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		data, err := cs.RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", strconv.Itoa(int(d.Seconds()))).DoRaw(context.Background())
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, name+".pprof"), data, 0o600)
+		}
+		if err != nil {
+			b.Logf("profile %s: %v", name, err)
+		}
+	}()
 }
 
 // heapProfile saves a heap profile from the pprof endpoint at addr into

@@ -68,6 +68,8 @@ func BenchmarkPeer(b *testing.B) {
 			peerBurstAndStreams(b, s, f)
 			peerCold(b, s, f)
 			figures[s.name()] = f
+			// As it comes, should a later subject fail.
+			fmt.Fprintf(os.Stderr, "BenchmarkPeer %s: %v\n", s.name(), f)
 		}
 		printPeerFigures(b, subjects, figures)
 	}
@@ -155,6 +157,7 @@ func awaitKept(b *testing.B, dir string, kept map[int][]string, timeout time.Dur
 // at 20/s and at 100/s, each for 10 s, spread over the containers.
 func peerBurstAndStreams(b *testing.B, s peerSubject, f map[string]float64) {
 	bed, cpu := peerBed(b, s)
+	defer bed.close()
 	dir := b.TempDir()
 	kept := peerArchives(b, dir)
 	pids := s.start(b, bed, dir)
@@ -245,6 +248,7 @@ func peerStream(b *testing.B, dir string, kept map[int][]string, rate int, d tim
 // time from its start until the 500 newest are left.
 func peerCold(b *testing.B, s peerSubject, f map[string]float64) {
 	bed, cpu := peerBed(b, s)
+	defer bed.close()
 	dir := b.TempDir()
 	kept := peerArchives(b, dir)
 	s.limit(b, bed, dir)
@@ -376,6 +380,8 @@ func (c criuOperator) start(b *testing.B, bed *benchBed, _ string) []int {
 	return []int{cmd.Process.Pid}
 }
 
+// limit keeps peerKeep per container and nothing else: the operator limits pods to 20 and
+// namespaces to 30 unless told otherwise, and a limit of 0 is none.
 func (criuOperator) limit(b *testing.B, bed *benchBed, dir string) {
 	cr := fmt.Sprintf(`apiVersion: criu.org/v1
 kind: CheckpointRestoreOperator
@@ -383,7 +389,7 @@ metadata: {name: peer, namespace: default}
 spec:
   checkpointDirectory: %s
   applyPoliciesImmediately: true
-  globalPolicy: {maxCheckpointsPerContainer: %d}
+  globalPolicy: {maxCheckpointsPerContainer: %d, maxCheckpointsPerPod: 0, maxCheckpointsPerNamespace: 0}
 `, dir, peerKeep)
 	if out, stderr, err := bed.env.Kubectl(cr, "apply", "-f", "-"); err != nil {
 		b.Fatalf("applying the operator's policy: %v\n%s%s", err, out, stderr)
