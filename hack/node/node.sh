@@ -7,6 +7,7 @@
 #   node.sh up     starts the node; writes .local/node/env (KUBECONFIG, NODE_* ...)
 #   node.sh down   stops everything `up` started, unmounts what the kubelet and containerd
 #                  mounted, deletes the bridge and the node's directory
+#   node.sh restart NAME   stops and starts one component (kubelet, containerd ...) again
 #
 #   RUNTIME       containerd (default); a parameter, so that another CRI runtime can follow
 #   NODE_NAME     default: cq-node
@@ -36,8 +37,10 @@ die() { echo "node: $*" >&2; exit 1; }
 # start NAME CMD...: runs CMD in its own session, its output in logs/NAME.log, its pid in pids/NAME.
 start() {
   local name=$1; shift
-  setsid "$@" >"$D/logs/$name.log" 2>&1 < /dev/null &
+  setsid "$@" >>"$D/logs/$name.log" 2>&1 < /dev/null &
   echo $! > "$D/pids/$name"
+  # The command, for `node.sh restart NAME`.
+  printf '%q ' "$@" > "$D/pids/$name.cmd"
 }
 
 # wait_for WHAT SECONDS CMD...: polls CMD until it succeeds; on time-out shows the log named WHAT.
@@ -364,8 +367,24 @@ down() {
   log "stopped; nothing left mounted under $D"
 }
 
+# restart NAME: stops one component of the running node and starts it again, the same way
+# (the node suite restarts the kubelet in the middle of a checkpoint stream).
+restart() {
+  [ -f "$envfile" ] || die "no node is up ($envfile missing)"
+  # shellcheck disable=SC1090
+  . "$envfile"
+  D=$NODE_DIR
+  [ -f "$D/pids/$1.cmd" ] || die "the node runs no component named '$1' (see $D/pids)"
+  local cmd
+  cmd=$(cat "$D/pids/$1.cmd")
+  stop "$1"
+  eval "start $1 $cmd"
+  log "restarted $1 (pid $(cat "$D/pids/$1"))"
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+  restart) restart "${2:?usage: $0 restart NAME}" ;;
+  *) echo "usage: $0 up|down|restart NAME" >&2; exit 2 ;;
 esac

@@ -184,6 +184,25 @@ spec: {limits: {perContainer: {checkpoints: %d}}}
 		Expect(bigAfter.hwm).To(BeNumerically("<", smallAfter.hwm+32<<20), "peak RSS after 1 GiB %v, after 10 MiB %v", bigAfter, smallAfter)
 	}, NodeTimeout(8*time.Minute))
 
+	It("keeps exactly the newest archives when the agent's pod is killed and the kubelet restarted during a stream", func(ctx context.Context) {
+		agentKilledKubeletRestarted(ctx, ns, pods, 2)
+	}, NodeTimeout(8*time.Minute))
+
+	It("prunes again within the lease time when the leader's pod is deleted", func(ctx context.Context) {
+		leaderDeleted(ctx, ns, pods[1])
+	}, NodeTimeout(4*time.Minute))
+
+	It("keeps archives a runtime can restore", func() {
+		var kept string
+		for file := range archivesOf(ns) {
+			if strings.HasPrefix(file, "checkpoint-"+pods[0].Name+"_") {
+				kept = file
+			}
+		}
+		Expect(kept).NotTo(BeEmpty())
+		restorable(kept)
+	})
+
 	It("keeps a deleted namespace's archives, as orphans", func(ctx context.Context) {
 		before := archivesOf(ns)
 		Expect(before).NotTo(BeEmpty())

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -179,6 +180,30 @@ func archives() map[string]string {
 		}
 	}
 	return sums
+}
+
+// tarEntries reads an archive's entries: the content of the small ones (under 1 MiB), the
+// names of all.
+func tarEntries(path string) map[string][]byte {
+	GinkgoHelper()
+	f, err := os.Open(path)
+	Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = f.Close() }()
+	entries := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return entries
+		}
+		Expect(err).NotTo(HaveOccurred())
+		var data []byte
+		if hdr.Size < 1<<20 {
+			data, err = io.ReadAll(tr)
+			Expect(err).NotTo(HaveOccurred())
+		}
+		entries[strings.TrimPrefix(hdr.Name, "./")] = data
+	}
 }
 
 // archivesOf are the archives of one namespace's pods: the kubelet names each
