@@ -20,8 +20,7 @@ var _ = Describe("What kubectl shows", func() {
 			out, _, err := env.Kubectl("", "get", "cpq", "-n", ns)
 			Expect(err).NotTo(HaveOccurred())
 			return out
-		}).Should(MatchRegexp(`(?m)^NAME\s+CHECKPOINTS\s+STORAGE\s+ENFORCEMENT\s+AGE\n default\s+2/2\s+6Mi/10Mi\s+`[:0] +
-			`(?m)^NAME\s+CHECKPOINTS\s+STORAGE\s+ENFORCEMENT\s+AGE\ndefault\s+2/2\s+6Mi/10Mi\s+`))
+		}).Should(MatchRegexp(`(?m)^NAME\s+CHECKPOINTS\s+STORAGE\s+ENFORCEMENT\s+READY\s+AGE\ndefault\s+2/2\s+6Mi/10Mi\s+Enforce\s+True\s+`))
 
 		out, stderr, err := env.Kubectl("", "describe", "checkpointquota", "default", "-n", ns)
 		Expect(err).NotTo(HaveOccurred(), stderr)

@@ -192,9 +192,9 @@ func (r *PruneReconciler) prunedEvent(ctx context.Context, w *passScope, pg *pru
 	}
 	note := fmt.Sprintf("Pruned %d %s (%s) of %s: %s", pg.count, noun, quota.Bytes(pg.bytes), pg.scope, pg.reason)
 	obj := w.objects[pg.quota]
-	r.Recorder.Event(obj, corev1.EventTypeNormal, ReasonPruned, note)
+	r.Recorder.Event(obj, corev1.EventTypeNormal, cqv1.ReasonPruned, note)
 	if pod := r.podOfScope(ctx, w, pg.scope); pod != nil {
-		r.Recorder.Eventf(pod, corev1.EventTypeNormal, ReasonPruned, "%s (%s)", note, w.policies[pg.quota].Ref)
+		r.Recorder.Eventf(pod, corev1.EventTypeNormal, cqv1.ReasonPruned, "%s (%s)", note, w.policies[pg.quota].Ref)
 	}
 }
 
