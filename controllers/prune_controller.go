@@ -231,11 +231,12 @@ func (t touching) Generic(ctx context.Context, e event.GenericEvent, q workqueue
 	t.batch.Generic(ctx, e, q)
 }
 
-// usageChanged passes the Checkpoint changes that can change usage. A Checkpoint that
-// was already terminating left usage when its deletion began, so what happens to it
-// next (the agent removing its finalizer, then the object going) is no news; nor is the
-// prune-reason annotation that the manager writes itself. Pruning thousands of archives
-// then costs a few passes rather than one per event.
+// usageChanged passes the Checkpoint changes that can change usage: a new spec, a new
+// status, a deletion that begins. A Checkpoint that was already terminating left usage
+// when its deletion began, so what happens to it next (the agent removing its finalizer,
+// then the object going) is no news, and pruning thousands of archives costs a few
+// passes rather than one per event. Labels and annotations are not compared: the cache
+// strips them (slimCheckpoint), and no decision reads them.
 var usageChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		o, ok1 := e.ObjectOld.(*cqv1.Checkpoint)
@@ -246,8 +247,7 @@ var usageChanged = predicate.Funcs{
 		if !o.DeletionTimestamp.IsZero() {
 			return false
 		}
-		return !n.DeletionTimestamp.IsZero() || o.Generation != n.Generation ||
-			!equality.Semantic.DeepEqual(o.Labels, n.Labels) || !equality.Semantic.DeepEqual(o.Status, n.Status)
+		return !n.DeletionTimestamp.IsZero() || o.Generation != n.Generation || !equality.Semantic.DeepEqual(o.Status, n.Status)
 	},
 	DeleteFunc: func(e event.DeleteEvent) bool {
 		return e.Object.GetDeletionTimestamp().IsZero()
