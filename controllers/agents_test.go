@@ -19,7 +19,7 @@ func startAgent(node, dir string) {
 	GinkgoHelper()
 	cfg := *env.Config
 	cfg.QPS, cfg.Burst = nodeagent.DefaultQPS, nodeagent.DefaultBurst
-	mgr, err := nodeagent.NewManager(&cfg, nodeagent.Config{
+	mgr, err := nodeagent.NewManager(context.Background(), &cfg, nodeagent.Config{
 		NodeName: node, Dirs: []string{dir}, SettleTime: 200 * time.Millisecond, RescanInterval: 5 * time.Second, NodeStatusInterval: 500 * time.Millisecond,
 		StateDir: GinkgoT().TempDir(),
 	}, nodeagent.ManagerOptions{MetricsBindAddress: "0"})

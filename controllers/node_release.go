@@ -190,13 +190,14 @@ func archiveNode(_ context.Context, o client.Object) []reconcile.Request {
 	return nil
 }
 
-// SetupWithManager registers the controller; it refuses missing dependencies.
-func (r *NodeReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
+// SetupWithManager registers the controller; it refuses missing dependencies. ctx bounds
+// the informer lookup of the setup.
+func (r *NodeReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if r.Client == nil || r.APIReader == nil || r.Engine == nil || r.Clock == nil {
 		return errors.New("node release controller: Client, APIReader, Engine and Clock are required")
 	}
 	var err error
-	if r.checkpoints, err = storeOf(mgr.GetCache(), &cqv1.Checkpoint{}); err != nil {
+	if r.checkpoints, err = storeOf(ctx, mgr.GetCache(), &cqv1.Checkpoint{}); err != nil {
 		return err
 	}
 	r.wake = newWakeups(r.Clock, r.ResyncPeriod)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
@@ -37,7 +36,7 @@ func (r *PruneReconciler) prune(ctx context.Context, w *passScope, plan []quota.
 		return nil
 	}
 	plan, written, previous, countErr := r.countAhead(ctx, w, plan, r.Clock.Now())
-	r.counted.counted(w, written, time.Now())
+	r.counted.counted(w, written, r.wall().Now())
 	groups, kept, err := r.deleteCurrent(ctx, w, plan, written)
 	for _, pg := range groups {
 		prunedCheckpoints.WithLabelValues(pg.key).Add(float64(pg.count))

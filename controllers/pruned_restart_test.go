@@ -30,7 +30,7 @@ func startPruneOnly() context.CancelFunc {
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: controllers.NewEngine(),
 		Recorder: mgr.GetEventRecorderFor("checkpoint-quota"), Clock: fakeClock, //nolint:staticcheck
 		Concurrency: 8, QuotaUpdates: updates, ClusterQuotaUpdates: updates,
-	}).SetupWithManager(mgr)).To(Succeed())
+	}).SetupWithManager(context.Background(), mgr)).To(Succeed())
 	stop := runManager(mgr)
 	return func() { stop(); close(drained) }
 }

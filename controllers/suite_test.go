@@ -71,7 +71,7 @@ func startManager() context.CancelFunc {
 	mgr := newManager()
 	o := controllers.DefaultOptions
 	o.Clock, o.NodeGracePeriod = fakeClock, nodeGrace
-	_, err := controllers.Setup(mgr, o)
+	_, err := controllers.Setup(context.Background(), mgr, o)
 	Expect(err).NotTo(HaveOccurred())
 	return runManager(mgr)
 }

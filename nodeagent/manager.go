@@ -61,7 +61,8 @@ type ManagerOptions struct {
 
 // NewManager returns a controller-runtime manager that runs the agent for cfg: it caches
 // only the Checkpoints of cfg.NodeName and runs the directory watcher and the reconciler.
-func NewManager(restConfig *rest.Config, cfg Config, opts ManagerOptions) (manager.Manager, error) {
+// ctx bounds the setup, not the manager, which runs until the context of its Start ends.
+func NewManager(ctx context.Context, restConfig *rest.Config, cfg Config, opts ManagerOptions) (manager.Manager, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -85,14 +86,15 @@ func NewManager(restConfig *rest.Config, cfg Config, opts ManagerOptions) (manag
 	if err != nil {
 		return nil, err
 	}
-	if err := Setup(mgr, cfg); err != nil {
+	if err := Setup(ctx, mgr, cfg); err != nil {
 		return nil, err
 	}
 	return mgr, nil
 }
 
-// Setup adds the agent for cfg to mgr, whose cache must hold only cfg.NodeName's Checkpoints.
-func Setup(mgr manager.Manager, cfg Config) error {
+// Setup adds the agent for cfg to mgr, whose cache must hold only cfg.NodeName's
+// Checkpoints. ctx bounds the setup (the cache's index).
+func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 	if mgr == nil {
 		return errors.New("nodeagent.Setup needs a manager")
 	}
@@ -100,7 +102,6 @@ func Setup(mgr manager.Manager, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &cqv1.Checkpoint{}, indexFile, func(o client.Object) []string {
 		if k, ok := keyOf(o.(*cqv1.Checkpoint)); ok {
 			return []string{k.Path()}

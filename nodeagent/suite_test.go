@@ -107,7 +107,7 @@ func startAgentWithClock(node string, settle time.Duration, clk clock.WithTicker
 	cfg := *env.Config
 	cfg.QPS, cfg.Burst = nodeagent.DefaultQPS, nodeagent.DefaultBurst
 	cfg.Impersonate = agentOn(node)
-	mgr, err := nodeagent.NewManager(&cfg, nodeagent.Config{
+	mgr, err := nodeagent.NewManager(context.Background(), &cfg, nodeagent.Config{
 		NodeName: node, Dirs: dirs, SettleTime: settle, RescanInterval: 2 * time.Second, Workers: 4, NodeStatusInterval: time.Second,
 		// Short, so that the damaged archives the tests write are reported soon after.
 		UnfinishedWait: 3 * time.Second,

@@ -71,6 +71,8 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(logging.New(&zapOpts))
 	log := ctrl.Log.WithName("setup")
+	// Cancelled by SIGTERM or SIGINT: during the setup as while the manager runs.
+	ctx := ctrl.SetupSignalHandler()
 	limit, err := memlimit.Set(o.memoryLimit)
 	if err != nil {
 		log.Error(err, "invalid --memory-limit")
@@ -113,7 +115,7 @@ func main() {
 		}
 	}
 	if o.enableControllers {
-		if err := setupControllers(mgr, o); err != nil {
+		if err := setupControllers(ctx, mgr, o); err != nil {
 			log.Error(err, "unable to set up the controllers")
 			os.Exit(1)
 		}
@@ -133,7 +135,7 @@ func main() {
 	}
 
 	log.Info("starting the manager")
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "the manager stopped with an error")
 		os.Exit(1)
 	}

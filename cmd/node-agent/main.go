@@ -66,7 +66,9 @@ func main() {
 		os.Exit(1)
 	}
 	restConfig.QPS, restConfig.Burst = float32(qps), burst
-	mgr, err := nodeagent.NewManager(restConfig, cfg, nodeagent.ManagerOptions{
+	// Cancelled by SIGTERM or SIGINT: during the setup as while the agent runs.
+	ctx := ctrl.SetupSignalHandler()
+	mgr, err := nodeagent.NewManager(ctx, restConfig, cfg, nodeagent.ManagerOptions{
 		MetricsBindAddress:     metricsAddr,
 		HealthProbeBindAddress: probeAddr,
 		PprofBindAddress:       pprofAddr,
@@ -84,7 +86,7 @@ func main() {
 		os.Exit(1)
 	}
 	log.Info("starting the node agent", "node", cfg.NodeName, "directories", cfg.Dirs, "stateDir", cfg.StateDir, "orphanNamespace", cfg.OrphanNamespace, "settleTime", cfg.SettleTime.String(), "unfinishedWait", cfg.UnfinishedWait.String(), "rescanInterval", cfg.RescanInterval.String())
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(ctx); err != nil {
 		log.Error(err, "the node agent stopped with an error")
 		os.Exit(1)
 	}
