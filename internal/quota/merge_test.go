@@ -251,3 +251,43 @@ func TestEarliest(t *testing.T) {
 		})
 	}
 }
+
+// TestCoupledAmongSeveral checks that one cluster quota's limits.total couples the whole
+// set, whichever resource it counts, and that no other limit does.
+func TestCoupledAmongSeveral(t *testing.T) {
+	cases := map[string]struct {
+		cluster *builder.ClusterQuotaBuilder
+		want    bool
+	}{
+		"limits.total.checkpoints":         {cluster: builder.ClusterQuota("all").Total(100, ""), want: true},
+		"limits.total.storage":             {cluster: builder.ClusterQuota("all").Total(-1, "1Ti"), want: true},
+		"per namespace, pod and container": {cluster: builder.ClusterQuota("all").PerNamespace(9, "1Gi").PerPod(5, "").PerContainer(2, "")},
+		"retention rules alone":            {cluster: builder.ClusterQuota("all").MaxAge("24h").MaxCheckpointSize("1Gi")},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var quotas []*policy.Quota
+			add := collect(t, &quotas)
+			add(policy.FromCheckpointQuota(builder.Quota("q", "shop").Total(3, "1Gi").Obj()))
+			add(policy.FromClusterQuota(tc.cluster.Obj()))
+			add(policy.FromCheckpointQuota(builder.Quota("r", "team").PodNames("a").Total(1, "").Obj()))
+			if got := Coupled(quotas); got != tc.want {
+				t.Errorf("Coupled = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if Coupled(nil) {
+		t.Error("no quota couples nothing")
+	}
+}
+
+func TestComputeNothing(t *testing.T) {
+	res := Compute(Input{Now: t0})
+	if len(res.Prune) != 0 || len(res.Quotas) != 0 || !res.NextExpiry.IsZero() {
+		t.Errorf("no archive, no quota: %+v", res)
+	}
+	res = Compute(Input{Quotas: []Meta{{Name: "q", DryRun: true}}, Now: t0})
+	if diff := cmp.Diff([]Outcome{{}}, res.Quotas, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("a quota without archives (-want +got):\n%s", diff)
+	}
+}

@@ -3,6 +3,7 @@ package quota
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -247,5 +248,103 @@ func TestNodeRuleIndexes(t *testing.T) {
 	}
 	if len(out.Nodes) != 0 || len(out.Prune) != 0 || len(out.Blocked) != 0 {
 		t.Errorf("no node: got %+v", out)
+	}
+}
+
+// TestNodeFloors checks the free-space floors filesystem by filesystem: each prunes the
+// oldest archives of its own directories until its deficit is covered, counting what
+// other rules prune already as freed, with the strictest floor of the active quotas.
+func TestNodeFloors(t *testing.T) {
+	const mi = 1 << 20
+	quotas := []Meta{{Name: "ClusterCheckpointQuota a"}, {Name: "ClusterCheckpointQuota b"}}
+	// Two filesystems of 10Mi on n-1: /a holds p's three archives, /b q's three, 1Mi each;
+	// each has 6Mi of other files and 1Mi free.
+	as := onNode("n-1", concat(archives("shop", "p", "c", 3, mi), archives("shop", "q", "c", 3, mi)))
+	dirs := []string{"/a", "/a", "/a", "/b", "/b", "/b"}
+	report := NodeReport{Filesystems: []Filesystem{
+		{Dirs: []string{"/a"}, Capacity: 10 * mi, Free: mi, ArchiveBytes: 3 * mi},
+		{Dirs: []string{"/b"}, Capacity: 10 * mi, Free: mi, ArchiveBytes: 3 * mi}}}
+	cases := map[string]struct {
+		report NodeReport
+		floors []Floor
+		active []bool
+		marked []int
+		want   []string
+	}{
+		"each filesystem covers its own deficit": {
+			report: report, floors: []Floor{{Quota: 0, Bytes: 3 * mi}},
+			want: []string{"p-c-0", "p-c-1", "q-c-0", "q-c-1"},
+		},
+		"the strictest active floor: 30% of 10Mi is 3Mi": {
+			report: report, floors: []Floor{{Quota: 0, Bytes: 2 * mi}, {Quota: 1, Percent: 30, IsPercent: true}},
+			want: []string{"p-c-0", "p-c-1", "q-c-0", "q-c-1"},
+		},
+		"a DryRun quota's floor is left out": {
+			report: report, floors: []Floor{{Quota: 0, Bytes: 2 * mi}, {Quota: 1, Percent: 30, IsPercent: true}},
+			active: []bool{true, false},
+			want:   []string{"p-c-0", "q-c-0"},
+		},
+		"what another rule prunes counts as freed": {
+			report: report, floors: []Floor{{Quota: 0, Bytes: 3 * mi}},
+			marked: []int{0, 2},
+			want:   []string{"q-c-0", "q-c-1"},
+		},
+		"unattributed archives on a filesystem use space that nothing prunes": {
+			report: NodeReport{Filesystems: []Filesystem{
+				{Dirs: []string{"/a"}, Capacity: 10 * mi, Free: 3 * mi, ArchiveBytes: 5 * mi, UnattributedBytes: 2 * mi}}},
+			// 5Mi of archives, 2Mi of them without a Checkpoint, 3Mi free: 4Mi asked takes
+			// p's oldest archive, and the unattributed ones stay.
+			floors: []Floor{{Quota: 0, Bytes: 4 * mi}},
+			want:   []string{"p-c-0"},
+		},
+		"a floor of 0 prunes nothing": {
+			report: report, floors: []Floor{{Quota: 0, IsPercent: true}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			active := tc.active
+			if active == nil {
+				active = []bool{true, true}
+			}
+			marked := make([]bool, len(as))
+			for _, i := range tc.marked {
+				marked[i] = true
+			}
+			in := NodeInput{Archives: pointersTo(as), Dirs: dirs, Nodes: map[string]NodeReport{"n-1": tc.report}, Quotas: quotas, Floors: tc.floors}
+			out := ComputeNodes(in, marked, active)
+			var pruned []string
+			for _, p := range out.Prune {
+				pruned = append(pruned, as[p.Archive].Name)
+				if p.Key != KeyNodeMinFree || p.Scope != "node n-1" {
+					t.Errorf("%s pruned by %s over %s, want %s over node n-1", as[p.Archive].Name, p.Key, p.Scope, KeyNodeMinFree)
+				}
+			}
+			if diff := cmp.Diff(tc.want, pruned); diff != "" {
+				t.Errorf("pruned (-want +got):\n%s", diff)
+			}
+			if len(out.Blocked) != 0 {
+				t.Errorf("blocked: %+v", out.Blocked)
+			}
+		})
+	}
+}
+
+// TestNodeRulesPruneUnknownAgeLast checks that a node rule, like every limit, takes an
+// archive of unknown age for the newest: it goes last, after every archive whose age is
+// known, whatever its namespace.
+func TestNodeRulesPruneUnknownAgeLast(t *testing.T) {
+	as := onNode("n-1", concat(archives("shop", "p", "c", 2, 1), archives("team", "q", "c", 2, 1)))
+	as[0].CheckpointTime = time.Time{}
+	in := NodeInput{Archives: pointersTo(as), Dirs: dirsOf(as, "/a"), Quotas: []Meta{{Name: "q"}},
+		Checkpoints: []NodeLimit{{Quota: 0, Value: 0}}}
+	out := ComputeNodes(in, make([]bool, len(as)), []bool{true})
+	var pruned []string
+	for _, p := range out.Prune {
+		pruned = append(pruned, as[p.Archive].Namespace+"/"+as[p.Archive].Name)
+	}
+	want := []string{"team/q-c-0", "shop/p-c-1", "team/q-c-1", "shop/p-c-0"}
+	if diff := cmp.Diff(want, pruned); diff != "" {
+		t.Errorf("pruned (-want +got):\n%s", diff)
 	}
 }

@@ -65,6 +65,11 @@ func TestPruneDecisions(t *testing.T) {
 			rules: Rules{Orphans: &Retention{Duration: 10 * time.Minute}},
 			want:  []named{{Name: "p-a-0", Key: "orphans", Scope: "ns/p/a", Reason: "orphans: pod p gone for 10m0s"}},
 		},
+		"an archive of unknown age is not pruned by maxAge": {
+			archives: archives("ns", "p", "a", 1, mi),
+			mutate:   func(as []Archive) { as[0].CheckpointTime = time.Time{} },
+			rules:    Rules{MaxAge: &Retention{Duration: time.Hour}},
+		},
 		"one retention rule per archive, the size first": {
 			archives: old(archives("ns", "p", "a", 1, 3*mi), 2*time.Hour),
 			rules:    Rules{MaxSize: &Retention{Value: mi}, MaxAge: &Retention{Duration: time.Hour}},
@@ -173,6 +178,8 @@ func TestNextExpiry(t *testing.T) {
 		"one already past is no expiry":         {archives: []Archive{arch(2*time.Hour, 0)}, rules: Rules{MaxAge: &Retention{Duration: time.Hour}}},
 		"exactly now is not after now":          {archives: []Archive{arch(time.Hour, 0)}, rules: Rules{MaxAge: &Retention{Duration: time.Hour}}},
 		"the end of an orphan's grace":          {archives: []Archive{arch(0, 4*time.Minute)}, rules: Rules{Orphans: &Retention{Duration: 10 * time.Minute}}, want: t0.Add(6 * time.Minute)},
+		"an archive of unknown age has no expiry": {archives: []Archive{{Name: "a", Namespace: "ns", Pod: "p", Container: "c"}},
+			rules: Rules{MaxAge: &Retention{Duration: time.Hour}}},
 		"an archive of a live pod has no grace": {archives: []Archive{arch(0, 0)}, rules: Rules{Orphans: &Retention{Duration: 10 * time.Minute}}},
 		"the earlier of both rules": {archives: []Archive{arch(55*time.Minute, 1*time.Minute)},
 			rules: Rules{MaxAge: &Retention{Duration: time.Hour}, Orphans: &Retention{Duration: 10 * time.Minute}}, want: t0.Add(5 * time.Minute)},

@@ -186,3 +186,43 @@ func TestInputOf(t *testing.T) {
 		t.Errorf("rules: %+v; want the resolution's, shop's archive under q's limit, team's under none", in.Rules)
 	}
 }
+
+// TestHeldFor checks, one quota at a time, when an archive whose pod's labels are not known
+// is held: only where a quota that selects pods by label might target it, by its
+// namespace, pod name and container.
+func TestHeldFor(t *testing.T) {
+	app := map[string]string{"app": "db"}
+	quota := func(ns string) *builder.QuotaBuilder { return builder.Quota("q", ns) }
+	cases := map[string]struct {
+		quota *builder.QuotaBuilder
+		// known: the pod's labels are known (here: none), as for a live pod.
+		known bool
+		want  bool
+	}{
+		"a selector that might select the pod":    {quota: quota("shop").PodSelector(app), want: true},
+		"a selector, the pod's labels known":      {quota: quota("shop").PodSelector(app), known: true},
+		"pod names alone need no labels":          {quota: quota("shop").PodNames("db-0")},
+		"a selector for other pods by name":       {quota: quota("shop").PodSelector(app).PodNames("web-0")},
+		"a selector for other containers":         {quota: quota("shop").PodSelector(app).ContainerNames("sidecar")},
+		"a selector for the pod's name":           {quota: quota("shop").PodSelector(app).PodNames("db-0").ContainerNames("pg"), want: true},
+		"a selector of another namespace's quota": {quota: quota("team").PodSelector(app)},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			q, err := policy.FromCheckpointQuota(tc.quota.PerPod(1, "").Obj())
+			if err != nil {
+				t.Fatal(err)
+			}
+			labels := Labels{Pod: func(*Archive) map[string]string {
+				if tc.known {
+					return map[string]string{}
+				}
+				return nil
+			}}
+			res := Resolve([]*policy.Quota{q}, []Archive{{Name: "c", Namespace: "shop", Pod: "db-0", PodUID: "u", Container: "pg"}}, labels)
+			if got := res.Rules[0].Held == HeldByLabels; got != tc.want {
+				t.Errorf("held: %v, want %v (%q)", got, tc.want, res.Rules[0].Held)
+			}
+		})
+	}
+}
