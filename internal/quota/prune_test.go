@@ -173,11 +173,11 @@ func TestNextExpiry(t *testing.T) {
 		rules    Rules
 		want     time.Time
 	}{
-		"no retention rule":                     {archives: []Archive{arch(time.Hour, time.Minute)}},
-		"the next archive to reach maxAge":      {archives: []Archive{arch(50*time.Minute, 0), arch(30*time.Minute, 0)}, rules: Rules{MaxAge: &Retention{Duration: time.Hour}}, want: t0.Add(10 * time.Minute)},
-		"one already past is no expiry":         {archives: []Archive{arch(2*time.Hour, 0)}, rules: Rules{MaxAge: &Retention{Duration: time.Hour}}},
-		"exactly now is not after now":          {archives: []Archive{arch(time.Hour, 0)}, rules: Rules{MaxAge: &Retention{Duration: time.Hour}}},
-		"the end of an orphan's grace":          {archives: []Archive{arch(0, 4*time.Minute)}, rules: Rules{Orphans: &Retention{Duration: 10 * time.Minute}}, want: t0.Add(6 * time.Minute)},
+		"no retention rule":                {archives: []Archive{arch(time.Hour, time.Minute)}},
+		"the next archive to reach maxAge": {archives: []Archive{arch(50*time.Minute, 0), arch(30*time.Minute, 0)}, rules: Rules{MaxAge: &Retention{Duration: time.Hour}}, want: t0.Add(10 * time.Minute)},
+		"one already past is no expiry":    {archives: []Archive{arch(2*time.Hour, 0)}, rules: Rules{MaxAge: &Retention{Duration: time.Hour}}},
+		"exactly now is not after now":     {archives: []Archive{arch(time.Hour, 0)}, rules: Rules{MaxAge: &Retention{Duration: time.Hour}}},
+		"the end of an orphan's grace":     {archives: []Archive{arch(0, 4*time.Minute)}, rules: Rules{Orphans: &Retention{Duration: 10 * time.Minute}}, want: t0.Add(6 * time.Minute)},
 		"an archive of unknown age has no expiry": {archives: []Archive{{Name: "a", Namespace: "ns", Pod: "p", Container: "c"}},
 			rules: Rules{MaxAge: &Retention{Duration: time.Hour}}},
 		"an archive of a live pod has no grace": {archives: []Archive{arch(0, 0)}, rules: Rules{Orphans: &Retention{Duration: 10 * time.Minute}}},
