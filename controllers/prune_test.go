@@ -29,8 +29,8 @@ var _ = Describe("Pruning", func() {
 		a := series(ns, "web-0", "app", 5, mi, now, "")
 		b := series(ns, "web-0", "sidecar", 5, mi, now, "")
 		create(builder.Quota("q", ns).PerContainer(2, "").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(a[3:], b[3:])))
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(a[3:], b[3:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(a[3:], b[3:])))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(sorted(a[3:], b[3:])))
 
 		By("reporting usage and what was pruned in the status")
 		Eventually(quotaStatus(ns, "q")).Should(SatisfyAll(
@@ -49,7 +49,7 @@ var _ = Describe("Pruning", func() {
 	It("keeps a pod under perPod.storage in Mi", func() {
 		a := series(ns, "db-0", "pg", 4, 3*mi, now, "")
 		create(builder.Quota("q", ns).PerPod(-1, "7Mi").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(a[2:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(a[2:])))
 		Eventually(quotaStatus(ns, "q")).Should(HaveField("Summary.Storage", "6Mi/7Mi"))
 	})
 
@@ -57,7 +57,7 @@ var _ = Describe("Pruning", func() {
 		a := series(ns, "a-0", "c", 3, mi, now, "")
 		b := series(ns, "b-0", "c", 3, mi, now.Add(-30*time.Second), "")
 		create(builder.Quota("q", ns).Total(3, "").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(a[1:], b[2:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(a[1:], b[2:])))
 	})
 
 	It("counts archives on both nodes together and prunes the oldest across nodes", func() {
@@ -65,7 +65,7 @@ var _ = Describe("Pruning", func() {
 		b := series(ns, "w-1", "c", 3, mi, now.Add(-30*time.Second), "node-b")
 		create(builder.Quota("q", ns).Total(4, "").Obj())
 		// Oldest first across nodes: b0, a0 go.
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(a[1:], b[1:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(a[1:], b[1:])))
 		Eventually(quotaStatus(ns, "q")).Should(HaveField("Used", HaveKeyWithValue("total.checkpoints", resource.MustParse("4"))))
 	})
 
@@ -84,12 +84,12 @@ var _ = Describe("Pruning", func() {
 		cq := builder.ClusterQuota("default-"+ns).NamespaceSelector(sel).PerContainer(1, "").Obj()
 		create(cq)
 		DeferCleanup(func() { Expect(k8s.Delete(context.Background(), cq)).To(Succeed()) })
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(redis[2:], exporter[4:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(redis[2:], exporter[4:])))
 
 		By("reporting the cluster limit as partly overridden")
-		Eventually(func() []cqv1.EffectiveLimit {
+		Eventually(func(g Gomega) []cqv1.EffectiveLimit {
 			q := &cqv1.ClusterCheckpointQuota{}
-			Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(cq), q)).To(Succeed())
+			g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(cq), q)).To(Succeed())
 			return q.Status.EffectivePolicy
 		}).Should(ContainElement(SatisfyAll(
 			HaveField("Limit", "perContainer.checkpoints"),
@@ -104,31 +104,31 @@ var _ = Describe("Pruning", func() {
 		mine := series(ns, "p", "c", 3, mi, now, "")
 		theirs := series(prod, "p", "c", 3, mi, now, "")
 		create(builder.Quota("q", ns).Total(1, "").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(mine[2:]))
-		Consistently(func() []string { return remaining(prod) }, "2s").Should(Equal(sorted(theirs)))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(mine[2:]))
+		Consistently(func(g Gomega) []string { return remaining(g, prod) }, "2s").Should(Equal(sorted(theirs)))
 	})
 
 	It("prunes archives over maxCheckpointSize", func() {
 		small := publish(ckpt{ns: ns, pod: "p", container: "c", at: now, size: mi})
 		publish(ckpt{ns: ns, pod: "p", container: "c", at: now.Add(-time.Minute), size: 3 * mi})
 		create(builder.Quota("q", ns).MaxCheckpointSize("2Mi").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal([]string{small.Name}))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal([]string{small.Name}))
 	})
 
 	It("prunes archives as they reach maxAge, on the controller's clock", func() {
 		old := series(ns, "p", "c", 2, mi, now.Add(-50*time.Minute), "")
 		young := series(ns, "p", "c", 2, mi, now, "")
 		create(builder.Quota("q", ns).MaxAge("1h").Obj())
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(old, young)))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(sorted(old, young)))
 		fakeClock.Step(15 * time.Minute)
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(young)))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(young)))
 	})
 
 	It("never prunes pinned archives and names them in OverQuota", func() {
 		pinned := publish(ckpt{ns: ns, pod: "p", container: "c", at: now.Add(-3 * time.Minute), size: mi, pinned: true})
 		rest := series(ns, "p", "c", 3, mi, now, "")
 		create(builder.Quota("q", ns).PerContainer(0, "").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal([]string{pinned.Name}))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal([]string{pinned.Name}))
 		Eventually(func() []metav1.Condition { return quotaStatus(ns, "q")().Conditions }).Should(ContainElement(SatisfyAll(
 			HaveField("Type", cqv1.ConditionOverQuota),
 			HaveField("Status", metav1.ConditionTrue),
@@ -148,7 +148,7 @@ var _ = Describe("Pruning", func() {
 		Eventually(func() *cqv1.PendingPrune { return quotaStatus(ns, "q")().PendingPrune }).ShouldNot(BeNil())
 		pending = quotaStatus(ns, "q")().PendingPrune.Names
 		Expect(pending).NotTo(BeEmpty())
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(a, b)))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(sorted(a, b)))
 		Expect(quotaStatus(ns, "q")().Conditions).To(ContainElement(SatisfyAll(
 			HaveField("Type", cqv1.ConditionOverQuota), HaveField("Reason", "DryRun"))))
 
@@ -161,8 +161,8 @@ var _ = Describe("Pruning", func() {
 				kept = append(kept, n)
 			}
 		}
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(kept))
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(kept))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(kept))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(kept))
 	})
 })
 

@@ -44,7 +44,7 @@ var _ = Describe("The pruned counter", Serial, func() {
 
 		By("pruning with a manager that writes no quota status, then stopping it")
 		stop := startPruneOnly()
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(names[5:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(names[5:])))
 		stop()
 
 		By("starting a whole manager, which has nothing left to prune")

@@ -181,10 +181,10 @@ func fileNames(items []cqv1.Checkpoint) []string {
 }
 
 // metric returns the value of the node's metric name with the given extra labels, or -1 when absent.
-func metric(node, name string, labels map[string]string) float64 {
+func metric(g Gomega, node, name string, labels map[string]string) float64 {
 	GinkgoHelper()
 	families, err := metrics.Registry.Gather()
-	Expect(err).NotTo(HaveOccurred())
+	g.Expect(err).NotTo(HaveOccurred())
 	for _, f := range families {
 		if f.GetName() != name {
 			continue

@@ -186,9 +186,9 @@ var _ = Describe("make run", Ordered, func() {
 		Expect(commands(descendantsOf(run.cmd.Process.Pid))).NotTo(ContainElement(ContainSubstring("etcd")))
 
 		archive.New("default", "elsewhere-0", "app").MustWrite(filepath.Join(local, "checkpoints"))
-		Eventually(func() int {
+		Eventually(func(g Gomega) int {
 			var list cqv1.CheckpointList
-			Expect(other.Client.List(ctx, &list)).To(Succeed())
+			g.Expect(other.Client.List(ctx, &list)).To(Succeed())
 			return len(list.Items)
 		}, 60*time.Second).Should(Equal(1))
 		expectMakeInterrupted(run.interrupt())
