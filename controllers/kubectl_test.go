@@ -16,11 +16,11 @@ var _ = Describe("What kubectl shows", func() {
 		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(HaveLen(2))
 		Eventually(quotaStatus(ns, "default")).Should(HaveField("Pruned.Checkpoints", BeEquivalentTo(3)))
 
+		// No webhook defaults spec.enforcement in this suite: that column is empty.
 		Eventually(func(g Gomega) string {
 			out, _, err := env.Kubectl("", "get", "cpq", "-n", ns)
 			g.Expect(err).NotTo(HaveOccurred())
 			return out
-		// No webhook defaults spec.enforcement in this suite: the column is empty.
 		}).Should(MatchRegexp(`(?m)^NAME\s+CHECKPOINTS\s+STORAGE\s+ENFORCEMENT\s+READY\s+AGE\ndefault\s+2/2\s+6Mi/10Mi\s+True\s+\d+s$`))
 
 		out, stderr, err := env.Kubectl("", "describe", "checkpointquota", "default", "-n", ns)
