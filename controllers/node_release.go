@@ -93,7 +93,7 @@ func (r *NodeReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			return ctrl.Result{}, err
 		}
 	}
-	logf.FromContext(ctx).Info("released the checkpoints of a gone node", "node", node, "count", len(cps))
+	logf.FromContext(ctx).Info("Released the Checkpoints of a gone node", "node", node, "count", len(cps))
 	releasedCheckpoints.Add(float64(len(cps)))
 	return ctrl.Result{}, nil
 }
@@ -131,7 +131,7 @@ func (r *NodeReleaseReconciler) release(ctx context.Context, c *cqv1.Checkpoint,
 			return ignoreRace(err)
 		}
 	}
-	logf.FromContext(ctx).V(1).Info("released a Checkpoint", "checkpoint", client.ObjectKeyFromObject(c), "reason", reason)
+	logf.FromContext(ctx).V(1).Info("Released a Checkpoint", "checkpoint", client.ObjectKeyFromObject(c), "reason", reason)
 	return nil
 }
 

@@ -134,7 +134,7 @@ func (r *PruneReconciler) pruneOne(ctx context.Context, w *passScope, p quota.Pr
 	c := w.live[p.Archive]
 	if p.Key == policy.NameOrphans {
 		if gone, err := r.podGone(ctx, c); err != nil || !gone {
-			log.V(1).Info("keeping a checkpoint whose pod is not surely gone", "checkpoint", c.Key(), "error", err)
+			log.V(1).Info("Kept a Checkpoint whose pod is not surely gone", "checkpoint", c.Key(), "error", err)
 			return false, nil
 		}
 	}
@@ -153,7 +153,7 @@ func (r *PruneReconciler) pruneOne(ctx context.Context, w *passScope, p quota.Pr
 		return false, ignoreRace(err)
 	}
 	r.Engine.markGone(uid, c.PodNamespace(), r.Clock.Now())
-	log.V(1).Info("pruned", "checkpoint", c.Key(), "reason", p.Reason)
+	log.V(1).Info("Pruned a Checkpoint", "checkpoint", c.Key(), "reason", p.Reason)
 	return true, nil
 }
 

@@ -117,7 +117,7 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 	}
 	for _, e := range bad {
 		// Its archive is published again and kept: a lost record only forgets a delete.
-		mgr.GetLogger().Error(e, "ignoring an unreadable record of the agent")
+		mgr.GetLogger().Error(e, "Ignored an unreadable record of the agent")
 	}
 	state := newNodeState()
 	r := &Reconciler{

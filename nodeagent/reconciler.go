@@ -109,7 +109,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	// A placeholder names no Checkpoint, so it says nothing about a delete either.
 	if rec := r.records.get(k.Path()); rec != nil && !rec.placeholder() && !hasUID(live, rec.UID) {
 		if len(live) > 0 {
-			logf.FromContext(ctx).Info("replacing an outdated record: another Checkpoint stands for the archive",
+			logf.FromContext(ctx).Info("Replaced an outdated record: another Checkpoint stands for the archive",
 				"recorded", rec.Namespace+"/"+rec.Name, "live", live[0].Namespace+"/"+live[0].Name)
 		} else {
 			res, done, err := r.handleGone(ctx, k, rec, marker)
@@ -341,7 +341,7 @@ func (r *Reconciler) adopt(ctx context.Context, obj *cqv1.Checkpoint, want cqv1.
 	if err := r.Client.Update(ctx, obj); err != nil {
 		return fmt.Errorf("adopting Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
 	}
-	logf.FromContext(ctx).Info("adopted a Checkpoint that an older agent published", "checkpoint", client.ObjectKeyFromObject(obj))
+	logf.FromContext(ctx).Info("Adopted a Checkpoint that an older agent published", "checkpoint", client.ObjectKeyFromObject(obj))
 	return nil
 }
 
@@ -428,7 +428,7 @@ func (r *Reconciler) release(ctx context.Context, k fileKey, objs ...*cqv1.Check
 		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			return fmt.Errorf("deleting Checkpoint %s/%s: %w", obj.Namespace, obj.Name, err)
 		}
-		logf.FromContext(ctx).V(1).Info("deleted a Checkpoint that no longer stands for the archive", "checkpoint", client.ObjectKeyFromObject(obj))
+		logf.FromContext(ctx).V(1).Info("Deleted a Checkpoint that no longer stands for the archive", "checkpoint", client.ObjectKeyFromObject(obj))
 	}
 	return nil
 }

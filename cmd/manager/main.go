@@ -75,10 +75,10 @@ func main() {
 	ctx := ctrl.SetupSignalHandler()
 	limit, err := memlimit.Set(o.memoryLimit)
 	if err != nil {
-		log.Error(err, "invalid --memory-limit")
+		log.Error(err, "Could not read --memory-limit")
 		os.Exit(1)
 	}
-	log.V(1).Info("heap soft limit", "bytes", limit)
+	log.V(1).Info("Set the heap soft limit", "bytes", limit)
 
 	noHTTP2 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
@@ -100,29 +100,29 @@ func main() {
 		})),
 	})
 	if err != nil {
-		log.Error(err, "unable to create the manager")
+		log.Error(err, "Could not create the manager")
 		os.Exit(1)
 	}
 
 	if err := rotation.setup(mgr, o.webhookCertDir); err != nil {
-		log.Error(err, "unable to set up the certificate rotation")
+		log.Error(err, "Could not set up the certificate rotation")
 		os.Exit(1)
 	}
 	if o.enableWebhooks {
 		if err := setupWebhooks(mgr); err != nil {
-			log.Error(err, "unable to set up the webhooks")
+			log.Error(err, "Could not set up the webhooks")
 			os.Exit(1)
 		}
 	}
 	if o.enableControllers {
 		if err := setupControllers(ctx, mgr, o); err != nil {
-			log.Error(err, "unable to set up the controllers")
+			log.Error(err, "Could not set up the controllers")
 			os.Exit(1)
 		}
 	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		log.Error(err, "unable to set up the health check")
+		log.Error(err, "Could not set up the health check")
 		os.Exit(1)
 	}
 	ready := healthz.Ping
@@ -130,13 +130,13 @@ func main() {
 		ready = mgr.GetWebhookServer().StartedChecker()
 	}
 	if err := mgr.AddReadyzCheck("readyz", ready); err != nil {
-		log.Error(err, "unable to set up the ready check")
+		log.Error(err, "Could not set up the ready check")
 		os.Exit(1)
 	}
 
-	log.Info("starting the manager")
+	log.Info("Starting the manager")
 	if err := mgr.Start(ctx); err != nil {
-		log.Error(err, "the manager stopped with an error")
+		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
 	}
 }
