@@ -132,6 +132,22 @@ BENCH_SCALE ?= 1
 bench-scale: ## Run the scale benchmark: 1,000 nodes, 30,000 pods, 100,000 Checkpoints, 300 quotas (BENCH_SCALE=0.05 for a twentieth).
 	CHECKPOINT_QUOTA_BENCH_SCALE=$(BENCH_SCALE) KUBEBUILDER_ASSETS="$(TESTBIN)" go test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 90m ./controllers/
 
+# BenchmarkTenants (controllers/tenants_bench_test.go): 10,000 namespaces and 5,000 quotas
+# with every list at its bound; admission p99 and the manager's memory growth, for the
+# manager of this tree and of BENCH_BASE (the commit before issue 29's bounds), in one run.
+BENCH_BASE ?= 2ad6dc9
+.PHONY: bench-tenants
+bench-tenants: ## Run the tenants benchmark: admission p99 and manager memory with 5,000 maximal quotas, against BENCH_BASE.
+	CHECKPOINT_QUOTA_BENCH_BASE=$(BENCH_BASE) KUBEBUILDER_ASSETS="$(TESTBIN)" go test -run '^$$' -bench '^BenchmarkTenants$$' -benchtime 1x -timeout 90m ./controllers/
+
+# BenchmarkPeer (controllers/peer_bench_test.go) runs the burst, the streams and the cold start
+# against checkpoint-quota and, given PEER_OPERATOR (a binary of CRIU's
+# checkpoint-restore-operator that you built from its source), against it in the same run.
+PEER_OPERATOR ?=
+.PHONY: bench-peer
+bench-peer: ## Compare with CRIU's operator: burst 5,000 to 500, streams at 20/s and 100/s, cold start (PEER_OPERATOR=/path/to/binary).
+	CHECKPOINT_QUOTA_BENCH_PEER=1 PEER_OPERATOR="$(PEER_OPERATOR)" KUBEBUILDER_ASSETS="$(TESTBIN)" go test -run '^$$' -bench '^BenchmarkPeer$$' -benchtime 1x -timeout 90m -v ./controllers/
+
 # run and demo build their program and exec it rather than `go run` it: `go run` exits 1 when
 # the program it runs is interrupted, even after a clean shutdown, and make reports that as an error.
 .PHONY: run

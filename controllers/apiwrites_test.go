@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,7 +42,13 @@ func checkpointGets(b testing.TB, cfg *rest.Config) float64 {
 	return apiRequests(b, cfg, "checkpoints", map[string]bool{"GET": true})["GET"]
 }
 
-// apiRequests counts the requests of the given verbs, as apiWrites does.
+// allRequests counts every request on a resource the apiserver served, reads included,
+// keyed "resource VERB" ("namespaces GET", "checkpoints DELETE").
+func allRequests(b testing.TB, cfg *rest.Config) map[string]float64 {
+	return apiRequests(b, cfg, anyResource, nil)
+}
+
+// apiRequests counts the requests of the given verbs (nil: every verb), as apiWrites does.
 func apiRequests(b testing.TB, cfg *rest.Config, resource string, verbs map[string]bool) map[string]float64 {
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -63,7 +71,7 @@ func apiRequests(b testing.TB, cfg *rest.Config, resource string, verbs map[stri
 		for _, m := range labelRE.FindAllStringSubmatch(line[:end], -1) {
 			labels[m[1]] = m[2]
 		}
-		if !verbs[labels["verb"]] || (resource != anyResource &&
+		if (verbs != nil && !verbs[labels["verb"]]) || labels["resource"] == "" || (resource != anyResource &&
 			(labels["group"] != "checkpointquota.dev" || labels["resource"] != resource)) {
 			continue
 		}
@@ -108,4 +116,38 @@ func quietWrites(b testing.TB, cfg *rest.Config) map[string]float64 {
 		last = now
 	}
 	return last
+}
+
+// benchLists counts the LISTs of Checkpoints the benchmarks send themselves while they wait,
+// which requestsPer takes out of the apiserver's count.
+var benchLists atomic.Int64
+
+// readVerbs are the verbs of apiserver_request_total that read.
+var readVerbs = map[string]bool{"GET": true, "LIST": true, "WATCH": true}
+
+// requestsPer logs the requests between two readings of allRequests, by resource and verb,
+// most first, per archive, without the bench's own LISTs of Checkpoints (ownLists), and
+// returns all of them and the reads among them, per archive.
+func requestsPer(b testing.TB, phase string, before, after map[string]float64, ownLists int64, archives float64) (all, reads float64) {
+	_, by := writesBetween(before, after)
+	by["checkpoints LIST"] -= float64(ownLists)
+	keys := make([]string, 0, len(by))
+	for k, v := range by {
+		if v <= 0 {
+			continue
+		}
+		keys = append(keys, k)
+		all += v
+		if readVerbs[k[strings.LastIndexByte(k, ' ')+1:]] {
+			reads += v
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return by[keys[i]] > by[keys[j]] || by[keys[i]] == by[keys[j]] && keys[i] < keys[j]
+	})
+	b.Logf("apiserver requests %s (%.0f archives): %.0f, %.3f per archive, of which reads %.3f", phase, archives, all, all/archives, reads/archives)
+	for _, k := range keys {
+		b.Logf("  %-48s %8.0f  %.3f per archive", k, by[k], by[k]/archives)
+	}
+	return all / archives, reads / archives
 }

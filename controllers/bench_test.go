@@ -108,6 +108,7 @@ func waitFor(b *testing.B, timeout, every time.Duration, what string, cond func(
 }
 
 func countCheckpoints(b *testing.B, c client.Client, opts ...client.ListOption) int {
+	benchLists.Add(1)
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(cqv1.GroupVersion.WithKind("CheckpointList"))
 	if err := c.List(context.Background(), list, opts...); err != nil {
@@ -151,6 +152,7 @@ func BenchmarkBurst5000(b *testing.B) {
 			b.Fatal(err)
 		}
 		w0, n0, g0 := checkpointWrites(b, bed.env.Config), apiWrites(b, bed.env.Config, "checkpointnodes"), checkpointGets(b, bed.env.Config)
+		r0, l0 := allRequests(b, bed.env.Config), benchLists.Load()
 		t0 := time.Now()
 		managerPprof, agentPprof := profileAddr(b), profileAddr(b)
 		manager := bed.process(b, filepath.Join(bin, "manager"), "--kubeconfig", bed.env.Kubeconfig,
@@ -175,6 +177,7 @@ func BenchmarkBurst5000(b *testing.B) {
 		nodeWrites, _ := writesBetween(n0, apiWrites(b, bed.env.Config, "checkpointnodes"))
 		// The agent asks the apiserver about a Checkpoint its cache does not show.
 		gets := checkpointGets(b, bed.env.Config) - g0
+		r1, l1 := allRequests(b, bed.env.Config), benchLists.Load()
 		stored := storedSize(b, bed.env.Client)
 
 		q0 := apiWrites(b, bed.env.Config, "clustercheckpointquotas")
@@ -201,6 +204,7 @@ func BenchmarkBurst5000(b *testing.B) {
 			return countCheckpoints(b, bed.env.Client) == 500
 		})
 		w2 := quietWrites(b, bed.env.Config)
+		r2, l2 := allRequests(b, bed.env.Config), benchLists.Load()
 		published, byPublish := writesBetween(w0, w1)
 		pruned, byPrune := writesBetween(w1, w2)
 		// The quota's status writes: the usage the status controller reports, and the
@@ -233,6 +237,13 @@ func BenchmarkBurst5000(b *testing.B) {
 		b.ReportMetric(nodeWrites, "checkpointnode-writes-publishing-5000")
 		b.ReportMetric(gets/5000, "api-gets/archive-published")
 		b.ReportMetric(pruned/4500, "api-writes/archive-pruned")
+		// Every request, reads included, by every client (the bench's own LISTs taken out).
+		allPublish, readsPublish := requestsPer(b, "publishing", r0, r1, l1-l0, 5000)
+		allPrune, readsPrune := requestsPer(b, "pruning", r1, r2, l2-l1, 4500)
+		b.ReportMetric(allPublish, "api-requests/archive-published")
+		b.ReportMetric(readsPublish, "api-reads/archive-published")
+		b.ReportMetric(allPrune, "api-requests/archive-pruned")
+		b.ReportMetric(readsPrune, "api-reads/archive-pruned")
 		b.ReportMetric(byQuota["PATCH/status"], "quota-status-writes-pruning-4500")
 		b.ReportMetric(stored, "bytes/checkpoint-stored")
 	}
@@ -507,6 +518,7 @@ func BenchmarkQuotas10k(b *testing.B) {
 
 // countLive counts the Checkpoints that are not being deleted.
 func countLive(b *testing.B, c client.Client) int {
+	benchLists.Add(1)
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(cqv1.GroupVersion.WithKind("CheckpointList"))
 	if err := c.List(context.Background(), list); err != nil {
@@ -548,6 +560,7 @@ func benchCheckpoint(b *testing.B, c client.Client, ns, pod, ctr string, at time
 // storedSize is the size of one Checkpoint as the apiserver stores it: compact JSON,
 // managedFields included.
 func storedSize(b *testing.B, c client.Client) float64 {
+	benchLists.Add(1)
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(cqv1.GroupVersion.WithKind("CheckpointList"))
 	if err := c.List(context.Background(), list, client.Limit(1)); err != nil || len(list.Items) == 0 {

@@ -17,9 +17,11 @@ func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
-			&cqv1.Checkpoint{}:      {Transform: slimCheckpoint},
-			metadataOf("Pod"):       {Transform: slimMetadata},
-			metadataOf("Namespace"): {Transform: slimMetadata},
+			&cqv1.Checkpoint{}:             {Transform: slimCheckpoint},
+			&cqv1.CheckpointQuota{}:        {Transform: slimQuota},
+			&cqv1.ClusterCheckpointQuota{}: {Transform: slimQuota},
+			metadataOf("Pod"):              {Transform: slimMetadata},
+			metadataOf("Namespace"):        {Transform: slimMetadata},
 		},
 	}
 }
@@ -42,6 +44,21 @@ func slimCheckpoint(obj any) (any, error) {
 		a.OrphanOf = few(a.OrphanOf)
 	}
 	return c, nil
+}
+
+// slimQuota keeps of a quota of either kind what the pass, the status writer and the
+// webhooks read: its spec, status and identity. The annotations go, among them kubectl's
+// last-applied-configuration, a second copy of the whole spec on every quota applied
+// client-side; managedFields go too (the default transform), a third.
+func slimQuota(obj any) (any, error) {
+	q, ok := obj.(client.Object)
+	if !ok {
+		return obj, nil
+	}
+	q.SetManagedFields(nil)
+	q.SetAnnotations(nil)
+	q.SetNamespace(few(q.GetNamespace()))
+	return q, nil
 }
 
 // slimMetadata keeps of a pod's or namespace's metadata what the pass reads: name, UID,

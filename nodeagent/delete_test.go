@@ -68,6 +68,32 @@ func deleteRefusedByPolicy(c cqv1.Checkpoint) string {
 	return msg
 }
 
+// foreignFinalizer is another tool's finalizer, which an administrator may put on any object.
+const foreignFinalizer = "backup.example.com/hold"
+
+// holdAndDelete puts the foreign finalizer on c, as an administrator's tool would, and deletes it.
+func holdAndDelete(c cqv1.Checkpoint) {
+	GinkgoHelper()
+	patch := client.MergeFrom(c.DeepCopy())
+	c.Finalizers = append(c.Finalizers, foreignFinalizer)
+	Expect(env.Client.Patch(ctx, &c, patch)).To(Succeed())
+	Expect(env.Client.Delete(ctx, &c)).To(Succeed())
+}
+
+// release removes the foreign finalizer from c, so that its deletion completes.
+func release(c cqv1.Checkpoint) {
+	GinkgoHelper()
+	Eventually(func() error {
+		var held cqv1.Checkpoint
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(&c), &held); err != nil {
+			return err
+		}
+		patch := client.MergeFromWithOptions(held.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		held.Finalizers = nil
+		return env.Client.Patch(ctx, &held, patch)
+	}).Should(Succeed())
+}
+
 var _ = Describe("Deleting Checkpoints", func() {
 	var (
 		ns, node, dir string
@@ -179,6 +205,25 @@ var _ = Describe("Deleting Checkpoints", func() {
 		Eventually(func(g Gomega) []cqv1.Checkpoint { return checkpointsOf(node)(g) }).Should(BeEmpty())
 	})
 
+	It("removes the archive of a Checkpoint whose deletion was admitted while another finalizer holds it", func() {
+		a := testarchive.New(ns, "cache-0", "redis")
+		path := a.MustWrite(dir)
+		obj := publishedAs(node, a)
+		// An administrator's tool holds the object; the delete is admitted all the same.
+		holdAndDelete(obj)
+		Eventually(func() bool { return exists(path) }).Should(BeFalse())
+		// The object lingers, Terminating, and nothing stands for the archive in its place.
+		Consistently(func(g Gomega) {
+			var held cqv1.Checkpoint
+			g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&obj), &held)).To(Succeed())
+			g.Expect(held.UID).To(Equal(obj.UID))
+			g.Expect(held.DeletionTimestamp).NotTo(BeNil())
+			g.Expect(checkpointsOf(node)(g)).To(HaveLen(1))
+		}, 2*time.Second).Should(Succeed())
+		release(obj)
+		Eventually(func(g Gomega) []cqv1.Checkpoint { return checkpointsOf(node)(g) }).Should(BeEmpty())
+	})
+
 	Context("without the admission policy", func() {
 		BeforeEach(func() {
 			out, stderr, err := env.Kubectl("", "delete", "-k", policyPath)
@@ -227,6 +272,27 @@ var _ = Describe("Deleting Checkpoints", func() {
 			}
 			Consistently(func() bool { return exists(markerPath) && exists(specPath) }, time.Second).Should(BeTrue())
 			Expect(publishedAs(node, bySpec).Spec.Pinned).To(BeTrue(), "spec.pinned did not outlive the pruned object")
+		})
+
+		It("keeps a pinned archive whose Checkpoint another finalizer holds, and publishes it again only once that one is gone", func() {
+			a := testarchive.New(ns, "cache-0", "redis")
+			path := a.MustWrite(dir)
+			Expect(os.WriteFile(path+".keep", nil, 0o600)).To(Succeed())
+			Eventually(func() bool { return publishedAs(node, a).Status.KeepMarker }).Should(BeTrue())
+			obj := publishedAs(node, a)
+			Eventually(func() error { return env.Client.Delete(ctx, &obj, client.DryRunAll) }).Should(Succeed())
+			holdAndDelete(obj)
+			Eventually(eventsAbout(ns, obj.UID)).Should(ContainElement(withReason("ArchiveKept")))
+			// Its name is taken while it lingers: the archive waits, kept, and is not published.
+			Consistently(func(g Gomega) {
+				g.Expect(exists(path)).To(BeTrue())
+				items := checkpointsOf(node)(g)
+				g.Expect(items).To(HaveLen(1))
+				g.Expect(items[0].UID).To(Equal(obj.UID))
+			}, 2*time.Second).Should(Succeed())
+			release(obj)
+			Eventually(func() types.UID { return publishedAs(node, a).UID }).ShouldNot(Equal(obj.UID))
+			Expect(path).To(BeAnExistingFile())
 		})
 	})
 })

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,7 +32,8 @@ const (
 	// goneNot: the apiserver still has it; the cache is behind.
 	goneNot goneBecause = "still there"
 	// goneExplicitly: deleted while its namespace, the CRD and the Node stayed the same, which
-	// is what a person's `kubectl delete` and the manager's pruning do. Only this removes the file.
+	// is what a person's `kubectl delete` and the manager's pruning do, whether the object is
+	// gone or another finalizer still holds it. Only this removes the file.
 	goneExplicitly goneBecause = "deleted explicitly"
 	// goneUninstalled: the Checkpoint CRD is gone or being deleted.
 	goneUninstalled goneBecause = "the Checkpoint CRD is gone or being deleted"
@@ -54,7 +56,7 @@ const (
 // handleGone acts on the disappearance of the Checkpoint recorded for archive k. done says
 // the pass ends here; otherwise the archive is published again.
 func (r *Reconciler) handleGone(ctx context.Context, k fileKey, rec *record, marker markerKind) (reconcile.Result, bool, error) {
-	why, err := r.whyGone(ctx, rec)
+	why, err := r.whyGone(ctx, k, rec)
 	if err != nil {
 		// An outage or an RBAC error: nothing is decided, the file stays.
 		return reconcile.Result{}, true, fmt.Errorf("finding out why Checkpoint %s/%s is gone: %w", rec.Namespace, rec.Name, err)
@@ -65,38 +67,45 @@ func (r *Reconciler) handleGone(ctx context.Context, k fileKey, rec *record, mar
 		return reconcile.Result{RequeueAfter: time.Second}, true, nil
 	case goneUninstalled:
 		log.V(1).Info("Kept the archive while the Checkpoint CRD is not installed")
+		// The retry must see the witnesses as they are then, not as the lookup that said so.
+		r.deletions.renew(k.Path(), rec.UID, r.witnesses.mark())
 		return reconcile.Result{RequeueAfter: retryUninstalled}, true, nil
 	case goneNodeUnknown:
 		log.Info("Kept the archive of a deleted Checkpoint: without a Node object the agent cannot tell a person's delete from the release of a gone node; set --node-name to this node's name")
+		r.deletions.renew(k.Path(), rec.UID, r.witnesses.mark())
 		return reconcile.Result{RequeueAfter: retryNodeUnknown}, true, nil
 	case goneExplicitly:
-		return r.removeDeleted(ctx, k, rec, marker)
+		res, done, err := r.removeDeleted(ctx, k, rec, marker)
+		if err == nil {
+			r.deletions.forget(k.Path())
+		}
+		return res, done, err
 	}
 	log.Info("Kept the archive of a Checkpoint that disappeared, to publish it again")
 	if err := r.records.drop(k.Path()); err != nil {
 		return reconcile.Result{}, true, err
 	}
+	r.deletions.forget(k.Path())
 	return reconcile.Result{}, false, nil
 }
 
-// whyGone asks the apiserver, never a cache, what became of the recorded Checkpoint and
-// of its witnesses.
-func (r *Reconciler) whyGone(ctx context.Context, rec *record) (goneBecause, error) {
-	obj := &metav1.PartialObjectMetadata{}
-	obj.SetGroupVersionKind(cqv1.GroupVersion.WithKind("Checkpoint"))
-	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: rec.Namespace, Name: rec.Name}, obj)
-	switch {
-	case apierrors.IsNotFound(err):
-	case meta.IsNoMatchError(err):
-		return goneUninstalled, nil
-	case err != nil:
-		return "", err
-	case obj.UID == rec.UID:
-		return goneNot, nil
-	default:
-		return goneNameReclaimed, nil
+// whyGone finds out what became of the recorded Checkpoint and of its witnesses. The
+// Checkpoint's own fate comes from the watch where it delivered the deletion of the
+// recorded UID (a delete, or a deletion timestamp that another finalizer holds the object
+// under); otherwise the apiserver is asked. The witnesses are then looked up, never from a
+// cache, by a lookup that started after the deletion was observed, which one lookup does
+// for every deletion observed before it.
+func (r *Reconciler) whyGone(ctx context.Context, k fileKey, rec *record) (goneBecause, error) {
+	after, seen := r.deletions.seen(k.Path(), rec.UID)
+	if !seen {
+		why, err := r.askCheckpoint(ctx, rec)
+		if why != "" || err != nil {
+			return why, err
+		}
+		// The answer came back: every lookup from now on saw the witnesses after the deletion.
+		after = r.witnesses.mark()
 	}
-	crd, err := r.witnesses.CRD(ctx, true)
+	crd, err := r.witnesses.CRD(ctx, after)
 	if err != nil {
 		return "", err
 	}
@@ -106,7 +115,7 @@ func (r *Reconciler) whyGone(ctx context.Context, rec *record) (goneBecause, err
 	if crd.UID != rec.CRDUID {
 		return goneReinstalled, nil
 	}
-	node, err := r.witnesses.Node(ctx, true)
+	node, err := r.witnesses.Node(ctx, after)
 	if err != nil {
 		return "", err
 	}
@@ -116,7 +125,7 @@ func (r *Reconciler) whyGone(ctx context.Context, rec *record) (goneBecause, err
 	if node.UID != rec.NodeUID {
 		return goneNodeReplaced, nil
 	}
-	ns, err := r.witnesses.Namespace(ctx, rec.Namespace, true)
+	ns, err := r.witnesses.Namespace(ctx, rec.Namespace, after)
 	if err != nil {
 		return "", err
 	}
@@ -124,6 +133,79 @@ func (r *Reconciler) whyGone(ctx context.Context, rec *record) (goneBecause, err
 		return goneNamespace, nil
 	}
 	return goneExplicitly, nil
+}
+
+// askCheckpoint asks the apiserver for the recorded Checkpoint, which the watch has not
+// shown deleted. It returns "" when its deletion was admitted: it is gone, or it is being
+// deleted and only another finalizer holds it.
+func (r *Reconciler) askCheckpoint(ctx context.Context, rec *record) (goneBecause, error) {
+	obj := &metav1.PartialObjectMetadata{}
+	obj.SetGroupVersionKind(cqv1.GroupVersion.WithKind("Checkpoint"))
+	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: rec.Namespace, Name: rec.Name}, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		return "", nil
+	case meta.IsNoMatchError(err):
+		return goneUninstalled, nil
+	case err != nil:
+		return "", err
+	case obj.UID != rec.UID:
+		return goneNameReclaimed, nil
+	case obj.DeletionTimestamp.IsZero():
+		return goneNot, nil
+	}
+	return "", nil
+}
+
+// observedDeletions holds, per archive, the deletion of its recorded Checkpoint that the
+// watch delivered, and when the agent observed it.
+type observedDeletions struct {
+	mu     sync.Mutex
+	byPath map[string]observedDeletion
+}
+
+type observedDeletion struct {
+	uid types.UID
+	at  mark
+}
+
+func newObservedDeletions() *observedDeletions {
+	return &observedDeletions{byPath: map[string]observedDeletion{}}
+}
+
+// observe notes that the Checkpoint uid of the archive at path was deleted, as of at.
+func (d *observedDeletions) observe(path string, uid types.UID, at mark) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if prev, ok := d.byPath[path]; ok && prev.uid == uid {
+		return // the first observation is the earliest
+	}
+	d.byPath[path] = observedDeletion{uid: uid, at: at}
+}
+
+// renew moves the observation of the deletion of the Checkpoint uid of the archive at path
+// to at, so that a decision taken again later asks for lookups started after at.
+func (d *observedDeletions) renew(path string, uid types.UID, at mark) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o, ok := d.byPath[path]; ok && o.uid == uid {
+		d.byPath[path] = observedDeletion{uid: uid, at: at}
+	}
+}
+
+// seen returns when the deletion of the Checkpoint uid of the archive at path was observed.
+func (d *observedDeletions) seen(path string, uid types.UID) (mark, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o, ok := d.byPath[path]
+	return o.at, ok && o.uid == uid
+}
+
+// forget drops what was observed for the archive at path.
+func (d *observedDeletions) forget(path string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.byPath, path)
 }
 
 // removeDeleted removes the archive of an explicitly deleted Checkpoint, unless it is
@@ -206,7 +288,7 @@ type destination struct {
 // under the same name is another namespace.
 func (r *Reconciler) destination(ctx context.Context, ns, orphanOf string) (destination, error) {
 	if orphanOf != ns {
-		p, err := r.witnesses.Namespace(ctx, ns, false)
+		p, err := r.witnesses.Namespace(ctx, ns, anyRecent)
 		if err != nil {
 			return destination{}, err
 		}
@@ -215,7 +297,7 @@ func (r *Reconciler) destination(ctx context.Context, ns, orphanOf string) (dest
 		}
 	}
 	orphans := r.Config.OrphanNamespace
-	p, err := r.witnesses.Namespace(ctx, orphans, false)
+	p, err := r.witnesses.Namespace(ctx, orphans, anyRecent)
 	if err != nil {
 		return destination{}, err
 	}

@@ -129,6 +129,7 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 		state:     state,
 		records:   recs,
 		witnesses: newWitnesses(mgr.GetAPIReader(), cfg.NodeName, cfg.Clock),
+		deletions: newObservedDeletions(),
 	}
 	files := make(chan event.TypedGenericEvent[fileKey], 1024)
 	r.legacy = newLegacyObjects(mgr.GetAPIReader(), cfg.NodeName, cfg.StateDir, files)
@@ -163,6 +164,7 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 	// the create succeeded. Any later change to the object or the file comes as an event of
 	// its own.
 	enqueueObject = ownArrivalsSkipped(enqueueObject, recs)
+	enqueueObject = deletionsObserved(enqueueObject, recs, r.deletions, r.witnesses)
 	return builder.TypedControllerManagedBy[fileKey](mgr).
 		Named("checkpoint-archive").
 		WithOptions(controller.TypedOptions[fileKey]{MaxConcurrentReconciles: cfg.Workers}).
@@ -185,6 +187,37 @@ func ownArrivalsSkipped(h handler.TypedEventHandler[*cqv1.Checkpoint, fileKey], 
 		},
 		UpdateFunc:  h.Update,
 		DeleteFunc:  h.Delete,
+		GenericFunc: h.Generic,
+	}
+}
+
+// deletionsObserved notes, before passing it on, each deletion of a recorded Checkpoint the
+// watch delivers: its removal, or the deletion timestamp set while another finalizer holds
+// it. That is what tells the agent the Checkpoint's fate without asking the apiserver
+// (whyGone). A removal the informer only inferred from a relist (DeleteStateUnknown) is not
+// noted: the agent asks.
+func deletionsObserved(h handler.TypedEventHandler[*cqv1.Checkpoint, fileKey], recs *records, d *observedDeletions, w *witnesses) handler.TypedEventHandler[*cqv1.Checkpoint, fileKey] {
+	observe := func(obj *cqv1.Checkpoint) {
+		if k, ok := keyOf(obj); ok {
+			if rec := recs.get(k.Path()); rec != nil && rec.UID == obj.UID {
+				d.observe(k.Path(), obj.UID, w.mark())
+			}
+		}
+	}
+	return handler.TypedFuncs[*cqv1.Checkpoint, fileKey]{
+		CreateFunc: h.Create,
+		UpdateFunc: func(ctx context.Context, e event.TypedUpdateEvent[*cqv1.Checkpoint], q workqueue.TypedRateLimitingInterface[fileKey]) {
+			if e.ObjectOld.DeletionTimestamp.IsZero() && !e.ObjectNew.DeletionTimestamp.IsZero() {
+				observe(e.ObjectNew)
+			}
+			h.Update(ctx, e, q)
+		},
+		DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[*cqv1.Checkpoint], q workqueue.TypedRateLimitingInterface[fileKey]) {
+			if !e.DeleteStateUnknown {
+				observe(e.Object)
+			}
+			h.Delete(ctx, e, q)
+		},
 		GenericFunc: h.Generic,
 	}
 }

@@ -43,13 +43,14 @@ type Reconciler struct {
 	state     *nodeState
 	records   *records
 	witnesses *witnesses
+	deletions *observedDeletions
 	legacy    *legacyObjects
 }
 
 // Reconcile handles one archive.
 func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result, error) {
 	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("archive", k.Path()))
-	live, err := r.liveObjects(ctx, k)
+	live, deleting, err := r.liveObjects(ctx, k)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -57,6 +58,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	if errors.Is(err, fs.ErrNotExist) {
 		r.state.forget(k)
 		r.cache.Forget(k.Path())
+		r.deletions.forget(k.Path())
 		return reconcile.Result{}, r.release(ctx, k, live...)
 	}
 	if err != nil {
@@ -125,6 +127,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	}
 	name := ObjectName(r.Config.NodeName, k.Dir, k.Name)
 	current, stale := split(live, dest.namespace, name)
+	if current == nil && hasName(deleting, dest.namespace, name) {
+		// The archive's deleted Checkpoint lingers under another finalizer: its name is
+		// taken until it goes, and its removal queues the archive again.
+		logf.FromContext(ctx).V(1).Info("waiting for the deleted Checkpoint of the archive to go before publishing it again",
+			"checkpoint", dest.namespace+"/"+name)
+		return reconcile.Result{}, nil
+	}
 	// An archive rewritten for another pod moves to that pod's namespace; an archive whose
 	// namespace is gone moves to the agent's, pinned as it was.
 	if marker, err = r.keepPin(k, stale, marker); err != nil {
@@ -148,24 +157,36 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	return reconcile.Result{}, nil
 }
 
-// liveObjects returns the archive's Checkpoints that are not being deleted. It removes the
-// finalizer of older versions wherever it finds it: a Checkpoint being deleted then goes,
-// and the archive's record, not the finalizer, decides what happens to the file.
-func (r *Reconciler) liveObjects(ctx context.Context, k fileKey) ([]*cqv1.Checkpoint, error) {
+// liveObjects returns the archive's Checkpoints that are not being deleted, and apart those
+// that are. A Checkpoint being deleted is deleted for the agent, whatever finalizer still
+// holds it: its deletion was admitted. The agent removes the finalizer of its older versions
+// wherever it finds it, and the archive's record, not a finalizer, decides what happens to
+// the file.
+func (r *Reconciler) liveObjects(ctx context.Context, k fileKey) (live, deleting []*cqv1.Checkpoint, err error) {
 	objs, err := r.objectsFor(ctx, k)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var live []*cqv1.Checkpoint
 	for _, obj := range objs {
 		if err := r.dropLegacyFinalizer(ctx, obj); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if obj.DeletionTimestamp.IsZero() {
 			live = append(live, obj)
+		} else {
+			deleting = append(deleting, obj)
 		}
 	}
-	return live, nil
+	return live, deleting, nil
+}
+
+func hasName(objs []*cqv1.Checkpoint, namespace, name string) bool {
+	for _, obj := range objs {
+		if obj.Namespace == namespace && obj.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func hasUID(objs []*cqv1.Checkpoint, uid types.UID) bool {
@@ -314,11 +335,11 @@ func (r *Reconciler) remember(ctx context.Context, k fileKey, obj *cqv1.Checkpoi
 	if rec := r.records.get(k.Path()); rec != nil && rec.UID == obj.UID && rec.Namespace == obj.Namespace {
 		return nil
 	}
-	crd, err := r.witnesses.CRD(ctx, false)
+	crd, err := r.witnesses.CRD(ctx, anyRecent)
 	if err != nil {
 		return err
 	}
-	node, err := r.witnesses.Node(ctx, false)
+	node, err := r.witnesses.Node(ctx, anyRecent)
 	if err != nil {
 		return err
 	}

@@ -3,10 +3,8 @@ package webhooks
 import (
 	"context"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
@@ -18,8 +16,9 @@ import (
 
 // CheckpointQuotaWebhook defaults and validates CheckpointQuotas.
 type CheckpointQuotaWebhook struct {
-	// Reader lists the other quotas, to find conflicts and describe the effective policy.
-	Reader client.Reader
+	// Quotas reads the namespace's other quotas and the cluster quotas, to find conflicts
+	// and describe the effective policy.
+	Quotas *QuotaReader
 }
 
 var (
@@ -66,23 +65,25 @@ func (w *CheckpointQuotaWebhook) validate(ctx context.Context, old, q *cqv1.Chec
 	if err != nil { // validation above accepts only what parses
 		return nil, invalid("CheckpointQuota", q.Name, field.ErrorList{field.InternalError(field.NewPath("spec"), err)})
 	}
-	var quotas cqv1.CheckpointQuotaList
-	if err := w.Reader.List(ctx, &quotas, client.InNamespace(q.Namespace)); err != nil {
+	quotas, err := w.Quotas.NamespaceQuotas(ctx, q.Namespace)
+	if err != nil {
 		return nil, unavailable("listing CheckpointQuotas", err)
 	}
-	var clusterQuotas cqv1.ClusterCheckpointQuotaList
-	if err := w.Reader.List(ctx, &clusterQuotas); err != nil {
+	clusterQuotas, err := w.Quotas.ClusterQuotas(ctx)
+	if err != nil {
 		return nil, unavailable("listing ClusterCheckpointQuotas", err)
 	}
-	var ns corev1.Namespace
-	if err := w.Reader.Get(ctx, client.ObjectKey{Name: q.Namespace}, &ns); err != nil {
+	nsLabels := map[string]map[string]string{}
+	switch labels, known, err := w.Quotas.NamespaceLabels(ctx, q.Namespace); {
+	case err != nil:
 		return nil, unavailable("reading namespace "+q.Namespace, err)
+	case known:
+		nsLabels[q.Namespace] = labels
 	}
-	others := append(normalise(quotas.Items, policy.FromCheckpointQuota), normalise(clusterQuotas.Items, policy.FromClusterQuota)...)
+	others := append(normalise(quotas, policy.FromCheckpointQuota), normalise(clusterQuotas, policy.FromClusterQuota)...)
 	if errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others); len(errs) > 0 {
 		return nil, invalid("CheckpointQuota", q.Name, errs)
 	}
 	warnings := SuspiciousWarnings(policy.CheckpointQuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
-	nsLabels := map[string]map[string]string{ns.Name: ns.Labels}
 	return append(warnings, EffectiveWarnings(policy.Describe(candidate, others, nsLabels))...), nil
 }

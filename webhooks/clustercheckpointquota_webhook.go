@@ -3,10 +3,8 @@ package webhooks
 import (
 	"context"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
@@ -18,8 +16,9 @@ import (
 
 // ClusterCheckpointQuotaWebhook defaults and validates ClusterCheckpointQuotas.
 type ClusterCheckpointQuotaWebhook struct {
-	// Reader lists the other quotas and the namespaces' labels.
-	Reader client.Reader
+	// Quotas reads the other cluster quotas. A cluster quota is compared with cluster
+	// quotas only: CheckpointQuotas can only tighten it, in their own namespaces.
+	Quotas *QuotaReader
 }
 
 var (
@@ -65,27 +64,15 @@ func (w *ClusterCheckpointQuotaWebhook) validate(ctx context.Context, old, q *cq
 	if err != nil {
 		return nil, invalid("ClusterCheckpointQuota", q.Name, field.ErrorList{field.InternalError(field.NewPath("spec"), err)})
 	}
-	var clusterQuotas cqv1.ClusterCheckpointQuotaList
-	if err := w.Reader.List(ctx, &clusterQuotas); err != nil {
+	clusterQuotas, err := w.Quotas.ClusterQuotas(ctx)
+	if err != nil {
 		return nil, unavailable("listing ClusterCheckpointQuotas", err)
 	}
-	var quotas cqv1.CheckpointQuotaList
-	if err := w.Reader.List(ctx, &quotas); err != nil {
-		return nil, unavailable("listing CheckpointQuotas", err)
-	}
-	var namespaces corev1.NamespaceList
-	if err := w.Reader.List(ctx, &namespaces); err != nil {
-		return nil, unavailable("listing namespaces", err)
-	}
-	others := append(normalise(clusterQuotas.Items, policy.FromClusterQuota), normalise(quotas.Items, policy.FromCheckpointQuota)...)
+	others := normalise(clusterQuotas, policy.FromClusterQuota)
 	if errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others); len(errs) > 0 {
 		return nil, invalid("ClusterCheckpointQuota", q.Name, errs)
 	}
 	warnings := SuspiciousWarnings(policy.ClusterQuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
-	warnings = append(warnings, NodeWarnings(q, clusterQuotas.Items, field.NewPath("spec"))...)
-	nsLabels := make(map[string]map[string]string, len(namespaces.Items))
-	for _, ns := range namespaces.Items {
-		nsLabels[ns.Name] = ns.Labels
-	}
-	return append(warnings, EffectiveWarnings(policy.Describe(candidate, others, nsLabels))...), nil
+	warnings = append(warnings, NodeWarnings(q, clusterQuotas, field.NewPath("spec"))...)
+	return append(warnings, EffectiveWarnings(policy.Describe(candidate, others, nil))...), nil
 }

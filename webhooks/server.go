@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -28,25 +31,53 @@ const (
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // SetupWithManager registers both kinds' webhooks on the manager's webhook server. They
-// read other quotas through the API reader, not the cache, so that a quota created a
-// moment ago is seen by the next admission (quotas change rarely; the reads are few).
+// read other quotas from the manager's cache, checked against a metadata-only list of the
+// scope so that a quota created a moment ago is seen by the next admission (QuotaReader).
+// The informers they read are asked for here, so that the cache starts and syncs them
+// with the manager rather than on the first admission.
 func SetupWithManager(mgr ctrl.Manager) error {
 	if mgr == nil {
 		return fmt.Errorf("webhooks need a manager")
 	}
-	return Register(mgr.GetWebhookServer(), mgr.GetScheme(), mgr.GetAPIReader())
+	if err := mgr.Add(warmInformers{cache: mgr.GetCache()}); err != nil {
+		return err
+	}
+	return Register(mgr.GetWebhookServer(), mgr.GetScheme(), &QuotaReader{Cache: mgr.GetClient(), Live: mgr.GetAPIReader()})
+}
+
+// warmInformers asks the cache for the informers that admission reads as soon as the
+// manager starts, on every replica (not only the leader), so that they sync with the
+// manager rather than on the first admission.
+type warmInformers struct {
+	cache cache.Cache
+}
+
+// NeedLeaderElection is false: every replica serves admissions.
+func (warmInformers) NeedLeaderElection() bool { return false }
+
+// Start asks for each informer. One that fails now is asked for again by the first
+// admission that reads it, so a failure here is only logged.
+func (w warmInformers) Start(ctx context.Context) error {
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	for _, obj := range []client.Object{&cqv1.CheckpointQuota{}, &cqv1.ClusterCheckpointQuota{}, ns} {
+		if _, err := w.cache.GetInformer(ctx, obj); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "starting an informer for admission", "kind", fmt.Sprintf("%T", obj))
+		}
+	}
+	return nil
 }
 
 // Register adds both kinds' webhooks to a webhook server.
-func Register(srv webhook.Server, scheme *runtime.Scheme, reader client.Reader) error {
-	if srv == nil || scheme == nil || reader == nil {
-		return fmt.Errorf("webhooks need a server, a scheme and a reader")
+func Register(srv webhook.Server, scheme *runtime.Scheme, quotas *QuotaReader) error {
+	if srv == nil || scheme == nil || quotas == nil || quotas.Cache == nil || quotas.Live == nil {
+		return fmt.Errorf("webhooks need a server, a scheme and a quota reader")
 	}
-	q := &CheckpointQuotaWebhook{Reader: reader}
+	q := &CheckpointQuotaWebhook{Quotas: quotas}
 	srv.Register(MutateQuotaPath, lenient(scheme, func() runtime.Object { return &cqv1.CheckpointQuota{} },
 		admission.WithDefaulter[*cqv1.CheckpointQuota](scheme, q)))
 	srv.Register(ValidateQuotaPath, admission.WithValidator[*cqv1.CheckpointQuota](scheme, q))
-	c := &ClusterCheckpointQuotaWebhook{Reader: reader}
+	c := &ClusterCheckpointQuotaWebhook{Quotas: quotas}
 	srv.Register(MutateClusterQuotaPath, lenient(scheme, func() runtime.Object { return &cqv1.ClusterCheckpointQuota{} },
 		admission.WithDefaulter[*cqv1.ClusterCheckpointQuota](scheme, c)))
 	srv.Register(ValidateClusterQuotaPath, admission.WithValidator[*cqv1.ClusterCheckpointQuota](scheme, c))

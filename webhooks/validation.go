@@ -188,7 +188,7 @@ func ValidateTarget(t *cqv1.QuotaTarget, path *field.Path) field.ErrorList {
 		return nil
 	}
 	var errs field.ErrorList
-	errs = append(errs, ValidateSelector(t.PodSelector, path.Child("podSelector"))...)
+	errs = append(errs, ValidateSelector(t.PodSelector.Meta(), path.Child("podSelector"))...)
 	errs = append(errs, validateNames(t.PodNames, path.Child("podNames"), MsgEmptyPodList, MsgBadPodName, validation.IsDNS1123Subdomain)...)
 	errs = append(errs, validateNames(t.ContainerNames, path.Child("containerNames"), MsgEmptyContainers, MsgBadContainerName, validation.IsDNS1123Label)...)
 	return errs
@@ -280,7 +280,7 @@ func ValidateCheckpointQuota(q *cqv1.CheckpointQuota) field.ErrorList {
 // ValidateClusterCheckpointQuota checks a ClusterCheckpointQuota on its own.
 func ValidateClusterCheckpointQuota(q *cqv1.ClusterCheckpointQuota) field.ErrorList {
 	spec := field.NewPath("spec")
-	errs := ValidateSelector(q.Spec.NamespaceSelector, spec.Child("namespaceSelector"))
+	errs := ValidateSelector(q.Spec.NamespaceSelector.Meta(), spec.Child("namespaceSelector"))
 	errs = append(errs, ValidateTarget(q.Spec.Target, spec.Child("target"))...)
 	errs = append(errs, ValidateLevels(policy.ClusterQuotaLevels(q), &q.Spec.RetentionSpec, spec)...)
 	return append(errs, ValidateNodeRules(q, spec)...)

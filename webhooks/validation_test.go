@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
@@ -140,7 +139,7 @@ func TestValidateCheckpointQuota(t *testing.T) {
 		"bad selector": {
 			in: func() *cqv1.CheckpointQuota {
 				q := builder.Quota("q", "s").Obj()
-				q.Spec.Target = &cqv1.QuotaTarget{PodSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "In"}}}}
+				q.Spec.Target = &cqv1.QuotaTarget{PodSelector: &cqv1.LabelSelector{MatchExpressions: []cqv1.LabelSelectorRequirement{{Key: "app", Operator: "In"}}}}
 				return q
 			}(),
 			want: []fieldErr{{"spec.target.podSelector.matchExpressions[0].values", field.ErrorTypeRequired, "must be specified when `operator` is 'In' or 'NotIn'"}},
@@ -186,7 +185,7 @@ func TestValidateClusterCheckpointQuota(t *testing.T) {
 		"bad namespace selector and sizes": {
 			in: func() *cqv1.ClusterCheckpointQuota {
 				q := builder.ClusterQuota("c").PerNamespace(-1, "1.5.Gi").MaxCheckpointSize("ten").Obj()
-				q.Spec.NamespaceSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: "Is"}}}
+				q.Spec.NamespaceSelector = &cqv1.LabelSelector{MatchExpressions: []cqv1.LabelSelectorRequirement{{Key: "team", Operator: "Is"}}}
 				return q
 			}(),
 			want: []fieldErr{

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
@@ -44,7 +43,7 @@ func TestSuspiciousWarnings(t *testing.T) {
 		"empty selector": {
 			in: func() *cqv1.CheckpointQuota {
 				q := builder.Quota("q", "s").Obj()
-				q.Spec.Target = &cqv1.QuotaTarget{PodSelector: &metav1.LabelSelector{}}
+				q.Spec.Target = &cqv1.QuotaTarget{PodSelector: &cqv1.LabelSelector{}}
 				return q
 			}(),
 			want: []string{"spec.target.podSelector: " + WarnEmptySelector},

@@ -27,14 +27,17 @@ func (failingReader) List(context.Context, client.ObjectList, ...client.ListOpti
 
 var _ client.Reader = failingReader{}
 
+// failing reads quotas from a cache and an apiserver that both fail.
+var failing = &QuotaReader{Cache: failingReader{}, Live: failingReader{}}
+
 func TestValidateFailsClosed(t *testing.T) {
 	q := builder.Quota("q", "shop").Total(5, "").Obj()
-	_, err := (&CheckpointQuotaWebhook{Reader: failingReader{}}).ValidateCreate(context.Background(), q)
+	_, err := (&CheckpointQuotaWebhook{Quotas: failing}).ValidateCreate(context.Background(), q)
 	if !apierrors.IsServiceUnavailable(err) {
 		t.Errorf("CheckpointQuota: want ServiceUnavailable, got %v", err)
 	}
 	c := builder.ClusterQuota("c").PerNamespace(5, "").Obj()
-	_, err = (&ClusterCheckpointQuotaWebhook{Reader: failingReader{}}).ValidateCreate(context.Background(), c)
+	_, err = (&ClusterCheckpointQuotaWebhook{Quotas: failing}).ValidateCreate(context.Background(), c)
 	if !apierrors.IsServiceUnavailable(err) {
 		t.Errorf("ClusterCheckpointQuota: want ServiceUnavailable, got %v", err)
 	}
@@ -47,7 +50,7 @@ func TestMetadataOnlyUpdatePasses(t *testing.T) {
 	updated := old.DeepCopy()
 	updated.Finalizers = nil
 	old.Finalizers = []string{"checkpointquota.dev/finalizer"}
-	w := &CheckpointQuotaWebhook{Reader: failingReader{}}
+	w := &CheckpointQuotaWebhook{Quotas: failing}
 	warnings, err := w.ValidateUpdate(context.Background(), old, updated)
 	if err != nil || warnings != nil {
 		t.Errorf("metadata-only update: want no error and no warning, got %v, %v", warnings, err)
@@ -61,14 +64,14 @@ func TestMetadataOnlyUpdatePasses(t *testing.T) {
 	cold := builder.ClusterQuota("c").MaxAge("7d").Obj()
 	cnew := cold.DeepCopy()
 	cnew.Labels = map[string]string{"x": "y"}
-	if _, err := (&ClusterCheckpointQuotaWebhook{Reader: failingReader{}}).ValidateUpdate(context.Background(), cold, cnew); err != nil {
+	if _, err := (&ClusterCheckpointQuotaWebhook{Quotas: failing}).ValidateUpdate(context.Background(), cold, cnew); err != nil {
 		t.Errorf("cluster metadata-only update: want no error, got %v", err)
 	}
 }
 
 func TestRegisterRefusesNil(t *testing.T) {
-	got := Register(nil, runtime.NewScheme(), failingReader{})
-	if diff := cmp.Diff("webhooks need a server, a scheme and a reader", errString(got)); diff != "" {
+	got := Register(nil, runtime.NewScheme(), failing)
+	if diff := cmp.Diff("webhooks need a server, a scheme and a quota reader", errString(got)); diff != "" {
 		t.Errorf("error (-want +got):\n%s", diff)
 	}
 }

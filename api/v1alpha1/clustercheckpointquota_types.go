@@ -28,7 +28,7 @@ type ClusterQuotaLimits struct {
 type ClusterCheckpointQuotaSpec struct {
 	// NamespaceSelector selects the namespaces the quota covers; absent, it covers all.
 	// +optional
-	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+	NamespaceSelector *LabelSelector `json:"namespaceSelector,omitempty"`
 
 	// Target narrows the quota to some pods and containers of the selected namespaces.
 	// +optional

@@ -22,17 +22,68 @@ type ResourceLimits struct {
 type QuotaTarget struct {
 	// PodSelector selects pods by their labels.
 	// +optional
-	PodSelector *metav1.LabelSelector `json:"podSelector,omitempty"`
+	PodSelector *LabelSelector `json:"podSelector,omitempty"`
 
-	// PodNames selects pods by name.
+	// PodNames selects pods by name: at most 16 names (docs/admission.md, "Bounds"; a
+	// podSelector selects more).
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=253
 	PodNames []string `json:"podNames,omitempty"`
 
-	// ContainerNames selects containers by name, in any selected pod.
+	// ContainerNames selects containers by name, in any selected pod: at most 8 names.
 	// +optional
 	// +listType=set
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=63
 	ContainerNames []string `json:"containerNames,omitempty"`
+}
+
+// LabelSelector selects objects by their labels, as metav1.LabelSelector does and with the
+// same fields, within bounds that keep each quota small (docs/admission.md, "Bounds").
+// +structType=atomic
+type LabelSelector struct {
+	// MatchLabels selects objects that have each of these labels: at most 8.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=8
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 317 && size(self[k]) <= 63)",message="a label key is at most 317 characters (a 253-character prefix, '/' and a 63-character name) and a label value at most 63"
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+
+	// MatchExpressions are requirements on labels, all of which must hold: at most 4.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=4
+	MatchExpressions []LabelSelectorRequirement `json:"matchExpressions,omitempty"`
+}
+
+// LabelSelectorRequirement is one requirement on a label, as metav1.LabelSelectorRequirement.
+type LabelSelectorRequirement struct {
+	// Key is the label's key.
+	// +kubebuilder:validation:MaxLength=317
+	Key string `json:"key"`
+	// Operator is In, NotIn, Exists or DoesNotExist.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=16
+	Operator metav1.LabelSelectorOperator `json:"operator"`
+	// Values are the label values for In and NotIn (at most 8), empty for Exists and DoesNotExist.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=63
+	Values []string `json:"values,omitempty"`
+}
+
+// Meta is the selector as Kubernetes' own type, for its parsing and validation; nil for nil.
+func (s *LabelSelector) Meta() *metav1.LabelSelector {
+	if s == nil {
+		return nil
+	}
+	m := &metav1.LabelSelector{MatchLabels: s.MatchLabels}
+	for _, r := range s.MatchExpressions {
+		m.MatchExpressions = append(m.MatchExpressions, metav1.LabelSelectorRequirement{Key: r.Key, Operator: r.Operator, Values: r.Values})
+	}
+	return m
 }
 
 // OrphanPolicy says what happens to archives whose pod no longer exists.

@@ -12,6 +12,7 @@ type NodeFilesystemSpec struct {
 	// oldest unpinned archives are pruned, whatever their namespace, until the floor holds.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int || size(self) <= 64",message="at most 64 characters: write a quantity such as \"50Gi\" or a percentage such as \"15%\""
 	MinFree *intstr.IntOrString `json:"minFree,omitempty"`
 }
 

@@ -16,6 +16,7 @@ import (
 // schema pattern could only answer with a regular expression.
 // +kubebuilder:validation:XIntOrString
 // +kubebuilder:validation:Type=""
+// +kubebuilder:validation:XValidation:rule="type(self) == int || size(self) <= 64",message="a size is at most 64 characters: write a quantity such as \"10Gi\""
 type Size string
 
 // UnmarshalJSON accepts a JSON string or a JSON number, so that a bare number reaches
@@ -56,6 +57,7 @@ func (s Size) Bytes() (int64, bool) {
 //
 // It is a string rather than metav1.Duration so that a value such as "7d" reaches the
 // admission webhook, which answers with a suggestion, instead of failing to decode.
+// +kubebuilder:validation:MaxLength=64
 type Duration string
 
 // Duration parses the value. Admission has already rejected anything that does not parse.

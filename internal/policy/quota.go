@@ -180,7 +180,7 @@ func FromCheckpointQuota(cq *cqv1.CheckpointQuota) (*Quota, error) {
 func FromClusterQuota(cq *cqv1.ClusterCheckpointQuota) (*Quota, error) {
 	q := newQuota(Ref{Kind: KindClusterQuota, Name: cq.Name})
 	var err error
-	if q.NamespaceSelector, err = selector(cq.Spec.NamespaceSelector, "spec.namespaceSelector"); err != nil {
+	if q.NamespaceSelector, err = selector(cq.Spec.NamespaceSelector.Meta(), "spec.namespaceSelector"); err != nil {
 		return nil, err
 	}
 	if err = q.setTarget(cq.Spec.Target); err != nil {
@@ -202,7 +202,7 @@ func narrows(t *cqv1.QuotaTarget) (pods, containers bool) {
 	if t == nil {
 		return false, false
 	}
-	return len(t.PodNames) > 0 || !selectsAll(t.PodSelector), len(t.ContainerNames) > 0
+	return len(t.PodNames) > 0 || !selectsAll(t.PodSelector.Meta()), len(t.ContainerNames) > 0
 }
 
 // quotaSpecificity is the specificity of a CheckpointQuota with target t.
@@ -228,7 +228,7 @@ func (q *Quota) setTarget(t *cqv1.QuotaTarget) error {
 		return nil
 	}
 	var err error
-	if q.PodSelector, err = selector(t.PodSelector, "spec.target.podSelector"); err != nil {
+	if q.PodSelector, err = selector(t.PodSelector.Meta(), "spec.target.podSelector"); err != nil {
 		return err
 	}
 	q.PodNames = sets.New(t.PodNames...)

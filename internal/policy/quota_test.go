@@ -166,7 +166,7 @@ func TestTargets(t *testing.T) {
 	unknownPod := subject
 	unknownPod.PodLabels = nil
 	notWeb := builder.Quota("q", "shop").Obj()
-	notWeb.Spec.Target = &cqv1.QuotaTarget{PodSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+	notWeb.Spec.Target = &cqv1.QuotaTarget{PodSelector: &cqv1.LabelSelector{MatchExpressions: []cqv1.LabelSelectorRequirement{
 		{Key: "app", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"web"}},
 	}}}
 	cases := map[string]struct {

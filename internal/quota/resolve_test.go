@@ -23,8 +23,8 @@ func TestRulesAlikeOnlyWhereQuotasCannotTell(t *testing.T) {
 	add(policy.FromCheckpointQuota(builder.Quota("tier", "cache").PodSelector(map[string]string{"tier": "cache"}).PerPod(4, "").Obj()))
 	// "tier DoesNotExist" selects a known pod without labels, never a pod that is gone.
 	untiered := builder.Quota("untiered", "cache").PerContainer(9, "").Obj()
-	untiered.Spec.Target = &cqv1.QuotaTarget{PodSelector: &metav1.LabelSelector{
-		MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpDoesNotExist}}}}
+	untiered.Spec.Target = &cqv1.QuotaTarget{PodSelector: &cqv1.LabelSelector{
+		MatchExpressions: []cqv1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpDoesNotExist}}}}
 	add(policy.FromCheckpointQuota(untiered))
 	add(policy.FromCheckpointQuota(builder.Quota("db", "shop").PodNames("db-0").PerPod(7, "").Obj()))
 	add(policy.FromCheckpointQuota(builder.Quota("app", "web").ContainerNames("app").PerContainer(2, "").Obj()))

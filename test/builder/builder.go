@@ -54,7 +54,7 @@ func (b *QuotaBuilder) ContainerNames(names ...string) *QuotaBuilder {
 
 // PodSelector targets pods with these labels.
 func (b *QuotaBuilder) PodSelector(labels map[string]string) *QuotaBuilder {
-	b.target().PodSelector = &metav1.LabelSelector{MatchLabels: labels}
+	b.target().PodSelector = &cqv1.LabelSelector{MatchLabels: labels}
 	return b
 }
 
@@ -107,7 +107,7 @@ func (b *ClusterQuotaBuilder) Obj() *cqv1.ClusterCheckpointQuota { return b.q.De
 
 // NamespaceSelector selects namespaces with these labels.
 func (b *ClusterQuotaBuilder) NamespaceSelector(labels map[string]string) *ClusterQuotaBuilder {
-	b.q.Spec.NamespaceSelector = &metav1.LabelSelector{MatchLabels: labels}
+	b.q.Spec.NamespaceSelector = &cqv1.LabelSelector{MatchLabels: labels}
 	return b
 }
 

@@ -1,0 +1,286 @@
+package controllers_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
+)
+
+// The tenants benchmark's world (issue 29, item 5): 10,000 namespaces and 5,000 quotas with
+// every list and string at its bound (docs/admission.md, "Bounds"): one CheckpointQuota in
+// each of 4,980 namespaces and 20 ClusterCheckpointQuotas.
+const (
+	tenantNamespaces    = 10000
+	tenantQuotas        = 4980
+	tenantClusterQuotas = 20
+	tenantProbes        = 100
+)
+
+// BenchmarkTenants measures what tenants' quotas cost the manager, before and after, on one
+// control plane: the manager built from this tree ("after") and from the git revision
+// CHECKPOINT_QUOTA_BENCH_BASE ("before"; `make bench-tenants` sets it), each as its real
+// binary with its webhooks and controllers. For each it reports the admission latency of a
+// ClusterCheckpointQuota and of a CheckpointQuota (server-side dry-run creates through the
+// kube-apiserver and the manager's webhooks, p50 and p99 of 100 each), and the growth of the
+// manager's RSS and live heap (after a collection) from the namespaces alone to the
+// namespaces and the 5,000 quotas. It runs only when CHECKPOINT_QUOTA_BENCH_BASE is set.
+func BenchmarkTenants(b *testing.B) {
+	base := os.Getenv("CHECKPOINT_QUOTA_BENCH_BASE")
+	if base == "" {
+		b.Skip("set CHECKPOINT_QUOTA_BENCH_BASE to the git revision to compare with (make bench-tenants)")
+	}
+	bins := map[string]string{"after": buildManager(b, testenv.RepoRoot()), "before": buildManager(b, checkout(b, base))}
+	for range b.N {
+		bed := newTenantsBed(b)
+		cfg := rest.CopyConfig(bed.env.Config)
+		cfg.QPS, cfg.Burst = 2000, 4000
+		c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		parallel(tenantNamespaces, func(i int) {
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tenantNamespace(i), Labels: map[string]string{"tenant": strconv.Itoa(i)}}}
+			if err := c.Create(context.Background(), ns); err != nil {
+				b.Error(err)
+			}
+		})
+		b.Logf("created %d namespaces in %s", tenantNamespaces, time.Since(t0).Round(time.Second))
+
+		empty := map[string]managerFigures{}
+		for _, which := range []string{"before", "after"} {
+			empty[which] = bed.measureManager(b, c, bins[which], false)
+		}
+		t1 := time.Now()
+		creator := bed.startManager(b, bins["after"])
+		parallel(tenantClusterQuotas, func(i int) {
+			if err := c.Create(context.Background(), maximalClusterQuota(fmt.Sprintf("tenants-%02d", i), i)); err != nil {
+				b.Error(err)
+			}
+		})
+		parallel(tenantQuotas, func(i int) {
+			if err := c.Create(context.Background(), maximalQuota("maximal", tenantNamespace(i), i)); err != nil {
+				b.Error(err)
+			}
+		})
+		creator.stop()
+		b.Logf("created %d maximal CheckpointQuotas and %d maximal ClusterCheckpointQuotas in %s (%d bytes each as stored)",
+			tenantQuotas, tenantClusterQuotas, time.Since(t1).Round(time.Second), storedQuotaSize(b, c))
+
+		for _, which := range []string{"before", "after"} {
+			full := bed.measureManager(b, c, bins[which], true)
+			e := empty[which]
+			b.ReportMetric(float64(full.cluster.p99.Milliseconds()), "ms-p99-cluster-admission-"+which)
+			b.ReportMetric(float64(full.cluster.p50.Milliseconds()), "ms-p50-cluster-admission-"+which)
+			b.ReportMetric(float64(full.namespaced.p99.Milliseconds()), "ms-p99-namespaced-admission-"+which)
+			b.ReportMetric(float64(full.namespaced.p50.Milliseconds()), "ms-p50-namespaced-admission-"+which)
+			b.ReportMetric(full.rss-e.rss, "MiB-rss-growth-"+which)
+			b.ReportMetric(full.heap-e.heap, "MiB-live-heap-growth-"+which)
+			b.Logf("%s: cluster quota admission p50 %s p99 %s (%d failed), namespaced p50 %s p99 %s (%d failed); RSS %.0f -> %.0f MiB, live heap %.0f -> %.0f MiB",
+				which, full.cluster.p50, full.cluster.p99, full.cluster.failed, full.namespaced.p50, full.namespaced.p99, full.namespaced.failed,
+				e.rss, full.rss, e.heap, full.heap)
+		}
+	}
+}
+
+// tenantsBed is a control plane with the webhook configurations of config/webhook, pointed
+// at whichever manager binary runs.
+type tenantsBed struct {
+	*benchBed
+}
+
+func newTenantsBed(b *testing.B) *tenantsBed {
+	b.Helper()
+	e, err := testenv.Start(testenv.Options{Webhooks: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = e.Stop() })
+	return &tenantsBed{&benchBed{env: e}}
+}
+
+// runningManager is a manager process of the bench.
+type runningManager struct {
+	cmd              *exec.Cmd
+	metrics, profile string
+}
+
+func (m *runningManager) stop() {
+	_ = m.cmd.Process.Signal(os.Interrupt)
+	_ = m.cmd.Wait()
+}
+
+// startManager runs a manager binary with its webhooks and controllers, and waits until its
+// webhook server answers.
+func (bed *tenantsBed) startManager(b *testing.B, bin string) *runningManager {
+	probe := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
+	m := &runningManager{metrics: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b)), profile: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))}
+	m.cmd = exec.Command(bin, "--kubeconfig", bed.env.Kubeconfig,
+		"--webhook-port", strconv.Itoa(bed.env.Webhook.LocalServingPort), "--webhook-cert-dir", bed.env.Webhook.LocalServingCertDir,
+		"--metrics-bind-address="+m.metrics, "--health-probe-bind-address="+probe, "--pprof-bind-address="+m.profile)
+	m.cmd.Stderr = io.Discard
+	if err := m.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	waitFor(b, 2*time.Minute, 200*time.Millisecond, "the manager ready", func() bool {
+		resp, err := http.Get("http://" + probe + "/readyz")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return m
+}
+
+// managerFigures are what one manager binary costs in one world.
+type managerFigures struct {
+	rss, heap           float64
+	cluster, namespaced latencies
+}
+
+// measureManager starts a manager, lets it settle (its RSS steady over 15 s), reads its
+// RSS and its live heap after a collection, and with probe, times admissions; then stops it.
+func (bed *tenantsBed) measureManager(b *testing.B, c client.Client, bin string, probe bool) managerFigures {
+	m := bed.startManager(b, bin)
+	defer m.stop()
+	pid := m.cmd.Process.Pid
+	var f managerFigures
+	if probe {
+		// Admissions first: the first of each kind waits for the caches.
+		f.cluster = timeAdmissions(b, c, func(k int) client.Object {
+			return maximalClusterQuota(fmt.Sprintf("probe-%03d", k), 1000+k)
+		})
+		f.namespaced = timeAdmissions(b, c, func(k int) client.Object {
+			return maximalQuota(fmt.Sprintf("probe-%03d", k), tenantNamespace(k*37%tenantQuotas), 100000+k)
+		})
+	}
+	last, steady := procRSSMiB(b, pid), 0
+	waitFor(b, 5*time.Minute, 5*time.Second, "the manager's RSS steady", func() bool {
+		now := procRSSMiB(b, pid)
+		if now-last < 1 && last-now < 1 {
+			steady++
+		} else {
+			steady = 0
+		}
+		last = now
+		return steady >= 3
+	})
+	f.rss, f.heap = procRSSMiB(b, pid), liveHeapMiB(b, m)
+	return f
+}
+
+// latencies are the p50 and p99 of a series of admissions, and how many failed.
+type latencies struct {
+	p50, p99 time.Duration
+	failed   int
+}
+
+// timeAdmissions sends tenantProbes server-side dry-run creates, one after another, after
+// two that warm the caches, and times each from the client.
+func timeAdmissions(b *testing.B, c client.Client, obj func(k int) client.Object) latencies {
+	var l latencies
+	var took []time.Duration
+	var failed atomic.Int32
+	for k := range tenantProbes + 2 {
+		t := time.Now()
+		err := c.Create(context.Background(), obj(k), client.DryRunAll)
+		if k < 2 {
+			continue
+		}
+		took = append(took, time.Since(t))
+		if err != nil {
+			failed.Add(1)
+			if failed.Load() == 1 {
+				b.Logf("admission failed: %v", err)
+			}
+		}
+	}
+	slices.Sort(took)
+	l.p50, l.p99, l.failed = percentile(took, 50), percentile(took, 99), int(failed.Load())
+	return l
+}
+
+// liveHeapMiB forces a collection through the manager's pprof endpoint and reads the heap
+// in use from its metrics.
+func liveHeapMiB(b *testing.B, m *runningManager) float64 {
+	resp, err := http.Get("http://" + m.profile + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	resp, err = http.Get("http://" + m.metrics + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f / (1 << 20)
+		}
+	}
+	b.Fatal("the manager's /metrics has no go_memstats_heap_inuse_bytes")
+	return 0
+}
+
+// storedQuotaSize is the size of one maximal CheckpointQuota as the apiserver returns it.
+func storedQuotaSize(b *testing.B, c client.Client) int {
+	var q cqv1.CheckpointQuota
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: tenantNamespace(0), Name: "maximal"}, &q); err != nil {
+		b.Fatal(err)
+	}
+	q.ManagedFields = nil
+	data, err := json.Marshal(&q)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return len(data)
+}
+
+// buildManager builds cmd/manager of the tree at dir.
+func buildManager(b *testing.B, dir string) string {
+	out := filepath.Join(b.TempDir(), "manager")
+	build := exec.Command("go", "build", "-o", out, "./cmd/manager")
+	build.Dir = dir
+	if msg, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build in %s: %v\n%s", dir, err, msg)
+	}
+	return out
+}
+
+// checkout writes the tree of a git revision of this repository into a new directory.
+func checkout(b *testing.B, rev string) string {
+	dir := b.TempDir()
+	archive := exec.Command("sh", "-c", "git archive --format=tar "+rev+" | tar -x -C "+dir)
+	archive.Dir = testenv.RepoRoot()
+	if msg, err := archive.CombinedOutput(); err != nil {
+		b.Fatalf("git archive %s: %v\n%s", rev, err, msg)
+	}
+	return dir
+}
+
+func tenantNamespace(i int) string { return fmt.Sprintf("tenant-%05d", i) }
