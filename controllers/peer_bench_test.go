@@ -103,7 +103,7 @@ func peerBed(b *testing.B, s peerSubject) (*benchBed, func(pids []int) float64) 
 
 // peerArchives writes peerPerContainer archives per container, the oldest first, and
 // returns the names of the peerKeep newest of each container, oldest first.
-func peerArchives(b *testing.B, dir string) map[int][]string {
+func peerArchives(dir string) map[int][]string {
 	newest := map[int][]string{}
 	now := time.Now()
 	for c := range peerContainers {
@@ -149,7 +149,7 @@ func awaitKept(b *testing.B, dir string, kept map[int][]string, timeout time.Dur
 func peerBurstAndStreams(b *testing.B, s peerSubject, f map[string]float64) {
 	bed, cpu := peerBed(b, s)
 	dir := b.TempDir()
-	kept := peerArchives(b, dir)
+	kept := peerArchives(dir)
 	pids := s.start(b, bed, dir)
 	s.ready(b, bed, peerContainers*peerPerContainer)
 	cpu0, t0 := cpu(pids), time.Now()
@@ -239,7 +239,7 @@ func peerStream(b *testing.B, dir string, kept map[int][]string, rate int, d tim
 func peerCold(b *testing.B, s peerSubject, f map[string]float64) {
 	bed, cpu := peerBed(b, s)
 	dir := b.TempDir()
-	kept := peerArchives(b, dir)
+	kept := peerArchives(dir)
 	s.limit(b, bed, dir)
 	cpu0, t0 := cpu(nil), time.Now()
 	pids := s.start(b, bed, dir)

@@ -22,7 +22,7 @@ type gatedReader struct {
 	release chan struct{}
 }
 
-func newGatedReader(t *testing.T, objs ...client.Object) *gatedReader {
+func newGatedReader(objs ...client.Object) *gatedReader {
 	g := &gatedReader{started: make(chan struct{}, 100), release: make(chan struct{})}
 	g.WithWatch = interceptor.NewClient(fake.NewClientBuilder().WithScheme(Scheme).WithObjects(objs...).Build(), interceptor.Funcs{
 		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
@@ -39,7 +39,7 @@ func newGatedReader(t *testing.T, objs ...client.Object) *gatedReader {
 // deletion observed before it started, however many.
 func TestWitnessLookupAnswersTheDeletionsObservedBeforeItStarted(t *testing.T) {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", UID: "ns-1"}}
-	g := newGatedReader(t, ns)
+	g := newGatedReader(ns)
 	w := newWitnesses(g, "node-a", clock.RealClock{})
 	ctx := context.Background()
 
