@@ -100,8 +100,7 @@ func (r *NodeReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 // onNode are the cached Checkpoints whose archive is on node, shared with the cache: read
 // only. It reads every cached Checkpoint, which only a node missing from the cache asks
-// for; an index by node cost two entries per Checkpoint (about 18 MB at 100,000) to
-// serve this rare question. A Checkpoint that an agent before v0.3 published has no
+// for; an index by node cost two entries per Checkpoint to serve this rare question. A Checkpoint that an agent before v0.3 published has no
 // spec.archive until its agent adopts it; its node label may be a shortened form of the
 // node's name, so it cannot tell which node is gone: it is left out, and kept
 // (docs/node-agent.md).

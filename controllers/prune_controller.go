@@ -173,7 +173,7 @@ func (r *PruneReconciler) publish(ctx context.Context, s *passScope, res quota.R
 // time of a request already waiting, so a stream of changes is passed on at most once
 // per delay, and the first change of a quiet period waits no longer than the delay.
 // The delay grows to twice what the last pass cost, so that under a stream the passes
-// take at most about a third of a core however large the cluster.
+// take a bounded share of a core however large the cluster (docs/quota-controller.md).
 type batch struct {
 	delay time.Duration
 	cost  *atomic.Int64

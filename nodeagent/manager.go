@@ -74,7 +74,7 @@ func NewManager(ctx context.Context, restConfig *rest.Config, cfg Config, opts M
 		HealthProbeBindAddress: opts.HealthProbeBindAddress,
 		PprofBindAddress:       opts.PprofBindAddress,
 		Cache: cache.Options{
-			// Managed fields are a third of a cached Checkpoint; the agent never reads them.
+			// Managed fields are much of a cached Checkpoint; the agent never reads them.
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
 				&cqv1.Checkpoint{}: {Field: fields.OneTermEqualSelector(cqv1.FieldArchiveNode, cfg.NodeName)},
