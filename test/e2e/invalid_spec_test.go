@@ -79,8 +79,12 @@ var _ = Describe("A quota whose spec does not parse", func() {
 		}
 
 		By("kubectl checkpoint-quota status: why it is not ready, and nothing else")
-		Expect(runPlugin(plugin, "status", "-n", ns)).To(Equal("CheckpointQuota " + ns + "/team (DryRun)\n" +
-			`  not ready: spec.maxAge: time: unknown unit "d" in duration "7d"; fix the field so that the quota can be enforced` + "\n"))
+		// Cluster quotas of other specs print too, each block after a blank line.
+		printed := runPlugin(plugin, "status", "-n", ns)
+		_, block, found := strings.Cut(printed, "CheckpointQuota "+ns+"/team (DryRun)\n")
+		Expect(found).To(BeTrue(), printed)
+		block, _, _ = strings.Cut(block, "\n\n")
+		Expect(block).To(Equal(`  not ready: spec.maxAge: time: unknown unit "d" in duration "7d"; fix the field so that the quota can be enforced` + "\n"))
 
 		By("fixing the spec brings the usage back")
 		_, stderr, err = env.Kubectl(strings.Replace(quota, "%s", "168h", 1), "apply", "-f", "-")
