@@ -72,6 +72,7 @@ chart-files: ## Copy the CRDs, roles, webhooks and admission policy of config/ i
 	cp config/rbac/agent/role.yaml $(CHART)/files/node-agent-role.yaml
 	cp config/webhook/manifests.yaml $(CHART)/files/webhooks.yaml
 	cp config/admission-policy/pinned-checkpoint.yaml $(CHART)/files/pinned-checkpoint.yaml
+	cp config/admission-policy/checkpoint-writes.yaml $(CHART)/files/checkpoint-writes.yaml
 
 .PHONY: verify
 verify: generate manifests ## Regenerate everything and fail if the tree changed.
@@ -97,14 +98,25 @@ testbin: ## Build (once) and print the test bed's control-plane binaries.
 test: generate manifests ## Run the whole suite against a real kube-apiserver and etcd.
 	KUBEBUILDER_ASSETS="$(TESTBIN)" HELM="$(HELM_BIN)" go test $(GO_TEST_FLAGS) ./...
 
+# A real node on this machine (hack/node): kubelet, kube-scheduler, containerd, runc, CRIU and
+# the CNI plugins built once into ~/.cache/checkpoint-quota/node; the project's image imported
+# into containerd; the operator installed with the Helm chart and with kustomize; stopped after.
+.PHONY: test-node
+test-node: ## Run the real-node suite (test/node): real pods checkpointed by a real kubelet. Needs root.
+	./hack/node/test.sh
+
 .PHONY: helm
 helm: ## Build (once) and print the helm CLI of the chart tests.
 	@echo $(HELM_BIN)
 
+# helm lint renders as for a cluster without cert-manager (it has no --api-versions): the
+# default auto lints as rotation, and the cert-manager modes are rendered with helm template.
 .PHONY: helm-lint
-helm-lint: chart-files ## Lint the Helm chart in both certificate modes, strictly.
+helm-lint: chart-files ## Lint the Helm chart in every certificate mode, strictly.
 	$(HELM_BIN) lint --strict $(CHART)
 	$(HELM_BIN) lint --strict $(CHART) --set certificates.mode=rotation
+	$(HELM_BIN) template $(CHART) --api-versions cert-manager.io/v1 >/dev/null
+	$(HELM_BIN) template $(CHART) --api-versions cert-manager.io/v1 --set certificates.mode=cert-manager >/dev/null
 
 # Each fuzz target runs for FUZZTIME, one after another; `make test` runs their seeds
 # (testdata/fuzz, written by `go run ./hack/fuzzseeds`). A failing input is written into
@@ -143,10 +155,12 @@ bench-tenants: ## Run the tenants benchmark: admission p99 and manager memory wi
 # BenchmarkPeer (controllers/peer_bench_test.go) runs the burst, the streams and the cold start
 # against checkpoint-quota and, given PEER_OPERATOR (a binary of CRIU's
 # checkpoint-restore-operator that you built from its source), against it in the same run.
+# PEER_BASE, a git revision, adds checkpoint-quota as built from it ("before") to the same run.
 PEER_OPERATOR ?=
+PEER_BASE ?=
 .PHONY: bench-peer
-bench-peer: ## Compare with CRIU's operator: burst 5,000 to 500, streams at 20/s and 100/s, cold start (PEER_OPERATOR=/path/to/binary).
-	CHECKPOINT_QUOTA_BENCH_PEER=1 PEER_OPERATOR="$(PEER_OPERATOR)" KUBEBUILDER_ASSETS="$(TESTBIN)" go test -run '^$$' -bench '^BenchmarkPeer$$' -benchtime 1x -timeout 90m -v ./controllers/
+bench-peer: ## Compare with CRIU's operator: burst 5,000 to 500, streams at 20/s and 100/s, cold start (PEER_OPERATOR=/path/to/binary, PEER_BASE=rev).
+	CHECKPOINT_QUOTA_BENCH_PEER=1 CHECKPOINT_QUOTA_BENCH_PEER_BASE="$(PEER_BASE)" PEER_OPERATOR="$(PEER_OPERATOR)" KUBEBUILDER_ASSETS="$(TESTBIN)" go test -run '^$$' -bench '^BenchmarkPeer$$' -benchtime 1x -timeout 90m -v ./controllers/
 
 # run and demo build their program and exec it rather than `go run` it: `go run` exits 1 when
 # the program it runs is interrupted, even after a clean shutdown, and make reports that as an error.

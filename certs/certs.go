@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 )
@@ -110,7 +111,7 @@ func Setup(mgr manager.Manager, o Options, ready chan struct{}) error {
 	if err := addSecretMirror(mgr, key, o.CertDir); err != nil {
 		return fmt.Errorf("mirroring Secret %s/%s into %s: %w", o.Namespace, o.SecretName, o.CertDir, err)
 	}
-	err := rotator.AddRotator(mgr, &rotator.CertRotator{
+	cr := &rotator.CertRotator{
 		SecretKey:      key,
 		CertDir:        o.CertDir,
 		CAName:         "checkpoint-quota-ca",
@@ -122,16 +123,22 @@ func Setup(mgr manager.Manager, o Options, ready chan struct{}) error {
 		IsReady:  ready,
 		Webhooks: hooks,
 		// Every replica serves the webhooks, so every replica keeps the certificate current;
-		// concurrent writers are settled by the Secret's resourceVersion.
+		// the races of replicas starting together are settled by bootstrap, later ones (a
+		// renewal seen by two replicas at once) by the Secret's resourceVersion.
 		RequireLeaderElection:  false,
 		FieldOwner:             "checkpoint-quota-cert-rotation",
 		ExtKeyUsages:           &[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		ServerCertDuration:     o.ServerCertDuration,
 		LookaheadInterval:      o.LookaheadInterval,
 		RotationCheckFrequency: o.CheckFrequency,
-	})
-	if err != nil {
+	}
+	// AddRotator only registers: it fills cr's defaults, which bootstrap issues with.
+	if err := rotator.AddRotator(mgr, cr); err != nil {
 		return fmt.Errorf("adding the certificate rotator: %w", err)
+	}
+	b := &bootstrap{reader: mgr.GetAPIReader(), writer: mgr.GetClient(), cr: cr, log: logf.Log.WithName("cert-rotation")}
+	if err := b.run(context.Background()); err != nil {
+		return fmt.Errorf("certificate rotation: %w", err)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -214,6 +215,19 @@ spec:
     perContainer:
       checkpoints: 10
 `, name, ns, maxSize)
+}
+
+// quotaWebhook is the index of the CheckpointQuota validating webhook in v: the one a
+// malformed quota reaches.
+func quotaWebhook(v *admissionregv1.ValidatingWebhookConfiguration) int {
+	GinkgoHelper()
+	for i, wh := range v.Webhooks {
+		if strings.HasPrefix(wh.Name, "vcheckpointquota.") {
+			return i
+		}
+	}
+	Fail("no CheckpointQuota validating webhook in " + v.Name)
+	return -1
 }
 
 // expectWebhookAnswers applies a malformed quota with kubectl and expects the webhook's own

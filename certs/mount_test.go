@@ -42,13 +42,13 @@ var _ = Describe("certificates mounted from cert-manager's Secret", func() {
 
 		By("serving the mounted certificate to the kube-apiserver")
 		Eventually(func() ([]byte, error) { return servedPEM(port, ca.CertPEM) }, time.Minute, 200*time.Millisecond).Should(Equal(first["tls.crt"]))
-		Eventually(func(g Gomega) { expectWebhookAnswers(g, ns, v.Webhooks[0].Name, "first") }, time.Minute, time.Second).Should(Succeed())
+		Eventually(func(g Gomega) { expectWebhookAnswers(g, ns, v.Webhooks[quotaWebhook(v)].Name, "first") }, time.Minute, time.Second).Should(Succeed())
 
 		By("serving the renewed certificate once the kubelet swaps the Secret's files")
 		renewed := issue()
 		projectSecret(certDir, renewed, 2)
 		Eventually(func() ([]byte, error) { return servedPEM(port, ca.CertPEM) }, time.Minute, 500*time.Millisecond).Should(Equal(renewed["tls.crt"]))
-		expectWebhookAnswers(Default, ns, v.Webhooks[0].Name, "second")
+		expectWebhookAnswers(Default, ns, v.Webhooks[quotaWebhook(v)].Name, "second")
 	})
 })
 

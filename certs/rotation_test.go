@@ -56,11 +56,11 @@ var _ = Describe("built-in certificate rotation", func() {
 		Expect(served.DNSNames).To(ContainElements("webhook-service."+ns+".svc", "localhost"))
 
 		By("letting the kube-apiserver call the webhook over TLS")
-		Eventually(func(g Gomega) { expectWebhookAnswers(g, ns, v.Webhooks[0].Name, "first") }, time.Minute, time.Second).Should(Succeed())
+		Eventually(func(g Gomega) { expectWebhookAnswers(g, ns, v.Webhooks[quotaWebhook(v)].Name, "first") }, time.Minute, time.Second).Should(Succeed())
 
 		By("restoring caBundle when someone overwrites it")
 		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(v), v)).To(Succeed())
-		v.Webhooks[0].ClientConfig.CABundle = []byte("not a CA")
+		v.Webhooks[quotaWebhook(v)].ClientConfig.CABundle = []byte("not a CA")
 		Expect(env.Client.Update(ctx, v)).To(Succeed())
 		Eventually(func(g Gomega) [][]byte { return caBundles(g, ctx, v, m) }, time.Minute, 200*time.Millisecond).Should(HaveEach(Equal(ca)))
 
@@ -79,7 +79,7 @@ var _ = Describe("built-in certificate rotation", func() {
 
 		By("serving the new certificate from the same process, and admission keeps working")
 		Eventually(func() error { _, err := servedCertificate(port, newCA); return err }, time.Minute, time.Second).Should(Succeed())
-		Eventually(func(g Gomega) { expectWebhookAnswers(g, ns, v.Webhooks[0].Name, "second") }, time.Minute, time.Second).Should(Succeed())
+		Eventually(func(g Gomega) { expectWebhookAnswers(g, ns, v.Webhooks[quotaWebhook(v)].Name, "second") }, time.Minute, time.Second).Should(Succeed())
 		Expect(started(nil)).To(Succeed())
 	})
 })

@@ -147,11 +147,13 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 			p = &nsPart{live: make([]liveCheckpoint, 0, n), podStates: make([]podState, 0, n), archives: make([]quota.Archive, 0, n)}
 			s.fresh[key] = p
 		}
-		// Terminating archives are on their way out: the agent removes the file. A
-		// Checkpoint without spec.archive, which an agent before v0.3 published, is left out
-		// until its agent adopts it: without its time it would be taken for the newest and
-		// spare an older archive.
-		if !c.DeletionTimestamp.IsZero() || r.Engine.isGone(c.UID) || c.Spec.Archive == nil {
+		// A Checkpoint being deleted that a finalizer holds counts, never pruned again, until
+		// the agent says its file is gone (ArchiveRemoved): usage counts files, not live
+		// objects. One this manager deleted is hidden until the cache shows its deletion.
+		// A Checkpoint without spec.archive, which an agent before v0.3 published, is left
+		// out until its agent adopts it: without its time it would be taken for the newest
+		// and spare an older archive.
+		if c.IsArchiveRemoved() || (c.DeletionTimestamp.IsZero() && r.Engine.isGone(c.UID)) || c.Spec.Archive == nil {
 			continue
 		}
 		// An orphan's namespace was deleted: one of that name now is another namespace.

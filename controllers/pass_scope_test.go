@@ -74,7 +74,8 @@ func TestLoadOnlyReads(t *testing.T) {
 			got[c.Name] = p.podStates[i]
 		}
 	}
-	want := map[string]podState{"with-pod": podPresent, "replaced-pod": podGone, "orphan": podGone, "no-pod-uid": podUnknown}
+	// A terminating Checkpoint counts until its file is gone (ArchiveRemoved).
+	want := map[string]podState{"with-pod": podPresent, "replaced-pod": podGone, "orphan": podGone, "no-pod-uid": podUnknown, "terminating": podGone}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("live archives and their pods (-want +got):\n%s", diff)
 	}
@@ -108,7 +109,7 @@ func TestRemember(t *testing.T) {
 			since[c.Name] = p.archives[i].OrphanSince
 		}
 	}
-	wantSince := map[string]time.Time{"with-pod": {}, "replaced-pod": now, "orphan": earlier, "no-pod-uid": {}}
+	wantSince := map[string]time.Time{"with-pod": {}, "replaced-pod": now, "orphan": earlier, "no-pod-uid": {}, "terminating": earlier}
 	if diff := cmp.Diff(wantSince, since); diff != "" {
 		t.Errorf("orphan since (-want +got):\n%s", diff)
 	}

@@ -52,7 +52,10 @@ func BenchmarkPeer(b *testing.B) {
 	if os.Getenv("CHECKPOINT_QUOTA_BENCH_PEER") == "" {
 		b.Skip("run by make bench-peer (PEER_OPERATOR=/path/to/checkpoint-restore-operator to compare)")
 	}
-	subjects := []peerSubject{ours{bin: buildOurs(b)}}
+	subjects := []peerSubject{ours{label: "checkpoint-quota", bin: buildOurs(b, testenv.RepoRoot())}}
+	if base := os.Getenv("CHECKPOINT_QUOTA_BENCH_PEER_BASE"); base != "" {
+		subjects = append(subjects, ours{label: "checkpoint-quota@" + base, bin: buildOurs(b, checkout(b, base))})
+	}
 	if peer := os.Getenv("PEER_OPERATOR"); peer != "" {
 		subjects = append(subjects, criuOperator{bin: peer})
 	} else {
@@ -70,13 +73,14 @@ func BenchmarkPeer(b *testing.B) {
 	}
 }
 
-func buildOurs(b *testing.B) string {
+// buildOurs builds the manager and the agent of the tree at dir.
+func buildOurs(b *testing.B, dir string) string {
 	bin := b.TempDir()
 	for _, cmd := range []string{"manager", "node-agent"} {
 		build := exec.Command("go", "build", "-o", filepath.Join(bin, cmd), "./cmd/"+cmd)
-		build.Dir = testenv.RepoRoot()
+		build.Dir = dir
 		if out, err := build.CombinedOutput(); err != nil {
-			b.Fatalf("go build ./cmd/%s: %v\n%s", cmd, err, out)
+			b.Fatalf("go build ./cmd/%s in %s: %v\n%s", cmd, dir, err, out)
 		}
 	}
 	return bin
@@ -102,13 +106,16 @@ func peerBed(b *testing.B, s peerSubject) (*benchBed, func(pids []int) float64) 
 }
 
 // peerArchives writes peerPerContainer archives per container, the oldest first, and
-// returns the names of the peerKeep newest of each container, oldest first.
+// returns the names of the peerKeep newest of each container, oldest first. Each is
+// modified when it was taken, a minute apart: CRIU's operator orders by modification time,
+// ours by the checkpoint time inside, and both then agree on which are the newest.
 func peerArchives(dir string) map[int][]string {
 	newest := map[int][]string{}
 	now := time.Now()
 	for c := range peerContainers {
 		for i := range peerPerContainer {
-			a := peerArchive(c, now.Add(-time.Duration(peerPerContainer+1-i)*time.Minute))
+			at := now.Add(-time.Duration(peerPerContainer+1-i) * time.Minute)
+			a := peerArchive(c, at).ModifiedAt(at)
 			a.MustWrite(dir)
 			if i >= peerPerContainer-peerKeep {
 				newest[c] = append(newest[c], a.FileName())
@@ -177,12 +184,12 @@ func peerStream(b *testing.B, dir string, kept map[int][]string, rate int, d tim
 	var lags []time.Duration
 	backlog, limit := 0, len(kept)*peerKeep
 	poll := func() {
-		f, err := os.Open(dir)
+		d, err := os.Open(dir)
 		if err != nil {
 			b.Fatal(err)
 		}
-		names, _ := f.Readdirnames(-1)
-		_ = f.Close()
+		names, _ := d.Readdirnames(-1)
+		_ = d.Close()
 		backlog = max(backlog, len(names)-limit)
 		present := map[string]bool{}
 		for _, n := range names {
@@ -254,23 +261,32 @@ func printPeerFigures(b *testing.B, subjects []peerSubject, figures map[string]m
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	// With CRIU's operator, the last subject, each of ours gets its ratio to it.
+	peer := subjects[len(subjects)-1]
+	if _, ok := peer.(criuOperator); !ok {
+		peer = nil
+	}
 	var out strings.Builder
 	fmt.Fprintf(&out, "\n%-44s", "")
 	for _, s := range subjects {
-		fmt.Fprintf(&out, " %26s", s.name())
+		fmt.Fprintf(&out, " %28s", s.name())
 	}
-	if len(subjects) > 1 {
-		fmt.Fprintf(&out, " %8s", "ratio")
+	for _, s := range subjects[:len(subjects)-1] {
+		if peer != nil {
+			fmt.Fprintf(&out, " %28s", "ratio "+s.name())
+		}
 	}
 	out.WriteString("\n")
 	for _, k := range keys {
 		fmt.Fprintf(&out, "%-44s", k)
 		for _, s := range subjects {
-			fmt.Fprintf(&out, " %26.3f", figures[s.name()][k])
+			fmt.Fprintf(&out, " %28.3f", figures[s.name()][k])
 			b.ReportMetric(figures[s.name()][k], strings.NewReplacer(" ", "-", ":", "", "/", "-per-").Replace(s.name()+"/"+k))
 		}
-		if len(subjects) > 1 {
-			fmt.Fprintf(&out, " %8.2f", figures[subjects[0].name()][k]/figures[subjects[1].name()][k])
+		for _, s := range subjects[:len(subjects)-1] {
+			if peer != nil {
+				fmt.Fprintf(&out, " %28.2f", figures[s.name()][k]/figures[peer.name()][k])
+			}
 		}
 		out.WriteString("\n")
 	}
@@ -279,9 +295,9 @@ func printPeerFigures(b *testing.B, subjects []peerSubject, figures map[string]m
 
 // ours is checkpoint-quota: the manager and one node agent, as binaries, with their
 // default settings.
-type ours struct{ bin string }
+type ours struct{ label, bin string }
 
-func (ours) name() string { return "checkpoint-quota" }
+func (o ours) name() string { return o.label }
 
 func (ours) install(*testing.B, *benchBed) {}
 

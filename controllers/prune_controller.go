@@ -251,12 +251,10 @@ func (t touching) Generic(ctx context.Context, e event.GenericEvent, q workqueue
 	t.batch.Generic(ctx, e, q)
 }
 
-// usageChanged passes the Checkpoint changes that can change usage: a new spec, a new
-// status, a deletion that begins. A Checkpoint that was already terminating left usage
-// when its deletion began, so what happens to it next (the agent removing its finalizer,
-// then the object going) is no news, and pruning thousands of archives costs a few
-// passes rather than one per event. Labels and annotations are not compared: the cache
-// strips them (slimCheckpoint), and no decision reads them.
+// usageChanged passes the Checkpoint changes that can change usage. A Checkpoint that is
+// terminating (a finalizer holds it) counts until the agent says its file is gone
+// (ArchiveRemoved), so only that change, or its going before it, is news. Labels and annotations are
+// not compared: the cache strips them (slimCheckpoint), and no decision reads them.
 var usageChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		o, ok1 := e.ObjectOld.(*cqv1.Checkpoint)
@@ -265,12 +263,14 @@ var usageChanged = predicate.Funcs{
 			return true
 		}
 		if !o.DeletionTimestamp.IsZero() {
-			return false
+			// It counts until the agent says its file is gone.
+			return o.IsArchiveRemoved() != n.IsArchiveRemoved()
 		}
 		return !n.DeletionTimestamp.IsZero() || o.Generation != n.Generation || !equality.Semantic.DeepEqual(o.Status, n.Status)
 	},
 	DeleteFunc: func(e event.DeleteEvent) bool {
-		return e.Object.GetDeletionTimestamp().IsZero()
+		c, ok := e.Object.(*cqv1.Checkpoint)
+		return !ok || e.Object.GetDeletionTimestamp().IsZero() || !c.IsArchiveRemoved()
 	},
 }
 

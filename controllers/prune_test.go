@@ -69,7 +69,7 @@ var _ = Describe("Pruning", func() {
 		Eventually(quotaStatus(ns, "q")).Should(HaveField("Used", HaveKeyWithValue("total.checkpoints", resource.MustParse("4"))))
 	})
 
-	It("lets the specific quota win over the cluster default for its containers", func() {
+	It("caps a namespace quota above the cluster default at the default, and reports the ceiling", func() {
 		sel := map[string]string{"mix": ns}
 		nsObj := &corev1.Namespace{}
 		Expect(k8s.Get(context.Background(), client.ObjectKey{Name: ns}, nsObj)).To(Succeed())
@@ -77,24 +77,31 @@ var _ = Describe("Pruning", func() {
 		Expect(k8s.Update(context.Background(), nsObj)).To(Succeed())
 		redis := series(ns, "cache-0", "redis", 5, mi, now, "")
 		exporter := series(ns, "cache-0", "exporter", 5, mi, now, "")
-		// The specific quota first: quotas are level-triggered, and a cluster quota seen
-		// alone would prune down to its own limit at once.
-		create(builder.Quota("redis", ns).ContainerNames("redis").PerContainer(3, "").Obj())
-		Eventually(quotaStatus(ns, "redis")).Should(HaveField("Summary.Checkpoints", "5/3"))
-		cq := builder.ClusterQuota("default-"+ns).NamespaceSelector(sel).PerContainer(1, "").Obj()
+		// The namespace's own quota first, asking for more than the cluster allows.
+		create(builder.Quota("redis", ns).ContainerNames("redis").PerContainer(4, "").Obj())
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(redis[1:], exporter)))
+		cq := builder.ClusterQuota("default-"+ns).NamespaceSelector(sel).PerContainer(2, "").Obj()
 		create(cq)
 		DeferCleanup(func() { Expect(k8s.Delete(context.Background(), cq)).To(Succeed()) })
-		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(redis[2:], exporter[4:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(redis[3:], exporter[3:])))
 
-		By("reporting the cluster limit as partly overridden")
+		By("reporting the namespace quota's limit as capped, and the cluster's as in force")
+		Eventually(quotaStatus(ns, "redis")).Should(SatisfyAll(
+			HaveField("Hard", HaveKeyWithValue("perContainer.checkpoints", resource.MustParse("2"))),
+			HaveField("EffectivePolicy", ContainElement(SatisfyAll(
+				HaveField("Limit", "perContainer.checkpoints"),
+				HaveField("State", cqv1.LimitCapped),
+				HaveField("CappedBy", "ClusterCheckpointQuota default-"+ns),
+				HaveField("CappedAt", "2"),
+			))),
+		))
 		Eventually(func(g Gomega) []cqv1.EffectiveLimit {
 			q := &cqv1.ClusterCheckpointQuota{}
 			g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(cq), q)).To(Succeed())
 			return q.Status.EffectivePolicy
 		}).Should(ContainElement(SatisfyAll(
 			HaveField("Limit", "perContainer.checkpoints"),
-			HaveField("State", cqv1.LimitPartlyOverridden),
-			HaveField("OverriddenBy", ConsistOf("CheckpointQuota "+ns+"/redis")),
+			HaveField("State", cqv1.LimitInForce),
 		)))
 	})
 

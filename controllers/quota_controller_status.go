@@ -50,7 +50,12 @@ func setUsage(st *cqv1.QuotaStatus, v *QuotaView) {
 	for _, e := range v.Effective {
 		// maxAge and orphans have no amount; they show in effectivePolicy only.
 		if l := e.Limit; e.State != cqv1.LimitOverridden && l.Resource != "" {
-			st.Hard[l.Name], st.Used[l.Name] = l.Quantity(l.Value), l.Quantity(used[l.Name])
+			// hard is the limit that binds: a cluster quota's ceiling where it caps this one.
+			hard := l.Value
+			if e.Cap != nil {
+				hard = min(hard, e.Cap.Limit.Value)
+			}
+			st.Hard[l.Name], st.Used[l.Name] = l.Quantity(hard), l.Quantity(used[l.Name])
 		}
 	}
 	st.Summary = summary(st, r)

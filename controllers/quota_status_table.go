@@ -75,11 +75,17 @@ func usageTable(st *cqv1.QuotaStatus, scopes map[string]string) []string {
 
 // policyInWords says whether a limit is in force, naming what overrides it.
 func policyInWords(e cqv1.EffectiveLimit) string {
+	capped := ""
+	if e.CappedBy != "" {
+		capped = "; capped by " + e.CappedBy + " at " + e.CappedAt
+	}
 	switch e.State {
+	case cqv1.LimitCapped:
+		return "capped by " + e.CappedBy + " at " + e.CappedAt
 	case cqv1.LimitOverridden:
 		return "overridden by " + strings.Join(e.OverriddenBy, ", ")
 	case cqv1.LimitPartlyOverridden:
-		return "in force; where both apply, " + strings.Join(e.OverriddenBy, ", ") + " wins"
+		return "in force; where both apply, " + strings.Join(e.OverriddenBy, ", ") + " wins" + capped
 	default:
 		return "in force"
 	}

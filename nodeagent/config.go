@@ -65,6 +65,12 @@ type Config struct {
 	Clock clock.WithTicker
 }
 
+// Validate says what is wrong with the configuration, before anything contacts the cluster.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 // withDefaults fills what the caller left empty and checks the rest.
 func (c Config) withDefaults() (Config, error) {
 	var errs []error

@@ -71,12 +71,35 @@ func deleteRefusedByPolicy(c cqv1.Checkpoint) string {
 // foreignFinalizer is another tool's finalizer, which an administrator may put on any object.
 const foreignFinalizer = "backup.example.com/hold"
 
-// holdAndDelete puts the foreign finalizer on c, as an administrator's tool would, and deletes it.
+// finalizerPolicy is the binding of the admission policy that refuses new finalizers on
+// Checkpoints (config/admission-policy/checkpoint-writes.yaml).
+const finalizerPolicy = "checkpointquota-checkpoint-finalizers"
+
+// holdAndDelete puts the foreign finalizer on c, as an administrator's tool did before the
+// admission policy that refuses it was installed (the spec unbinds it meanwhile), and deletes it.
 func holdAndDelete(c cqv1.Checkpoint) {
 	GinkgoHelper()
-	patch := client.MergeFrom(c.DeepCopy())
-	c.Finalizers = append(c.Finalizers, foreignFinalizer)
-	Expect(env.Client.Patch(ctx, &c, patch)).To(Succeed())
+	_, _, err := env.Kubectl("", "get", "validatingadmissionpolicybinding", finalizerPolicy)
+	bound := err == nil
+	if bound {
+		out, stderr, err := env.Kubectl("", "delete", "validatingadmissionpolicybinding", finalizerPolicy)
+		Expect(err).NotTo(HaveOccurred(), out+stderr)
+	}
+	Eventually(func() error {
+		var fresh cqv1.Checkpoint
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(&c), &fresh); err != nil {
+			return err
+		}
+		patch := client.MergeFrom(fresh.DeepCopy())
+		fresh.Finalizers = append(fresh.Finalizers, foreignFinalizer)
+		return env.Client.Patch(ctx, &fresh, patch)
+	}).Should(Succeed(), "the finalizer policy's binding is gone")
+	if bound {
+		binding := "apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingAdmissionPolicyBinding\n" +
+			"metadata: {name: " + finalizerPolicy + "}\nspec: {policyName: " + finalizerPolicy + ", validationActions: [Deny]}\n"
+		out, stderr, err := env.Kubectl(binding, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), out+stderr)
+	}
 	Expect(env.Client.Delete(ctx, &c)).To(Succeed())
 }
 
@@ -212,7 +235,13 @@ var _ = Describe("Deleting Checkpoints", func() {
 		// An administrator's tool holds the object; the delete is admitted all the same.
 		holdAndDelete(obj)
 		Eventually(func() bool { return exists(path) }).Should(BeFalse())
-		// The object lingers, Terminating, and nothing stands for the archive in its place.
+		// The object lingers, Terminating, and says that its archive is gone, so that the
+		// manager no longer counts it; nothing stands for the archive in its place.
+		Eventually(func(g Gomega) bool {
+			var held cqv1.Checkpoint
+			g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&obj), &held)).To(Succeed())
+			return held.IsArchiveRemoved()
+		}).Should(BeTrue(), "ArchiveRemoved")
 		Consistently(func(g Gomega) {
 			var held cqv1.Checkpoint
 			g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&obj), &held)).To(Succeed())

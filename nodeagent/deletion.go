@@ -306,3 +306,22 @@ func (r *Reconciler) destination(ctx context.Context, ns, orphanOf string) (dest
 	}
 	return destination{namespace: orphans, namespaceUID: p.UID, orphanOf: ns}, nil
 }
+
+// markRemoved says, on each Checkpoint being deleted that another finalizer still holds,
+// that its archive is gone from the node (ArchiveRemoved): until then the manager counts it,
+// since usage counts files, not live objects.
+func (r *Reconciler) markRemoved(ctx context.Context, objs []*cqv1.Checkpoint) error {
+	for _, obj := range objs {
+		if obj.IsArchiveRemoved() {
+			continue
+		}
+		patch := client.MergeFrom(obj.DeepCopy())
+		meta.SetStatusCondition(&obj.Status.Conditions, metav1.Condition{Type: cqv1.CheckpointConditionArchiveRemoved,
+			Status: metav1.ConditionTrue, Reason: "FileRemoved", ObservedGeneration: obj.Generation,
+			Message: "the archive is gone from node " + r.Config.NodeName + "; a finalizer still holds this Checkpoint, which no longer counts"})
+		if err := r.Client.Status().Patch(ctx, obj, patch); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("marking the archive of Checkpoint %s/%s removed: %w", obj.Namespace, obj.Name, err)
+		}
+	}
+	return nil
+}

@@ -43,7 +43,7 @@ func identityOf(c cqv1.Checkpoint) identity {
 func identityWant(a *testarchive.Archive, node, runtime string) identity {
 	return identity{
 		Namespace: a.Namespace, Pod: a.Pod, UID: a.PodUID, Container: a.Container, Node: node, FileName: a.FileName(),
-		Size: quota.Bytes(a.Size), SizeBytes: a.Size, Runtime: runtime, Image: a.Image, Time: a.Time,
+		Size: quota.Bytes(a.Size), SizeBytes: a.Size, Runtime: runtime, Image: a.ReportedImage(), Time: a.Time,
 	}
 }
 

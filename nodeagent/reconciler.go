@@ -57,6 +57,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		r.state.forget(k)
 		r.cache.Forget(k.Path())
 		r.deletions.forget(k.Path())
+		if err := r.markRemoved(ctx, deleting); err != nil {
+			return reconcile.Result{}, err
+		}
 		return reconcile.Result{}, r.release(ctx, k, live...)
 	}
 	if err != nil {

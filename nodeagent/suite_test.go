@@ -55,6 +55,11 @@ var (
 	policyPath = filepath.Join(testenv.RepoRoot(), "config", "admission-policy")
 	// agentRBACPath holds the agent's ServiceAccount, ClusterRole and binding.
 	agentRBACPath = filepath.Join(testenv.RepoRoot(), "config", "rbac", "agent")
+	// userRolePaths are the roles config/rbac aggregates into the built-in view, edit and admin.
+	userRolePaths = []string{
+		filepath.Join(testenv.RepoRoot(), "config", "rbac", "checkpointquota_viewer_role.yaml"),
+		filepath.Join(testenv.RepoRoot(), "config", "rbac", "checkpointquota_editor_role.yaml"),
+	}
 )
 
 func TestNodeAgent(t *testing.T) {
@@ -79,6 +84,12 @@ var _ = BeforeSuite(func() {
 	Expect(env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "system"}})).To(Succeed())
 	out, stderr, err = env.Kubectl("", "apply", "-f", agentRBACPath)
 	Expect(err).NotTo(HaveOccurred(), "kubectl apply -f %s: %s%s", agentRBACPath, out, stderr)
+	// Namespace users hold the built-in roles, which get the project's rules by aggregation.
+	for _, path := range userRolePaths {
+		out, stderr, err = env.Kubectl("", "apply", "-f", path)
+		Expect(err).NotTo(HaveOccurred(), "kubectl apply -f %s: %s%s", path, out, stderr)
+	}
+	Expect(testenv.WaitForAggregation(ctx, env.Client)).To(Succeed())
 })
 
 var _ = AfterSuite(func() {

@@ -117,12 +117,12 @@ var _ = Describe("warnings on kubectl apply", func() {
 
 		_, stderr, err = apply(quotaYAML("shop", ns, "limits:\n  total: {checkpoints: 50}"))
 		Expect(err).NotTo(HaveOccurred(), stderr)
-		Expect(stderr).To(ContainSubstring("Warning: spec.limits.total.checkpoints: overrides ClusterCheckpointQuota default where both apply"))
 		Expect(stderr).To(ContainSubstring("Warning: spec: in force: total.checkpoints=50"))
+		Expect(stderr).NotTo(ContainSubstring("total.checkpoints: overrides ClusterCheckpointQuota"))
 
 		_, stderr, err = apply(quotaYAML("cache", ns, "target: {podNames: [cache-0]}\nlimits:\n  perPod: {checkpoints: 5}"))
 		Expect(err).NotTo(HaveOccurred(), stderr)
-		Expect(stderr).To(ContainSubstring("Warning: spec.limits.perPod.checkpoints: overrides ClusterCheckpointQuota default where both apply"))
+		Expect(stderr).To(ContainSubstring("Warning: spec: in force: perPod.checkpoints=5"))
 
 		// Re-applying the cluster quota compares it with cluster quotas only: the namespaced
 		// quotas only tighten it in their namespaces, and reading every namespace's quotas
@@ -131,6 +131,16 @@ var _ = Describe("warnings on kubectl apply", func() {
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(stderr).To(ContainSubstring("Warning: spec: in force: perNamespace.checkpoints=90, perPod.checkpoints=20"))
 		Expect(stderr).NotTo(ContainSubstring("CheckpointQuota " + ns))
+
+		// Lowering the cluster quota below the namespace's: the cluster quota's limits stay in
+		// force, and the namespace's quota is capped by them.
+		_, stderr, err = apply(clusterQuotaYAML("default", selector+"limits:\n  perNamespace: {checkpoints: 30}\n  perPod: {checkpoints: 4}"))
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(stderr).To(ContainSubstring("Warning: spec: in force: perNamespace.checkpoints=30, perPod.checkpoints=4"))
+		_, stderr, err = apply(quotaYAML("shop", ns, "limits:\n  total: {checkpoints: 50}\n  perPod: {checkpoints: 6}"))
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(stderr).To(ContainSubstring("Warning: spec.limits.total.checkpoints: capped by ClusterCheckpointQuota default at 30, the cluster's ceiling"))
+		Expect(stderr).To(ContainSubstring("Warning: spec.limits.perPod.checkpoints: capped by ClusterCheckpointQuota default at 4, the cluster's ceiling"))
 	})
 })
 

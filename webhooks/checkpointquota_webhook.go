@@ -69,7 +69,7 @@ func (w *CheckpointQuotaWebhook) validate(ctx context.Context, old, q *cqv1.Chec
 	if err != nil {
 		return nil, unavailable("listing CheckpointQuotas", err)
 	}
-	clusterQuotas, err := w.Quotas.ClusterQuotas(ctx)
+	clusterQuotas, err := w.Quotas.CachedClusterQuotas(ctx)
 	if err != nil {
 		return nil, unavailable("listing ClusterCheckpointQuotas", err)
 	}

@@ -54,6 +54,18 @@ func (r *QuotaReader) ClusterQuotas(ctx context.Context) ([]cqv1.ClusterCheckpoi
 	})
 }
 
+// CachedClusterQuotas are the ClusterCheckpointQuotas as the cache holds them, without
+// asking the apiserver: for a namespaced quota's admission, where cluster quotas only shape
+// warnings (conflicts are between quotas of one kind), and a cluster quota a moment old
+// cannot make them wrong for long. It saves the admission a round trip.
+func (r *QuotaReader) CachedClusterQuotas(ctx context.Context) ([]cqv1.ClusterCheckpointQuota, error) {
+	var l cqv1.ClusterCheckpointQuotaList
+	if err := r.Cache.List(ctx, &l, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("reading ClusterCheckpointQuotas from the cache: %w", err)
+	}
+	return l.Items, nil
+}
+
 // NamespaceLabels are the labels of a namespace as the cache holds its metadata; known is
 // false for a namespace the cache does not hold (yet): the caller then assumes that every
 // namespace selector selects it, as policy.Describe does for an unknown namespace.

@@ -99,7 +99,7 @@ func TestAdmissionReadsItsScopeOnly(t *testing.T) {
 				return err
 			},
 			wantCache: []string{"CheckpointQuotaList shop", "ClusterCheckpointQuotaList ", "Namespace /shop"},
-			wantLive:  []string{"CheckpointQuotaList shop", "ClusterCheckpointQuotaList "},
+			wantLive:  []string{"CheckpointQuotaList shop"},
 		},
 	} {
 		t.Run(name, func(t *testing.T) {

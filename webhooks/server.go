@@ -25,6 +25,7 @@ const (
 	ValidateQuotaPath        = "/validate-checkpointquota-dev-v1alpha1-checkpointquota"
 	MutateClusterQuotaPath   = "/mutate-checkpointquota-dev-v1alpha1-clustercheckpointquota"
 	ValidateClusterQuotaPath = "/validate-checkpointquota-dev-v1alpha1-clustercheckpointquota"
+	ValidateCheckpointPath   = "/validate-checkpointquota-dev-v1alpha1-checkpoint"
 )
 
 // +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpointquotas;clustercheckpointquotas,verbs=get;list;watch
@@ -81,6 +82,7 @@ func Register(srv webhook.Server, scheme *runtime.Scheme, quotas *QuotaReader) e
 	srv.Register(MutateClusterQuotaPath, lenient(scheme, func() runtime.Object { return &cqv1.ClusterCheckpointQuota{} },
 		admission.WithDefaulter[*cqv1.ClusterCheckpointQuota](scheme, c)))
 	srv.Register(ValidateClusterQuotaPath, admission.WithValidator[*cqv1.ClusterCheckpointQuota](scheme, c))
+	srv.Register(ValidateCheckpointPath, admission.WithValidator[*cqv1.Checkpoint](scheme, &CheckpointWebhook{Reader: quotas.Cache}))
 	return nil
 }
 

@@ -25,6 +25,7 @@ const (
 	WarnPartlyOverridden = "overridden by %s where it also applies"
 	WarnOverrides        = "overrides %s where both apply"
 	WarnInForce          = "in force: %s"
+	WarnCapped           = "capped by %s at %s, the cluster's ceiling"
 )
 
 // warn formats "path: message", cut to maxWarning characters.
@@ -104,8 +105,12 @@ func EffectiveWarnings(reports []policy.LimitReport) []string {
 			out = append(out, warn(r.Limit.Path.String(), WarnOverridden, refs(r.OverriddenBy)))
 		case cqv1.LimitPartlyOverridden:
 			out = append(out, warn(r.Limit.Path.String(), WarnPartlyOverridden, refs(r.OverriddenBy)))
+		case cqv1.LimitCapped:
 		default:
 			inForce = append(inForce, r.Limit.Name+"="+r.Limit.Written)
+		}
+		if r.Cap != nil {
+			out = append(out, warn(r.Limit.Path.String(), WarnCapped, r.Cap.By.String(), r.Cap.Limit.Written))
 		}
 		if len(r.Overrides) > 0 {
 			out = append(out, warn(r.Limit.Path.String(), WarnOverrides, refs(r.Overrides)))

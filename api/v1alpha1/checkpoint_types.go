@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -117,7 +118,8 @@ type CheckpointStatus struct {
 	// +optional
 	KeepMarker bool `json:"keepMarker,omitempty"`
 
-	// Conditions: Unreadable, present only while the archive could not be read.
+	// Conditions: Unreadable, present only while the archive could not be read;
+	// ArchiveRemoved, on a Checkpoint held by a finalizer after its archive was removed.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -129,6 +131,10 @@ const (
 	// CheckpointConditionUnreadable is true when the archive could not be read; it is
 	// never deleted automatically.
 	CheckpointConditionUnreadable = "Unreadable"
+	// CheckpointConditionArchiveRemoved is true when the node agent has removed the archive
+	// of a Checkpoint that is being deleted but that a finalizer still holds: until then
+	// the archive is on the node, and counts against every limit.
+	CheckpointConditionArchiveRemoved = "ArchiveRemoved"
 )
 
 // Checkpoint stands for one container checkpoint archive on one node. The node agent
@@ -167,6 +173,12 @@ func (c *Checkpoint) PodNamespace() string {
 		return c.Spec.Archive.OrphanOf
 	}
 	return c.Namespace
+}
+
+// IsArchiveRemoved reports whether the agent removed the archive of this Checkpoint, which is
+// being deleted: it no longer counts.
+func (c *Checkpoint) IsArchiveRemoved() bool {
+	return meta.IsStatusConditionTrue(c.Status.Conditions, CheckpointConditionArchiveRemoved)
 }
 
 // IsUnreadable reports whether the agent could not read the archive.

@@ -246,12 +246,15 @@ type ContainerUsage struct {
 }
 
 // LimitState says whether a limit of a quota is in force.
-// +kubebuilder:validation:Enum=InForce;PartlyOverridden;Overridden
+// +kubebuilder:validation:Enum=InForce;Capped;PartlyOverridden;Overridden
 type LimitState string
 
 const (
 	// LimitInForce applies to every archive the quota targets.
 	LimitInForce LimitState = "InForce"
+	// LimitCapped is in force, but a ClusterCheckpointQuota sets a smaller limit for some
+	// or all of its archives, and that ceiling binds (cappedBy, cappedAt).
+	LimitCapped LimitState = "Capped"
 	// LimitPartlyOverridden applies to some archives; a more specific quota governs the rest.
 	LimitPartlyOverridden LimitState = "PartlyOverridden"
 	// LimitOverridden applies to no archive: a more specific quota governs them all.
@@ -271,6 +274,15 @@ type EffectiveLimit struct {
 	// +optional
 	// +listType=atomic
 	OverriddenBy []string `json:"overriddenBy,omitempty"`
+	// CappedBy names the ClusterCheckpointQuota whose smaller limit binds instead, for some
+	// or all archives: a CheckpointQuota can only tighten what the cluster quotas allow.
+	// +optional
+	// +kubebuilder:validation:MaxLength=300
+	CappedBy string `json:"cappedBy,omitempty"`
+	// CappedAt is the value of that ceiling, as its quota sets it.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	CappedAt string `json:"cappedAt,omitempty"`
 }
 
 // PrunedStatus counts what a quota has pruned since it was created.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,8 +81,8 @@ func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
 		if where == "" {
 			where = "the quota's archives together"
 		}
-		out.printf("  %-26s %s from %s: %d of %d newest in %s, %s of %s used\n", l.Key, value(l), s.input.Quotas[l.Quota].Name,
-			rank, count, where, amount(used, l.Resource), amount(l.Value, l.Resource))
+		out.printf("  %-26s %s from %s: %d of %d newest in %s, %s of %s used%s\n", l.Key, value(l), s.input.Quotas[l.Quota].Name,
+			rank, count, where, amount(used, l.Resource), amount(l.Value, l.Resource), s.capped(rules, l))
 	}
 	if r := rules.MaxSize; r != nil {
 		out.printf("  %-26s %s from %s: this archive is %s\n", policy.NameMaxCheckpointSize, quota.Bytes(r.Value), s.input.Quotas[r.Quota].Name, quota.Bytes(a.Size))
@@ -95,6 +96,21 @@ func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
 	out.println("Decision:")
 	out.println("  " + decision(a, idx, &res, s))
 	return out.err
+}
+
+// capped says ", capped by ClusterCheckpointQuota X at N" when a cluster quota's limit of
+// the same level and resource, which holds alongside as a ceiling, is below l.
+func (s *snapshot) capped(rules *quota.Rules, l quota.Limit) string {
+	if l.Level == quota.LevelGroup {
+		return ""
+	}
+	for _, c := range rules.Limits {
+		if c.Quota != l.Quota && c.Level == l.Level && c.Resource == l.Resource && c.Value < l.Value &&
+			strings.HasPrefix(s.input.Quotas[c.Quota].Name, policy.KindClusterQuota+" ") {
+			return fmt.Sprintf(", capped by %s at %s", s.input.Quotas[c.Quota].Name, value(c))
+		}
+	}
+	return ""
 }
 
 // decision says whether pruning deletes the archive now, and why.

@@ -80,7 +80,7 @@ func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapsho
 	for i := range cps.Items {
 		cp := &cps.Items[i]
 		a, ok := quota.ArchiveOf(cp)
-		if !ok || !cp.DeletionTimestamp.IsZero() {
+		if !ok || cp.IsArchiveRemoved() {
 			continue
 		}
 		s.checkpoints = append(s.checkpoints, cp)

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -17,12 +18,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/apiserver"
 	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/logging"
 	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/memlimit"
 	"github.com/checkpoint-quota/checkpoint-quota/controllers"
 )
 
 var scheme = runtime.NewScheme()
+
+// gracefulShutdown bounds how long the manager's parts may take to stop.
+const gracefulShutdown = 5 * time.Second
 
 func init() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -38,6 +43,9 @@ type options struct {
 	webhookCertDir    string
 	leaderElect       bool
 	leaderElectionNS  string
+	leaseDuration     time.Duration
+	renewDeadline     time.Duration
+	retryPeriod       time.Duration
 	enableWebhooks    bool
 	enableControllers bool
 	resyncPeriod      time.Duration
@@ -56,6 +64,9 @@ func main() {
 	flag.StringVar(&o.webhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory holding tls.crt and tls.key for the webhook server; reloaded when the files change.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Elect a leader so that only one replica runs the controllers.")
 	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader-election lease (default: the manager's own).")
+	flag.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second, "How long the other replicas wait, after the leader's last renewal, before one takes its place when it stopped without releasing the Lease (killed, node lost).")
+	flag.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second, "How long the leader keeps trying to renew before it stops leading (and exits).")
+	flag.DurationVar(&o.retryPeriod, "leader-election-retry-period", time.Second, "How often the leader renews and the other replicas try to take the Lease; a released Lease is taken within 1 to 2.2 times this.")
 	flag.BoolVar(&o.enableWebhooks, "enable-webhooks", true, "Serve the admission webhooks.")
 	flag.BoolVar(&o.enableControllers, "enable-controllers", true, "Run the quota controllers.")
 	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "Period of the full recompute of every quota.")
@@ -71,8 +82,6 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(logging.New(&zapOpts))
 	log := ctrl.Log.WithName("setup")
-	// Cancelled by SIGTERM or SIGINT: during the setup as while the manager runs.
-	ctx := ctrl.SetupSignalHandler()
 	limit, err := memlimit.Set(o.memoryLimit)
 	if err != nil {
 		log.Error(err, "Could not read --memory-limit")
@@ -80,8 +89,19 @@ func main() {
 	}
 	log.V(1).Info("Set the heap soft limit", "bytes", limit)
 
+	restConfig, err := ctrl.GetConfig()
+	if err != nil {
+		log.Error(err, "Could not find the cluster: set --kubeconfig or run in a pod")
+		os.Exit(1)
+	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := apiserver.Wait(ctx, restConfig, log); err != nil {
+		log.Info("Stopped before the kube-apiserver answered")
+		return
+	}
+
 	noHTTP2 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
@@ -89,6 +109,17 @@ func main() {
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "manager.checkpointquota.dev",
 		LeaderElectionNamespace: o.leaderElectionNS,
+		LeaseDuration:           &o.leaseDuration,
+		RenewDeadline:           &o.renewDeadline,
+		RetryPeriod:             &o.retryPeriod,
+		// A leader that stops cleanly (SIGTERM: a rollout, a drain, an uninstall) gives the
+		// Lease up once its controllers have stopped, so another replica takes it within a
+		// retry period instead of waiting out the lease duration. Safe because the process
+		// exits as soon as the manager returns (the end of main).
+		LeaderElectionReleaseOnCancel: true,
+		// Stopping must end, and the Lease be released, before the kubelet's SIGKILL
+		// (terminationGracePeriodSeconds: 10 in config/ and the chart).
+		GracefulShutdownTimeout: ptr.To(gracefulShutdown),
 		// Nothing the manager decides reads managedFields, the Checkpoints' file names,
 		// images or labels, or the pods' annotations: at 100,000 Checkpoints the cache is
 		// most of the manager's memory.
@@ -139,4 +170,6 @@ func main() {
 		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
 	}
+	// Nothing may run after the manager stopped: it released the leader Lease
+	// (LeaderElectionReleaseOnCancel), and another replica may already lead.
 }

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/apiserver"
 	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/logging"
 	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/memlimit"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
@@ -66,8 +67,16 @@ func main() {
 		os.Exit(1)
 	}
 	restConfig.QPS, restConfig.Burst = float32(qps), burst
-	// Cancelled by SIGTERM or SIGINT: during the setup as while the agent runs.
+	// Wrong flags are reported at once, not after the kube-apiserver answers.
+	if err := cfg.Validate(); err != nil {
+		log.Error(err, "Could not set up the node agent")
+		os.Exit(1)
+	}
 	ctx := ctrl.SetupSignalHandler()
+	if err := apiserver.Wait(ctx, restConfig, log); err != nil {
+		log.Info("Stopped before the kube-apiserver answered")
+		return
+	}
 	mgr, err := nodeagent.NewManager(ctx, restConfig, cfg, nodeagent.ManagerOptions{
 		MetricsBindAddress:     metricsAddr,
 		HealthProbeBindAddress: probeAddr,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -98,7 +99,7 @@ func run(ctx context.Context, root string, opts options) error {
 		return err
 	}
 
-	cl, err := startCluster(local, opts.node)
+	cl, err := startCluster(ctx, local, opts.node)
 	if err != nil {
 		return err
 	}
@@ -122,11 +123,20 @@ func run(ctx context.Context, root string, opts options) error {
 	}
 	defer func() { _ = agentLog.Close() }()
 
+	// The manager and the agent act as their ServiceAccounts, with the roles config/ gives them.
+	managerKubeconfig, err := testenv.KubeconfigAs(cl.kubeconfig, filepath.Join(local, "kubeconfig-manager"), cl.posture.Manager)
+	if err != nil {
+		return err
+	}
+	agentKubeconfig, err := testenv.KubeconfigAs(cl.kubeconfig, filepath.Join(local, "kubeconfig-node-agent"), cl.posture.AgentOn(opts.node))
+	if err != nil {
+		return err
+	}
 	procs := []*localrun.Process{
 		{Name: "manager", Path: manager, Output: mgrLog,
-			Args: localrun.ManagerArgs(cl.kubeconfig, cl.webhookPort, cl.certDir, ports[0], ports[1], cl.webhooks)},
+			Args: localrun.ManagerArgs(managerKubeconfig, cl.webhookPort, cl.certDir, ports[0], ports[1], cl.webhooks)},
 		{Name: "node-agent", Path: agent, Output: agentLog,
-			Args: localrun.AgentArgs(cl.kubeconfig, opts.node, dir, filepath.Join(local, "state"), ports[2], ports[3])},
+			Args: localrun.AgentArgs(agentKubeconfig, opts.node, dir, filepath.Join(local, "state"), ports[2], ports[3])},
 	}
 	for _, p := range procs {
 		if err := p.Start(); err != nil {
@@ -152,11 +162,14 @@ type cluster struct {
 	webhooks    bool
 	webhookPort int
 	certDir     string
-	stop        func()
+	// posture says who the manager and the agent run as.
+	posture *testenv.Posture
+	stop    func()
 }
 
 // startCluster uses the cluster of $KUBECONFIG when it answers, else starts a local one.
-func startCluster(local, node string) (*cluster, error) {
+// Either way it installs the roles and the admission policy of config/, as make deploy does.
+func startCluster(ctx context.Context, local, node string) (*cluster, error) {
 	root := testenv.RepoRoot()
 	if path := os.Getenv("KUBECONFIG"); path != "" {
 		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
@@ -178,14 +191,23 @@ func startCluster(local, node string) (*cluster, error) {
 		// The node is the cluster's own: only the agent's namespace is created.
 		c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme})
 		if err == nil {
-			err = localrun.RegisterNode(context.Background(), c, "")
+			err = localrun.RegisterNode(ctx, c, "")
 		}
+		if err != nil {
+			return nil, err
+		}
+		kubectl, err := kubectlOnPath()
+		if err != nil {
+			return nil, err
+		}
+		fmt.Println("Installing the roles and the admission policy of config/" + testenv.PostureOverlay + " ...")
+		posture, err := testenv.InstallPosture(ctx, c, kubectl)
 		if err != nil {
 			return nil, err
 		}
 		// The cluster cannot reach webhooks served on this machine: admission runs when
 		// the operator is deployed (make deploy).
-		return &cluster{kubeconfig: path, kubectl: "kubectl", certDir: filepath.Join(local, "certs"), stop: func() {}}, nil
+		return &cluster{kubeconfig: path, kubectl: kubectl, certDir: filepath.Join(local, "certs"), posture: posture, stop: func() {}}, nil
 	}
 
 	fmt.Println("No KUBECONFIG: starting a local control plane (etcd, kube-apiserver and kube-controller-manager) ...")
@@ -193,7 +215,15 @@ func startCluster(local, node string) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := localrun.RegisterNode(context.Background(), env.Client, node); err != nil {
+	if err := localrun.RegisterNode(ctx, env.Client, node); err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
+	posture, err := testenv.InstallPosture(ctx, env.Client, env.KubectlPath())
+	if err == nil {
+		err = testenv.WaitForAggregation(ctx, env.Client)
+	}
+	if err != nil {
 		_ = env.Stop()
 		return nil, err
 	}
@@ -209,8 +239,20 @@ func startCluster(local, node string) (*cluster, error) {
 	return &cluster{
 		kubeconfig: kubeconfig, kubectl: env.KubectlPath(), local: true, webhooks: true,
 		webhookPort: env.Webhook.LocalServingPort, certDir: env.Webhook.LocalServingCertDir,
-		stop: func() { _ = env.Stop() },
+		posture: posture, stop: func() { _ = env.Stop() },
 	}, nil
+}
+
+// kubectlOnPath is the kubectl on PATH, else the test bed's (hack/testbin.sh).
+func kubectlOnPath() (string, error) {
+	if path, err := exec.LookPath("kubectl"); err == nil {
+		return path, nil
+	}
+	assets, err := testenv.Assets()
+	if err != nil {
+		return "", fmt.Errorf("no kubectl on PATH to render config/ with, and %w", err)
+	}
+	return filepath.Join(assets, "kubectl"), nil
 }
 
 // waitReady polls each process's /readyz until it answers 200.
@@ -254,8 +296,15 @@ Try, in another terminal:
   %s get checkpointquotas,checkpoints -A
   %s describe checkpointquotas -A
 
+The manager and the node agent act as their ServiceAccounts (%s, %s),
+with the roles and the admission policy of config/. To act as a namespace editor, as tenants do:
+
+  %s create rolebinding alice-edit --clusterrole=edit --user=alice -n default
+  %s --as alice -n default get checkpoints
+
 Ctrl-C stops everything.
-`, cl.kubeconfig, dir, node, filepath.Join(local, "logs"), cl.kubeconfig, cl.kubectl, cl.kubectl)
+`, cl.kubeconfig, dir, node, filepath.Join(local, "logs"), cl.kubeconfig, cl.kubectl, cl.kubectl,
+		cl.posture.Manager.User, cl.posture.AgentOn(node).User, cl.kubectl, cl.kubectl)
 	if !cl.webhooks {
 		fmt.Println("Admission webhooks are off: the cluster cannot reach this machine. `make deploy` installs them in the cluster.")
 	}

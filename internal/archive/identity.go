@@ -32,7 +32,9 @@ type Identity struct {
 	Pod       string
 	PodUID    string
 	Container string
-	// Image is the image the pod asked for, as the runtime recorded it.
+	// Image is the image the container was started from, in the runtime's words for what
+	// the pod asked for: containerd's user-specified image, CRI-O's name of the image
+	// (docs/node-agent.md, "The image").
 	Image string
 	// Runtime is the container runtime that wrote the archive: cri-o or containerd.
 	Runtime string
@@ -52,10 +54,14 @@ func (id Identity) Complete() bool {
 // docs/node-agent.md ("What the runtimes write") says where each comes from.
 const (
 	// Set by CRI-O after it copies the pod's annotations into the container's spec.
-	annotationManager  = "io.container.manager"
-	crioManagerValue   = "cri-o"
-	crioLabels         = "io.kubernetes.cri-o.Labels"
-	crioRequestedImage = "io.kubernetes.cri-o.Image"
+	annotationManager = "io.container.manager"
+	crioManagerValue  = "cri-o"
+	crioLabels        = "io.kubernetes.cri-o.Labels"
+	// The image the kubelet handed CRI-O (ImageSpec.Image): the reference the kubelet
+	// resolved the pod's image to, an image ID.
+	crioImage = "io.kubernetes.cri-o.Image"
+	// The name CRI-O found for that image; empty for an image that has none.
+	crioImageName = "io.kubernetes.cri-o.ImageName"
 	// The kubelet's container labels, which CRI-O also sets as annotations, last.
 	kubePodName       = "io.kubernetes.pod.name"
 	kubePodNamespace  = "io.kubernetes.pod.namespace"
@@ -92,6 +98,10 @@ func identityFrom(spec *metadata.Spec, config *metadata.ContainerConfig) Identit
 	if spec != nil {
 		a = spec.Annotations
 	}
+	var rootfsImage, rootfsImageName string
+	if config != nil {
+		rootfsImage, rootfsImageName = config.RootfsImage, config.RootfsImageName
+	}
 	var id Identity
 	switch id.Runtime = runtimeOf(a); id.Runtime {
 	case RuntimeCRIO:
@@ -106,22 +116,22 @@ func identityFrom(spec *metadata.Spec, config *metadata.ContainerConfig) Identit
 			return a[key]
 		}
 		id.Namespace, id.Pod, id.PodUID, id.Container = pick(kubePodNamespace), pick(kubePodName), pick(kubePodUID), pick(kubeContainerName)
-		// Not io.kubernetes.cri-o.ImageName: that is "some name" of the image, empty
-		// for an image referenced by ID.
-		id.Image = a[crioRequestedImage]
+		// The kubelet hands CRI-O an image ID and the pod's own words only as
+		// UserSpecifiedImage, which CRI-O writes nowhere in the archive. The name CRI-O
+		// found for the image comes closest; CRI-O sets it over any pod annotation of
+		// that key, and writes it into config.dump too. The ID is left for an image
+		// that has no name.
+		id.Image = firstNonEmpty(a[crioImageName], rootfsImageName, a[crioImage], rootfsImage)
 	case RuntimeContainerd:
 		id.Namespace, id.Pod, id.PodUID, id.Container = a[criSandboxNS], a[criSandboxName], a[criSandboxUID], a[criContainerName]
 		// The user-specified image; containerd 2.1+ puts the image's first tag into
 		// config.dump instead, which may not be what the pod asked for.
-		id.Image = a[criImageName]
+		id.Image = firstNonEmpty(a[criImageName], rootfsImage, rootfsImageName)
+	default:
+		id.Image = firstNonEmpty(rootfsImage, rootfsImageName)
 	}
-	if config != nil {
-		if id.Image == "" {
-			id.Image = firstNonEmpty(config.RootfsImage, config.RootfsImageName)
-		}
-		if !config.CheckpointedAt.IsZero() {
-			id.CheckpointTime, id.TimeSource = config.CheckpointedAt.UTC(), TimeFromArchive
-		}
+	if config != nil && !config.CheckpointedAt.IsZero() {
+		id.CheckpointTime, id.TimeSource = config.CheckpointedAt.UTC(), TimeFromArchive
 	}
 	return id
 }

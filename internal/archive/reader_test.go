@@ -58,7 +58,8 @@ func TestReadIdentity(t *testing.T) {
 					t.Fatalf("Read: %v", err)
 				}
 				want := tc.want
-				want.Image, want.Runtime = "redis:7", rt.RuntimeName()
+				// CRI-O's name for the image is the pod's, fully qualified (TestReadImage).
+				want.Image, want.Runtime = map[bool]string{true: "docker.io/library/redis:7", false: "redis:7"}[rt == testarchive.CRIO], rt.RuntimeName()
 				want.CheckpointTime, want.TimeSource = stamped, archive.TimeFromArchive
 				if diff := cmp.Diff(want, res.Identity); diff != "" {
 					t.Errorf("identity (-want +got):\n%s", diff)

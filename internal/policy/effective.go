@@ -16,6 +16,26 @@ type LimitReport struct {
 	OverriddenBy []Ref
 	// Overrides are less specific quotas that set the same limit for some of the archives.
 	Overrides []Ref
+	// Cap is set when a cluster quota's smaller limit binds instead of this one, for some or
+	// all of the archives: the strictest such ceiling.
+	Cap *Cap
+}
+
+// Cap is a cluster quota whose limit caps a namespaced quota's.
+type Cap struct {
+	By    Ref
+	Limit Limit
+}
+
+// capBy records c as a ceiling below the limit, keeping the strictest.
+func (r *LimitReport) capBy(k Key, c *Quota) {
+	// Every key with a ceiling orders its values by Limit.Value, the smaller the stricter.
+	if v := c.Limit(k).Value; r.Cap == nil || v < r.Cap.Limit.Value || (v == r.Cap.Limit.Value && c.Ref.String() < r.Cap.By.String()) {
+		r.Cap = &Cap{By: c.Ref, Limit: c.Limit(k)}
+	}
+	if r.State == cqv1.LimitInForce {
+		r.State = cqv1.LimitCapped
+	}
 }
 
 // API converts the report into the status type.
@@ -23,6 +43,9 @@ func (r LimitReport) API() cqv1.EffectiveLimit {
 	e := cqv1.EffectiveLimit{Limit: r.Limit.Name, Value: r.Limit.Written, State: r.State}
 	for _, ref := range r.OverriddenBy {
 		e.OverriddenBy = append(e.OverriddenBy, ref.String())
+	}
+	if r.Cap != nil {
+		e.CappedBy, e.CappedAt = r.Cap.By.String(), r.Cap.Limit.Written
 	}
 	return e
 }
@@ -37,17 +60,29 @@ func APILimits(reports []LimitReport) []cqv1.EffectiveLimit {
 }
 
 // Describe reports each limit of q from the quotas alone, as the webhook sees them before
-// any archive exists: a more specific quota that may share archives overrides the limit
-// partly, or wholly when it covers every archive q targets. nsLabels holds the labels of
-// the namespaces known to the caller, to tell whether a cluster quota selects the namespace
-// of a namespaced one; an unknown namespace is assumed selected.
+// any archive exists: a more specific quota of the same kind that may share archives
+// overrides the limit partly, or wholly when it covers every archive q targets; for a
+// namespaced quota, a cluster quota that may share archives and sets a smaller value caps
+// it (the most specific such cluster quota, as Resolve picks the ceiling). nsLabels holds
+// the labels of the namespaces known to the caller, to tell whether a cluster quota
+// selects the namespace of a namespaced one; an unknown namespace is assumed selected.
 func Describe(q *Quota, others []*Quota, nsLabels map[string]map[string]string) []LimitReport {
-	var out []LimitReport
-	for _, k := range q.Keys() {
+	keys := q.Keys()
+	out := make([]LimitReport, 0, len(keys))
+	for _, k := range keys {
 		r := q.report(k)
 		if !k.IsGroup() {
+			var ceilings []*Quota
 			for _, o := range sortedRefs(others) {
 				if o.Ref == q.Ref || !o.Sets(k) || !mayOverlap(q, o, nsLabels) {
+					continue
+				}
+				if o.Ref.Kind != q.Ref.Kind && k.HasCeiling() {
+					// A cluster quota bounds a namespaced one; a namespaced one never
+					// overrides a cluster quota's ceiling.
+					if q.Ref.Kind == KindQuota {
+						ceilings = append(ceilings, o)
+					}
 					continue
 				}
 				switch {
@@ -61,28 +96,52 @@ func Describe(q *Quota, others []*Quota, nsLabels map[string]map[string]string) 
 					r.Overrides = append(r.Overrides, o.Ref)
 				}
 			}
+			if c := mostSpecific(k, ceilings); c != nil && Stricter(k, c, q) {
+				r.capBy(k, c)
+			}
 		}
 		out = append(out, r)
 	}
 	return out
 }
 
+// mostSpecific is the quota of qs that precedence would pick for k: the most specific, the
+// stricter of equally specific ones.
+func mostSpecific(k Key, qs []*Quota) *Quota {
+	var best *Quota
+	for _, q := range qs {
+		if best == nil || q.Specificity > best.Specificity || (q.Specificity == best.Specificity && Stricter(k, q, best)) {
+			best = q
+		}
+	}
+	return best
+}
+
 // Effective reports each limit of q from the resolutions of the archives q targets (one
 // per archive, from Resolve): a limit that governs none of them is Overridden, some of
-// them PartlyOverridden. With no archive, each limit is InForce.
+// them PartlyOverridden; one that a cluster quota's ceiling binds below is Capped (and a
+// cluster quota's limit that is a ceiling is in force). With no archive, each limit is InForce.
 func Effective(q *Quota, resolutions []Resolution) []LimitReport {
-	var out []LimitReport
-	for _, k := range q.Keys() {
+	keys := q.Keys()
+	out := make([]LimitReport, 0, len(keys))
+	for _, k := range keys {
 		r := q.report(k)
 		if !k.IsGroup() {
 			governed, overridden := 0, map[Ref]bool{}
-			for _, res := range resolutions {
+			for i := range resolutions {
+				res := &resolutions[i]
 				g := res.Governing[k]
-				if g == nil || g.Ref == q.Ref {
+				switch {
+				case g == nil || g.Ref == q.Ref:
 					governed++
-					continue
+					if res.Capped(k) {
+						r.capBy(k, res.Ceilings[k])
+					}
+				case res.Ceilings[k] != nil && res.Ceilings[k].Ref == q.Ref:
+					governed++
+				default:
+					overridden[g.Ref] = true
 				}
-				overridden[g.Ref] = true
 			}
 			for ref := range overridden {
 				r.OverriddenBy = append(r.OverriddenBy, ref)
@@ -106,7 +165,7 @@ func (q *Quota) report(k Key) LimitReport {
 }
 
 func worse(a, b cqv1.LimitState) cqv1.LimitState {
-	order := map[cqv1.LimitState]int{cqv1.LimitInForce: 0, cqv1.LimitPartlyOverridden: 1, cqv1.LimitOverridden: 2}
+	order := map[cqv1.LimitState]int{cqv1.LimitInForce: 0, cqv1.LimitCapped: 0, cqv1.LimitPartlyOverridden: 1, cqv1.LimitOverridden: 2}
 	if order[b] > order[a] {
 		return b
 	}

@@ -15,6 +15,9 @@ type brief struct {
 	Name, Path, Written     string
 	State                   cqv1.LimitState
 	OverriddenBy, Overrides []Ref
+	// CappedBy and CappedAt name the binding ceiling, if any.
+	CappedBy *Ref
+	CappedAt string
 }
 
 func TestDescribe(t *testing.T) {
@@ -33,18 +36,43 @@ func TestDescribe(t *testing.T) {
 				{Key: NamespaceStorage, Name: "total.storage", Path: "spec.limits.total.storage", Written: "1Gi", State: cqv1.LimitInForce},
 			},
 		},
-		"namespace quota overrides the cluster default": {
+		"namespace quota below the cluster default tightens it": {
 			q:      builder.Quota("ns", "shop").Total(5, ""),
 			others: []any{builder.ClusterQuota("default").PerNamespace(50, "")},
 			want: []brief{
-				{Key: NamespaceCheckpoints, Name: "total.checkpoints", Path: "spec.limits.total.checkpoints", Written: "5", State: cqv1.LimitInForce, Overrides: []Ref{cluster}},
+				{Key: NamespaceCheckpoints, Name: "total.checkpoints", Path: "spec.limits.total.checkpoints", Written: "5", State: cqv1.LimitInForce},
 			},
 		},
-		"cluster default partly overridden by a namespace quota": {
+		"namespace quota above the cluster default is capped by it": {
+			q:      builder.Quota("ns", "shop").Total(1000, "100Gi").MaxAge("720h"),
+			others: []any{builder.ClusterQuota("default").PerNamespace(5, "1Gi").MaxAge("24h")},
+			want: []brief{
+				{Key: NamespaceCheckpoints, Name: "total.checkpoints", Path: "spec.limits.total.checkpoints", Written: "1000", State: cqv1.LimitCapped, CappedBy: &cluster, CappedAt: "5"},
+				{Key: NamespaceStorage, Name: "total.storage", Path: "spec.limits.total.storage", Written: "100Gi", State: cqv1.LimitCapped, CappedBy: &cluster, CappedAt: "1Gi"},
+				{Key: MaxAge, Name: "maxAge", Path: "spec.maxAge", Written: "720h", State: cqv1.LimitCapped, CappedBy: &cluster, CappedAt: "24h"},
+			},
+		},
+		"the most specific cluster quota is the ceiling, as precedence picks it": {
+			q: builder.Quota("ns", "shop").PodNames("db-0").PerPod(30, ""),
+			others: []any{builder.ClusterQuota("default").PerPod(5, ""),
+				builder.ClusterQuota("db").PodNames("db-0").PerPod(20, "")},
+			want: []brief{
+				{Key: PodCheckpoints, Name: "perPod.checkpoints", Path: "spec.limits.perPod.checkpoints", Written: "30", State: cqv1.LimitCapped,
+					CappedBy: &Ref{Kind: KindClusterQuota, Name: "db"}, CappedAt: "20"},
+			},
+		},
+		"a namespace quota's orphan rule overrides the cluster's: orphans have no ceiling": {
+			q:      builder.Quota("ns", "shop").Orphans(cqv1.OrphanRetain, ""),
+			others: []any{builder.ClusterQuota("default").Orphans(cqv1.OrphanDelete, "10m")},
+			want: []brief{
+				{Key: Orphans, Name: "orphans", Path: "spec.orphans", Written: "Retain", State: cqv1.LimitInForce, Overrides: []Ref{cluster}},
+			},
+		},
+		"cluster default stays in force beside a namespace quota: it is a ceiling": {
 			q:      builder.ClusterQuota("default").PerNamespace(50, "").PerPod(9, ""),
 			others: []any{builder.Quota("ns", "shop").Total(5, "")},
 			want: []brief{
-				{Key: NamespaceCheckpoints, Name: "perNamespace.checkpoints", Path: "spec.limits.perNamespace.checkpoints", Written: "50", State: cqv1.LimitPartlyOverridden, OverriddenBy: []Ref{ns}},
+				{Key: NamespaceCheckpoints, Name: "perNamespace.checkpoints", Path: "spec.limits.perNamespace.checkpoints", Written: "50", State: cqv1.LimitInForce},
 				{Key: PodCheckpoints, Name: "perPod.checkpoints", Path: "spec.limits.perPod.checkpoints", Written: "9", State: cqv1.LimitInForce},
 			},
 		},
@@ -90,8 +118,12 @@ func TestDescribe(t *testing.T) {
 			q := build(t, tc.q)[0]
 			var got []brief
 			for _, r := range Describe(q, build(t, tc.others...), tc.nsLabels) {
-				got = append(got, brief{Key: r.Limit.Key, Name: r.Limit.Name, Path: r.Limit.Path.String(), Written: r.Limit.Written,
-					State: r.State, OverriddenBy: r.OverriddenBy, Overrides: r.Overrides})
+				b := brief{Key: r.Limit.Key, Name: r.Limit.Name, Path: r.Limit.Path.String(), Written: r.Limit.Written,
+					State: r.State, OverriddenBy: r.OverriddenBy, Overrides: r.Overrides}
+				if r.Cap != nil {
+					b.CappedBy, b.CappedAt = &r.Cap.By, r.Cap.Limit.Written
+				}
+				got = append(got, b)
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("reports (-want +got):\n%s", diff)

@@ -105,7 +105,8 @@ type Limit struct {
 	// Resource is what the limit counts (maxCheckpointSize: storage); empty for maxAge and
 	// orphans, which status shows only in effectivePolicy.
 	Resource Resource
-	// Value is the most archives or bytes; for maxCheckpointSize the bytes of one archive.
+	// Value is the most archives or bytes; for maxCheckpointSize the bytes of one archive;
+	// for maxAge the nanoseconds, so that ceilings compare alike.
 	Value int64
 	Path  *field.Path
 	// Name is the limit's name in status, such as "perPod.storage", "total.checkpoints" or "maxAge".

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"time"
+
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -113,7 +115,7 @@ func TestLimits(t *testing.T) {
 			want: map[Key]Limit{
 				NamespaceCheckpoints: {Key: NamespaceCheckpoints, Level: "perNamespace", Resource: ResourceCheckpoints, Value: 3,
 					Path: path("limits", "perNamespace", "checkpoints"), Name: "perNamespace.checkpoints", Written: "3"},
-				MaxAge:  {Key: MaxAge, Path: path("maxAge"), Name: "maxAge", Written: "168h"},
+				MaxAge:  {Key: MaxAge, Path: path("maxAge"), Name: "maxAge", Written: "168h", Value: int64(168 * time.Hour)},
 				Orphans: {Key: Orphans, Path: path("orphans"), Name: "orphans", Written: "Delete after 10m"},
 			},
 			shown: map[Key]string{NamespaceCheckpoints: "3"},

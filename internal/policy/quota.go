@@ -8,6 +8,11 @@
 // limits.perNamespace. The limits.total of a targeted quota, and of a cluster quota, is a
 // group limit (GroupCheckpoints, GroupStorage) that always holds alongside the others.
 //
+// Precedence decides among cluster quotas and among namespaced quotas. A namespaced quota,
+// written by the namespace's own people, never loosens what the cluster quotas allow: where
+// one governs a key, the cluster quota that would govern it otherwise is its ceiling
+// (Resolution.Ceilings), whose limit holds alongside, so the smaller binds.
+//
 // Two quotas of the same specificity that set the same Key to different values for the
 // same archive conflict: the webhook rejects the overlap it can see (Conflicts), and for
 // the rest the smaller limit wins (for orphans, the policy that keeps more) and Resolve
@@ -108,6 +113,11 @@ var AllKeys = append([]Key{GroupCheckpoints, GroupStorage}, PrecedenceKeys...)
 
 // IsGroup says whether k is a group limit, which never competes.
 func (k Key) IsGroup() bool { return k == GroupCheckpoints || k == GroupStorage }
+
+// HasCeiling says whether a cluster quota's value of k bounds a namespaced quota's: every
+// count, size and age limit. The orphan rule has none: an orphan that a namespaced quota
+// retains still counts against every limit, so keeping it escapes none.
+func (k Key) HasCeiling() bool { return !k.IsGroup() && k != Orphans }
 
 // OrphanRule is what a quota does with archives whose pod is gone.
 type OrphanRule struct {
@@ -304,7 +314,7 @@ func (q *Quota) setRetention(r *cqv1.RetentionSpec) error {
 		}
 		q.MaxAge = &d
 		l := retentionLimit(MaxAge, NameMaxAge)
-		l.Written = string(*r.MaxAge)
+		l.Written, l.Value = string(*r.MaxAge), int64(d)
 		q.set(l)
 	}
 	if r.Orphans != nil {

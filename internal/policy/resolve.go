@@ -54,6 +54,11 @@ func (q *Quota) TargetsNamespace(namespace string, namespaceLabels map[string]st
 type Resolution struct {
 	// Governing maps each precedence key that some quota sets to the quota that governs it.
 	Governing map[Key]*Quota
+	// Ceilings maps each key that a namespaced quota governs, and that has a ceiling
+	// (Key.HasCeiling), to the cluster quota that would govern it were there no namespaced
+	// quota. Its limit holds alongside the governing one, so that a namespaced quota, which
+	// the namespace's own people write, can only tighten what the cluster quotas allow.
+	Ceilings map[Key]*Quota
 	// Targeting are the quotas that target the archive, ordered by Ref.String.
 	Targeting []*Quota
 	// Groups are the quotas targeting the archive that set a group limit; each holds.
@@ -70,10 +75,12 @@ type RuntimeConflict struct {
 	Loser  Ref
 }
 
-// Resolve decides which quota governs each limit of the archive s. Ties between equally
-// specific quotas go to the stricter value (Stricter), and are reported.
+// Resolve decides which quota governs each limit of the archive s, and which cluster quota
+// caps a namespaced quota's limit (Resolution.Ceilings). Precedence decides among the
+// cluster quotas and among the namespaced ones; ties between equally specific quotas go
+// to the stricter value (Stricter), and are reported.
 func Resolve(quotas []*Quota, s Subject) Resolution {
-	res := Resolution{Governing: map[Key]*Quota{}}
+	res := Resolution{Governing: map[Key]*Quota{}, Ceilings: map[Key]*Quota{}}
 	var targeting []*Quota
 	for _, q := range quotas {
 		if q.Targets(s) {
@@ -89,35 +96,61 @@ func Resolve(quotas []*Quota, s Subject) Resolution {
 		}
 	}
 	for _, k := range PrecedenceKeys {
-		var best []*Quota
-		for _, q := range targeting {
-			if !q.Sets(k) {
-				continue
+		cluster := res.govern(k, targeting, KindClusterQuota)
+		namespaced := res.govern(k, targeting, KindQuota)
+		switch {
+		case namespaced == nil:
+			if cluster != nil {
+				res.Governing[k] = cluster
 			}
-			switch {
-			case len(best) == 0 || q.Specificity > best[0].Specificity:
-				best = []*Quota{q}
-			case q.Specificity == best[0].Specificity:
-				best = append(best, q)
-			}
-		}
-		if len(best) == 0 {
-			continue
-		}
-		winner := best[0]
-		for _, q := range best[1:] {
-			if Stricter(k, q, winner) {
-				winner = q
-			}
-		}
-		res.Governing[k] = winner
-		for _, q := range best {
-			if q != winner && !SameValue(k, q, winner) {
-				res.Conflicts = append(res.Conflicts, RuntimeConflict{Key: k, Winner: winner.Ref, Loser: q.Ref})
+		default:
+			res.Governing[k] = namespaced
+			if cluster != nil && k.HasCeiling() {
+				res.Ceilings[k] = cluster
 			}
 		}
 	}
 	return res
+}
+
+// govern returns the quota of kind that governs k among the targeting quotas of that kind:
+// the most specific that sets k, the stricter of equally specific ones, whose conflict it
+// records.
+func (res *Resolution) govern(k Key, targeting []*Quota, kind string) *Quota {
+	var best []*Quota
+	for _, q := range targeting {
+		if q.Ref.Kind != kind || !q.Sets(k) {
+			continue
+		}
+		switch {
+		case len(best) == 0 || q.Specificity > best[0].Specificity:
+			best = []*Quota{q}
+		case q.Specificity == best[0].Specificity:
+			best = append(best, q)
+		}
+	}
+	if len(best) == 0 {
+		return nil
+	}
+	winner := best[0]
+	for _, q := range best[1:] {
+		if Stricter(k, q, winner) {
+			winner = q
+		}
+	}
+	for _, q := range best {
+		if q != winner && !SameValue(k, q, winner) {
+			res.Conflicts = append(res.Conflicts, RuntimeConflict{Key: k, Winner: winner.Ref, Loser: q.Ref})
+		}
+	}
+	return winner
+}
+
+// Capped says whether the ceiling of k is below the value of the quota that governs k: the
+// cluster quota's limit is then the one that binds.
+func (res *Resolution) Capped(k Key) bool {
+	c, g := res.Ceilings[k], res.Governing[k]
+	return c != nil && g != nil && Stricter(k, c, g)
 }
 
 // Stricter says whether a's value for k should win over b's when both are equally

@@ -28,7 +28,7 @@ func ArchiveOf(c *cqv1.Checkpoint) (Archive, bool) {
 		Name: c.Name, Namespace: ns,
 		Pod: s.PodName, PodUID: string(s.PodUID), Container: s.ContainerName,
 		Node: s.NodeName, Size: s.SizeBytes, CheckpointTime: s.CheckpointTime.Time,
-		Pinned: c.IsPinned(), Unreadable: c.IsUnreadable(),
+		Pinned: c.IsPinned(), Unreadable: c.IsUnreadable(), Deleting: !c.DeletionTimestamp.IsZero(),
 	}, true
 }
 

@@ -198,6 +198,16 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 	for g := range w.groups {
 		left[g] = w.groups[g].used
 	}
+	// An archive being deleted counts in usage until its file is gone, but pruning treats
+	// it as gone already: it was pruned (or deleted) once, and counting it against the
+	// limit again would prune a newer archive in its place.
+	for i := range in.Archives {
+		if a := &in.Archives[i]; a.Deleting {
+			for _, g := range w.subjects[w.subjOf[i]].groups {
+				left[g] -= amount(a, w.groups[g].limit.Resource)
+			}
+		}
+	}
 	mark := func(i int, p *Prune) {
 		marks[i] = p
 		a := &in.Archives[i]
@@ -249,6 +259,8 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 			}
 			a := &in.Archives[i]
 			switch {
+			case a.Deleting:
+				continue
 			case !prunable(a):
 				if len(pinned) < MaxNames {
 					pinned = append(pinned, a.Name)
@@ -274,7 +286,7 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 	return marks, blocks
 }
 
-func prunable(a *Archive) bool { return !a.Pinned && !a.Unreadable }
+func prunable(a *Archive) bool { return !a.Pinned && !a.Unreadable && !a.Deleting }
 
 // nextExpiry is the earliest future moment when a retention rule starts to apply.
 func (w *ledger) nextExpiry() time.Time {

@@ -139,6 +139,11 @@ func ComputeNodes(in NodeInput, marked []bool, active []bool) NodeOutcome {
 	out.Checkpoints = StrictestLimit(in.Checkpoints, in.Quotas, active)
 	out.Storage = StrictestLimit(in.Storage, in.Quotas, active)
 	marks := slices.Clone(marked)
+	// An archive being deleted is on its way out, as one pruned now: freeing it again
+	// would prune another archive in its place.
+	for i := range in.Archives {
+		marks[i] = marks[i] || in.Archives[i].Deleting
+	}
 	byNode := map[string][]int{}
 	for i := range in.Archives {
 		byNode[in.Archives[i].Node] = append(byNode[in.Archives[i].Node], i)

@@ -243,22 +243,33 @@ func (r *resolver) conflicts(res policy.Resolution, a *Archive, out *Resolution)
 func (r *resolver) rulesOf(res policy.Resolution) Rules {
 	var rules Rules
 	for _, k := range policy.PrecedenceKeys {
-		q := res.Governing[k]
+		q, ceiling := res.Governing[k], res.Ceilings[k]
 		if q == nil {
 			continue
 		}
-		qi := r.index[q.Ref]
 		switch k {
-		case policy.MaxCheckpointSize:
-			rules.MaxSize = &Retention{Quota: qi, Value: q.Limits[k]}
-		case policy.MaxAge:
-			rules.MaxAge = &Retention{Quota: qi, Duration: *q.MaxAge}
+		case policy.MaxCheckpointSize, policy.MaxAge:
+			// One rule per archive: the ceiling where it binds, or where the quota under it
+			// only previews (DryRun) and the ceiling enforces.
+			if ceiling != nil && (res.Capped(k) || (q.Enforcement == cqv1.EnforcementDryRun && ceiling.Enforcement != cqv1.EnforcementDryRun)) {
+				q = ceiling
+			}
+			qi := r.index[q.Ref]
+			if k == policy.MaxAge {
+				rules.MaxAge = &Retention{Quota: qi, Duration: *q.MaxAge}
+			} else {
+				rules.MaxSize = &Retention{Quota: qi, Value: q.Limits[k]}
+			}
 		case policy.Orphans:
 			if q.Orphans.Policy == cqv1.OrphanDelete {
-				rules.Orphans = &Retention{Quota: qi, Duration: q.Orphans.GracePeriod}
+				rules.Orphans = &Retention{Quota: r.index[q.Ref], Duration: q.Orphans.GracePeriod}
 			}
 		default:
-			rules.Limits = append(rules.Limits, r.limit(qi, k))
+			rules.Limits = append(rules.Limits, r.limit(r.index[q.Ref], k))
+			// The ceiling holds alongside: pruning brings both under, so the smaller binds.
+			if ceiling != nil {
+				rules.Limits = append(rules.Limits, r.limit(r.index[ceiling.Ref], k))
+			}
 		}
 	}
 	for _, q := range res.Groups {

@@ -46,6 +46,9 @@ type Archive struct {
 	Pinned bool
 	// Unreadable archives count but are never pruned: they are reported instead.
 	Unreadable bool
+	// Deleting archives are those of Checkpoints being deleted that a finalizer holds: the
+	// file is on the node until the agent removes it, so they count, and are not pruned again.
+	Deleting bool
 	// OrphanSince is when the controller first found the archive's pod gone; zero while
 	// the pod exists or while that is not known for sure.
 	OrphanSince time.Time

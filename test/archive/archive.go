@@ -17,9 +17,12 @@ import (
 type Runtime string
 
 const (
-	// CRIO is CRI-O's layout: stats-dump, dump.log, checkpoint/, config.dump, spec.dump
-	// (both indented JSON), bind.mounts, rootfs-diff.tar and deleted.files when the
-	// container changed its file system, and the container log, in that order.
+	// CRIO is CRI-O's layout (1.36): stats-dump, dump.log, checkpoint/, config.dump,
+	// spec.dump (both indented JSON), bind.mounts, rootfs-diff.tar, deleted.files when the
+	// container deleted files, and the container log under the entry name
+	// io.kubernetes.cri-o.LogPath, in that order. The image is an ID in
+	// io.kubernetes.cri-o.Image and rootfsImage, its name in io.kubernetes.cri-o.ImageName
+	// and rootfsImageName.
 	CRIO Runtime = "cri-o"
 	// Containerd is containerd 2.1 and later: PAX headers, entries in name order,
 	// checkpoint/, config.dump, container.log, dump.log, rootfs-diff.tar, spec.dump,
@@ -72,9 +75,10 @@ type Archive struct {
 	Runtime                   Runtime
 	// Image is the image the pod asked for (the container's image: field).
 	Image string
-	// ResolvedImage is the name the runtime resolved Image to (containerd 2.1+ puts it
-	// in config.dump; CRI-O calls it "some name" of the image). Empty means the image
-	// was referenced by ID and has no name.
+	// ResolvedImage is the name the runtime found for the image: containerd 2.1+ puts
+	// it in config.dump, CRI-O in io.kubernetes.cri-o.ImageName and rootfsImageName
+	// (CRI-O's "some name" of the image, the pod's image fully qualified when the image
+	// has one tag). Empty means the image has no name.
 	ResolvedImage string
 	// Time is the kubelet's time, written into the file name; config.dump gets
 	// Time+RuntimeDelay.
@@ -85,8 +89,9 @@ type Archive struct {
 	NameTime *time.Time
 	// Size is the archive's total size in bytes, rounded up to whole 512-byte tar blocks.
 	Size int64
-	// RootfsDiff says the container changed its file system: CRI-O then adds
-	// rootfs-diff.tar and deleted.files (containerd writes rootfs-diff.tar always).
+	// RootfsDiff says the container deleted files from its file system: CRI-O then adds
+	// deleted.files (both runtimes write rootfs-diff.tar always, CRI-O because it adds
+	// /etc/mtab to every container).
 	RootfsDiff bool
 	// PodAnnotations are what the pod's author wrote in metadata.annotations. CRI-O
 	// copies them all into spec.dump; containerd here passes them all through, as
@@ -139,13 +144,26 @@ func (a *Archive) NamedAt(t time.Time) *Archive { a.NameTime = &t; return a }
 // WithSize sets the archive's total size in bytes.
 func (a *Archive) WithSize(n int64) *Archive { a.Size = n; return a }
 
-// WithRootfsDiff says the container changed its file system.
+// WithRootfsDiff says the container deleted files from its file system.
 func (a *Archive) WithRootfsDiff() *Archive { a.RootfsDiff = true; return a }
 
 // WithImage sets the image the pod asked for and the name the runtime resolved it to.
 func (a *Archive) WithImage(requested, resolved string) *Archive {
 	a.Image, a.ResolvedImage = requested, resolved
 	return a
+}
+
+// ReportedImage is the image the reader reports for the archive: on containerd what the
+// pod asked for, on CRI-O the name CRI-O found for the image, or its ID when it has none
+// (docs/node-agent.md, "The image").
+func (a *Archive) ReportedImage() string {
+	switch {
+	case a.Runtime != CRIO:
+		return a.Image
+	case a.ResolvedImage != "":
+		return a.ResolvedImage
+	}
+	return a.ImageID()
 }
 
 // WithPodAnnotations sets the annotations the pod's author wrote.

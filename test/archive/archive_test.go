@@ -77,25 +77,28 @@ func TestLayouts(t *testing.T) {
 	// directory in name order too.
 	checkpointDir := append([]string{"checkpoint/"}, images...)
 	type layout struct {
-		names       []string
-		indented    bool
-		configName  string
-		runtime     string
-		rootfsImage string
+		names           []string
+		indented        bool
+		configName      string
+		runtime         string
+		rootfsImage     string
+		rootfsImageName string
 	}
+	// The image's ID, as CRI-O writes it and as the kubelet hands it to CRI-O.
+	crioImageID := New("shop", "cache-0", "redis").WithImage("redis:7", "docker.io/library/redis:7").ImageID()
 	tests := map[Runtime]layout{
 		CRIO: {
 			names:      append(append([]string{"stats-dump", "dump.log"}, checkpointDir...), "config.dump", "spec.dump", "bind.mounts", "rootfs-diff.tar", "deleted.files", "io.kubernetes.cri-o.LogPath"),
 			indented:   true,
-			configName: "k8s_redis_cache-0_shop_uid-1_0", runtime: "crun", rootfsImage: "redis:7",
+			configName: "k8s_redis_cache-0_shop_uid-1_0", runtime: "crun", rootfsImage: crioImageID, rootfsImageName: "docker.io/library/redis:7",
 		},
 		Containerd20: {
 			names:      append(checkpointDir, "config.dump", "rootfs-diff.tar", "spec.dump"),
-			configName: "redis_cache-0_shop_uid-1_0", runtime: "io.containerd.runc.v2", rootfsImage: "redis:7",
+			configName: "redis_cache-0_shop_uid-1_0", runtime: "io.containerd.runc.v2", rootfsImage: "redis:7", rootfsImageName: "docker.io/library/redis:7",
 		},
 		Containerd: {
 			names:      append(checkpointDir, "config.dump", "container.log", "dump.log", "rootfs-diff.tar", "spec.dump", "stats-dump", "status", "status.dump"),
-			configName: "redis_cache-0_shop_uid-1_0", runtime: "io.containerd.runc.v2", rootfsImage: "docker.io/library/redis:7",
+			configName: "redis_cache-0_shop_uid-1_0", runtime: "io.containerd.runc.v2", rootfsImage: "docker.io/library/redis:7", rootfsImageName: "docker.io/library/redis:7",
 		},
 	}
 	for rt, want := range tests {
@@ -142,8 +145,8 @@ func TestLayouts(t *testing.T) {
 			if err != nil {
 				t.Fatalf("checkpointctl reading config.dump: %v", err)
 			}
-			got := layout{configName: cfg.Name, runtime: cfg.OCIRuntime, rootfsImage: cfg.RootfsImage}
-			if diff := cmp.Diff(layout{configName: want.configName, runtime: want.runtime, rootfsImage: want.rootfsImage}, got, cmp.AllowUnexported(layout{})); diff != "" {
+			got := layout{configName: cfg.Name, runtime: cfg.OCIRuntime, rootfsImage: cfg.RootfsImage, rootfsImageName: cfg.RootfsImageName}
+			if diff := cmp.Diff(layout{configName: want.configName, runtime: want.runtime, rootfsImage: want.rootfsImage, rootfsImageName: want.rootfsImageName}, got, cmp.AllowUnexported(layout{})); diff != "" {
 				t.Errorf("config.dump (-want +got):\n%s", diff)
 			}
 			spec, _, err := metadata.ReadContainerCheckpointSpecDump(dir)
@@ -311,5 +314,51 @@ func readAll(path string) error {
 		if _, err := io.Copy(io.Discard, tr); err != nil {
 			return err
 		}
+	}
+}
+
+// TestCRIOArchiveAsCRIOWritesIt holds the layout to what a real CRI-O 1.36.3 archive held
+// (issue 35): a container that deleted nothing, taken through the kubelet.
+func TestCRIOArchiveAsCRIOWritesIt(t *testing.T) {
+	a := New("probe", "counter-0", "counter").WithImage("probe.local/counter:v1", "probe.local/counter:v1")
+	path := a.MustWrite(t.TempDir())
+	top := map[string]bool{}
+	for _, h := range entryHeaders(t, path) {
+		top[strings.SplitN(h.Name, "/", 2)[0]] = true
+	}
+	want := map[string]bool{"checkpoint": true, "config.dump": true, "spec.dump": true, "stats-dump": true, "dump.log": true,
+		"bind.mounts": true, "rootfs-diff.tar": true, "io.kubernetes.cri-o.LogPath": true}
+	if diff := cmp.Diff(want, top); diff != "" {
+		t.Errorf("top-level entries (-want +got):\n%s", diff)
+	}
+
+	dir, _ := extractMetadata(t, path)
+	spec, _, err := metadata.ReadContainerCheckpointSpecDump(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := metadata.ReadContainerCheckpointConfigDump(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kubelet hands CRI-O the image's ID; the name is CRI-O's for that image.
+	got := map[string]string{
+		"io.kubernetes.cri-o.Image":     spec.Annotations["io.kubernetes.cri-o.Image"],
+		"io.kubernetes.cri-o.ImageName": spec.Annotations["io.kubernetes.cri-o.ImageName"],
+		"io.kubernetes.cri-o.ImageRef":  spec.Annotations["io.kubernetes.cri-o.ImageRef"],
+		"rootfsImage":                   cfg.RootfsImage,
+		"rootfsImageName":               cfg.RootfsImageName,
+		"rootfsImageRef":                cfg.RootfsImageRef,
+	}
+	id := a.ImageID()
+	wantImages := map[string]string{
+		"io.kubernetes.cri-o.Image": id, "io.kubernetes.cri-o.ImageName": "probe.local/counter:v1", "io.kubernetes.cri-o.ImageRef": id,
+		"rootfsImage": id, "rootfsImageName": "probe.local/counter:v1", "rootfsImageRef": id,
+	}
+	if diff := cmp.Diff(wantImages, got); diff != "" {
+		t.Errorf("images (-want +got):\n%s", diff)
+	}
+	if len(id) != 64 || strings.Trim(id, "0123456789abcdef") != "" {
+		t.Errorf("image ID %q, want 64 hex digits as CRI-O writes it", id)
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	metadata "github.com/checkpoint-restore/checkpointctl/lib"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // entry is one entry of the archive: a file with its data or a length of filler, or a
@@ -69,8 +71,11 @@ func (a *Archive) entries() ([]entry, error) {
 			entry{name: metadata.SpecDumpFile, data: spec},
 			entry{name: "bind.mounts", data: a.bindMounts()},
 		)
+		// CRI-O makes /etc/mtab a symlink in every container whose image has none, so the
+		// rootfs diff is there even for a container that wrote nothing.
+		out = append(out, rootfsDiff)
 		if a.RootfsDiff {
-			out = append(out, rootfsDiff, entry{name: metadata.DeletedFilesFile, data: []byte("[\n  \"/tmp/cache.lock\"\n]")})
+			out = append(out, entry{name: metadata.DeletedFilesFile, data: []byte("[\n  \"/tmp/cache.lock\"\n]")})
 		}
 		log.name = crioLogEntry
 		out = append(out, log)
@@ -164,17 +169,203 @@ func writeFiller(w io.Writer, n int64) error {
 	return nil
 }
 
-// criuImage is a small file in CRIU's image format: a magic, then protobuf-like bytes.
-func criuImage(kind byte, what string) []byte {
-	return append([]byte{0x54, 0x56, 0x41, 0x58, kind, 0, 0, 0}, []byte(what)...)
+func (a *Archive) containerID() string {
+	return fmt.Sprintf("%016x%016x%016x%016x", hash(a.Container), hash(a.Pod), hash(a.Namespace), a.Time.UnixNano())
 }
 
-// criuImages are the small CRIU image files of a checkpoint.
-func criuImages(t time.Time) []entry {
-	names := []string{"cgroup.img", "core-1.img", "descriptors.json", "fdinfo-2.img", "files.img", "fs-1.img", "ids-1.img", "inventory.img", "mm-1.img", "pagemap-1.img", "pstree.img", "seccomp.img", "tty-info.img"}
-	out := make([]entry, 0, len(names))
-	for i, n := range names {
-		out = append(out, entry{name: metadata.CheckpointDirectory + "/" + n, data: criuImage(byte(i), fmt.Sprintf("criu image %s taken %d", n, t.Unix()))})
+// containerName is config.dump's name, which each runtime builds from the pod's CRI
+// metadata (attempt 0).
+func (a *Archive) containerName() string {
+	name := strings.Join([]string{a.Container, a.Pod, a.Namespace, a.PodUID, "0"}, "_")
+	if a.Runtime == CRIO {
+		return "k8s_" + name
+	}
+	return name
+}
+
+// ImageID is the image's ID as the runtime writes it: CRI-O 64 hex digits, containerd
+// with the digest's algorithm.
+func (a *Archive) ImageID() string {
+	id := fmt.Sprintf("%016x%016x%016x%016x", hash(a.Image), hash(a.Image+"/1"), hash(a.Image+"/2"), hash(a.Image+"/3"))
+	if a.Runtime == CRIO {
+		return id
+	}
+	return "sha256:" + id
+}
+
+// metadata returns config.dump and spec.dump as the runtime writes them.
+func (a *Archive) metadata() (config, spec []byte, err error) {
+	cfg := metadata.ContainerConfig{
+		ID:             a.containerID(),
+		Name:           a.containerName(),
+		RootfsImageRef: a.ImageID(),
+		CreatedTime:    a.Time.Add(-time.Hour).In(a.zone()),
+		CheckpointedAt: a.RuntimeTime(),
+	}
+	switch a.Runtime {
+	case CRIO:
+		// The image the kubelet handed CRI-O (its ID), the name CRI-O found for it, and
+		// the runtime handler.
+		cfg.RootfsImage, cfg.RootfsImageName, cfg.OCIRuntime = a.ImageID(), a.ResolvedImage, "crun"
+	case Containerd20:
+		// The user-specified image and the image's first reference.
+		cfg.RootfsImage, cfg.RootfsImageName, cfg.OCIRuntime = a.Image, a.ResolvedImage, "io.containerd.runc.v2"
+	default:
+		// Both from the CRI container status: the image's first tag.
+		cfg.RootfsImage, cfg.RootfsImageName, cfg.OCIRuntime = a.ResolvedImage, a.ResolvedImage, "io.containerd.runc.v2"
+	}
+	s := a.spec()
+	switch a.Broken {
+	case NoIdentity:
+		s.Annotations = map[string]string{"io.container.manager": "unknown"}
+	case HugeAnnotation:
+		s.Annotations["example.com/blob"] = strings.Repeat("A", HugeAnnotationSize)
+	case NonUTF8:
+		s.Annotations["example.com/bytes"] = nonUTF8Placeholder
+	}
+	if a.Runtime == CRIO {
+		// CRI-O writes both with checkpointctl's indenting JSON writer.
+		config, err = json.MarshalIndent(cfg, "", "  ")
+		if err == nil {
+			spec, err = json.MarshalIndent(s, "", "  ")
+		}
+	} else {
+		config, err = json.Marshal(cfg)
+		if err == nil {
+			spec, err = json.Marshal(s)
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	switch a.Broken {
+	case HugeSpec:
+		spec = padSpec(spec, HugeSpecSize)
+	case NonUTF8:
+		// Go's encoder would have replaced the bytes; a hostile writer need not.
+		spec = []byte(strings.Replace(string(spec), nonUTF8Placeholder, "\xff\xfe\xfd", 1))
+	}
+	return config, spec, nil
+}
+
+// padSpec makes spec.dump size bytes long with one more annotation-like field: valid
+// JSON, far too large.
+func padSpec(spec []byte, size int) []byte {
+	padded := make([]byte, 0, size)
+	padded = append(padded, spec[:len(spec)-1]...)
+	padded = append(padded, []byte(`,"x-padding":"`)...)
+	for len(padded) < size-2 {
+		padded = append(padded, 'x')
+	}
+	return append(padded, '"', '}')
+}
+
+func (a *Archive) spec() *specs.Spec {
+	id := a.containerID()
+	cgroup := fmt.Sprintf("kubepods-besteffort-pod%s.slice:crio:%s", strings.ReplaceAll(a.PodUID, "-", "_"), id)
+	root := "/var/lib/containers/storage/overlay/" + id[:12] + "/merged"
+	if a.Runtime != CRIO {
+		cgroup = fmt.Sprintf("kubepods-besteffort-pod%s.slice:cri-containerd:%s", strings.ReplaceAll(a.PodUID, "-", "_"), id)
+		root = "rootfs"
+	}
+	return &specs.Spec{
+		Version:  specs.Version,
+		Hostname: a.Pod,
+		Process: &specs.Process{
+			User: specs.User{UID: 999, GID: 999},
+			Args: []string{"/usr/local/bin/" + a.Container},
+			Env:  []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOSTNAME=" + a.Pod},
+			Cwd:  "/data",
+		},
+		Root: &specs.Root{Path: root},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc"},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755"}},
+			{Destination: "/etc/hostname", Type: "bind", Source: "/run/containers/storage/" + id[:12] + "/hostname", Options: []string{"rbind", "rprivate"}},
+		},
+		Linux: &specs.Linux{
+			CgroupsPath: cgroup,
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}, {Type: specs.MountNamespace},
+				{Type: specs.NetworkNamespace, Path: "/var/run/netns/" + a.PodUID},
+			},
+		},
+		Annotations: a.annotations(),
+	}
+}
+
+// annotations are spec.dump's annotations, set in the runtime's order: later keys win.
+func (a *Archive) annotations() map[string]string {
+	out := map[string]string{}
+	// Both runtimes start from the pod's annotations (CRI-O copies all of them).
+	for k, v := range a.PodAnnotations {
+		out[k] = v
+	}
+	id := a.containerID()
+	sandboxID := fmt.Sprintf("%064x", hash(a.PodUID))
+	if a.Runtime != CRIO {
+		for k, v := range map[string]string{
+			"io.kubernetes.cri.sandbox-id":        sandboxID,
+			"io.kubernetes.cri.sandbox-namespace": a.Namespace,
+			"io.kubernetes.cri.sandbox-uid":       a.PodUID,
+			"io.kubernetes.cri.sandbox-name":      a.Pod,
+			"io.kubernetes.cri.container-name":    a.Container,
+			"io.kubernetes.cri.image-name":        a.Image,
+			"io.kubernetes.cri.container-type":    "container",
+		} {
+			out[k] = v
+		}
+		return out
+	}
+	labels := map[string]string{
+		"io.kubernetes.container.name": a.Container,
+		"io.kubernetes.pod.name":       a.Pod,
+		"io.kubernetes.pod.namespace":  a.Namespace,
+		"io.kubernetes.pod.uid":        a.PodUID,
+	}
+	kubeAnnotations := map[string]string{
+		"io.kubernetes.container.hash":                     fmt.Sprintf("%08x", uint32(hash(a.Container))),
+		"io.kubernetes.container.restartCount":             "0",
+		"io.kubernetes.container.terminationMessagePath":   "/dev/termination-log",
+		"io.kubernetes.container.terminationMessagePolicy": "File",
+		"io.kubernetes.pod.terminationGracePeriod":         "30",
+	}
+	labelsJSON, _ := json.Marshal(labels)
+	kubeJSON, _ := json.Marshal(kubeAnnotations)
+	meta, _ := json.Marshal(map[string]any{"name": a.Container})
+	logPath := fmt.Sprintf("/var/log/pods/%s_%s_%s/%s/0.log", a.Namespace, a.Pod, a.PodUID, a.Container)
+	for k, v := range map[string]string{
+		"io.kubernetes.cri-o.Image":              a.ImageID(),
+		"io.kubernetes.cri-o.ImageName":          a.ResolvedImage,
+		"io.kubernetes.cri-o.ImageRef":           a.ImageID(),
+		"io.kubernetes.cri-o.Name":               a.containerName(),
+		"io.kubernetes.cri-o.ContainerID":        id,
+		"io.kubernetes.cri-o.SandboxID":          sandboxID,
+		"io.kubernetes.cri-o.SandboxName":        strings.Join([]string{"k8s", a.Pod, a.Namespace, a.PodUID, "0"}, "_"),
+		"io.kubernetes.cri-o.ContainerType":      "container",
+		"io.kubernetes.cri-o.LogPath":            logPath,
+		"io.kubernetes.cri-o.TTY":                "false",
+		"io.kubernetes.cri-o.Stdin":              "false",
+		"io.kubernetes.cri-o.StdinOnce":          "false",
+		"io.kubernetes.cri-o.ResolvPath":         "/run/containers/storage/overlay-containers/" + sandboxID + "/userdata/resolv.conf",
+		"io.container.manager":                   "cri-o",
+		"io.kubernetes.cri-o.MountPoint":         "/var/lib/containers/storage/overlay/" + id[:12] + "/merged",
+		"io.kubernetes.cri-o.SeccompProfilePath": "RuntimeDefault",
+		"io.kubernetes.cri-o.Created":            a.Time.Add(-time.Hour).In(a.zone()).Format(time.RFC3339Nano),
+		"io.kubernetes.cri-o.Metadata":           string(meta),
+		"io.kubernetes.cri-o.Labels":             string(labelsJSON),
+		"io.kubernetes.cri-o.Volumes":            "[]",
+		"io.kubernetes.cri-o.Annotations":        string(kubeJSON),
+		"io.kubernetes.cri-o.IP.0":               "10.85.0.12",
+	} {
+		out[k] = v
+	}
+	// Then the kubelet's container annotations and labels.
+	for k, v := range kubeAnnotations {
+		out[k] = v
+	}
+	for k, v := range labels {
+		out[k] = v
 	}
 	return out
 }

@@ -18,10 +18,10 @@ var _ = Describe("rendered manifests", func() {
 			var manifests string
 			var err error
 			if mode, ok := strings.CutPrefix(dir, "helm:"); ok {
-				manifests, err = runHelm(nil, "template", releaseName, chartDir(), "--namespace", releaseNamespace,
-					"--include-crds", "--set", "certificates.mode="+mode, "--set", "clusterDefaultQuota.enabled=true",
-					"--set", "metrics.grafanaDashboard.enabled=true", "--set", "metrics.serviceMonitor.enabled=true",
-					"--set", "metrics.prometheusRule.enabled=true")
+				// The test bed serves cert-manager's API; helm template learns it from a flag.
+				manifests, err = runHelm(nil, templateArgs([]string{certManagerAPI}, "certificates.mode="+mode,
+					"clusterDefaultQuota.enabled=true", "metrics.grafanaDashboard.enabled=true",
+					"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true")...)
 			} else {
 				manifests, err = kustomize(dir)
 			}

@@ -60,18 +60,36 @@ func runHelm(env []string, args ...string) (string, error) {
 	return out.String(), nil
 }
 
-// helmTemplate renders the chart as `helm template` with the CRDs and the given --set values.
+// certManagerAPI is the API version by which the chart's certificates.mode=auto tells that a
+// cluster has cert-manager; `helm template` learns it from --api-versions.
+const certManagerAPI = "cert-manager.io/v1"
+
+// helmTemplate renders the chart as `helm template` with the CRDs and the given --set values,
+// for a cluster without cert-manager.
 func helmTemplate(t *testing.T, set ...string) *rendered {
 	t.Helper()
-	args := []string{"template", releaseName, chartDir(), "--namespace", releaseNamespace, "--include-crds"}
-	for _, s := range set {
-		args = append(args, "--set", s)
-	}
-	out, err := runHelm(nil, args...)
+	return helmTemplateFor(t, nil, set...)
+}
+
+// helmTemplateFor renders the chart for a cluster that serves apiVersions beside the built-in ones.
+func helmTemplateFor(t *testing.T, apiVersions []string, set ...string) *rendered {
+	t.Helper()
+	out, err := runHelm(nil, templateArgs(apiVersions, set...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return parse(t, "the chart", out)
+}
+
+func templateArgs(apiVersions []string, set ...string) []string {
+	args := []string{"template", releaseName, chartDir(), "--namespace", releaseNamespace, "--include-crds"}
+	for _, v := range apiVersions {
+		args = append(args, "--api-versions", v)
+	}
+	for _, s := range set {
+		args = append(args, "--set", s)
+	}
+	return args
 }
 
 // fataler is what parse needs of a *testing.T or GinkgoT().

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -55,33 +56,36 @@ var _ = Describe("helm install", func() {
 			}
 		})
 
-		By("running the manager with the Deployment's arguments, as its service account")
+		By("running two replicas of the manager at once with the Deployment's arguments, as its service account")
 		var deploy appsv1.Deployment
 		Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-controller-manager"}, &deploy)).To(Succeed())
+		Expect(*deploy.Spec.Replicas).To(BeNumerically("==", 2))
 		mgrSpec := deploy.Spec.Template.Spec
-		ports, err := localrun.FreePorts(5)
+		ports, err := localrun.FreePorts(8)
 		Expect(err).NotTo(HaveOccurred())
-		webhookPort := ports[0]
 		bins := GinkgoT().TempDir()
 		managerBin, agentBin, err := localrun.Build(ctx, chartRepoRoot(), bins)
 		Expect(err).NotTo(HaveOccurred())
-		mgrArgs := append(slices.Clone(mgrSpec.Containers[0].Args),
-			"--kubeconfig="+impersonating(ns, mgrSpec.ServiceAccountName),
-			"--leader-election-namespace="+ns, // in a pod: its own namespace
-			"--webhook-port="+strconv.Itoa(webhookPort),
-			"--webhook-cert-dir="+GinkgoT().TempDir(),
-			fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[1]),
-			fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[2]))
-		mgr := start(managerBin, mgrArgs, "POD_NAMESPACE="+ns)
-
-		// The Service the webhook configurations name, routed to the local manager.
+		// The Service the webhook configurations name, routed to the local replicas.
 		svcName := name + "-webhook-service"
-		Expect(env.Client.Create(ctx, &discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: svcName + "-local", Labels: map[string]string{discoveryv1.LabelServiceName: svcName}},
-			AddressType: discoveryv1.AddressTypeIPv4,
-			Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
-			Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To(int32(webhookPort)), Protocol: ptr.To(corev1.ProtocolTCP)}},
-		})).To(Succeed())
+		var managers []*gexec.Session
+		for i, p := range [][3]int{{ports[0], ports[1], ports[2]}, {ports[5], ports[6], ports[7]}} {
+			mgrArgs := append(slices.Clone(mgrSpec.Containers[0].Args),
+				"--kubeconfig="+impersonating(ns, mgrSpec.ServiceAccountName),
+				"--leader-election-namespace="+ns, // in a pod: its own namespace
+				"--webhook-port="+strconv.Itoa(p[0]),
+				"--webhook-cert-dir="+GinkgoT().TempDir(),
+				fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", p[1]),
+				fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", p[2]))
+			managers = append(managers, start(managerBin, mgrArgs, "POD_NAMESPACE="+ns))
+			Expect(env.Client.Create(ctx, &discoveryv1.EndpointSlice{
+				ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s-local-%d", svcName, i), Labels: map[string]string{discoveryv1.LabelServiceName: svcName}},
+				AddressType: discoveryv1.AddressTypeIPv4,
+				Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+				Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("https"), Port: ptr.To(int32(p[0])), Protocol: ptr.To(corev1.ProtocolTCP)}},
+			})).To(Succeed())
+		}
+		mgr := managers[0]
 
 		By("rejecting a bad quota through the chart's webhooks")
 		bad := fmt.Sprintf("apiVersion: checkpointquota.dev/v1alpha1\nkind: CheckpointQuota\nmetadata: {name: bad, namespace: %s}\nspec: {limits: {perPod: {storage: 2GB}}}\n", ns)
@@ -124,6 +128,14 @@ var _ = Describe("helm install", func() {
 		}, 60*time.Second, 200*time.Millisecond).Should(Equal(1), "the agent did not publish the archive")
 		Expect(agent).NotTo(gexec.Exit())
 
+		By("reading the logs: no error-level line, at most one line per replica about a race it lost")
+		for i, m := range append(managers, agent) {
+			Expect(m).NotTo(gexec.Exit())
+			errs, races := errorLines(m)
+			Expect(errs).To(BeEmpty(), "process %d logged errors", i)
+			Expect(races).To(BeNumerically("<=", 1), "process %d", i)
+		}
+
 		By("helm uninstall")
 		out, err = runHelm(helmEnv, "uninstall", release, "--namespace", ns)
 		Expect(err).NotTo(HaveOccurred())
@@ -150,10 +162,30 @@ var _ = Describe("helm install", func() {
 		Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 		Expect(list.Items).To(HaveLen(1), "the Checkpoint went with the release")
 		agent.Terminate().Wait(10 * time.Second)
-		mgr.Terminate().Wait(10 * time.Second)
+		for _, m := range managers {
+			m.Terminate().Wait(10 * time.Second)
+		}
 		Expect(path).To(BeAnExistingFile())
 	})
 })
+
+// errorLines returns the error-level lines a process has logged so far, and how many lines say
+// that it lost a race to another replica.
+func errorLines(s *gexec.Session) (errs []string, races int) {
+	for _, line := range strings.Split(string(s.Err.Contents())+string(s.Out.Contents()), "\n") {
+		var l struct{ Level, Msg string }
+		if json.Unmarshal([]byte(line), &l) != nil {
+			continue
+		}
+		if l.Level == "error" {
+			errs = append(errs, line)
+		}
+		if strings.HasPrefix(l.Msg, "another replica wrote") {
+			races++
+		}
+	}
+	return errs, races
+}
 
 // start runs a binary with args and extra environment until the spec ends.
 func start(bin string, args []string, extraEnv ...string) *gexec.Session {

@@ -18,20 +18,27 @@ import (
 	"github.com/checkpoint-quota/checkpoint-quota/certs"
 )
 
-// certificate modes of the chart and the overlay each must match.
+// certificate modes of the chart, on clusters with and without cert-manager's API, and the
+// overlay each must match.
 var chartModes = map[string]struct {
-	set     []string
-	overlay string
+	set         []string
+	apiVersions []string
+	overlay     string
 }{
-	"cert-manager": {overlay: withCertManager},
-	"rotation":     {set: []string{"certificates.mode=rotation"}, overlay: withoutCertManager},
+	"auto, cert-manager served":     {apiVersions: []string{certManagerAPI}, overlay: withCertManager},
+	"auto, cert-manager not served": {overlay: withoutCertManager},
+	"cert-manager":                  {set: []string{"certificates.mode=cert-manager"}, apiVersions: []string{certManagerAPI}, overlay: withCertManager},
+	"rotation, cert-manager served": {set: []string{"certificates.mode=rotation"}, apiVersions: []string{certManagerAPI}, overlay: withoutCertManager},
 }
 
+// helm lint cannot be told which API versions a cluster serves (it has no --api-versions), so it
+// lints what certificates.mode renders on a cluster without cert-manager; TestHelmMatchesKustomize
+// renders the cert-manager modes with helm template --api-versions.
 func TestHelmLint(t *testing.T) {
-	for mode, m := range chartModes {
+	for mode, set := range map[string][]string{"auto": nil, "rotation": {"certificates.mode=rotation"}} {
 		t.Run(mode, func(t *testing.T) {
 			args := []string{"lint", "--strict", chartDir()}
-			for _, s := range append(slices.Clone(m.set), "metrics.serviceMonitor.enabled=true",
+			for _, s := range append(slices.Clone(set), "metrics.serviceMonitor.enabled=true",
 				"metrics.prometheusRule.enabled=true", "metrics.grafanaDashboard.enabled=true", "clusterDefaultQuota.enabled=true") {
 				args = append(args, "--set", s)
 			}
@@ -52,7 +59,7 @@ func TestHelmLint(t *testing.T) {
 func TestHelmMatchesKustomize(t *testing.T) {
 	for mode, m := range chartModes {
 		t.Run(mode, func(t *testing.T) {
-			k, h := render(t, m.overlay), helmTemplate(t, m.set...)
+			k, h := render(t, m.overlay), helmTemplateFor(t, m.apiVersions, m.set...)
 
 			// The release namespace is made by helm install --create-namespace, not by the chart.
 			if diff := cmp.Diff(kinds(k, "Namespace"), kinds(h)); diff != "" {
@@ -82,7 +89,7 @@ func TestHelmMatchesKustomize(t *testing.T) {
 
 			kMgr, hMgr := container(t, k.manager(t).Spec.Template.Spec, "manager"), container(t, h.manager(t).Spec.Template.Spec, "manager")
 			wantArgs := slices.Clone(kMgr.Args)
-			if mode == "rotation" {
+			if m.overlay == withoutCertManager {
 				// The chart names the rotation's objects explicitly (they follow the release
 				// name); for this release they are the binary's defaults, which config/ relies on.
 				wantArgs = append(wantArgs,
@@ -285,4 +292,34 @@ func hostPaths(spec corev1.PodSpec, c corev1.Container) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// certificates.mode=cert-manager on a cluster without cert-manager's API, and a mode that does
+// not exist, stop the render with one sentence saying what to install or which value to set.
+func TestHelmCertificateModeErrors(t *testing.T) {
+	tests := map[string]struct {
+		set  string
+		want []string
+	}{
+		"cert-manager without its API": {set: "certificates.mode=cert-manager", want: []string{
+			"certificates.mode is cert-manager, but this cluster does not serve cert-manager.io/v1: install cert-manager first",
+			"or set certificates.mode=auto or rotation",
+		}},
+		"unknown mode": {set: "certificates.mode=certmanager", want: []string{
+			`certificates.mode is "certmanager": set auto (the default), cert-manager or rotation`,
+		}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := runHelm(nil, templateArgs(nil, tc.set)...)
+			if err == nil {
+				t.Fatal("helm template succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not say %q:\n%v", w, err)
+				}
+			}
+		})
+	}
 }

@@ -41,9 +41,9 @@ var _ = Describe("A quota whose spec does not parse", func() {
 		for i := range 2 {
 			archive.New(ns, "cache-0", "redis").WithUID(uid).WithSize(1 << 20).At(base.Add(time.Duration(i) * time.Minute)).MustWrite(ckptDir)
 		}
-		get := func() string {
+		get := func(g Gomega) string {
 			out, stderr, err := env.Kubectl("", "get", "cpq", "team", "-n", ns)
-			Expect(err).NotTo(HaveOccurred(), stderr)
+			g.Expect(err).NotTo(HaveOccurred(), stderr)
 			return out
 		}
 		Eventually(get, 60*time.Second, time.Second).Should(MatchRegexp(`(?m)^team\s+2/1\s+2Mi/10Mi\s+DryRun\s+True\s+`))

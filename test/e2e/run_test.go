@@ -174,6 +174,23 @@ var _ = Describe("make run", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(stdout).To(ContainSubstring("demo-0"))
 
+		By("acting as a namespace editor as the instructions say: edit reads Checkpoints, and a pinned one's delete is refused")
+		_, stderr, err = env.KubectlWith(kubeconfig, "", "create", "rolebinding", "alice-edit", "--clusterrole=edit", "--user=alice", "-n", "default")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Eventually(func() string {
+			stdout, _, _ := env.KubectlWith(kubeconfig, "", "--as", "alice", "-n", "default", "get", "checkpoints")
+			return stdout
+		}).Should(ContainSubstring("demo-0"))
+		var list cqv1.CheckpointList
+		Expect(c.List(ctx, &list)).To(Succeed())
+		pinned := list.Items[0].Name
+		_, stderr, err = env.KubectlWith(kubeconfig, "", "-n", "default", "patch", "checkpoint", pinned, "--type", "merge", "-p", `{"spec":{"pinned":true}}`)
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		_, stderr, err = env.KubectlWith(kubeconfig, "", "--as", "alice", "-n", "default", "delete", "checkpoint", pinned)
+		Expect(err).To(HaveOccurred())
+		Expect(stderr).To(ContainSubstring("is pinned"))
+		Expect(out).To(ContainSubstring("act as their ServiceAccounts (system:serviceaccount:checkpoint-quota-system:"))
+
 		expectMakeInterrupted(run.interrupt())
 		for _, pid := range descendants {
 			Expect(alive(pid)).To(BeFalse(), "process %d (%s) is still running after Ctrl-C", pid, command(pid))

@@ -18,7 +18,9 @@ import (
 )
 
 var (
-	env     *testenv.Env
+	env *testenv.Env
+	// posture says who the manager and the agent act as.
+	posture *testenv.Posture
 	manager *localrun.Process
 	agent   *localrun.Process
 	ckptDir string
@@ -47,6 +49,15 @@ var _ = BeforeSuite(func(ctx context.Context) {
 	env, err = testenv.Start(testenv.Options{Webhooks: true, ControllerManager: true})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(localrun.RegisterNode(ctx, env.Client, nodeName)).To(Succeed())
+	// The security posture of config/: the manager and the agent act as their
+	// ServiceAccounts, tenants hold the built-in edit role, and the admission policy is in force.
+	posture, err = testenv.InstallPosture(ctx, env.Client, env.KubectlPath())
+	Expect(err).NotTo(HaveOccurred())
+	Expect(testenv.WaitForAggregation(ctx, env.Client)).To(Succeed())
+	managerKubeconfig, err := env.KubeconfigAs(posture.Manager)
+	Expect(err).NotTo(HaveOccurred())
+	agentKubeconfig, err := env.KubeconfigAs(posture.AgentOn(nodeName))
+	Expect(err).NotTo(HaveOccurred())
 	stateDir = GinkgoT().TempDir()
 
 	ckptDir = GinkgoT().TempDir()
@@ -56,10 +67,10 @@ var _ = BeforeSuite(func(ctx context.Context) {
 	managerMetrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[0])
 	agentMetrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[2])
 	manager = &localrun.Process{Name: "manager", Path: managerBin, Output: logFile("manager.log"),
-		Args: append(localrun.ManagerArgs(env.Kubeconfig, env.Webhook.LocalServingPort, env.Webhook.LocalServingCertDir, ports[0], ports[1], true),
+		Args: append(localrun.ManagerArgs(managerKubeconfig, env.Webhook.LocalServingPort, env.Webhook.LocalServingCertDir, ports[0], ports[1], true),
 			"--resync-period=5s")}
 	agent = &localrun.Process{Name: "node-agent", Path: agentBin, Output: logFile("node-agent.log"),
-		Args: append(localrun.AgentArgs(env.Kubeconfig, nodeName, ckptDir, stateDir, ports[2], ports[3]),
+		Args: append(localrun.AgentArgs(agentKubeconfig, nodeName, ckptDir, stateDir, ports[2], ports[3]),
 			"--settle-time=300ms", "--rescan-interval=5s")}
 	Expect(manager.Start()).To(Succeed())
 	Expect(agent.Start()).To(Succeed())
@@ -93,6 +104,14 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
+}
+
+// newTenant is the person alice holding only the built-in edit role, in namespace ns.
+func newTenant(ctx context.Context, ns string) *testenv.Tenant {
+	GinkgoHelper()
+	t, err := env.NewTenant(ctx, "alice", ns)
+	Expect(err).NotTo(HaveOccurred())
+	return t
 }
 
 func minimalQuota(ns, name string) string {

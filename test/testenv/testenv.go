@@ -58,7 +58,9 @@ type Options struct {
 	// server (Env.Webhook says where) with a generated serving certificate.
 	Webhooks bool
 	// ControllerManager runs kube-controller-manager with the namespace and garbage-collector
-	// controllers, so that deleting a namespace deletes its objects as in a real cluster.
+	// controllers, so that deleting a namespace deletes its objects as in a real cluster, and
+	// the clusterrole-aggregation controller, so that the built-in view, edit and admin
+	// ClusterRoles get the rules of the roles config/rbac labels for them.
 	ControllerManager bool
 	// ServiceRouting has the kube-apiserver call webhooks at the endpoints of their Service
 	// (--enable-aggregator-routing) rather than at its cluster IP, which nothing routes on
@@ -140,7 +142,8 @@ func Start(opts Options) (*Env, error) {
 }
 
 // startControllerManager runs the test bed's kube-controller-manager with only the
-// controllers that delete objects on behalf of users: namespace and garbage collector.
+// controllers that delete objects on behalf of users (namespace and garbage collector) and
+// the one that decides what the built-in roles grant (clusterrole-aggregation).
 func (e *Env) startControllerManager() error {
 	bin := filepath.Join(e.AssetsDir, "kube-controller-manager")
 	if _, err := os.Stat(bin); err != nil {
@@ -153,7 +156,7 @@ func (e *Env) startControllerManager() error {
 	}
 	e.kcm = exec.Command(bin,
 		"--kubeconfig", e.Kubeconfig,
-		"--controllers", "namespace,garbagecollector",
+		"--controllers", "namespace,garbagecollector,clusterrole-aggregation",
 		"--leader-elect=false",
 		"--use-service-account-credentials=false",
 		"--secure-port=0",

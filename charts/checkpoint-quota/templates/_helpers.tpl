@@ -36,8 +36,31 @@ app.kubernetes.io/component: node-agent
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
+{{/*
+Where the webhook's certificate comes from, as certificates.mode resolves on this cluster:
+"cert-manager" or "rotation". auto asks the cluster (helm template: --api-versions) whether it
+serves cert-manager's API.
+*/}}
+{{- define "cq.certMode" -}}
+{{- $mode := .Values.certificates.mode -}}
+{{- $served := .Capabilities.APIVersions.Has "cert-manager.io/v1" -}}
+{{- if eq $mode "auto" -}}
+{{- ternary "cert-manager" "rotation" $served -}}
+{{- else if eq $mode "cert-manager" -}}
+{{- if not $served -}}
+{{- fail "certificates.mode is cert-manager, but this cluster does not serve cert-manager.io/v1: install cert-manager first (https://cert-manager.io/docs/installation/), or set certificates.mode=auto or rotation to use the manager's built-in certificates (helm template: add --api-versions cert-manager.io/v1)" -}}
+{{- end -}}
+cert-manager
+{{- else if eq $mode "rotation" -}}
+rotation
+{{- else -}}
+{{- fail (printf "certificates.mode is %q: set auto (the default), cert-manager or rotation" $mode) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Non-empty when the manager runs the built-in rotation. */}}
 {{- define "cq.rotation" -}}
-{{- if eq .Values.certificates.mode "rotation" }}true{{ else if eq .Values.certificates.mode "cert-manager" }}{{ else }}{{ fail (printf "certificates.mode is %q: want cert-manager or rotation" .Values.certificates.mode) }}{{ end -}}
+{{- if eq (include "cq.certMode" .) "rotation" }}true{{ end -}}
 {{- end -}}
 
 {{/* The names the manager's webhooks and its certificate rotation use. */}}

@@ -1,0 +1,261 @@
+package webhooks
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
+)
+
+// +kubebuilder:webhook:path=/validate-checkpointquota-dev-v1alpha1-checkpoint,mutating=false,failurePolicy=fail,sideEffects=None,groups=checkpointquota.dev,resources=checkpoints,verbs=update,versions=v1alpha1,name=vcheckpoint.checkpointquota.dev,admissionReviewVersions=v1,timeoutSeconds=10
+
+// CheckpointWebhook refuses a pin (spec.pinned set on a Checkpoint that nothing pinned) that
+// would put the pinned archives of a group over a limit in force for that group, as
+// ResourceQuota refuses a pod over its quota. Who may pin at all is the admission policy
+// checkpointquota-pin's to decide (the verb pin); how many, this webhook's. A .keep marker on
+// the node is beyond limits: it is the node's admin's.
+type CheckpointWebhook struct {
+	// Reader reads the Checkpoints, quotas, namespaces and pods the limits depend on.
+	Reader client.Reader
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+
+	// mu makes pins one at a time, so that two pins admitted together cannot both take
+	// the last place; pending holds the pins admitted that the reader may not show yet.
+	mu      sync.Mutex
+	pending map[types.UID]time.Time
+}
+
+// pendingFor is how long an admitted pin counts before the reader must show it.
+const pendingFor = time.Minute
+
+var _ admission.Validator[*cqv1.Checkpoint] = &CheckpointWebhook{}
+
+// ValidateCreate allows every create: only the node agent creates Checkpoints, pinned
+// when a pin outlived an earlier object of the same archive.
+func (w *CheckpointWebhook) ValidateCreate(context.Context, *cqv1.Checkpoint) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// ValidateDelete allows every delete (the pinned-checkpoint policy refuses pinned ones).
+func (w *CheckpointWebhook) ValidateDelete(context.Context, *cqv1.Checkpoint) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// ValidateUpdate refuses a new pin that would put a group's pinned archives over a limit.
+func (w *CheckpointWebhook) ValidateUpdate(ctx context.Context, old, c *cqv1.Checkpoint) (admission.Warnings, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !c.Spec.Pinned {
+		delete(w.pending, c.UID) // unpinned: an admitted pin no longer counts
+		return nil, nil
+	}
+	if old.IsPinned() || c.Spec.Archive == nil || !c.DeletionTimestamp.IsZero() {
+		return nil, nil
+	}
+	now := time.Now()
+	if w.Now != nil {
+		now = w.Now()
+	}
+	over, err := w.overLimits(ctx, c, now)
+	if err != nil {
+		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("cannot check the pin against the limits in force: %v; try again", err))
+	}
+	if len(over) > 0 {
+		return nil, apierrors.NewForbidden(cqv1.GroupVersion.WithResource("checkpoints").GroupResource(), c.Name,
+			fmt.Errorf("pinning %s would make %s; a pinned archive still counts, so pins stay within the limits: "+
+				"unpin another archive first (kubectl patch checkpoint NAME -n %s --type merge -p '{\"spec\":{\"pinned\":false}}') "+
+				"or ask for a larger limit", c.Name, strings.Join(over, ", "), c.Namespace))
+	}
+	if w.pending == nil {
+		w.pending = map[types.UID]time.Time{}
+	}
+	w.pending[c.UID] = now
+	return nil, nil
+}
+
+// overLimits resolves the candidate's archive among the others of its namespace (and, for a
+// cluster quota's limits.total, the pinned archives of every namespace), as the manager
+// does, and names each limit whose group's pinned archives the pin would put over it.
+func (w *CheckpointWebhook) overLimits(ctx context.Context, c *cqv1.Checkpoint, now time.Time) ([]string, error) {
+	for uid, at := range w.pending {
+		if now.Sub(at) > pendingFor {
+			delete(w.pending, uid)
+		}
+	}
+	quotas, err := w.quotas(ctx, c.PodNamespace())
+	if err != nil {
+		return nil, err
+	}
+	var local cqv1.CheckpointList
+	if err := w.Reader.List(ctx, &local, client.InNamespace(c.Namespace)); err != nil {
+		return nil, fmt.Errorf("listing the Checkpoints of namespace %s: %w", c.Namespace, err)
+	}
+	w2 := pinWorld{pinned: w.pending, nsLabels: map[string]map[string]string{}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{}}
+	w2.add(c, true)
+	for i := range local.Items {
+		if o := &local.Items[i]; o.UID != c.UID && o.PodNamespace() == c.PodNamespace() {
+			w2.add(o, false)
+		}
+	}
+	in, err := w2.input(ctx, w.Reader, quotas, now)
+	if err != nil {
+		return nil, err
+	}
+	if spansNamespaces(in, 0) {
+		// A cluster quota's limits.total counts every namespace it selects: add the pinned
+		// archives of the others, which are the only ones that matter to a pin.
+		var all cqv1.CheckpointList
+		if err := w.Reader.List(ctx, &all); err != nil {
+			return nil, fmt.Errorf("listing Checkpoints: %w", err)
+		}
+		for i := range all.Items {
+			if o := &all.Items[i]; o.PodNamespace() != c.PodNamespace() && (o.IsPinned() || !w.pending[o.UID].IsZero()) {
+				w2.add(o, false)
+			}
+		}
+		if in, err = w2.input(ctx, w.Reader, quotas, now); err != nil {
+			return nil, err
+		}
+	}
+	return pinnedOver(in, 0), nil
+}
+
+// quotas reads the cluster quotas and the quotas of the namespace, skipping any that does
+// not parse: the manager holds what such a quota might target, so pins there change nothing.
+func (w *CheckpointWebhook) quotas(ctx context.Context, ns string) ([]*policy.Quota, error) {
+	var cqs cqv1.CheckpointQuotaList
+	if err := w.Reader.List(ctx, &cqs, client.InNamespace(ns)); err != nil {
+		return nil, fmt.Errorf("listing the CheckpointQuotas of namespace %s: %w", ns, err)
+	}
+	var ccqs cqv1.ClusterCheckpointQuotaList
+	if err := w.Reader.List(ctx, &ccqs); err != nil {
+		return nil, fmt.Errorf("listing ClusterCheckpointQuotas: %w", err)
+	}
+	return append(normalise(cqs.Items, policy.FromCheckpointQuota), normalise(ccqs.Items, policy.FromClusterQuota)...), nil
+}
+
+// pinWorld is what a pin is checked against: archives, the first the candidate.
+type pinWorld struct {
+	archives []quota.Archive
+	pinned   map[types.UID]time.Time
+	nsLabels map[string]map[string]string
+	pods     map[types.NamespacedName]*metav1.PartialObjectMetadata
+}
+
+// add counts a Checkpoint's archive, pinned as the candidate will be, or as it is (or as
+// an admitted pin the reader does not show yet makes it).
+func (wd *pinWorld) add(c *cqv1.Checkpoint, candidate bool) {
+	a, ok := quota.ArchiveOf(c)
+	if !ok || c.IsArchiveRemoved() {
+		return
+	}
+	_, pending := wd.pinned[c.UID]
+	a.Pinned = a.Pinned || candidate || pending
+	wd.archives = append(wd.archives, a)
+}
+
+// input reads the labels of the archives' namespaces and pods and resolves the quotas.
+func (wd *pinWorld) input(ctx context.Context, r client.Reader, quotas []*policy.Quota, now time.Time) (quota.Input, error) {
+	for _, a := range wd.archives {
+		if _, ok := wd.nsLabels[a.Namespace]; ok || strings.HasSuffix(a.Namespace, ")") {
+			continue // known, or an orphan's deleted namespace, which has no labels
+		}
+		ns := metadataOf(corev1.SchemeGroupVersion.WithKind("Namespace"))
+		if err := r.Get(ctx, client.ObjectKey{Name: a.Namespace}, ns); err != nil && !apierrors.IsNotFound(err) {
+			return quota.Input{}, fmt.Errorf("reading namespace %s: %w", a.Namespace, err)
+		}
+		wd.nsLabels[a.Namespace] = ns.Labels
+		pods := &metav1.PartialObjectMetadataList{}
+		pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
+		if err := r.List(ctx, pods, client.InNamespace(a.Namespace)); err != nil {
+			return quota.Input{}, fmt.Errorf("listing the pods of namespace %s: %w", a.Namespace, err)
+		}
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			wd.pods[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}] = p
+		}
+	}
+	in, _ := quota.InputOf(quotas, wd.archives, quota.Labels{Namespaces: wd.nsLabels, Pod: quota.PodLabelsFrom(wd.pods)}, now)
+	return in, nil
+}
+
+// spansNamespaces says whether a group limit in force for archive i may count archives of
+// other namespaces: a cluster quota's limits.total.
+func spansNamespaces(in quota.Input, i int) bool {
+	for _, l := range in.Rules[i].Limits {
+		if l.Level == quota.LevelGroup && strings.HasPrefix(in.Quotas[l.Quota].Name, policy.KindClusterQuota+" ") {
+			return true
+		}
+	}
+	return false
+}
+
+// pinnedOver names each limit in force for archive i whose pinned archives, i's pin
+// included, exceed it: "perNamespace.checkpoints 6/5 pinned in shop (ClusterCheckpointQuota default)".
+func pinnedOver(in quota.Input, i int) []string {
+	self := &in.Archives[i]
+	var over []string
+	for _, l := range in.Rules[i].Limits {
+		scope := self.Scope(l.Level)
+		var pinned int64
+		for j := range in.Archives {
+			a := &in.Archives[j]
+			if !a.Pinned || a.Scope(l.Level) != scope || !governedBy(in.Rules[j], l) {
+				continue
+			}
+			if l.Resource == quota.Storage {
+				pinned += a.Size
+			} else {
+				pinned++
+			}
+		}
+		if pinned <= l.Value {
+			continue
+		}
+		where := scope
+		if where == "" {
+			where = "the quota's archives together"
+		}
+		used, hard := fmt.Sprint(pinned), fmt.Sprint(l.Value)
+		if l.Resource == quota.Storage {
+			used, hard = quota.Bytes(pinned), quota.Bytes(l.Value)
+		}
+		over = append(over, fmt.Sprintf("%s %s/%s pinned in %s (%s)", l.Key, used, hard, where, in.Quotas[l.Quota].Name))
+	}
+	if r := in.Rules[i].MaxSize; r != nil && self.Size > r.Value {
+		over = append(over, fmt.Sprintf("%s: the archive is %s, over %s (%s)", policy.NameMaxCheckpointSize,
+			quota.Bytes(self.Size), quota.Bytes(r.Value), in.Quotas[r.Quota].Name))
+	}
+	return over
+}
+
+// governedBy says whether rules hold the limit l (same quota, same key).
+func governedBy(rules *quota.Rules, l quota.Limit) bool {
+	for _, m := range rules.Limits {
+		if m.Quota == l.Quota && m.Key == l.Key {
+			return true
+		}
+	}
+	return false
+}
+
+// metadataOf is an empty metadata-only object of a kind, for the reader.
+func metadataOf(gvk schema.GroupVersionKind) *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(gvk)
+	return m
+}
