@@ -58,8 +58,8 @@ var _ = Describe("the certificate start-up of two replicas", func() {
 		Expect(secret.ResourceVersion).To(Equal(version), "the second replica overwrote the first one's certificate")
 		Expect(caBundles(Default, ctx, v, m)).To(HaveEach(Equal(ca)))
 
-		Expect(first.messages()).To(Equal([]string{"wrote the webhook certificate"}))
-		Expect(second.messages()).To(Equal([]string{"another replica wrote the webhook certificate at the same time; using its"}))
+		Expect(first.messages()).To(Equal([]string{"Wrote the webhook certificate"}))
+		Expect(second.messages()).To(Equal([]string{"Another replica wrote the webhook certificate at the same time; using its"}))
 		Expect(append(first.errors(), second.errors()...)).To(BeEmpty())
 	})
 })

@@ -180,7 +180,7 @@ func errorLines(s *gexec.Session) (errs []string, races int) {
 		if l.Level == "error" {
 			errs = append(errs, line)
 		}
-		if strings.HasPrefix(l.Msg, "another replica wrote") {
+		if strings.HasPrefix(l.Msg, "Another replica wrote") {
 			races++
 		}
 	}
