@@ -301,6 +301,12 @@ var cited = map[string]bool{
 	"CheckpointContainer": true, "DefaultCRIAnnotations": true, "makeContainerName": true, "archive.Diff": true,
 	// containers/storage (the same section)
 	"TarWithOptions": true,
+	// cri-o/cri-o and containerd/containerd, the image a runtime records (docs/node-agent.md)
+	"generateContainerConfig": true, "GetImageRef": true, "UserSpecifiedImage": true, "UserRequestedImage": true,
+	"SomeNameOfTheImage": true, "buildImageResult": true, "resolveAndVerifyContainerImage": true,
+	"setupContainerEtcDirectory": true, "CRCreateRootFsDiffTar": true, "ImageSpec": true,
+	// the kubelet and containerd on a real node (docs/real-node.md)
+	"podLogsDir": true, "setupKernelTunables": true, "StopPodSandbox": true, "MakeRShared": true,
 	// kubernetes/kubernetes: the apiserver's watch cache (docs/node-agent.md), feature gates
 	// (docs/quota-controller.md)
 	"storeSnapshotter": true, "CBORServingAndStorage": true, "ClientsAllowCBOR": true, "ClientsPreferCBOR": true,
