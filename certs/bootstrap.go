@@ -63,7 +63,7 @@ func (b *bootstrap) run(ctx context.Context) error {
 func (b *bootstrap) lostRace(what string) {
 	if !b.raced {
 		b.raced = true
-		b.log.Info("another replica wrote the webhook certificate at the same time; using its", "object", what)
+		b.log.Info("Another replica wrote the webhook certificate at the same time; using its", "object", what)
 	}
 }
 
@@ -90,7 +90,7 @@ func (b *bootstrap) secret(ctx context.Context) ([]byte, error) {
 		err := b.writer.Update(ctx, s, client.FieldOwner(b.cr.FieldOwner))
 		switch {
 		case err == nil:
-			b.log.Info("wrote the webhook certificate", "secret", key.String(), "newCA", !caValid)
+			b.log.Info("Wrote the webhook certificate", "secret", key.String(), "newCA", !caValid)
 			return s.Data[keyCACert], nil
 		case apierrors.IsConflict(err):
 			b.lostRace("Secret " + key.String())

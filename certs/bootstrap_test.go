@@ -48,7 +48,7 @@ var _ = Describe("the certificate start-up of two replicas", func() {
 		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(secret), secret)).To(Succeed())
 		ca := secret.Data["ca.crt"]
 		Expect(ca).NotTo(BeEmpty())
-		Expect(caBundles(ctx, v, m)).To(HaveEach(Equal(ca)))
+		Expect(caBundles(Default, ctx, v, m)).To(HaveEach(Equal(ca)))
 		version := secret.ResourceVersion
 
 		By("the second replica writing what it issued")
@@ -56,10 +56,10 @@ var _ = Describe("the certificate start-up of two replicas", func() {
 		Expect(stale.served).To(BeTrue(), "the second replica did not read the stale Secret")
 		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(secret), secret)).To(Succeed())
 		Expect(secret.ResourceVersion).To(Equal(version), "the second replica overwrote the first one's certificate")
-		Expect(caBundles(ctx, v, m)).To(HaveEach(Equal(ca)))
+		Expect(caBundles(Default, ctx, v, m)).To(HaveEach(Equal(ca)))
 
-		Expect(first.messages()).To(Equal([]string{"wrote the webhook certificate"}))
-		Expect(second.messages()).To(Equal([]string{"another replica wrote the webhook certificate at the same time; using its"}))
+		Expect(first.messages()).To(Equal([]string{"Wrote the webhook certificate"}))
+		Expect(second.messages()).To(Equal([]string{"Another replica wrote the webhook certificate at the same time; using its"}))
 		Expect(append(first.errors(), second.errors()...)).To(BeEmpty())
 	})
 })

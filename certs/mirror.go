@@ -50,11 +50,11 @@ func addSecretMirror(mgr manager.Manager, key types.NamespacedName, dir string) 
 		}
 		changed, err := writeKeyPair(dir, s.Data)
 		if err != nil {
-			log.Error(err, "unable to write the serving certificate")
+			log.Error(err, "Could not write the serving certificate")
 			return
 		}
 		if changed {
-			log.Info("wrote the serving certificate")
+			log.Info("Wrote the serving certificate")
 		}
 	}
 	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{

@@ -46,7 +46,7 @@ var _ = Describe("built-in certificate rotation", func() {
 		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(secret), secret)).To(Succeed())
 		ca := secret.Data["ca.crt"]
 		Expect(ca).NotTo(BeEmpty())
-		Expect(caBundles(ctx, v, m)).To(HaveEach(Equal(ca)))
+		Expect(caBundles(Default, ctx, v, m)).To(HaveEach(Equal(ca)))
 
 		By("writing the serving certificate from the Secret into the certificate directory")
 		Expect(os.ReadFile(filepath.Join(certDir, "tls.crt"))).To(Equal(secret.Data["tls.crt"]))
@@ -62,7 +62,7 @@ var _ = Describe("built-in certificate rotation", func() {
 		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(v), v)).To(Succeed())
 		v.Webhooks[quotaWebhook(v)].ClientConfig.CABundle = []byte("not a CA")
 		Expect(env.Client.Update(ctx, v)).To(Succeed())
-		Eventually(func() [][]byte { return caBundles(ctx, v, m) }, time.Minute, 200*time.Millisecond).Should(HaveEach(Equal(ca)))
+		Eventually(func(g Gomega) [][]byte { return caBundles(g, ctx, v, m) }, time.Minute, 200*time.Millisecond).Should(HaveEach(Equal(ca)))
 
 		By("replacing CA, certificate and files when the Secret loses them")
 		secret.Data = nil
@@ -73,7 +73,7 @@ var _ = Describe("built-in certificate rotation", func() {
 			newCA = secret.Data["ca.crt"]
 			g.Expect(newCA).NotTo(BeEmpty())
 			g.Expect(newCA).NotTo(Equal(ca))
-			g.Expect(caBundles(ctx, v, m)).To(HaveEach(Equal(newCA)))
+			g.Expect(caBundles(g, ctx, v, m)).To(HaveEach(Equal(newCA)))
 			g.Expect(os.ReadFile(filepath.Join(certDir, "tls.crt"))).To(Equal(secret.Data["tls.crt"]))
 		}, time.Minute, 200*time.Millisecond).Should(Succeed())
 
@@ -85,15 +85,15 @@ var _ = Describe("built-in certificate rotation", func() {
 })
 
 // caBundles are the caBundle of every webhook of both configurations, as the apiserver has them.
-func caBundles(ctx SpecContext, v *admissionregv1.ValidatingWebhookConfiguration, m *admissionregv1.MutatingWebhookConfiguration) [][]byte {
+func caBundles(g Gomega, ctx SpecContext, v *admissionregv1.ValidatingWebhookConfiguration, m *admissionregv1.MutatingWebhookConfiguration) [][]byte {
 	var out [][]byte
 	gotV := &admissionregv1.ValidatingWebhookConfiguration{}
-	Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(v), gotV)).To(Succeed())
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(v), gotV)).To(Succeed())
 	for _, w := range gotV.Webhooks {
 		out = append(out, w.ClientConfig.CABundle)
 	}
 	gotM := &admissionregv1.MutatingWebhookConfiguration{}
-	Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(m), gotM)).To(Succeed())
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(m), gotM)).To(Succeed())
 	for _, w := range gotM.Webhooks {
 		out = append(out, w.ClientConfig.CABundle)
 	}

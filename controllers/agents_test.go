@@ -19,7 +19,7 @@ func startAgent(node, dir string) {
 	GinkgoHelper()
 	cfg := *env.Config
 	cfg.QPS, cfg.Burst = nodeagent.DefaultQPS, nodeagent.DefaultBurst
-	mgr, err := nodeagent.NewManager(&cfg, nodeagent.Config{
+	mgr, err := nodeagent.NewManager(context.Background(), &cfg, nodeagent.Config{
 		NodeName: node, Dirs: []string{dir}, SettleTime: 200 * time.Millisecond, RescanInterval: 5 * time.Second, NodeStatusInterval: 500 * time.Millisecond,
 		StateDir: GinkgoT().TempDir(),
 	}, nodeagent.ManagerOptions{MetricsBindAddress: "0"})
@@ -37,10 +37,10 @@ func startAgent(node, dir string) {
 }
 
 // files lists the archives in a directory, sorted.
-func files(dir string) func() []string {
-	return func() []string {
+func files(dir string) func(Gomega) []string {
+	return func(g Gomega) []string {
 		entries, err := os.ReadDir(dir)
-		Expect(err).NotTo(HaveOccurred())
+		g.Expect(err).NotTo(HaveOccurred())
 		var out []string
 		for _, e := range entries {
 			out = append(out, e.Name())
@@ -78,16 +78,16 @@ var _ = Describe("With real node agents on two nodes", func() {
 	It("leaves the 2 newest archives of each container on disk", func() {
 		app := write(dirA, ns, "web-0", "app", 5, 64<<10, now)
 		side := write(dirA, ns, "web-0", "sidecar", 5, 64<<10, now)
-		Eventually(func() []string { return remaining(ns) }).Should(HaveLen(10))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(HaveLen(10))
 		create(builder.Quota("q", ns).PerContainer(2, "").Obj())
 		Eventually(files(dirA)).Should(Equal(sorted(app[3:], side[3:])))
-		Eventually(func() []string { return remaining(ns) }).Should(HaveLen(4))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(HaveLen(4))
 		Consistently(files(dirA), "1s").Should(Equal(sorted(app[3:], side[3:])))
 	})
 
 	It("keeps a pod under perPod.storage in Mi, with real archive sizes", func() {
 		db := write(dirB, ns, "db-0", "pg", 4, 3<<20, now)
-		Eventually(func() []string { return remaining(ns) }).Should(HaveLen(4))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(HaveLen(4))
 		create(builder.Quota("q", ns).PerPod(-1, "7Mi").Obj())
 		Eventually(files(dirB)).Should(Equal(sorted(db[2:])))
 	})
@@ -95,7 +95,7 @@ var _ = Describe("With real node agents on two nodes", func() {
 	It("counts a namespace on both nodes together and prunes the oldest across nodes", func() {
 		a := write(dirA, ns, "w-0", "c", 3, 64<<10, now)
 		b := write(dirB, ns, "w-1", "c", 3, 64<<10, now.Add(-30*time.Second))
-		Eventually(func() []string { return remaining(ns) }).Should(HaveLen(6))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(HaveLen(6))
 		create(builder.Quota("q", ns).Total(3, "").Obj())
 		// Oldest first across nodes: b0, a0, b1 go.
 		Eventually(files(dirA)).Should(Equal(sorted(a[1:])))

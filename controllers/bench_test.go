@@ -84,7 +84,7 @@ func (bed *benchBed) startManager(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := controllers.Setup(mgr, controllers.DefaultOptions); err != nil {
+	if _, err := controllers.Setup(context.Background(), mgr, controllers.DefaultOptions); err != nil {
 		b.Fatal(err)
 	}
 	bed.run(b, mgr.Start)

@@ -12,7 +12,7 @@ import (
 
 // CacheOptions are the manager's cache options: every object without managedFields, and
 // Checkpoints, pods and namespaces (the many objects) holding only what the controllers
-// read. With 100,000 Checkpoints and 30,000 pods the cache is most of the manager's memory.
+// read: at scale the cache is most of the manager's memory.
 func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
@@ -49,7 +49,7 @@ func slimCheckpoint(obj any) (any, error) {
 // slimQuota keeps of a quota of either kind what the pass, the status writer and the
 // webhooks read: its spec, status and identity. The annotations go, among them kubectl's
 // last-applied-configuration, a second copy of the whole spec on every quota applied
-// client-side; managedFields go too (the default transform), a third.
+// client-side; managedFields go too (the default transform).
 func slimQuota(obj any) (any, error) {
 	q, ok := obj.(client.Object)
 	if !ok {

@@ -22,16 +22,16 @@ var _ = Describe("Incremental accounting", func() {
 		Eventually(quotaStatus(quiet, "q")).Should(HaveField("Used", HaveKeyWithValue("total.checkpoints", resource.MustParse("40"))))
 		Eventually(quotaStatus(busy, "q")).Should(HaveField("Used", HaveKeyWithValue("perContainer.checkpoints", resource.MustParse("3"))))
 		// Let the passes that the quotas' creation started end.
-		Consistently(func() []string { return remaining(busy) }, "1s").Should(Equal(sorted(old)))
+		Consistently(func(g Gomega) []string { return remaining(g, busy) }, "1s").Should(Equal(sorted(old)))
 		before := recomputedArchives()
 
 		By("pruning the busy namespace's oldest when two more archives arrive there")
 		newer := series(busy, "web-0", "app", 2, mi, now, "")
-		Eventually(func() []string { return remaining(busy) }).Should(Equal(sorted(old[2:], newer)))
+		Eventually(func(g Gomega) []string { return remaining(g, busy) }).Should(Equal(sorted(old[2:], newer)))
 		Eventually(quotaStatus(busy, "q")).Should(HaveField("Pruned.Checkpoints", BeEquivalentTo(2)))
 
 		By("leaving the quiet namespace as it was, without computing it again")
-		Expect(remaining(quiet)).To(Equal(sorted(kept)))
+		Expect(remaining(Default, quiet)).To(Equal(sorted(kept)))
 		Expect(quotaStatus(quiet, "q")()).To(HaveField("Used", HaveKeyWithValue("total.checkpoints", resource.MustParse("40"))))
 		// Each pass since computed the busy namespace's 3 to 5 archives, never the quiet one's 40.
 		Expect(recomputedArchives() - before).To(SatisfyAll(BeNumerically(">=", 5), BeNumerically("<", 40)))
@@ -54,14 +54,14 @@ var _ = Describe("Incremental accounting of orphans", func() {
 				at: now.Add(-time.Duration(3-i) * time.Minute)})
 			first = append(first, c.Name)
 		}
-		Eventually(func() []string { return remaining(agent) }).Should(Equal(sorted(first[1:])))
-		Consistently(func() []string { return remaining(agent) }, "1s").Should(Equal(sorted(first[1:])))
-		Expect(remaining(home)).To(Equal([]string{live.Name}))
+		Eventually(func(g Gomega) []string { return remaining(g, agent) }).Should(Equal(sorted(first[1:])))
+		Consistently(func(g Gomega) []string { return remaining(g, agent) }, "1s").Should(Equal(sorted(first[1:])))
+		Expect(remaining(Default, home)).To(Equal([]string{live.Name}))
 
 		By("pruning for an orphan that arrives later, which only the home namespace's pass reads")
 		later := publish(ckpt{ns: agent, orphanOf: home, uid: "uid-gone-" + pod, pod: pod, container: "app", size: mi, at: now})
-		Eventually(func() []string { return remaining(agent) }).Should(Equal(sorted(first[2:], []string{later.Name})))
-		Expect(remaining(home)).To(Equal([]string{live.Name}))
+		Eventually(func(g Gomega) []string { return remaining(g, agent) }).Should(Equal(sorted(first[2:], []string{later.Name})))
+		Expect(remaining(Default, home)).To(Equal([]string{live.Name}))
 		Eventually(clusterStatus("orphans-" + home)).Should(SatisfyAll(
 			HaveField("Namespaces", ContainElement(SatisfyAll(
 				HaveField("Namespace", home+" (deleted)"), HaveField("Usage.Checkpoints", BeEquivalentTo(2))))),

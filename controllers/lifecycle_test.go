@@ -42,18 +42,18 @@ var _ = Describe("Orphans, conflicts, nodes and restarts", func() {
 		create(builder.Quota("q", ns).Orphans(cqv1.OrphanDelete, "10m").Obj())
 		By("keeping it while the pod exists, however long")
 		fakeClock.Step(time.Hour)
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal([]string{c.Name}))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal([]string{c.Name}))
 
 		By("keeping it through the grace period after the pod is deleted")
 		Expect(k8s.Delete(context.Background(), pod)).To(Succeed())
 		Eventually(func() error { return k8s.Get(context.Background(), client.ObjectKeyFromObject(pod), &corev1.Pod{}) }).Should(Satisfy(apierrors.IsNotFound))
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal([]string{c.Name}))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal([]string{c.Name}))
 		fakeClock.Step(9 * time.Minute)
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal([]string{c.Name}))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal([]string{c.Name}))
 
 		By("deleting it once the grace period is over")
 		fakeClock.Step(2 * time.Minute)
-		Eventually(func() []string { return remaining(ns) }).Should(BeEmpty())
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(BeEmpty())
 		Eventually(events(ns, "q", "Pruned")).Should(ContainElement(ContainSubstring("orphans")))
 	})
 
@@ -62,9 +62,9 @@ var _ = Describe("Orphans, conflicts, nodes and restarts", func() {
 		old := publish(ckpt{ns: ns, pod: "web-0", uid: "uid-of-an-earlier-web-0", container: "c", at: now.Add(-time.Minute), size: mi})
 		current := publish(ckpt{ns: ns, pod: "web-0", uid: string(pod.UID), container: "c", at: now, size: mi})
 		create(builder.Quota("q", ns).Orphans(cqv1.OrphanDelete, "5m").Obj())
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted([]string{old.Name, current.Name})))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(sorted([]string{old.Name, current.Name})))
 		fakeClock.Step(6 * time.Minute)
-		Eventually(func() []string { return remaining(ns) }).Should(Equal([]string{current.Name}))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal([]string{current.Name}))
 	})
 
 	It("keeps the archives of a pod deleted, and of one re-created, under the quota that selected it by label", func() {
@@ -77,7 +77,7 @@ var _ = Describe("Orphans, conflicts, nodes and restarts", func() {
 		create(builder.Quota("db", ns).PodSelector(map[string]string{"app": "db"}).PerPod(10, "").Obj())
 		create(builder.Quota("default", ns).PerPod(1, "").Obj())
 		Eventually(quotaStatus(ns, "db")).Should(HaveField("Summary.Checkpoints", "3/10"))
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(names)))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(sorted(names)))
 
 		By("deleting the pod and creating it again, as its StatefulSet does: the manager saw the labels it had")
 		Expect(k8s.Delete(context.Background(), pod)).To(Succeed())
@@ -86,7 +86,7 @@ var _ = Describe("Orphans, conflicts, nodes and restarts", func() {
 		Expect(again.UID).NotTo(Equal(pod.UID))
 		names = append(names, publish(ckpt{ns: ns, pod: again.Name, uid: string(again.UID), container: "db", at: now, size: mi}).Name)
 		Eventually(quotaStatus(ns, "db")).Should(HaveField("Summary.Checkpoints", "4/10"))
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(names)))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(sorted(names)))
 		Expect(quotaStatus(ns, "default")().Conditions).NotTo(ContainElement(HaveField("Reason", "HeldCheckpoints")))
 	})
 
@@ -103,7 +103,7 @@ var _ = Describe("Orphans, conflicts, nodes and restarts", func() {
 			HaveField("Type", cqv1.ConditionOverQuota),
 			HaveField("Reason", "HeldCheckpoints"),
 			HaveField("Message", SatisfyAll(ContainSubstring(names[0]), ContainSubstring("quota that selects pods by label"))))))
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(names)))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(sorted(names)))
 	})
 
 	It("prunes nothing that a quota which does not parse might keep, until it is fixed", func() {
@@ -127,14 +127,14 @@ var _ = Describe("Orphans, conflicts, nodes and restarts", func() {
 			HaveField("Type", cqv1.ConditionOverQuota),
 			HaveField("Reason", "HeldCheckpoints"),
 			HaveField("Message", ContainSubstring("CheckpointQuota "+ns+"/team, which might govern them, does not parse")))))
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(names)))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(sorted(names)))
 
 		By("fixing the quota, which then governs, capped by the cluster quota's limit")
 		Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(team), team)).To(Succeed())
 		age := cqv1.Duration("168h")
 		team.Spec.MaxAge = &age
 		Expect(k8s.Update(context.Background(), team)).To(Succeed())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(names[2:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(names[2:])))
 		Eventually(quotaStatus(ns, "team")).Should(HaveField("Summary.Checkpoints", "1/1"))
 	})
 
@@ -147,8 +147,8 @@ var _ = Describe("Orphans, conflicts, nodes and restarts", func() {
 		}
 		create(builder.Quota("db", ns).PodSelector(map[string]string{"app": "db"}).PerPod(2, "").Obj())
 		create(builder.Quota("default", ns).PerPod(1, "").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(names[1:])))
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(names[1:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(names[1:])))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(sorted(names[1:])))
 		Eventually(quotaStatus(ns, "db")).Should(HaveField("Summary.Checkpoints", "2/2"))
 	})
 
@@ -161,7 +161,7 @@ var _ = Describe("Orphans, conflicts, nodes and restarts", func() {
 		}
 		create(builder.Quota("by-app", ns).PodSelector(map[string]string{"app": "redis"}).PerPod(3, "").Obj())
 		create(builder.Quota("by-tier", ns).PodSelector(map[string]string{"tier": "cache"}).PerPod(2, "").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(names[2:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(names[2:])))
 		for name, other := range map[string]string{"by-app": "by-tier", "by-tier": "by-app"} {
 			Eventually(func() []metav1.Condition { return quotaStatus(ns, name)().Conditions }).Should(ContainElement(SatisfyAll(
 				HaveField("Type", cqv1.ConditionConflict),
@@ -175,7 +175,7 @@ var _ = Describe("Orphans, conflicts, nodes and restarts", func() {
 
 	It("releases the Checkpoints of a node gone for the grace period", func() {
 		c := publish(ckpt{ns: ns, pod: "p", container: "c", node: "node-gone", at: now, size: mi, finalizer: true})
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal([]string{c.Name}))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal([]string{c.Name}))
 		fakeClock.Step(nodeGrace + time.Minute)
 		Eventually(func() error {
 			return k8s.Get(context.Background(), client.ObjectKeyFromObject(c), &cqv1.Checkpoint{})
@@ -185,10 +185,10 @@ var _ = Describe("Orphans, conflicts, nodes and restarts", func() {
 	It("exports usage, limits and pruned archives as metrics", func() {
 		series(ns, "p", "c", 3, mi, now, "")
 		create(builder.Quota("q", ns).PerContainer(1, "").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(HaveLen(1))
-		Eventually(func() []string {
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(HaveLen(1))
+		Eventually(func(g Gomega) []string {
 			families, err := metrics.Registry.Gather()
-			Expect(err).NotTo(HaveOccurred())
+			g.Expect(err).NotTo(HaveOccurred())
 			var found []string
 			for _, f := range families {
 				for _, m := range f.GetMetric() {
@@ -244,7 +244,7 @@ var _ = Describe("A restart of the manager", Serial, func() {
 		stopManager()
 		By("stopping after " + strconv.Itoa(len(terminating())) + " of " + strconv.Itoa(len(prune)) + " deletes")
 		stopManager = startManager()
-		Eventually(func() []string { return remaining(ns) }, "30s").Should(Equal(sorted(keep)))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }, "30s").Should(Equal(sorted(keep)))
 		Expect(terminating()).To(Equal(sorted(prune)))
 	})
 })

@@ -10,10 +10,6 @@ import (
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
 
-// ReasonNodePruningBlocked says that a node stays over a node rule: what is left on it
-// may not be pruned (pins, unreadable archives) or is not an archive at all.
-const ReasonNodePruningBlocked = "NodePruningBlocked"
-
 // setNodeStatus adds the node rules to a cluster quota's status: hard and used, the
 // nodes nearest the rules, and the effective policy.
 func setNodeStatus(st *cqv1.QuotaStatus, v *QuotaView) {

@@ -90,7 +90,7 @@ var _ = Describe("Node rules of a cluster quota, with real node agents", func() 
 		onUnder := []string{archiveAt(dirUnder, nsA, "q", 64<<10, now.Add(-time.Hour))}
 		startAgent(over, dirOver)
 		startAgent(under, dirUnder)
-		Eventually(func() int { return len(remaining(nsA)) + len(remaining(nsB)) }).Should(Equal(7))
+		Eventually(func(g Gomega) int { return len(remaining(g, nsA)) + len(remaining(g, nsB)) }).Should(Equal(7))
 
 		// Room for the two newest of the node over: four go, from both namespaces.
 		limit := sizeOf(dirOver, onOver[4:]...)
@@ -99,7 +99,7 @@ var _ = Describe("Node rules of a cluster quota, with real node agents", func() 
 		createCluster(builder.ClusterQuota(name).PerNode(-1, bytesString(limit)).Obj())
 		Eventually(files(dirOver)).Should(Equal(sorted(onOver[4:])))
 		Consistently(files(dirUnder), "1s").Should(Equal(onUnder))
-		Expect(files(dirOver)()).To(Equal(sorted(onOver[4:])))
+		Expect(files(dirOver)(Default)).To(Equal(sorted(onOver[4:])))
 		Eventually(events("default", name, "Pruned")).Should(ContainElement(HavePrefix("Pruned 4 checkpoints (256Ki) of node " + over + ": perNode.storage")))
 		// A per-node limit holds on every node: other specs' nodes may be over it too, and count.
 		Expect(prunedBy("perNode.storage")-prunedBefore).To(BeNumerically(">=", 4), `checkpointquota_pruned_checkpoints_total{reason="perNode.storage"}`)
@@ -112,7 +112,7 @@ var _ = Describe("Node rules of a cluster quota, with real node agents", func() 
 			archiveAt(dir, nsA, "p", 32<<10, now.Add(-time.Duration(i)*time.Minute))
 		}
 		startAgent(node, dir)
-		Eventually(func() []string { return remaining(nsA) }).Should(HaveLen(3))
+		Eventually(func(g Gomega) []string { return remaining(g, nsA) }).Should(HaveLen(3))
 		name := "nearest-" + rand.String(4)
 		createCluster(builder.ClusterQuota(name).PerNode(3, "").Obj())
 		Eventually(func() []cqv1.NodeUsage { return clusterStatus(name)().Nodes }).Should(ContainElement(And(
@@ -136,14 +136,14 @@ var _ = Describe("Node rules of a cluster quota, with real node agents", func() 
 			names = append(names, archiveAt(dir, ns, "p", 1<<20, now.Add(-time.Duration(4-i)*time.Minute)))
 		}
 		startAgent(node, dir)
-		Eventually(func() int { return len(remaining(nsA)) + len(remaining(nsB)) }).Should(Equal(4))
+		Eventually(func(g Gomega) int { return len(remaining(g, nsA)) + len(remaining(g, nsB)) }).Should(Equal(4))
 
 		name := "floor-" + rand.String(4)
 		prunedBefore := prunedBy("nodeFilesystem.minFree")
 		createCluster(builder.ClusterQuota(name).MinFree("2Mi").Obj())
-		Eventually(func() int64 { return free(dir) }).Should(BeNumerically(">=", 2<<20))
+		Eventually(func(g Gomega) int64 { return free(g, dir) }).Should(BeNumerically(">=", 2<<20))
 		// Only the oldest went: what is left are the newest, in both namespaces' order.
-		left := archivesIn(dir)()
+		left := archivesIn(dir)(Default)
 		Expect(left).NotTo(ContainElement(names[0]))
 		Expect(left).To(ContainElement(names[3]))
 		kept := 0
@@ -167,9 +167,9 @@ var _ = Describe("Node rules of a cluster quota, with real node agents", func() 
 				Expect(k8s.Update(context.Background(), c)).To(Succeed())
 			}
 		}
-		Eventually(func() int64 {
+		Eventually(func(g Gomega) int64 {
 			var cn cqv1.CheckpointNode
-			Expect(k8s.Get(context.Background(), client.ObjectKey{Name: node}, &cn)).To(Succeed())
+			g.Expect(k8s.Get(context.Background(), client.ObjectKey{Name: node}, &cn)).To(Succeed())
 			return cn.Status.Pinned
 		}).Should(Equal(int64(kept)))
 		q := &cqv1.ClusterCheckpointQuota{}
@@ -190,10 +190,10 @@ var _ = Describe("Node rules of a cluster quota, with real node agents", func() 
 })
 
 // archivesIn lists the archives in dir, sorted, leaving out .keep markers and other files.
-func archivesIn(dir string) func() []string {
-	return func() []string {
+func archivesIn(dir string) func(Gomega) []string {
+	return func(g Gomega) []string {
 		var out []string
-		for _, name := range files(dir)() {
+		for _, name := range files(dir)(g) {
 			if strings.HasSuffix(name, ".tar") {
 				out = append(out, name)
 			}
@@ -202,9 +202,9 @@ func archivesIn(dir string) func() []string {
 	}
 }
 
-func free(dir string) int64 {
+func free(g Gomega, dir string) int64 {
 	var fs syscall.Statfs_t
-	Expect(syscall.Statfs(dir, &fs)).To(Succeed())
+	g.Expect(syscall.Statfs(dir, &fs)).To(Succeed())
 	return int64(fs.Bavail) * fs.Bsize
 }
 

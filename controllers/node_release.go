@@ -93,15 +93,14 @@ func (r *NodeReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 			return ctrl.Result{}, err
 		}
 	}
-	logf.FromContext(ctx).Info("released the checkpoints of a gone node", "node", node, "count", len(cps))
+	logf.FromContext(ctx).Info("Released the Checkpoints of a gone node", "node", node, "count", len(cps))
 	releasedCheckpoints.Add(float64(len(cps)))
 	return ctrl.Result{}, nil
 }
 
 // onNode are the cached Checkpoints whose archive is on node, shared with the cache: read
 // only. It reads every cached Checkpoint, which only a node missing from the cache asks
-// for; an index by node cost two entries per Checkpoint (about 18 MB at 100,000) to
-// serve this rare question. A Checkpoint that an agent before v0.3 published has no
+// for; an index by node cost two entries per Checkpoint to serve this rare question. A Checkpoint that an agent before v0.3 published has no
 // spec.archive until its agent adopts it; its node label may be a shortened form of the
 // node's name, so it cannot tell which node is gone: it is left out, and kept
 // (docs/node-agent.md).
@@ -131,7 +130,7 @@ func (r *NodeReleaseReconciler) release(ctx context.Context, c *cqv1.Checkpoint,
 			return ignoreRace(err)
 		}
 	}
-	logf.FromContext(ctx).V(1).Info("released a Checkpoint", "checkpoint", client.ObjectKeyFromObject(c), "reason", reason)
+	logf.FromContext(ctx).V(1).Info("Released a Checkpoint", "checkpoint", client.ObjectKeyFromObject(c), "reason", reason)
 	return nil
 }
 
@@ -190,13 +189,14 @@ func archiveNode(_ context.Context, o client.Object) []reconcile.Request {
 	return nil
 }
 
-// SetupWithManager registers the controller; it refuses missing dependencies.
-func (r *NodeReleaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
+// SetupWithManager registers the controller; it refuses missing dependencies. ctx bounds
+// the informer lookup of the setup.
+func (r *NodeReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if r.Client == nil || r.APIReader == nil || r.Engine == nil || r.Clock == nil {
 		return errors.New("node release controller: Client, APIReader, Engine and Clock are required")
 	}
 	var err error
-	if r.checkpoints, err = storeOf(mgr.GetCache(), &cqv1.Checkpoint{}); err != nil {
+	if r.checkpoints, err = storeOf(ctx, mgr.GetCache(), &cqv1.Checkpoint{}); err != nil {
 		return err
 	}
 	r.wake = newWakeups(r.Clock, r.ResyncPeriod)

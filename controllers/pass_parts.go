@@ -30,7 +30,7 @@ func indexOrphanOf(o client.Object) []string {
 
 // checkpointStore reads the cached Checkpoints as pointers to the cache's own objects: read
 // only. client.List, even with UnsafeDisableDeepCopy, copies each object into the list's
-// items, which at 100,000 Checkpoints was about 35 MB for every pass that computes everything.
+// items, for every pass that computes everything (docs/quota-controller.md has the cost).
 // Without the informer's store (a reconciler built directly on a client) it lists.
 type checkpointStore struct {
 	client client.Reader
@@ -156,8 +156,8 @@ func (r *PruneReconciler) compute(s *passScope) quota.Result {
 	}
 	slices.Sort(keys)
 	parts := make([]*quota.Part, len(keys))
-	// Allocated once at its size: every pass merges every part, and growing a slice of
-	// 100,000 records by appends was a tenth of the manager's CPU under a memory limit.
+	// Allocated once at its size: every pass merges every part, and growing the slice by
+	// appends cost CPU on every pass (docs/quota-controller.md).
 	s.live = make([]liveCheckpoint, 0, n)
 	for i, key := range keys {
 		p := r.parts.byKey[key]

@@ -61,8 +61,8 @@ type passScope struct {
 
 // liveCheckpoint is a cached Checkpoint that counts, as the pass read it: the cache's own
 // object, read only. Parts keep it between passes: a pointer, where a copy of the fields
-// that delete, name and size it was 88 bytes per archive, kept in every part and copied
-// again into each pass's list. An object the cache has replaced since stays alive until
+// that delete, name and size it was kept in every part and copied again into each pass's
+// list. An object the cache has replaced since stays alive until
 // its namespace is computed again; the pass deletes on the resourceVersion it read.
 type liveCheckpoint struct {
 	*cqv1.Checkpoint
@@ -249,8 +249,8 @@ type parsedQuota struct {
 // policy is the quota's policy: the one parsed before while its UID and generation stay,
 // else what parse gives. Either way it goes into next, the policies of this pass. A
 // policy is never changed once parsed, so the parts that passes keep share one copy of
-// each: a copy parsed per pass stayed alive in every part computed by that pass (up to
-// one copy of all 300 quotas per namespace in the scale run, a growth of 50 MB).
+// each: a copy parsed per pass stayed alive in every part computed by that pass, up to one
+// copy of every quota per namespace (docs/quota-controller.md).
 func (p parsedQuotas) policy(next parsedQuotas, ref policy.Ref, obj client.Object, parse func() (*policy.Quota, error)) (*policy.Quota, error) {
 	pq, ok := p[ref]
 	if !ok || pq.uid != obj.GetUID() || pq.generation != obj.GetGeneration() {

@@ -50,6 +50,10 @@ type PruneReconciler struct {
 	Recorder  record.EventRecorder
 	// Clock is the time of retention rules and grace periods; tests inject a fake one.
 	Clock clock.WithTicker
+	// RateClock times CountInterval and the cost of a pass: the wall clock even when tests
+	// fake Clock, whose time may never move (spacing on it would hold every count back).
+	// nil is the wall clock.
+	RateClock clock.PassiveClock
 	// ResyncPeriod is the period of a full recompute even without a change.
 	ResyncPeriod time.Duration
 	// Concurrency bounds the deletes in flight.
@@ -65,6 +69,13 @@ type PruneReconciler struct {
 	QuotaUpdates, ClusterQuotaUpdates chan event.GenericEvent
 
 	wake *wakeups
+
+	// The state below is the passes' own, read and written without a lock. That is safe
+	// only because one pass runs at a time: Reconcile is its only writer, and the
+	// controller has a single worker (MaxConcurrentReconciles: 1 in SetupWithManager),
+	// which must stay so. What other goroutines touch locks itself (gone, written by the
+	// pod watch; the Engine; passCost, read by the batching handlers).
+
 	// orphans times each orphan from when this manager first saw it orphaned.
 	orphans firstSeen[types.UID]
 	// counted spaces the writes of each quota's status.pruned.
@@ -85,7 +96,8 @@ type PruneReconciler struct {
 
 // Reconcile runs one pass: read, remember, compute, publish, prune.
 func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
-	began := time.Now()
+	wall := r.wall()
+	began := wall.Now()
 	changed, everything := r.Engine.takeChanged()
 	s, err := r.load(ctx, r.Clock.Now(), changed, everything)
 	if err != nil {
@@ -94,13 +106,13 @@ func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.R
 		return ctrl.Result{}, err
 	}
 	r.remember(s)
-	start := time.Now()
+	start := wall.Now()
 	res := r.compute(s)
 	if err := r.limitNodes(ctx, s, &res); err != nil {
 		return ctrl.Result{}, err
 	}
-	recomputeSeconds.Observe(time.Since(start).Seconds())
-	r.passCost.Store(int64(time.Since(began)))
+	recomputeSeconds.Observe(wall.Since(start).Seconds())
+	r.passCost.Store(int64(wall.Since(began)))
 	if r.Engine.releases() != s.releases {
 		// The node release reconciler released Checkpoints that this usage still counts:
 		// compute again rather than prune for them.
@@ -108,7 +120,7 @@ func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.R
 	}
 	r.publish(ctx, s, res)
 	r.wake.at(res.NextExpiry)
-	plan, wait := r.counted.spaced(s, res.Prune, r.CountInterval, time.Now())
+	plan, wait := r.counted.spaced(s, res.Prune, r.CountInterval, wall.Now())
 	err = r.prune(ctx, s, plan)
 	if wait == 0 && s.refused.Load() {
 		// Archives kept because what the pass decided with changed since the read (a
@@ -117,6 +129,14 @@ func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.R
 		wait = r.batch().after()
 	}
 	return ctrl.Result{RequeueAfter: wait}, err
+}
+
+// wall is RateClock, the wall clock when none is set.
+func (r *PruneReconciler) wall() clock.PassiveClock {
+	if r.RateClock == nil {
+		return clock.RealClock{}
+	}
+	return r.RateClock
 }
 
 // publish hands each quota's view to the quota controllers.
@@ -153,7 +173,7 @@ func (r *PruneReconciler) publish(ctx context.Context, s *passScope, res quota.R
 // time of a request already waiting, so a stream of changes is passed on at most once
 // per delay, and the first change of a quiet period waits no longer than the delay.
 // The delay grows to twice what the last pass cost, so that under a stream the passes
-// take at most about a third of a core however large the cluster.
+// take a bounded share of a core however large the cluster (docs/quota-controller.md).
 type batch struct {
 	delay time.Duration
 	cost  *atomic.Int64
@@ -233,7 +253,8 @@ func (t touching) Generic(ctx context.Context, e event.GenericEvent, q workqueue
 
 // usageChanged passes the Checkpoint changes that can change usage. A Checkpoint that is
 // terminating (a finalizer holds it) counts until the agent says its file is gone
-// (ArchiveRemoved), so only that change, or its going before it, is news.
+// (ArchiveRemoved), so only that change, or its going before it, is news. Labels and annotations are
+// not compared: the cache strips them (slimCheckpoint), and no decision reads them.
 var usageChanged = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		o, ok1 := e.ObjectOld.(*cqv1.Checkpoint)
@@ -245,8 +266,7 @@ var usageChanged = predicate.Funcs{
 			// It counts until the agent says its file is gone.
 			return o.IsArchiveRemoved() != n.IsArchiveRemoved()
 		}
-		return !n.DeletionTimestamp.IsZero() || o.Generation != n.Generation ||
-			!equality.Semantic.DeepEqual(o.Labels, n.Labels) || !equality.Semantic.DeepEqual(o.Status, n.Status)
+		return !n.DeletionTimestamp.IsZero() || o.Generation != n.Generation || !equality.Semantic.DeepEqual(o.Status, n.Status)
 	},
 	DeleteFunc: func(e event.DeleteEvent) bool {
 		c, ok := e.Object.(*cqv1.Checkpoint)
@@ -263,8 +283,8 @@ func metadataOf(kind string) *metav1.PartialObjectMetadata {
 
 // storeOf is the store of the cache's informer for obj's kind, nil when the cache's
 // informer does not expose one (a cache of several namespaces, for one).
-func storeOf(c cache.Cache, obj client.Object) (toolscache.Indexer, error) {
-	informer, err := c.GetInformer(context.Background(), obj)
+func storeOf(ctx context.Context, c cache.Cache, obj client.Object) (toolscache.Indexer, error) {
+	informer, err := c.GetInformer(ctx, obj)
 	if err != nil {
 		return nil, err
 	}
@@ -281,8 +301,9 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// SetupWithManager registers the controller; it refuses missing dependencies.
-func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
+// SetupWithManager registers the controller; it refuses missing dependencies. ctx bounds
+// the index and informer lookups of the setup.
+func (r *PruneReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	if r.Client == nil || r.APIReader == nil || r.Engine == nil || r.Recorder == nil || r.Clock == nil ||
 		r.QuotaUpdates == nil || r.ClusterQuotaUpdates == nil {
 		return errors.New("prune controller: Client, APIReader, Engine, Recorder, Clock and the update channels are required")
@@ -294,14 +315,14 @@ func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(r.wake); err != nil {
 		return err
 	}
-	if err := r.enablePartsIndex(context.Background(), mgr.GetFieldIndexer()); err != nil {
+	if err := r.enablePartsIndex(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	var err error
-	if r.checkpoints, err = storeOf(mgr.GetCache(), &cqv1.Checkpoint{}); err != nil {
+	if r.checkpoints, err = storeOf(ctx, mgr.GetCache(), &cqv1.Checkpoint{}); err != nil {
 		return err
 	}
-	if r.pods, err = storeOf(mgr.GetCache(), metadataOf("Pod")); err != nil {
+	if r.pods, err = storeOf(ctx, mgr.GetCache(), metadataOf("Pod")); err != nil {
 		return err
 	}
 	all := r.batch()
@@ -330,6 +351,7 @@ func (r *PruneReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesMetadata(metadataOf("Pod"), rememberingPods{EventHandler: pods, gone: &r.gone}, builder.WithPredicates(identity)).
 		WatchesMetadata(metadataOf("Namespace"), namespaces, builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WatchesRawSource(source.Channel(r.wake.events, all)).
+		// One worker: the passes' state is unlocked (PruneReconciler).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		Complete(r)
 }

@@ -132,7 +132,7 @@ func (r *PruneReconciler) takeBack(ctx context.Context, w *passScope, kept, writ
 			continue // the object counted is gone, and its counter with it
 		}
 		if err != nil {
-			logf.FromContext(ctx).Error(err, "status.pruned over-counts deletes that did not happen", "quota", w.policies[qi].Ref.String(), "checkpoints", t.count)
+			logf.FromContext(ctx).Error(err, "Counted in status.pruned deletes that did not happen", "quota", w.policies[qi].Ref.String(), "checkpoints", t.count)
 			errs = append(errs, err)
 		}
 	}

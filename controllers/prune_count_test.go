@@ -116,12 +116,22 @@ func TestPruneCountsAhead(t *testing.T) {
 			w := &passScope{live: live, objects: []client.Object{cached}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{},
 				policies: []*policy.Quota{{Ref: policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "q"}}},
 				quotas:   quotasPrint([]cqv1.CheckpointQuota{*cached}, nil)}
+			// The counter's spacing runs on RateClock, years away from Clock and the wall.
+			rate := clocktesting.NewFakePassiveClock(time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC))
 			r := &PruneReconciler{Client: cl, APIReader: cl, Engine: NewEngine(), Recorder: record.NewFakeRecorder(10),
-				Clock: clocktesting.NewFakeClock(now), Concurrency: 1}
+				Clock: clocktesting.NewFakeClock(now), RateClock: rate, Concurrency: 1}
 			err := r.prune(ctx, w, []quota.Prune{{Archive: 0, Quota: 0, Key: "perContainer.checkpoints", Scope: "shop/web-0/app"},
 				{Archive: 1, Quota: 0, Key: "perContainer.checkpoints", Scope: "shop/web-0/app"}})
 			if (err != nil) != tc.wantErr {
 				t.Errorf("prune: %v, want an error: %v", err, tc.wantErr)
+			}
+			// A counter written waits a whole interval from RateClock's now; none written, nothing.
+			wantWait := time.Hour
+			if tc.patchFails {
+				wantWait = 0
+			}
+			if got := r.counted.wait(w.policies[0].Ref, time.Hour, rate.Now()); got != wantWait {
+				t.Errorf("the next counter write waits %s, want %s", got, wantWait)
 			}
 			got := &cqv1.CheckpointQuota{}
 			must(t, base.Get(ctx, client.ObjectKeyFromObject(qt), got))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
@@ -37,7 +36,7 @@ func (r *PruneReconciler) prune(ctx context.Context, w *passScope, plan []quota.
 		return nil
 	}
 	plan, written, previous, countErr := r.countAhead(ctx, w, plan, r.Clock.Now())
-	r.counted.counted(w, written, time.Now())
+	r.counted.counted(w, written, r.wall().Now())
 	groups, kept, err := r.deleteCurrent(ctx, w, plan, written)
 	for _, pg := range groups {
 		prunedCheckpoints.WithLabelValues(pg.key).Add(float64(pg.count))
@@ -135,7 +134,7 @@ func (r *PruneReconciler) pruneOne(ctx context.Context, w *passScope, p quota.Pr
 	c := w.live[p.Archive]
 	if p.Key == policy.NameOrphans {
 		if gone, err := r.podGone(ctx, c); err != nil || !gone {
-			log.V(1).Info("keeping a checkpoint whose pod is not surely gone", "checkpoint", c.Key(), "error", err)
+			log.V(1).Info("Kept a Checkpoint whose pod is not surely gone", "checkpoint", c.Key(), "error", err)
 			return false, nil
 		}
 	}
@@ -154,7 +153,7 @@ func (r *PruneReconciler) pruneOne(ctx context.Context, w *passScope, p quota.Pr
 		return false, ignoreRace(err)
 	}
 	r.Engine.markGone(uid, c.PodNamespace(), r.Clock.Now())
-	log.V(1).Info("pruned", "checkpoint", c.Key(), "reason", p.Reason)
+	log.V(1).Info("Pruned a Checkpoint", "checkpoint", c.Key(), "reason", p.Reason)
 	return true, nil
 }
 
@@ -192,9 +191,9 @@ func (r *PruneReconciler) prunedEvent(ctx context.Context, w *passScope, pg *pru
 	}
 	note := fmt.Sprintf("Pruned %d %s (%s) of %s: %s", pg.count, noun, quota.Bytes(pg.bytes), pg.scope, pg.reason)
 	obj := w.objects[pg.quota]
-	r.Recorder.Event(obj, corev1.EventTypeNormal, ReasonPruned, note)
+	r.Recorder.Event(obj, corev1.EventTypeNormal, cqv1.ReasonPruned, note)
 	if pod := r.podOfScope(ctx, w, pg.scope); pod != nil {
-		r.Recorder.Eventf(pod, corev1.EventTypeNormal, ReasonPruned, "%s (%s)", note, w.policies[pg.quota].Ref)
+		r.Recorder.Eventf(pod, corev1.EventTypeNormal, cqv1.ReasonPruned, "%s (%s)", note, w.policies[pg.quota].Ref)
 	}
 }
 

@@ -29,8 +29,8 @@ var _ = Describe("Pruning", func() {
 		a := series(ns, "web-0", "app", 5, mi, now, "")
 		b := series(ns, "web-0", "sidecar", 5, mi, now, "")
 		create(builder.Quota("q", ns).PerContainer(2, "").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(a[3:], b[3:])))
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(a[3:], b[3:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(a[3:], b[3:])))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(sorted(a[3:], b[3:])))
 
 		By("reporting usage and what was pruned in the status")
 		Eventually(quotaStatus(ns, "q")).Should(SatisfyAll(
@@ -49,7 +49,7 @@ var _ = Describe("Pruning", func() {
 	It("keeps a pod under perPod.storage in Mi", func() {
 		a := series(ns, "db-0", "pg", 4, 3*mi, now, "")
 		create(builder.Quota("q", ns).PerPod(-1, "7Mi").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(a[2:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(a[2:])))
 		Eventually(quotaStatus(ns, "q")).Should(HaveField("Summary.Storage", "6Mi/7Mi"))
 	})
 
@@ -57,7 +57,7 @@ var _ = Describe("Pruning", func() {
 		a := series(ns, "a-0", "c", 3, mi, now, "")
 		b := series(ns, "b-0", "c", 3, mi, now.Add(-30*time.Second), "")
 		create(builder.Quota("q", ns).Total(3, "").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(a[1:], b[2:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(a[1:], b[2:])))
 	})
 
 	It("counts archives on both nodes together and prunes the oldest across nodes", func() {
@@ -65,7 +65,7 @@ var _ = Describe("Pruning", func() {
 		b := series(ns, "w-1", "c", 3, mi, now.Add(-30*time.Second), "node-b")
 		create(builder.Quota("q", ns).Total(4, "").Obj())
 		// Oldest first across nodes: b0, a0 go.
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(a[1:], b[1:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(a[1:], b[1:])))
 		Eventually(quotaStatus(ns, "q")).Should(HaveField("Used", HaveKeyWithValue("total.checkpoints", resource.MustParse("4"))))
 	})
 
@@ -79,11 +79,11 @@ var _ = Describe("Pruning", func() {
 		exporter := series(ns, "cache-0", "exporter", 5, mi, now, "")
 		// The namespace's own quota first, asking for more than the cluster allows.
 		create(builder.Quota("redis", ns).ContainerNames("redis").PerContainer(4, "").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(redis[1:], exporter)))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(redis[1:], exporter)))
 		cq := builder.ClusterQuota("default-"+ns).NamespaceSelector(sel).PerContainer(2, "").Obj()
 		create(cq)
 		DeferCleanup(func() { Expect(k8s.Delete(context.Background(), cq)).To(Succeed()) })
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(redis[3:], exporter[3:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(redis[3:], exporter[3:])))
 
 		By("reporting the namespace quota's limit as capped, and the cluster's as in force")
 		Eventually(quotaStatus(ns, "redis")).Should(SatisfyAll(
@@ -111,31 +111,31 @@ var _ = Describe("Pruning", func() {
 		mine := series(ns, "p", "c", 3, mi, now, "")
 		theirs := series(prod, "p", "c", 3, mi, now, "")
 		create(builder.Quota("q", ns).Total(1, "").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(mine[2:]))
-		Consistently(func() []string { return remaining(prod) }, "2s").Should(Equal(sorted(theirs)))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(mine[2:]))
+		Consistently(func(g Gomega) []string { return remaining(g, prod) }, "2s").Should(Equal(sorted(theirs)))
 	})
 
 	It("prunes archives over maxCheckpointSize", func() {
 		small := publish(ckpt{ns: ns, pod: "p", container: "c", at: now, size: mi})
 		publish(ckpt{ns: ns, pod: "p", container: "c", at: now.Add(-time.Minute), size: 3 * mi})
 		create(builder.Quota("q", ns).MaxCheckpointSize("2Mi").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal([]string{small.Name}))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal([]string{small.Name}))
 	})
 
 	It("prunes archives as they reach maxAge, on the controller's clock", func() {
 		old := series(ns, "p", "c", 2, mi, now.Add(-50*time.Minute), "")
 		young := series(ns, "p", "c", 2, mi, now, "")
 		create(builder.Quota("q", ns).MaxAge("1h").Obj())
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(old, young)))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(sorted(old, young)))
 		fakeClock.Step(15 * time.Minute)
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(young)))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(young)))
 	})
 
 	It("never prunes pinned archives and names them in OverQuota", func() {
 		pinned := publish(ckpt{ns: ns, pod: "p", container: "c", at: now.Add(-3 * time.Minute), size: mi, pinned: true})
 		rest := series(ns, "p", "c", 3, mi, now, "")
 		create(builder.Quota("q", ns).PerContainer(0, "").Obj())
-		Eventually(func() []string { return remaining(ns) }).Should(Equal([]string{pinned.Name}))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal([]string{pinned.Name}))
 		Eventually(func() []metav1.Condition { return quotaStatus(ns, "q")().Conditions }).Should(ContainElement(SatisfyAll(
 			HaveField("Type", cqv1.ConditionOverQuota),
 			HaveField("Status", metav1.ConditionTrue),
@@ -155,7 +155,7 @@ var _ = Describe("Pruning", func() {
 		Eventually(func() *cqv1.PendingPrune { return quotaStatus(ns, "q")().PendingPrune }).ShouldNot(BeNil())
 		pending = quotaStatus(ns, "q")().PendingPrune.Names
 		Expect(pending).NotTo(BeEmpty())
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(sorted(a, b)))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(sorted(a, b)))
 		Expect(quotaStatus(ns, "q")().Conditions).To(ContainElement(SatisfyAll(
 			HaveField("Type", cqv1.ConditionOverQuota), HaveField("Reason", "DryRun"))))
 
@@ -168,8 +168,8 @@ var _ = Describe("Pruning", func() {
 				kept = append(kept, n)
 			}
 		}
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(kept))
-		Consistently(func() []string { return remaining(ns) }, "1s").Should(Equal(kept))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(kept))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(kept))
 	})
 })
 

@@ -30,7 +30,7 @@ func startPruneOnly() context.CancelFunc {
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: controllers.NewEngine(),
 		Recorder: mgr.GetEventRecorderFor("checkpoint-quota"), Clock: fakeClock, //nolint:staticcheck
 		Concurrency: 8, QuotaUpdates: updates, ClusterQuotaUpdates: updates,
-	}).SetupWithManager(mgr)).To(Succeed())
+	}).SetupWithManager(context.Background(), mgr)).To(Succeed())
 	stop := runManager(mgr)
 	return func() { stop(); close(drained) }
 }
@@ -44,7 +44,7 @@ var _ = Describe("The pruned counter", Serial, func() {
 
 		By("pruning with a manager that writes no quota status, then stopping it")
 		stop := startPruneOnly()
-		Eventually(func() []string { return remaining(ns) }).Should(Equal(sorted(names[5:])))
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(names[5:])))
 		stop()
 
 		By("starting a whole manager, which has nothing left to prune")

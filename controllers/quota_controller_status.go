@@ -19,33 +19,23 @@ import (
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
 
-// Event and condition reasons.
-const (
-	ReasonPruned           = "Pruned"
-	ReasonPruningBlocked   = "PruningBlocked"
-	ReasonWouldPrune       = "WouldPrune"
-	ReasonConflictingQuota = "ConflictingQuota"
-	ReasonInvalidSpec      = "InvalidSpec"
-
-	ReasonUsageComputed     = "UsageComputed"
-	ReasonPinnedCheckpoints = "PinnedCheckpoints"
-	// ReasonHeldCheckpoints: held archives keep a limit from holding, archives that a quota
-	// not known enough might govern (quota.Rules.Held).
-	ReasonHeldCheckpoints = "HeldCheckpoints"
-	ReasonDryRun          = "DryRun"
-	ReasonPruning         = "Pruning"
-	ReasonWithinLimits    = "WithinLimits"
-	ReasonNoConflict      = "NoConflict"
-)
-
-// setStatus recomputes the status from the view, all of it but pruned, which the pruning
-// controller keeps in the API (prune_count.go) and which stays as read.
+// setStatus recomputes the status from the view: every field but pruned (which the pruning
+// controller keeps in the API, prune_count.go, and which stays as read) and every
+// condition, on every pass and whatever the spec.
 func setStatus(st *cqv1.QuotaStatus, v *QuotaView) {
-	gen := v.Generation
-	st.ObservedGeneration = gen
+	setUsage(st, v)
+	setReady(st, v)
+	setOverQuota(st, v)
+	setConflict(st, v)
+}
+
+// setUsage sets every field that comes from the spec and the archives: hard, used, the
+// summary, the scopes nearest their limits, the effective policy, the usage table and the
+// pending prune. It starts from an empty status, so that a field the view does not set
+// shows nothing of the last pass: a spec that does not parse clears them all.
+func setUsage(st *cqv1.QuotaStatus, v *QuotaView) {
+	*st = cqv1.QuotaStatus{ObservedGeneration: v.Generation, Pruned: st.Pruned, Conditions: st.Conditions}
 	if v.Err != nil {
-		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: cqv1.ConditionReady, Status: metav1.ConditionFalse,
-			Reason: ReasonInvalidSpec, Message: v.Err.Error() + "; fix the field so that the quota can be enforced", ObservedGeneration: gen})
 		return
 	}
 	r := &v.Result
@@ -69,7 +59,6 @@ func setStatus(st *cqv1.QuotaStatus, v *QuotaView) {
 		}
 	}
 	st.Summary = summary(st, r)
-	st.Namespaces, st.Pods, st.Containers = nil, nil, nil
 	if v.Cluster {
 		for _, s := range r.Namespaces {
 			st.Namespaces = append(st.Namespaces, cqv1.NamespaceUsage{Namespace: s.Namespace, Usage: usage(s)})
@@ -90,7 +79,6 @@ func setStatus(st *cqv1.QuotaStatus, v *QuotaView) {
 		scopes[r.MaxSize.Key] = r.MaxSize.Scope
 	}
 	st.UsageTable = usageTable(st, scopes)
-	st.PendingPrune = nil
 	if len(v.Pending) > 0 {
 		pp := &cqv1.PendingPrune{Checkpoints: int64(len(v.Pending))}
 		var bytes int64
@@ -104,34 +92,62 @@ func setStatus(st *cqv1.QuotaStatus, v *QuotaView) {
 		st.PendingPrune = pp
 	}
 	setNodeStatus(st, v)
-	setConditions(st, v)
 }
 
-func setConditions(st *cqv1.QuotaStatus, v *QuotaView) {
-	gen := v.Generation
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: cqv1.ConditionReady, Status: metav1.ConditionTrue,
-		Reason: ReasonUsageComputed, Message: "Usage is computed from every Checkpoint the quota governs", ObservedGeneration: gen})
+// setReady: true once usage is computed; false, with the parse error, for a spec that
+// does not parse.
+func setReady(st *cqv1.QuotaStatus, v *QuotaView) {
+	ready := metav1.Condition{Type: cqv1.ConditionReady, Status: metav1.ConditionTrue, Reason: cqv1.ReasonUsageComputed,
+		Message: "Usage is computed from every Checkpoint the quota governs", ObservedGeneration: v.Generation}
+	if v.Err != nil {
+		ready.Status, ready.Reason = metav1.ConditionFalse, cqv1.ReasonInvalidSpec
+		ready.Message = v.Err.Error() + "; fix the field so that the quota can be enforced"
+	}
+	meta.SetStatusCondition(&st.Conditions, ready)
+}
 
-	over := metav1.Condition{Type: cqv1.ConditionOverQuota, Status: metav1.ConditionFalse, Reason: ReasonWithinLimits,
-		Message: "Every limit holds", ObservedGeneration: gen}
+// unknownWhileInvalid is the condition of a type that a spec which does not parse leaves
+// unknown.
+func unknownWhileInvalid(typ string, v *QuotaView) metav1.Condition {
+	return metav1.Condition{Type: typ, Status: metav1.ConditionUnknown, Reason: cqv1.ReasonInvalidSpec,
+		Message: "Not computed while the spec does not parse (see Ready)", ObservedGeneration: v.Generation}
+}
+
+// setOverQuota: true when a limit stays over (pins, held archives, a node, DryRun), false
+// when every limit holds or pruning brings it back, unknown while the spec does not parse.
+func setOverQuota(st *cqv1.QuotaStatus, v *QuotaView) {
+	if v.Err != nil {
+		meta.SetStatusCondition(&st.Conditions, unknownWhileInvalid(cqv1.ConditionOverQuota, v))
+		return
+	}
+	over := metav1.Condition{Type: cqv1.ConditionOverQuota, Status: metav1.ConditionFalse, Reason: cqv1.ReasonWithinLimits,
+		Message: "Every limit holds", ObservedGeneration: v.Generation}
 	switch {
 	case len(v.Result.Blocked) > 0:
-		over.Status, over.Reason, over.Message = metav1.ConditionTrue, ReasonPinnedCheckpoints, blockedMessage(v.Result.Blocked)
+		over.Status, over.Reason, over.Message = metav1.ConditionTrue, cqv1.ReasonPinnedCheckpoints, blockedMessage(v.Result.Blocked)
 		if !slices.ContainsFunc(v.Result.Blocked, pinsBlock) {
-			over.Reason = ReasonHeldCheckpoints
+			over.Reason = cqv1.ReasonHeldCheckpoints
 		}
 	case nodeBlockedMessage(v) != "":
-		over.Status, over.Reason, over.Message = metav1.ConditionTrue, ReasonNodePruningBlocked, nodeBlockedMessage(v)
+		over.Status, over.Reason, over.Message = metav1.ConditionTrue, cqv1.ReasonNodePruningBlocked, nodeBlockedMessage(v)
 	case v.DryRun && len(v.Pending) > 0:
-		over.Status, over.Reason = metav1.ConditionTrue, ReasonDryRun
+		over.Status, over.Reason = metav1.ConditionTrue, cqv1.ReasonDryRun
 		over.Message = fmt.Sprintf("DryRun: Enforce would prune %s; see status.pendingPrune", pendingSummary(v.Pending))
 	case len(v.Pending) > 0:
-		over.Reason, over.Message = ReasonPruning, fmt.Sprintf("Pruning %s", pendingSummary(v.Pending))
+		over.Reason, over.Message = cqv1.ReasonPruning, fmt.Sprintf("Pruning %s", pendingSummary(v.Pending))
 	}
 	meta.SetStatusCondition(&st.Conditions, over)
+}
 
-	conflict := metav1.Condition{Type: cqv1.ConditionConflict, Status: metav1.ConditionFalse, Reason: ReasonNoConflict,
-		Message: "No other quota of the same specificity sets the same limits for the same archives", ObservedGeneration: gen}
+// setConflict: true when another quota of the same specificity sets the same limit for
+// some of the same archives, unknown while the spec does not parse.
+func setConflict(st *cqv1.QuotaStatus, v *QuotaView) {
+	if v.Err != nil {
+		meta.SetStatusCondition(&st.Conditions, unknownWhileInvalid(cqv1.ConditionConflict, v))
+		return
+	}
+	conflict := metav1.Condition{Type: cqv1.ConditionConflict, Status: metav1.ConditionFalse, Reason: cqv1.ReasonNoConflict,
+		Message: "No other quota of the same specificity sets the same limits for the same archives", ObservedGeneration: v.Generation}
 	if len(v.Conflicts) > 0 {
 		var parts []string
 		for _, c := range v.Conflicts {
@@ -141,7 +157,7 @@ func setConditions(st *cqv1.QuotaStatus, v *QuotaView) {
 			}
 			parts = append(parts, fmt.Sprintf("%s is also set by %s for pod %s (%s)", c.Key, c.Other, c.Pod, who))
 		}
-		conflict.Status, conflict.Reason = metav1.ConditionTrue, ReasonConflictingQuota
+		conflict.Status, conflict.Reason = metav1.ConditionTrue, cqv1.ReasonConflictingQuota
 		conflict.Message = strings.Join(parts, "; ") + "; narrow the targets so that one quota governs each pod"
 	}
 	meta.SetStatusCondition(&st.Conditions, conflict)
@@ -266,30 +282,30 @@ func (s *StatusWriter) transitionEvents(ctx context.Context, obj client.Object, 
 		}
 		return c
 	}
-	if c := became(cqv1.ConditionOverQuota, ReasonPinnedCheckpoints); c != nil {
-		s.Recorder.Event(obj, corev1.EventTypeWarning, ReasonPruningBlocked, c.Message)
+	if c := became(cqv1.ConditionOverQuota, cqv1.ReasonPinnedCheckpoints); c != nil {
+		s.Recorder.Event(obj, corev1.EventTypeWarning, cqv1.ReasonPruningBlocked, c.Message)
 		for _, b := range v.Result.Blocked {
-			s.podEvent(ctx, obj, b.Scope, corev1.EventTypeWarning, ReasonPruningBlocked, fmt.Sprintf("Pinned checkpoints keep %s over %s/%s", b.Key, fmt.Sprint(b.Used), fmt.Sprint(b.Hard)))
+			s.podEvent(ctx, obj, b.Scope, corev1.EventTypeWarning, cqv1.ReasonPruningBlocked, fmt.Sprintf("Pinned checkpoints keep %s over %s/%s", b.Key, fmt.Sprint(b.Used), fmt.Sprint(b.Hard)))
 		}
 	}
-	if c := became(cqv1.ConditionOverQuota, ReasonHeldCheckpoints); c != nil {
-		s.Recorder.Event(obj, corev1.EventTypeWarning, ReasonPruningBlocked, c.Message)
+	if c := became(cqv1.ConditionOverQuota, cqv1.ReasonHeldCheckpoints); c != nil {
+		s.Recorder.Event(obj, corev1.EventTypeWarning, cqv1.ReasonPruningBlocked, c.Message)
 	}
-	if c := became(cqv1.ConditionOverQuota, ReasonNodePruningBlocked); c != nil {
-		s.Recorder.Event(obj, corev1.EventTypeWarning, ReasonNodePruningBlocked, c.Message)
+	if c := became(cqv1.ConditionOverQuota, cqv1.ReasonNodePruningBlocked); c != nil {
+		s.Recorder.Event(obj, corev1.EventTypeWarning, cqv1.ReasonNodePruningBlocked, c.Message)
 	}
-	if c := became(cqv1.ConditionOverQuota, ReasonDryRun); c != nil {
-		s.Recorder.Event(obj, corev1.EventTypeNormal, ReasonWouldPrune, c.Message)
+	if c := became(cqv1.ConditionOverQuota, cqv1.ReasonDryRun); c != nil {
+		s.Recorder.Event(obj, corev1.EventTypeNormal, cqv1.ReasonWouldPrune, c.Message)
 	}
-	if c := became(cqv1.ConditionConflict, ReasonConflictingQuota); c != nil {
-		s.Recorder.Event(obj, corev1.EventTypeWarning, ReasonConflictingQuota, c.Message)
+	if c := became(cqv1.ConditionConflict, cqv1.ReasonConflictingQuota); c != nil {
+		s.Recorder.Event(obj, corev1.EventTypeWarning, cqv1.ReasonConflictingQuota, c.Message)
 		for _, cf := range v.Conflicts {
-			s.podEvent(ctx, obj, cf.Pod, corev1.EventTypeWarning, ReasonConflictingQuota,
+			s.podEvent(ctx, obj, cf.Pod, corev1.EventTypeWarning, cqv1.ReasonConflictingQuota,
 				fmt.Sprintf("%s is set by both %s and %s", cf.Key, v.Ref, cf.Other))
 		}
 	}
-	if c := became(cqv1.ConditionReady, ReasonInvalidSpec); c != nil {
-		s.Recorder.Event(obj, corev1.EventTypeWarning, ReasonInvalidSpec, c.Message)
+	if c := became(cqv1.ConditionReady, cqv1.ReasonInvalidSpec); c != nil {
+		s.Recorder.Event(obj, corev1.EventTypeWarning, cqv1.ReasonInvalidSpec, c.Message)
 	}
 }
 

@@ -71,10 +71,10 @@ func TestSetStatus(t *testing.T) {
 		v    QuotaView
 		want cqv1.QuotaStatus
 	}{
-		"a spec that does not parse keeps what the status showed": {
-			st:   cqv1.QuotaStatus{ObservedGeneration: 1, Hard: quantities("total.checkpoints", "3"), Pruned: asRead},
+		"a spec that does not parse shows nothing of the previous spec": {
+			st:   previousSpec(asRead),
 			v:    QuotaView{Generation: 2, Err: errors.New("spec.limits.total.storage: bad")},
-			want: cqv1.QuotaStatus{ObservedGeneration: 2, Hard: quantities("total.checkpoints", "3"), Pruned: asRead},
+			want: cqv1.QuotaStatus{ObservedGeneration: 2, Pruned: asRead},
 		},
 		"pruned stays as read, whatever the view": {
 			st: cqv1.QuotaStatus{Pruned: asRead},
@@ -141,66 +141,6 @@ func TestSetStatus(t *testing.T) {
 			if diff := cmp.Diff(tc.want, *st, sameQuantity, cmpopts.EquateEmpty(),
 				cmpopts.IgnoreFields(cqv1.QuotaStatus{}, "Conditions", "UsageTable")); diff != "" {
 				t.Errorf("status (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
-func TestSetConditions(t *testing.T) {
-	const gen = 4
-	ready := metav1.Condition{Type: cqv1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonUsageComputed,
-		Message: "Usage is computed from every Checkpoint the quota governs", ObservedGeneration: gen}
-	noConflict := metav1.Condition{Type: cqv1.ConditionConflict, Status: metav1.ConditionFalse, Reason: ReasonNoConflict,
-		Message: "No other quota of the same specificity sets the same limits for the same archives", ObservedGeneration: gen}
-	over := func(status metav1.ConditionStatus, reason, message string) metav1.Condition {
-		return metav1.Condition{Type: cqv1.ConditionOverQuota, Status: status, Reason: reason, Message: message, ObservedGeneration: gen}
-	}
-	pending := []PendingArchive{{Name: "c-1", Size: 1 << 20}, {Name: "c-2", Size: 2 << 20}}
-	blocked := []quota.Block{{Key: "perPod.checkpoints", Scope: "shop/web-0", Used: 3, Hard: 2, Pinned: []string{"c-1"}}}
-	cases := map[string]struct {
-		v    QuotaView
-		want []metav1.Condition
-	}{
-		"within limits": {
-			want: []metav1.Condition{ready, over(metav1.ConditionFalse, ReasonWithinLimits, "Every limit holds"), noConflict},
-		},
-		"pruning": {
-			v:    QuotaView{Pending: pending},
-			want: []metav1.Condition{ready, over(metav1.ConditionFalse, ReasonPruning, "Pruning 2 checkpoints (3Mi): c-1, c-2"), noConflict},
-		},
-		"dry run": {
-			v: QuotaView{Pending: pending, DryRun: true},
-			want: []metav1.Condition{ready, over(metav1.ConditionTrue, ReasonDryRun,
-				"DryRun: Enforce would prune 2 checkpoints (3Mi): c-1, c-2; see status.pendingPrune"), noConflict},
-		},
-		"pins win over what is pending": {
-			v:    QuotaView{Pending: pending, Result: quota.Outcome{Blocked: blocked}},
-			want: []metav1.Condition{ready, over(metav1.ConditionTrue, ReasonPinnedCheckpoints, blockedMessage(blocked)), noConflict},
-		},
-		"a node that stays over": {
-			v: QuotaView{Pending: pending, Nodes: &NodeView{Blocked: []quota.NodeBlock{{Key: quota.KeyNodeCheckpoints, Node: "n-1", Missing: 2}}}},
-			want: []metav1.Condition{ready, over(metav1.ConditionTrue, ReasonNodePruningBlocked,
-				"node n-1: perNode.checkpoints 2 checkpoints still over, nothing more can be pruned: left are nothing that may be pruned; unpin checkpoints, free space on the node or relax the rule"),
-				noConflict},
-		},
-		"conflicts name the other quota and who wins": {
-			v: QuotaView{Conflicts: []quota.Conflict{
-				{Key: "perPod.checkpoints", Other: policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "b"}, Pod: "shop/web-0", Won: true},
-				{Key: "total.storage", Other: policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "c"}, Pod: "shop/web-1"}}},
-			want: []metav1.Condition{ready, over(metav1.ConditionFalse, ReasonWithinLimits, "Every limit holds"),
-				{Type: cqv1.ConditionConflict, Status: metav1.ConditionTrue, Reason: ReasonConflictingQuota, ObservedGeneration: gen,
-					Message: "perPod.checkpoints is also set by CheckpointQuota shop/b for pod shop/web-0 (this quota's smaller limit is in force); " +
-						"total.storage is also set by CheckpointQuota shop/c for pod shop/web-1 (the other quota's smaller limit is in force); narrow the targets so that one quota governs each pod"}},
-		},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			st := &cqv1.QuotaStatus{}
-			v := tc.v
-			v.Generation = gen
-			setConditions(st, &v)
-			if diff := cmp.Diff(tc.want, st.Conditions, ignoreTransitions); diff != "" {
-				t.Errorf("conditions (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -36,8 +37,10 @@ var DefaultOptions = Options{
 }
 
 // Setup registers the pruning controller, the release of gone nodes' Checkpoints (unless
-// NodeGracePeriod is 0) and both quota controllers with the manager.
-func Setup(mgr ctrl.Manager, o Options) (*Engine, error) {
+// NodeGracePeriod is 0) and both quota controllers with the manager. ctx bounds the setup
+// itself (the cache's indexes and informers), not the controllers, which run until the
+// manager stops.
+func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*Engine, error) {
 	if mgr == nil {
 		return nil, errors.New("a manager is required")
 	}
@@ -53,17 +56,17 @@ func Setup(mgr ctrl.Manager, o Options) (*Engine, error) {
 		Interval: o.StatusInterval, RateClock: clock.RealClock{}}
 	if err := (&PruneReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: engine, Recorder: recorder, Clock: o.Clock,
-		ResyncPeriod: o.ResyncPeriod, Concurrency: o.PruneConcurrency, BatchDelay: o.BatchDelay,
+		RateClock: clock.RealClock{}, ResyncPeriod: o.ResyncPeriod, Concurrency: o.PruneConcurrency, BatchDelay: o.BatchDelay,
 		CountInterval: o.StatusInterval,
 		QuotaUpdates:  quotaUpdates, ClusterQuotaUpdates: clusterUpdates,
-	}).SetupWithManager(mgr); err != nil {
+	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
 	if o.NodeGracePeriod > 0 {
 		if err := (&NodeReleaseReconciler{
 			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: engine, Clock: o.Clock,
 			NodeGracePeriod: o.NodeGracePeriod, ResyncPeriod: o.ResyncPeriod,
-		}).SetupWithManager(mgr); err != nil {
+		}).SetupWithManager(ctx, mgr); err != nil {
 			return nil, err
 		}
 	}

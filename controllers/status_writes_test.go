@@ -55,7 +55,7 @@ var _ = Describe("Quota status writes", func() {
 			publish(ckpt{ns: ns, pod: fmt.Sprintf("web-%d", i), container: "app", size: 64 << 10, at: now.Add(-30 * time.Minute)})
 			seen(3 * time.Second)
 		}
-		Expect(remaining(ns)).To(HaveLen(12))
+		Expect(remaining(Default, ns)).To(HaveLen(12))
 		final := quotaStatus(ns, "q")()
 		Expect(final.Pruned.Checkpoints).To(BeEquivalentTo(arrivals))
 		Expect(final.Summary.Checkpoints).To(Equal("3/3"))

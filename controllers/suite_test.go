@@ -71,7 +71,7 @@ func startManager() context.CancelFunc {
 	mgr := newManager()
 	o := controllers.DefaultOptions
 	o.Clock, o.NodeGracePeriod = fakeClock, nodeGrace
-	_, err := controllers.Setup(mgr, o)
+	_, err := controllers.Setup(context.Background(), mgr, o)
 	Expect(err).NotTo(HaveOccurred())
 	return runManager(mgr)
 }
@@ -168,9 +168,9 @@ func series(ns, pod, container string, n int, size int64, end time.Time, node st
 }
 
 // remaining lists the Checkpoints of a namespace that are not being deleted, sorted.
-func remaining(ns string) []string {
+func remaining(g Gomega, ns string) []string {
 	var list cqv1.CheckpointList
-	Expect(k8s.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
+	g.Expect(k8s.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
 	var out []string
 	for _, c := range list.Items {
 		if c.DeletionTimestamp.IsZero() {
@@ -207,10 +207,10 @@ func quotaStatus(ns, name string) func() cqv1.QuotaStatus {
 }
 
 // events lists the notes of the events about an object with a reason.
-func events(ns, name, reason string) func() []string {
-	return func() []string {
+func events(ns, name, reason string) func(Gomega) []string {
+	return func(g Gomega) []string {
 		var list corev1.EventList
-		Expect(k8s.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
+		g.Expect(k8s.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
 		var out []string
 		for _, e := range list.Items {
 			if e.InvolvedObject.Name == name && e.Reason == reason {

@@ -49,10 +49,10 @@ var _ = Describe("Broken archives", func() {
 		for _, reason := range variants {
 			want[reason]++
 		}
-		Eventually(func(_ Gomega) map[string]float64 {
+		Eventually(func(g Gomega) map[string]float64 {
 			got := map[string]float64{}
 			for reason := range want {
-				got[reason] = metric(node, "checkpointquota_node_unreadable_archives", map[string]string{"reason": reason})
+				got[reason] = metric(g, node, "checkpointquota_node_unreadable_archives", map[string]string{"reason": reason})
 			}
 			return got
 		}).Should(Equal(want))
@@ -72,7 +72,7 @@ var _ = Describe("Broken archives", func() {
 		Expect(cond.Reason).To(Equal("Truncated"))
 		Expect(cond.Message).To(ContainSubstring("incomplete or damaged"))
 		Eventually(eventsAbout(ns, truncatedObj.UID)).Should(ContainElement(withReason("UnreadableArchive")))
-		Expect(metric(node, "checkpointquota_node_archives", nil)).To(Equal(1.0))
+		Expect(metric(Default, node, "checkpointquota_node_archives", nil)).To(Equal(1.0))
 
 		// One event series on the Node per kind of failure of the archives without a namespace
 		// (the two not-regular entries share one), naming the file and the reason.
@@ -117,8 +117,8 @@ var _ = Describe("Broken archives", func() {
 			g.Expect(again.Spec.Archive.SizeBytes).To(Equal(fixed.Size))
 			g.Expect(again.Status.Conditions).To(BeEmpty())
 		}).Should(Succeed())
-		Eventually(func() float64 {
-			return metric(node, "checkpointquota_node_unreadable_archives", map[string]string{"reason": "Truncated"})
+		Eventually(func(g Gomega) float64 {
+			return metric(g, node, "checkpointquota_node_unreadable_archives", map[string]string{"reason": "Truncated"})
 		}).Should(Equal(-1.0))
 	})
 })

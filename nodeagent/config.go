@@ -24,8 +24,8 @@ const (
 	// taken for one the runtime is still writing, counted from its modification time.
 	DefaultUnfinishedWait = time.Minute
 	DefaultRescanInterval = 5 * time.Minute
-	// DefaultWorkers matches the concurrency at which the test bed's kube-apiserver was
-	// measured at about 1,700 creates/s (against 530/s from one sequential client).
+	// DefaultWorkers matches the concurrency at which the test bed's kube-apiserver took
+	// the most creates per second (docs/node-agent.md).
 	DefaultWorkers = 32
 	// DefaultQPS and DefaultBurst let a node with thousands of archives publish them in
 	// seconds: each archive costs one write (its create), and the

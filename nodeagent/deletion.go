@@ -66,12 +66,12 @@ func (r *Reconciler) handleGone(ctx context.Context, k fileKey, rec *record, mar
 	case goneNot:
 		return reconcile.Result{RequeueAfter: time.Second}, true, nil
 	case goneUninstalled:
-		log.V(1).Info("keeping the archive while the Checkpoint CRD is not installed")
+		log.V(1).Info("Kept the archive while the Checkpoint CRD is not installed")
 		// The retry must see the witnesses as they are then, not as the lookup that said so.
 		r.deletions.renew(k.Path(), rec.UID, r.witnesses.mark())
 		return reconcile.Result{RequeueAfter: retryUninstalled}, true, nil
 	case goneNodeUnknown:
-		log.Info("keeping the archive of a deleted Checkpoint: without a Node object the agent cannot tell a person's delete from the release of a gone node; set --node-name to this node's name")
+		log.Info("Kept the archive of a deleted Checkpoint: without a Node object the agent cannot tell a person's delete from the release of a gone node; set --node-name to this node's name")
 		r.deletions.renew(k.Path(), rec.UID, r.witnesses.mark())
 		return reconcile.Result{RequeueAfter: retryNodeUnknown}, true, nil
 	case goneExplicitly:
@@ -81,7 +81,7 @@ func (r *Reconciler) handleGone(ctx context.Context, k fileKey, rec *record, mar
 		}
 		return res, done, err
 	}
-	log.Info("keeping the archive of a Checkpoint that disappeared, and publishing it again")
+	log.Info("Kept the archive of a Checkpoint that disappeared, to publish it again")
 	if err := r.records.drop(k.Path()); err != nil {
 		return reconcile.Result{}, true, err
 	}
@@ -221,13 +221,13 @@ func (r *Reconciler) removeDeleted(ctx context.Context, k fileKey, rec *record, 
 		r.Recorder.Eventf(gone, nil, corev1.EventTypeWarning, ReasonArchiveKept, "Delete",
 			"Kept archive %s on node %s: it is pinned by %s. It is published again as a new Checkpoint. To delete it, unpin it first, then delete the Checkpoint",
 			k.Path(), r.Config.NodeName, pinnedBy(k, marker))
-		log.Info("kept a pinned archive whose Checkpoint was deleted")
+		log.Info("Kept a pinned archive whose Checkpoint was deleted")
 		return reconcile.Result{}, false, r.records.drop(k.Path())
 	}
 	err := removeArchive(r.Config, k)
 	if errors.Is(err, errUnsafe) {
 		r.Recorder.Eventf(gone, nil, corev1.EventTypeWarning, ReasonArchiveNotRemoved, "Delete", "%s", eventNote(err))
-		log.Info("did not remove the archive of a deleted Checkpoint", "reason", err.Error())
+		log.Info("Could not remove the archive of a deleted Checkpoint", "reason", err.Error())
 		return reconcile.Result{}, true, r.records.drop(k.Path())
 	}
 	if err != nil {
@@ -241,7 +241,7 @@ func (r *Reconciler) removeDeleted(ctx context.Context, k fileKey, rec *record, 
 	r.cache.Forget(k.Path())
 	// No event per removed archive: pruning removes thousands at a time, and the manager
 	// already reports each pruned group as one Pruned event on its quota.
-	log.Info("removed the archive of a deleted Checkpoint", "path", k.Path())
+	log.Info("Removed the archive of a deleted Checkpoint", "path", k.Path())
 	return reconcile.Result{}, true, r.records.dropRemoved(k.Path())
 }
 

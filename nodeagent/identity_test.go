@@ -87,8 +87,8 @@ var _ = Describe("Archive identity", func() {
 			Expect(c.Spec.Archive.PodName).To(HavePrefix("forger-"))
 			Expect(c.Status.Conditions).To(BeEmpty(), "a readable archive has no condition: %s", c.Spec.Archive.FileName)
 		}
-		Eventually(func() float64 {
-			return metric(node, "checkpointquota_node_unreadable_archives", map[string]string{"reason": "IdentityMismatch"})
+		Eventually(func(g Gomega) float64 {
+			return metric(g, node, "checkpointquota_node_unreadable_archives", map[string]string{"reason": "IdentityMismatch"})
 		}).Should(Equal(1.0))
 		Eventually(nodeEventNotes(node)).Should(ContainElement(And(
 			ContainSubstring(paths[passedThrough.Pod]+": IdentityMismatch"), ContainSubstring("spec.dump names "+victim+"/victim-0"))))
@@ -145,10 +145,10 @@ var _ = Describe("Archive identity", func() {
 		for _, reason := range onNode {
 			want[reason]++
 		}
-		unreadable := func() map[string]float64 {
+		unreadable := func(g Gomega) map[string]float64 {
 			got := map[string]float64{}
 			for reason := range want {
-				got[reason] = metric(node, "checkpointquota_node_unreadable_archives", map[string]string{"reason": reason})
+				got[reason] = metric(g, node, "checkpointquota_node_unreadable_archives", map[string]string{"reason": reason})
 			}
 			return got
 		}
@@ -185,7 +185,7 @@ var _ = Describe("Archive identity", func() {
 		// Through several rescans: nothing removed, nothing re-counted, the agent still running.
 		Consistently(func(g Gomega) {
 			g.Expect(agent.done).NotTo(Receive(), "the agent stopped")
-			g.Expect(unreadable()).To(Equal(want))
+			g.Expect(unreadable(g)).To(Equal(want))
 			for broken, p := range paths {
 				_, err := os.Lstat(p)
 				g.Expect(err).NotTo(HaveOccurred(), "the %s archive is gone", broken)

@@ -61,7 +61,7 @@ func (l *legacyObjects) Start(ctx context.Context) error {
 	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
 		err := l.reader.List(ctx, &list, client.MatchingLabels{cqv1.LegacyLabelNode: labelValue(l.node)})
 		if err != nil {
-			log.Error(err, "listing the Checkpoints of earlier agents on this node, to adopt them; retrying")
+			log.Error(err, "Could not list the Checkpoints of earlier agents on this node, to adopt them; retrying")
 		}
 		return err == nil, nil
 	})
@@ -85,11 +85,11 @@ func (l *legacyObjects) Start(ctx context.Context) error {
 	l.mu.Unlock()
 	if len(keys) == 0 {
 		if err := os.WriteFile(l.marker, nil, 0o600); err != nil {
-			log.Error(err, "writing the marker of a node without legacy Checkpoints; the next start lists them again")
+			log.Error(err, "Could not write the marker of a node without legacy Checkpoints; the next start lists them again")
 		}
 		return nil
 	}
-	log.Info("adopting the Checkpoints that an agent before spec.archive published", "count", len(keys))
+	log.Info("Adopting the Checkpoints that an agent before spec.archive published", "count", len(keys))
 	for _, k := range keys {
 		select {
 		case l.files <- event.TypedGenericEvent[fileKey]{Object: k}:

@@ -61,7 +61,8 @@ type ManagerOptions struct {
 
 // NewManager returns a controller-runtime manager that runs the agent for cfg: it caches
 // only the Checkpoints of cfg.NodeName and runs the directory watcher and the reconciler.
-func NewManager(restConfig *rest.Config, cfg Config, opts ManagerOptions) (manager.Manager, error) {
+// ctx bounds the setup, not the manager, which runs until the context of its Start ends.
+func NewManager(ctx context.Context, restConfig *rest.Config, cfg Config, opts ManagerOptions) (manager.Manager, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -73,7 +74,7 @@ func NewManager(restConfig *rest.Config, cfg Config, opts ManagerOptions) (manag
 		HealthProbeBindAddress: opts.HealthProbeBindAddress,
 		PprofBindAddress:       opts.PprofBindAddress,
 		Cache: cache.Options{
-			// Managed fields are a third of a cached Checkpoint; the agent never reads them.
+			// Managed fields are much of a cached Checkpoint; the agent never reads them.
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
 				&cqv1.Checkpoint{}: {Field: fields.OneTermEqualSelector(cqv1.FieldArchiveNode, cfg.NodeName)},
@@ -85,14 +86,15 @@ func NewManager(restConfig *rest.Config, cfg Config, opts ManagerOptions) (manag
 	if err != nil {
 		return nil, err
 	}
-	if err := Setup(mgr, cfg); err != nil {
+	if err := Setup(ctx, mgr, cfg); err != nil {
 		return nil, err
 	}
 	return mgr, nil
 }
 
-// Setup adds the agent for cfg to mgr, whose cache must hold only cfg.NodeName's Checkpoints.
-func Setup(mgr manager.Manager, cfg Config) error {
+// Setup adds the agent for cfg to mgr, whose cache must hold only cfg.NodeName's
+// Checkpoints. ctx bounds the setup (the cache's index).
+func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 	if mgr == nil {
 		return errors.New("nodeagent.Setup needs a manager")
 	}
@@ -100,7 +102,6 @@ func Setup(mgr manager.Manager, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &cqv1.Checkpoint{}, indexFile, func(o client.Object) []string {
 		if k, ok := keyOf(o.(*cqv1.Checkpoint)); ok {
 			return []string{k.Path()}
@@ -116,7 +117,7 @@ func Setup(mgr manager.Manager, cfg Config) error {
 	}
 	for _, e := range bad {
 		// Its archive is published again and kept: a lost record only forgets a delete.
-		mgr.GetLogger().Error(e, "ignoring an unreadable record of the agent")
+		mgr.GetLogger().Error(e, "Ignored an unreadable record of the agent")
 	}
 	state := newNodeState()
 	r := &Reconciler{

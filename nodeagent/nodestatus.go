@@ -71,7 +71,7 @@ func (n *nodeReporter) Start(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		if err := n.sync(ctx); err != nil && ctx.Err() == nil {
-			log.Error(err, "writing the CheckpointNode; trying again on the next interval")
+			log.Error(err, "Could not write the CheckpointNode; trying again on the next interval")
 		}
 		select {
 		case <-ctx.Done():

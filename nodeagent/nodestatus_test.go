@@ -92,12 +92,12 @@ var _ = Describe("The CheckpointNode of each node", func() {
 
 		By("the agent's metrics, per node")
 		// checkpointquota_node_archives counts the readable archives; the unreadable one has its own gauge.
-		Expect(metric(nodeA, "checkpointquota_node_archives", nil)).To(Equal(3.0))
-		Expect(metric(nodeA, "checkpointquota_node_archive_bytes", nil)).To(Equal(float64(sizeOf(onA[:3]...))))
-		Expect(metric(nodeB, "checkpointquota_node_archives", nil)).To(Equal(1.0))
+		Expect(metric(Default, nodeA, "checkpointquota_node_archives", nil)).To(Equal(3.0))
+		Expect(metric(Default, nodeA, "checkpointquota_node_archive_bytes", nil)).To(Equal(float64(sizeOf(onA[:3]...))))
+		Expect(metric(Default, nodeB, "checkpointquota_node_archives", nil)).To(Equal(1.0))
 		dirs := map[string]string{"directories": filepath.Clean(dirA)}
-		Expect(metric(nodeA, "checkpointquota_node_filesystem_capacity_bytes", dirs)).To(Equal(float64(capacity)))
-		Expect(metric(nodeA, "checkpointquota_node_filesystem_free_bytes", dirs)).To(BeNumerically("~", float64(free), float64(64<<20)))
+		Expect(metric(Default, nodeA, "checkpointquota_node_filesystem_capacity_bytes", dirs)).To(Equal(float64(capacity)))
+		Expect(metric(Default, nodeA, "checkpointquota_node_filesystem_free_bytes", dirs)).To(BeNumerically("~", float64(free), float64(64<<20)))
 
 		By("kubectl get checkpointnodes, as kubectl top nodes reads")
 		out, stderr, err := env.Kubectl("", "get", "checkpointnodes", nodeA, nodeB)

@@ -162,7 +162,7 @@ var _ = Describe("Publishing archives", func() {
 			g.Expect(items[0].Spec.Archive.SizeBytes).To(Equal(int64(len(data))))
 			g.Expect(items[0].Spec.Archive.PodName).To(Equal("cache-0"))
 		}).Should(Succeed())
-		Expect(metric(node, "checkpointquota_node_archive_reads_total", nil)).To(Equal(1.0), "the archive was read more than once")
+		Expect(metric(Default, node, "checkpointquota_node_archive_reads_total", nil)).To(Equal(1.0), "the archive was read more than once")
 		Consistently(func(g Gomega) []string { return fileNames(checkpointsOf(node)(g)) }, 2*settle).Should(HaveLen(1))
 	})
 
@@ -185,7 +185,7 @@ var _ = Describe("Publishing archives", func() {
 
 		Consistently(func(g Gomega) []cqv1.Checkpoint { return checkpointsOf(node)(g) }, 10*settle, 50*time.Millisecond).
 			Should(BeEmpty(), "a Checkpoint was published while the archive was still being written")
-		Expect(metric(node, "checkpointquota_node_unreadable_archives", map[string]string{"reason": "Truncated"})).To(BeNumerically("<=", 0))
+		Expect(metric(Default, node, "checkpointquota_node_unreadable_archives", map[string]string{"reason": "Truncated"})).To(BeNumerically("<=", 0))
 
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 		Expect(err).NotTo(HaveOccurred())

@@ -68,9 +68,9 @@ type logLine struct {
 
 // records keeps the agent's records in one append-only log in its state directory, a
 // JSON line per change (a record put, or an archive's record dropped), replayed in order
-// at start. A change costs one write(2) to a file that is already open: the file per
-// record that earlier agents wrote (created, written, renamed) was a fifth of the agent's
-// CPU while publishing. The log is rewritten with only the live records (compacted: to a
+// at start. A change costs one write(2) to a file that is already open, where the file per
+// record that earlier agents wrote (created, written, renamed) cost much of the agent's CPU
+// while publishing (docs/node-agent.md). The log is rewritten with only the live records (compacted: to a
 // temporary file, synced, renamed into place) at start and whenever it holds more than
 // twice as many lines as records.
 //

@@ -58,10 +58,10 @@ func eventNote(err error) string {
 // (through the state), and as an event on the Node object when there is one.
 func (r *Reconciler) reportOnNode(ctx context.Context, readErr error) {
 	log := logf.FromContext(ctx)
-	log.Info("archive is unreadable; it is kept on disk and read again when it changes", "reason", archive.ReasonOf(readErr), "error", readErr.Error())
+	log.Info("Found an unreadable archive; it is kept on disk and read again when it changes", "reason", archive.ReasonOf(readErr), "error", readErr.Error())
 	var node corev1.Node
 	if err := r.APIReader.Get(ctx, types.NamespacedName{Name: r.Config.NodeName}, &node); err != nil {
-		log.V(1).Info("no Node object to report the unreadable archive on", "node", r.Config.NodeName, "error", err.Error())
+		log.V(1).Info("Found no Node object to report the unreadable archive on", "node", r.Config.NodeName, "error", err.Error())
 		return
 	}
 	// The action carries the kind of failure: events of one subject, reason and action form

@@ -118,7 +118,7 @@ func startAgentWithClock(node string, settle time.Duration, clk clock.WithTicker
 	cfg := *env.Config
 	cfg.QPS, cfg.Burst = nodeagent.DefaultQPS, nodeagent.DefaultBurst
 	cfg.Impersonate = agentOn(node)
-	mgr, err := nodeagent.NewManager(&cfg, nodeagent.Config{
+	mgr, err := nodeagent.NewManager(context.Background(), &cfg, nodeagent.Config{
 		NodeName: node, Dirs: dirs, SettleTime: settle, RescanInterval: 2 * time.Second, Workers: 4, NodeStatusInterval: time.Second,
 		// Short, so that the damaged archives the tests write are reported soon after.
 		UnfinishedWait: 3 * time.Second,
@@ -192,10 +192,10 @@ func fileNames(items []cqv1.Checkpoint) []string {
 }
 
 // metric returns the value of the node's metric name with the given extra labels, or -1 when absent.
-func metric(node, name string, labels map[string]string) float64 {
+func metric(g Gomega, node, name string, labels map[string]string) float64 {
 	GinkgoHelper()
 	families, err := metrics.Registry.Gather()
-	Expect(err).NotTo(HaveOccurred())
+	g.Expect(err).NotTo(HaveOccurred())
 	for _, f := range families {
 		if f.GetName() != name {
 			continue

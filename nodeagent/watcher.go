@@ -75,7 +75,7 @@ func (w *watcher) Start(ctx context.Context) error {
 				return errors.New("fsnotify closed its error channel")
 			}
 			// An overflow lost events: only a scan can tell what changed.
-			w.log.Error(err, "watching the checkpoint directories; scanning them again")
+			w.log.Error(err, "Lost events of the checkpoint directories; scanning them again")
 			w.scan(ctx)
 		case <-ticker.C():
 			w.watchDirs(fw)
@@ -96,7 +96,7 @@ func (w *watcher) watchDirs(fw *fsnotify.Watcher) {
 		}
 		if err := fw.Add(d); err != nil {
 			if !w.missing[d] {
-				w.log.Error(err, "cannot watch a checkpoint directory; retrying at every rescan", "directory", d)
+				w.log.Error(err, "Could not watch a checkpoint directory; retrying at every rescan", "directory", d)
 			}
 			w.missing[d] = true
 			continue
@@ -111,7 +111,7 @@ func (w *watcher) scan(ctx context.Context) {
 	for _, d := range w.cfg.Dirs {
 		entries, err := os.ReadDir(d)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			w.log.Error(err, "cannot list a checkpoint directory", "directory", d)
+			w.log.Error(err, "Could not list a checkpoint directory", "directory", d)
 			// Keep what was seen, so that an unreadable directory does not look empty.
 			for k, s := range w.seen {
 				if k.Dir == d {

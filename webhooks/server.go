@@ -63,7 +63,7 @@ func (w warmInformers) Start(ctx context.Context) error {
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	for _, obj := range []client.Object{&cqv1.CheckpointQuota{}, &cqv1.ClusterCheckpointQuota{}, ns} {
 		if _, err := w.cache.GetInformer(ctx, obj); err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "starting an informer for admission", "kind", fmt.Sprintf("%T", obj))
+			ctrl.LoggerFrom(ctx).Error(err, "Starting an informer for admission", "kind", fmt.Sprintf("%T", obj))
 		}
 	}
 	return nil

@@ -72,8 +72,12 @@ func TestValidateCheckpointQuota(t *testing.T) {
 				MaxCheckpointSize("2Gi").MaxAge("168h").Orphans(cqv1.OrphanDelete, "10m").Enforcement(cqv1.EnforcementDryRun).Obj(),
 		},
 		"negative count": {
-			in:   builder.Quota("q", "s").PerPod(-1, "").Obj(),
-			want: nil, // builder leaves a negative count out
+			in: func() *cqv1.CheckpointQuota {
+				q := builder.Quota("q", "s").PerPod(0, "").Obj()
+				*q.Spec.Limits.PerPod.Checkpoints = -1 // the builder reads -1 as "leave it out"
+				return q
+			}(),
+			want: []fieldErr{{"spec.limits.perPod.checkpoints", field.ErrorTypeInvalid, MsgCountNegative}},
 		},
 		"bad sizes at every level": {
 			in: builder.Quota("q", "s").Total(-1, "2GB").PerPod(-1, "500m").PerContainer(-1, "10").Obj(),

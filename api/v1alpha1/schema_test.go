@@ -114,6 +114,8 @@ spec:
 		quota := builder.Quota("shown", ns).Total(50, "10Gi").Enforcement(cqv1.EnforcementEnforce).Obj()
 		Expect(env.Client.Create(ctx, quota)).To(Succeed())
 		quota.Status.Summary = cqv1.UsageSummary{Checkpoints: "12/50", Storage: "1200Mi/10Gi"}
+		quota.Status.Conditions = []metav1.Condition{{Type: cqv1.ConditionReady, Status: metav1.ConditionTrue,
+			Reason: cqv1.ReasonUsageComputed, Message: "computed", LastTransitionTime: metav1.Now()}}
 		Expect(env.Client.Status().Update(ctx, quota)).To(Succeed())
 
 		taken := metav1.NewTime(time.Now().Add(-3 * time.Hour))
@@ -126,8 +128,8 @@ spec:
 		out, stderr, err := env.Kubectl("", "get", "checkpointquotas,clustercheckpointquotas,checkpoints", "-A")
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		GinkgoWriter.Println(out)
-		Expect(out).To(MatchRegexp(`NAMESPACE\s+NAME\s+CHECKPOINTS\s+STORAGE\s+ENFORCEMENT\s+AGE`))
-		Expect(out).To(MatchRegexp(ns + `\s+checkpointquota.checkpointquota.dev/shown\s+12/50\s+1200Mi/10Gi\s+Enforce\s+\d+s`))
+		Expect(out).To(MatchRegexp(`NAMESPACE\s+NAME\s+CHECKPOINTS\s+STORAGE\s+ENFORCEMENT\s+READY\s+AGE`))
+		Expect(out).To(MatchRegexp(ns + `\s+checkpointquota.checkpointquota.dev/shown\s+12/50\s+1200Mi/10Gi\s+Enforce\s+True\s+\d+s`))
 		Expect(out).To(MatchRegexp(`NAMESPACE\s+NAME\s+POD\s+CONTAINER\s+NODE\s+SIZE\s+PINNED\s+ORPHAN-OF\s+AGE`))
 		Expect(out).To(MatchRegexp(ns + `\s+checkpoint.checkpointquota.dev/node-1-shown\s+cache-0\s+redis\s+node-1\s+1.2Gi\s+true\s+3h`))
 

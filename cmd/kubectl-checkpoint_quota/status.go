@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -82,7 +83,8 @@ func (o *options) status(ctx context.Context, out io.Writer) error {
 // something needs attention.
 func printQuota(out *writer, title string, mode cqv1.EnforcementMode, st *cqv1.QuotaStatus) {
 	out.printf("%s (%s)\n", title, mode)
-	if len(st.UsageTable) == 0 {
+	ready := meta.FindStatusCondition(st.Conditions, cqv1.ConditionReady)
+	if len(st.UsageTable) == 0 && (ready == nil || ready.Status == metav1.ConditionTrue) {
 		out.println("  no limits reported yet (is the manager running?)")
 	}
 	for _, line := range st.UsageTable {
@@ -92,12 +94,12 @@ func printQuota(out *writer, title string, mode cqv1.EnforcementMode, st *cqv1.Q
 		out.println("  nearest their limits: " + pods)
 	}
 	for _, t := range []string{cqv1.ConditionOverQuota, cqv1.ConditionConflict} {
-		if c := meta.FindStatusCondition(st.Conditions, t); c != nil && c.Status == "True" {
+		if c := meta.FindStatusCondition(st.Conditions, t); c != nil && c.Status == metav1.ConditionTrue {
 			out.printf("  %s: %s\n", t, c.Message)
 		}
 	}
-	if c := meta.FindStatusCondition(st.Conditions, cqv1.ConditionReady); c != nil && c.Status != "True" {
-		out.printf("  not ready: %s\n", c.Message)
+	if ready != nil && ready.Status != metav1.ConditionTrue {
+		out.printf("  not ready: %s\n", ready.Message)
 	}
 }
 

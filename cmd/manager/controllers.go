@@ -1,18 +1,20 @@
 package main
 
 import (
+	"context"
+
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/checkpoint-quota/checkpoint-quota/controllers"
 )
 
 // setupControllers registers the pruning controller and the quota status controllers.
-func setupControllers(mgr ctrl.Manager, o options) error {
+func setupControllers(ctx context.Context, mgr ctrl.Manager, o options) error {
 	opts := controllers.DefaultOptions
 	opts.ResyncPeriod = o.resyncPeriod
 	opts.NodeGracePeriod = o.nodeGracePeriod
 	opts.PruneConcurrency = o.pruneConcurrency
 	opts.StatusInterval = o.statusInterval
-	_, err := controllers.Setup(mgr, opts)
+	_, err := controllers.Setup(ctx, mgr, opts)
 	return err
 }

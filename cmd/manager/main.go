@@ -84,19 +84,19 @@ func main() {
 	log := ctrl.Log.WithName("setup")
 	limit, err := memlimit.Set(o.memoryLimit)
 	if err != nil {
-		log.Error(err, "invalid --memory-limit")
+		log.Error(err, "Could not read --memory-limit")
 		os.Exit(1)
 	}
-	log.V(1).Info("heap soft limit", "bytes", limit)
+	log.V(1).Info("Set the heap soft limit", "bytes", limit)
 
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {
-		log.Error(err, "unable to find the cluster: set --kubeconfig or run in a pod")
+		log.Error(err, "Could not find the cluster: set --kubeconfig or run in a pod")
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
 	if err := apiserver.Wait(ctx, restConfig, log); err != nil {
-		log.Info("stopped before the kube-apiserver answered")
+		log.Info("Stopped before the kube-apiserver answered")
 		return
 	}
 
@@ -131,29 +131,29 @@ func main() {
 		})),
 	})
 	if err != nil {
-		log.Error(err, "unable to create the manager")
+		log.Error(err, "Could not create the manager")
 		os.Exit(1)
 	}
 
 	if err := rotation.setup(mgr, o.webhookCertDir); err != nil {
-		log.Error(err, "unable to set up the certificate rotation")
+		log.Error(err, "Could not set up the certificate rotation")
 		os.Exit(1)
 	}
 	if o.enableWebhooks {
 		if err := setupWebhooks(mgr); err != nil {
-			log.Error(err, "unable to set up the webhooks")
+			log.Error(err, "Could not set up the webhooks")
 			os.Exit(1)
 		}
 	}
 	if o.enableControllers {
-		if err := setupControllers(mgr, o); err != nil {
-			log.Error(err, "unable to set up the controllers")
+		if err := setupControllers(ctx, mgr, o); err != nil {
+			log.Error(err, "Could not set up the controllers")
 			os.Exit(1)
 		}
 	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		log.Error(err, "unable to set up the health check")
+		log.Error(err, "Could not set up the health check")
 		os.Exit(1)
 	}
 	ready := healthz.Ping
@@ -161,13 +161,13 @@ func main() {
 		ready = mgr.GetWebhookServer().StartedChecker()
 	}
 	if err := mgr.AddReadyzCheck("readyz", ready); err != nil {
-		log.Error(err, "unable to set up the ready check")
+		log.Error(err, "Could not set up the ready check")
 		os.Exit(1)
 	}
 
-	log.Info("starting the manager")
+	log.Info("Starting the manager")
 	if err := mgr.Start(ctx); err != nil {
-		log.Error(err, "the manager stopped with an error")
+		log.Error(err, "The manager stopped with an error")
 		os.Exit(1)
 	}
 	// Nothing may run after the manager stopped: it released the leader Lease

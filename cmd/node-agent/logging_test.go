@@ -69,7 +69,7 @@ func TestMalformedLogCallDoesNotPanic(t *testing.T) {
 			log := zap.New(zap.UseFlagOptions(&opts), zap.WriteTo(&buf))
 			panicked := func() (p bool) {
 				defer func() { p = recover() != nil }()
-				log.Info("archive read", "archive") // the value is missing
+				log.Info("archive read", "archive") //nolint:loggercheck // the value is missing, on purpose
 				return false
 			}()
 			if panicked != tc.wantPanic {

@@ -57,46 +57,46 @@ func main() {
 	log := ctrl.Log.WithName("setup")
 	cfg.Dirs = dirs
 	if _, err := memlimit.Set(memoryLimit); err != nil {
-		log.Error(err, "invalid --memory-limit")
+		log.Error(err, "Could not read --memory-limit")
 		os.Exit(1)
 	}
 
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {
-		log.Error(err, "unable to find the cluster: set --kubeconfig or run in a pod")
+		log.Error(err, "Could not find the cluster: set --kubeconfig or run in a pod")
 		os.Exit(1)
 	}
 	restConfig.QPS, restConfig.Burst = float32(qps), burst
 	// Wrong flags are reported at once, not after the kube-apiserver answers.
 	if err := cfg.Validate(); err != nil {
-		log.Error(err, "unable to set up the node agent")
+		log.Error(err, "Could not set up the node agent")
 		os.Exit(1)
 	}
 	ctx := ctrl.SetupSignalHandler()
 	if err := apiserver.Wait(ctx, restConfig, log); err != nil {
-		log.Info("stopped before the kube-apiserver answered")
+		log.Info("Stopped before the kube-apiserver answered")
 		return
 	}
-	mgr, err := nodeagent.NewManager(restConfig, cfg, nodeagent.ManagerOptions{
+	mgr, err := nodeagent.NewManager(ctx, restConfig, cfg, nodeagent.ManagerOptions{
 		MetricsBindAddress:     metricsAddr,
 		HealthProbeBindAddress: probeAddr,
 		PprofBindAddress:       pprofAddr,
 	})
 	if err != nil {
-		log.Error(err, "unable to set up the node agent")
+		log.Error(err, "Could not set up the node agent")
 		os.Exit(1)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		log.Error(err, "unable to set up the health check")
+		log.Error(err, "Could not set up the health check")
 		os.Exit(1)
 	}
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
-		log.Error(err, "unable to set up the ready check")
+		log.Error(err, "Could not set up the ready check")
 		os.Exit(1)
 	}
-	log.Info("starting the node agent", "node", cfg.NodeName, "directories", cfg.Dirs, "stateDir", cfg.StateDir, "orphanNamespace", cfg.OrphanNamespace, "settleTime", cfg.SettleTime.String(), "unfinishedWait", cfg.UnfinishedWait.String(), "rescanInterval", cfg.RescanInterval.String())
+	log.Info("Starting the node agent", "node", cfg.NodeName, "directories", cfg.Dirs, "stateDir", cfg.StateDir, "orphanNamespace", cfg.OrphanNamespace, "settleTime", cfg.SettleTime.String(), "unfinishedWait", cfg.UnfinishedWait.String(), "rescanInterval", cfg.RescanInterval.String())
 	if err := mgr.Start(ctx); err != nil {
-		log.Error(err, "the node agent stopped with an error")
+		log.Error(err, "The node agent stopped with an error")
 		os.Exit(1)
 	}
 }

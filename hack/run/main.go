@@ -36,12 +36,21 @@ func main() {
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	// Before anything logs: the test bed (envtest) and the clients log through
-	// controller-runtime, which otherwise prints a stack dump about a missing logger.
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(os.Stderr)))
+	// controller-runtime, which otherwise prints a stack dump about a missing logger. Their
+	// lines (a few dozen at debug level while the control plane starts) go to
+	// <local-dir>/logs/run.log beside the manager's and the agent's, so that the terminal
+	// shows make run's own progress and then its status block.
+	logFile, err := openRunLog(opts.localDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "make run:", err)
+		os.Exit(1)
+	}
+	defer func() { _ = logFile.Close() }()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(logFile)))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, root, opts)
+	err = run(ctx, root, opts)
 	switch {
 	case ctx.Err() != nil:
 		// Ctrl-C (or SIGTERM) is how a user ends make run: a clean exit, also during start-up.
@@ -51,6 +60,15 @@ func main() {
 		stop()
 		os.Exit(1)
 	}
+}
+
+// openRunLog creates <local-dir>/logs/run.log, the log of make run's own program.
+func openRunLog(localDir string) (*os.File, error) {
+	dir := filepath.Join(localDir, "logs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return os.Create(filepath.Join(dir, "run.log"))
 }
 
 // options are make run's flags.

@@ -226,7 +226,9 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 		case r.MaxSize != nil && active[r.MaxSize.Quota] && a.Size > r.MaxSize.Value:
 			mark(i, &Prune{Archive: i, Quota: r.MaxSize.Quota, Key: policy.NameMaxCheckpointSize, Scope: scope,
 				Reason: fmt.Sprintf("maxCheckpointSize %s/%s", Bytes(a.Size), Bytes(r.MaxSize.Value))})
-		case r.MaxAge != nil && active[r.MaxAge.Quota] && !in.Now.Before(a.CheckpointTime.Add(r.MaxAge.Duration)):
+		// An archive of unknown age (no checkpoint time) has no age for maxAge to measure.
+		case r.MaxAge != nil && active[r.MaxAge.Quota] && !a.CheckpointTime.IsZero() &&
+			!in.Now.Before(a.CheckpointTime.Add(r.MaxAge.Duration)):
 			mark(i, &Prune{Archive: i, Quota: r.MaxAge.Quota, Key: policy.NameMaxAge, Scope: scope,
 				Reason: fmt.Sprintf("maxAge %s/%s", in.Now.Sub(a.CheckpointTime).Round(time.Second), r.MaxAge.Duration)})
 		case r.Orphans != nil && active[r.Orphans.Quota] && !a.OrphanSince.IsZero() &&

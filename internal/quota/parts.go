@@ -27,8 +27,8 @@ func Coupled(quotas []*policy.Quota) bool {
 // Part is the computation of the archives of one namespace, or of several that a limit
 // couples, as ComputePart keeps it for Merge: the archives and their rules, what is pruned,
 // and of each quota only what it has in the part. A pass keeps one part per namespace, so a
-// part holds nothing per quota that governs none of its archives: with 300 quotas and 200
-// namespaces the quotas' empty outcomes alone were 10 MB.
+// part holds nothing per quota that governs none of its archives: the empty outcomes of
+// every quota in every part were a cost of their own (docs/quota-controller.md).
 type Part struct {
 	archives []Archive
 	rules    []*Rules
@@ -68,7 +68,7 @@ func ComputePart(in Input, res *Resolution) *Part {
 // shifted accordingly, each quota's outcome and report joined. Each quota is resolved by
 // every part against the same quotas, in the same order. The archives are pointers into
 // the parts, read only: a pass merges every part, and copying each archive into one list
-// was 16 MB per pass at 100,000 archives, two fifths of what the manager allocated.
+// was much of what the manager allocated (docs/quota-controller.md).
 func Merge(quotas []*policy.Quota, parts []*Part) ([]*Archive, *Resolution, Result) {
 	res := Resolve(quotas, nil, Labels{})
 	total := 0

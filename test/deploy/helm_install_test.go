@@ -121,9 +121,9 @@ var _ = Describe("helm install", func() {
 			fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", ports[4]))
 		agent := start(agentBin, agentArgs, "NODE_NAME="+node, "POD_NAMESPACE="+ns)
 		path := testarchive.New(ns, "cache-0", "redis").MustWrite(dir)
-		Eventually(func() int {
+		Eventually(func(g Gomega) int {
 			var list cqv1.CheckpointList
-			Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+			g.Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 			return len(list.Items)
 		}, 60*time.Second, 200*time.Millisecond).Should(Equal(1), "the agent did not publish the archive")
 		Expect(agent).NotTo(gexec.Exit())
@@ -180,7 +180,7 @@ func errorLines(s *gexec.Session) (errs []string, races int) {
 		if l.Level == "error" {
 			errs = append(errs, line)
 		}
-		if strings.HasPrefix(l.Msg, "another replica wrote") {
+		if strings.HasPrefix(l.Msg, "Another replica wrote") {
 			races++
 		}
 	}

@@ -106,7 +106,7 @@ spec:
 		b.expectVictimKept(ctx)
 		By("the ceiling's usage of tenant counts the archives on the node")
 		Eventually(func() int64 { return namespaceUsage(ctx, b.ceiling, b.tenant.Namespace) }).
-			Should(Equal(int64(len(filesOf(b.tenant.Namespace)))))
+			Should(Equal(int64(len(filesOf(Default, b.tenant.Namespace)))))
 		By("each finalizer alice tried to add was refused, naming it")
 		Expect(refusals).NotTo(BeEmpty(), "no finalizer of alice's was refused")
 		for _, err := range refusals {

@@ -80,7 +80,7 @@ spec:
 		b.victimFiles = append(b.victimFiles, filepath.Base(a.MustWrite(ckptDir)))
 	}
 	Eventually(func() int { return len(checkpointsIn(ctx, b.victim)) }, 60*time.Second).Should(Equal(victimArchives))
-	Expect(filesOf(b.victim)).To(Equal(b.victimFiles))
+	Expect(filesOf(Default, b.victim)).To(Equal(b.victimFiles))
 	b.tenantUID = createPod(ctx, b.tenant.Namespace, "app-0", "app")
 	return b
 }
@@ -99,7 +99,7 @@ func (b *boundary) tenantArchive() string {
 func (b *boundary) expectVictimKept(ctx context.Context) {
 	GinkgoHelper()
 	Consistently(func(g Gomega) {
-		g.Expect(filesOf(b.victim)).To(Equal(b.victimFiles), "victim's archives on the node")
+		g.Expect(filesOf(g, b.victim)).To(Equal(b.victimFiles), "victim's archives on the node")
 		g.Expect(checkpointsIn(ctx, b.victim)).To(HaveLen(len(b.victimFiles)), "victim's Checkpoints")
 	}, 10*time.Second, 500*time.Millisecond).Should(Succeed())
 }
@@ -110,11 +110,11 @@ func (b *boundary) expectVictimKept(ctx context.Context) {
 func (b *boundary) expectTenantWithinCeilings(ctx context.Context) {
 	GinkgoHelper()
 	within := func(g Gomega) {
-		g.Expect(len(filesOf(b.tenant.Namespace))).To(BeNumerically("<=", b.perNamespace),
+		g.Expect(len(filesOf(g, b.tenant.Namespace))).To(BeNumerically("<=", b.perNamespace),
 			"the tenant's archives on the node, against the ceiling's perNamespace.checkpoints")
 		g.Expect(len(checkpointsIn(ctx, b.tenant.Namespace))).To(BeNumerically("<=", b.perNamespace),
 			"the tenant's Checkpoints, against the ceiling's perNamespace.checkpoints")
-		g.Expect(len(filesOf(b.tenant.Namespace))+len(filesOf(b.victim))).To(BeNumerically("<=", b.total),
+		g.Expect(len(filesOf(g, b.tenant.Namespace))+len(filesOf(g, b.victim))).To(BeNumerically("<=", b.total),
 			"the archives under the ceiling, against its total.checkpoints")
 	}
 	Eventually(within, 90*time.Second).Should(Succeed())

@@ -40,9 +40,9 @@ var _ = Describe("the chart's dashboard and alerts", func() {
 
 		used := queriedMetrics()
 		Expect(used).To(ContainElements("checkpointquota_quota_used", "checkpointquota_node_archives"), "the query parser found too little")
-		Eventually(func() []string {
-			have := exported(managerMetrics)
-			for k := range exported(agentMetrics) {
+		Eventually(func(g Gomega) []string {
+			have := exported(g, managerMetrics)
+			for k := range exported(g, agentMetrics) {
 				have[k] = true
 			}
 			var missing []string
@@ -142,13 +142,13 @@ func metricNames(expr string) []string {
 
 // exported is the set of sample names on a /metrics endpoint (a histogram's _bucket, _sum
 // and _count included).
-func exported(url string) map[string]bool {
+func exported(g Gomega, url string) map[string]bool {
 	GinkgoHelper()
 	resp, err := http.Get(url) //nolint:gosec,noctx // the test's own local endpoint
-	Expect(err).NotTo(HaveOccurred())
+	g.Expect(err).NotTo(HaveOccurred())
 	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
-	Expect(err).NotTo(HaveOccurred())
+	g.Expect(err).NotTo(HaveOccurred())
 	out := map[string]bool{}
 	for _, line := range strings.Split(string(body), "\n") {
 		if line == "" || strings.HasPrefix(line, "#") {

@@ -69,7 +69,7 @@ var _ = Describe("kubectl checkpoint-quota", func() {
 		Expect(out).To(ContainSubstring("node: " + nodeName))
 
 		By("explain of the oldest archive, which Enforce would prune, and of the newest, which stays")
-		oldest, newest := checkpointName(ctx, ns, files[0]), checkpointName(ctx, ns, files[2])
+		oldest, newest := checkpointName(ctx, Default, ns, files[0]), checkpointName(ctx, Default, ns, files[2])
 		out, _ = run("", "explain", oldest, "-n", ns)
 		Expect(out).To(SatisfyAll(
 			ContainSubstring("archive    "+ns+"/cache-0/redis on node "+nodeName+", 1Mi"),
@@ -101,9 +101,9 @@ var _ = Describe("kubectl checkpoint-quota", func() {
 			out, _ := run("", "status", "-n", ns)
 			return out
 		}, 60*time.Second, time.Second).Should(ContainSubstring("OverQuota: perContainer.checkpoints of " + ns + "/db-0/pg stays at 2/1"))
-		out, _ := run("", "explain", checkpointName(ctx, ns, files[0]), "-n", ns)
+		out, _ := run("", "explain", checkpointName(ctx, Default, ns, files[0]), "-n", ns)
 		Expect(out).To(ContainSubstring("kept: held, since their pods are gone and a quota that selects pods by label might govern them"))
-		Expect(checkpointName(ctx, ns, files[1])).NotTo(BeEmpty())
+		Expect(checkpointName(ctx, Default, ns, files[1])).NotTo(BeEmpty())
 	})
 
 	It("converts a CheckpointRestoreOperator into quotas the webhooks admit, with warnings", func() {

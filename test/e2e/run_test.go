@@ -111,11 +111,17 @@ const statusBlock = "checkpoint-quota is running."
 // panic, or controller-runtime's complaint that logging was never set up.
 var alarming = regexp.MustCompile(`(?m)^goroutine \d+ \[|^\s+\S+\.go:\d+|^panic: |never called|logs will not be displayed`)
 
-// expectQuietStart fails on anything alarming in the output before the status block.
+// logLine is a line of a zap logger: the test bed's and the clients' logs belong in
+// <local-dir>/logs/run.log, not on the terminal.
+var logLine = regexp.MustCompile(`(?m)^\S+\t(DEBUG|INFO|WARN|ERROR)\t.*$`)
+
+// expectQuietStart fails on anything alarming, and on any log line, in the output before
+// the status block.
 func expectQuietStart(out string) {
 	before, _, found := strings.Cut(out, statusBlock)
 	Expect(found).To(BeTrue(), "no status block in:\n%s", out)
 	Expect(alarming.FindAllString(before, 5)).To(BeEmpty(), "make run printed this before its status block:\n%s", before)
+	Expect(logLine.FindAllString(before, 5)).To(BeEmpty(), "make run logged this before its status block:\n%s", before)
 }
 
 // expectCleanExit checks that Ctrl-C ended make run's program with exit status 0.
@@ -203,9 +209,9 @@ var _ = Describe("make run", Ordered, func() {
 		Expect(commands(descendantsOf(run.cmd.Process.Pid))).NotTo(ContainElement(ContainSubstring("etcd")))
 
 		archive.New("default", "elsewhere-0", "app").MustWrite(filepath.Join(local, "checkpoints"))
-		Eventually(func() int {
+		Eventually(func(g Gomega) int {
 			var list cqv1.CheckpointList
-			Expect(other.Client.List(ctx, &list)).To(Succeed())
+			g.Expect(other.Client.List(ctx, &list)).To(Succeed())
 			return len(list.Items)
 		}, 60*time.Second).Should(Equal(1))
 		expectMakeInterrupted(run.interrupt())

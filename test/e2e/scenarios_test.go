@@ -80,8 +80,8 @@ spec:
 
 		By("pinning the oldest remaining archive; it stays while newer ones push the count over")
 		pinned := names[3]
-		Eventually(func() error {
-			_, stderr, err := env.Kubectl("", "patch", "checkpoint", "-n", ns, checkpointName(ctx, ns, pinned), "--type", "merge", "-p", `{"spec":{"pinned":true}}`)
+		Eventually(func(g Gomega) error {
+			_, stderr, err := env.Kubectl("", "patch", "checkpoint", "-n", ns, checkpointName(ctx, g, ns, pinned), "--type", "merge", "-p", `{"spec":{"pinned":true}}`)
 			if err != nil {
 				return &kubectlError{stderr}
 			}
@@ -138,7 +138,7 @@ spec:
 `, "apply", "-f", "-")
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		name := filepath.Base(archive.New(ns, "batch-0", "worker").WithUID(uid).MustWrite(ckptDir))
-		Eventually(func() string { return checkpointName(ctx, ns, name) }).ShouldNot(BeEmpty())
+		Eventually(func(g Gomega) string { return checkpointName(ctx, g, ns, name) }).ShouldNot(BeEmpty())
 		Consistently(filesOf, 5*time.Second).WithArguments(ns).Should(ContainElement(name))
 
 		_, stderr, err = env.Kubectl("", "delete", "pod", "batch-0", "-n", ns, "--grace-period=0", "--force")
@@ -150,7 +150,7 @@ spec:
 		uid := createPod(ctx, ns, "api-0", "server")
 		name := filepath.Base(archive.New(ns, "api-0", "server").WithUID(uid).MustWrite(ckptDir))
 		var obj string
-		Eventually(func() string { obj = checkpointName(ctx, ns, name); return obj }).ShouldNot(BeEmpty())
+		Eventually(func(g Gomega) string { obj = checkpointName(ctx, g, ns, name); return obj }).ShouldNot(BeEmpty())
 		out, stderr, err := env.Kubectl("", "get", "checkpoints", "-n", ns)
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(out).To(MatchRegexp(obj + `\s+api-0\s+server\s+` + nodeName + `\s+64Ki`))
@@ -171,13 +171,13 @@ spec:
 		for i := range 3 {
 			names = append(names, filepath.Base(archive.New(ns, "forensic-0", "app").WithUID(uid).At(base.Add(time.Duration(i)*time.Minute)).MustWrite(ckptDir)))
 		}
-		Eventually(func() int { return len(orphansOrNot(ctx, ns, "")) }).Should(Equal(3))
+		Eventually(func(g Gomega) int { return len(orphansOrNot(ctx, g, ns, "")) }).Should(Equal(3))
 
 		start := time.Now()
 		_, stderr, err := env.Kubectl("", "delete", "namespace", ns, "--wait=true", "--timeout=60s")
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(time.Since(start)).To(BeNumerically("<", 20*time.Second))
-		Eventually(func() int { return len(orphansOrNot(ctx, localrun.OrphanNamespace, ns)) }).Should(Equal(3))
+		Eventually(func(g Gomega) int { return len(orphansOrNot(ctx, g, localrun.OrphanNamespace, ns)) }).Should(Equal(3))
 		out, stderr, err := env.Kubectl("", "get", "checkpoints", "-A")
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(out).To(MatchRegexp(localrun.OrphanNamespace + `\s+\S+\s+forensic-0\s+app\s+` + nodeName + `\s+64Ki\s+` + ns))
@@ -192,7 +192,7 @@ spec:
 		DeferCleanup(applySample, "default")
 		Eventually(filesOf, 90*time.Second).WithArguments(ns).Should(BeEmpty())
 		Expect(time.Since(start)).To(BeNumerically(">=", 30*time.Second), "pruned before the grace period")
-		Eventually(func() int { return len(orphansOrNot(ctx, localrun.OrphanNamespace, ns)) }).Should(BeZero())
+		Eventually(func(g Gomega) int { return len(orphansOrNot(ctx, g, localrun.OrphanNamespace, ns)) }).Should(BeZero())
 	})
 })
 
@@ -217,9 +217,9 @@ func createPod(ctx context.Context, ns, name string, containers ...string) strin
 
 // filesOf lists the archives of a namespace on disk, oldest first (kubelet names sort by time
 // for one container).
-func filesOf(ns string) []string {
+func filesOf(g Gomega, ns string) []string {
 	entries, err := os.ReadDir(ckptDir)
-	Expect(err).NotTo(HaveOccurred())
+	g.Expect(err).NotTo(HaveOccurred())
 	var out []string
 	for _, e := range entries {
 		if matched, _ := filepath.Match("checkpoint-*_"+ns+"-*.tar", e.Name()); matched {
@@ -231,20 +231,20 @@ func filesOf(ns string) []string {
 }
 
 // orphansOrNot lists the Checkpoints in namespace ns, only the orphans of namespace of when it is set.
-func orphansOrNot(ctx context.Context, ns, of string) []cqv1.Checkpoint {
+func orphansOrNot(ctx context.Context, g Gomega, ns, of string) []cqv1.Checkpoint {
 	var list cqv1.CheckpointList
 	opts := []client.ListOption{client.InNamespace(ns)}
 	if of != "" {
 		opts = append(opts, client.MatchingLabels{cqv1.LabelOrphanOf: of})
 	}
-	Expect(env.Client.List(ctx, &list, opts...)).To(Succeed())
+	g.Expect(env.Client.List(ctx, &list, opts...)).To(Succeed())
 	return list.Items
 }
 
 // checkpointName finds the Checkpoint object of an archive file, or "".
-func checkpointName(ctx context.Context, ns, file string) string {
+func checkpointName(ctx context.Context, g Gomega, ns, file string) string {
 	var list cqv1.CheckpointList
-	Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	g.Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 	for _, c := range list.Items {
 		if c.Spec.Archive.FileName == file {
 			return c.Name

@@ -40,14 +40,14 @@ func Wait(ctx context.Context, cfg *rest.Config, log logr.Logger) error {
 		err := ask(ctx, dc.RESTClient(), timeout)
 		if err == nil {
 			if attempt > 1 {
-				log.Info("reached the kube-apiserver", "address", cfg.Host, "attempts", attempt, "waited", time.Since(start).Round(time.Millisecond).String())
+				log.Info("Reached the kube-apiserver", "address", cfg.Host, "attempts", attempt, "waited", time.Since(start).Round(time.Millisecond).String())
 			}
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		log.Info("waiting for the kube-apiserver", "address", cfg.Host, "attempt", attempt, "error", err.Error(), "retryIn", pause.String())
+		log.Info("Waiting for the kube-apiserver", "address", cfg.Host, "attempt", attempt, "error", err.Error(), "retryIn", pause.String())
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

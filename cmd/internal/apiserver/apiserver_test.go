@@ -81,7 +81,7 @@ func TestWaitLogsEachAttempt(t *testing.T) {
 				if n == 1 && l.at > time.Second {
 					t.Errorf("first line after %s, want within the first second", l.at)
 				}
-				if l.args["msg"] != "waiting for the kube-apiserver" || l.args["address"] != "https://"+addr ||
+				if l.args["msg"] != "Waiting for the kube-apiserver" || l.args["address"] != "https://"+addr ||
 					l.args["attempt"] != float64(n) || !strings.Contains(l.args["error"].(string), tc.wantError) {
 					t.Errorf("line %d: %v, want attempt %d at https://%s failing with %q", n, l.args, n, addr, tc.wantError)
 				}
@@ -135,7 +135,7 @@ current-context: x
 			sc := bufio.NewScanner(&out)
 			for sc.Scan() {
 				var m map[string]any
-				if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == "waiting for the kube-apiserver" {
+				if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == "Waiting for the kube-apiserver" {
 					first = m
 					break
 				}
