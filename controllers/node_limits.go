@@ -34,22 +34,22 @@ type nodeRules struct {
 
 // limitNodes adds to res what the node rules prune, and hands each cluster quota that
 // sets them its NodeView.
-func (r *PruneReconciler) limitNodes(ctx context.Context, w *passScope, res *quota.Result) error {
-	nr, err := r.nodeRules(ctx, w)
+func (r *PruneReconciler) limitNodes(ctx context.Context, s *passScope, res *quota.Result) error {
+	nr, err := r.nodeRules(ctx, s)
 	if err != nil {
 		return err
 	}
 	views := map[policy.Ref]*NodeView{}
 	if len(nr.sets) == 0 {
-		r.Engine.setNodeViews(views)
+		r.Views.setNodeViews(views)
 		return nil
 	}
-	marked := make([]bool, len(w.archives))
+	marked := make([]bool, len(s.archives))
 	for _, p := range res.Prune {
 		marked[p.Archive] = true
 	}
-	active := make([]bool, len(w.resolution.Quotas))
-	for i, q := range w.resolution.Quotas {
+	active := make([]bool, len(s.resolution.Quotas))
+	for i, q := range s.resolution.Quotas {
 		active[i] = !q.DryRun
 	}
 	out := quota.ComputeNodes(nr.in, marked, active)
@@ -86,9 +86,9 @@ func (r *PruneReconciler) limitNodes(ctx context.Context, w *passScope, res *quo
 		all[i] = true
 	}
 	for q := range nr.sets {
-		views[w.policies[q].Ref] = nr.view(q, out, blocked, all)
+		views[s.policies[q].Ref] = nr.view(q, out, blocked, all)
 	}
-	r.Engine.setNodeViews(views)
+	r.Views.setNodeViews(views)
 	return nil
 }
 
@@ -156,10 +156,10 @@ func floorString(f quota.Floor) string {
 
 // nodeRules reads the node rules of the cluster quotas and the agents' reports. A value
 // that does not parse (admission rejects them) sets no rule: doubt keeps archives.
-func (r *PruneReconciler) nodeRules(ctx context.Context, w *passScope) (*nodeRules, error) {
-	nr := &nodeRules{sets: map[int]bool{}, in: quota.NodeInput{Archives: w.archives, Quotas: w.resolution.Quotas,
+func (r *PruneReconciler) nodeRules(ctx context.Context, s *passScope) (*nodeRules, error) {
+	nr := &nodeRules{sets: map[int]bool{}, in: quota.NodeInput{Archives: s.archives, Quotas: s.resolution.Quotas,
 		Nodes: map[string]quota.NodeReport{}}}
-	for i, obj := range w.objects {
+	for i, obj := range s.objects {
 		cq, ok := obj.(*cqv1.ClusterCheckpointQuota)
 		if !ok {
 			continue
@@ -185,8 +185,8 @@ func (r *PruneReconciler) nodeRules(ctx context.Context, w *passScope) (*nodeRul
 	if len(nr.sets) == 0 {
 		return nr, nil
 	}
-	nr.in.Dirs = make([]string, len(w.live))
-	for i, c := range w.live {
+	nr.in.Dirs = make([]string, len(s.live))
+	for i, c := range s.live {
 		nr.in.Dirs[i] = c.Spec.Archive.Directory
 	}
 	var nodes cqv1.CheckpointNodeList

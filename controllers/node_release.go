@@ -38,8 +38,8 @@ type NodeReleaseReconciler struct {
 	Client client.Client
 	// APIReader reads around the cache, to confirm that a node is really gone.
 	APIReader client.Reader
-	// Engine is told which Checkpoints were released, so that a pass leaves them out.
-	Engine *Engine
+	// Views is told which Checkpoints were released, so that a pass leaves them out.
+	Views *ViewStore
 	// Clock times the grace period; tests inject a fake one.
 	Clock clock.WithTicker
 	// NodeGracePeriod is how long a node must be gone before its Checkpoints are released; 0 never releases.
@@ -135,17 +135,17 @@ func (r *NodeReleaseReconciler) release(ctx context.Context, c *cqv1.Checkpoint,
 }
 
 // markAndDelete marks a Checkpoint released, then deletes it, while no pass is between its
-// last check for releases and the end of its deletes (Engine.releasing): a pass that
+// last check for releases and the end of its deletes (ViewStore.releasing): a pass that
 // counted it either sees the release and prunes nothing for it, or has sent its deletes.
 func (r *NodeReleaseReconciler) markAndDelete(ctx context.Context, c *cqv1.Checkpoint) error {
-	unhold := r.Engine.holdReleases()
+	unhold := r.Views.holdReleases()
 	defer unhold()
 	uid := c.UID
-	r.Engine.markReleased(uid, c.PodNamespace(), r.Clock.Now())
+	r.Views.markReleased(uid, c.PodNamespace(), r.Clock.Now())
 	err := r.Client.Delete(ctx, c.DeepCopy(), client.Preconditions{UID: &uid})
 	// Not found or another UID: that Checkpoint is gone anyway. Else it still counts.
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		r.Engine.unmarkGone(uid)
+		r.Views.unmarkGone(uid)
 	}
 	return err
 }
@@ -192,8 +192,8 @@ func archiveNode(_ context.Context, o client.Object) []reconcile.Request {
 // SetupWithManager registers the controller; it refuses missing dependencies. ctx bounds
 // the informer lookup of the setup.
 func (r *NodeReleaseReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	if r.Client == nil || r.APIReader == nil || r.Engine == nil || r.Clock == nil {
-		return errors.New("node release controller: Client, APIReader, Engine and Clock are required")
+	if r.Client == nil || r.APIReader == nil || r.Views == nil || r.Clock == nil {
+		return errors.New("node release controller: Client, APIReader, Views and Clock are required")
 	}
 	var err error
 	if r.checkpoints, err = storeOf(ctx, mgr.GetCache(), &cqv1.Checkpoint{}); err != nil {

@@ -74,7 +74,7 @@ func TestNodeRelease(t *testing.T) {
 				},
 			})
 			clk := clocktesting.NewFakeClock(time.Now())
-			r := &NodeReleaseReconciler{Client: cl, APIReader: reader, Engine: NewEngine(), Clock: clk, NodeGracePeriod: tc.grace}
+			r := &NodeReleaseReconciler{Client: cl, APIReader: reader, Views: NewViewStore(), Clock: clk, NodeGracePeriod: tc.grace}
 			req := ctrl.Request{NamespacedName: client.ObjectKey{Name: "gone"}}
 			if _, err := r.Reconcile(context.Background(), req); err != nil {
 				t.Fatalf("first reconcile: %v", err)
@@ -107,8 +107,8 @@ func TestNodeReleaseTellsThePass(t *testing.T) {
 	c.UID = "uid-live"
 	cl := fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(c).Build()
 	clk := clocktesting.NewFakeClock(time.Now())
-	e := NewEngine()
-	r := &NodeReleaseReconciler{Client: cl, APIReader: cl, Engine: e, Clock: clk, NodeGracePeriod: time.Minute}
+	e := NewViewStore()
+	r := &NodeReleaseReconciler{Client: cl, APIReader: cl, Views: e, Clock: clk, NodeGracePeriod: time.Minute}
 	req := ctrl.Request{NamespacedName: client.ObjectKey{Name: "gone"}}
 	before := e.releases()
 	for range 2 {
@@ -151,7 +151,7 @@ func TestNodeReleaseMissingNodes(t *testing.T) {
 		builder.Checkpoint("a", "shop").On("gone", "/d", "f1").Obj(),
 		builder.Checkpoint("b", "shop").On("back", "/d", "f2").Obj(),
 	).Build()
-	r := &NodeReleaseReconciler{Client: cl, APIReader: cl, Engine: NewEngine(), Clock: clocktesting.NewFakeClock(time.Now()), NodeGracePeriod: time.Hour}
+	r := &NodeReleaseReconciler{Client: cl, APIReader: cl, Views: NewViewStore(), Clock: clocktesting.NewFakeClock(time.Now()), NodeGracePeriod: time.Hour}
 	for _, n := range []string{"gone", "back", "empty"} {
 		if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Name: n}}); err != nil {
 			t.Fatal(err)

@@ -49,12 +49,12 @@ func TestPartsCurrent(t *testing.T) {
 	}
 }
 
-// TestEngineChanged checks the set of namespaces a pass computes again: what events and the
+// TestViewStoreChanged checks the set of namespaces a pass computes again: what events and the
 // manager's own deletes mark, taken once.
-func TestEngineChanged(t *testing.T) {
-	e := NewEngine()
+func TestViewStoreChanged(t *testing.T) {
+	e := NewViewStore()
 	if _, all := e.takeChanged(); !all {
-		t.Error("a new Engine's first pass computes everything")
+		t.Error("a new view store's first pass computes everything")
 	}
 	e.touch("shop")
 	e.markGone("uid-1", "web", time.Now())

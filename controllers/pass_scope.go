@@ -35,7 +35,7 @@ type passScope struct {
 	live []liveCheckpoint
 	// present holds every Checkpoint of the namespaces read, true for a terminating one.
 	present map[types.UID]bool
-	// releases is the Engine's count of releases when the pass began reading.
+	// releases is the view store's count of releases when the pass began reading.
 	releases uint64
 	// objects and policies are the quotas that parse, aligned with resolution.Quotas, sorted.
 	objects  []client.Object
@@ -91,12 +91,12 @@ const (
 
 // load reads what a pass needs from the cache and changes nothing: what the reconciler
 // remembers between passes is updated by remember and compute. It reads every quota, and
-// the Checkpoints of the namespaces that changed (changed, everything: Engine.takeChanged)
+// the Checkpoints of the namespaces that changed (changed, everything: ViewStore.takeChanged)
 // or whose computation expires; all of them when the quotas changed, a limit couples
 // namespaces, the reconciler keeps no parts or the resync period is over. Objects are
 // shared with the cache and must not be modified.
 func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[string]bool, everything bool) (*passScope, error) {
-	s := &passScope{now: now, releases: r.Engine.releases(), invalid: map[policy.Ref]error{},
+	s := &passScope{now: now, releases: r.Views.releases(), invalid: map[policy.Ref]error{},
 		generations: map[policy.Ref]int64{}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{},
 		read: map[string]bool{}, fresh: map[string]*nsPart{}, present: map[types.UID]bool{},
 		nsLabels: map[string]map[string]string{}}
@@ -153,7 +153,7 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 		// A Checkpoint without spec.archive, which an agent before v0.3 published, is left
 		// out until its agent adopts it: without its time it would be taken for the newest
 		// and spare an older archive.
-		if c.IsArchiveRemoved() || (c.DeletionTimestamp.IsZero() && r.Engine.isGone(c.UID)) || c.Spec.Archive == nil {
+		if c.IsArchiveRemoved() || (c.DeletionTimestamp.IsZero() && r.Views.isGone(c.UID)) || c.Spec.Archive == nil {
 			continue
 		}
 		// An orphan's namespace was deleted: one of that name now is another namespace.
@@ -263,7 +263,7 @@ func (p parsedQuotas) policy(next parsedQuotas, ref policy.Ref, obj client.Objec
 
 // remember updates, from what the pass read, what the reconciler keeps between passes: the
 // orphan clocks, which give each orphan the time this manager first saw it orphaned, the
-// labels of gone pods, kept while an archive is theirs, and the Engine's deleted set,
+// labels of gone pods, kept while an archive is theirs, and the view store's deleted set,
 // whose entries go once the cache shows the deletion.
 func (r *PruneReconciler) remember(s *passScope) {
 	var pods map[types.UID]bool // the pods of every archive, read by a full pass
@@ -287,7 +287,7 @@ func (r *PruneReconciler) remember(s *passScope) {
 		r.orphans.keepOnly(func(uid types.UID) bool { _, ok := s.present[uid]; return ok })
 		r.gone.keepOnly(func(uid types.UID) bool { return pods[uid] })
 	}
-	r.Engine.forgetGone(func(ns string) bool { return s.full || s.read[ns] },
+	r.Views.forgetGone(func(ns string) bool { return s.full || s.read[ns] },
 		func(uid types.UID) bool { terminating, ok := s.present[uid]; return ok && !terminating })
 }
 

@@ -42,13 +42,13 @@ func passFixture(t *testing.T, now time.Time) *PruneReconciler {
 		ckpt("deleted", "web-0", "pod-uid-web"),
 		terminating,
 	).Build()
-	r := &PruneReconciler{Client: cl, APIReader: cl, Engine: NewEngine(), Clock: clocktesting.NewFakeClock(now)}
+	r := &PruneReconciler{Client: cl, APIReader: cl, Views: NewViewStore(), Clock: clocktesting.NewFakeClock(now)}
 	earlier := now.Add(-time.Hour)
 	for _, uid := range []types.UID{"uid-with-pod", "uid-orphan", "uid-terminating", "uid-no-longer-cached"} {
 		r.orphans.since(uid, earlier)
 	}
 	for _, uid := range []types.UID{"uid-deleted", "uid-terminating", "uid-no-longer-cached"} {
-		r.Engine.markGone(uid, "shop", earlier)
+		r.Views.markGone(uid, "shop", earlier)
 	}
 	return r
 }
@@ -121,7 +121,7 @@ func TestPruneReconcilerBuiltDirectly(t *testing.T) {
 	cl := fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(
 		builder.Checkpoint("orphan", "shop").Of("gone-pod", "pod-uid", "c").On("node-a", "/d", "f").Obj(),
 	).Build()
-	r := &PruneReconciler{Client: cl, APIReader: cl, Engine: NewEngine(), Clock: clocktesting.NewFakeClock(time.Now())}
+	r := &PruneReconciler{Client: cl, APIReader: cl, Views: NewViewStore(), Clock: clocktesting.NewFakeClock(time.Now())}
 	if _, err := r.Reconcile(context.Background(), ctrl.Request{}); err != nil {
 		t.Fatal(err)
 	}
@@ -139,10 +139,10 @@ func remembered(r *PruneReconciler) (orphans, gone map[types.UID]time.Time) {
 	for k, v := range r.orphans.at {
 		orphans[k] = v
 	}
-	r.Engine.mu.Lock()
-	defer r.Engine.mu.Unlock()
+	r.Views.mu.Lock()
+	defer r.Views.mu.Unlock()
 	gone = map[types.UID]time.Time{}
-	for k, v := range r.Engine.gone {
+	for k, v := range r.Views.gone {
 		gone[k] = v
 	}
 	return orphans, gone

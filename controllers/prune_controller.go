@@ -46,7 +46,7 @@ type PruneReconciler struct {
 	Client client.Client
 	// APIReader reads around the cache, to confirm that a pod is really gone.
 	APIReader client.Reader
-	Engine    *Engine
+	Views     *ViewStore
 	Recorder  record.EventRecorder
 	// Clock is the time of retention rules and grace periods; tests inject a fake one.
 	Clock clock.WithTicker
@@ -74,7 +74,7 @@ type PruneReconciler struct {
 	// only because one pass runs at a time: Reconcile is its only writer, and the
 	// controller has a single worker (MaxConcurrentReconciles: 1 in SetupWithManager),
 	// which must stay so. What other goroutines touch locks itself (gone, written by the
-	// pod watch; the Engine; passCost, read by the batching handlers).
+	// pod watch; the view store; passCost, read by the batching handlers).
 
 	// orphans times each orphan from when this manager first saw it orphaned.
 	orphans firstSeen[types.UID]
@@ -98,11 +98,11 @@ type PruneReconciler struct {
 func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
 	wall := r.wall()
 	began := wall.Now()
-	changed, everything := r.Engine.takeChanged()
+	changed, everything := r.Views.takeChanged()
 	s, err := r.load(ctx, r.Clock.Now(), changed, everything)
 	if err != nil {
 		// What changed is not read yet: the retry reads everything.
-		r.Engine.touchAll()
+		r.Views.touchAll()
 		return ctrl.Result{}, err
 	}
 	r.remember(s)
@@ -113,7 +113,7 @@ func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.R
 	}
 	recomputeSeconds.Observe(wall.Since(start).Seconds())
 	r.passCost.Store(int64(wall.Since(began)))
-	if r.Engine.releases() != s.releases {
+	if r.Views.releases() != s.releases {
 		// The node release reconciler released Checkpoints that this usage still counts:
 		// compute again rather than prune for them.
 		return ctrl.Result{RequeueAfter: max(r.BatchDelay, time.Millisecond)}, nil
@@ -155,7 +155,7 @@ func (r *PruneReconciler) publish(ctx context.Context, s *passScope, res quota.R
 	for ref, err := range s.invalid {
 		views[ref] = &QuotaView{Ref: ref, Generation: s.generations[ref], Err: err, Cluster: ref.Kind == policy.KindClusterQuota}
 	}
-	for _, ref := range r.Engine.publish(views) {
+	for _, ref := range r.Views.publish(views) {
 		obj := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name}}
 		ch := r.QuotaUpdates
 		if ref.Kind == policy.KindClusterQuota {
@@ -213,21 +213,21 @@ func (b batch) Generic(_ context.Context, _ event.GenericEvent, q workqueue.Type
 	b.add(q)
 }
 
-// touching is a batch that first marks, in the Engine, the namespace of each object
+// touching is a batch that first marks, in the view store, the namespace of each object
 // changed, which the next pass computes again (namespace names it).
-func (b batch) touching(e *Engine, namespace func(client.Object) string) touching {
-	return touching{batch: b, engine: e, namespace: namespace}
+func (b batch) touching(e *ViewStore, namespace func(client.Object) string) touching {
+	return touching{batch: b, views: e, namespace: namespace}
 }
 
 type touching struct {
 	batch
-	engine    *Engine
+	views     *ViewStore
 	namespace func(client.Object) string
 }
 
 // Create marks the object's namespace and enqueues the pass.
 func (t touching) Create(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	t.engine.touch(t.namespace(e.Object))
+	t.views.touch(t.namespace(e.Object))
 	t.batch.Create(ctx, e, q)
 }
 
@@ -235,19 +235,19 @@ func (t touching) Create(ctx context.Context, e event.CreateEvent, q workqueue.T
 // namespace (a Checkpoint's spec.archive, which names the one it counts against, is
 // immutable), so the new object tells it.
 func (t touching) Update(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	t.engine.touch(t.namespace(e.ObjectNew))
+	t.views.touch(t.namespace(e.ObjectNew))
 	t.batch.Update(ctx, e, q)
 }
 
 // Delete marks the object's namespace and enqueues the pass.
 func (t touching) Delete(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	t.engine.touch(t.namespace(e.Object))
+	t.views.touch(t.namespace(e.Object))
 	t.batch.Delete(ctx, e, q)
 }
 
 // Generic marks the object's namespace and enqueues the pass.
 func (t touching) Generic(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	t.engine.touch(t.namespace(e.Object))
+	t.views.touch(t.namespace(e.Object))
 	t.batch.Generic(ctx, e, q)
 }
 
@@ -304,9 +304,9 @@ func earliest(a, b time.Time) time.Time {
 // SetupWithManager registers the controller; it refuses missing dependencies. ctx bounds
 // the index and informer lookups of the setup.
 func (r *PruneReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	if r.Client == nil || r.APIReader == nil || r.Engine == nil || r.Recorder == nil || r.Clock == nil ||
+	if r.Client == nil || r.APIReader == nil || r.Views == nil || r.Recorder == nil || r.Clock == nil ||
 		r.QuotaUpdates == nil || r.ClusterQuotaUpdates == nil {
-		return errors.New("prune controller: Client, APIReader, Engine, Recorder, Clock and the update channels are required")
+		return errors.New("prune controller: Client, APIReader, Views, Recorder, Clock and the update channels are required")
 	}
 	if r.Concurrency < 1 {
 		r.Concurrency = 1
@@ -327,14 +327,14 @@ func (r *PruneReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 	}
 	all := r.batch()
 	// Each change marks the namespace it touches for the next pass to compute again.
-	checkpoints := all.touching(r.Engine, func(o client.Object) string {
+	checkpoints := all.touching(r.Views, func(o client.Object) string {
 		if c, ok := o.(*cqv1.Checkpoint); ok {
 			return c.PodNamespace()
 		}
 		return o.GetNamespace()
 	})
-	pods := all.touching(r.Engine, client.Object.GetNamespace)
-	namespaces := all.touching(r.Engine, client.Object.GetName)
+	pods := all.touching(r.Views, client.Object.GetNamespace)
+	namespaces := all.touching(r.Views, client.Object.GetName)
 	// A pod matters when it appears, goes or changes labels; its status changes do not.
 	identity := predicate.Or[client.Object](predicate.LabelChangedPredicate{}, predicate.Funcs{
 		UpdateFunc: func(e event.UpdateEvent) bool {

@@ -34,14 +34,14 @@ type countTimes struct{ writeTimes }
 // spaced returns the plan without the archives of quotas whose counter was written less
 // than interval ago, and how long until the first of those may be counted again (0 when
 // none waits). Kept archives stay counted in usage and are decided again then.
-func (c *countTimes) spaced(w *passScope, plan []quota.Prune, interval time.Duration, now time.Time) ([]quota.Prune, time.Duration) {
+func (c *countTimes) spaced(s *passScope, plan []quota.Prune, interval time.Duration, now time.Time) ([]quota.Prune, time.Duration) {
 	if interval <= 0 || len(plan) == 0 {
 		return plan, 0
 	}
 	var soonest time.Duration
 	kept := make([]quota.Prune, 0, len(plan))
 	for _, p := range plan {
-		wait := c.wait(w.policies[p.Quota].Ref, interval, now)
+		wait := c.wait(s.policies[p.Quota].Ref, interval, now)
 		if wait <= 0 {
 			kept = append(kept, p)
 			continue
@@ -55,14 +55,14 @@ func (c *countTimes) spaced(w *passScope, plan []quota.Prune, interval time.Dura
 
 // counted records a counter write of the quotas in tallies, and forgets the quotas that
 // are gone from the pass.
-func (c *countTimes) counted(w *passScope, tallies map[int]prunedTally, now time.Time) {
-	present := make(map[policy.Ref]bool, len(w.policies))
-	for _, q := range w.policies {
+func (c *countTimes) counted(s *passScope, tallies map[int]prunedTally, now time.Time) {
+	present := make(map[policy.Ref]bool, len(s.policies))
+	for _, q := range s.policies {
 		present[q.Ref] = true
 	}
 	c.keepOnly(func(ref policy.Ref) bool { return present[ref] })
 	for qi := range tallies {
-		c.wrote(w.policies[qi].Ref, now)
+		c.wrote(s.policies[qi].Ref, now)
 	}
 }
 
@@ -74,7 +74,7 @@ const countAttempts = 4
 // kept until a pass can count them), the tallies written, and the lastTime each replaced.
 // A quota found changed since the pass read it (errQuotaChanged) keeps its archives too,
 // without an error: the pass asks for another, which reads everything again.
-func (r *PruneReconciler) countAhead(ctx context.Context, w *passScope, plan []quota.Prune, now time.Time) (
+func (r *PruneReconciler) countAhead(ctx context.Context, s *passScope, plan []quota.Prune, now time.Time) (
 	[]quota.Prune, map[int]prunedTally, map[int]*metav1.Time, error) {
 	tallies := map[int]prunedTally{}
 	var order []int
@@ -83,12 +83,12 @@ func (r *PruneReconciler) countAhead(ctx context.Context, w *passScope, plan []q
 		if !ok {
 			order = append(order, p.Quota)
 		}
-		tallies[p.Quota] = prunedTally{count: t.count + 1, bytes: t.bytes + w.live[p.Archive].Spec.Archive.SizeBytes}
+		tallies[p.Quota] = prunedTally{count: t.count + 1, bytes: t.bytes + s.live[p.Archive].Spec.Archive.SizeBytes}
 	}
 	previous := map[int]*metav1.Time{}
 	var errs []error
 	for _, qi := range order {
-		err := r.writePruned(ctx, w.policies[qi].Ref, w.objects[qi], sameSpec, func(p *cqv1.PrunedStatus) {
+		err := r.writePruned(ctx, s.policies[qi].Ref, s.objects[qi], sameSpec, func(p *cqv1.PrunedStatus) {
 			previous[qi] = p.LastTime.DeepCopy()
 			*p = addPruned(*p, tallies[qi], now)
 		})
@@ -98,8 +98,8 @@ func (r *PruneReconciler) countAhead(ctx context.Context, w *passScope, plan []q
 		delete(tallies, qi)
 		if errors.Is(err, errQuotaChanged) {
 			// The cache may not show the change yet: the next pass reads every namespace.
-			r.Engine.touchAll()
-			w.refused.Store(true)
+			r.Views.touchAll()
+			s.refused.Store(true)
 			continue
 		}
 		errs = append(errs, err)
@@ -118,11 +118,11 @@ func (r *PruneReconciler) countAhead(ctx context.Context, w *passScope, plan []q
 
 // takeBack removes from the counters the deletes that did not happen; a quota none of whose
 // deletes happened gets its lastTime back.
-func (r *PruneReconciler) takeBack(ctx context.Context, w *passScope, kept, written map[int]prunedTally, previous map[int]*metav1.Time) error {
+func (r *PruneReconciler) takeBack(ctx context.Context, s *passScope, kept, written map[int]prunedTally, previous map[int]*metav1.Time) error {
 	var errs []error
 	for qi, t := range kept {
 		whole := t.count == written[qi].count
-		err := r.writePruned(ctx, w.policies[qi].Ref, w.objects[qi], sameUID, func(p *cqv1.PrunedStatus) {
+		err := r.writePruned(ctx, s.policies[qi].Ref, s.objects[qi], sameUID, func(p *cqv1.PrunedStatus) {
 			*p = addPruned(*p, prunedTally{count: -t.count, bytes: -t.bytes}, time.Time{})
 			if whole {
 				p.LastTime = previous[qi].DeepCopy()
@@ -132,7 +132,7 @@ func (r *PruneReconciler) takeBack(ctx context.Context, w *passScope, kept, writ
 			continue // the object counted is gone, and its counter with it
 		}
 		if err != nil {
-			logf.FromContext(ctx).Error(err, "Counted in status.pruned deletes that did not happen", "quota", w.policies[qi].Ref.String(), "checkpoints", t.count)
+			logf.FromContext(ctx).Error(err, "Counted in status.pruned deletes that did not happen", "quota", s.policies[qi].Ref.String(), "checkpoints", t.count)
 			errs = append(errs, err)
 		}
 	}

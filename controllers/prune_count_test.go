@@ -118,7 +118,7 @@ func TestPruneCountsAhead(t *testing.T) {
 				quotas:   quotasPrint([]cqv1.CheckpointQuota{*cached}, nil)}
 			// The counter's spacing runs on RateClock, years away from Clock and the wall.
 			rate := clocktesting.NewFakePassiveClock(time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC))
-			r := &PruneReconciler{Client: cl, APIReader: cl, Engine: NewEngine(), Recorder: record.NewFakeRecorder(10),
+			r := &PruneReconciler{Client: cl, APIReader: cl, Views: NewViewStore(), Recorder: record.NewFakeRecorder(10),
 				Clock: clocktesting.NewFakeClock(now), RateClock: rate, Concurrency: 1}
 			err := r.prune(ctx, w, []quota.Prune{{Archive: 0, Quota: 0, Key: "perContainer.checkpoints", Scope: "shop/web-0/app"},
 				{Archive: 1, Quota: 0, Key: "perContainer.checkpoints", Scope: "shop/web-0/app"}})

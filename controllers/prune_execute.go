@@ -31,37 +31,37 @@ type pruneGroup struct {
 // deletes is counted in each quota's status.pruned before the deletes are sent
 // (prune_count.go); a quota whose counter cannot be written keeps its archives this pass,
 // and every quota does when what the pass decided with changed since (deleteCurrent).
-func (r *PruneReconciler) prune(ctx context.Context, w *passScope, plan []quota.Prune) error {
+func (r *PruneReconciler) prune(ctx context.Context, s *passScope, plan []quota.Prune) error {
 	if len(plan) == 0 {
 		return nil
 	}
-	plan, written, previous, countErr := r.countAhead(ctx, w, plan, r.Clock.Now())
-	r.counted.counted(w, written, r.wall().Now())
-	groups, kept, err := r.deleteCurrent(ctx, w, plan, written)
+	plan, written, previous, countErr := r.countAhead(ctx, s, plan, r.Clock.Now())
+	r.counted.counted(s, written, r.wall().Now())
+	groups, kept, err := r.deleteCurrent(ctx, s, plan, written)
 	for _, pg := range groups {
 		prunedCheckpoints.WithLabelValues(pg.key).Add(float64(pg.count))
 		prunedBytes.WithLabelValues(pg.key).Add(float64(pg.bytes))
-		r.prunedEvent(ctx, w, pg)
+		r.prunedEvent(ctx, s, pg)
 	}
-	return errors.Join(countErr, err, r.takeBack(ctx, w, kept, written, previous))
+	return errors.Join(countErr, err, r.takeBack(ctx, s, kept, written, previous))
 }
 
 // deleteCurrent deletes the Checkpoints of the plan concurrently, unless what the pass
 // decided with changed since it read it: then it deletes none and asks for another pass.
 // It holds releases off from that check until its deletes are done, so that none lands in
 // between. It returns what went, by group, and what was counted ahead (written) but kept.
-func (r *PruneReconciler) deleteCurrent(ctx context.Context, w *passScope, plan []quota.Prune, written map[int]prunedTally) (
+func (r *PruneReconciler) deleteCurrent(ctx context.Context, s *passScope, plan []quota.Prune, written map[int]prunedTally) (
 	[]*pruneGroup, map[int]prunedTally, error) {
 	if len(plan) == 0 {
 		return nil, nil, nil
 	}
-	unhold := r.Engine.holdReleases()
+	unhold := r.Views.holdReleases()
 	defer unhold()
-	switch current, err := r.current(ctx, w); {
+	switch current, err := r.current(ctx, s); {
 	case err != nil:
 		return nil, written, err
 	case !current:
-		w.refused.Store(true)
+		s.refused.Store(true)
 		return nil, written, nil
 	}
 	var mu sync.Mutex
@@ -72,12 +72,12 @@ func (r *PruneReconciler) deleteCurrent(ctx context.Context, w *passScope, plan 
 	g.SetLimit(r.Concurrency)
 	for _, p := range plan {
 		g.Go(func() error {
-			c := w.live[p.Archive]
+			c := s.live[p.Archive]
 			// A pass that failed sends no more deletes: those are surely not done.
 			done, err := false, gctx.Err()
 			sent := err == nil
 			if sent {
-				done, err = r.pruneOne(gctx, w, p)
+				done, err = r.pruneOne(gctx, s, p)
 				if err != nil && gctx.Err() == nil {
 					pruneErrors.Inc()
 				}
@@ -110,16 +110,16 @@ func (r *PruneReconciler) deleteCurrent(ctx context.Context, w *passScope, plan 
 // tell: no Checkpoint was released since the pass read the cache, and the cache's quotas
 // are those it read (none added or gone, none with another spec). A quota of the plan
 // changed in the API but not yet in the cache fails its count ahead (countAhead).
-func (r *PruneReconciler) current(ctx context.Context, w *passScope) (bool, error) {
-	if r.Engine.releases() != w.releases {
+func (r *PruneReconciler) current(ctx context.Context, s *passScope) (bool, error) {
+	if r.Views.releases() != s.releases {
 		return false, nil // each release marked its namespace to be read again
 	}
 	cqs, ccqs, err := r.listQuotas(ctx)
 	if err != nil {
 		return false, err
 	}
-	if quotasPrint(cqs, ccqs) != w.quotas {
-		r.Engine.touchAll()
+	if quotasPrint(cqs, ccqs) != s.quotas {
+		r.Views.touchAll()
 		return false, nil
 	}
 	return true, nil
@@ -129,9 +129,9 @@ func (r *PruneReconciler) current(ctx context.Context, w *passScope) (bool, erro
 // is conditional on the resourceVersion the decision was made on: a Checkpoint pinned or
 // changed in the meantime is kept and decided again on the next pass. It is the only write
 // the manager makes per archive; the reason goes into the quota's Pruned event.
-func (r *PruneReconciler) pruneOne(ctx context.Context, w *passScope, p quota.Prune) (bool, error) {
+func (r *PruneReconciler) pruneOne(ctx context.Context, s *passScope, p quota.Prune) (bool, error) {
 	log := logf.FromContext(ctx)
-	c := w.live[p.Archive]
+	c := s.live[p.Archive]
 	if p.Key == policy.NameOrphans {
 		if gone, err := r.podGone(ctx, c); err != nil || !gone {
 			log.V(1).Info("Kept a Checkpoint whose pod is not surely gone", "checkpoint", c.Key(), "error", err)
@@ -147,12 +147,12 @@ func (r *PruneReconciler) pruneOne(ctx context.Context, w *passScope, p quota.Pr
 			// It changed since the pass read it. A change that usage does not follow (an
 			// annotation) brings no pass, and the kept part would try the same
 			// resourceVersion again: a pass soon reads its namespace again.
-			r.Engine.touch(c.PodNamespace())
-			w.refused.Store(true)
+			r.Views.touch(c.PodNamespace())
+			s.refused.Store(true)
 		}
 		return false, ignoreRace(err)
 	}
-	r.Engine.markGone(uid, c.PodNamespace(), r.Clock.Now())
+	r.Views.markGone(uid, c.PodNamespace(), r.Clock.Now())
 	log.V(1).Info("Pruned a Checkpoint", "checkpoint", c.Key(), "reason", p.Reason)
 	return true, nil
 }
@@ -184,27 +184,27 @@ func (r *PruneReconciler) podGone(ctx context.Context, c liveCheckpoint) (bool, 
 }
 
 // prunedEvent reports a group on its quota, and on the pod where it still exists.
-func (r *PruneReconciler) prunedEvent(ctx context.Context, w *passScope, pg *pruneGroup) {
+func (r *PruneReconciler) prunedEvent(ctx context.Context, s *passScope, pg *pruneGroup) {
 	noun := "checkpoints"
 	if pg.count == 1 {
 		noun = "checkpoint"
 	}
 	note := fmt.Sprintf("Pruned %d %s (%s) of %s: %s", pg.count, noun, quota.Bytes(pg.bytes), pg.scope, pg.reason)
-	obj := w.objects[pg.quota]
+	obj := s.objects[pg.quota]
 	r.Recorder.Event(obj, corev1.EventTypeNormal, cqv1.ReasonPruned, note)
-	if pod := r.podOfScope(ctx, w, pg.scope); pod != nil {
-		r.Recorder.Eventf(pod, corev1.EventTypeNormal, cqv1.ReasonPruned, "%s (%s)", note, w.policies[pg.quota].Ref)
+	if pod := r.podOfScope(ctx, s, pg.scope); pod != nil {
+		r.Recorder.Eventf(pod, corev1.EventTypeNormal, cqv1.ReasonPruned, "%s (%s)", note, s.policies[pg.quota].Ref)
 	}
 }
 
 // podOfScope returns a reference object for the pod of a "ns/pod[/container]" scope when
 // the cache holds it.
-func (r *PruneReconciler) podOfScope(ctx context.Context, w *passScope, scope string) *corev1.Pod {
+func (r *PruneReconciler) podOfScope(ctx context.Context, s *passScope, scope string) *corev1.Pod {
 	ns, pod, ok := splitPodScope(scope)
 	if !ok {
 		return nil
 	}
-	p, err := r.pod(ctx, w, types.NamespacedName{Namespace: ns, Name: pod})
+	p, err := r.pod(ctx, s, types.NamespacedName{Namespace: ns, Name: pod})
 	if err != nil || p == nil {
 		return nil
 	}

@@ -57,7 +57,7 @@ func TestOrphanKeptUnlessLookupConfirms(t *testing.T) {
 					return cl.Get(ctx, key, obj, opts...)
 				},
 			})
-			r := &PruneReconciler{Client: cl, APIReader: reader, Engine: NewEngine(), Clock: clocktesting.NewFakeClock(time.Now())}
+			r := &PruneReconciler{Client: cl, APIReader: reader, Views: NewViewStore(), Clock: clocktesting.NewFakeClock(time.Now())}
 			live := &cqv1.Checkpoint{}
 			if err := cl.Get(context.Background(), client.ObjectKeyFromObject(c), live); err != nil {
 				t.Fatal(err)
@@ -103,14 +103,14 @@ func TestRefusedDeleteReadsTheNamespaceAgain(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			r := &PruneReconciler{Client: cl, APIReader: cl, Engine: NewEngine(), Clock: clocktesting.NewFakeClock(time.Now())}
+			r := &PruneReconciler{Client: cl, APIReader: cl, Views: NewViewStore(), Clock: clocktesting.NewFakeClock(time.Now())}
 			w := &passScope{live: []liveCheckpoint{liveOf(read)}}
 			done, err := r.pruneOne(ctx, w, quota.Prune{Archive: 0, Key: "perContainer.checkpoints"})
 			if err != nil {
 				t.Fatalf("pruneOne: %v", err)
 			}
 			err = cl.Get(ctx, client.ObjectKeyFromObject(c), &cqv1.Checkpoint{})
-			changed, _ := r.Engine.takeChanged()
+			changed, _ := r.Views.takeChanged()
 			got := map[string]any{"deleted": apierrors.IsNotFound(err), "done": done, "refused": w.refused.Load(), "read again": changed["shop"]}
 			// A deleted Checkpoint's namespace is read again too: it left usage.
 			want := map[string]any{"deleted": tc.wantDeleted, "done": tc.wantDeleted, "refused": !tc.wantDeleted, "read again": true}
@@ -148,7 +148,7 @@ func TestRefusedDeleteAsksForAnotherPass(t *testing.T) {
 			return cl.Delete(ctx, obj, opts...)
 		},
 	})
-	r := passReconciler(cl, NewEngine(), clocktesting.NewFakeClock(now))
+	r := passReconciler(cl, NewViewStore(), clocktesting.NewFakeClock(now))
 	left := func() []string {
 		var list cqv1.CheckpointList
 		must(t, base.List(ctx, &list))
@@ -174,9 +174,9 @@ func TestRefusedDeleteAsksForAnotherPass(t *testing.T) {
 }
 
 // passReconciler is a PruneReconciler built directly on cl, which runs whole passes
-// (Reconcile) on engine and clk.
-func passReconciler(cl client.Client, engine *Engine, clk clock.WithTicker) *PruneReconciler {
-	return &PruneReconciler{Client: cl, APIReader: cl, Engine: engine, Clock: clk,
+// (Reconcile) on views and clk.
+func passReconciler(cl client.Client, views *ViewStore, clk clock.WithTicker) *PruneReconciler {
+	return &PruneReconciler{Client: cl, APIReader: cl, Views: views, Clock: clk,
 		Recorder: record.NewFakeRecorder(100), Concurrency: 1, BatchDelay: time.Second,
 		QuotaUpdates: make(chan event.GenericEvent, 10), ClusterQuotaUpdates: make(chan event.GenericEvent, 10)}
 }

@@ -112,7 +112,7 @@ func TestQuotaChangedDuringThePassKeepsItsPrunes(t *testing.T) {
 					return cl.List(ctx, list, opts...)
 				},
 			})
-			r := passReconciler(cl, NewEngine(), clocktesting.NewFakeClock(now))
+			r := passReconciler(cl, NewViewStore(), clocktesting.NewFakeClock(now))
 			first, err := r.Reconcile(ctx, ctrl.Request{})
 			if err != nil {
 				t.Fatal(err)

@@ -22,12 +22,12 @@ import (
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
 
-// releaseBed is a pass and a node release sharing one Engine: Checkpoints of pod web-0
+// releaseBed is a pass and a node release sharing one Views: Checkpoints of pod web-0
 // on node-a, which exists, and on node-gone, gone for longer than the grace period once
 // the clock has stepped.
 type releaseBed struct {
 	base    client.WithWatch
-	engine  *Engine
+	views   *ViewStore
 	clk     *clocktesting.FakeClock
 	release *NodeReleaseReconciler
 	req     reconcile.Request
@@ -42,11 +42,11 @@ func newReleaseBed(t *testing.T, limit int64, cps ...*cqv1.Checkpoint) *releaseB
 		objs = append(objs, c)
 	}
 	b := &releaseBed{
-		base:   fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(objs...).WithStatusSubresource(&cqv1.CheckpointQuota{}).Build(),
-		engine: NewEngine(), clk: clocktesting.NewFakeClock(time.Now()),
+		base:  fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(objs...).WithStatusSubresource(&cqv1.CheckpointQuota{}).Build(),
+		views: NewViewStore(), clk: clocktesting.NewFakeClock(time.Now()),
 		req: reconcile.Request{NamespacedName: client.ObjectKey{Name: "node-gone"}},
 	}
-	b.release = &NodeReleaseReconciler{Client: b.base, APIReader: b.base, Engine: b.engine, Clock: b.clk, NodeGracePeriod: time.Hour}
+	b.release = &NodeReleaseReconciler{Client: b.base, APIReader: b.base, Views: b.views, Clock: b.clk, NodeGracePeriod: time.Hour}
 	if _, err := b.release.Reconcile(context.Background(), b.req); err != nil { // starts the node's clock
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func checkpointOn(name, node string, ago time.Duration) *cqv1.Checkpoint {
 }
 
 func (b *releaseBed) pass(cl client.Client) *PruneReconciler {
-	return passReconciler(cl, b.engine, b.clk)
+	return passReconciler(cl, b.views, b.clk)
 }
 
 // A release that lands after the pass's first check for releases, while it writes its
@@ -135,7 +135,7 @@ func TestReleaseWaitsForThePassDeletes(t *testing.T) {
 				<-lookedUp
 			}
 			note := obj.GetName()
-			if b.engine.isGone("uid-ckpt-c") {
+			if b.views.isGone("uid-ckpt-c") {
 				note += " after c's release"
 			}
 			sent = append(sent, note)

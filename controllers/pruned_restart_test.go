@@ -27,7 +27,7 @@ func startPruneOnly() context.CancelFunc {
 		}
 	}()
 	Expect((&controllers.PruneReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: controllers.NewEngine(),
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Views: controllers.NewViewStore(),
 		Recorder: mgr.GetEventRecorderFor("checkpoint-quota"), Clock: fakeClock, //nolint:staticcheck
 		Concurrency: 8, QuotaUpdates: updates, ClusterQuotaUpdates: updates,
 	}).SetupWithManager(context.Background(), mgr)).To(Succeed())

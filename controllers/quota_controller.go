@@ -94,12 +94,12 @@ func (r *ClusterCheckpointQuotaReconciler) SetupWithManager(mgr ctrl.Manager) er
 // every pass, written only when it changed, and at most once per Interval per quota.
 type StatusWriter struct {
 	Client   client.Client
-	Engine   *Engine
+	Views    *ViewStore
 	Recorder record.EventRecorder
 	// Interval is the least time between two status writes of one quota.
 	Interval time.Duration
 	// RateClock times the Interval. It is the wall clock even when tests fake the
-	// Engine's clock: a fake clock that does not move would hold every write back.
+	// pruning controller's clock: a fake clock that does not move would hold every write back.
 	RateClock clock.Clock
 
 	writes writeTimes
@@ -111,7 +111,7 @@ type StatusWriter struct {
 // Write brings the quota's status up to date with its view. The observed generation is
 // the one that the view was computed from, so it only moves once that succeeded.
 func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv1.QuotaStatus, ref policy.Ref) (ctrl.Result, error) {
-	view, ok := s.Engine.View(ref)
+	view, ok := s.Views.View(ref)
 	if !ok || view.Generation != obj.GetGeneration() {
 		// The pruning controller has not computed this generation yet; it sends the
 		// quota here again when it has.

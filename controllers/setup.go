@@ -40,22 +40,22 @@ var DefaultOptions = Options{
 // NodeGracePeriod is 0) and both quota controllers with the manager. ctx bounds the setup
 // itself (the cache's indexes and informers), not the controllers, which run until the
 // manager stops.
-func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*Engine, error) {
+func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ViewStore, error) {
 	if mgr == nil {
 		return nil, errors.New("a manager is required")
 	}
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
-	engine := NewEngine()
+	views := NewViewStore()
 	// The core events recorder: it keeps distinct messages apart ("Pruned 3 of shop/a", "Pruned 2
 	// of shop/b"), where events.k8s.io series would fold them into the first one.
 	recorder := mgr.GetEventRecorderFor("checkpoint-quota") //nolint:staticcheck
 	quotaUpdates, clusterUpdates := make(chan event.GenericEvent, 64), make(chan event.GenericEvent, 64)
-	status := &StatusWriter{Client: mgr.GetClient(), Engine: engine, Recorder: recorder,
+	status := &StatusWriter{Client: mgr.GetClient(), Views: views, Recorder: recorder,
 		Interval: o.StatusInterval, RateClock: clock.RealClock{}}
 	if err := (&PruneReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: engine, Recorder: recorder, Clock: o.Clock,
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Views: views, Recorder: recorder, Clock: o.Clock,
 		RateClock: clock.RealClock{}, ResyncPeriod: o.ResyncPeriod, Concurrency: o.PruneConcurrency, BatchDelay: o.BatchDelay,
 		CountInterval: o.StatusInterval,
 		QuotaUpdates:  quotaUpdates, ClusterQuotaUpdates: clusterUpdates,
@@ -64,7 +64,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*Engine, error) {
 	}
 	if o.NodeGracePeriod > 0 {
 		if err := (&NodeReleaseReconciler{
-			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Engine: engine, Clock: o.Clock,
+			Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Views: views, Clock: o.Clock,
 			NodeGracePeriod: o.NodeGracePeriod, ResyncPeriod: o.ResyncPeriod,
 		}).SetupWithManager(ctx, mgr); err != nil {
 			return nil, err
@@ -76,5 +76,5 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*Engine, error) {
 	if err := (&ClusterCheckpointQuotaReconciler{Client: mgr.GetClient(), Status: status, Updates: clusterUpdates}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	return engine, nil
+	return views, nil
 }

@@ -82,7 +82,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 
 	if readErr != nil && res.Identity.Namespace == "" {
 		// No namespace to publish into: report on the node, and keep the file.
-		r.state.record(k, false, archive.ReasonOf(readErr))
+		r.state.record(k, notPublished, archive.ReasonOf(readErr))
 		if !cached {
 			r.reportOnNode(ctx, readErr)
 		}
@@ -150,7 +150,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 	if readErr != nil {
 		reason = archive.ReasonOf(readErr)
 	}
-	r.state.record(k, true, reason)
+	r.state.record(k, publishedNow, reason)
 	if ioErr {
 		// Not cached: read again, with backoff, until the read succeeds or fails for the archive's own reasons.
 		return reconcile.Result{}, readErr
@@ -269,8 +269,8 @@ func (r *Reconciler) release(ctx context.Context, k fileKey, objs ...*cqv1.Check
 		for _, obj := range objs {
 			stillStands = stillStands || obj.UID == rec.UID
 		}
-		_, exists := os.Lstat(k.Path())
-		fileGone := errors.Is(exists, fs.ErrNotExist)
+		_, statErr := os.Lstat(k.Path())
+		fileGone := errors.Is(statErr, fs.ErrNotExist)
 		// Durably: come back after a power failure, the record would read as a person's
 		// delete of its Checkpoint once the file is there (it stayed, or came back).
 		if stillStands || fileGone {

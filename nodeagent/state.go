@@ -53,11 +53,19 @@ func (s *nodeState) settle(k fileKey, v archive.Version, now time.Time, settle t
 }
 
 // record notes the outcome of reading k's current version.
-func (s *nodeState) record(k fileKey, published bool, reason archive.Reason) {
+// publication says whether an archive has a Checkpoint, at the call sites of record.
+type publication bool
+
+const (
+	publishedNow publication = true
+	notPublished publication = false
+)
+
+func (s *nodeState) record(k fileKey, p publication, reason archive.Reason) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st := s.files[k]; st != nil {
-		st.published, st.unreadable = published, reason
+		st.published, st.unreadable = bool(p), reason
 	}
 }
 

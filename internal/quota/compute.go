@@ -58,7 +58,7 @@ type ledger struct {
 
 // Compute works out usage, the archives to prune and what each quota reports.
 func Compute(in Input) Result {
-	w := build(&in)
+	lg := build(&in)
 	active := make([]bool, len(in.Quotas))
 	dryRun := false
 	for i, q := range in.Quotas {
@@ -66,8 +66,8 @@ func Compute(in Input) Result {
 		dryRun = dryRun || q.DryRun
 	}
 	res := Result{Quotas: make([]Outcome, len(in.Quotas))}
-	marks, blocks := w.prune(active)
-	for _, i := range w.order {
+	marks, blocks := lg.prune(active)
+	for _, i := range lg.order {
 		if p := marks[i]; p != nil {
 			res.Prune = append(res.Prune, *p)
 			res.Quotas[p.Quota].Pending = append(res.Quotas[p.Quota].Pending, *p)
@@ -87,8 +87,8 @@ func Compute(in Input) Result {
 			}
 			with := append([]bool(nil), active...)
 			with[q] = true
-			m, bl := w.prune(with)
-			for _, i := range w.order {
+			m, bl := lg.prune(with)
+			for _, i := range lg.order {
 				if m[i] != nil && marks[i] == nil {
 					res.Quotas[q].Pending = append(res.Quotas[q].Pending, *m[i])
 				}
@@ -103,22 +103,22 @@ func Compute(in Input) Result {
 	for q := range res.Quotas {
 		sortBlocks(res.Quotas[q].Blocked)
 	}
-	w.report(&res)
-	res.NextExpiry = w.nextExpiry()
+	lg.report(&res)
+	res.NextExpiry = lg.nextExpiry()
 	return res
 }
 
 func build(in *Input) *ledger {
-	w := &ledger{in: in, order: make([]int, len(in.Archives)), subjOf: make([]int, len(in.Archives))}
-	for i := range w.order {
-		w.order[i] = i
+	lg := &ledger{in: in, order: make([]int, len(in.Archives)), subjOf: make([]int, len(in.Archives))}
+	for i := range lg.order {
+		lg.order[i] = i
 	}
 	// Older is a total order (names are unique in a namespace), so an unstable sort is deterministic.
 	keys := make([]timeKey, len(in.Archives))
 	for i := range keys {
 		keys[i] = timeKeyOf(in.Archives[i].CheckpointTime)
 	}
-	slices.SortFunc(w.order, func(x, y int) int { return compareKeyed(&in.Archives[x], &in.Archives[y], keys[x], keys[y]) })
+	slices.SortFunc(lg.order, func(x, y int) int { return compareKeyed(&in.Archives[x], &in.Archives[y], keys[x], keys[y]) })
 
 	// Resolve gives each container its own Rules, so the pointer names the container; the
 	// scopes are checked all the same, and rules shared across containers still work.
@@ -128,11 +128,11 @@ func build(in *Input) *ledger {
 	for i := range in.Archives {
 		a := &in.Archives[i]
 		s, ok := byRules[in.Rules[i]]
-		if ok && !w.subjects[s].holds(a) {
+		if ok && !lg.subjects[s].holds(a) {
 			s, ok = subjects[subjectOf{in.Rules[i], a.Namespace, a.Pod, a.Container}]
 		}
 		if !ok {
-			s = len(w.subjects)
+			s = len(lg.subjects)
 			of := subjectOf{in.Rules[i], a.Namespace, a.Pod, a.Container}
 			subjects[of] = s
 			byRules[in.Rules[i]] = s
@@ -147,34 +147,34 @@ func build(in *Input) *ledger {
 				}
 				g, ok := groups[gk]
 				if !ok {
-					g = len(w.groups)
+					g = len(lg.groups)
 					groups[gk] = g
-					w.groups = append(w.groups, group{limit: l, scope: gk.scope})
+					lg.groups = append(lg.groups, group{limit: l, scope: gk.scope})
 				}
 				sub.groups = append(sub.groups, g)
 			}
-			w.subjects = append(w.subjects, sub)
+			lg.subjects = append(lg.subjects, sub)
 		}
-		w.subjOf[i] = s
+		lg.subjOf[i] = s
 	}
-	for _, i := range w.order {
+	for _, i := range lg.order {
 		a := &in.Archives[i]
-		for _, g := range w.subjects[w.subjOf[i]].groups {
-			grp := &w.groups[g]
+		for _, g := range lg.subjects[lg.subjOf[i]].groups {
+			grp := &lg.groups[g]
 			grp.used += amount(a, grp.limit.Resource)
 			grp.members = append(grp.members, i)
 		}
 	}
 	// Narrow scopes first: pruning a container down to its limit often brings its pod
 	// and namespace under theirs too, and never prunes more than they need.
-	w.byLevel = make([]int, len(w.groups))
-	for g := range w.byLevel {
-		w.byLevel[g] = g
+	lg.byLevel = make([]int, len(lg.groups))
+	for g := range lg.byLevel {
+		lg.byLevel[g] = g
 	}
-	sort.SliceStable(w.byLevel, func(x, y int) bool {
-		return w.groups[w.byLevel[x]].limit.Level < w.groups[w.byLevel[y]].limit.Level
+	sort.SliceStable(lg.byLevel, func(x, y int) bool {
+		return lg.groups[lg.byLevel[x]].limit.Level < lg.groups[lg.byLevel[y]].limit.Level
 	})
-	return w
+	return lg
 }
 
 func amount(a *Archive, r Resource) int64 {
@@ -191,37 +191,37 @@ type quotaBlock struct {
 
 // prune marks, oldest first, the archives that the active quotas' rules delete: first
 // the retention rules, then every limit over its scope until it holds.
-func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
-	in := w.in
+func (lg *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
+	in := lg.in
 	marks := make([]*Prune, len(in.Archives))
-	left := make([]int64, len(w.groups))
-	for g := range w.groups {
-		left[g] = w.groups[g].used
+	left := make([]int64, len(lg.groups))
+	for g := range lg.groups {
+		left[g] = lg.groups[g].used
 	}
 	// An archive being deleted counts in usage until its file is gone, but pruning treats
 	// it as gone already: it was pruned (or deleted) once, and counting it against the
 	// limit again would prune a newer archive in its place.
 	for i := range in.Archives {
 		if a := &in.Archives[i]; a.Deleting {
-			for _, g := range w.subjects[w.subjOf[i]].groups {
-				left[g] -= amount(a, w.groups[g].limit.Resource)
+			for _, g := range lg.subjects[lg.subjOf[i]].groups {
+				left[g] -= amount(a, lg.groups[g].limit.Resource)
 			}
 		}
 	}
 	mark := func(i int, p *Prune) {
 		marks[i] = p
 		a := &in.Archives[i]
-		for _, g := range w.subjects[w.subjOf[i]].groups {
-			left[g] -= amount(a, w.groups[g].limit.Resource)
+		for _, g := range lg.subjects[lg.subjOf[i]].groups {
+			left[g] -= amount(a, lg.groups[g].limit.Resource)
 		}
 	}
-	for _, i := range w.order {
+	for _, i := range lg.order {
 		a := &in.Archives[i]
-		r := &w.subjects[w.subjOf[i]].rules
+		r := &lg.subjects[lg.subjOf[i]].rules
 		if !prunable(a) || r.Held != "" {
 			continue
 		}
-		scope := w.subjects[w.subjOf[i]].scopes[LevelContainer]
+		scope := lg.subjects[lg.subjOf[i]].scopes[LevelContainer]
 		switch {
 		case r.MaxSize != nil && active[r.MaxSize.Quota] && a.Size > r.MaxSize.Value:
 			mark(i, &Prune{Archive: i, Quota: r.MaxSize.Quota, Key: policy.NameMaxCheckpointSize, Scope: scope,
@@ -238,8 +238,8 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 		}
 	}
 	var blocks []quotaBlock
-	for _, g := range w.byLevel {
-		grp := &w.groups[g]
+	for _, g := range lg.byLevel {
+		grp := &lg.groups[g]
 		l := grp.limit
 		if !active[l.Quota] || left[g] <= l.Value {
 			continue
@@ -266,11 +266,11 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 					pinned = append(pinned, a.Name)
 				}
 				continue
-			case w.subjects[w.subjOf[i]].rules.Held != "":
+			case lg.subjects[lg.subjOf[i]].rules.Held != "":
 				if len(held) < MaxNames {
 					held = append(held, a.Name)
 				}
-				heldBecause = cmp.Or(heldBecause, w.subjects[w.subjOf[i]].rules.Held)
+				heldBecause = cmp.Or(heldBecause, lg.subjects[lg.subjOf[i]].rules.Held)
 				afterHeld = true
 				continue
 			case afterHeld:
@@ -289,16 +289,16 @@ func (w *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 func prunable(a *Archive) bool { return !a.Pinned && !a.Unreadable && !a.Deleting }
 
 // nextExpiry is the earliest future moment when a retention rule starts to apply.
-func (w *ledger) nextExpiry() time.Time {
+func (lg *ledger) nextExpiry() time.Time {
 	var next time.Time
 	consider := func(t time.Time) {
-		if t.After(w.in.Now) && (next.IsZero() || t.Before(next)) {
+		if t.After(lg.in.Now) && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}
-	for i := range w.in.Archives {
-		a := &w.in.Archives[i]
-		r := &w.subjects[w.subjOf[i]].rules
+	for i := range lg.in.Archives {
+		a := &lg.in.Archives[i]
+		r := &lg.subjects[lg.subjOf[i]].rules
 		if r.MaxAge != nil {
 			consider(a.CheckpointTime.Add(r.MaxAge.Duration))
 		}

@@ -9,8 +9,8 @@ import (
 
 // report fills each quota's usage: its limits in force with the scope nearest each, and
 // the namespaces, pods and containers nearest their limits.
-func (w *ledger) report(res *Result) {
-	in := w.in
+func (lg *ledger) report(res *Result) {
+	in := lg.in
 	type limitKey struct {
 		quota int
 		key   string
@@ -19,7 +19,7 @@ func (w *ledger) report(res *Result) {
 	var order []limitKey
 	// fill[quota][level][scope] is the largest used/hard among the quota's limits there.
 	fill := make([][3]map[string]float64, len(in.Quotas))
-	for _, grp := range w.groups {
+	for _, grp := range lg.groups {
 		l := grp.limit
 		k := limitKey{l.Quota, l.Key}
 		lu := limits[k]
@@ -54,28 +54,28 @@ func (w *ledger) report(res *Result) {
 
 	// Usage counts per container (subject), then per quota: all the archives of a subject
 	// count under the same quotas.
-	count, bytes := make([]int64, len(w.subjects)), make([]int64, len(w.subjects))
-	first := make([]int, len(w.subjects)) // an archive of the subject, for its names
-	for _, i := range w.order {
-		s := w.subjOf[i]
+	count, bytes := make([]int64, len(lg.subjects)), make([]int64, len(lg.subjects))
+	first := make([]int, len(lg.subjects)) // an archive of the subject, for its names
+	for _, i := range lg.order {
+		s := lg.subjOf[i]
 		a := &in.Archives[i]
 		if count[s] == 0 {
 			first[s] = i
 		}
 		count[s]++
 		bytes[s] += a.Size
-		if r := &w.subjects[s].rules; r.MaxSize != nil {
+		if r := &lg.subjects[s].rules; r.MaxSize != nil {
 			qr := &res.Quotas[r.MaxSize.Quota]
 			if qr.MaxSize == nil {
 				qr.MaxSize = &LimitUsage{Key: policy.NameMaxCheckpointSize, Level: LevelContainer, Resource: Storage, Hard: r.MaxSize.Value, Used: -1}
 			}
-			nearer(qr.MaxSize, LimitUsage{Used: a.Size, Scope: w.subjects[s].scopes[LevelContainer]})
+			nearer(qr.MaxSize, LimitUsage{Used: a.Size, Scope: lg.subjects[s].scopes[LevelContainer]})
 		}
 	}
 	scopes := make([][3]map[string]*ScopeUsage, len(in.Quotas))
 	seen := make([]int, len(in.Quotas)) // last subject counted per quota, +1
-	for s := range w.subjects {
-		sub := &w.subjects[s]
+	for s := range lg.subjects {
+		sub := &lg.subjects[s]
 		if count[s] == 0 {
 			continue
 		}

@@ -126,12 +126,12 @@ func TestCheckFindsRenamedNames(t *testing.T) {
 		"`StatusWriter.settle` holds it and `*passScope` carries it; `metav1.Condition` and `cqv1.ReasonInvalidSpec`.\n" +
 		"Not Go: `spec.maxAge`, `DryRun`, `config.dump`, `kubectl get`, `perPod.storage`, `caBundle`.\n" +
 		"```go\nnotChecked.InAFence()\n```\n" +
-		"Renamed: `setStatusFromView`, `quota.Resolved`, `StatusWriter.settles`, `Engine.View.Nope`,\n" +
+		"Renamed: `setStatusFromView`, `quota.Resolved`, `StatusWriter.settles`, `ViewStore.View.Nope`,\n" +
 		"`cqv1.ReasonNoSuchThing`, `metav1.NoSuchType`, `QuotaViewer` and `policy.Quota.NoField`.\n"
 	got, checked := ix.problems("doc.md", doc)
 	want := []string{}
 	for line, names := range map[int][]string{
-		7: {"setStatusFromView", "quota.Resolved", "StatusWriter.settles", "Engine.View.Nope"},
+		7: {"setStatusFromView", "quota.Resolved", "StatusWriter.settles", "ViewStore.View.Nope"},
 		8: {"cqv1.ReasonNoSuchThing", "metav1.NoSuchType", "QuotaViewer", "policy.Quota.NoField"},
 	} {
 		for _, n := range names {

@@ -12,11 +12,11 @@ import (
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
 
-// Engine is the state shared by the pruning controller, which computes, and the quota
+// ViewStore is the state shared by the pruning controller, which computes, and the quota
 // controllers, which report: the latest view of every quota, and what the controller
 // remembers between passes. What a quota pruned is not here: it lives in the quota's
 // status, which the pruning controller writes ahead of its deletes (prune_count.go).
-type Engine struct {
+type ViewStore struct {
 	mu    sync.Mutex
 	views map[policy.Ref]*QuotaView
 	// gone holds Checkpoints this manager deleted, left out of usage until the cache
@@ -68,129 +68,129 @@ type PendingArchive struct {
 	Size                     int64
 }
 
-// NewEngine returns an empty engine.
-func NewEngine() *Engine {
-	return &Engine{views: map[policy.Ref]*QuotaView{}, gone: map[types.UID]time.Time{}, goneIn: map[types.UID]string{},
+// NewViewStore returns an empty view store.
+func NewViewStore() *ViewStore {
+	return &ViewStore{views: map[policy.Ref]*QuotaView{}, gone: map[types.UID]time.Time{}, goneIn: map[types.UID]string{},
 		changed: map[string]bool{}, everything: true}
 }
 
 // View returns the latest view of a quota, false when none was computed yet.
-func (e *Engine) View(ref policy.Ref) (*QuotaView, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	v, ok := e.views[ref]
+func (vs *ViewStore) View(ref policy.Ref) (*QuotaView, bool) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	v, ok := vs.views[ref]
 	return v, ok
 }
 
 // publish replaces the views, and returns the quotas whose view changed (or is new): only
 // their status needs computing again. (reflect, not equality.Semantic: a view holds field
 // paths, whose fields are unexported; a view taken for changed costs one status pass.)
-func (e *Engine) publish(views map[policy.Ref]*QuotaView) []policy.Ref {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+func (vs *ViewStore) publish(views map[policy.Ref]*QuotaView) []policy.Ref {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
 	var changed []policy.Ref
 	for ref, v := range views {
-		v.Nodes = e.nodeViews[ref]
-		if old, ok := e.views[ref]; !ok || !reflect.DeepEqual(old, v) {
+		v.Nodes = vs.nodeViews[ref]
+		if old, ok := vs.views[ref]; !ok || !reflect.DeepEqual(old, v) {
 			changed = append(changed, ref)
 		}
 	}
-	e.views = views
+	vs.views = views
 	return changed
 }
 
 // setNodeViews keeps the node rules' findings for the views that publish hands out next.
-func (e *Engine) setNodeViews(views map[policy.Ref]*NodeView) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.nodeViews = views
+func (vs *ViewStore) setNodeViews(views map[policy.Ref]*NodeView) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	vs.nodeViews = views
 }
 
 // markGone leaves a Checkpoint this manager deleted out of usage; namespace is the one it
 // counts against (Checkpoint.PodNamespace), which must be computed again without it.
-func (e *Engine) markGone(uid types.UID, namespace string, at time.Time) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.gone[uid], e.goneIn[uid] = at, namespace
-	e.changed[namespace] = true
+func (vs *ViewStore) markGone(uid types.UID, namespace string, at time.Time) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	vs.gone[uid], vs.goneIn[uid] = at, namespace
+	vs.changed[namespace] = true
 }
 
 // markReleased marks a Checkpoint of a gone node gone before its delete is sent: a pass
 // that reads the cache from then on leaves it out, and one that read it before sees the
 // count change and computes again.
-func (e *Engine) markReleased(uid types.UID, namespace string, at time.Time) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.gone[uid], e.goneIn[uid] = at, namespace
-	e.changed[namespace] = true
-	e.released++
+func (vs *ViewStore) markReleased(uid types.UID, namespace string, at time.Time) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	vs.gone[uid], vs.goneIn[uid] = at, namespace
+	vs.changed[namespace] = true
+	vs.released++
 }
 
 // holdReleases keeps releases waiting until unhold is called (releasing).
-func (e *Engine) holdReleases() (unhold func()) {
-	e.releasing.Lock()
-	return e.releasing.Unlock
+func (vs *ViewStore) holdReleases() (unhold func()) {
+	vs.releasing.Lock()
+	return vs.releasing.Unlock
 }
 
 // unmarkGone undoes a mark whose delete failed.
-func (e *Engine) unmarkGone(uid types.UID) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if ns, ok := e.goneIn[uid]; ok {
-		e.changed[ns] = true
+func (vs *ViewStore) unmarkGone(uid types.UID) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	if ns, ok := vs.goneIn[uid]; ok {
+		vs.changed[ns] = true
 	}
-	delete(e.gone, uid)
-	delete(e.goneIn, uid)
+	delete(vs.gone, uid)
+	delete(vs.goneIn, uid)
 }
 
 // touch records that the archives counted against namespace, or their pods or labels,
 // changed: the next pass computes that namespace again.
-func (e *Engine) touch(namespace string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.changed[namespace] = true
+func (vs *ViewStore) touch(namespace string) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	vs.changed[namespace] = true
 }
 
 // touchAll records that every namespace must be computed again.
-func (e *Engine) touchAll() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.everything = true
+func (vs *ViewStore) touchAll() {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	vs.everything = true
 }
 
 // takeChanged returns, and forgets, what changed since the last call. A pass takes it
 // before it reads the cache, so that a change it may not see stays for the next pass.
-func (e *Engine) takeChanged() (namespaces map[string]bool, everything bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	namespaces, everything = e.changed, e.everything
-	e.changed, e.everything = map[string]bool{}, false
+func (vs *ViewStore) takeChanged() (namespaces map[string]bool, everything bool) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	namespaces, everything = vs.changed, vs.everything
+	vs.changed, vs.everything = map[string]bool{}, false
 	return namespaces, everything
 }
 
 // releases is how many Checkpoints of gone nodes were marked gone so far.
-func (e *Engine) releases() uint64 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.released
+func (vs *ViewStore) releases() uint64 {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	return vs.released
 }
 
-func (e *Engine) isGone(uid types.UID) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, ok := e.gone[uid]
+func (vs *ViewStore) isGone(uid types.UID) bool {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	_, ok := vs.gone[uid]
 	return ok
 }
 
 // forgetGone drops the entries that the cache no longer needs: objects it no longer holds
 // or shows as terminating. Only the entries of the namespaces read are decided.
-func (e *Engine) forgetGone(read func(namespace string) bool, keep func(types.UID) bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for uid := range e.gone {
-		if read(e.goneIn[uid]) && !keep(uid) {
-			delete(e.gone, uid)
-			delete(e.goneIn, uid)
+func (vs *ViewStore) forgetGone(read func(namespace string) bool, keep func(types.UID) bool) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	for uid := range vs.gone {
+		if read(vs.goneIn[uid]) && !keep(uid) {
+			delete(vs.gone, uid)
+			delete(vs.goneIn, uid)
 		}
 	}
 }
