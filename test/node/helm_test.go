@@ -138,11 +138,19 @@ spec: {limits: {perContainer: {checkpoints: %d}}}
 
 		By("kubectl get cpq shows the usage")
 		Eventually(func(g Gomega) {
-			out := mustKubectl("", "get", "cpq", "-n", ns, "keep-two", "--no-headers")
-			// CHECKPOINTS is the fullest limit's used/hard: each container at its 2 of 2.
-			g.Expect(strings.Fields(out)).To(HaveLen(5), "columns of %q", out)
-			g.Expect(strings.Fields(out)[1]).To(Equal(fmt.Sprintf("%d/%d", keep, keep)), "usage in %q", out)
-			g.Expect(strings.Fields(out)[2]).To(MatchRegexp(`^[0-9.]+Mi$`), "storage in %q", out)
+			out := mustKubectl("", "get", "cpq", "-n", ns, "keep-two")
+			// The columns by their headers: CHECKPOINTS is the fullest limit's used/hard, each
+			// container at its 2 of 2.
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			g.Expect(lines).To(HaveLen(2), "lines of %q", out)
+			header, values := strings.Fields(lines[0]), strings.Fields(lines[1])
+			g.Expect(values).To(HaveLen(len(header)), "columns of %q", out)
+			column := map[string]string{}
+			for i, h := range header {
+				column[h] = values[i]
+			}
+			g.Expect(column).To(HaveKeyWithValue("CHECKPOINTS", fmt.Sprintf("%d/%d", keep, keep)), "usage in %q", out)
+			g.Expect(column).To(HaveKeyWithValue("STORAGE", MatchRegexp(`^[0-9.]+Mi$`)), "storage in %q", out)
 		}).Should(Succeed())
 	}, NodeTimeout(6*time.Minute))
 
