@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -28,8 +27,8 @@ import (
 // checkpointquota-pin's to decide (the verb pin); how many, this webhook's. A .keep marker on
 // the node is beyond limits: it is the node's admin's.
 type CheckpointWebhook struct {
-	// Reader reads the Checkpoints, quotas, namespaces and pods the limits depend on.
-	Reader client.Reader
+	// Quotas reads the quotas and namespaces; its Cache the Checkpoints and pods.
+	Quotas *QuotaReader
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 
@@ -101,7 +100,7 @@ func (w *CheckpointWebhook) overLimits(ctx context.Context, c *cqv1.Checkpoint, 
 		return nil, err
 	}
 	var local cqv1.CheckpointList
-	if err := w.Reader.List(ctx, &local, client.InNamespace(c.Namespace)); err != nil {
+	if err := w.Quotas.Cache.List(ctx, &local, client.InNamespace(c.Namespace)); err != nil {
 		return nil, fmt.Errorf("listing the Checkpoints of namespace %s: %w", c.Namespace, err)
 	}
 	w2 := pinWorld{pinned: w.pending, nsLabels: map[string]map[string]string{}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{}}
@@ -111,7 +110,7 @@ func (w *CheckpointWebhook) overLimits(ctx context.Context, c *cqv1.Checkpoint, 
 			w2.add(o, false)
 		}
 	}
-	in, err := w2.input(ctx, w.Reader, quotas, now)
+	in, err := w2.input(ctx, w.Quotas, quotas, now)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +118,7 @@ func (w *CheckpointWebhook) overLimits(ctx context.Context, c *cqv1.Checkpoint, 
 		// A cluster quota's limits.total counts every namespace it selects: add the pinned
 		// archives of the others, which are the only ones that matter to a pin.
 		var all cqv1.CheckpointList
-		if err := w.Reader.List(ctx, &all); err != nil {
+		if err := w.Quotas.Cache.List(ctx, &all); err != nil {
 			return nil, fmt.Errorf("listing Checkpoints: %w", err)
 		}
 		for i := range all.Items {
@@ -127,7 +126,7 @@ func (w *CheckpointWebhook) overLimits(ctx context.Context, c *cqv1.Checkpoint, 
 				w2.add(o, false)
 			}
 		}
-		if in, err = w2.input(ctx, w.Reader, quotas, now); err != nil {
+		if in, err = w2.input(ctx, w.Quotas, quotas, now); err != nil {
 			return nil, err
 		}
 	}
@@ -137,15 +136,15 @@ func (w *CheckpointWebhook) overLimits(ctx context.Context, c *cqv1.Checkpoint, 
 // quotas reads the cluster quotas and the quotas of the namespace, skipping any that does
 // not parse: the manager holds what such a quota might target, so pins there change nothing.
 func (w *CheckpointWebhook) quotas(ctx context.Context, ns string) ([]*policy.Quota, error) {
-	var cqs cqv1.CheckpointQuotaList
-	if err := w.Reader.List(ctx, &cqs, client.InNamespace(ns)); err != nil {
+	cqs, err := w.Quotas.NamespaceQuotas(ctx, ns)
+	if err != nil {
 		return nil, fmt.Errorf("listing the CheckpointQuotas of namespace %s: %w", ns, err)
 	}
-	var ccqs cqv1.ClusterCheckpointQuotaList
-	if err := w.Reader.List(ctx, &ccqs); err != nil {
+	ccqs, err := w.Quotas.ClusterQuotas(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("listing ClusterCheckpointQuotas: %w", err)
 	}
-	return append(normalise(cqs.Items, policy.FromCheckpointQuota), normalise(ccqs.Items, policy.FromClusterQuota)...), nil
+	return append(normalise(cqs, policy.FromCheckpointQuota), normalise(ccqs, policy.FromClusterQuota)...), nil
 }
 
 // pinWorld is what a pin is checked against: archives, the first the candidate.
@@ -169,19 +168,19 @@ func (wd *pinWorld) add(c *cqv1.Checkpoint, candidate bool) {
 }
 
 // input reads the labels of the archives' namespaces and pods and resolves the quotas.
-func (wd *pinWorld) input(ctx context.Context, r client.Reader, quotas []*policy.Quota, now time.Time) (quota.Input, error) {
+func (wd *pinWorld) input(ctx context.Context, r *QuotaReader, quotas []*policy.Quota, now time.Time) (quota.Input, error) {
 	for _, a := range wd.archives {
 		if _, ok := wd.nsLabels[a.Namespace]; ok || strings.HasSuffix(a.Namespace, ")") {
 			continue // known, or an orphan's deleted namespace, which has no labels
 		}
-		ns := metadataOf(corev1.SchemeGroupVersion.WithKind("Namespace"))
-		if err := r.Get(ctx, client.ObjectKey{Name: a.Namespace}, ns); err != nil && !apierrors.IsNotFound(err) {
+		labels, _, err := r.NamespaceLabels(ctx, a.Namespace)
+		if err != nil {
 			return quota.Input{}, fmt.Errorf("reading namespace %s: %w", a.Namespace, err)
 		}
-		wd.nsLabels[a.Namespace] = ns.Labels
+		wd.nsLabels[a.Namespace] = labels
 		pods := &metav1.PartialObjectMetadataList{}
 		pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
-		if err := r.List(ctx, pods, client.InNamespace(a.Namespace)); err != nil {
+		if err := r.Cache.List(ctx, pods, client.InNamespace(a.Namespace)); err != nil {
 			return quota.Input{}, fmt.Errorf("listing the pods of namespace %s: %w", a.Namespace, err)
 		}
 		for i := range pods.Items {
@@ -197,7 +196,7 @@ func (wd *pinWorld) input(ctx context.Context, r client.Reader, quotas []*policy
 // other namespaces: a cluster quota's limits.total.
 func spansNamespaces(in quota.Input, i int) bool {
 	for _, l := range in.Rules[i].Limits {
-		if l.Level == quota.LevelGroup && strings.HasPrefix(in.Quotas[l.Quota].Name, policy.KindClusterQuota+" ") {
+		if l.Level == quota.LevelGroup && in.Quotas[l.Quota].Cluster {
 			return true
 		}
 	}
@@ -251,11 +250,4 @@ func governedBy(rules *quota.Rules, l quota.Limit) bool {
 		}
 	}
 	return false
-}
-
-// metadataOf is an empty metadata-only object of a kind, for the reader.
-func metadataOf(gvk schema.GroupVersionKind) *metav1.PartialObjectMetadata {
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(gvk)
-	return m
 }

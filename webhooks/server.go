@@ -82,7 +82,7 @@ func Register(srv webhook.Server, scheme *runtime.Scheme, quotas *QuotaReader) e
 	srv.Register(MutateClusterQuotaPath, lenient(scheme, func() runtime.Object { return &cqv1.ClusterCheckpointQuota{} },
 		admission.WithDefaulter[*cqv1.ClusterCheckpointQuota](scheme, c)))
 	srv.Register(ValidateClusterQuotaPath, admission.WithValidator[*cqv1.ClusterCheckpointQuota](scheme, c))
-	srv.Register(ValidateCheckpointPath, admission.WithValidator[*cqv1.Checkpoint](scheme, &CheckpointWebhook{Reader: quotas.Cache}))
+	srv.Register(ValidateCheckpointPath, admission.WithValidator[*cqv1.Checkpoint](scheme, &CheckpointWebhook{Quotas: quotas}))
 	return nil
 }
 

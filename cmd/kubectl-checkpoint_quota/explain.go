@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -105,8 +104,7 @@ func (s *snapshot) capped(rules *quota.Rules, l quota.Limit) string {
 		return ""
 	}
 	for _, c := range rules.Limits {
-		if c.Quota != l.Quota && c.Level == l.Level && c.Resource == l.Resource && c.Value < l.Value &&
-			strings.HasPrefix(s.input.Quotas[c.Quota].Name, policy.KindClusterQuota+" ") {
+		if c.Quota != l.Quota && c.Level == l.Level && c.Resource == l.Resource && c.Value < l.Value && s.input.Quotas[c.Quota].Cluster {
 			return fmt.Sprintf(", capped by %s at %s", s.input.Quotas[c.Quota].Name, value(c))
 		}
 	}

@@ -68,7 +68,7 @@ func Resolve(quotas []*policy.Quota, archives []Archive, labels Labels) *Resolut
 	res := &Resolution{Quotas: make([]Meta, len(quotas)), Rules: make([]*Rules, len(archives)), quotas: quotas,
 		targeted: make([][]policy.Resolution, len(quotas)), conflicts: make([][]Conflict, len(quotas))}
 	for i, q := range quotas {
-		res.Quotas[i] = Meta{Name: q.Ref.String(), DryRun: q.Enforcement == cqv1.EnforcementDryRun}
+		res.Quotas[i] = Meta{Name: q.Ref.String(), DryRun: q.Enforcement == cqv1.EnforcementDryRun, Cluster: q.Ref.Kind == policy.KindClusterQuota}
 	}
 	containers := map[incarnation]*Rules{}
 	for i := range archives {

@@ -114,7 +114,7 @@ func TestResolutionQuotas(t *testing.T) {
 	add(policy.FromClusterQuota(builder.ClusterQuota("default").PerPod(5, "").Obj()))
 	add(policy.FromCheckpointQuota(builder.Quota("preview", "shop").PerPod(1, "").Enforcement(cqv1.EnforcementDryRun).Obj()))
 	res := Resolve(quotas, nil, Labels{})
-	want := []Meta{{Name: "ClusterCheckpointQuota default"}, {Name: "CheckpointQuota shop/preview", DryRun: true}}
+	want := []Meta{{Name: "ClusterCheckpointQuota default", Cluster: true}, {Name: "CheckpointQuota shop/preview", DryRun: true}}
 	if diff := cmp.Diff(want, res.Quotas); diff != "" {
 		t.Errorf("quotas (-want +got):\n%s", diff)
 	}

@@ -108,6 +108,9 @@ type Meta struct {
 	Name string
 	// DryRun quotas report what they would prune and delete nothing.
 	DryRun bool
+	// Cluster is true for a ClusterCheckpointQuota: its limits are ceilings, and its
+	// limits.total may count archives of many namespaces.
+	Cluster bool
 }
 
 // Input is the world the arithmetic works on.
