@@ -181,9 +181,9 @@ func blockedMessage(blocks []quota.Block) string {
 			parts = append(parts, fmt.Sprintf("and %d more", len(blocks)-i))
 			break
 		}
-		res := quota.Checkpoints
+		res := policy.ResourceCheckpoints
 		if strings.HasSuffix(b.Key, ".storage") {
-			res = quota.Storage
+			res = policy.ResourceStorage
 		}
 		scope := b.Scope
 		if scope == "" {
@@ -222,8 +222,8 @@ func pendingSummary(p []PendingArchive) string {
 	return s
 }
 
-func amount(n int64, r quota.Resource) string {
-	if r == quota.Storage {
+func amount(n int64, r policy.Resource) string {
+	if r == policy.ResourceStorage {
 		return quota.Bytes(n)
 	}
 	return fmt.Sprint(n)

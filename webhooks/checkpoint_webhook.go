@@ -196,7 +196,7 @@ func (wd *pinWorld) input(ctx context.Context, r *QuotaReader, quotas []*policy.
 // other namespaces: a cluster quota's limits.total.
 func spansNamespaces(in quota.Input, i int) bool {
 	for _, l := range in.Rules[i].Limits {
-		if l.Level == quota.LevelGroup && in.Quotas[l.Quota].Cluster {
+		if l.Per == quota.PerGroup && in.Quotas[l.Quota].Cluster {
 			return true
 		}
 	}
@@ -209,14 +209,14 @@ func pinnedOver(in quota.Input, i int) []string {
 	self := &in.Archives[i]
 	var over []string
 	for _, l := range in.Rules[i].Limits {
-		scope := self.Scope(l.Level)
+		scope := self.Scope(l.Per)
 		var pinned int64
 		for j := range in.Archives {
 			a := &in.Archives[j]
-			if !a.Pinned || a.Scope(l.Level) != scope || !governedBy(in.Rules[j], l) {
+			if !a.Pinned || a.Scope(l.Per) != scope || !governedBy(in.Rules[j], l) {
 				continue
 			}
-			if l.Resource == quota.Storage {
+			if l.Resource == policy.ResourceStorage {
 				pinned += a.Size
 			} else {
 				pinned++
@@ -230,7 +230,7 @@ func pinnedOver(in quota.Input, i int) []string {
 			where = "the quota's archives together"
 		}
 		used, hard := fmt.Sprint(pinned), fmt.Sprint(l.Value)
-		if l.Resource == quota.Storage {
+		if l.Resource == policy.ResourceStorage {
 			used, hard = quota.Bytes(pinned), quota.Bytes(l.Value)
 		}
 		over = append(over, fmt.Sprintf("%s %s/%s pinned in %s (%s)", l.Key, used, hard, where, in.Quotas[l.Quota].Name))

@@ -74,7 +74,7 @@ func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
 		out.println("  none: no quota governs this archive")
 	}
 	for _, l := range rules.Limits {
-		scope := a.Scope(l.Level)
+		scope := a.Scope(l.Per)
 		rank, count, used := s.rank(idx, l)
 		where := scope
 		if where == "" {
@@ -100,11 +100,11 @@ func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
 // capped says ", capped by ClusterCheckpointQuota X at N" when a cluster quota's limit of
 // the same level and resource, which holds alongside as a ceiling, is below l.
 func (s *snapshot) capped(rules *quota.Rules, l quota.Limit) string {
-	if l.Level == quota.LevelGroup {
+	if l.Per == quota.PerGroup {
 		return ""
 	}
 	for _, c := range rules.Limits {
-		if c.Quota != l.Quota && c.Level == l.Level && c.Resource == l.Resource && c.Value < l.Value && s.input.Quotas[c.Quota].Cluster {
+		if c.Quota != l.Quota && c.Per == l.Per && c.Resource == l.Resource && c.Value < l.Value && s.input.Quotas[c.Quota].Cluster {
 			return fmt.Sprintf(", capped by %s at %s", s.input.Quotas[c.Quota].Name, value(c))
 		}
 	}
@@ -135,7 +135,7 @@ func decision(a *quota.Archive, idx int, res *quota.Result, s *snapshot) string 
 	}
 	for _, l := range s.resolution.Rules[idx].Limits {
 		for _, b := range res.Quotas[l.Quota].Blocked {
-			if b.Key == l.Key && b.Scope == a.Scope(l.Level) {
+			if b.Key == l.Key && b.Scope == a.Scope(l.Per) {
 				return fmt.Sprintf("kept: %s of %s stays over its limit, but what goes before it cannot be pruned (see %s's OverQuota condition)",
 					l.Key, cmp.Or(b.Scope, "its targets"), s.input.Quotas[l.Quota].Name)
 			}
@@ -148,17 +148,17 @@ func decision(a *quota.Archive, idx int, res *quota.Result, s *snapshot) string 
 // limit l (same quota, same limit, same scope), how many there are, and their usage.
 func (s *snapshot) rank(idx int, l quota.Limit) (rank, count int, used int64) {
 	self := &s.input.Archives[idx]
-	scope := self.Scope(l.Level)
+	scope := self.Scope(l.Per)
 	var members []int
 	for i := range s.input.Archives {
 		a := &s.input.Archives[i]
-		if a.Scope(l.Level) != scope {
+		if a.Scope(l.Per) != scope {
 			continue
 		}
 		for _, m := range s.resolution.Rules[i].Limits {
 			if m.Quota == l.Quota && m.Key == l.Key {
 				members = append(members, i)
-				if l.Resource == quota.Storage {
+				if l.Resource == policy.ResourceStorage {
 					used += a.Size
 				} else {
 					used++
@@ -178,8 +178,8 @@ func (s *snapshot) rank(idx int, l quota.Limit) (rank, count int, used int64) {
 
 func value(l quota.Limit) string { return amount(l.Value, l.Resource) }
 
-func amount(n int64, r quota.Resource) string {
-	if r == quota.Storage {
+func amount(n int64, r policy.Resource) string {
+	if r == policy.ResourceStorage {
 		return quota.Bytes(n)
 	}
 	return fmt.Sprint(n)

@@ -137,13 +137,13 @@ func build(in *Input) *ledger {
 			subjects[of] = s
 			byRules[in.Rules[i]] = s
 			sub := subject{of: of, rules: *in.Rules[i]}
-			for lvl := LevelContainer; lvl <= LevelNamespace; lvl++ {
+			for lvl := PerContainer; lvl <= PerNamespace; lvl++ {
 				sub.scopes[lvl] = a.Scope(lvl)
 			}
 			for _, l := range sub.rules.Limits {
 				gk := groupKey{quota: l.Quota, key: l.Key}
-				if l.Level != LevelGroup {
-					gk.scope = sub.scopes[l.Level]
+				if l.Per != PerGroup {
+					gk.scope = sub.scopes[l.Per]
 				}
 				g, ok := groups[gk]
 				if !ok {
@@ -172,13 +172,13 @@ func build(in *Input) *ledger {
 		lg.byLevel[g] = g
 	}
 	sort.SliceStable(lg.byLevel, func(x, y int) bool {
-		return lg.groups[lg.byLevel[x]].limit.Level < lg.groups[lg.byLevel[y]].limit.Level
+		return lg.groups[lg.byLevel[x]].limit.Per < lg.groups[lg.byLevel[y]].limit.Per
 	})
 	return lg
 }
 
-func amount(a *Archive, r Resource) int64 {
-	if r == Storage {
+func amount(a *Archive, r policy.Resource) int64 {
+	if r == policy.ResourceStorage {
 		return a.Size
 	}
 	return 1
@@ -221,7 +221,7 @@ func (lg *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 		if !prunable(a) || r.Held != "" {
 			continue
 		}
-		scope := lg.subjects[lg.subjOf[i]].scopes[LevelContainer]
+		scope := lg.subjects[lg.subjOf[i]].scopes[PerContainer]
 		switch {
 		case r.MaxSize != nil && active[r.MaxSize.Quota] && a.Size > r.MaxSize.Value:
 			mark(i, &Prune{Archive: i, Quota: r.MaxSize.Quota, Key: policy.NameMaxCheckpointSize, Scope: scope,
@@ -279,7 +279,7 @@ func (lg *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 			mark(i, &Prune{Archive: i, Quota: l.Quota, Key: l.Key, Scope: grp.scope, Reason: reason})
 		}
 		if left[g] > l.Value {
-			blocks = append(blocks, quotaBlock{quota: l.Quota, Block: Block{Key: l.Key, Level: l.Level, Scope: grp.scope,
+			blocks = append(blocks, quotaBlock{quota: l.Quota, Block: Block{Key: l.Key, Per: l.Per, Scope: grp.scope,
 				Used: left[g], Hard: l.Value, Pinned: pinned, Held: held, HeldBecause: heldBecause}})
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -48,8 +49,8 @@ func everyArchive(archives []Archive, rules Rules) []*Rules {
 	return out
 }
 
-func limit(key string, lvl Level, r Resource, v int64) Limit {
-	return Limit{Quota: 0, Key: key, Level: lvl, Resource: r, Value: v}
+func limit(key string, lvl Per, r policy.Resource, v int64) Limit {
+	return Limit{Quota: 0, Key: key, Per: lvl, Resource: r, Value: v}
 }
 
 func TestComputePrunes(t *testing.T) {
@@ -62,17 +63,17 @@ func TestComputePrunes(t *testing.T) {
 	}{
 		"per container count keeps the newest of each container": {
 			archives: concat(archives("ns", "p", "a", 5, mi), archives("ns", "p", "b", 5, mi)),
-			rules:    Rules{Limits: []Limit{limit("perContainer.checkpoints", LevelContainer, Checkpoints, 2)}},
+			rules:    Rules{Limits: []Limit{limit("perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 2)}},
 			want:     []string{"p-a-0", "p-b-0", "p-a-1", "p-b-1", "p-a-2", "p-b-2"},
 		},
 		"per pod storage in Mi": {
 			archives: concat(archives("ns", "p", "a", 3, 3*mi), archives("ns", "q", "a", 2, 3*mi)),
-			rules:    Rules{Limits: []Limit{limit("perPod.storage", LevelPod, Storage, 7*mi)}},
+			rules:    Rules{Limits: []Limit{limit("perPod.storage", PerPod, policy.ResourceStorage, 7*mi)}},
 			want:     []string{"p-a-0"},
 		},
 		"namespace count prunes oldest across pods": {
 			archives: concat(archives("ns", "p", "a", 3, mi), archives("ns", "q", "a", 3, mi)),
-			rules:    Rules{Limits: []Limit{limit("total.checkpoints", LevelNamespace, Checkpoints, 4)}},
+			rules:    Rules{Limits: []Limit{limit("total.checkpoints", PerNamespace, policy.ResourceCheckpoints, 4)}},
 			want:     []string{"p-a-0", "q-a-0"},
 		},
 		"max size": {
@@ -88,7 +89,7 @@ func TestComputePrunes(t *testing.T) {
 		},
 		"dry run prunes nothing": {
 			archives: archives("ns", "p", "a", 4, mi),
-			rules:    Rules{Limits: []Limit{limit("perContainer.checkpoints", LevelContainer, Checkpoints, 1)}},
+			rules:    Rules{Limits: []Limit{limit("perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}},
 			dryRun:   true,
 		},
 	}
@@ -108,8 +109,8 @@ func TestDryRunReportsWhatEnforceDeletes(t *testing.T) {
 	arch := concat(archives("ns", "p", "a", 6, 100), archives("ns", "q", "a", 3, 100))
 	arch[1].Pinned = true
 	rules := Rules{Limits: []Limit{
-		limit("perContainer.checkpoints", LevelContainer, Checkpoints, 3),
-		limit("total.storage", LevelNamespace, Storage, 500),
+		limit("perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 3),
+		limit("total.storage", PerNamespace, policy.ResourceStorage, 500),
 	}}
 	in := Input{Archives: arch, Quotas: []Meta{{Name: "q", DryRun: true}}, Rules: everyArchive(arch, rules), Now: t0}
 	dry := Compute(in)
@@ -131,7 +132,7 @@ func TestPinsBlockAndAreNamed(t *testing.T) {
 	arch := archives("ns", "p", "a", 3, 100)
 	arch[0].Pinned, arch[1].Pinned = true, true
 	in := Input{Archives: arch, Quotas: []Meta{{Name: "q"}}, Now: t0,
-		Rules: everyArchive(arch, Rules{Limits: []Limit{limit("perContainer.checkpoints", LevelContainer, Checkpoints, 1)}})}
+		Rules: everyArchive(arch, Rules{Limits: []Limit{limit("perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}})}
 	res := Compute(in)
 	if diff := cmp.Diff([]string{"p-a-2"}, prunedNames(in, res)); diff != "" {
 		t.Errorf("pruned (-want +got):\n%s", diff)
@@ -160,9 +161,9 @@ func TestOrphansAfterGrace(t *testing.T) {
 func TestUsageReport(t *testing.T) {
 	arch := concat(archives("ns", "p", "a", 3, 100), archives("ns", "q", "a", 1, 100))
 	in := Input{Archives: arch, Quotas: []Meta{{Name: "q"}}, Now: t0,
-		Rules: everyArchive(arch, Rules{Limits: []Limit{limit("perPod.checkpoints", LevelPod, Checkpoints, 5)}})}
+		Rules: everyArchive(arch, Rules{Limits: []Limit{limit("perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 5)}})}
 	qr := Compute(in).Quotas[0]
-	want := []LimitUsage{{Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Hard: 5, Used: 3, Scope: "ns/p"}}
+	want := []LimitUsage{{Key: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 5, Used: 3, Scope: "ns/p"}}
 	if diff := cmp.Diff(want, qr.Limits); diff != "" {
 		t.Errorf("limits (-want +got):\n%s", diff)
 	}

@@ -59,9 +59,9 @@ func TestMerge(t *testing.T) {
 		t.Errorf("x's pending is what it prunes (-want +got):\n%s", diff)
 	}
 	wantLimits := map[int][]LimitUsage{
-		0: {{Key: "perContainer.checkpoints", Level: LevelContainer, Resource: Checkpoints, Hard: 1, Used: 3, Scope: "b/p/c"}},
+		0: {{Key: "perContainer.checkpoints", Per: PerContainer, Resource: policy.ResourceCheckpoints, Hard: 1, Used: 3, Scope: "b/p/c"}},
 		1: nil, // overridden everywhere: in force for no archive
-		2: {{Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Hard: 5, Used: 3, Scope: "b/p"}},
+		2: {{Key: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 5, Used: 3, Scope: "b/p"}},
 	}
 	for qi, want := range wantLimits {
 		if diff := cmp.Diff(want, got.Quotas[qi].Limits, cmpopts.EquateEmpty()); diff != "" {
@@ -217,11 +217,11 @@ func TestNearer(t *testing.T) {
 
 func TestSortBlocks(t *testing.T) {
 	blocks := []Block{
-		{Key: "total.checkpoints", Level: LevelGroup},
-		{Key: "perPod.storage", Level: LevelPod, Scope: "ns/b"},
-		{Key: "perPod.checkpoints", Level: LevelPod, Scope: "ns/b"},
-		{Key: "perPod.checkpoints", Level: LevelPod, Scope: "ns/a"},
-		{Key: "perContainer.checkpoints", Level: LevelContainer, Scope: "ns/z/c"},
+		{Key: "total.checkpoints", Per: PerGroup},
+		{Key: "perPod.storage", Per: PerPod, Scope: "ns/b"},
+		{Key: "perPod.checkpoints", Per: PerPod, Scope: "ns/b"},
+		{Key: "perPod.checkpoints", Per: PerPod, Scope: "ns/a"},
+		{Key: "perContainer.checkpoints", Per: PerContainer, Scope: "ns/z/c"},
 	}
 	sortBlocks(blocks)
 	var got []string

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -163,10 +164,10 @@ func ComputeNodes(in NodeInput, marked []bool, active []bool) NodeOutcome {
 		n := nodeRun{in: &in, node: node, members: members, marks: marks, report: in.Nodes[node], out: &out}
 		n.usage()
 		if out.Checkpoints >= 0 {
-			n.limit(KeyNodeCheckpoints, in.Checkpoints[out.Checkpoints], Checkpoints)
+			n.limit(KeyNodeCheckpoints, in.Checkpoints[out.Checkpoints], policy.ResourceCheckpoints)
 		}
 		if out.Storage >= 0 {
-			n.limit(KeyNodeStorage, in.Storage[out.Storage], Storage)
+			n.limit(KeyNodeStorage, in.Storage[out.Storage], policy.ResourceStorage)
 		}
 		if _, reported := in.Nodes[node]; reported {
 			n.floors(active)
@@ -245,10 +246,10 @@ func (n *nodeRun) usage() {
 }
 
 // limit prunes the node's oldest archives until the per-node limit holds.
-func (n *nodeRun) limit(key string, l NodeLimit, r Resource) {
+func (n *nodeRun) limit(key string, l NodeLimit, r policy.Resource) {
 	count, bytes := n.left(nil)
 	used := count + n.report.UnattributedArchives
-	if r == Storage {
+	if r == policy.ResourceStorage {
 		used = bytes + n.report.UnattributedBytes
 	}
 	if used <= l.Value {

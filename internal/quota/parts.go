@@ -218,8 +218,8 @@ func nearer(l *LimitUsage, other LimitUsage) {
 // sortBlocks orders blocked limits narrowest level first, then by scope and key.
 func sortBlocks(b []Block) {
 	slices.SortStableFunc(b, func(x, y Block) int {
-		if x.Level != y.Level {
-			return int(x.Level) - int(y.Level)
+		if x.Per != y.Per {
+			return int(x.Per) - int(y.Per)
 		}
 		if c := strings.Compare(x.Scope, y.Scope); c != 0 {
 			return c

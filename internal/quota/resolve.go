@@ -282,20 +282,16 @@ func (r *resolver) rulesOf(res policy.Resolution) Rules {
 	return rules
 }
 
-var levels = map[policy.Key]Level{
-	policy.NamespaceCheckpoints: LevelNamespace, policy.NamespaceStorage: LevelNamespace,
-	policy.PodCheckpoints: LevelPod, policy.PodStorage: LevelPod,
-	policy.ContainerCheckpoints: LevelContainer, policy.ContainerStorage: LevelContainer,
-	policy.GroupCheckpoints: LevelGroup, policy.GroupStorage: LevelGroup,
+var levels = map[policy.Key]Per{
+	policy.NamespaceCheckpoints: PerNamespace, policy.NamespaceStorage: PerNamespace,
+	policy.PodCheckpoints: PerPod, policy.PodStorage: PerPod,
+	policy.ContainerCheckpoints: PerContainer, policy.ContainerStorage: PerContainer,
+	policy.GroupCheckpoints: PerGroup, policy.GroupStorage: PerGroup,
 }
 
 func (r *resolver) limit(qi int, k policy.Key) Limit {
 	l := r.quotas[qi].Limit(k)
-	res := Checkpoints
-	if l.Resource == policy.ResourceStorage {
-		res = Storage
-	}
-	return Limit{Quota: qi, Key: l.Name, Level: levels[k], Resource: res, Value: l.Value}
+	return Limit{Quota: qi, Key: l.Name, Per: levels[k], Resource: l.Resource, Value: l.Value}
 }
 
 type conflictKey struct {

@@ -29,26 +29,26 @@ func TestRulesOf(t *testing.T) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").Total(10, "1Gi").PerPod(3, "").PerContainer(2, "10Mi").Obj()))
 			},
 			want: Rules{Limits: []Limit{
-				{Key: "total.checkpoints", Level: LevelNamespace, Resource: Checkpoints, Value: 10},
-				{Key: "total.storage", Level: LevelNamespace, Resource: Storage, Value: 1 << 30},
-				{Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Value: 3},
-				{Key: "perContainer.checkpoints", Level: LevelContainer, Resource: Checkpoints, Value: 2},
-				{Key: "perContainer.storage", Level: LevelContainer, Resource: Storage, Value: 10 * mi},
+				{Key: "total.checkpoints", Per: PerNamespace, Resource: policy.ResourceCheckpoints, Value: 10},
+				{Key: "total.storage", Per: PerNamespace, Resource: policy.ResourceStorage, Value: 1 << 30},
+				{Key: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Value: 3},
+				{Key: "perContainer.checkpoints", Per: PerContainer, Resource: policy.ResourceCheckpoints, Value: 2},
+				{Key: "perContainer.storage", Per: PerContainer, Resource: policy.ResourceStorage, Value: 10 * mi},
 			}},
 		},
 		"a targeted quota's total counts what it targets together": {
 			quotas: func(add func(*policy.Quota, error)) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").PodNames("cache-0").Total(4, "").Obj()))
 			},
-			want: Rules{Limits: []Limit{{Key: "total.checkpoints", Level: LevelGroup, Resource: Checkpoints, Value: 4}}},
+			want: Rules{Limits: []Limit{{Key: "total.checkpoints", Per: PerGroup, Resource: policy.ResourceCheckpoints, Value: 4}}},
 		},
 		"a cluster quota: perNamespace counts the namespace, total every namespace it selects together": {
 			quotas: func(add func(*policy.Quota, error)) {
 				add(policy.FromClusterQuota(builder.ClusterQuota("c").PerNamespace(20, "").Total(-1, "5Gi").Obj()))
 			},
 			want: Rules{Limits: []Limit{
-				{Key: "perNamespace.checkpoints", Level: LevelNamespace, Resource: Checkpoints, Value: 20},
-				{Key: "total.storage", Level: LevelGroup, Resource: Storage, Value: 5 << 30},
+				{Key: "perNamespace.checkpoints", Per: PerNamespace, Resource: policy.ResourceCheckpoints, Value: 20},
+				{Key: "total.storage", Per: PerGroup, Resource: policy.ResourceStorage, Value: 5 << 30},
 			}},
 		},
 		"retention: the size in bytes, the age as a duration": {
@@ -84,14 +84,14 @@ func TestRulesOf(t *testing.T) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "team").PerPod(1, "").Obj()))
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").PerPod(1, "").Obj()))
 			},
-			want: Rules{Limits: []Limit{{Quota: 1, Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Value: 1}}},
+			want: Rules{Limits: []Limit{{Quota: 1, Key: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Value: 1}}},
 		},
 		"a quota that might govern but does not parse holds the archive": {
 			quotas: func(add func(*policy.Quota, error)) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").PerPod(1, "").Obj()))
 			},
 			labels: Labels{Unparsed: []policy.Ref{{Kind: policy.KindQuota, Namespace: "shop", Name: "broken"}}},
-			want: Rules{Limits: []Limit{{Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Value: 1}},
+			want: Rules{Limits: []Limit{{Key: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Value: 1}},
 				Held: HeldByUnparsed(policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "broken"})},
 		},
 	}

@@ -3,31 +3,23 @@ package quota
 
 import (
 	"time"
+
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
-// Level is the scope a limit counts over.
-type Level int
+// Per is the scope a limit counts over.
+type Per int
 
 const (
-	// LevelContainer counts the archives of one container of one pod.
-	LevelContainer Level = iota
-	// LevelPod counts the archives of one pod.
-	LevelPod
-	// LevelNamespace counts the archives of one namespace.
-	LevelNamespace
-	// LevelGroup counts every archive that the quota governs with this limit, together
+	// PerContainer counts the archives of one container of one pod.
+	PerContainer Per = iota
+	// PerPod counts the archives of one pod.
+	PerPod
+	// PerNamespace counts the archives of one namespace.
+	PerNamespace
+	// PerGroup counts every archive that the quota governs with this limit, together
 	// (limits.total of a targeted quota, or of a cluster quota).
-	LevelGroup
-)
-
-// Resource is what a limit counts.
-type Resource int
-
-const (
-	// Checkpoints counts archives.
-	Checkpoints Resource = iota
-	// Storage counts bytes.
-	Storage
+	PerGroup
 )
 
 // Archive is one Checkpoint object as the arithmetic sees it.
@@ -56,13 +48,13 @@ type Archive struct {
 
 // Scope names the namespace, pod or container an archive belongs to at a level, as
 // "shop", "shop/cache-0" or "shop/cache-0/redis"; a group limit's scope is "".
-func (a *Archive) Scope(l Level) string {
+func (a *Archive) Scope(l Per) string {
 	switch l {
-	case LevelNamespace:
+	case PerNamespace:
 		return a.Namespace
-	case LevelPod:
+	case PerPod:
 		return a.Namespace + "/" + a.Pod
-	case LevelContainer:
+	case PerContainer:
 		return a.Namespace + "/" + a.Pod + "/" + a.Container
 	}
 	return ""
@@ -74,8 +66,8 @@ type Limit struct {
 	Quota int
 	// Key names the limit as the quota writes it, such as "perPod.storage".
 	Key      string
-	Level    Level
-	Resource Resource
+	Per      Per
+	Resource policy.Resource
 	// Value is the most archives or bytes the scope may hold.
 	Value int64
 }
@@ -144,8 +136,8 @@ type Prune struct {
 // (or unreadable).
 type Block struct {
 	Key string
-	// Level is the level of the limit, which orders blocks narrowest first.
-	Level Level
+	// Per is the level of the limit, which orders blocks narrowest first.
+	Per   Per
 	Scope string
 	// Used and Hard are the scope's usage and limit, in archives or bytes.
 	Used, Hard int64
@@ -161,8 +153,8 @@ type Block struct {
 // LimitUsage is one limit of a quota that is in force for some archives.
 type LimitUsage struct {
 	Key      string
-	Level    Level
-	Resource Resource
+	Per      Per
+	Resource policy.Resource
 	Hard     int64
 	// Used is the usage of the scope nearest the limit; Scope names it.
 	Used  int64
