@@ -195,7 +195,7 @@ func (wd *pinWorld) input(ctx context.Context, r *QuotaReader, quotas []*policy.
 // spansNamespaces says whether a group limit in force for archive i may count archives of
 // other namespaces: a cluster quota's limits.total.
 func spansNamespaces(in quota.Input, i int) bool {
-	for _, l := range in.Rules[i].Limits {
+	for _, l := range in.Rules[i].Bounds {
 		if l.Per == quota.PerGroup && in.Quotas[l.Quota].Cluster {
 			return true
 		}
@@ -208,7 +208,7 @@ func spansNamespaces(in quota.Input, i int) bool {
 func pinnedOver(in quota.Input, i int) []string {
 	self := &in.Archives[i]
 	var over []string
-	for _, l := range in.Rules[i].Limits {
+	for _, l := range in.Rules[i].Bounds {
 		scope := self.Scope(l.Per)
 		var pinned int64
 		for j := range in.Archives {
@@ -233,7 +233,7 @@ func pinnedOver(in quota.Input, i int) []string {
 		if l.Resource == policy.ResourceStorage {
 			used, hard = quota.Bytes(pinned), quota.Bytes(l.Value)
 		}
-		over = append(over, fmt.Sprintf("%s %s/%s pinned in %s (%s)", l.Key, used, hard, where, in.Quotas[l.Quota].Name))
+		over = append(over, fmt.Sprintf("%s %s/%s pinned in %s (%s)", l.Name, used, hard, where, in.Quotas[l.Quota].Name))
 	}
 	if r := in.Rules[i].MaxSize; r != nil && self.Size > r.Value {
 		over = append(over, fmt.Sprintf("%s: the archive is %s, over %s (%s)", policy.NameMaxCheckpointSize,
@@ -243,9 +243,9 @@ func pinnedOver(in quota.Input, i int) []string {
 }
 
 // governedBy says whether rules hold the limit l (same quota, same key).
-func governedBy(rules *quota.Rules, l quota.Limit) bool {
-	for _, m := range rules.Limits {
-		if m.Quota == l.Quota && m.Key == l.Key {
+func governedBy(rules *quota.Rules, l quota.Bound) bool {
+	for _, m := range rules.Bounds {
+		if m.Quota == l.Quota && m.Name == l.Name {
 			return true
 		}
 	}

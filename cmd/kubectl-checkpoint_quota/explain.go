@@ -70,17 +70,17 @@ func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
 	rules := s.resolution.Rules[idx]
 	res := quota.Compute(s.input)
 	out.println("Limits:")
-	if len(rules.Limits) == 0 && rules.MaxSize == nil && rules.MaxAge == nil && rules.Orphans == nil {
+	if len(rules.Bounds) == 0 && rules.MaxSize == nil && rules.MaxAge == nil && rules.Orphans == nil {
 		out.println("  none: no quota governs this archive")
 	}
-	for _, l := range rules.Limits {
+	for _, l := range rules.Bounds {
 		scope := a.Scope(l.Per)
 		rank, count, used := s.rank(idx, l)
 		where := scope
 		if where == "" {
 			where = "the quota's archives together"
 		}
-		out.printf("  %-26s %s from %s: %d of %d newest in %s, %s of %s used%s\n", l.Key, value(l), s.input.Quotas[l.Quota].Name,
+		out.printf("  %-26s %s from %s: %d of %d newest in %s, %s of %s used%s\n", l.Name, value(l), s.input.Quotas[l.Quota].Name,
 			rank, count, where, amount(used, l.Resource), amount(l.Value, l.Resource), s.capped(rules, l))
 	}
 	if r := rules.MaxSize; r != nil {
@@ -99,11 +99,11 @@ func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
 
 // capped says ", capped by ClusterCheckpointQuota X at N" when a cluster quota's limit of
 // the same level and resource, which holds alongside as a ceiling, is below l.
-func (s *snapshot) capped(rules *quota.Rules, l quota.Limit) string {
+func (s *snapshot) capped(rules *quota.Rules, l quota.Bound) string {
 	if l.Per == quota.PerGroup {
 		return ""
 	}
-	for _, c := range rules.Limits {
+	for _, c := range rules.Bounds {
 		if c.Quota != l.Quota && c.Per == l.Per && c.Resource == l.Resource && c.Value < l.Value && s.input.Quotas[c.Quota].Cluster {
 			return fmt.Sprintf(", capped by %s at %s", s.input.Quotas[c.Quota].Name, value(c))
 		}
@@ -133,11 +133,11 @@ func decision(a *quota.Archive, idx int, res *quota.Result, s *snapshot) string 
 	case s.resolution.Rules[idx].Held != "":
 		return "kept: held, since " + s.resolution.Rules[idx].Held + "; it still counts"
 	}
-	for _, l := range s.resolution.Rules[idx].Limits {
+	for _, l := range s.resolution.Rules[idx].Bounds {
 		for _, b := range res.Quotas[l.Quota].Blocked {
-			if b.Key == l.Key && b.Scope == a.Scope(l.Per) {
+			if b.Key == l.Name && b.Scope == a.Scope(l.Per) {
 				return fmt.Sprintf("kept: %s of %s stays over its limit, but what goes before it cannot be pruned (see %s's OverQuota condition)",
-					l.Key, cmp.Or(b.Scope, "its targets"), s.input.Quotas[l.Quota].Name)
+					l.Name, cmp.Or(b.Scope, "its targets"), s.input.Quotas[l.Quota].Name)
 			}
 		}
 	}
@@ -146,7 +146,7 @@ func decision(a *quota.Archive, idx int, res *quota.Result, s *snapshot) string 
 
 // rank is the archive's place, newest first, among the archives that count with it under
 // limit l (same quota, same limit, same scope), how many there are, and their usage.
-func (s *snapshot) rank(idx int, l quota.Limit) (rank, count int, used int64) {
+func (s *snapshot) rank(idx int, l quota.Bound) (rank, count int, used int64) {
 	self := &s.input.Archives[idx]
 	scope := self.Scope(l.Per)
 	var members []int
@@ -155,8 +155,8 @@ func (s *snapshot) rank(idx int, l quota.Limit) (rank, count int, used int64) {
 		if a.Scope(l.Per) != scope {
 			continue
 		}
-		for _, m := range s.resolution.Rules[i].Limits {
-			if m.Quota == l.Quota && m.Key == l.Key {
+		for _, m := range s.resolution.Rules[i].Bounds {
+			if m.Quota == l.Quota && m.Name == l.Name {
 				members = append(members, i)
 				if l.Resource == policy.ResourceStorage {
 					used += a.Size
@@ -176,7 +176,7 @@ func (s *snapshot) rank(idx int, l quota.Limit) (rank, count int, used int64) {
 	return rank, len(members), used
 }
 
-func value(l quota.Limit) string { return amount(l.Value, l.Resource) }
+func value(l quota.Bound) string { return amount(l.Value, l.Resource) }
 
 func amount(n int64, r policy.Resource) string {
 	if r == policy.ResourceStorage {

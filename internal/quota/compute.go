@@ -22,7 +22,7 @@ type subject struct {
 
 // group is one limit of one quota over one scope, and the archives it counts, oldest first.
 type group struct {
-	limit   Limit
+	limit   Bound
 	scope   string
 	used    int64
 	members []int
@@ -140,8 +140,8 @@ func build(in *Input) *ledger {
 			for lvl := PerContainer; lvl <= PerNamespace; lvl++ {
 				sub.scopes[lvl] = a.Scope(lvl)
 			}
-			for _, l := range sub.rules.Limits {
-				gk := groupKey{quota: l.Quota, key: l.Key}
+			for _, l := range sub.rules.Bounds {
+				gk := groupKey{quota: l.Quota, key: l.Name}
 				if l.Per != PerGroup {
 					gk.scope = sub.scopes[l.Per]
 				}
@@ -244,7 +244,7 @@ func (lg *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 		if !active[l.Quota] || left[g] <= l.Value {
 			continue
 		}
-		reason := fmt.Sprintf("%s %s/%s", l.Key, format(grp.used, l.Resource), format(l.Value, l.Resource))
+		reason := fmt.Sprintf("%s %s/%s", l.Name, format(grp.used, l.Resource), format(l.Value, l.Resource))
 		var pinned, held []string
 		heldBecause := ""
 		// A held archive might be the next to go under this limit, were its rules known:
@@ -276,10 +276,10 @@ func (lg *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 			case afterHeld:
 				continue
 			}
-			mark(i, &Prune{Archive: i, Quota: l.Quota, Key: l.Key, Scope: grp.scope, Reason: reason})
+			mark(i, &Prune{Archive: i, Quota: l.Quota, Key: l.Name, Scope: grp.scope, Reason: reason})
 		}
 		if left[g] > l.Value {
-			blocks = append(blocks, quotaBlock{quota: l.Quota, Block: Block{Key: l.Key, Per: l.Per, Scope: grp.scope,
+			blocks = append(blocks, quotaBlock{quota: l.Quota, Block: Block{Key: l.Name, Per: l.Per, Scope: grp.scope,
 				Used: left[g], Hard: l.Value, Pinned: pinned, Held: held, HeldBecause: heldBecause}})
 		}
 	}

@@ -79,24 +79,24 @@ func TestPruneDecisions(t *testing.T) {
 		"what retention pruned is no longer over a limit": {
 			archives: old(archives("ns", "p", "a", 3, mi), 3*time.Hour, 2*time.Minute, time.Minute),
 			rules: Rules{MaxAge: &Retention{Duration: time.Hour},
-				Limits: []Limit{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 2)}},
+				Bounds: []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 2)}},
 			want: []named{{Name: "p-a-0", Key: "maxAge", Scope: "ns/p/a", Reason: "maxAge 3h0m0s/1h0m0s"}},
 		},
 		"a limit prunes oldest first, names the scope and its usage when the pass began": {
 			archives: concat(archives("ns", "p", "a", 3, 2*mi), archives("ns", "q", "a", 1, 2*mi)),
-			rules:    Rules{Limits: []Limit{limitOf(1, "perPod.storage", PerPod, policy.ResourceStorage, 3*mi)}},
+			rules:    Rules{Bounds: []Bound{limitOf(1, "perPod.storage", PerPod, policy.ResourceStorage, 3*mi)}},
 			want: []named{{Name: "p-a-0", Key: "perPod.storage", Scope: "ns/p", Reason: "perPod.storage 6Mi/3Mi", Quota: 1},
 				{Name: "p-a-1", Key: "perPod.storage", Scope: "ns/p", Reason: "perPod.storage 6Mi/3Mi", Quota: 1}},
 		},
 		"the narrowest limit first: the wider one needs no more": {
 			archives: concat(archives("ns", "p", "a", 3, mi), archives("ns", "p", "b", 1, mi)),
-			rules: Rules{Limits: []Limit{limitOf(0, "total.checkpoints", PerNamespace, policy.ResourceCheckpoints, 3),
+			rules: Rules{Bounds: []Bound{limitOf(0, "total.checkpoints", PerNamespace, policy.ResourceCheckpoints, 3),
 				limitOf(1, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 2)}},
 			want: []named{{Name: "p-a-0", Key: "perContainer.checkpoints", Scope: "ns/p/a", Reason: "perContainer.checkpoints 3/2", Quota: 1}},
 		},
 		"a limit of 0 prunes every archive it may": {
 			archives: archives("ns", "p", "a", 2, mi),
-			rules:    Rules{Limits: []Limit{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 0)}},
+			rules:    Rules{Bounds: []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 0)}},
 			want: []named{{Name: "p-a-0", Key: "perContainer.checkpoints", Scope: "ns/p/a", Reason: "perContainer.checkpoints 2/0"},
 				{Name: "p-a-1", Key: "perContainer.checkpoints", Scope: "ns/p/a", Reason: "perContainer.checkpoints 2/0"}},
 		},
@@ -104,7 +104,7 @@ func TestPruneDecisions(t *testing.T) {
 			archives: archives("ns", "p", "a", 4, 3*mi),
 			mutate:   func(as []Archive) { as[0].Pinned, as[1].Unreadable = true, true },
 			rules: Rules{MaxSize: &Retention{Value: 1 << 40},
-				Limits: []Limit{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}},
+				Bounds: []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}},
 			// The pins count: every unpinned archive goes, and the limit still does not hold.
 			want: []named{{Name: "p-a-2", Key: "perContainer.checkpoints", Scope: "ns/p/a", Reason: "perContainer.checkpoints 4/1"},
 				{Name: "p-a-3", Key: "perContainer.checkpoints", Scope: "ns/p/a", Reason: "perContainer.checkpoints 4/1"}},
@@ -114,7 +114,7 @@ func TestPruneDecisions(t *testing.T) {
 		"held archives: counted, never pruned, and nothing newer of their group goes in their place": {
 			archives: archives("ns", "p", "a", 3, mi),
 			rules: Rules{Held: HeldByLabels, MaxAge: &Retention{Duration: time.Nanosecond},
-				Limits: []Limit{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}},
+				Bounds: []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}},
 			blocked: []Block{{Key: "perContainer.checkpoints", Per: PerContainer, Scope: "ns/p/a", Used: 3, Hard: 1,
 				Held: []string{"p-a-0", "p-a-1", "p-a-2"}, HeldBecause: HeldByLabels}},
 		},
@@ -122,7 +122,7 @@ func TestPruneDecisions(t *testing.T) {
 			archives: old(archives("ns", "p", "a", 2, 3*mi), 2*time.Hour, time.Minute),
 			quotas:   []Meta{{Name: "q0", DryRun: true}, {Name: "q1"}},
 			rules: Rules{MaxAge: &Retention{Duration: time.Hour},
-				Limits: []Limit{limitOf(1, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}},
+				Bounds: []Bound{limitOf(1, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}},
 			want: []named{{Name: "p-a-0", Key: "perContainer.checkpoints", Scope: "ns/p/a", Reason: "perContainer.checkpoints 2/1", Quota: 1}},
 		},
 	}

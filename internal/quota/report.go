@@ -21,10 +21,10 @@ func (lg *ledger) report(res *Result) {
 	fill := make([][3]map[string]float64, len(in.Quotas))
 	for _, grp := range lg.groups {
 		l := grp.limit
-		k := limitKey{l.Quota, l.Key}
+		k := limitKey{l.Quota, l.Name}
 		lu := limits[k]
 		if lu == nil {
-			lu = &LimitUsage{Key: l.Key, Per: l.Per, Resource: l.Resource, Hard: l.Value, Used: -1}
+			lu = &LimitUsage{Key: l.Name, Per: l.Per, Resource: l.Resource, Hard: l.Value, Used: -1}
 			limits[k] = lu
 			order = append(order, k)
 		}
@@ -111,7 +111,7 @@ func (lg *ledger) report(res *Result) {
 			}
 		}
 		r := &sub.rules
-		for _, l := range r.Limits {
+		for _, l := range r.Bounds {
 			add(l.Quota)
 		}
 		for _, ret := range []*Retention{r.MaxSize, r.MaxAge, r.Orphans} {

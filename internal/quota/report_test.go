@@ -20,8 +20,8 @@ func governed(archives []Archive, rules map[string]*Rules) []*Rules {
 	return out
 }
 
-func limitOf(quota int, key string, lvl Per, r policy.Resource, v int64) Limit {
-	return Limit{Quota: quota, Key: key, Per: lvl, Resource: r, Value: v}
+func limitOf(quota int, key string, lvl Per, r policy.Resource, v int64) Bound {
+	return Bound{Quota: quota, Per: lvl, Limit: policy.Limit{Name: key, Resource: r, Value: v}}
 }
 
 // usageOf is the part of an outcome that report fills.
@@ -53,7 +53,7 @@ func TestReport(t *testing.T) {
 			archives: concat(archives("ns", "p", "a", 3, mi), archives("ns", "q", "a", 1, 4*mi)),
 			quotas:   two,
 			rules: func() map[string]*Rules {
-				r := &Rules{Limits: []Limit{limitOf(0, "perPod.storage", PerPod, policy.ResourceStorage, 10*mi),
+				r := &Rules{Bounds: []Bound{limitOf(0, "perPod.storage", PerPod, policy.ResourceStorage, 10*mi),
 					limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 5),
 					limitOf(1, "total.checkpoints", PerGroup, policy.ResourceCheckpoints, 10)}}
 				return map[string]*Rules{"ns/p/a": r, "ns/q/a": r}
@@ -81,7 +81,7 @@ func TestReport(t *testing.T) {
 			archives: concat(archives("ns", "b", "x", 2, mi), archives("ns", "a", "x", 2, mi)),
 			quotas:   two[:1],
 			rules: func() map[string]*Rules {
-				r := &Rules{Limits: []Limit{limitOf(0, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 4)}}
+				r := &Rules{Bounds: []Bound{limitOf(0, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 4)}}
 				return map[string]*Rules{"ns/a/x": r, "ns/b/x": r}
 			}(),
 			want: []Outcome{{Checkpoints: 4, Bytes: 4 * mi,
@@ -95,7 +95,7 @@ func TestReport(t *testing.T) {
 		"an archive counts once per quota, however many of its rules govern it; pinned and unreadable ones count": {
 			archives: pinned,
 			quotas:   two[:1],
-			rules: map[string]*Rules{"ns/p/a": {Limits: []Limit{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1),
+			rules: map[string]*Rules{"ns/p/a": {Bounds: []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1),
 				limitOf(0, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 1)},
 				MaxAge: &Retention{Quota: 0, Duration: 1 << 62}, Orphans: &Retention{Quota: 0, Duration: 1 << 62}}},
 			want: []Outcome{{Checkpoints: 2, Bytes: 2 * mi,
@@ -123,7 +123,7 @@ func TestReport(t *testing.T) {
 		"a quota that governs no archive reports nothing": {
 			archives: archives("ns", "p", "a", 2, mi),
 			quotas:   two,
-			rules:    map[string]*Rules{"ns/p/a": {Limits: []Limit{limitOf(1, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 5)}}},
+			rules:    map[string]*Rules{"ns/p/a": {Bounds: []Bound{limitOf(1, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 5)}}},
 			want: []Outcome{{}, {Checkpoints: 2, Bytes: 2 * mi,
 				Limits:     []LimitUsage{{Key: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 5, Used: 2, Scope: "ns/p"}},
 				Namespaces: []ScopeUsage{{Namespace: "ns", Checkpoints: 2, Bytes: 2 * mi}},
@@ -138,7 +138,7 @@ func TestReport(t *testing.T) {
 			archives: many,
 			quotas:   two[:1],
 			rules: func() map[string]*Rules {
-				r := &Rules{Limits: []Limit{limitOf(0, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 1)}}
+				r := &Rules{Bounds: []Bound{limitOf(0, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 1)}}
 				out := map[string]*Rules{}
 				for _, a := range many {
 					out[a.Scope(PerContainer)] = r

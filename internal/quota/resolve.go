@@ -265,17 +265,17 @@ func (r *resolver) rulesOf(res policy.Resolution) Rules {
 				rules.Orphans = &Retention{Quota: r.index[q.Ref], Duration: q.Orphans.GracePeriod}
 			}
 		default:
-			rules.Limits = append(rules.Limits, r.limit(r.index[q.Ref], k))
+			rules.Bounds = append(rules.Bounds, r.limit(r.index[q.Ref], k))
 			// The ceiling holds alongside: pruning brings both under, so the smaller binds.
 			if ceiling != nil {
-				rules.Limits = append(rules.Limits, r.limit(r.index[ceiling.Ref], k))
+				rules.Bounds = append(rules.Bounds, r.limit(r.index[ceiling.Ref], k))
 			}
 		}
 	}
 	for _, q := range res.Groups {
 		for _, k := range []policy.Key{policy.GroupCheckpoints, policy.GroupStorage} {
 			if q.Sets(k) {
-				rules.Limits = append(rules.Limits, r.limit(r.index[q.Ref], k))
+				rules.Bounds = append(rules.Bounds, r.limit(r.index[q.Ref], k))
 			}
 		}
 	}
@@ -289,9 +289,8 @@ var levels = map[policy.Key]Per{
 	policy.GroupCheckpoints: PerGroup, policy.GroupStorage: PerGroup,
 }
 
-func (r *resolver) limit(qi int, k policy.Key) Limit {
-	l := r.quotas[qi].Limit(k)
-	return Limit{Quota: qi, Key: l.Name, Per: levels[k], Resource: l.Resource, Value: l.Value}
+func (r *resolver) limit(qi int, k policy.Key) Bound {
+	return Bound{Quota: qi, Per: levels[k], Limit: r.quotas[qi].Limit(k)}
 }
 
 type conflictKey struct {

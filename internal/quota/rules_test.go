@@ -28,27 +28,27 @@ func TestRulesOf(t *testing.T) {
 			quotas: func(add func(*policy.Quota, error)) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").Total(10, "1Gi").PerPod(3, "").PerContainer(2, "10Mi").Obj()))
 			},
-			want: Rules{Limits: []Limit{
-				{Key: "total.checkpoints", Per: PerNamespace, Resource: policy.ResourceCheckpoints, Value: 10},
-				{Key: "total.storage", Per: PerNamespace, Resource: policy.ResourceStorage, Value: 1 << 30},
-				{Key: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Value: 3},
-				{Key: "perContainer.checkpoints", Per: PerContainer, Resource: policy.ResourceCheckpoints, Value: 2},
-				{Key: "perContainer.storage", Per: PerContainer, Resource: policy.ResourceStorage, Value: 10 * mi},
+			want: Rules{Bounds: []Bound{
+				{Per: PerNamespace, Limit: policy.Limit{Name: "total.checkpoints", Resource: policy.ResourceCheckpoints, Value: 10}},
+				{Per: PerNamespace, Limit: policy.Limit{Name: "total.storage", Resource: policy.ResourceStorage, Value: 1 << 30}},
+				{Per: PerPod, Limit: policy.Limit{Name: "perPod.checkpoints", Resource: policy.ResourceCheckpoints, Value: 3}},
+				{Per: PerContainer, Limit: policy.Limit{Name: "perContainer.checkpoints", Resource: policy.ResourceCheckpoints, Value: 2}},
+				{Per: PerContainer, Limit: policy.Limit{Name: "perContainer.storage", Resource: policy.ResourceStorage, Value: 10 * mi}},
 			}},
 		},
 		"a targeted quota's total counts what it targets together": {
 			quotas: func(add func(*policy.Quota, error)) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").PodNames("cache-0").Total(4, "").Obj()))
 			},
-			want: Rules{Limits: []Limit{{Key: "total.checkpoints", Per: PerGroup, Resource: policy.ResourceCheckpoints, Value: 4}}},
+			want: Rules{Bounds: []Bound{{Per: PerGroup, Limit: policy.Limit{Name: "total.checkpoints", Resource: policy.ResourceCheckpoints, Value: 4}}}},
 		},
 		"a cluster quota: perNamespace counts the namespace, total every namespace it selects together": {
 			quotas: func(add func(*policy.Quota, error)) {
 				add(policy.FromClusterQuota(builder.ClusterQuota("c").PerNamespace(20, "").Total(-1, "5Gi").Obj()))
 			},
-			want: Rules{Limits: []Limit{
-				{Key: "perNamespace.checkpoints", Per: PerNamespace, Resource: policy.ResourceCheckpoints, Value: 20},
-				{Key: "total.storage", Per: PerGroup, Resource: policy.ResourceStorage, Value: 5 << 30},
+			want: Rules{Bounds: []Bound{
+				{Per: PerNamespace, Limit: policy.Limit{Name: "perNamespace.checkpoints", Resource: policy.ResourceCheckpoints, Value: 20}},
+				{Per: PerGroup, Limit: policy.Limit{Name: "total.storage", Resource: policy.ResourceStorage, Value: 5 << 30}},
 			}},
 		},
 		"retention: the size in bytes, the age as a duration": {
@@ -84,14 +84,14 @@ func TestRulesOf(t *testing.T) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "team").PerPod(1, "").Obj()))
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").PerPod(1, "").Obj()))
 			},
-			want: Rules{Limits: []Limit{{Quota: 1, Key: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Value: 1}}},
+			want: Rules{Bounds: []Bound{{Quota: 1, Per: PerPod, Limit: policy.Limit{Name: "perPod.checkpoints", Resource: policy.ResourceCheckpoints, Value: 1}}}},
 		},
 		"a quota that might govern but does not parse holds the archive": {
 			quotas: func(add func(*policy.Quota, error)) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").PerPod(1, "").Obj()))
 			},
 			labels: Labels{Unparsed: []policy.Ref{{Kind: policy.KindQuota, Namespace: "shop", Name: "broken"}}},
-			want: Rules{Limits: []Limit{{Key: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Value: 1}},
+			want: Rules{Bounds: []Bound{{Per: PerPod, Limit: policy.Limit{Name: "perPod.checkpoints", Resource: policy.ResourceCheckpoints, Value: 1}}},
 				Held: HeldByUnparsed(policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "broken"})},
 		},
 	}
@@ -100,8 +100,10 @@ func TestRulesOf(t *testing.T) {
 			var quotas []*policy.Quota
 			tc.quotas(collect(t, &quotas))
 			res := Resolve(quotas, []Archive{archive}, tc.labels)
-			byKey := cmpopts.SortSlices(func(a, b Limit) bool { return a.Key < b.Key })
-			if diff := cmp.Diff(tc.want, *res.Rules[0], byKey, cmpopts.EquateEmpty()); diff != "" {
+			byKey := cmpopts.SortSlices(func(a, b Bound) bool { return a.Name < b.Name })
+			// What the spec wrote (Key, Level, Path, Written, Format) is policy's to test.
+			written := cmpopts.IgnoreFields(policy.Limit{}, "Key", "Level", "Path", "Written", "Format")
+			if diff := cmp.Diff(tc.want, *res.Rules[0], byKey, written, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("rules (-want +got):\n%s", diff)
 			}
 		})
@@ -182,7 +184,7 @@ func TestInputOf(t *testing.T) {
 	if diff := cmp.Diff(res.Quotas, in.Quotas); diff != "" {
 		t.Errorf("quotas of the input and the resolution (-res +in):\n%s", diff)
 	}
-	if len(in.Rules) != 2 || in.Rules[0] != res.Rules[0] || len(in.Rules[0].Limits) != 1 || len(in.Rules[1].Limits) != 0 {
+	if len(in.Rules) != 2 || in.Rules[0] != res.Rules[0] || len(in.Rules[0].Bounds) != 1 || len(in.Rules[1].Bounds) != 0 {
 		t.Errorf("rules: %+v; want the resolution's, shop's archive under q's limit, team's under none", in.Rules)
 	}
 }

@@ -60,16 +60,14 @@ func (a *Archive) Scope(l Per) string {
 	return ""
 }
 
-// Limit is one limit in force for an archive, and the quota it comes from.
-type Limit struct {
+// Bound is a count or storage limit of a quota (policy.Limit: its Name, such as
+// "perPod.storage", its Resource, and its Value, the most archives or bytes a scope may
+// hold) in force for an archive, with the quota it comes from and the scope it counts over.
+type Bound struct {
 	// Quota indexes Input.Quotas.
 	Quota int
-	// Key names the limit as the quota writes it, such as "perPod.storage".
-	Key      string
-	Per      Per
-	Resource policy.Resource
-	// Value is the most archives or bytes the scope may hold.
-	Value int64
+	Per   Per
+	policy.Limit
 }
 
 // Retention is a per-archive rule in force for an archive, and the quota it comes from.
@@ -83,7 +81,7 @@ type Retention struct {
 // Rules is what governs the archives of one container: the limits in force and the
 // retention rules, each from the quota that wins it.
 type Rules struct {
-	Limits  []Limit
+	Bounds  []Bound
 	MaxSize *Retention
 	MaxAge  *Retention
 	// Orphans is set only when the winning orphan policy is Delete.
