@@ -148,7 +148,7 @@ func (r *PruneReconciler) publish(ctx context.Context, s *passScope, res quota.R
 			DryRun: s.resolution.Quotas[i].DryRun, Cluster: pq.Ref.Kind == policy.KindClusterQuota}
 		for _, p := range res.Quotas[i].Pending {
 			v.Pending = append(v.Pending, PendingArchive{Name: s.live[p.Archive].Name, Scope: p.Scope,
-				Key: p.Key, Reason: p.Reason, Size: s.live[p.Archive].Spec.Archive.SizeBytes})
+				Key: p.Rule, Reason: p.Reason, Size: s.live[p.Archive].Spec.Archive.SizeBytes})
 		}
 		views[pq.Ref] = v
 	}

@@ -135,7 +135,7 @@ func decision(a *quota.Archive, idx int, res *quota.Result, s *snapshot) string 
 	}
 	for _, l := range s.resolution.Rules[idx].Bounds {
 		for _, b := range res.Quotas[l.Quota].Blocked {
-			if b.Key == l.Name && b.Scope == a.Scope(l.Per) {
+			if b.Rule == l.Name && b.Scope == a.Scope(l.Per) {
 				return fmt.Sprintf("kept: %s of %s stays over its limit, but what goes before it cannot be pruned (see %s's OverQuota condition)",
 					l.Name, cmp.Or(b.Scope, "its targets"), s.input.Quotas[l.Quota].Name)
 			}

@@ -224,16 +224,16 @@ func (lg *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 		scope := lg.subjects[lg.subjOf[i]].scopes[PerContainer]
 		switch {
 		case r.MaxSize != nil && active[r.MaxSize.Quota] && a.Size > r.MaxSize.Value:
-			mark(i, &Prune{Archive: i, Quota: r.MaxSize.Quota, Key: policy.NameMaxCheckpointSize, Scope: scope,
+			mark(i, &Prune{Archive: i, Quota: r.MaxSize.Quota, Rule: policy.NameMaxCheckpointSize, Scope: scope,
 				Reason: fmt.Sprintf("maxCheckpointSize %s/%s", Bytes(a.Size), Bytes(r.MaxSize.Value))})
 		// An archive of unknown age (no checkpoint time) has no age for maxAge to measure.
 		case r.MaxAge != nil && active[r.MaxAge.Quota] && !a.CheckpointTime.IsZero() &&
 			!in.Now.Before(a.CheckpointTime.Add(r.MaxAge.Duration)):
-			mark(i, &Prune{Archive: i, Quota: r.MaxAge.Quota, Key: policy.NameMaxAge, Scope: scope,
+			mark(i, &Prune{Archive: i, Quota: r.MaxAge.Quota, Rule: policy.NameMaxAge, Scope: scope,
 				Reason: fmt.Sprintf("maxAge %s/%s", in.Now.Sub(a.CheckpointTime).Round(time.Second), r.MaxAge.Duration)})
 		case r.Orphans != nil && active[r.Orphans.Quota] && !a.OrphanSince.IsZero() &&
 			!in.Now.Before(a.OrphanSince.Add(r.Orphans.Duration)):
-			mark(i, &Prune{Archive: i, Quota: r.Orphans.Quota, Key: policy.NameOrphans, Scope: scope,
+			mark(i, &Prune{Archive: i, Quota: r.Orphans.Quota, Rule: policy.NameOrphans, Scope: scope,
 				Reason: fmt.Sprintf("orphans: pod %s gone for %s", a.Pod, in.Now.Sub(a.OrphanSince).Round(time.Second))})
 		}
 	}
@@ -276,10 +276,10 @@ func (lg *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 			case afterHeld:
 				continue
 			}
-			mark(i, &Prune{Archive: i, Quota: l.Quota, Key: l.Name, Scope: grp.scope, Reason: reason})
+			mark(i, &Prune{Archive: i, Quota: l.Quota, Rule: l.Name, Scope: grp.scope, Reason: reason})
 		}
 		if left[g] > l.Value {
-			blocks = append(blocks, quotaBlock{quota: l.Quota, Block: Block{Key: l.Name, Per: l.Per, Scope: grp.scope,
+			blocks = append(blocks, quotaBlock{quota: l.Quota, Block: Block{Rule: l.Name, Per: l.Per, Scope: grp.scope,
 				Used: left[g], Hard: l.Value, Pinned: pinned, Held: held, HeldBecause: heldBecause}})
 		}
 	}

@@ -138,7 +138,7 @@ func TestPinsBlockAndAreNamed(t *testing.T) {
 	if diff := cmp.Diff([]string{"p-a-2"}, prunedNames(in, res)); diff != "" {
 		t.Errorf("pruned (-want +got):\n%s", diff)
 	}
-	want := []Block{{Key: "perContainer.checkpoints", Scope: "ns/p/a", Used: 2, Hard: 1, Pinned: []string{"p-a-0", "p-a-1"}}}
+	want := []Block{{Rule: "perContainer.checkpoints", Scope: "ns/p/a", Used: 2, Hard: 1, Pinned: []string{"p-a-0", "p-a-1"}}}
 	if diff := cmp.Diff(want, res.Quotas[0].Blocked); diff != "" {
 		t.Errorf("blocked (-want +got):\n%s", diff)
 	}
@@ -164,7 +164,7 @@ func TestUsageReport(t *testing.T) {
 	in := Input{Archives: arch, Quotas: []Meta{{Name: "q"}}, Now: t0,
 		Rules: everyArchive(arch, Rules{Bounds: []Bound{limit("perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 5)}})}
 	qr := Compute(in).Quotas[0]
-	want := []LimitUsage{{Key: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 5, Used: 3, Scope: "ns/p"}}
+	want := []LimitUsage{{Name: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 5, Used: 3, Scope: "ns/p"}}
 	if diff := cmp.Diff(want, qr.Limits); diff != "" {
 		t.Errorf("limits (-want +got):\n%s", diff)
 	}

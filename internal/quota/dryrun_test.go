@@ -91,7 +91,7 @@ func TestDryRunPending(t *testing.T) {
 					p = append(p, archives[x.Archive].Name)
 				}
 				for _, x := range o.Blocked {
-					b = append(b, fmt.Sprintf("%s %s %d/%d", x.Key, x.Scope, x.Used, x.Hard))
+					b = append(b, fmt.Sprintf("%s %s %d/%d", x.Rule, x.Scope, x.Used, x.Hard))
 				}
 				pending, blocked = append(pending, p), append(blocked, b)
 			}

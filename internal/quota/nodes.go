@@ -73,7 +73,7 @@ type NodeInput struct {
 // NodeBlock is a node rule that pruning cannot bring back, and why.
 type NodeBlock struct {
 	Quota int
-	Key   string
+	Rule  string
 	Node  string
 	// Missing is how far the node stays over: archives for perNode.checkpoints, bytes otherwise.
 	Missing int64
@@ -321,12 +321,12 @@ func (n *nodeRun) floors(active []bool) {
 
 func (n *nodeRun) mark(i, quota int, key, reason string) {
 	n.marks[i] = true
-	n.out.Prune = append(n.out.Prune, Prune{Archive: i, Quota: quota, Key: key, Scope: n.scope(), Reason: reason})
+	n.out.Prune = append(n.out.Prune, Prune{Archive: i, Quota: quota, Rule: key, Scope: n.scope(), Reason: reason})
 }
 
 // block records a rule that the archives left cannot satisfy, and what they are.
 func (n *nodeRun) block(quota int, key string, missing int64, dirs []string, other int64) {
-	b := NodeBlock{Quota: quota, Key: key, Node: n.node, Missing: missing, OtherBytes: other,
+	b := NodeBlock{Quota: quota, Rule: key, Node: n.node, Missing: missing, OtherBytes: other,
 		Unattributed: n.report.UnattributedArchives, UnattributedBytes: n.report.UnattributedBytes}
 	for _, i := range n.members {
 		a := n.in.Archives[i]

@@ -116,7 +116,7 @@ func Merge(quotas []*policy.Quota, parts []*Part) ([]*Archive, *Resolution, Resu
 		o := &out.Quotas[qi]
 		o.Pending = mergeSorted(pending[qi], older)
 		sortBlocks(o.Blocked)
-		sort.Slice(o.Limits, func(i, j int) bool { return o.Limits[i].Key < o.Limits[j].Key })
+		sort.Slice(o.Limits, func(i, j int) bool { return o.Limits[i].Name < o.Limits[j].Name })
 		o.Namespaces, o.Pods, o.Containers = nearestOf(o.Namespaces), nearestOf(o.Pods), nearestOf(o.Containers)
 	}
 	return archives, res, out
@@ -186,7 +186,7 @@ func joinOutcome(o, p *Outcome) {
 	o.Checkpoints += p.Checkpoints
 	o.Bytes += p.Bytes
 	for _, l := range p.Limits {
-		i := slices.IndexFunc(o.Limits, func(x LimitUsage) bool { return x.Key == l.Key })
+		i := slices.IndexFunc(o.Limits, func(x LimitUsage) bool { return x.Name == l.Name })
 		if i < 0 {
 			o.Limits = append(o.Limits, l)
 			continue
@@ -224,7 +224,7 @@ func sortBlocks(b []Block) {
 		if c := strings.Compare(x.Scope, y.Scope); c != 0 {
 			return c
 		}
-		return strings.Compare(x.Key, y.Key)
+		return strings.Compare(x.Rule, y.Rule)
 	})
 }
 

@@ -22,7 +22,7 @@ type named struct {
 func namedPrunes(in Input, prunes []Prune) []named {
 	var out []named
 	for _, p := range prunes {
-		out = append(out, named{Name: in.Archives[p.Archive].Name, Key: p.Key, Scope: p.Scope, Reason: p.Reason, Quota: p.Quota})
+		out = append(out, named{Name: in.Archives[p.Archive].Name, Key: p.Rule, Scope: p.Scope, Reason: p.Reason, Quota: p.Quota})
 	}
 	return out
 }
@@ -108,14 +108,14 @@ func TestPruneDecisions(t *testing.T) {
 			// The pins count: every unpinned archive goes, and the limit still does not hold.
 			want: []named{{Name: "p-a-2", Key: "perContainer.checkpoints", Scope: "ns/p/a", Reason: "perContainer.checkpoints 4/1"},
 				{Name: "p-a-3", Key: "perContainer.checkpoints", Scope: "ns/p/a", Reason: "perContainer.checkpoints 4/1"}},
-			blocked: []Block{{Key: "perContainer.checkpoints", Per: PerContainer, Scope: "ns/p/a", Used: 2, Hard: 1,
+			blocked: []Block{{Rule: "perContainer.checkpoints", Per: PerContainer, Scope: "ns/p/a", Used: 2, Hard: 1,
 				Pinned: []string{"p-a-0", "p-a-1"}}},
 		},
 		"held archives: counted, never pruned, and nothing newer of their group goes in their place": {
 			archives: archives("ns", "p", "a", 3, mi),
 			rules: Rules{Held: HeldByLabels, MaxAge: &Retention{Duration: time.Nanosecond},
 				Bounds: []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}},
-			blocked: []Block{{Key: "perContainer.checkpoints", Per: PerContainer, Scope: "ns/p/a", Used: 3, Hard: 1,
+			blocked: []Block{{Rule: "perContainer.checkpoints", Per: PerContainer, Scope: "ns/p/a", Used: 3, Hard: 1,
 				Held: []string{"p-a-0", "p-a-1", "p-a-2"}, HeldBecause: HeldByLabels}},
 		},
 		"a DryRun quota's rules prune nothing in the pass": {

@@ -24,7 +24,7 @@ func (lg *ledger) report(res *Result) {
 		k := limitKey{l.Quota, l.Name}
 		lu := limits[k]
 		if lu == nil {
-			lu = &LimitUsage{Key: l.Name, Per: l.Per, Resource: l.Resource, Hard: l.Value, Used: -1}
+			lu = &LimitUsage{Name: l.Name, Per: l.Per, Resource: l.Resource, Hard: l.Value, Used: -1}
 			limits[k] = lu
 			order = append(order, k)
 		}
@@ -67,7 +67,7 @@ func (lg *ledger) report(res *Result) {
 		if r := &lg.subjects[s].rules; r.MaxSize != nil {
 			qr := &res.Quotas[r.MaxSize.Quota]
 			if qr.MaxSize == nil {
-				qr.MaxSize = &LimitUsage{Key: policy.NameMaxCheckpointSize, Per: PerContainer, Resource: policy.ResourceStorage, Hard: r.MaxSize.Value, Used: -1}
+				qr.MaxSize = &LimitUsage{Name: policy.NameMaxCheckpointSize, Per: PerContainer, Resource: policy.ResourceStorage, Hard: r.MaxSize.Value, Used: -1}
 			}
 			nearer(qr.MaxSize, LimitUsage{Used: a.Size, Scope: lg.subjects[s].scopes[PerContainer]})
 		}

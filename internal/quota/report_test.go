@@ -61,15 +61,15 @@ func TestReport(t *testing.T) {
 			want: []Outcome{
 				{Checkpoints: 4, Bytes: 7 * mi,
 					Limits: []LimitUsage{
-						{Key: "perContainer.checkpoints", Per: PerContainer, Resource: policy.ResourceCheckpoints, Hard: 5, Used: 3, Scope: "ns/p/a"},
-						{Key: "perPod.storage", Per: PerPod, Resource: policy.ResourceStorage, Hard: 10 * mi, Used: 4 * mi, Scope: "ns/q"}},
+						{Name: "perContainer.checkpoints", Per: PerContainer, Resource: policy.ResourceCheckpoints, Hard: 5, Used: 3, Scope: "ns/p/a"},
+						{Name: "perPod.storage", Per: PerPod, Resource: policy.ResourceStorage, Hard: 10 * mi, Used: 4 * mi, Scope: "ns/q"}},
 					Namespaces: []ScopeUsage{{Namespace: "ns", Checkpoints: 4, Bytes: 7 * mi}},
 					Pods: []ScopeUsage{{Namespace: "ns", Pod: "q", Checkpoints: 1, Bytes: 4 * mi, Fill: 0.4},
 						{Namespace: "ns", Pod: "p", Checkpoints: 3, Bytes: 3 * mi, Fill: 0.3}},
 					Containers: []ScopeUsage{{Namespace: "ns", Pod: "p", Container: "a", Checkpoints: 3, Bytes: 3 * mi, Fill: 0.6},
 						{Namespace: "ns", Pod: "q", Container: "a", Checkpoints: 1, Bytes: 4 * mi, Fill: 0.2}}},
 				{Checkpoints: 4, Bytes: 7 * mi,
-					Limits:     []LimitUsage{{Key: "total.checkpoints", Per: PerGroup, Resource: policy.ResourceCheckpoints, Hard: 10, Used: 4}},
+					Limits:     []LimitUsage{{Name: "total.checkpoints", Per: PerGroup, Resource: policy.ResourceCheckpoints, Hard: 10, Used: 4}},
 					Namespaces: []ScopeUsage{{Namespace: "ns", Checkpoints: 4, Bytes: 7 * mi}},
 					Pods: []ScopeUsage{{Namespace: "ns", Pod: "p", Checkpoints: 3, Bytes: 3 * mi},
 						{Namespace: "ns", Pod: "q", Checkpoints: 1, Bytes: 4 * mi}},
@@ -85,7 +85,7 @@ func TestReport(t *testing.T) {
 				return map[string]*Rules{"ns/a/x": r, "ns/b/x": r}
 			}(),
 			want: []Outcome{{Checkpoints: 4, Bytes: 4 * mi,
-				Limits:     []LimitUsage{{Key: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 4, Used: 2, Scope: "ns/a"}},
+				Limits:     []LimitUsage{{Name: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 4, Used: 2, Scope: "ns/a"}},
 				Namespaces: []ScopeUsage{{Namespace: "ns", Checkpoints: 4, Bytes: 4 * mi}},
 				Pods: []ScopeUsage{{Namespace: "ns", Pod: "a", Checkpoints: 2, Bytes: 2 * mi, Fill: 0.5},
 					{Namespace: "ns", Pod: "b", Checkpoints: 2, Bytes: 2 * mi, Fill: 0.5}},
@@ -99,8 +99,8 @@ func TestReport(t *testing.T) {
 				limitOf(0, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 1)},
 				MaxAge: &Retention{Quota: 0, Duration: 1 << 62}, Orphans: &Retention{Quota: 0, Duration: 1 << 62}}},
 			want: []Outcome{{Checkpoints: 2, Bytes: 2 * mi,
-				Limits: []LimitUsage{{Key: "perContainer.checkpoints", Per: PerContainer, Resource: policy.ResourceCheckpoints, Hard: 1, Used: 2, Scope: "ns/p/a"},
-					{Key: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 1, Used: 2, Scope: "ns/p"}},
+				Limits: []LimitUsage{{Name: "perContainer.checkpoints", Per: PerContainer, Resource: policy.ResourceCheckpoints, Hard: 1, Used: 2, Scope: "ns/p/a"},
+					{Name: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 1, Used: 2, Scope: "ns/p"}},
 				Namespaces: []ScopeUsage{{Namespace: "ns", Checkpoints: 2, Bytes: 2 * mi}},
 				Pods:       []ScopeUsage{{Namespace: "ns", Pod: "p", Checkpoints: 2, Bytes: 2 * mi, Fill: 2}},
 				Containers: []ScopeUsage{{Namespace: "ns", Pod: "p", Container: "a", Checkpoints: 2, Bytes: 2 * mi, Fill: 2}}}},
@@ -113,7 +113,7 @@ func TestReport(t *testing.T) {
 				return map[string]*Rules{"ns/p/a": size, "ns/p/b": size, "other/p/a": size}
 			}(),
 			want: []Outcome{{}, {Checkpoints: 4, Bytes: 8 * mi,
-				MaxSize:    &LimitUsage{Key: "maxCheckpointSize", Per: PerContainer, Resource: policy.ResourceStorage, Hard: 5 * mi, Used: 3 * mi, Scope: "ns/p/b"},
+				MaxSize:    &LimitUsage{Name: "maxCheckpointSize", Per: PerContainer, Resource: policy.ResourceStorage, Hard: 5 * mi, Used: 3 * mi, Scope: "ns/p/b"},
 				Namespaces: []ScopeUsage{{Namespace: "ns", Checkpoints: 3, Bytes: 5 * mi}, {Namespace: "other", Checkpoints: 1, Bytes: 3 * mi}},
 				Pods:       []ScopeUsage{{Namespace: "ns", Pod: "p", Checkpoints: 3, Bytes: 5 * mi}, {Namespace: "other", Pod: "p", Checkpoints: 1, Bytes: 3 * mi}},
 				Containers: []ScopeUsage{{Namespace: "ns", Pod: "p", Container: "a", Checkpoints: 2, Bytes: 2 * mi},
@@ -125,7 +125,7 @@ func TestReport(t *testing.T) {
 			quotas:   two,
 			rules:    map[string]*Rules{"ns/p/a": {Bounds: []Bound{limitOf(1, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 5)}}},
 			want: []Outcome{{}, {Checkpoints: 2, Bytes: 2 * mi,
-				Limits:     []LimitUsage{{Key: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 5, Used: 2, Scope: "ns/p"}},
+				Limits:     []LimitUsage{{Name: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 5, Used: 2, Scope: "ns/p"}},
 				Namespaces: []ScopeUsage{{Namespace: "ns", Checkpoints: 2, Bytes: 2 * mi}},
 				Pods:       []ScopeUsage{{Namespace: "ns", Pod: "p", Checkpoints: 2, Bytes: 2 * mi, Fill: 0.4}},
 				Containers: []ScopeUsage{{Namespace: "ns", Pod: "p", Container: "a", Checkpoints: 2, Bytes: 2 * mi}}}},
@@ -147,7 +147,7 @@ func TestReport(t *testing.T) {
 			}(),
 			want: func() []Outcome {
 				o := Outcome{Checkpoints: int64(len(many)),
-					Limits: []LimitUsage{{Key: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 1, Used: 1, Scope: "ns/p00"}}}
+					Limits: []LimitUsage{{Name: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 1, Used: 1, Scope: "ns/p00"}}}
 				for _, a := range many {
 					o.Bytes += a.Size
 				}

@@ -160,7 +160,7 @@ func TestHeldWhereASelectorMightGovern(t *testing.T) {
 	for _, q := range result.Quotas {
 		blocked = append(blocked, q.Blocked...)
 	}
-	if diff := cmp.Diff([]Block{{Key: "perPod.checkpoints", Per: PerPod, Scope: "shop/db-0", Used: 3, Hard: 1,
+	if diff := cmp.Diff([]Block{{Rule: "perPod.checkpoints", Per: PerPod, Scope: "shop/db-0", Used: 3, Hard: 1,
 		Held: []string{"db-0-pg-0", "db-0-pg-1", "db-0-pg-2"}, HeldBecause: HeldByLabels}}, blocked); diff != "" {
 		t.Errorf("blocked (-want +got):\n%s", diff)
 	}

@@ -120,9 +120,9 @@ type Prune struct {
 	Archive int
 	// Quota indexes Input.Quotas: the quota whose rule prunes the archive.
 	Quota int
-	// Key is the rule: a limit key such as "perContainer.checkpoints", or
+	// Rule names the rule: a limit such as "perContainer.checkpoints", or
 	// "maxCheckpointSize", "maxAge", "orphans".
-	Key string
+	Rule string
 	// Scope is the namespace, pod or container over its limit ("shop/cache-0/redis"),
 	// or the archive's container for a retention rule.
 	Scope string
@@ -133,8 +133,9 @@ type Prune struct {
 // Block is a limit that pruning cannot bring back because the archives left are pinned
 // (or unreadable).
 type Block struct {
-	Key string
-	// Per is the level of the limit, which orders blocks narrowest first.
+	// Rule names the limit, such as "perPod.checkpoints".
+	Rule string
+	// Per is the scope the limit counts over, which orders blocks narrowest first.
 	Per   Per
 	Scope string
 	// Used and Hard are the scope's usage and limit, in archives or bytes.
@@ -150,7 +151,8 @@ type Block struct {
 
 // LimitUsage is one limit of a quota that is in force for some archives.
 type LimitUsage struct {
-	Key      string
+	// Name is the limit's name in status, such as "perPod.storage".
+	Name     string
 	Per      Per
 	Resource policy.Resource
 	Hard     int64
