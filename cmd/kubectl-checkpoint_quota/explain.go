@@ -67,7 +67,7 @@ func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
 		out.println("  orphan     its pod is gone: under a winning orphans.policy Delete it goes after the grace period, counted from when the manager saw the pod gone")
 	}
 
-	rules := s.resolution.Rules[idx]
+	rules := s.governance.Rules[idx]
 	res := quota.Compute(s.input)
 	out.println("Limits:")
 	if len(rules.Bounds) == 0 && rules.MaxSize == nil && rules.MaxAge == nil && rules.Orphans == nil {
@@ -130,10 +130,10 @@ func decision(a *quota.Archive, idx int, res *quota.Result, s *snapshot) string 
 		return "kept: pinned (spec.pinned or a .keep marker); it still counts against every limit above"
 	case a.Unreadable:
 		return "kept: unreadable archives are never deleted automatically; it still counts"
-	case s.resolution.Rules[idx].Held != "":
-		return "kept: held, since " + s.resolution.Rules[idx].Held + "; it still counts"
+	case s.governance.Rules[idx].Held != "":
+		return "kept: held, since " + s.governance.Rules[idx].Held + "; it still counts"
 	}
-	for _, l := range s.resolution.Rules[idx].Bounds {
+	for _, l := range s.governance.Rules[idx].Bounds {
 		for _, b := range res.Quotas[l.Quota].Blocked {
 			if b.Rule == l.Name && b.Scope == a.Scope(l.Per) {
 				return fmt.Sprintf("kept: %s of %s stays over its limit, but what goes before it cannot be pruned (see %s's OverQuota condition)",
@@ -155,7 +155,7 @@ func (s *snapshot) rank(idx int, l quota.Bound) (rank, count int, used int64) {
 		if a.Scope(l.Per) != scope {
 			continue
 		}
-		for _, m := range s.resolution.Rules[i].Bounds {
+		for _, m := range s.governance.Rules[i].Bounds {
 			if m.Quota == l.Quota && m.Name == l.Name {
 				members = append(members, i)
 				if l.Resource == policy.ResourceStorage {

@@ -120,7 +120,7 @@ func build(in *Input) *ledger {
 	}
 	slices.SortFunc(lg.order, func(x, y int) int { return compareKeyed(&in.Archives[x], &in.Archives[y], keys[x], keys[y]) })
 
-	// Resolve gives each container its own Rules, so the pointer names the container; the
+	// Govern gives each container its own Rules, so the pointer names the container; the
 	// scopes are checked all the same, and rules shared across containers still work.
 	subjects := map[subjectOf]int{}
 	byRules := map[*Rules]int{}

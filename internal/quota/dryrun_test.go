@@ -136,7 +136,7 @@ func TestComputePartKeepsOnlyWhatAQuotaHas(t *testing.T) {
 	add(policy.FromClusterQuota(builder.ClusterQuota("a").PerContainer(1, "").Obj()))
 	add(policy.FromClusterQuota(builder.ClusterQuota("b").PerContainer(2, "").Obj()))
 	own := archives("shop", "p", "c", 2, 1)
-	res := Resolve(quotas, own, Labels{})
+	res := Govern(quotas, own, Labels{})
 	part := ComputePart(Input{Archives: own, Quotas: res.Quotas, Rules: res.Rules, Now: t0}, res)
 	var kept []string
 	for _, pq := range part.quotas {

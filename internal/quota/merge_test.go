@@ -15,7 +15,7 @@ import (
 func partsOf(quotas []*policy.Quota, now time.Time, lists ...[]Archive) []*Part {
 	var parts []*Part
 	for _, own := range lists {
-		res := Resolve(quotas, own, Labels{})
+		res := Govern(quotas, own, Labels{})
 		parts = append(parts, ComputePart(Input{Archives: own, Quotas: res.Quotas, Rules: res.Rules, Now: now}, res))
 	}
 	return parts

@@ -49,7 +49,7 @@ type partQuota struct {
 
 // ComputePart resolves quotas over archives that no limit shares with archives outside
 // them (see Coupled), and computes them.
-func ComputePart(in Input, res *Resolution) *Part {
+func ComputePart(in Input, res *Governance) *Part {
 	out := Compute(in)
 	p := &Part{archives: in.Archives, rules: in.Rules, prune: out.Prune, NextExpiry: out.NextExpiry}
 	for qi := range out.Quotas {
@@ -69,8 +69,8 @@ func ComputePart(in Input, res *Resolution) *Part {
 // every part against the same quotas, in the same order. The archives are pointers into
 // the parts, read only: a pass merges every part, and copying each archive into one list
 // was much of what the manager allocated (docs/quota-controller.md).
-func Merge(quotas []*policy.Quota, parts []*Part) ([]*Archive, *Resolution, Result) {
-	res := Resolve(quotas, nil, Labels{})
+func Merge(quotas []*policy.Quota, parts []*Part) ([]*Archive, *Governance, Result) {
+	res := Govern(quotas, nil, Labels{})
 	total := 0
 	for _, p := range parts {
 		total += len(p.archives)

@@ -91,7 +91,7 @@ func TestMergeIsComputeOfAll(t *testing.T) {
 			if Coupled(quotas) {
 				t.Fatal("the random world has no limit across namespaces")
 			}
-			whole := Resolve(quotas, archives, labels)
+			whole := Govern(quotas, archives, labels)
 			want := Compute(Input{Archives: archives, Quotas: whole.Quotas, Rules: whole.Rules, Now: now})
 
 			var parts []*Part
@@ -101,7 +101,7 @@ func TestMergeIsComputeOfAll(t *testing.T) {
 					end++
 				}
 				own := archives[start:end:end]
-				res := Resolve(quotas, own, labels)
+				res := Govern(quotas, own, labels)
 				parts = append(parts, ComputePart(Input{Archives: own, Quotas: res.Quotas, Rules: res.Rules, Now: now}, res))
 				start = end
 			}

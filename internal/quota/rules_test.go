@@ -99,7 +99,7 @@ func TestRulesOf(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var quotas []*policy.Quota
 			tc.quotas(collect(t, &quotas))
-			res := Resolve(quotas, []Archive{archive}, tc.labels)
+			res := Govern(quotas, []Archive{archive}, tc.labels)
 			byKey := cmpopts.SortSlices(func(a, b Bound) bool { return a.Name < b.Name })
 			// What the spec wrote (Key, Level, Path, Written, Format) is policy's to test.
 			written := cmpopts.IgnoreFields(policy.Limit{}, "Key", "Level", "Path", "Written", "Format")
@@ -115,7 +115,7 @@ func TestResolutionQuotas(t *testing.T) {
 	add := collect(t, &quotas)
 	add(policy.FromClusterQuota(builder.ClusterQuota("default").PerPod(5, "").Obj()))
 	add(policy.FromCheckpointQuota(builder.Quota("preview", "shop").PerPod(1, "").Enforcement(cqv1.EnforcementDryRun).Obj()))
-	res := Resolve(quotas, nil, Labels{})
+	res := Govern(quotas, nil, Labels{})
 	want := []Meta{{Name: "ClusterCheckpointQuota default", Cluster: true}, {Name: "CheckpointQuota shop/preview", DryRun: true}}
 	if diff := cmp.Diff(want, res.Quotas); diff != "" {
 		t.Errorf("quotas (-want +got):\n%s", diff)
@@ -140,7 +140,7 @@ func TestConflictsToldOncePerLimitAndQuota(t *testing.T) {
 	for p := range 3 {
 		archives = append(archives, Archive{Namespace: "shop", Pod: fmt.Sprintf("pod-%d", p), Container: "c"})
 	}
-	res := Resolve(quotas, archives, Labels{})
+	res := Govern(quotas, archives, Labels{})
 
 	smallest := res.Conflicts(0)
 	if len(smallest) != MaxConflicts {
@@ -221,7 +221,7 @@ func TestHeldFor(t *testing.T) {
 				}
 				return nil
 			}}
-			res := Resolve([]*policy.Quota{q}, []Archive{{Name: "c", Namespace: "shop", Pod: "db-0", PodUID: "u", Container: "pg"}}, labels)
+			res := Govern([]*policy.Quota{q}, []Archive{{Name: "c", Namespace: "shop", Pod: "db-0", PodUID: "u", Container: "pg"}}, labels)
 			if got := res.Rules[0].Held == HeldByLabels; got != tc.want {
 				t.Errorf("held: %v, want %v (%q)", got, tc.want, res.Rules[0].Held)
 			}

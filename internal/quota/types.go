@@ -107,7 +107,7 @@ type Meta struct {
 type Input struct {
 	Archives []Archive
 	Quotas   []Meta
-	// Rules are the rules that govern each archive, indexed like Archives: Resolution.Rules.
+	// Rules are the rules that govern each archive, indexed like Archives: Governance.Rules.
 	// Archives of one container share one value.
 	Rules []*Rules
 	// Now is the time against which maxAge and orphan grace periods are measured.
