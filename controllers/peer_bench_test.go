@@ -107,6 +107,39 @@ func peerBed(b *testing.B, s peerSubject) (*benchBed, func(pids []int) float64) 
 	}
 }
 
+// peerPhase notes, for a phase of a scenario, where its CPU went (the apiserver, etcd and
+// each of the operator's processes) and the apiserver's requests per archive, and logs
+// both when it ends: the whole-system figure alone does not say what to cut.
+func peerPhase(b *testing.B, bed *benchBed, s peerSubject, phase string, pids []int, archives float64) (end func()) {
+	apiserver, etcd := bed.apiserverPID(b), bed.etcdPID(b)
+	procs := append([]int{apiserver, etcd}, pids...)
+	cpu0 := make([]float64, len(procs))
+	for i, pid := range procs {
+		cpu0[i] = procCPU(b, pid)
+	}
+	r0 := allRequests(b, bed.env.Config)
+	// The apiserver's profile of the phase's first 10 s (BENCH_PROFILE_DIR).
+	apiserverProfile(b, bed, strings.NewReplacer(" ", "-", "/", "-per-").Replace("apiserver-"+s.name()+"-"+phase), 10*time.Second)
+	return func() {
+		var out strings.Builder
+		fmt.Fprintf(&out, "%s, %s: CPU s", s.name(), phase)
+		for i, pid := range procs {
+			fmt.Fprintf(&out, " %s %.2f", procName(pid), procCPU(b, pid)-cpu0[i])
+		}
+		b.Log(out.String())
+		requestsPer(b, s.name()+", "+phase, r0, allRequests(b, bed.env.Config), 0, archives)
+	}
+}
+
+// procName is the name of a process's binary, from /proc/<pid>/comm.
+func procName(pid int) string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil {
+		return fmt.Sprint(pid)
+	}
+	return strings.TrimSpace(string(data))
+}
+
 // peerArchives writes peerPerContainer archives per container, the oldest first, and
 // returns the names of the peerKeep newest of each container, oldest first. Each is
 // modified when it was taken, a minute apart: CRIU's operator orders by modification time,
@@ -162,13 +195,17 @@ func peerBurstAndStreams(b *testing.B, s peerSubject, f map[string]float64) {
 	kept := peerArchives(b, dir)
 	pids := s.start(b, bed, dir)
 	s.ready(b, bed, peerContainers*peerPerContainer)
+	end := peerPhase(b, bed, s, "burst", pids, peerContainers*(peerPerContainer-peerKeep))
 	cpu0, t0 := cpu(pids), time.Now()
 	s.limit(b, bed, dir)
 	awaitKept(b, dir, kept, 10*time.Minute)
 	f["burst: s to 500 newest"] = time.Since(t0).Seconds()
 	f["burst: whole-system CPU s"] = cpu(pids) - cpu0
+	end()
 	for _, rate := range []int{20, 100} {
+		end := peerPhase(b, bed, s, fmt.Sprintf("stream %d/s", rate), pids, float64(rate*10))
 		peerStream(b, dir, kept, rate, 10*time.Second, cpu, pids, f)
+		end()
 	}
 }
 
@@ -252,11 +289,13 @@ func peerCold(b *testing.B, s peerSubject, f map[string]float64) {
 	dir := b.TempDir()
 	kept := peerArchives(b, dir)
 	s.limit(b, bed, dir)
+	end := peerPhase(b, bed, s, "cold start", nil, peerContainers*(peerPerContainer-peerKeep))
 	cpu0, t0 := cpu(nil), time.Now()
 	pids := s.start(b, bed, dir)
 	awaitKept(b, dir, kept, 10*time.Minute)
 	f["cold: s to 500 newest"] = time.Since(t0).Seconds()
 	f["cold: whole-system CPU s"] = cpu(pids) - cpu0
+	end()
 }
 
 func printPeerFigures(b *testing.B, subjects []peerSubject, figures map[string]map[string]float64) {
