@@ -40,16 +40,23 @@ import (
 type benchBed struct {
 	env  *testenv.Env
 	stop []func()
+	// kubeconfig is what the operators under measurement run with: env.Kubeconfig, or,
+	// with tokens (peerBed), a bearer token's.
+	kubeconfig string
 }
 
 func newBenchBed(b *testing.B) *benchBed {
+	return newBenchBedWith(b, testenv.Options{})
+}
+
+func newBenchBedWith(b *testing.B, opts testenv.Options) *benchBed {
 	b.Helper()
 	ctrl.SetLogger(logr.Discard())
-	e, err := testenv.Start(testenv.Options{})
+	e, err := testenv.Start(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
-	bed := &benchBed{env: e}
+	bed := &benchBed{env: e, kubeconfig: e.Kubeconfig}
 	b.Cleanup(bed.close)
 	return bed
 }

@@ -42,6 +42,8 @@ type peerSubject interface {
 	ready(b *testing.B, bed *benchBed, archives int)
 	// limit puts the limit of peerKeep per container in force.
 	limit(b *testing.B, bed *benchBed, dir string)
+	// tokens says the operator authenticates with a bearer token, not a client certificate.
+	tokens() bool
 }
 
 // BenchmarkPeer runs the burst, the streams and the cold start against checkpoint-quota
@@ -52,12 +54,20 @@ func BenchmarkPeer(b *testing.B) {
 	if os.Getenv("CHECKPOINT_QUOTA_BENCH_PEER") == "" {
 		b.Skip("run by make bench-peer (PEER_OPERATOR=/path/to/checkpoint-restore-operator to compare)")
 	}
-	subjects := []peerSubject{ours{label: "checkpoint-quota", bin: buildOurs(b, testenv.RepoRoot())}}
+	auth := os.Getenv("PEER_AUTH")
+	if auth != "" && auth != "token" && auth != "both" {
+		b.Fatalf("PEER_AUTH=%q: say token (the operators authenticate with a bearer token, as pods do), both (checkpoint-quota with either), or leave it empty (the test bed's client certificate)", auth)
+	}
+	bin := buildOurs(b, testenv.RepoRoot())
+	subjects := []peerSubject{ours{label: "checkpoint-quota", bin: bin, token: auth == "token"}}
+	if auth == "both" {
+		subjects = append(subjects, ours{label: "checkpoint-quota (token)", bin: bin, token: true})
+	}
 	if base := os.Getenv("CHECKPOINT_QUOTA_BENCH_PEER_BASE"); base != "" {
-		subjects = append(subjects, ours{label: "checkpoint-quota@" + base, bin: buildOurs(b, checkout(b, base))})
+		subjects = append(subjects, ours{label: "checkpoint-quota@" + base, bin: buildOurs(b, checkout(b, base)), token: auth == "token"})
 	}
 	if peer := os.Getenv("PEER_OPERATOR"); peer != "" {
-		subjects = append(subjects, criuOperator{bin: peer})
+		subjects = append(subjects, criuOperator{bin: peer, token: auth != ""})
 	} else {
 		b.Log("PEER_OPERATOR is not set: measuring checkpoint-quota alone, without CRIU's operator")
 	}
@@ -91,7 +101,14 @@ func buildOurs(b *testing.B, dir string) string {
 // peerBed is a fresh control plane with the namespaces and the Node, and the whole-system
 // CPU of the apiserver, etcd and the processes it is given.
 func peerBed(b *testing.B, s peerSubject) (*benchBed, func(pids []int) float64) {
-	bed := newBenchBed(b)
+	bed := newBenchBedWith(b, testenv.Options{TokenAuth: s.tokens()})
+	if s.tokens() {
+		kubeconfig, err := bed.env.TokenKubeconfig()
+		if err != nil {
+			b.Fatal(err)
+		}
+		bed.kubeconfig = kubeconfig
+	}
 	s.install(b, bed)
 	bed.namespaces(b, peerNamespaces, "peer")
 	if err := bed.env.Client.Create(context.Background(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "bench-node"}}); err != nil {
@@ -338,9 +355,14 @@ func printPeerFigures(b *testing.B, subjects []peerSubject, figures map[string]m
 
 // ours is checkpoint-quota: the manager and one node agent, as binaries, with their
 // default settings.
-type ours struct{ label, bin string }
+type ours struct {
+	label, bin string
+	token      bool
+}
 
 func (o ours) name() string { return o.label }
+
+func (o ours) tokens() bool { return o.token }
 
 func (ours) install(*testing.B, *benchBed) {}
 
@@ -352,9 +374,9 @@ func (ours) ready(b *testing.B, bed *benchBed, archives int) {
 }
 
 func (o ours) start(b *testing.B, bed *benchBed, dir string) []int {
-	manager := bed.process(b, filepath.Join(o.bin, "manager"), "--kubeconfig", bed.env.Kubeconfig,
+	manager := bed.process(b, filepath.Join(o.bin, "manager"), "--kubeconfig", bed.kubeconfig,
 		"--enable-webhooks=false", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=info")
-	agent := bed.process(b, filepath.Join(o.bin, "node-agent"), "--kubeconfig", bed.env.Kubeconfig, "--node-name", "bench-node",
+	agent := bed.process(b, filepath.Join(o.bin, "node-agent"), "--kubeconfig", bed.kubeconfig, "--node-name", "bench-node",
 		"--checkpoint-dir", dir, "--state-dir", b.TempDir(), "--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=info")
 	return []int{manager, agent}
 }
@@ -369,9 +391,14 @@ func (ours) limit(b *testing.B, bed *benchBed, _ string) {
 // criuOperator is CRIU's checkpoint-restore-operator, run as its binary outside a cluster:
 // its pod watcher needs an in-cluster configuration and does not run, which, with
 // retainOrphan (its default), changes nothing it decides here.
-type criuOperator struct{ bin string }
+type criuOperator struct {
+	bin   string
+	token bool
+}
 
 func (criuOperator) name() string { return "checkpoint-restore-operator" }
+
+func (c criuOperator) tokens() bool { return c.token }
 
 // criuKinds are the kinds the operator's controllers watch; it needs their CRDs to start.
 var criuKinds = []string{"CheckpointRestoreOperator", "CheckpointSchedule", "ForensicSnapshotChain", "PodRestore"}
@@ -411,7 +438,7 @@ spec:
 
 func (c criuOperator) start(b *testing.B, bed *benchBed, _ string) []int {
 	cmd := exec.Command(c.bin, "--metrics-bind-address=0", "--health-probe-bind-address=0")
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+bed.env.Kubeconfig)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+bed.kubeconfig)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
