@@ -288,7 +288,12 @@ func peerStream(b *testing.B, dir string, kept map[int][]string, rate int, d tim
 		poll()
 	}
 	if len(waiting) > 0 {
-		b.Fatalf("stream %d/s: %d displaced archives still on disk after 2 minutes", rate, len(waiting))
+		// An operator that falls that far behind still gets its figures, with these lags
+		// counted as what they are at least, so that one slow subject does not end the run.
+		b.Logf("stream %d/s: %d displaced archives still on disk after 2 minutes; their lag counts as the time waited", rate, len(waiting))
+		for _, p := range waiting {
+			lags = append(lags, time.Since(p.written))
+		}
 	}
 	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
 	key := fmt.Sprintf("stream %d/s: ", rate)
