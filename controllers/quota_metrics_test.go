@@ -89,4 +89,3 @@ func collected(t *testing.T, c prometheus.Collector) []string {
 	sort.Strings(out)
 	return out
 }
-
