@@ -173,6 +173,15 @@ func (q *Quota) Keys() []Key {
 	return keys
 }
 
+// limitRef is the quota's own limit k, which nothing changes once parsed; the zero Limit
+// when the quota does not set k.
+func (q *Quota) limitRef(k Key) *Limit {
+	if i := q.limitIndex(k); i >= 0 {
+		return &q.limits[i]
+	}
+	return &Limit{}
+}
+
 // Limit is the limit k of the quota; the zero Limit when the quota does not set k.
 func (q *Quota) Limit(k Key) Limit {
 	if i := q.limitIndex(k); i >= 0 {
