@@ -34,6 +34,7 @@ import (
 // +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpoints,verbs=get;list;watch;create;update;patch;delete;pin
 // +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpoints/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get
+// +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpointstores,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,resourceNames=checkpoints.checkpointquota.dev,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -165,6 +166,9 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 	// its own.
 	enqueueObject = ownArrivalsSkipped(enqueueObject, recs)
 	enqueueObject = deletionsObserved(enqueueObject, recs, r.deletions, r.witnesses)
+	if err := setupOffloader(mgr, cfg); err != nil {
+		return err
+	}
 	return builder.TypedControllerManagedBy[fileKey](mgr).
 		Named("checkpoint-archive").
 		WithOptions(controller.TypedOptions[fileKey]{MaxConcurrentReconciles: cfg.Workers}).
