@@ -8,6 +8,7 @@
 #   node.sh down   stops everything `up` started, unmounts what the kubelet and containerd
 #                  mounted, deletes the bridge and the node's directory
 #   node.sh restart NAME   stops and starts one component (kubelet, containerd ...) again
+#   node.sh import TARBALL...   imports images into the running node's runtime
 #
 #   RUNTIME       containerd (default); a parameter, so that another CRI runtime can follow
 #   NODE_NAME     default: cq-node
@@ -206,8 +207,14 @@ EOF
   start containerd env PATH="$BIN:$PATH" "$BIN/containerd" --config "$c/config.toml"
   wait_for containerd 60 "$BIN/ctr" --address "$c/containerd.sock" version
   images
-  for img in "$D"/images/*.tar; do
-    "$BIN/ctr" --address "$c/containerd.sock" -n k8s.io images import "$img" >&2
+  import_containerd "$D"/images/*.tar
+}
+
+# import_containerd TARBALL...: images into the CRI's namespace of the node's containerd.
+import_containerd() {
+  local img
+  for img in "$@"; do
+    "$BIN/ctr" --address "$D/containerd/containerd.sock" -n k8s.io images import "$img" >&2
   done
 }
 
@@ -382,9 +389,20 @@ restart() {
   log "restarted $1 (pid $(cat "$D/pids/$1"))"
 }
 
+# import TARBALL...: images (ctr's tarball format, as hack/node/tools/image writes them) into the
+# running node's runtime, such as cert-manager's (hack/node/cert-manager.sh) for its lane.
+import_images() {
+  [ -f "$envfile" ] || die "no node is up ($envfile missing)"
+  # shellcheck disable=SC1090
+  . "$envfile"
+  D=$NODE_DIR BIN=$NODE_BIN
+  "import_$RUNTIME" "$@"
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
   restart) restart "${2:?usage: $0 restart NAME}" ;;
-  *) echo "usage: $0 up|down|restart NAME" >&2; exit 2 ;;
+  import) shift; import_images "$@" ;;
+  *) echo "usage: $0 up|down|restart NAME|import TARBALL..." >&2; exit 2 ;;
 esac
