@@ -75,6 +75,8 @@ type Config struct {
 	// OffloadRetryBase and OffloadRetryMax bound the backoff between the attempts of an
 	// upload that fails.
 	OffloadRetryBase, OffloadRetryMax time.Duration
+	// StoreCheckInterval is how often each CheckpointStore is checked from this node.
+	StoreCheckInterval time.Duration
 }
 
 // Validate says what is wrong with the configuration, before anything contacts the cluster.
@@ -144,6 +146,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.OffloadRetryMax <= 0 {
 		c.OffloadRetryMax = DefaultOffloadRetryMax
+	}
+	if c.StoreCheckInterval <= 0 {
+		c.StoreCheckInterval = DefaultStoreCheckInterval
 	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}

@@ -144,7 +144,14 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 	if err := mgr.Add(&metricsRunnable{collector: newCollector(cfg.NodeName, state)}); err != nil {
 		return err
 	}
-	if err := mgr.Add(newNodeReporter(mgr.GetClient(), mgr.GetAPIReader(), cfg, state)); err != nil {
+	stores := newStoreClients(mgr.GetAPIReader(), cfg.OrphanNamespace)
+	checker := newStoreChecker(mgr.GetClient(), stores, cfg)
+	if err := mgr.Add(checker); err != nil {
+		return err
+	}
+	reporter := newNodeReporter(mgr.GetClient(), mgr.GetAPIReader(), cfg, state)
+	reporter.checks = checker
+	if err := mgr.Add(reporter); err != nil {
 		return err
 	}
 
@@ -166,7 +173,7 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 	// its own.
 	enqueueObject = ownArrivalsSkipped(enqueueObject, recs)
 	enqueueObject = deletionsObserved(enqueueObject, recs, r.deletions, r.witnesses)
-	if err := setupOffloader(mgr, cfg); err != nil {
+	if err := setupOffloader(mgr, cfg, stores); err != nil {
 		return err
 	}
 	return builder.TypedControllerManagedBy[fileKey](mgr).

@@ -76,12 +76,6 @@ type storedObject struct {
 	location cqv1.ArchiveLocation
 }
 
-// NewOffloader returns an Offloader for cfg.
-func NewOffloader(c client.Client, apiReader client.Reader, recorder events.EventRecorder, cfg Config) *Offloader {
-	return &Offloader{Client: c, APIReader: apiReader, Recorder: recorder, Config: cfg,
-		stores: newStoreClients(apiReader, cfg.OrphanNamespace), stored: map[types.NamespacedName]storedObject{}}
-}
-
 // Reconcile handles one Checkpoint of this node.
 func (o *Offloader) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	var c cqv1.Checkpoint

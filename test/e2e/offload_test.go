@@ -15,6 +15,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -135,6 +136,16 @@ spec:
 			time.Sleep(200 * time.Millisecond)
 		}
 		Eventually(converged, 90*time.Second).WithContext(ctx).Should(Succeed())
+
+		By("the store's status: what it holds, and that the node reaches and writes it")
+		Eventually(func(g Gomega) {
+			var st cqv1.CheckpointStore
+			g.Expect(env.Client.Get(ctx, client.ObjectKey{Name: "archive"}, &st)).To(Succeed())
+			g.Expect(st.Status.Objects).To(Equal(int64(5)))
+			for _, kind := range []string{cqv1.StoreConditionReachable, cqv1.StoreConditionWritable} {
+				g.Expect(meta.IsStatusConditionTrue(st.Status.Conditions, kind)).To(BeTrue(), "%s: %v", kind, st.Status.Conditions)
+			}
+		}, 60*time.Second).Should(Succeed())
 
 		By("kubectl get checkpoints says where each archive is")
 		out, stderr, err := env.Kubectl("", "get", "checkpoints", "-n", ns)
