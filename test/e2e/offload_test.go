@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
 	"github.com/checkpoint-quota/checkpoint-quota/test/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
 	"github.com/checkpoint-quota/checkpoint-quota/test/s3server"
 )
 
@@ -40,11 +43,14 @@ var _ = Describe("offload to a CheckpointStore", Ordered, issue32, func() {
 	BeforeAll(func(ctx context.Context) {
 		var err error
 		srv, err = s3server.Start(ctx, GinkgoT().TempDir())
+		if errors.Is(err, s3server.ErrUnavailable) {
+			Skip(err.Error())
+		}
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(srv.Kill)
 		Expect(srv.MakeBucket(ctx, bucket)).To(Succeed())
 		Expect(env.Client.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "archive-credentials", Namespace: posture.Namespace},
+			ObjectMeta: metav1.ObjectMeta{Name: "archive-credentials", Namespace: localrun.OrphanNamespace},
 			Data: map[string][]byte{cqv1.StoreSecretAccessKeyID: []byte(s3server.AccessKeyID),
 				cqv1.StoreSecretSecretAccessKey: []byte(s3server.SecretAccessKey)},
 		})).To(Succeed())
@@ -197,6 +203,51 @@ spec:
 		Expect(env.Client.Delete(ctx, victim)).To(Succeed())
 		Eventually(func(g Gomega) []string { return stored(g, ctx) }).WithContext(ctx).ShouldNot(ContainElement(victim.Status.Location.Key))
 		Expect(filesOf(Default, ns)).To(HaveLen(3))
+	})
+
+	It("still frees a node over perNode while the store is down, and says what it lost", func(ctx context.Context) {
+		srv.Kill()
+		DeferCleanup(func(ctx context.Context) {
+			_, _, _ = env.Kubectl("", "delete", "clustercheckpointquota", "offload-node")
+			Expect(srv.Restart(ctx)).To(Succeed())
+		})
+		entries, err := os.ReadDir(ckptDir)
+		Expect(err).NotTo(HaveOccurred())
+		onNode := 0
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".tar") {
+				onNode++
+			}
+		}
+		limit := onNode + 1
+		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: ClusterCheckpointQuota
+metadata: {name: offload-node}
+spec:
+  limits: {perNode: {checkpoints: `+strconv.Itoa(limit)+`}}
+  offload: {store: archive}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		for range 4 {
+			write(ctx)
+			time.Sleep(200 * time.Millisecond)
+		}
+		Eventually(func(g Gomega) int {
+			entries, err := os.ReadDir(ckptDir)
+			g.Expect(err).NotTo(HaveOccurred())
+			n := 0
+			for _, e := range entries {
+				if strings.HasSuffix(e.Name(), ".tar") {
+					n++
+				}
+			}
+			return n
+		}, 120*time.Second).Should(BeNumerically("<=", limit), "the node stays over perNode while the store is down")
+		Eventually(func(g Gomega) string {
+			out, _, err := env.Kubectl("", "get", "events", "-A", "--field-selector", "reason=OffloadLost", "-o", "name")
+			g.Expect(err).NotTo(HaveOccurred())
+			return out
+		}).ShouldNot(BeEmpty(), "no OffloadLost event says what the node rule deleted")
 	})
 
 	It("lets no tenant write a store, name one that is not granted to her namespace, or set where an archive is", func(ctx context.Context) {

@@ -40,6 +40,9 @@ type Server struct {
 	log      *os.File
 }
 
+// ErrUnavailable wraps the reason no server can run here: tests skip on it, saying why.
+var ErrUnavailable = errors.New("no S3 server on this machine")
+
 // Binary returns the weed binary: CHECKPOINT_S3_SERVER when set, else what hack/s3server.sh
 // builds or finds in its cache.
 func Binary() (string, error) {
@@ -48,7 +51,7 @@ func Binary() (string, error) {
 	}
 	out, err := exec.Command(filepath.Join(testenv.RepoRoot(), "hack", "s3server.sh")).Output()
 	if err != nil {
-		return "", fmt.Errorf("providing the S3 server with hack/s3server.sh: %w", err)
+		return "", fmt.Errorf("%w: hack/s3server.sh failed: %v", ErrUnavailable, err)
 	}
 	return strings.TrimSpace(string(out)), nil
 }
