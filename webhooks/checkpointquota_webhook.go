@@ -86,7 +86,7 @@ func (w *CheckpointQuotaWebhook) validate(ctx context.Context, old, q *cqv1.Chec
 	case len(errs) > 0:
 		return nil, invalid("CheckpointQuota", q.Name, errs)
 	}
-	others := append(normalise(quotas, policy.FromCheckpointQuota), normalise(clusterQuotas, policy.FromClusterQuota)...)
+	others := append(normalise(w.Quotas.Policies, quotas, policy.FromCheckpointQuota), normalise(w.Quotas.Policies, clusterQuotas, policy.FromClusterQuota)...)
 	if errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others); len(errs) > 0 {
 		return nil, invalid("CheckpointQuota", q.Name, errs)
 	}
