@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -54,6 +55,8 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 		spec := offloadOf(s.objects[p.Quota])
 		failing := meta.IsStatusConditionTrue(c.Status.Conditions, cqv1.CheckpointConditionOffloadFailed)
 		switch {
+		case p.Key == KeyOffloadAfter && (c.Status.Offload != nil || !r.storeAdmits(ctx, s, p, spec.Store)):
+			continue // only ever moved, never deleted
 		case spec == nil, c.IsPinned():
 			remaining = append(remaining, p)
 			continue
@@ -122,4 +125,83 @@ func (r *PruneReconciler) requestOffload(ctx context.Context, c *cqv1.Checkpoint
 		return nil
 	}
 	return err
+}
+
+// KeyOffloadAfter is the rule of an offload that offload.after asks for, while the limits
+// keep the archive: such an archive is only ever moved, never deleted.
+const KeyOffloadAfter = "offload.after"
+
+// aged adds to the plan the archives that the limits keep but that are older than the
+// offload.after of a quota governing them (a CheckpointQuota's before a cluster quota's),
+// and wakes the pass when the next one comes of age.
+func (r *PruneReconciler) aged(s *passScope, plan []quota.Prune) []quota.Prune {
+	if s.resolution == nil {
+		return plan
+	}
+	planned := make(map[int]bool, len(plan))
+	for _, p := range plan {
+		planned[p.Archive] = true
+	}
+	var next time.Time
+	for i, c := range s.live {
+		if planned[i] || i >= len(s.resolution.Rules) || c.IsPinned() || c.Status.Offload != nil ||
+			c.Spec.Archive == nil || c.Spec.Archive.CheckpointTime.IsZero() {
+			continue
+		}
+		rules := s.resolution.Rules[i]
+		if rules == nil || rules.Held != "" {
+			continue
+		}
+		q, after := r.offloadAfter(s, rules)
+		if q < 0 {
+			continue
+		}
+		due := c.Spec.Archive.CheckpointTime.Add(after)
+		if s.now.Before(due) {
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
+			continue
+		}
+		a := c.Spec.Archive
+		plan = append(plan, quota.Prune{Archive: i, Quota: q, Key: KeyOffloadAfter, Scope: c.PodNamespace() + "/" + a.PodName + "/" + a.ContainerName,
+			Reason: fmt.Sprintf("%s %s, taken %s ago", KeyOffloadAfter, after, s.now.Sub(a.CheckpointTime.Time).Round(time.Second))})
+	}
+	if !next.IsZero() && r.wake != nil {
+		r.wake.at(next)
+	}
+	return plan
+}
+
+// offloadAfter is the quota whose offload.after applies to archives under rules, and its
+// duration; -1 when none does.
+func (r *PruneReconciler) offloadAfter(s *passScope, rules *quota.Rules) (int, time.Duration) {
+	quotas := make([]int, 0, len(rules.Limits)+3)
+	for _, l := range rules.Limits {
+		quotas = append(quotas, l.Quota)
+	}
+	for _, ret := range []*quota.Retention{rules.MaxAge, rules.MaxSize, rules.Orphans} {
+		if ret != nil {
+			quotas = append(quotas, ret.Quota)
+		}
+	}
+	best, bestAfter, bestCluster := -1, time.Duration(0), true
+	for _, q := range quotas {
+		if q >= len(s.objects) || s.resolution.Quotas[q].DryRun {
+			continue
+		}
+		spec := offloadOf(s.objects[q])
+		if spec == nil || spec.After == nil {
+			continue
+		}
+		after, err := spec.After.Duration()
+		if err != nil || after <= 0 {
+			continue
+		}
+		cluster := s.resolution.Quotas[q].Cluster
+		if best < 0 || (bestCluster && !cluster) {
+			best, bestAfter, bestCluster = q, after, cluster
+		}
+	}
+	return best, bestAfter
 }

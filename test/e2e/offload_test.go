@@ -250,6 +250,25 @@ spec:
 		}).ShouldNot(BeEmpty(), "no OffloadLost event says what the node rule deleted")
 	})
 
+	It("moves the archives older than offload.after while the limits keep them, and deletes none", func(ctx context.Context) {
+		before := len(checkpointsIn(ctx, ns))
+		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: aged, namespace: `+ns+`}
+spec:
+  limits: {total: {checkpoints: 100}}
+  offload: {store: archive, after: 1s}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Eventually(func(g Gomega) {
+			g.Expect(filesOf(g, ns)).To(BeEmpty(), "archives an hour old stay on the node")
+			for _, c := range checkpointsIn(ctx, ns) {
+				g.Expect(c.Status.Location).NotTo(BeNil(), "%s is not stored", c.Name)
+			}
+		}, 240*time.Second).Should(Succeed())
+		Expect(checkpointsIn(ctx, ns)).To(HaveLen(before), "offload.after deleted an archive")
+	})
+
 	It("lets no tenant write a store, name one that is not granted to her namespace, or set where an archive is", func(ctx context.Context) {
 		other, err := env.CreateNamespace(ctx, "elsewhere")
 		Expect(err).NotTo(HaveOccurred())
