@@ -135,7 +135,7 @@ const KeyOffloadAfter = "offload.after"
 // offload.after of a quota governing them (a CheckpointQuota's before a cluster quota's),
 // and wakes the pass when the next one comes of age.
 func (r *PruneReconciler) aged(s *passScope, plan []quota.Prune) []quota.Prune {
-	if s.resolution == nil {
+	if s.resolution == nil || !anyOffloadAfter(s.objects) {
 		return plan
 	}
 	planned := make(map[int]bool, len(plan))
@@ -204,4 +204,14 @@ func (r *PruneReconciler) offloadAfter(s *passScope, rules *quota.Rules) (int, t
 		}
 	}
 	return best, bestAfter
+}
+
+// anyOffloadAfter says whether a quota sets offload.after: a pass without one looks at no archive for it.
+func anyOffloadAfter(objs []client.Object) bool {
+	for _, o := range objs {
+		if spec := offloadOf(o); spec != nil && spec.After != nil {
+			return true
+		}
+	}
+	return false
 }
