@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -26,6 +27,7 @@ import (
 	"github.com/checkpoint-quota/checkpoint-quota/test/archive"
 	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
 	"github.com/checkpoint-quota/checkpoint-quota/test/s3server"
+	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
 
 var issue32 = Label("issue32")
@@ -158,6 +160,30 @@ spec:
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(out).To(ContainSubstring("STORED-IN"))
 		Expect(strings.Count(out, " archive ")).To(Equal(5))
+	})
+
+	It("fetches an offloaded archive to a local file, byte for byte, with kubectl checkpoint-quota fetch", func(ctx context.Context) {
+		plugin := filepath.Join(GinkgoT().TempDir(), "kubectl-checkpoint_quota")
+		build := exec.CommandContext(ctx, "go", "build", "-o", plugin, "./cmd/kubectl-checkpoint_quota")
+		build.Dir = testenv.RepoRoot()
+		out, err := build.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+		var stored *cqv1.Checkpoint
+		for _, c := range checkpointsIn(ctx, ns) {
+			if c.Status.Location != nil {
+				stored = &c
+				break
+			}
+		}
+		Expect(stored).NotTo(BeNil())
+		file := filepath.Join(GinkgoT().TempDir(), "fetched.tar")
+		out, err = exec.CommandContext(ctx, plugin, "--kubeconfig", env.Kubeconfig, "-n", ns, "fetch", stored.Name, "-o", file).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+		Expect(string(out)).To(ContainSubstring("verified"))
+		data, err := os.ReadFile(file)
+		Expect(err).NotTo(HaveOccurred())
+		sum := sha256.Sum256(data)
+		Expect(hex.EncodeToString(sum[:])).To(Equal(sums[stored.Spec.Archive.FileName]))
 	})
 
 	It("keeps every file while the store is down, and moves them once it is back", func(ctx context.Context) {
