@@ -145,11 +145,11 @@ func (r *PruneReconciler) publish(ctx context.Context, s *passScope, res quota.R
 	views := map[policy.Ref]*QuotaView{}
 	for i, pq := range s.policies {
 		v := &QuotaView{Ref: pq.Ref, Generation: s.generations[pq.Ref], Result: res.Quotas[i],
-			Conflicts: s.resolution.Conflicts(i), Effective: s.resolution.Effective(i),
-			DryRun: s.resolution.Quotas[i].DryRun, Cluster: pq.Ref.Kind == policy.KindClusterQuota}
+			Conflicts: s.governance.Conflicts(i), Effective: s.governance.Effective(i),
+			DryRun: s.governance.Quotas[i].DryRun, Cluster: pq.Ref.Kind == policy.KindClusterQuota}
 		for _, p := range res.Quotas[i].Pending {
 			v.Pending = append(v.Pending, PendingArchive{Name: s.live[p.Archive].Name, Scope: p.Scope,
-				Key: p.Key, Reason: p.Reason, Size: s.live[p.Archive].Spec.Archive.SizeBytes})
+				Key: p.Rule, Reason: p.Reason, Size: s.live[p.Archive].Spec.Archive.SizeBytes})
 		}
 		views[pq.Ref] = v
 	}
