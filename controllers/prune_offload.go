@@ -55,12 +55,12 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 		spec := offloadOf(s.objects[p.Quota])
 		failing := meta.IsStatusConditionTrue(c.Status.Conditions, cqv1.CheckpointConditionOffloadFailed)
 		switch {
-		case p.Key == KeyOffloadAfter && (c.Status.Offload != nil || !r.storeAdmits(ctx, s, p, spec.Store)):
+		case p.Rule == KeyOffloadAfter && (c.Status.Offload != nil || !r.storeAdmits(ctx, s, p, spec.Store)):
 			continue // only ever moved, never deleted
 		case spec == nil, c.IsPinned():
 			remaining = append(remaining, p)
 			continue
-		case isNodeGuard(p.Key) && failing:
+		case isNodeGuard(p.Rule) && failing:
 			r.Recorder.Eventf(s.objects[p.Quota], corev1.EventTypeWarning, ReasonOffloadLost,
 				"Deleting %s/%s from node %s without storing it: %s, and the upload to CheckpointStore %s fails",
 				c.Namespace, c.Name, c.Spec.Archive.NodeName, p.Reason, spec.Store)
@@ -78,10 +78,10 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 			logf.FromContext(ctx).Info("Could not ask for an archive's offload; the next pass asks again", "checkpoint", c.Key(), "error", err.Error())
 			continue
 		}
-		k := [3]string{fmt.Sprint(p.Quota), p.Scope, p.Key}
+		k := [3]string{fmt.Sprint(p.Quota), p.Scope, p.Rule}
 		pg := groups[k]
 		if pg == nil {
-			pg = &pruneGroup{quota: p.Quota, scope: p.Scope, key: p.Key, reason: p.Reason}
+			pg = &pruneGroup{quota: p.Quota, scope: p.Scope, key: p.Rule, reason: p.Reason}
 			groups[k], stores[k] = pg, spec.Store
 			order = append(order, pg)
 		}
@@ -135,7 +135,7 @@ const KeyOffloadAfter = "offload.after"
 // offload.after of a quota governing them (a CheckpointQuota's before a cluster quota's),
 // and wakes the pass when the next one comes of age.
 func (r *PruneReconciler) aged(s *passScope, plan []quota.Prune) []quota.Prune {
-	if s.resolution == nil || !anyOffloadAfter(s.objects) {
+	if s.governance == nil || !anyOffloadAfter(s.objects) {
 		return plan
 	}
 	planned := make(map[int]bool, len(plan))
@@ -144,11 +144,11 @@ func (r *PruneReconciler) aged(s *passScope, plan []quota.Prune) []quota.Prune {
 	}
 	var next time.Time
 	for i, c := range s.live {
-		if planned[i] || i >= len(s.resolution.Rules) || c.IsPinned() || c.Status.Offload != nil ||
+		if planned[i] || i >= len(s.governance.Rules) || c.IsPinned() || c.Status.Offload != nil ||
 			c.Spec.Archive == nil || c.Spec.Archive.CheckpointTime.IsZero() {
 			continue
 		}
-		rules := s.resolution.Rules[i]
+		rules := s.governance.Rules[i]
 		if rules == nil || rules.Held != "" {
 			continue
 		}
@@ -164,7 +164,7 @@ func (r *PruneReconciler) aged(s *passScope, plan []quota.Prune) []quota.Prune {
 			continue
 		}
 		a := c.Spec.Archive
-		plan = append(plan, quota.Prune{Archive: i, Quota: q, Key: KeyOffloadAfter, Scope: c.PodNamespace() + "/" + a.PodName + "/" + a.ContainerName,
+		plan = append(plan, quota.Prune{Archive: i, Quota: q, Rule: KeyOffloadAfter, Scope: c.PodNamespace() + "/" + a.PodName + "/" + a.ContainerName,
 			Reason: fmt.Sprintf("%s %s, taken %s ago", KeyOffloadAfter, after, s.now.Sub(a.CheckpointTime.Time).Round(time.Second))})
 	}
 	if !next.IsZero() && r.wake != nil {
@@ -176,8 +176,8 @@ func (r *PruneReconciler) aged(s *passScope, plan []quota.Prune) []quota.Prune {
 // offloadAfter is the quota whose offload.after applies to archives under rules, and its
 // duration; -1 when none does.
 func (r *PruneReconciler) offloadAfter(s *passScope, rules *quota.Rules) (int, time.Duration) {
-	quotas := make([]int, 0, len(rules.Limits)+3)
-	for _, l := range rules.Limits {
+	quotas := make([]int, 0, len(rules.Bounds)+3)
+	for _, l := range rules.Bounds {
 		quotas = append(quotas, l.Quota)
 	}
 	for _, ret := range []*quota.Retention{rules.MaxAge, rules.MaxSize, rules.Orphans} {
@@ -187,7 +187,7 @@ func (r *PruneReconciler) offloadAfter(s *passScope, rules *quota.Rules) (int, t
 	}
 	best, bestAfter, bestCluster := -1, time.Duration(0), true
 	for _, q := range quotas {
-		if q >= len(s.objects) || s.resolution.Quotas[q].DryRun {
+		if q >= len(s.objects) || s.governance.Quotas[q].DryRun {
 			continue
 		}
 		spec := offloadOf(s.objects[q])
@@ -198,7 +198,7 @@ func (r *PruneReconciler) offloadAfter(s *passScope, rules *quota.Rules) (int, t
 		if err != nil || after <= 0 {
 			continue
 		}
-		cluster := s.resolution.Quotas[q].Cluster
+		cluster := s.governance.Quotas[q].Cluster
 		if best < 0 || (bestCluster && !cluster) {
 			best, bestAfter, bestCluster = q, after, cluster
 		}

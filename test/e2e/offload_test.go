@@ -111,7 +111,7 @@ spec:
 		sort.Strings(names) // the kubelet's names sort by time within one container
 		g.Expect(filesOf(g, ns)).To(Equal(names[len(names)-3:]), "the node holds the newest three")
 		var keys []string
-		for _, c := range checkpointsIn(ctx, ns) {
+		for _, c := range checkpointsIn(ctx, g, ns) {
 			if c.Status.Location == nil {
 				continue
 			}
@@ -135,7 +135,7 @@ spec:
 		sort.Strings(keys)
 		g.Expect(keys).To(HaveLen(len(names) - 3))
 		g.Expect(stored(g, ctx)).To(Equal(keys), "the store holds exactly the offloaded archives")
-		g.Expect(checkpointsIn(ctx, ns)).To(HaveLen(len(names)), "every archive keeps its Checkpoint")
+		g.Expect(checkpointsIn(ctx, g, ns)).To(HaveLen(len(names)), "every archive keeps its Checkpoint")
 	}
 
 	It("moves what the limits prune to the store, verified, and keeps the newest on the node", func(ctx context.Context) {
@@ -169,7 +169,7 @@ spec:
 		out, err := build.CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), string(out))
 		var stored *cqv1.Checkpoint
-		for _, c := range checkpointsIn(ctx, ns) {
+		for _, c := range checkpointsIn(ctx, Default, ns) {
 			if c.Status.Location != nil {
 				stored = &c
 				break
@@ -195,7 +195,7 @@ spec:
 		By("the uploads fail: the Checkpoints say so, and no file leaves the node")
 		Eventually(func(g Gomega) {
 			failing := 0
-			for _, c := range checkpointsIn(ctx, ns) {
+			for _, c := range checkpointsIn(ctx, g, ns) {
 				for _, cond := range c.Status.Conditions {
 					if cond.Type == cqv1.CheckpointConditionOffloadFailed && cond.Status == metav1.ConditionTrue {
 						failing++
@@ -209,7 +209,7 @@ spec:
 		By("the store back: everything converges, nothing lost")
 		Expect(srv.Restart(ctx)).To(Succeed())
 		Eventually(converged, 180*time.Second).WithContext(ctx).Should(Succeed())
-		for _, c := range checkpointsIn(ctx, ns) {
+		for _, c := range checkpointsIn(ctx, Default, ns) {
 			for _, cond := range c.Status.Conditions {
 				Expect(cond.Type == cqv1.CheckpointConditionOffloadFailed && cond.Status == metav1.ConditionTrue).To(BeFalse(),
 					"%s still says OffloadFailed", c.Name)
@@ -219,7 +219,7 @@ spec:
 
 	It("deletes the stored object of a Checkpoint that a person deletes", func(ctx context.Context) {
 		var victim *cqv1.Checkpoint
-		for _, c := range checkpointsIn(ctx, ns) {
+		for _, c := range checkpointsIn(ctx, Default, ns) {
 			if c.Status.Location != nil {
 				victim = &c
 				break
@@ -277,7 +277,7 @@ spec:
 	})
 
 	It("moves the archives older than offload.after while the limits keep them, and deletes none", func(ctx context.Context) {
-		before := len(checkpointsIn(ctx, ns))
+		before := len(checkpointsIn(ctx, Default, ns))
 		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
 kind: CheckpointQuota
 metadata: {name: aged, namespace: `+ns+`}
@@ -288,11 +288,11 @@ spec:
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Eventually(func(g Gomega) {
 			g.Expect(filesOf(g, ns)).To(BeEmpty(), "archives an hour old stay on the node")
-			for _, c := range checkpointsIn(ctx, ns) {
+			for _, c := range checkpointsIn(ctx, g, ns) {
 				g.Expect(c.Status.Location).NotTo(BeNil(), "%s is not stored", c.Name)
 			}
 		}, 240*time.Second).Should(Succeed())
-		Expect(checkpointsIn(ctx, ns)).To(HaveLen(before), "offload.after deleted an archive")
+		Expect(checkpointsIn(ctx, Default, ns)).To(HaveLen(before), "offload.after deleted an archive")
 	})
 
 	It("lets no tenant write a store, name one that is not granted to her namespace, or set where an archive is", func(ctx context.Context) {
