@@ -9,6 +9,8 @@
 #   CHECKPOINT_S3_SERVER  used as is when it names an executable
 #   SEAWEEDFS_VERSION     default: v0.0.0-20261109003541-7506e5f91cd6
 #   S3SERVER_CACHE        default: ${XDG_CACHE_HOME:-~/.cache}/checkpoint-quota/seaweedfs
+#   S3SERVER_CACHED_ONLY  when set, build nothing: print the cached binary or fail (exit 3),
+#                         as the tests do, so that a test never waits for a build
 set -euo pipefail
 
 if [ -n "${CHECKPOINT_S3_SERVER:-}" ] && [ -x "$CHECKPOINT_S3_SERVER" ]; then
@@ -26,11 +28,24 @@ if [ -x "$dest/weed" ]; then
 fi
 
 log() { echo "s3server: $*" >&2; }
+if [ -n "${S3SERVER_CACHED_ONLY:-}" ]; then
+  log "SeaweedFS $SEAWEEDFS_VERSION is not built yet: run hack/s3server.sh (.ci/run does) to build it into $dest"
+  exit 3
+fi
+# One build at a time: a second caller waits for the first, then finds its binary.
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+if [ -x "$dest/weed" ]; then
+  echo "$dest/weed"
+  exit 0
+fi
 log "building SeaweedFS $SEAWEEDFS_VERSION into $dest (first time only, many minutes)"
 
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+rm -rf "$dest.tmp"
 mkdir -p "$dest.tmp"
 (
   cd "$work"
