@@ -1,0 +1,90 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
+	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
+	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
+)
+
+// What a pass does with each prune of a quota that offloads: ask for the move, leave one in
+// flight alone, delete where a node rule must free the disk and the upload fails, and delete
+// as before without offload.
+func TestOffloadsTakeFromThePlan(t *testing.T) {
+	failing := metav1.Condition{Type: cqv1.CheckpointConditionOffloadFailed, Status: metav1.ConditionTrue, Reason: "OffloadFailed", LastTransitionTime: metav1.Now()}
+	cases := map[string]struct {
+		offload    bool
+		rule       string
+		requested  bool
+		failing    bool
+		wantDelete bool
+		wantAsked  bool
+		wantEvent  string
+	}{
+		"a limit of a quota that offloads: asked, not deleted": {offload: true, rule: "perContainer.checkpoints", wantAsked: true, wantEvent: "Normal Offloading"},
+		"asked already: in flight, neither asked again nor deleted": {offload: true, rule: "perContainer.checkpoints", requested: true},
+		"asked already and failing, under a limit: still waits": {offload: true, rule: "perContainer.checkpoints", requested: true, failing: true},
+		"a node rule and a failing upload: deleted, and said": {offload: true, rule: "perNode.checkpoints", requested: true, failing: true,
+			wantDelete: true, wantEvent: "Warning OffloadLost"},
+		"no offload: deleted as before": {rule: "perContainer.checkpoints", wantDelete: true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			q := builder.ClusterQuota("cq").Obj()
+			if tc.offload {
+				q.Spec.Offload = &cqv1.OffloadSpec{Store: "archive"}
+			}
+			c := builder.Checkpoint("c-1", "shop").Of("web-0", "uid-1", "app").Size(1<<20, "1048576").Obj()
+			if tc.requested {
+				c.Status.Offload = &cqv1.OffloadRequest{Store: "archive"}
+			}
+			if tc.failing {
+				meta.SetStatusCondition(&c.Status.Conditions, failing)
+			}
+			cl := fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(q, c).WithStatusSubresource(&cqv1.Checkpoint{}).Build()
+			live := &cqv1.Checkpoint{}
+			must(t, cl.Get(ctx, client.ObjectKeyFromObject(c), live))
+			events := record.NewFakeRecorder(10)
+			r := &PruneReconciler{Client: cl, Views: NewViewStore(), Recorder: events}
+			s := &passScope{live: []liveCheckpoint{liveOf(live)}, objects: []client.Object{q},
+				nsLabels: map[string]map[string]string{}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{}}
+			left := r.offloads(ctx, s, []quota.Prune{{Archive: 0, Quota: 0, Rule: tc.rule, Scope: "shop/web-0/app", Reason: tc.rule + " 2/1"}})
+			if got := len(left) == 1; got != tc.wantDelete {
+				t.Errorf("left to delete: %v; want %v", got, tc.wantDelete)
+			}
+			after := &cqv1.Checkpoint{}
+			must(t, cl.Get(ctx, client.ObjectKeyFromObject(c), after))
+			asked := !tc.requested && after.Status.Offload != nil
+			if asked != tc.wantAsked {
+				t.Errorf("status.offload set now: %v; want %v", asked, tc.wantAsked)
+			}
+			if tc.wantAsked {
+				if diff := cmp.Diff(&cqv1.OffloadRequest{Store: "archive", Reason: tc.rule + " 2/1"}, after.Status.Offload); diff != "" {
+					t.Errorf("status.offload (-want +got):\n%s", diff)
+				}
+			}
+			var got string
+			select {
+			case e := <-events.Events:
+				got = e
+			default:
+			}
+			if !strings.HasPrefix(got, tc.wantEvent) || (tc.wantEvent == "" && got != "") {
+				t.Errorf("event %q; want one starting %q", got, tc.wantEvent)
+			}
+		})
+	}
+}
