@@ -55,8 +55,6 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 		spec := offloadOf(s.objects[p.Quota])
 		failing := meta.IsStatusConditionTrue(c.Status.Conditions, cqv1.CheckpointConditionOffloadFailed)
 		switch {
-		case p.Rule == KeyOffloadAfter && (c.Status.Offload != nil || !r.storeAdmits(ctx, s, p, spec.Store)):
-			continue // only ever moved, never deleted
 		case spec == nil, c.IsPinned():
 			remaining = append(remaining, p)
 			continue
@@ -69,9 +67,9 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 		case c.Status.Offload != nil:
 			continue // in flight
 		case !r.storeAdmits(ctx, s, p, spec.Store):
-			// A tenant's quota whose store no longer admits its namespace: its limits hold
-			// as if it had no offload.
-			remaining = append(remaining, p)
+			// Not known to admit it (a store or namespace the cache does not show yet), or a
+			// tenant's quota whose store no longer admits its namespace: when in doubt, the
+			// file stays, neither moved nor deleted.
 			continue
 		}
 		if err := r.requestOffload(ctx, c.Checkpoint, spec.Store, p.Reason); err != nil {
@@ -100,7 +98,8 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 const ReasonOffloadLost = "OffloadLost"
 
 // storeAdmits says whether the quota of p may use the store: a cluster quota always; a
-// CheckpointQuota only where the store's namespaceSelector selects its namespace now.
+// CheckpointQuota only where the store's namespaceSelector selects its namespace now, as
+// far as the cache shows them. A store that does not admit it is said on the quota.
 func (r *PruneReconciler) storeAdmits(ctx context.Context, s *passScope, p quota.Prune, name string) bool {
 	q, ok := s.objects[p.Quota].(*cqv1.CheckpointQuota)
 	if !ok {
@@ -110,8 +109,23 @@ func (r *PruneReconciler) storeAdmits(ctx context.Context, s *passScope, p quota
 	if err := r.Client.Get(ctx, client.ObjectKey{Name: name}, &store); err != nil {
 		return false
 	}
-	return store.Admits(s.nsLabels[q.Namespace])
+	labels, known := s.nsLabels[q.Namespace]
+	if !known {
+		if labels, known = r.namespaceLabels(ctx, q.Namespace); !known {
+			return false
+		}
+	}
+	if !store.Admits(labels) {
+		r.Recorder.Eventf(q, corev1.EventTypeWarning, ReasonOffloadRefused,
+			"CheckpointStore %s does not admit namespace %s: what this quota prunes stays on its node", name, q.Namespace)
+		return false
+	}
+	return true
 }
+
+// ReasonOffloadRefused is the warning of a CheckpointQuota whose store does not admit its
+// namespace (any more: admission refuses it when the quota is written).
+const ReasonOffloadRefused = "OffloadRefused"
 
 // requestOffload sets status.offload, on the resourceVersion the pass decided with: a
 // Checkpoint pinned or changed meanwhile is decided again.
