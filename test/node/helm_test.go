@@ -103,7 +103,7 @@ spec: {limits: {perContainer: {checkpoints: %d}}}
 					g.Expect(a.PodUID).To(Equal(p.UID), "the archive's pod UID is the pod's")
 					g.Expect(a.ContainerName).To(Equal("work"))
 					g.Expect(a.NodeName).To(Equal(node["NODE_NAME"]))
-					g.Expect(a.Runtime).To(Equal("containerd"))
+					g.Expect(a.Runtime).To(Equal(nodeRuntime()))
 					g.Expect(a.Image).To(ContainSubstring(node["WORKLOAD_IMAGE"]))
 					kept = append(kept, file)
 				}
