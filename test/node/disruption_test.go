@@ -125,7 +125,7 @@ func leaderDeleted(ctx context.Context, ns string, pod *corev1.Pod) {
 // CRIU's images and its own word that the dump finished. It cannot restore it here: the
 // kubelet has no restore API, and containerd 2.4.2's CRI has no restore path (its
 // internal/cri/server implements CheckpointContainer only); CRI-O restores from a checkpoint
-// image (issue 35's node).
+// image, which the suite does not build.
 func restorable(file string) {
 	GinkgoHelper()
 	entries := tarEntries(filepath.Join(node["CHECKPOINT_DIR"], file))
@@ -140,6 +140,10 @@ func restorable(file string) {
 		}
 	}
 	Expect(pages).To(BeNumerically(">", 0), "CRIU's memory pages")
-	Skip("restoring " + file + " needs a runtime with a restore path: the kubelet has none and containerd " +
-		"2.4.2's CRI implements checkpointing only; the archive holds a complete CRIU dump (checked above)")
+	why := "containerd 2.4.2's CRI implements checkpointing only"
+	if node["RUNTIME"] == "crio" {
+		why = "CRI-O restores from an OCI image holding the archive, which this suite does not build (docs/real-node-crio.md, \"Restore\")"
+	}
+	Skip("restoring " + file + " needs a runtime with a restore path: the kubelet has none and " + why +
+		"; the archive holds a complete CRIU dump (checked above)")
 }
