@@ -35,6 +35,8 @@ runtime_crio() {
   # (hack/node/tools/oomclamp), which raises a negative oomScoreAdj to 0 before runc starts.
   printf '#!/bin/sh\nexec %q %q "$@"\n' "$TOOLS/oomclamp" "$BIN/runc" > "$c/runc"
   chmod 0755 "$c/runc"
+  # The signature policy is copyimg's alone: CRI-O has none (it pulls nothing here), since
+  # with one it refuses to restore from a checkpoint image (server/container_restore.go).
   echo '{"default": [{"type": "insecureAcceptAnything"}]}' > "$c/policy.json"
   # A short name (cq-workload:node) resolves to docker.io, as on a stock CRI-O node; the
   # images are found in the storage, never pulled.
@@ -75,7 +77,6 @@ monitor_env = ["PATH=$BIN:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 pause_image = "registry.k8s.io/pause:3.10.1"
 pause_command = "/pause"
 pinned_images = ["registry.k8s.io/pause:3.10.1"]
-signature_policy = "$c/policy.json"
 big_files_temporary_dir = "$c/tmp"
 namespaced_auth_dir = "$c/auth"
 signature_policy_dir = "$c/policies"
