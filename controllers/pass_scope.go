@@ -183,22 +183,32 @@ func (r *PruneReconciler) loadQuotas(ctx context.Context, s *passScope) error {
 	if err != nil {
 		return err
 	}
-	parsed := map[policy.Ref]parsedQuota{}
+	if r.Policies == nil {
+		r.Policies = policy.NewParsed()
+	}
 	for i := range cqs {
 		cq := &cqs[i]
 		ref := policy.Ref{Kind: policy.KindQuota, Namespace: cq.Namespace, Name: cq.Name}
-		q, err := r.parsed.policy(parsed, ref, cq, func() (*policy.Quota, error) { return policy.FromCheckpointQuota(cq) })
+		q, err := r.Policies.Quota(cq, func() (*policy.Quota, error) { return policy.FromCheckpointQuota(cq) })
 		s.addQuota(cq, ref, q, err)
 	}
 	for i := range ccqs {
 		ccq := &ccqs[i]
 		ref := policy.Ref{Kind: policy.KindClusterQuota, Name: ccq.Name}
-		q, err := r.parsed.policy(parsed, ref, ccq, func() (*policy.Quota, error) { return policy.FromClusterQuota(ccq) })
+		q, err := r.Policies.Quota(ccq, func() (*policy.Quota, error) { return policy.FromClusterQuota(ccq) })
 		s.addQuota(ccq, ref, q, err)
 	}
+	// The policies of quotas gone go; admission parses again one that it reads meanwhile.
+	listed := make(map[types.UID]bool, len(cqs)+len(ccqs))
+	for i := range cqs {
+		listed[cqs[i].UID] = true
+	}
+	for i := range ccqs {
+		listed[ccqs[i].UID] = true
+	}
+	r.Policies.Keep(func(uid types.UID) bool { return listed[uid] })
 	s.quotas, s.coupled = quotasPrint(cqs, ccqs), quota.Coupled(s.policies)
 	s.unparsed = slices.SortedFunc(maps.Keys(s.invalid), func(a, b policy.Ref) int { return strings.Compare(a.String(), b.String()) })
-	r.parsed = parsed
 	return nil
 }
 
@@ -232,33 +242,6 @@ func quotasPrint(cqs []cqv1.CheckpointQuota, ccqs []cqv1.ClusterCheckpointQuota)
 		fmt.Fprintf(&fp, "%s/%s/%d;", ccqs[i].Name, ccqs[i].UID, ccqs[i].Generation)
 	}
 	return fp.String()
-}
-
-// parsedQuotas holds each quota's policy as a pass parsed it, by the quota's reference.
-type parsedQuotas map[policy.Ref]parsedQuota
-
-// parsedQuota is a quota's policy (or why it does not parse) for one UID and generation:
-// the policy follows the spec alone, and a spec change raises the generation.
-type parsedQuota struct {
-	uid        types.UID
-	generation int64
-	policy     *policy.Quota
-	err        error
-}
-
-// policy is the quota's policy: the one parsed before while its UID and generation stay,
-// else what parse gives. Either way it goes into next, the policies of this pass. A
-// policy is never changed once parsed, so the parts that passes keep share one copy of
-// each: a copy parsed per pass stayed alive in every part computed by that pass, up to one
-// copy of every quota per namespace (docs/quota-controller.md).
-func (p parsedQuotas) policy(next parsedQuotas, ref policy.Ref, obj client.Object, parse func() (*policy.Quota, error)) (*policy.Quota, error) {
-	pq, ok := p[ref]
-	if !ok || pq.uid != obj.GetUID() || pq.generation != obj.GetGeneration() {
-		pq = parsedQuota{uid: obj.GetUID(), generation: obj.GetGeneration()}
-		pq.policy, pq.err = parse()
-	}
-	next[ref] = pq
-	return pq.policy, pq.err
 }
 
 // remember updates, from what the pass read, what the reconciler keeps between passes: the

@@ -213,8 +213,8 @@ func TestPassesShareParsedPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	load()
-	if _, kept := r.parsed[brokenRef]; kept {
-		t.Errorf("the policy of the deleted %s is still kept", brokenRef)
+	if n := r.Policies.Len(); n != 2 {
+		t.Errorf("%d policies kept after %s was deleted, want 2 (%s and %s)", n, brokenRef, shopRef, "ClusterCheckpointQuota all")
 	}
 }
 

@@ -67,6 +67,9 @@ type PruneReconciler struct {
 	CountInterval time.Duration
 	// QuotaUpdates and ClusterQuotaUpdates tell the quota controllers that a new view is ready.
 	QuotaUpdates, ClusterQuotaUpdates chan event.GenericEvent
+	// Policies keeps the quotas' policies from one pass to the next, shared with admission
+	// (cmd/manager); nil is a set of the reconciler's own.
+	Policies *policy.Parsed
 
 	wake *wakeups
 
@@ -82,8 +85,6 @@ type PruneReconciler struct {
 	counted countTimes
 	// parts keeps each namespace's computation from one pass to the next.
 	parts partCache
-	// parsed keeps the quotas' policies from one pass to the next.
-	parsed parsedQuotas
 	// gone remembers the labels of the pods this manager saw deleted.
 	gone goneLabels
 	// checkpoints and pods are the cache's stores of Checkpoints and of pod metadata

@@ -8,6 +8,8 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
 // Options configure the controllers.
@@ -25,6 +27,9 @@ type Options struct {
 	StatusInterval time.Duration
 	// BatchDelay is how long a change waits for others before the usage is recomputed.
 	BatchDelay time.Duration
+	// Policies holds the quotas' parsed policies, shared with admission; nil: the pruning
+	// controller's own.
+	Policies *policy.Parsed
 }
 
 // DefaultOptions are the manager's defaults.
@@ -58,7 +63,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ViewStore, error)
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Views: views, Recorder: recorder, Clock: o.Clock,
 		RateClock: clock.RealClock{}, ResyncPeriod: o.ResyncPeriod, Concurrency: o.PruneConcurrency, BatchDelay: o.BatchDelay,
 		CountInterval: o.StatusInterval,
-		QuotaUpdates:  quotaUpdates, ClusterQuotaUpdates: clusterUpdates,
+		QuotaUpdates:  quotaUpdates, ClusterQuotaUpdates: clusterUpdates, Policies: o.Policies,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}

@@ -144,7 +144,7 @@ func (w *CheckpointWebhook) quotas(ctx context.Context, ns string) ([]*policy.Qu
 	if err != nil {
 		return nil, fmt.Errorf("listing ClusterCheckpointQuotas: %w", err)
 	}
-	return append(normalise(cqs, policy.FromCheckpointQuota), normalise(ccqs, policy.FromClusterQuota)...), nil
+	return append(normalise(w.Quotas.Policies, cqs, policy.FromCheckpointQuota), normalise(w.Quotas.Policies, ccqs, policy.FromClusterQuota)...), nil
 }
 
 // pinWorld is what a pin is checked against: archives, the first the candidate.

@@ -80,7 +80,7 @@ func (w *CheckpointQuotaWebhook) validate(ctx context.Context, old, q *cqv1.Chec
 	case known:
 		nsLabels[q.Namespace] = labels
 	}
-	others := append(normalise(quotas, policy.FromCheckpointQuota), normalise(clusterQuotas, policy.FromClusterQuota)...)
+	others := append(normalise(w.Quotas.Policies, quotas, policy.FromCheckpointQuota), normalise(w.Quotas.Policies, clusterQuotas, policy.FromClusterQuota)...)
 	if errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others); len(errs) > 0 {
 		return nil, invalid("CheckpointQuota", q.Name, errs)
 	}

@@ -68,7 +68,7 @@ func (w *ClusterCheckpointQuotaWebhook) validate(ctx context.Context, old, q *cq
 	if err != nil {
 		return nil, unavailable("listing ClusterCheckpointQuotas", err)
 	}
-	others := normalise(clusterQuotas, policy.FromClusterQuota)
+	others := normalise(w.Quotas.Policies, clusterQuotas, policy.FromClusterQuota)
 	if errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others); len(errs) > 0 {
 		return nil, invalid("ClusterCheckpointQuota", q.Name, errs)
 	}

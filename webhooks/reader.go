@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
 // cacheLag is how long admission waits for the cache to show a quota that the apiserver
@@ -34,6 +35,9 @@ type QuotaReader struct {
 	Cache client.Reader
 	// Live reads the apiserver directly (mgr.GetAPIReader()).
 	Live client.Reader
+	// Policies keeps the quotas' parsed policies, so that an admission does not parse
+	// every other quota again; nil parses them on each admission.
+	Policies *policy.Parsed
 }
 
 // NamespaceQuotas are the CheckpointQuotas of a namespace as the apiserver has them now.

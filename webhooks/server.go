@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,21 +37,28 @@ const (
 // scope so that a quota created a moment ago is seen by the next admission (QuotaReader).
 // The informers they read are asked for here, so that the cache starts and syncs them
 // with the manager rather than on the first admission.
-func SetupWithManager(mgr ctrl.Manager) error {
+//
+// policies holds the quotas' parsed policies, shared with the pruning pass (nil: the
+// webhooks' own); a deleted quota's goes when the cache sees the deletion.
+func SetupWithManager(mgr ctrl.Manager, policies *policy.Parsed) error {
 	if mgr == nil {
 		return fmt.Errorf("webhooks need a manager")
 	}
-	if err := mgr.Add(warmInformers{cache: mgr.GetCache()}); err != nil {
+	if policies == nil {
+		policies = policy.NewParsed()
+	}
+	if err := mgr.Add(warmInformers{cache: mgr.GetCache(), policies: policies}); err != nil {
 		return err
 	}
-	return Register(mgr.GetWebhookServer(), mgr.GetScheme(), &QuotaReader{Cache: mgr.GetClient(), Live: mgr.GetAPIReader()})
+	return Register(mgr.GetWebhookServer(), mgr.GetScheme(), &QuotaReader{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), Policies: policies})
 }
 
 // warmInformers asks the cache for the informers that admission reads as soon as the
 // manager starts, on every replica (not only the leader), so that they sync with the
 // manager rather than on the first admission.
 type warmInformers struct {
-	cache cache.Cache
+	cache    cache.Cache
+	policies *policy.Parsed
 }
 
 // NeedLeaderElection is false: every replica serves admissions.
@@ -62,11 +70,29 @@ func (w warmInformers) Start(ctx context.Context) error {
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	for _, obj := range []client.Object{&cqv1.CheckpointQuota{}, &cqv1.ClusterCheckpointQuota{}, ns} {
-		if _, err := w.cache.GetInformer(ctx, obj); err != nil {
+		inf, err := w.cache.GetInformer(ctx, obj)
+		if err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "Starting an informer for admission", "kind", fmt.Sprintf("%T", obj))
+			continue
+		}
+		if obj == ns {
+			continue
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: w.forget}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Watching the deletions of quotas", "kind", fmt.Sprintf("%T", obj))
 		}
 	}
 	return nil
+}
+
+// forget drops the policy of a deleted quota.
+func (w warmInformers) forget(obj any) {
+	if d, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if o, ok := obj.(client.Object); ok {
+		w.policies.Forget(o.GetUID())
+	}
 }
 
 // Register adds both kinds' webhooks to a webhook server.
@@ -117,10 +143,12 @@ func unavailable(what string, err error) error {
 
 // normalise turns quotas into policy quotas, skipping any that does not parse (one
 // admitted before the webhook existed): it cannot be compared, and must not block others.
-func normalise[T any](items []T, from func(*T) (*policy.Quota, error)) []*policy.Quota {
+// Each quota is parsed once per generation (policy.Parsed), not on every admission.
+func normalise[T any, P quotaObject[T]](parsed *policy.Parsed, items []T, from func(P) (*policy.Quota, error)) []*policy.Quota {
 	out := make([]*policy.Quota, 0, len(items))
 	for i := range items {
-		if q, err := from(&items[i]); err == nil {
+		obj := P(&items[i])
+		if q, err := parsed.Quota(obj, func() (*policy.Quota, error) { return from(obj) }); err == nil {
 			out = append(out, q)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 	"github.com/checkpoint-quota/checkpoint-quota/webhooks"
@@ -27,7 +28,7 @@ var _ = BeforeSuite(func() {
 	var err error
 	env, err = testenv.Start(testenv.Options{Webhooks: true})
 	Expect(err).NotTo(HaveOccurred())
-	server, err = env.StartWebhookServer(webhooks.SetupWithManager)
+	server, err = env.StartWebhookServer(func(mgr ctrl.Manager) error { return webhooks.SetupWithManager(mgr, nil) })
 	Expect(err).NotTo(HaveOccurred())
 })
 
@@ -43,7 +44,7 @@ var _ = AfterSuite(func() {
 // restartServer starts the webhook server again after a spec stopped it.
 func restartServer() {
 	var err error
-	server, err = env.StartWebhookServer(webhooks.SetupWithManager)
+	server, err = env.StartWebhookServer(func(mgr ctrl.Manager) error { return webhooks.SetupWithManager(mgr, nil) })
 	Expect(err).NotTo(HaveOccurred())
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/logging"
 	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/memlimit"
 	"github.com/checkpoint-quota/checkpoint-quota/controllers"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
 var scheme = runtime.NewScheme()
@@ -139,14 +140,16 @@ func main() {
 		log.Error(err, "Could not set up the certificate rotation")
 		os.Exit(1)
 	}
+	// The quotas' parsed policies, shared by admission and the pruning pass.
+	policies := policy.NewParsed()
 	if o.enableWebhooks {
-		if err := setupWebhooks(mgr); err != nil {
+		if err := setupWebhooks(mgr, policies); err != nil {
 			log.Error(err, "Could not set up the webhooks")
 			os.Exit(1)
 		}
 	}
 	if o.enableControllers {
-		if err := setupControllers(ctx, mgr, o); err != nil {
+		if err := setupControllers(ctx, mgr, o, policies); err != nil {
 			log.Error(err, "Could not set up the controllers")
 			os.Exit(1)
 		}

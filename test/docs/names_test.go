@@ -314,6 +314,9 @@ var cited = map[string]bool{
 	"storeSnapshotter": true, "CBORServingAndStorage": true, "ClientsAllowCBOR": true, "ClientsPreferCBOR": true,
 	// cert-manager's feature gate (docs/deployment.md)
 	"CAInjectorMerging": true,
+	// cert-manager's version variables and cmctl's renewal condition (docs/real-node.md,
+	// "The cert-manager lane")
+	"AppVersion": true, "AppGitCommit": true, "Issuing": true, "ManuallyTriggered": true,
 	// Linux's /proc/PID/status (docs/quota-controller.md)
 	"VmHWM": true,
 }

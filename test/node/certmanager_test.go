@@ -172,7 +172,9 @@ var _ = Describe("Installed with kustomize, config/default, with cert-manager", 
 		expectWebhookRefusal(ns)
 		Eventually(func(g Gomega) {
 			cert, roots, ca := secretCert(ctx, g)
-			for addr, serial := range servedSerials(ctx, g, roots) {
+			served := servedSerials(ctx, g, roots)
+			g.Expect(served).To(HaveLen(2), "config/manager runs two replicas, both behind the Service")
+			for addr, serial := range served {
 				g.Expect(serial).To(Equal(cert.SerialNumber), "%s serves the Secret's certificate", addr)
 			}
 			// cert-manager's cainjector put the same CA into both webhook configurations.
