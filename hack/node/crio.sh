@@ -31,6 +31,9 @@ runtime_crio() {
   mkdir -p "$c/conf.d" "$c/run" "$c/tmp"
   RUNTIME_ENDPOINT="unix://$c/crio.sock"
   crio_hugetlb
+  # containers/image (copyimg's and CRI-O's) keeps a blob cache in /var/lib/containers/cache,
+  # a fixed path for root; down removes it where the node made it.
+  [ -e /var/lib/containers ] || touch "$D/var-lib-containers.made"
   # CRI-O has no setting like containerd's restrict_oom_score_adj: runc goes through oomclamp
   # (hack/node/tools/oomclamp), which raises a negative oomScoreAdj to 0 before runc starts.
   printf '#!/bin/sh\nexec %q %q "$@"\n' "$TOOLS/oomclamp" "$BIN/runc" > "$c/runc"
@@ -124,7 +127,8 @@ crio_hugetlb() {
 }
 
 # crio_down (for node.sh's down, after the runtime and the pods' cgroups are gone): unmounts
-# the hugetlb hierarchy the node mounted, and removes CRI-O's fixed directories when empty.
+# the hugetlb hierarchy the node mounted, and removes CRI-O's fixed directories when empty and
+# containers/image's blob cache when the node made it.
 crio_down() {
   if [ -f "$D/hugetlb.mounted" ]; then
     local h
@@ -134,4 +138,8 @@ crio_down() {
     rmdir "$h" 2>/dev/null || true
   fi
   rmdir /var/run/crio/seccomp /var/run/crio 2>/dev/null || true
+  if [ -f "$D/var-lib-containers.made" ]; then
+    rm -f /var/lib/containers/cache/blob-info-cache-v1.sqlite
+    rmdir /var/lib/containers/cache /var/lib/containers 2>/dev/null || true
+  fi
 }
