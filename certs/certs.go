@@ -83,8 +83,9 @@ func (o *Options) resolveNamespace() error {
 // Setup adds certificate rotation to mgr: a CA and a serving certificate kept valid in the
 // Secret, that Secret mirrored into CertDir, and the CA patched into both webhook
 // configurations. ready is closed once the files are in place and the CA is injected; pass the
-// same channel to WaitForReady for the webhook server.
-func Setup(mgr manager.Manager, o Options, ready chan struct{}) error {
+// same channel to WaitForReady for the webhook server. ctx bounds what Setup reads and writes
+// before it returns: the Secret, and the first certificate.
+func Setup(ctx context.Context, mgr manager.Manager, o Options, ready chan struct{}) error {
 	if mgr == nil || ready == nil {
 		return errors.New("certificate rotation needs a manager and a ready channel")
 	}
@@ -102,13 +103,13 @@ func Setup(mgr manager.Manager, o Options, ready chan struct{}) error {
 		hooks = append(hooks, rotator.WebhookInfo{Name: o.MutatingWebhookName, Type: rotator.Mutating})
 	}
 	key := types.NamespacedName{Namespace: o.Namespace, Name: o.SecretName}
-	if err := mgr.GetAPIReader().Get(context.Background(), key, &corev1.Secret{}); apierrors.IsNotFound(err) {
+	if err := mgr.GetAPIReader().Get(ctx, key, &corev1.Secret{}); apierrors.IsNotFound(err) {
 		return fmt.Errorf("certificate rotation: Secret %s not found: the manager keeps its CA and certificate there and may update it but not create it; "+
 			"create it with \"kubectl -n %s create secret generic %s\", or deploy config/no-cert-manager, which includes it", key, key.Namespace, key.Name)
 	} else if err != nil {
 		return fmt.Errorf("certificate rotation: reading Secret %s: %w", key, err)
 	}
-	if err := addSecretMirror(mgr, key, o.CertDir); err != nil {
+	if err := addSecretMirror(ctx, mgr, key, o.CertDir); err != nil {
 		return fmt.Errorf("mirroring Secret %s/%s into %s: %w", o.Namespace, o.SecretName, o.CertDir, err)
 	}
 	cr := &rotator.CertRotator{
@@ -137,7 +138,7 @@ func Setup(mgr manager.Manager, o Options, ready chan struct{}) error {
 		return fmt.Errorf("adding the certificate rotator: %w", err)
 	}
 	b := &bootstrap{reader: mgr.GetAPIReader(), writer: mgr.GetClient(), cr: cr, log: logf.Log.WithName("cert-rotation")}
-	if err := b.run(context.Background()); err != nil {
+	if err := b.run(ctx); err != nil {
 		return fmt.Errorf("certificate rotation: %w", err)
 	}
 	return nil

@@ -25,7 +25,7 @@ var mirroredKeys = []string{"ca.crt", "tls.key", "tls.crt"}
 // addSecretMirror keeps dir in step with the Secret key: the rotator writes certificates into
 // the Secret only, and waiting for the kubelet to project a Secret volume can take a minute or
 // more, during which the webhook (failing closed) would be down.
-func addSecretMirror(mgr manager.Manager, key types.NamespacedName, dir string) error {
+func addSecretMirror(ctx context.Context, mgr manager.Manager, key types.NamespacedName, dir string) error {
 	// A cache of this one Secret, so that the manager needs no cluster-wide Secret access.
 	c, err := cache.New(mgr.GetConfig(), cache.Options{
 		Scheme:            mgr.GetScheme(),
@@ -38,7 +38,7 @@ func addSecretMirror(mgr manager.Manager, key types.NamespacedName, dir string) 
 	if err != nil {
 		return err
 	}
-	inf, err := c.GetInformer(context.Background(), &corev1.Secret{}, cache.BlockUntilSynced(false))
+	inf, err := c.GetInformer(ctx, &corev1.Secret{}, cache.BlockUntilSynced(false))
 	if err != nil {
 		return err
 	}

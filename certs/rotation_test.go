@@ -28,7 +28,7 @@ var _ = Describe("built-in certificate rotation", func() {
 		mgr, port := newManager(certDir, func(s webhook.Server) webhook.Server { return certs.WaitForReady(s, ready) })
 		v, m := webhookConfigs(ns, port, nil)
 		createWebhookConfigs(ctx, v, m)
-		Expect(certs.Setup(mgr, certs.Options{
+		Expect(certs.Setup(ctx, mgr, certs.Options{
 			Namespace:             ns,
 			SecretName:            secret.Name,
 			ServiceName:           "webhook-service",

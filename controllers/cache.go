@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
 // CacheOptions are the manager's cache options: every object without managedFields, and
@@ -49,7 +50,10 @@ func slimCheckpoint(obj any) (any, error) {
 // slimQuota keeps of a quota of either kind what the pass, the status writer and the
 // webhooks read: its spec, status and identity. The annotations go, among them kubectl's
 // last-applied-configuration, a second copy of the whole spec on every quota applied
-// client-side; managedFields go too (the default transform).
+// client-side; managedFields go too (the default transform). The names and label
+// selectors of a quota that parses are kept compact (policy.Compact: a long name as its
+// digest), which parse alike: a maximal quota's 11 KB of names cost the cache 13 KB
+// (issue 29). One that does not parse is kept as written, so that its status says why.
 func slimQuota(obj any) (any, error) {
 	q, ok := obj.(client.Object)
 	if !ok {
@@ -58,6 +62,17 @@ func slimQuota(obj any) (any, error) {
 	q.SetManagedFields(nil)
 	q.SetAnnotations(nil)
 	q.SetNamespace(few(q.GetNamespace()))
+	switch q := q.(type) {
+	case *cqv1.CheckpointQuota:
+		if _, err := policy.FromCheckpointQuota(q); err == nil {
+			policy.CompactTarget(q.Spec.Target)
+		}
+	case *cqv1.ClusterCheckpointQuota:
+		if _, err := policy.FromClusterQuota(q); err == nil {
+			policy.CompactTarget(q.Spec.Target)
+			policy.CompactSelector(q.Spec.NamespaceSelector)
+		}
+	}
 	return q, nil
 }
 

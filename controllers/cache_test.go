@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
 )
@@ -54,5 +56,43 @@ func TestSlimCheckpointKeepsWhatThePassReads(t *testing.T) {
 				t.Errorf("kept what no decision reads: %+v", s)
 			}
 		})
+	}
+}
+
+// TestSlimQuotaKeepsNamesCompact checks that the cache keeps a quota's long names as
+// digests that target the same pods, and a quota that does not parse as written, so that
+// its status still says why.
+func TestSlimQuotaKeepsNamesCompact(t *testing.T) {
+	long := "cache-" + strings.Repeat("0", 200)
+	written := builder.Quota("q", "shop").PerPod(1, "").PodNames(long).PodSelector(map[string]string{"app.kubernetes.io/instance": strings.Repeat("v", 63)}).Obj()
+	written.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}
+	obj, err := slimQuota(written.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached := obj.(*cqv1.CheckpointQuota)
+	if cached.Annotations != nil || cached.Spec.Target.PodNames[0] == long || len(cached.Spec.Target.PodNames[0]) > 24 {
+		t.Errorf("cached: annotations %v, pod name %q: want none, and the name as a digest", cached.Annotations, cached.Spec.Target.PodNames[0])
+	}
+	q, err := policy.FromCheckpointQuota(cached)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := policy.Subject{Namespace: "shop", Pod: long, PodLabels: map[string]string{"app.kubernetes.io/instance": strings.Repeat("v", 63)}}
+	if !q.Targets(s) {
+		t.Errorf("the cached quota does not target the pod it names")
+	}
+	s.Pod = long + "1"
+	if q.Targets(s) {
+		t.Errorf("the cached quota targets a pod it does not name")
+	}
+
+	broken := builder.Quota("q", "shop").PerPod(1, "").PodNames(long).MaxAge("a fortnight").Obj()
+	obj, err = slimQuota(broken.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(broken.Spec, obj.(*cqv1.CheckpointQuota).Spec); diff != "" {
+		t.Errorf("a quota that does not parse was changed (-written +cached):\n%s", diff)
 	}
 }

@@ -48,8 +48,8 @@ func (r *PruneReconciler) limitNodes(ctx context.Context, s *passScope, res *quo
 	for _, p := range res.Prune {
 		marked[p.Archive] = true
 	}
-	active := make([]bool, len(s.resolution.Quotas))
-	for i, q := range s.resolution.Quotas {
+	active := make([]bool, len(s.governance.Quotas))
+	for i, q := range s.governance.Quotas {
 		active[i] = !q.DryRun
 	}
 	out := quota.ComputeNodes(nr.in, marked, active)
@@ -157,7 +157,7 @@ func floorString(f quota.Floor) string {
 // nodeRules reads the node rules of the cluster quotas and the agents' reports. A value
 // that does not parse (admission rejects them) sets no rule: doubt keeps archives.
 func (r *PruneReconciler) nodeRules(ctx context.Context, s *passScope) (*nodeRules, error) {
-	nr := &nodeRules{sets: map[int]bool{}, in: quota.NodeInput{Archives: s.archives, Quotas: s.resolution.Quotas,
+	nr := &nodeRules{sets: map[int]bool{}, in: quota.NodeInput{Archives: s.archives, Quotas: s.governance.Quotas,
 		Nodes: map[string]quota.NodeReport{}}}
 	for i, obj := range s.objects {
 		cq, ok := obj.(*cqv1.ClusterCheckpointQuota)

@@ -54,7 +54,7 @@ func nodeBlockedMessage(v *QuotaView) string {
 			break
 		}
 		missing := quota.Bytes(b.Missing) + " still missing"
-		if b.Key == quota.KeyNodeCheckpoints {
+		if b.Rule == quota.KeyNodeCheckpoints {
 			missing = fmt.Sprintf("%d checkpoints still over", b.Missing)
 		}
 		var left []string
@@ -71,7 +71,7 @@ func nodeBlockedMessage(v *QuotaView) string {
 			left = append(left, "nothing that may be pruned")
 		}
 		parts = append(parts, fmt.Sprintf("node %s: %s %s, nothing more can be pruned: left are %s",
-			b.Node, b.Key, missing, strings.Join(left, ", ")))
+			b.Node, b.Rule, missing, strings.Join(left, ", ")))
 	}
 	return strings.Join(parts, "; ") + "; unpin checkpoints, free space on the node or relax the rule"
 }

@@ -63,7 +63,7 @@ func TestSetNodeStatus(t *testing.T) {
 func TestNodeBlockedMessage(t *testing.T) {
 	const tail = "; unpin checkpoints, free space on the node or relax the rule"
 	storage := func(node string) quota.NodeBlock {
-		return quota.NodeBlock{Key: quota.KeyNodeStorage, Node: node, Missing: 1 << 20}
+		return quota.NodeBlock{Rule: quota.KeyNodeStorage, Node: node, Missing: 1 << 20}
 	}
 	var seven []quota.NodeBlock
 	for i := range 7 {
@@ -79,13 +79,13 @@ func TestNodeBlockedMessage(t *testing.T) {
 		"no node rules":      {},
 		"no node stays over": {nodes: &NodeView{}},
 		"what is left, in archives and bytes": {
-			nodes: &NodeView{Blocked: []quota.NodeBlock{{Key: quota.KeyNodeMinFree, Node: "n-1", Missing: 3 << 20,
+			nodes: &NodeView{Blocked: []quota.NodeBlock{{Rule: quota.KeyNodeMinFree, Node: "n-1", Missing: 3 << 20,
 				Pinned: 2, PinnedBytes: 2 << 20, Unreadable: 1, UnreadableBytes: 1 << 20, Unattributed: 1, UnattributedBytes: 1 << 20, OtherBytes: 6 << 20}}},
 			want: "node n-1: nodeFilesystem.minFree 3Mi still missing, nothing more can be pruned: left are 2 pinned checkpoints (2Mi), " +
 				"2 unreadable archives (2Mi), 6Mi of files that are not archives" + tail,
 		},
 		"a count rule counts archives": {
-			nodes: &NodeView{Blocked: []quota.NodeBlock{{Key: quota.KeyNodeCheckpoints, Node: "n-1", Missing: 2, Pinned: 2, PinnedBytes: 2 << 20}}},
+			nodes: &NodeView{Blocked: []quota.NodeBlock{{Rule: quota.KeyNodeCheckpoints, Node: "n-1", Missing: 2, Pinned: 2, PinnedBytes: 2 << 20}}},
 			want:  "node n-1: perNode.checkpoints 2 checkpoints still over, nothing more can be pruned: left are 2 pinned checkpoints (2Mi)" + tail,
 		},
 		"five nodes at most": {

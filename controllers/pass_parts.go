@@ -131,7 +131,7 @@ func (c *partCache) current(s *passScope, resync time.Duration) bool {
 }
 
 // compute resolves and computes the parts the pass read, keeps them, and merges every
-// part into the pass's input, resolution and result.
+// part into the pass's input, governance and result.
 func (r *PruneReconciler) compute(s *passScope) quota.Result {
 	if s.full { // a pass that is not full found parts kept (partCache.current)
 		r.parts.byKey = map[string]*nsPart{}
@@ -165,7 +165,7 @@ func (r *PruneReconciler) compute(s *passScope) quota.Result {
 		s.live = append(s.live, p.live...)
 	}
 	var res quota.Result
-	s.archives, s.resolution, res = quota.Merge(s.policies, parts)
+	s.archives, s.governance, res = quota.Merge(s.policies, parts)
 	return res
 }
 

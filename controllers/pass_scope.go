@@ -37,7 +37,7 @@ type passScope struct {
 	present map[types.UID]bool
 	// releases is the view store's count of releases when the pass began reading.
 	releases uint64
-	// objects and policies are the quotas that parse, aligned with resolution.Quotas, sorted.
+	// objects and policies are the quotas that parse, aligned with governance.Quotas, sorted.
 	objects  []client.Object
 	policies []*policy.Quota
 	// invalid are quotas with a value that does not parse; unparsed their references, in
@@ -49,9 +49,9 @@ type passScope struct {
 	// counts several namespaces together (quota.Coupled).
 	quotas  string
 	coupled bool
-	// archives and resolution cover every archive: the parts read now and those kept.
+	// archives and governance cover every archive: the parts read now and those kept.
 	archives   []*quota.Archive
-	resolution *quota.Resolution
+	governance *quota.Governance
 	nsLabels   map[string]map[string]string
 	pods       map[types.NamespacedName]*metav1.PartialObjectMetadata
 	// refused is set when the pass kept archives it decided to prune because what it decided
@@ -153,7 +153,8 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 		// A Checkpoint without spec.archive, which an agent before v0.3 published, is left
 		// out until its agent adopts it: without its time it would be taken for the newest
 		// and spare an older archive.
-		if c.IsArchiveRemoved() || (c.DeletionTimestamp.IsZero() && r.Views.isGone(c.UID)) || c.Spec.Archive == nil {
+		// An offloaded archive is no longer on its node: it counts in the remote tier.
+		if c.IsArchiveRemoved() || (c.DeletionTimestamp.IsZero() && r.Views.isGone(c.UID)) || c.Spec.Archive == nil || c.IsOffloaded() {
 			continue
 		}
 		// An orphan's namespace was deleted: one of that name now is another namespace.

@@ -34,9 +34,9 @@ import (
 // +kubebuilder:rbac:groups="",resources=pods;namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch;update
 
-// everything is the one request of the pruning controller: usage is cluster-wide, so
+// passRequest is the one request of the pruning controller: usage is cluster-wide, so
 // every pass recomputes every quota, and the work queue folds a burst of changes into one.
-var everything = reconcile.Request{NamespacedName: types.NamespacedName{Name: "all-quotas"}}
+var passRequest = reconcile.Request{NamespacedName: types.NamespacedName{Name: "all-quotas"}}
 
 // PruneReconciler computes usage for every quota from the Checkpoints, hands the result
 // to the quota controllers and prunes: it deletes the Checkpoints that Enforce quotas
@@ -145,11 +145,11 @@ func (r *PruneReconciler) publish(ctx context.Context, s *passScope, res quota.R
 	views := map[policy.Ref]*QuotaView{}
 	for i, pq := range s.policies {
 		v := &QuotaView{Ref: pq.Ref, Generation: s.generations[pq.Ref], Result: res.Quotas[i],
-			Conflicts: s.resolution.Conflicts(i), Effective: s.resolution.Effective(i),
-			DryRun: s.resolution.Quotas[i].DryRun, Cluster: pq.Ref.Kind == policy.KindClusterQuota}
+			Conflicts: s.governance.Conflicts(i), Effective: s.governance.Effective(i),
+			DryRun: s.governance.Quotas[i].DryRun, Cluster: pq.Ref.Kind == policy.KindClusterQuota}
 		for _, p := range res.Quotas[i].Pending {
 			v.Pending = append(v.Pending, PendingArchive{Name: s.live[p.Archive].Name, Scope: p.Scope,
-				Key: p.Key, Reason: p.Reason, Size: s.live[p.Archive].Spec.Archive.SizeBytes})
+				Key: p.Rule, Reason: p.Reason, Size: s.live[p.Archive].Spec.Archive.SizeBytes})
 		}
 		views[pq.Ref] = v
 	}
@@ -191,7 +191,7 @@ func (b batch) after() time.Duration {
 }
 
 func (b batch) add(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	q.AddAfter(everything, b.after())
+	q.AddAfter(passRequest, b.after())
 }
 
 // Create enqueues the pass.

@@ -182,7 +182,7 @@ func (r *PruneReconciler) writePruned(ctx context.Context, ref policy.Ref, cache
 	if err != nil {
 		return fmt.Errorf("writing status.pruned of %s: %w", ref, err)
 	}
-	statusWrites.WithLabelValues(ref.Kind, ref.Namespace, ref.Name).Inc()
+	quotaMetrics.wrote(ref)
 	return nil
 }
 

@@ -120,8 +120,8 @@ func TestPruneCountsAhead(t *testing.T) {
 			rate := clocktesting.NewFakePassiveClock(time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC))
 			r := &PruneReconciler{Client: cl, APIReader: cl, Views: NewViewStore(), Recorder: record.NewFakeRecorder(10),
 				Clock: clocktesting.NewFakeClock(now), RateClock: rate, Concurrency: 1}
-			err := r.prune(ctx, w, []quota.Prune{{Archive: 0, Quota: 0, Key: "perContainer.checkpoints", Scope: "shop/web-0/app"},
-				{Archive: 1, Quota: 0, Key: "perContainer.checkpoints", Scope: "shop/web-0/app"}})
+			err := r.prune(ctx, w, []quota.Prune{{Archive: 0, Quota: 0, Rule: "perContainer.checkpoints", Scope: "shop/web-0/app"},
+				{Archive: 1, Quota: 0, Rule: "perContainer.checkpoints", Scope: "shop/web-0/app"}})
 			if (err != nil) != tc.wantErr {
 				t.Errorf("prune: %v, want an error: %v", err, tc.wantErr)
 			}

@@ -32,7 +32,7 @@ type pruneGroup struct {
 // (prune_count.go); a quota whose counter cannot be written keeps its archives this pass,
 // and every quota does when what the pass decided with changed since (deleteCurrent).
 func (r *PruneReconciler) prune(ctx context.Context, s *passScope, plan []quota.Prune) error {
-	if len(plan) == 0 {
+	if plan = r.offloads(ctx, s, r.aged(s, plan)); len(plan) == 0 {
 		return nil
 	}
 	plan, written, previous, countErr := r.countAhead(ctx, s, plan, r.Clock.Now())
@@ -91,10 +91,10 @@ func (r *PruneReconciler) deleteCurrent(ctx context.Context, s *passScope, plan 
 				}
 				return err
 			}
-			k := [3]string{fmt.Sprint(p.Quota), p.Scope, p.Key}
+			k := [3]string{fmt.Sprint(p.Quota), p.Scope, p.Rule}
 			pg := groups[k]
 			if pg == nil {
-				pg = &pruneGroup{quota: p.Quota, scope: p.Scope, key: p.Key, reason: p.Reason}
+				pg = &pruneGroup{quota: p.Quota, scope: p.Scope, key: p.Rule, reason: p.Reason}
 				groups[k] = pg
 				order = append(order, pg)
 			}
@@ -132,7 +132,7 @@ func (r *PruneReconciler) current(ctx context.Context, s *passScope) (bool, erro
 func (r *PruneReconciler) pruneOne(ctx context.Context, s *passScope, p quota.Prune) (bool, error) {
 	log := logf.FromContext(ctx)
 	c := s.live[p.Archive]
-	if p.Key == policy.NameOrphans {
+	if p.Rule == policy.NameOrphans {
 		if gone, err := r.podGone(ctx, c); err != nil || !gone {
 			log.V(1).Info("Kept a Checkpoint whose pod is not surely gone", "checkpoint", c.Key(), "error", err)
 			return false, nil

@@ -63,7 +63,7 @@ func TestOrphanKeptUnlessLookupConfirms(t *testing.T) {
 				t.Fatal(err)
 			}
 			w := &passScope{live: []liveCheckpoint{liveOf(live)}}
-			done, err := r.pruneOne(context.Background(), w, quota.Prune{Archive: 0, Key: "orphans", Reason: "orphans"})
+			done, err := r.pruneOne(context.Background(), w, quota.Prune{Archive: 0, Rule: "orphans", Reason: "orphans"})
 			if err != nil {
 				t.Fatalf("pruneOne: %v", err)
 			}
@@ -105,7 +105,7 @@ func TestRefusedDeleteReadsTheNamespaceAgain(t *testing.T) {
 			}
 			r := &PruneReconciler{Client: cl, APIReader: cl, Views: NewViewStore(), Clock: clocktesting.NewFakeClock(time.Now())}
 			w := &passScope{live: []liveCheckpoint{liveOf(read)}}
-			done, err := r.pruneOne(ctx, w, quota.Prune{Archive: 0, Key: "perContainer.checkpoints"})
+			done, err := r.pruneOne(ctx, w, quota.Prune{Archive: 0, Rule: "perContainer.checkpoints"})
 			if err != nil {
 				t.Fatalf("pruneOne: %v", err)
 			}

@@ -21,7 +21,7 @@ const condGen = 4
 var (
 	errUnparsed   = errors.New(`spec.maxAge: time: unknown unit "d" in duration "7d"`)
 	pendingTwo    = []PendingArchive{{Name: "c-1", Size: 1 << 20}, {Name: "c-2", Size: 2 << 20}}
-	blockedByPins = []quota.Block{{Key: "perPod.checkpoints", Scope: "shop/web-0", Used: 3, Hard: 2, Pinned: []string{"c-1"}}}
+	blockedByPins = []quota.Block{{Rule: "perPod.checkpoints", Scope: "shop/web-0", Used: 3, Hard: 2, Pinned: []string{"c-1"}}}
 )
 
 func condition(typ string, status metav1.ConditionStatus, reason, message string) metav1.Condition {
@@ -90,7 +90,7 @@ func TestSetOverQuota(t *testing.T) {
 	over := func(status metav1.ConditionStatus, reason, message string) metav1.Condition {
 		return condition(cqv1.ConditionOverQuota, status, reason, message)
 	}
-	held := []quota.Block{{Key: "perPod.checkpoints", Scope: "shop/db-0", Used: 3, Hard: 1, Held: []string{"c-1"},
+	held := []quota.Block{{Rule: "perPod.checkpoints", Scope: "shop/db-0", Used: 3, Hard: 1, Held: []string{"c-1"},
 		HeldBecause: quota.HeldByLabels}}
 	cases := map[string]struct {
 		v    QuotaView
@@ -125,7 +125,7 @@ func TestSetOverQuota(t *testing.T) {
 			want: over(metav1.ConditionTrue, cqv1.ReasonPinnedCheckpoints, blockedMessage(append(append([]quota.Block(nil), held...), blockedByPins...))),
 		},
 		"a node that stays over": {
-			v: QuotaView{Pending: pendingTwo, Nodes: &NodeView{Blocked: []quota.NodeBlock{{Key: quota.KeyNodeCheckpoints, Node: "n-1", Missing: 2}}}},
+			v: QuotaView{Pending: pendingTwo, Nodes: &NodeView{Blocked: []quota.NodeBlock{{Rule: quota.KeyNodeCheckpoints, Node: "n-1", Missing: 2}}}},
 			want: over(metav1.ConditionTrue, cqv1.ReasonNodePruningBlocked,
 				"node n-1: perNode.checkpoints 2 checkpoints still over, nothing more can be pruned: left are nothing that may be pruned; unpin checkpoints, free space on the node or relax the rule"),
 		},

@@ -3,16 +3,12 @@ package controllers
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"sync"
 	"time"
-	"unique"
 
-	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/equality"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -109,8 +105,6 @@ type StatusWriter struct {
 	mu     sync.Mutex
 	// settling holds, per quota, until when a status with prunes in flight is held back.
 	settling map[policy.Ref]time.Time
-	// series holds, per quota, the limits it has series of.
-	series map[policy.Ref]limitSeries
 }
 
 // Write brings the quota's status up to date with its view. The observed generation is
@@ -130,7 +124,7 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 	before := obj.DeepCopyObject().(client.Object)
 	old := status.DeepCopy()
 	setStatus(status, view)
-	s.metrics(ref, status, view)
+	quotaMetrics.set(ref, status, view)
 	if apierrors.Semantic.DeepEqual(old, status) {
 		return ctrl.Result{}, nil
 	}
@@ -151,7 +145,7 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	s.writes.wrote(ref, s.RateClock.Now())
-	statusWrites.WithLabelValues(ref.Kind, ref.Namespace, ref.Name).Inc()
+	quotaMetrics.wrote(ref)
 	s.transitionEvents(ctx, obj, old, status, view)
 	return ctrl.Result{}, nil
 }
@@ -195,72 +189,8 @@ func (s *StatusWriter) forget(ref policy.Ref) {
 	s.writes.forget(ref)
 	s.mu.Lock()
 	delete(s.settling, ref)
-	was := s.series[ref]
-	delete(s.series, ref)
 	s.mu.Unlock()
-	was.drop(ref, limitSeries{})
-	for _, m := range []*prometheus.GaugeVec{quotaConflicts, quotaBlocked, quotaBlockingPins} {
-		m.DeleteLabelValues(ref.Kind, ref.Namespace, ref.Name)
-	}
-	statusWrites.DeleteLabelValues(ref.Kind, ref.Namespace, ref.Name)
-}
-
-func (s *StatusWriter) metrics(ref policy.Ref, st *cqv1.QuotaStatus, view *QuotaView) {
-	s.mu.Lock()
-	if s.series == nil {
-		s.series = map[policy.Ref]limitSeries{}
-	}
-	was := s.series[ref]
-	now := limitSeries{hard: seriesNames(st.Hard), used: seriesNames(st.Used)}
-	s.series[ref] = now
-	s.mu.Unlock()
-	was.drop(ref, now)
-	for k, q := range st.Hard {
-		quotaHard.WithLabelValues(ref.Kind, ref.Namespace, ref.Name, k).Set(q.AsApproximateFloat64())
-	}
-	for k, q := range st.Used {
-		quotaUsed.WithLabelValues(ref.Kind, ref.Namespace, ref.Name, k).Set(q.AsApproximateFloat64())
-	}
-	quotaConflicts.WithLabelValues(ref.Kind, ref.Namespace, ref.Name).Set(float64(len(view.Conflicts)))
-	pins := map[string]bool{}
-	for _, b := range view.Result.Blocked {
-		for _, n := range b.Pinned {
-			pins[n] = true
-		}
-	}
-	quotaBlocked.WithLabelValues(ref.Kind, ref.Namespace, ref.Name).Set(float64(len(view.Result.Blocked)))
-	quotaBlockingPins.WithLabelValues(ref.Kind, ref.Namespace, ref.Name).Set(float64(len(pins)))
-}
-
-// limitSeries are the limits that a quota has quota_hard and quota_used series for. A
-// status write deletes the series of the limits its quota no longer has by name, where
-// DeletePartialMatch read every series of every quota: with 5,000 quotas each write
-// compared 40,000 label sets, and writing them all took minutes of CPU (issue 29).
-type limitSeries struct {
-	hard, used []string
-}
-
-// drop deletes the series of the limits in l that now has not.
-func (l limitSeries) drop(ref policy.Ref, now limitSeries) {
-	for _, k := range l.hard {
-		if !slices.Contains(now.hard, k) {
-			quotaHard.DeleteLabelValues(ref.Kind, ref.Namespace, ref.Name, k)
-		}
-	}
-	for _, k := range l.used {
-		if !slices.Contains(now.used, k) {
-			quotaUsed.DeleteLabelValues(ref.Kind, ref.Namespace, ref.Name, k)
-		}
-	}
-}
-
-// seriesNames are the names of a status's limits, each string shared by every quota.
-func seriesNames(m map[string]resource.Quantity) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, unique.Make(k).Value())
-	}
-	return out
+	quotaMetrics.forget(ref)
 }
 
 // splitPodScope reads "ns/pod" or "ns/pod/container".

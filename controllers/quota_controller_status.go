@@ -41,10 +41,10 @@ func setUsage(st *cqv1.QuotaStatus, v *QuotaView) {
 	r := &v.Result
 	used := map[string]int64{}
 	for _, l := range r.Limits {
-		used[l.Key] = l.Used
+		used[l.Name] = l.Used
 	}
 	if r.MaxSize != nil {
-		used[r.MaxSize.Key] = r.MaxSize.Used
+		used[r.MaxSize.Name] = r.MaxSize.Used
 	}
 	st.Hard, st.Used = map[string]resource.Quantity{}, map[string]resource.Quantity{}
 	for _, e := range v.Effective {
@@ -73,10 +73,10 @@ func setUsage(st *cqv1.QuotaStatus, v *QuotaView) {
 	st.EffectivePolicy = policy.APILimits(v.Effective)
 	scopes := map[string]string{}
 	for _, l := range r.Limits {
-		scopes[l.Key] = l.Scope
+		scopes[l.Name] = l.Scope
 	}
 	if r.MaxSize != nil {
-		scopes[r.MaxSize.Key] = r.MaxSize.Scope
+		scopes[r.MaxSize.Name] = r.MaxSize.Scope
 	}
 	st.UsageTable = usageTable(st, scopes)
 	if len(v.Pending) > 0 {
@@ -181,9 +181,9 @@ func blockedMessage(blocks []quota.Block) string {
 			parts = append(parts, fmt.Sprintf("and %d more", len(blocks)-i))
 			break
 		}
-		res := quota.Checkpoints
-		if strings.HasSuffix(b.Key, ".storage") {
-			res = quota.Storage
+		res := policy.ResourceCheckpoints
+		if strings.HasSuffix(b.Rule, ".storage") {
+			res = policy.ResourceStorage
 		}
 		scope := b.Scope
 		if scope == "" {
@@ -197,7 +197,7 @@ func blockedMessage(blocks []quota.Block) string {
 			why = append(why, "checkpoints "+listed(b.Held)+" cannot be pruned: "+b.HeldBecause)
 		}
 		parts = append(parts, fmt.Sprintf("%s of %s stays at %s/%s: %s",
-			b.Key, scope, amount(b.Used, res), amount(b.Hard, res), strings.Join(why, ", and ")))
+			b.Rule, scope, amount(b.Used, res), amount(b.Hard, res), strings.Join(why, ", and ")))
 	}
 	msg := strings.Join(parts, "; ")
 	if slices.ContainsFunc(blocks, pinsBlock) {
@@ -222,8 +222,8 @@ func pendingSummary(p []PendingArchive) string {
 	return s
 }
 
-func amount(n int64, r quota.Resource) string {
-	if r == quota.Storage {
+func amount(n int64, r policy.Resource) string {
+	if r == policy.ResourceStorage {
 		return quota.Bytes(n)
 	}
 	return fmt.Sprint(n)
@@ -285,7 +285,7 @@ func (s *StatusWriter) transitionEvents(ctx context.Context, obj client.Object, 
 	if c := became(cqv1.ConditionOverQuota, cqv1.ReasonPinnedCheckpoints); c != nil {
 		s.Recorder.Event(obj, corev1.EventTypeWarning, cqv1.ReasonPruningBlocked, c.Message)
 		for _, b := range v.Result.Blocked {
-			s.podEvent(ctx, obj, b.Scope, corev1.EventTypeWarning, cqv1.ReasonPruningBlocked, fmt.Sprintf("Pinned checkpoints keep %s over %s/%s", b.Key, fmt.Sprint(b.Used), fmt.Sprint(b.Hard)))
+			s.podEvent(ctx, obj, b.Scope, corev1.EventTypeWarning, cqv1.ReasonPruningBlocked, fmt.Sprintf("Pinned checkpoints keep %s over %s/%s", b.Rule, fmt.Sprint(b.Used), fmt.Sprint(b.Hard)))
 		}
 	}
 	if c := became(cqv1.ConditionOverQuota, cqv1.ReasonHeldCheckpoints); c != nil {

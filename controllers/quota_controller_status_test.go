@@ -39,7 +39,7 @@ func reports(t *testing.T, cq *cqv1.CheckpointQuota, states map[string]cqv1.Limi
 		if !ok {
 			st = cqv1.LimitInForce
 		}
-		out = append(out, policy.LimitReport{Limit: l, State: st})
+		out = append(out, policy.LimitReport{Limit: &l, State: st})
 	}
 	return out
 }
@@ -84,9 +84,9 @@ func TestSetStatus(t *testing.T) {
 		},
 		"hard and used in the units the limit was written in; overridden limits, maxAge and orphans left out": {
 			v: QuotaView{Generation: 1, Result: quota.Outcome{
-				Limits: []quota.LimitUsage{{Key: "perPod.checkpoints", Used: 4}, {Key: "total.storage", Used: 500_000_000},
-					{Key: "perContainer.storage", Used: 768 << 20}},
-				MaxSize: &quota.LimitUsage{Key: "maxCheckpointSize", Used: 1 << 30}},
+				Limits: []quota.LimitUsage{{Name: "perPod.checkpoints", Used: 4}, {Name: "total.storage", Used: 500_000_000},
+					{Name: "perContainer.storage", Used: 768 << 20}},
+				MaxSize: &quota.LimitUsage{Name: "maxCheckpointSize", Used: 1 << 30}},
 				Effective: reports(t, builder.Quota("q", "shop").PerPod(5, "1Gi").Total(-1, "1000M").PerContainer(-1, "1024Mi").
 					MaxCheckpointSize("2Gi").MaxAge("168h").Orphans(cqv1.OrphanDelete, "10m").Obj(),
 					map[string]cqv1.LimitState{"perContainer.storage": cqv1.LimitPartlyOverridden, "perPod.storage": cqv1.LimitOverridden})},
@@ -152,7 +152,7 @@ func TestBlockedMessage(t *testing.T) {
 		names = append(names, fmt.Sprintf("c-%02d", i))
 	}
 	block := func(key, scope string, used, hard int64, pinned ...string) quota.Block {
-		return quota.Block{Key: key, Scope: scope, Used: used, Hard: hard, Pinned: pinned}
+		return quota.Block{Rule: key, Scope: scope, Used: used, Hard: hard, Pinned: pinned}
 	}
 	const tail = "; unpin them (spec.pinned, .keep marker) or raise the limit"
 	cases := map[string]struct {
@@ -169,13 +169,13 @@ func TestBlockedMessage(t *testing.T) {
 				" and 2 more cannot be pruned" + tail,
 		},
 		"archives of gone pods that a label selector might govern": {
-			blocks: []quota.Block{{Key: "perPod.checkpoints", Scope: "shop/db-0", Used: 3, Hard: 1, Held: []string{"c-1", "c-2"},
+			blocks: []quota.Block{{Rule: "perPod.checkpoints", Scope: "shop/db-0", Used: 3, Hard: 1, Held: []string{"c-1", "c-2"},
 				HeldBecause: quota.HeldByLabels}},
 			want: "perPod.checkpoints of shop/db-0 stays at 3/1: checkpoints c-1, c-2 cannot be pruned: their pods are gone and " +
 				"a quota that selects pods by label might govern them (delete those not needed: kubectl delete checkpoint)",
 		},
 		"pinned and held": {
-			blocks: []quota.Block{{Key: "perPod.checkpoints", Scope: "shop/db-0", Used: 3, Hard: 1, Pinned: []string{"c-0"}, Held: []string{"c-1"},
+			blocks: []quota.Block{{Rule: "perPod.checkpoints", Scope: "shop/db-0", Used: 3, Hard: 1, Pinned: []string{"c-0"}, Held: []string{"c-1"},
 				HeldBecause: quota.HeldByUnparsed(policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "team"})}},
 			want: "perPod.checkpoints of shop/db-0 stays at 3/1: pinned checkpoints c-0 cannot be pruned, and checkpoints c-1 cannot be pruned: " +
 				"CheckpointQuota shop/team, which might govern them, does not parse (fix its spec)" + tail,

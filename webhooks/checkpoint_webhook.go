@@ -195,8 +195,8 @@ func (wd *pinWorld) input(ctx context.Context, r *QuotaReader, quotas []*policy.
 // spansNamespaces says whether a group limit in force for archive i may count archives of
 // other namespaces: a cluster quota's limits.total.
 func spansNamespaces(in quota.Input, i int) bool {
-	for _, l := range in.Rules[i].Limits {
-		if l.Level == quota.LevelGroup && in.Quotas[l.Quota].Cluster {
+	for _, l := range in.Rules[i].Bounds {
+		if l.Per == quota.PerGroup && in.Quotas[l.Quota].Cluster {
 			return true
 		}
 	}
@@ -208,15 +208,15 @@ func spansNamespaces(in quota.Input, i int) bool {
 func pinnedOver(in quota.Input, i int) []string {
 	self := &in.Archives[i]
 	var over []string
-	for _, l := range in.Rules[i].Limits {
-		scope := self.Scope(l.Level)
+	for _, l := range in.Rules[i].Bounds {
+		scope := self.Scope(l.Per)
 		var pinned int64
 		for j := range in.Archives {
 			a := &in.Archives[j]
-			if !a.Pinned || a.Scope(l.Level) != scope || !governedBy(in.Rules[j], l) {
+			if !a.Pinned || a.Scope(l.Per) != scope || !governedBy(in.Rules[j], l) {
 				continue
 			}
-			if l.Resource == quota.Storage {
+			if l.Resource == policy.ResourceStorage {
 				pinned += a.Size
 			} else {
 				pinned++
@@ -230,10 +230,10 @@ func pinnedOver(in quota.Input, i int) []string {
 			where = "the quota's archives together"
 		}
 		used, hard := fmt.Sprint(pinned), fmt.Sprint(l.Value)
-		if l.Resource == quota.Storage {
+		if l.Resource == policy.ResourceStorage {
 			used, hard = quota.Bytes(pinned), quota.Bytes(l.Value)
 		}
-		over = append(over, fmt.Sprintf("%s %s/%s pinned in %s (%s)", l.Key, used, hard, where, in.Quotas[l.Quota].Name))
+		over = append(over, fmt.Sprintf("%s %s/%s pinned in %s (%s)", l.Name, used, hard, where, in.Quotas[l.Quota].Name))
 	}
 	if r := in.Rules[i].MaxSize; r != nil && self.Size > r.Value {
 		over = append(over, fmt.Sprintf("%s: the archive is %s, over %s (%s)", policy.NameMaxCheckpointSize,
@@ -243,9 +243,9 @@ func pinnedOver(in quota.Input, i int) []string {
 }
 
 // governedBy says whether rules hold the limit l (same quota, same key).
-func governedBy(rules *quota.Rules, l quota.Limit) bool {
-	for _, m := range rules.Limits {
-		if m.Quota == l.Quota && m.Key == l.Key {
+func governedBy(rules *quota.Rules, l quota.Bound) bool {
+	for _, m := range rules.Bounds {
+		if m.Quota == l.Quota && m.Name == l.Name {
 			return true
 		}
 	}

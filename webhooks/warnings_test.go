@@ -68,8 +68,8 @@ func TestEffectiveWarnings(t *testing.T) {
 	ns := policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "ns"}
 	cluster := policy.Ref{Kind: policy.KindClusterQuota, Name: "default"}
 	long := policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: strings.Repeat("x", 100)}
-	limit := func(name, written string, path ...string) policy.Limit {
-		return policy.Limit{Name: name, Written: written, Path: field.NewPath("spec", path...)}
+	limit := func(name, written string, path ...string) *policy.Limit {
+		return &policy.Limit{Name: name, Written: written, Path: field.NewPath("spec", path...)}
 	}
 	cases := map[string]struct {
 		in   []policy.LimitReport

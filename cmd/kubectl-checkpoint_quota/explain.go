@@ -67,20 +67,20 @@ func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
 		out.println("  orphan     its pod is gone: under a winning orphans.policy Delete it goes after the grace period, counted from when the manager saw the pod gone")
 	}
 
-	rules := s.resolution.Rules[idx]
+	rules := s.governance.Rules[idx]
 	res := quota.Compute(s.input)
 	out.println("Limits:")
-	if len(rules.Limits) == 0 && rules.MaxSize == nil && rules.MaxAge == nil && rules.Orphans == nil {
+	if len(rules.Bounds) == 0 && rules.MaxSize == nil && rules.MaxAge == nil && rules.Orphans == nil {
 		out.println("  none: no quota governs this archive")
 	}
-	for _, l := range rules.Limits {
-		scope := a.Scope(l.Level)
+	for _, l := range rules.Bounds {
+		scope := a.Scope(l.Per)
 		rank, count, used := s.rank(idx, l)
 		where := scope
 		if where == "" {
 			where = "the quota's archives together"
 		}
-		out.printf("  %-26s %s from %s: %d of %d newest in %s, %s of %s used%s\n", l.Key, value(l), s.input.Quotas[l.Quota].Name,
+		out.printf("  %-26s %s from %s: %d of %d newest in %s, %s of %s used%s\n", l.Name, value(l), s.input.Quotas[l.Quota].Name,
 			rank, count, where, amount(used, l.Resource), amount(l.Value, l.Resource), s.capped(rules, l))
 	}
 	if r := rules.MaxSize; r != nil {
@@ -99,12 +99,12 @@ func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
 
 // capped says ", capped by ClusterCheckpointQuota X at N" when a cluster quota's limit of
 // the same level and resource, which holds alongside as a ceiling, is below l.
-func (s *snapshot) capped(rules *quota.Rules, l quota.Limit) string {
-	if l.Level == quota.LevelGroup {
+func (s *snapshot) capped(rules *quota.Rules, l quota.Bound) string {
+	if l.Per == quota.PerGroup {
 		return ""
 	}
-	for _, c := range rules.Limits {
-		if c.Quota != l.Quota && c.Level == l.Level && c.Resource == l.Resource && c.Value < l.Value && s.input.Quotas[c.Quota].Cluster {
+	for _, c := range rules.Bounds {
+		if c.Quota != l.Quota && c.Per == l.Per && c.Resource == l.Resource && c.Value < l.Value && s.input.Quotas[c.Quota].Cluster {
 			return fmt.Sprintf(", capped by %s at %s", s.input.Quotas[c.Quota].Name, value(c))
 		}
 	}
@@ -130,14 +130,14 @@ func decision(a *quota.Archive, idx int, res *quota.Result, s *snapshot) string 
 		return "kept: pinned (spec.pinned or a .keep marker); it still counts against every limit above"
 	case a.Unreadable:
 		return "kept: unreadable archives are never deleted automatically; it still counts"
-	case s.resolution.Rules[idx].Held != "":
-		return "kept: held, since " + s.resolution.Rules[idx].Held + "; it still counts"
+	case s.governance.Rules[idx].Held != "":
+		return "kept: held, since " + s.governance.Rules[idx].Held + "; it still counts"
 	}
-	for _, l := range s.resolution.Rules[idx].Limits {
+	for _, l := range s.governance.Rules[idx].Bounds {
 		for _, b := range res.Quotas[l.Quota].Blocked {
-			if b.Key == l.Key && b.Scope == a.Scope(l.Level) {
+			if b.Rule == l.Name && b.Scope == a.Scope(l.Per) {
 				return fmt.Sprintf("kept: %s of %s stays over its limit, but what goes before it cannot be pruned (see %s's OverQuota condition)",
-					l.Key, cmp.Or(b.Scope, "its targets"), s.input.Quotas[l.Quota].Name)
+					l.Name, cmp.Or(b.Scope, "its targets"), s.input.Quotas[l.Quota].Name)
 			}
 		}
 	}
@@ -146,19 +146,19 @@ func decision(a *quota.Archive, idx int, res *quota.Result, s *snapshot) string 
 
 // rank is the archive's place, newest first, among the archives that count with it under
 // limit l (same quota, same limit, same scope), how many there are, and their usage.
-func (s *snapshot) rank(idx int, l quota.Limit) (rank, count int, used int64) {
+func (s *snapshot) rank(idx int, l quota.Bound) (rank, count int, used int64) {
 	self := &s.input.Archives[idx]
-	scope := self.Scope(l.Level)
+	scope := self.Scope(l.Per)
 	var members []int
 	for i := range s.input.Archives {
 		a := &s.input.Archives[i]
-		if a.Scope(l.Level) != scope {
+		if a.Scope(l.Per) != scope {
 			continue
 		}
-		for _, m := range s.resolution.Rules[i].Limits {
-			if m.Quota == l.Quota && m.Key == l.Key {
+		for _, m := range s.governance.Rules[i].Bounds {
+			if m.Quota == l.Quota && m.Name == l.Name {
 				members = append(members, i)
-				if l.Resource == quota.Storage {
+				if l.Resource == policy.ResourceStorage {
 					used += a.Size
 				} else {
 					used++
@@ -176,10 +176,10 @@ func (s *snapshot) rank(idx int, l quota.Limit) (rank, count int, used int64) {
 	return rank, len(members), used
 }
 
-func value(l quota.Limit) string { return amount(l.Value, l.Resource) }
+func value(l quota.Bound) string { return amount(l.Value, l.Resource) }
 
-func amount(n int64, r quota.Resource) string {
-	if r == quota.Storage {
+func amount(n int64, r policy.Resource) string {
+	if r == policy.ResourceStorage {
 		return quota.Bytes(n)
 	}
 	return fmt.Sprint(n)

@@ -19,7 +19,7 @@ import (
 type snapshot struct {
 	checkpoints []*cqv1.Checkpoint // aligned with input.Archives
 	input       quota.Input
-	resolution  *quota.Resolution
+	governance  *quota.Governance
 	pods        map[types.NamespacedName]*corev1.Pod
 	invalid     map[string]error
 }
@@ -86,7 +86,7 @@ func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapsho
 		s.checkpoints = append(s.checkpoints, cp)
 		s.input.Archives = append(s.input.Archives, a)
 	}
-	s.input, s.resolution = quota.InputOf(policies, s.input.Archives,
+	s.input, s.governance = quota.InputOf(policies, s.input.Archives,
 		quota.Labels{Namespaces: nsLabels, Pod: quota.PodLabelsFrom(s.pods), Unparsed: unparsed}, now)
 	return s, nil
 }

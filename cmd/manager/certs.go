@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -34,10 +35,10 @@ func (c *certRotation) server(s webhook.Server) webhook.Server {
 }
 
 // setup adds the rotation to the manager, when it is on.
-func (c *certRotation) setup(mgr ctrl.Manager, certDir string) error {
+func (c *certRotation) setup(ctx context.Context, mgr ctrl.Manager, certDir string) error {
 	if !c.enabled {
 		return nil
 	}
 	c.opts.CertDir = certDir
-	return certs.Setup(mgr, c.opts, c.ready)
+	return certs.Setup(ctx, mgr, c.opts, c.ready)
 }

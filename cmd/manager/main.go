@@ -136,7 +136,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	if err := rotation.setup(mgr, o.webhookCertDir); err != nil {
+	if err := rotation.setup(ctx, mgr, o.webhookCertDir); err != nil {
 		log.Error(err, "Could not set up the certificate rotation")
 		os.Exit(1)
 	}

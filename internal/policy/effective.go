@@ -10,7 +10,9 @@ import (
 // LimitReport says whether one limit of a quota is in force, and which quotas override it
 // or which it overrides.
 type LimitReport struct {
-	Limit Limit
+	// Limit is the quota's own, shared: a pass keeps a report of every limit of every
+	// quota, and a copy of each was a fifth of the manager's memory per quota.
+	Limit *Limit
 	State cqv1.LimitState
 	// OverriddenBy are more specific quotas that govern some (or all) of the archives.
 	OverriddenBy []Ref
@@ -24,14 +26,14 @@ type LimitReport struct {
 // Cap is a cluster quota whose limit caps a namespaced quota's.
 type Cap struct {
 	By    Ref
-	Limit Limit
+	Limit *Limit
 }
 
 // capBy records c as a ceiling below the limit, keeping the strictest.
 func (r *LimitReport) capBy(k Key, c *Quota) {
 	// Every key with a ceiling orders its values by Limit.Value, the smaller the stricter.
 	if v := c.Limit(k).Value; r.Cap == nil || v < r.Cap.Limit.Value || (v == r.Cap.Limit.Value && c.Ref.String() < r.Cap.By.String()) {
-		r.Cap = &Cap{By: c.Ref, Limit: c.Limit(k)}
+		r.Cap = &Cap{By: c.Ref, Limit: c.limitRef(k)}
 	}
 	if r.State == cqv1.LimitInForce {
 		r.State = cqv1.LimitCapped
@@ -161,7 +163,7 @@ func Effective(q *Quota, resolutions []Resolution) []LimitReport {
 }
 
 func (q *Quota) report(k Key) LimitReport {
-	return LimitReport{Limit: q.Limit(k), State: cqv1.LimitInForce}
+	return LimitReport{Limit: q.limitRef(k), State: cqv1.LimitInForce}
 }
 
 func worse(a, b cqv1.LimitState) cqv1.LimitState {

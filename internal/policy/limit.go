@@ -52,13 +52,41 @@ type Level struct {
 }
 
 // CountPath is the path of the level's checkpoints field.
-func (lv Level) CountPath() *field.Path { return lv.Path.Child(string(ResourceCheckpoints)) }
+func (lv Level) CountPath() *field.Path { return lv.pathOf(ResourceCheckpoints) }
 
 // StoragePath is the path of the level's storage field.
-func (lv Level) StoragePath() *field.Path { return lv.Path.Child(string(ResourceStorage)) }
+func (lv Level) StoragePath() *field.Path { return lv.pathOf(ResourceStorage) }
 
 func level(name string, l *cqv1.ResourceLimits, count, storage Key) Level {
-	return Level{Name: name, Path: limitsPath.Child(name), Limits: l, Checkpoints: count, Storage: storage}
+	return Level{Name: name, Path: levelPaths[name], Limits: l, Checkpoints: count, Storage: storage}
+}
+
+// levelPaths, limitPaths and limitNames are made once: every quota's limits share them.
+var (
+	levelPaths = map[string]*field.Path{}
+	limitPaths = map[string]*field.Path{}
+	limitNames = map[string]string{}
+)
+
+func init() {
+	for _, lv := range []string{LevelTotal, LevelPerNamespace, LevelPerPod, LevelPerContainer, LevelPerNode} {
+		levelPaths[lv] = limitsPath.Child(lv)
+		for _, r := range []Resource{ResourceCheckpoints, ResourceStorage} {
+			name := lv + "." + string(r)
+			limitPaths[name], limitNames[name] = levelPaths[lv].Child(string(r)), name
+		}
+	}
+	for _, name := range []string{NameMaxCheckpointSize, NameMaxAge, NameOrphans} {
+		limitPaths[name] = specPath.Child(name)
+	}
+}
+
+// pathOf is the path of a level's field, made once where it can be.
+func (lv Level) pathOf(r Resource) *field.Path {
+	if p, ok := limitPaths[lv.Name+"."+string(r)]; ok && lv.Path == levelPaths[lv.Name] {
+		return p
+	}
+	return lv.Path.Child(string(r))
 }
 
 // CheckpointQuotaLevels lists a CheckpointQuota's levels, the widest first. Without a
@@ -129,7 +157,12 @@ func (l Limit) Quantity(n int64) resource.Quantity {
 }
 
 // LimitName is the status name of a level's limit of a resource, such as "perPod.storage".
-func LimitName(level string, r Resource) string { return level + "." + string(r) }
+func LimitName(level string, r Resource) string {
+	if name, ok := limitNames[level+"."+string(r)]; ok {
+		return name
+	}
+	return level + "." + string(r)
+}
 
 // countLimit is the checkpoints limit of a level.
 func (lv Level) countLimit(n int64) Limit {
@@ -159,5 +192,5 @@ func (l *Limit) setSize(s cqv1.Size) error {
 
 // retentionLimit is a retention rule, named as its field under spec.
 func retentionLimit(k Key, name string) Limit {
-	return Limit{Key: k, Path: specPath.Child(name), Name: name}
+	return Limit{Key: k, Path: limitPaths[name], Name: name}
 }

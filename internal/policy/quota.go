@@ -24,8 +24,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/sets"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 )
@@ -131,12 +129,12 @@ type Quota struct {
 	Specificity Specificity
 
 	// NamespaceSelector selects the namespaces of a cluster quota; nil selects all.
-	NamespaceSelector labels.Selector
+	NamespaceSelector *Selector
 	// PodSelector selects pods by label; nil selects all.
-	PodSelector labels.Selector
+	PodSelector *Selector
 	// PodNames and ContainerNames select by name; empty selects all.
-	PodNames       sets.Set[string]
-	ContainerNames sets.Set[string]
+	PodNames       Names
+	ContainerNames Names
 
 	// Limits holds counts and bytes (maxCheckpointSize included) by key, the Value of
 	// each such Limit.
@@ -147,14 +145,21 @@ type Quota struct {
 	// Enforcement is the quota's mode; empty reads as Enforce.
 	Enforcement cqv1.EnforcementMode
 
-	// limits holds each limit the quota sets, by key.
-	limits map[Key]Limit
+	// limits holds each limit the quota sets, at most one per key: a few, looked through
+	// faster than a map's hashing, in a fifth of its memory.
+	limits []Limit
 }
 
 // Sets says whether the quota sets the limit k.
-func (q *Quota) Sets(k Key) bool {
-	_, ok := q.limits[k]
-	return ok
+func (q *Quota) Sets(k Key) bool { return q.limitIndex(k) >= 0 }
+
+func (q *Quota) limitIndex(k Key) int {
+	for i := range q.limits {
+		if q.limits[i].Key == k {
+			return i
+		}
+	}
+	return -1
 }
 
 // Keys lists the limits the quota sets, in report order.
@@ -168,8 +173,22 @@ func (q *Quota) Keys() []Key {
 	return keys
 }
 
+// limitRef is the quota's own limit k, which nothing changes once parsed; the zero Limit
+// when the quota does not set k.
+func (q *Quota) limitRef(k Key) *Limit {
+	if i := q.limitIndex(k); i >= 0 {
+		return &q.limits[i]
+	}
+	return &Limit{}
+}
+
 // Limit is the limit k of the quota; the zero Limit when the quota does not set k.
-func (q *Quota) Limit(k Key) Limit { return q.limits[k] }
+func (q *Quota) Limit(k Key) Limit {
+	if i := q.limitIndex(k); i >= 0 {
+		return q.limits[i]
+	}
+	return Limit{}
+}
 
 // FromCheckpointQuota normalises a CheckpointQuota. It fails on a value that does not
 // parse (admission rejects those, so only an object older than the webhook has one).
@@ -190,7 +209,7 @@ func FromCheckpointQuota(cq *cqv1.CheckpointQuota) (*Quota, error) {
 func FromClusterQuota(cq *cqv1.ClusterCheckpointQuota) (*Quota, error) {
 	q := newQuota(Ref{Kind: KindClusterQuota, Name: cq.Name})
 	var err error
-	if q.NamespaceSelector, err = selector(cq.Spec.NamespaceSelector.Meta(), "spec.namespaceSelector"); err != nil {
+	if q.NamespaceSelector, err = newSelector(cq.Spec.NamespaceSelector.Meta(), "spec.namespaceSelector"); err != nil {
 		return nil, err
 	}
 	if err = q.setTarget(cq.Spec.Target); err != nil {
@@ -227,10 +246,7 @@ func quotaSpecificity(t *cqv1.QuotaTarget) Specificity {
 }
 
 func newQuota(ref Ref) *Quota {
-	return &Quota{
-		Ref: ref, Limits: map[Key]int64{}, limits: map[Key]Limit{},
-		PodNames: sets.New[string](), ContainerNames: sets.New[string](),
-	}
+	return &Quota{Ref: ref, Limits: map[Key]int64{}}
 }
 
 func (q *Quota) setTarget(t *cqv1.QuotaTarget) error {
@@ -238,25 +254,12 @@ func (q *Quota) setTarget(t *cqv1.QuotaTarget) error {
 		return nil
 	}
 	var err error
-	if q.PodSelector, err = selector(t.PodSelector.Meta(), "spec.target.podSelector"); err != nil {
+	if q.PodSelector, err = newSelector(t.PodSelector.Meta(), "spec.target.podSelector"); err != nil {
 		return err
 	}
-	q.PodNames = sets.New(t.PodNames...)
-	q.ContainerNames = sets.New(t.ContainerNames...)
+	q.PodNames = namesOf(t.PodNames)
+	q.ContainerNames = namesOf(t.ContainerNames)
 	return nil
-}
-
-// selector parses a label selector; an empty one selects everything and reads as nil, so
-// that `podSelector: {}` is the same as no selector.
-func selector(ls *metav1.LabelSelector, path string) (labels.Selector, error) {
-	if selectsAll(ls) {
-		return nil, nil
-	}
-	s, err := metav1.LabelSelectorAsSelector(ls)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return s, nil
 }
 
 func selectsAll(ls *metav1.LabelSelector) bool {
@@ -264,7 +267,11 @@ func selectsAll(ls *metav1.LabelSelector) bool {
 }
 
 func (q *Quota) set(l Limit) {
-	q.limits[l.Key] = l
+	if i := q.limitIndex(l.Key); i >= 0 {
+		q.limits[i] = l
+	} else {
+		q.limits = append(q.limits, l)
+	}
 	if l.Resource != "" {
 		q.Limits[l.Key] = l.Value
 	}

@@ -41,8 +41,8 @@ type summary struct {
 
 func summarize(q *Quota) summary {
 	s := summary{Ref: q.Ref.String(), Specificity: q.Specificity, Fields: map[Key]string{}, Limits: q.Limits, Orphans: q.Orphans}
-	for k, l := range q.limits {
-		s.Fields[k] = l.Path.String()
+	for _, l := range q.limits {
+		s.Fields[l.Key] = l.Path.String()
 	}
 	if q.MaxAge != nil {
 		s.MaxAge = *q.MaxAge

@@ -5,9 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/sets"
-
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 )
 
@@ -25,7 +22,7 @@ type Subject struct {
 // Targets says whether the quota covers the archive.
 func (q *Quota) Targets(s Subject) bool {
 	return q.MightTarget(s) &&
-		(q.PodSelector == nil || (s.PodLabels != nil && q.PodSelector.Matches(labels.Set(s.PodLabels))))
+		(q.PodSelector == nil || (s.PodLabels != nil && q.PodSelector.Matches(s.PodLabels)))
 }
 
 // MightTarget says whether the quota targets the archive for some labels of its pod:
@@ -47,7 +44,7 @@ func (q *Quota) TargetsNamespace(namespace string, namespaceLabels map[string]st
 	if q.Ref.Kind == KindQuota && q.Ref.Namespace != namespace {
 		return false
 	}
-	return q.NamespaceSelector == nil || q.NamespaceSelector.Matches(labels.Set(namespaceLabels))
+	return q.NamespaceSelector == nil || q.NamespaceSelector.Matches(namespaceLabels)
 }
 
 // Resolution says which quota governs each limit of one archive.
@@ -256,28 +253,22 @@ func covers(a, b *Quota) bool {
 	return namesCover(a.PodNames, b.PodNames) && namesCover(a.ContainerNames, b.ContainerNames)
 }
 
-func selects(sel labels.Selector, ns string, nsLabels map[string]map[string]string) bool {
+func selects(sel *Selector, ns string, nsLabels map[string]map[string]string) bool {
 	if sel == nil {
 		return true
 	}
 	l, known := nsLabels[ns]
-	return !known || sel.Matches(labels.Set(l))
+	return !known || sel.Matches(l)
 }
 
-func sameSelector(a, b labels.Selector) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil
-	}
-	// String sorts the requirements, so equal selectors read the same.
-	return a.String() == b.String()
-}
+func sameSelector(a, b *Selector) bool { return a.Equal(b) }
 
 // namesMeet: an empty list means every name, so it meets any list.
-func namesMeet(a, b sets.Set[string]) bool {
-	return a.Len() == 0 || b.Len() == 0 || a.HasAny(b.UnsortedList()...)
+func namesMeet(a, b Names) bool {
+	return a.Len() == 0 || b.Len() == 0 || a.meets(b)
 }
 
 // namesCover: a covers b when a is every name, or b names only names of a.
-func namesCover(a, b sets.Set[string]) bool {
-	return a.Len() == 0 || (b.Len() > 0 && a.IsSuperset(b))
+func namesCover(a, b Names) bool {
+	return a.Len() == 0 || (b.Len() > 0 && a.covers(b))
 }

@@ -71,7 +71,7 @@ func BenchmarkIncremental100k(b *testing.B) {
 	labels := Labels{Namespaces: nsLabels, Pod: func(*Archive) map[string]string { return podLabels }}
 	now := time.Date(2025, 3, 1, 12, 30, 0, 0, time.UTC)
 	part := func(own []Archive) *Part {
-		r := Resolve(quotas, own, labels)
+		r := Govern(quotas, own, labels)
 		return ComputePart(Input{Archives: own, Quotas: r.Quotas, Rules: r.Rules, Now: now}, r)
 	}
 	var parts []*Part
@@ -137,7 +137,7 @@ func recompute(b *testing.B, archives []Archive, quotas []*policy.Quota, nsLabel
 	var res Result
 	b.ReportAllocs()
 	for b.Loop() {
-		r := Resolve(quotas, archives, Labels{Namespaces: nsLabels, Pod: func(*Archive) map[string]string { return podLabels }})
+		r := Govern(quotas, archives, Labels{Namespaces: nsLabels, Pod: func(*Archive) map[string]string { return podLabels }})
 		res = Compute(Input{Archives: archives, Quotas: r.Quotas, Rules: r.Rules, Now: now})
 		for i := range quotas {
 			_ = r.Effective(i)

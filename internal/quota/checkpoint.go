@@ -60,8 +60,8 @@ func PodLabelsFrom[T any, P interface {
 }
 
 // InputOf resolves quotas over archives with what labels tells of the cluster: the Input
-// to compute, and the Resolution that the quotas' reports read.
-func InputOf(quotas []*policy.Quota, archives []Archive, labels Labels, now time.Time) (Input, *Resolution) {
-	res := Resolve(quotas, archives, labels)
+// to compute, and the Governance that the quotas' reports read.
+func InputOf(quotas []*policy.Quota, archives []Archive, labels Labels, now time.Time) (Input, *Governance) {
+	res := Govern(quotas, archives, labels)
 	return Input{Archives: archives, Quotas: res.Quotas, Rules: res.Rules, Now: now}, res
 }

@@ -22,7 +22,7 @@ type subject struct {
 
 // group is one limit of one quota over one scope, and the archives it counts, oldest first.
 type group struct {
-	limit   Limit
+	limit   Bound
 	scope   string
 	used    int64
 	members []int
@@ -120,7 +120,7 @@ func build(in *Input) *ledger {
 	}
 	slices.SortFunc(lg.order, func(x, y int) int { return compareKeyed(&in.Archives[x], &in.Archives[y], keys[x], keys[y]) })
 
-	// Resolve gives each container its own Rules, so the pointer names the container; the
+	// Govern gives each container its own Rules, so the pointer names the container; the
 	// scopes are checked all the same, and rules shared across containers still work.
 	subjects := map[subjectOf]int{}
 	byRules := map[*Rules]int{}
@@ -137,13 +137,13 @@ func build(in *Input) *ledger {
 			subjects[of] = s
 			byRules[in.Rules[i]] = s
 			sub := subject{of: of, rules: *in.Rules[i]}
-			for lvl := LevelContainer; lvl <= LevelNamespace; lvl++ {
+			for lvl := PerContainer; lvl <= PerNamespace; lvl++ {
 				sub.scopes[lvl] = a.Scope(lvl)
 			}
-			for _, l := range sub.rules.Limits {
-				gk := groupKey{quota: l.Quota, key: l.Key}
-				if l.Level != LevelGroup {
-					gk.scope = sub.scopes[l.Level]
+			for _, l := range sub.rules.Bounds {
+				gk := groupKey{quota: l.Quota, key: l.Name}
+				if l.Per != PerGroup {
+					gk.scope = sub.scopes[l.Per]
 				}
 				g, ok := groups[gk]
 				if !ok {
@@ -172,13 +172,13 @@ func build(in *Input) *ledger {
 		lg.byLevel[g] = g
 	}
 	sort.SliceStable(lg.byLevel, func(x, y int) bool {
-		return lg.groups[lg.byLevel[x]].limit.Level < lg.groups[lg.byLevel[y]].limit.Level
+		return lg.groups[lg.byLevel[x]].limit.Per < lg.groups[lg.byLevel[y]].limit.Per
 	})
 	return lg
 }
 
-func amount(a *Archive, r Resource) int64 {
-	if r == Storage {
+func amount(a *Archive, r policy.Resource) int64 {
+	if r == policy.ResourceStorage {
 		return a.Size
 	}
 	return 1
@@ -221,19 +221,19 @@ func (lg *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 		if !prunable(a) || r.Held != "" {
 			continue
 		}
-		scope := lg.subjects[lg.subjOf[i]].scopes[LevelContainer]
+		scope := lg.subjects[lg.subjOf[i]].scopes[PerContainer]
 		switch {
 		case r.MaxSize != nil && active[r.MaxSize.Quota] && a.Size > r.MaxSize.Value:
-			mark(i, &Prune{Archive: i, Quota: r.MaxSize.Quota, Key: policy.NameMaxCheckpointSize, Scope: scope,
+			mark(i, &Prune{Archive: i, Quota: r.MaxSize.Quota, Rule: policy.NameMaxCheckpointSize, Scope: scope,
 				Reason: fmt.Sprintf("maxCheckpointSize %s/%s", Bytes(a.Size), Bytes(r.MaxSize.Value))})
 		// An archive of unknown age (no checkpoint time) has no age for maxAge to measure.
 		case r.MaxAge != nil && active[r.MaxAge.Quota] && !a.CheckpointTime.IsZero() &&
 			!in.Now.Before(a.CheckpointTime.Add(r.MaxAge.Duration)):
-			mark(i, &Prune{Archive: i, Quota: r.MaxAge.Quota, Key: policy.NameMaxAge, Scope: scope,
+			mark(i, &Prune{Archive: i, Quota: r.MaxAge.Quota, Rule: policy.NameMaxAge, Scope: scope,
 				Reason: fmt.Sprintf("maxAge %s/%s", in.Now.Sub(a.CheckpointTime).Round(time.Second), r.MaxAge.Duration)})
 		case r.Orphans != nil && active[r.Orphans.Quota] && !a.OrphanSince.IsZero() &&
 			!in.Now.Before(a.OrphanSince.Add(r.Orphans.Duration)):
-			mark(i, &Prune{Archive: i, Quota: r.Orphans.Quota, Key: policy.NameOrphans, Scope: scope,
+			mark(i, &Prune{Archive: i, Quota: r.Orphans.Quota, Rule: policy.NameOrphans, Scope: scope,
 				Reason: fmt.Sprintf("orphans: pod %s gone for %s", a.Pod, in.Now.Sub(a.OrphanSince).Round(time.Second))})
 		}
 	}
@@ -244,7 +244,7 @@ func (lg *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 		if !active[l.Quota] || left[g] <= l.Value {
 			continue
 		}
-		reason := fmt.Sprintf("%s %s/%s", l.Key, format(grp.used, l.Resource), format(l.Value, l.Resource))
+		reason := fmt.Sprintf("%s %s/%s", l.Name, format(grp.used, l.Resource), format(l.Value, l.Resource))
 		var pinned, held []string
 		heldBecause := ""
 		// A held archive might be the next to go under this limit, were its rules known:
@@ -276,10 +276,10 @@ func (lg *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 			case afterHeld:
 				continue
 			}
-			mark(i, &Prune{Archive: i, Quota: l.Quota, Key: l.Key, Scope: grp.scope, Reason: reason})
+			mark(i, &Prune{Archive: i, Quota: l.Quota, Rule: l.Name, Scope: grp.scope, Reason: reason})
 		}
 		if left[g] > l.Value {
-			blocks = append(blocks, quotaBlock{quota: l.Quota, Block: Block{Key: l.Key, Level: l.Level, Scope: grp.scope,
+			blocks = append(blocks, quotaBlock{quota: l.Quota, Block: Block{Rule: l.Name, Per: l.Per, Scope: grp.scope,
 				Used: left[g], Hard: l.Value, Pinned: pinned, Held: held, HeldBecause: heldBecause}})
 		}
 	}

@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -48,8 +50,8 @@ func everyArchive(archives []Archive, rules Rules) []*Rules {
 	return out
 }
 
-func limit(key string, lvl Level, r Resource, v int64) Limit {
-	return Limit{Quota: 0, Key: key, Level: lvl, Resource: r, Value: v}
+func limit(key string, lvl Per, r policy.Resource, v int64) Bound {
+	return Bound{Quota: 0, Per: lvl, Limit: policy.Limit{Name: key, Resource: r, Value: v}}
 }
 
 func TestComputePrunes(t *testing.T) {
@@ -62,17 +64,17 @@ func TestComputePrunes(t *testing.T) {
 	}{
 		"per container count keeps the newest of each container": {
 			archives: concat(archives("ns", "p", "a", 5, mi), archives("ns", "p", "b", 5, mi)),
-			rules:    Rules{Limits: []Limit{limit("perContainer.checkpoints", LevelContainer, Checkpoints, 2)}},
+			rules:    Rules{Bounds: []Bound{limit("perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 2)}},
 			want:     []string{"p-a-0", "p-b-0", "p-a-1", "p-b-1", "p-a-2", "p-b-2"},
 		},
 		"per pod storage in Mi": {
 			archives: concat(archives("ns", "p", "a", 3, 3*mi), archives("ns", "q", "a", 2, 3*mi)),
-			rules:    Rules{Limits: []Limit{limit("perPod.storage", LevelPod, Storage, 7*mi)}},
+			rules:    Rules{Bounds: []Bound{limit("perPod.storage", PerPod, policy.ResourceStorage, 7*mi)}},
 			want:     []string{"p-a-0"},
 		},
 		"namespace count prunes oldest across pods": {
 			archives: concat(archives("ns", "p", "a", 3, mi), archives("ns", "q", "a", 3, mi)),
-			rules:    Rules{Limits: []Limit{limit("total.checkpoints", LevelNamespace, Checkpoints, 4)}},
+			rules:    Rules{Bounds: []Bound{limit("total.checkpoints", PerNamespace, policy.ResourceCheckpoints, 4)}},
 			want:     []string{"p-a-0", "q-a-0"},
 		},
 		"max size": {
@@ -88,7 +90,7 @@ func TestComputePrunes(t *testing.T) {
 		},
 		"dry run prunes nothing": {
 			archives: archives("ns", "p", "a", 4, mi),
-			rules:    Rules{Limits: []Limit{limit("perContainer.checkpoints", LevelContainer, Checkpoints, 1)}},
+			rules:    Rules{Bounds: []Bound{limit("perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}},
 			dryRun:   true,
 		},
 	}
@@ -107,9 +109,9 @@ func TestComputePrunes(t *testing.T) {
 func TestDryRunReportsWhatEnforceDeletes(t *testing.T) {
 	arch := concat(archives("ns", "p", "a", 6, 100), archives("ns", "q", "a", 3, 100))
 	arch[1].Pinned = true
-	rules := Rules{Limits: []Limit{
-		limit("perContainer.checkpoints", LevelContainer, Checkpoints, 3),
-		limit("total.storage", LevelNamespace, Storage, 500),
+	rules := Rules{Bounds: []Bound{
+		limit("perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 3),
+		limit("total.storage", PerNamespace, policy.ResourceStorage, 500),
 	}}
 	in := Input{Archives: arch, Quotas: []Meta{{Name: "q", DryRun: true}}, Rules: everyArchive(arch, rules), Now: t0}
 	dry := Compute(in)
@@ -131,12 +133,12 @@ func TestPinsBlockAndAreNamed(t *testing.T) {
 	arch := archives("ns", "p", "a", 3, 100)
 	arch[0].Pinned, arch[1].Pinned = true, true
 	in := Input{Archives: arch, Quotas: []Meta{{Name: "q"}}, Now: t0,
-		Rules: everyArchive(arch, Rules{Limits: []Limit{limit("perContainer.checkpoints", LevelContainer, Checkpoints, 1)}})}
+		Rules: everyArchive(arch, Rules{Bounds: []Bound{limit("perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}})}
 	res := Compute(in)
 	if diff := cmp.Diff([]string{"p-a-2"}, prunedNames(in, res)); diff != "" {
 		t.Errorf("pruned (-want +got):\n%s", diff)
 	}
-	want := []Block{{Key: "perContainer.checkpoints", Scope: "ns/p/a", Used: 2, Hard: 1, Pinned: []string{"p-a-0", "p-a-1"}}}
+	want := []Block{{Rule: "perContainer.checkpoints", Scope: "ns/p/a", Used: 2, Hard: 1, Pinned: []string{"p-a-0", "p-a-1"}}}
 	if diff := cmp.Diff(want, res.Quotas[0].Blocked); diff != "" {
 		t.Errorf("blocked (-want +got):\n%s", diff)
 	}
@@ -160,9 +162,9 @@ func TestOrphansAfterGrace(t *testing.T) {
 func TestUsageReport(t *testing.T) {
 	arch := concat(archives("ns", "p", "a", 3, 100), archives("ns", "q", "a", 1, 100))
 	in := Input{Archives: arch, Quotas: []Meta{{Name: "q"}}, Now: t0,
-		Rules: everyArchive(arch, Rules{Limits: []Limit{limit("perPod.checkpoints", LevelPod, Checkpoints, 5)}})}
+		Rules: everyArchive(arch, Rules{Bounds: []Bound{limit("perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 5)}})}
 	qr := Compute(in).Quotas[0]
-	want := []LimitUsage{{Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Hard: 5, Used: 3, Scope: "ns/p"}}
+	want := []LimitUsage{{Name: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 5, Used: 3, Scope: "ns/p"}}
 	if diff := cmp.Diff(want, qr.Limits); diff != "" {
 		t.Errorf("limits (-want +got):\n%s", diff)
 	}
@@ -182,3 +184,7 @@ func TestBytes(t *testing.T) {
 		}
 	}
 }
+
+// samePaths compares field paths by what they print: the paths of a bound and of an
+// effective limit are the spec's, found anew by each resolution.
+var samePaths = cmp.Comparer(func(a, b *field.Path) bool { return a.String() == b.String() })

@@ -3,6 +3,7 @@ package quota
 import (
 	"testing"
 
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -28,7 +29,7 @@ func TestDeletingArchivesCountButAreNotPrunedAgain(t *testing.T) {
 				arch[i].Deleting = true
 			}
 			in := Input{Archives: arch, Quotas: []Meta{{Name: "q"}},
-				Rules: everyArchive(arch, Rules{Limits: []Limit{limit("perContainer.checkpoints", LevelContainer, Checkpoints, tc.limit)}})}
+				Rules: everyArchive(arch, Rules{Bounds: []Bound{limit("perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, tc.limit)}})}
 			res := Compute(in)
 			if diff := cmp.Diff(tc.wantPruned, prunedNames(in, res)); diff != "" {
 				t.Errorf("pruned (-want +got):\n%s", diff)

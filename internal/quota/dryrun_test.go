@@ -22,7 +22,7 @@ func TestDryRunPending(t *testing.T) {
 		archives []Archive
 		pinned   []int
 		quotas   []Meta
-		limits   []Limit
+		limits   []Bound
 		// pruned is what the pass deletes; pending what each quota reports.
 		pruned  []string
 		pending [][]string
@@ -31,15 +31,15 @@ func TestDryRunPending(t *testing.T) {
 		"DryRun alone: nothing pruned, everything it would prune pending": {
 			archives: arch,
 			quotas:   []Meta{{Name: "q0", DryRun: true}},
-			limits:   []Limit{limitOf(0, "perContainer.checkpoints", LevelContainer, Checkpoints, 2)},
+			limits:   []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 2)},
 			pending:  [][]string{{"p-a-0", "p-a-1", "p-a-2"}},
 			blocked:  [][]string{nil},
 		},
 		"what Enforce prunes anyway is not pending under the DryRun quota": {
 			archives: arch,
 			quotas:   []Meta{{Name: "q0"}, {Name: "q1", DryRun: true}},
-			limits: []Limit{limitOf(0, "perContainer.checkpoints", LevelContainer, Checkpoints, 4),
-				limitOf(1, "perPod.checkpoints", LevelPod, Checkpoints, 2)},
+			limits: []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 4),
+				limitOf(1, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 2)},
 			pruned:  []string{"p-a-0"},
 			pending: [][]string{{"p-a-0"}, {"p-a-1", "p-a-2"}},
 			blocked: [][]string{nil, nil},
@@ -47,8 +47,8 @@ func TestDryRunPending(t *testing.T) {
 		"two DryRun quotas: each as if it alone were switched": {
 			archives: arch,
 			quotas:   []Meta{{Name: "q0", DryRun: true}, {Name: "q1", DryRun: true}},
-			limits: []Limit{limitOf(0, "perContainer.checkpoints", LevelContainer, Checkpoints, 4),
-				limitOf(1, "total.checkpoints", LevelNamespace, Checkpoints, 5)},
+			limits: []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 4),
+				limitOf(1, "total.checkpoints", PerNamespace, policy.ResourceCheckpoints, 5)},
 			pending: [][]string{{"p-a-0"}, {"p-a-0", "q-a-0"}},
 			blocked: [][]string{nil, nil},
 		},
@@ -56,7 +56,7 @@ func TestDryRunPending(t *testing.T) {
 			archives: arch,
 			pinned:   []int{0, 1, 2},
 			quotas:   []Meta{{Name: "q0", DryRun: true}},
-			limits:   []Limit{limitOf(0, "perContainer.checkpoints", LevelContainer, Checkpoints, 1)},
+			limits:   []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)},
 			// q's container is over too, and q-a-0 is the oldest.
 			pending: [][]string{{"q-a-0", "p-a-3", "p-a-4"}},
 			blocked: [][]string{{"perContainer.checkpoints ns/p/a 3/1"}},
@@ -65,8 +65,8 @@ func TestDryRunPending(t *testing.T) {
 			archives: arch,
 			pinned:   []int{0, 1, 2, 5},
 			quotas:   []Meta{{Name: "q0"}},
-			limits: []Limit{limitOf(0, "total.checkpoints", LevelNamespace, Checkpoints, 2),
-				limitOf(0, "perPod.checkpoints", LevelPod, Checkpoints, 2)},
+			limits: []Bound{limitOf(0, "total.checkpoints", PerNamespace, policy.ResourceCheckpoints, 2),
+				limitOf(0, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 2)},
 			// Oldest first, whichever limit prunes: q-a-1 is a minute old, p-a-3 three.
 			pruned:  []string{"q-a-1", "p-a-3", "p-a-4"},
 			pending: [][]string{{"q-a-1", "p-a-3", "p-a-4"}},
@@ -79,7 +79,7 @@ func TestDryRunPending(t *testing.T) {
 			for _, i := range tc.pinned {
 				archives[i].Pinned = true
 			}
-			in := Input{Archives: archives, Quotas: tc.quotas, Rules: everyArchive(archives, Rules{Limits: tc.limits}), Now: t0}
+			in := Input{Archives: archives, Quotas: tc.quotas, Rules: everyArchive(archives, Rules{Bounds: tc.limits}), Now: t0}
 			res := Compute(in)
 			if diff := cmp.Diff(tc.pruned, prunedNames(in, res)); diff != "" {
 				t.Errorf("pruned (-want +got):\n%s", diff)
@@ -91,7 +91,7 @@ func TestDryRunPending(t *testing.T) {
 					p = append(p, archives[x.Archive].Name)
 				}
 				for _, x := range o.Blocked {
-					b = append(b, fmt.Sprintf("%s %s %d/%d", x.Key, x.Scope, x.Used, x.Hard))
+					b = append(b, fmt.Sprintf("%s %s %d/%d", x.Rule, x.Scope, x.Used, x.Hard))
 				}
 				pending, blocked = append(pending, p), append(blocked, b)
 			}
@@ -113,7 +113,7 @@ func TestBlockNamesAtMostMaxNames(t *testing.T) {
 		arch[i].Pinned = true
 	}
 	in := Input{Archives: arch, Quotas: []Meta{{Name: "q"}}, Now: t0,
-		Rules: everyArchive(arch, Rules{Limits: []Limit{limitOf(0, "perContainer.checkpoints", LevelContainer, Checkpoints, 1)}})}
+		Rules: everyArchive(arch, Rules{Bounds: []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}})}
 	blocked := Compute(in).Quotas[0].Blocked
 	if len(blocked) != 1 {
 		t.Fatalf("%d blocks, want 1", len(blocked))
@@ -136,7 +136,7 @@ func TestComputePartKeepsOnlyWhatAQuotaHas(t *testing.T) {
 	add(policy.FromClusterQuota(builder.ClusterQuota("a").PerContainer(1, "").Obj()))
 	add(policy.FromClusterQuota(builder.ClusterQuota("b").PerContainer(2, "").Obj()))
 	own := archives("shop", "p", "c", 2, 1)
-	res := Resolve(quotas, own, Labels{})
+	res := Govern(quotas, own, Labels{})
 	part := ComputePart(Input{Archives: own, Quotas: res.Quotas, Rules: res.Rules, Now: t0}, res)
 	var kept []string
 	for _, pq := range part.quotas {
@@ -155,15 +155,15 @@ func TestComputePartKeepsOnlyWhatAQuotaHas(t *testing.T) {
 func TestFormat(t *testing.T) {
 	cases := map[string]struct {
 		n    int64
-		r    Resource
+		r    policy.Resource
 		want string
 	}{
-		"a count":                      {n: 1536, r: Checkpoints, want: "1536"},
-		"bytes":                        {n: 1536, r: Storage, want: "1.5Ki"},
-		"small bytes stay as they are": {n: 1023, r: Storage, want: "1023"},
-		"exactly a unit":               {n: 1 << 20, r: Storage, want: "1Mi"},
-		"rounded to one decimal":       {n: 1<<20 + 1<<20/3, r: Storage, want: "1.3Mi"},
-		"exabytes":                     {n: 2 << 60, r: Storage, want: "2Ei"},
+		"a count":                      {n: 1536, r: policy.ResourceCheckpoints, want: "1536"},
+		"bytes":                        {n: 1536, r: policy.ResourceStorage, want: "1.5Ki"},
+		"small bytes stay as they are": {n: 1023, r: policy.ResourceStorage, want: "1023"},
+		"exactly a unit":               {n: 1 << 20, r: policy.ResourceStorage, want: "1Mi"},
+		"rounded to one decimal":       {n: 1<<20 + 1<<20/3, r: policy.ResourceStorage, want: "1.3Mi"},
+		"exabytes":                     {n: 2 << 60, r: policy.ResourceStorage, want: "2Ei"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package quota
 import (
 	"testing"
 
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -33,8 +34,8 @@ func TestLedgerGroups(t *testing.T) {
 	}{
 		"one group per scope of each limit, its archives oldest first": {
 			archives: concat(at(archives("ns", "p", "a", 2, mi), 0, -2), at(archives("ns", "p", "b", 1, 2*mi), -1)),
-			shared: &Rules{Limits: []Limit{limitOf(0, "perContainer.checkpoints", LevelContainer, Checkpoints, 1),
-				limitOf(0, "perPod.storage", LevelPod, Storage, 5*mi)}},
+			shared: &Rules{Bounds: []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1),
+				limitOf(0, "perPod.storage", PerPod, policy.ResourceStorage, 5*mi)}},
 			wantGroups: []groupOf{
 				{Key: "perContainer.checkpoints", Scope: "ns/p/a", Used: 2, Members: []string{"p-a-1", "p-a-0"}},
 				{Key: "perPod.storage", Scope: "ns/p", Used: 4 * mi, Members: []string{"p-a-1", "p-b-0", "p-a-0"}},
@@ -45,7 +46,7 @@ func TestLedgerGroups(t *testing.T) {
 		},
 		"a group limit has one group for every archive it governs, whatever their scopes": {
 			archives: concat(archives("ns", "p", "a", 1, mi), archives("other", "q", "b", 1, mi)),
-			shared:   &Rules{Limits: []Limit{limitOf(1, "total.storage", LevelGroup, Storage, 10*mi)}},
+			shared:   &Rules{Bounds: []Bound{limitOf(1, "total.storage", PerGroup, policy.ResourceStorage, 10*mi)}},
 			wantGroups: []groupOf{
 				{Quota: 1, Key: "total.storage", Used: 2 * mi, Members: []string{"p-a-0", "q-b-0"}},
 			},
@@ -54,8 +55,8 @@ func TestLedgerGroups(t *testing.T) {
 		},
 		"the same key of two quotas: two groups": {
 			archives: archives("ns", "p", "a", 1, mi),
-			shared: &Rules{Limits: []Limit{limitOf(0, "perPod.checkpoints", LevelPod, Checkpoints, 1),
-				limitOf(1, "perPod.checkpoints", LevelPod, Checkpoints, 3)}},
+			shared: &Rules{Bounds: []Bound{limitOf(0, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 1),
+				limitOf(1, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 3)}},
 			wantGroups: []groupOf{
 				{Key: "perPod.checkpoints", Scope: "ns/p", Used: 1, Members: []string{"p-a-0"}},
 				{Quota: 1, Key: "perPod.checkpoints", Scope: "ns/p", Used: 1, Members: []string{"p-a-0"}},
@@ -66,8 +67,8 @@ func TestLedgerGroups(t *testing.T) {
 		"a pod's containers under other quotas share the pod's group only where the limit is the same": {
 			archives: concat(archives("ns", "p", "a", 1, mi), archives("ns", "p", "b", 1, mi)),
 			rules: map[string]*Rules{
-				"ns/p/a": {Limits: []Limit{limitOf(0, "perPod.checkpoints", LevelPod, Checkpoints, 5)}},
-				"ns/p/b": {Limits: []Limit{limitOf(0, "perPod.checkpoints", LevelPod, Checkpoints, 5), limitOf(1, "perContainer.checkpoints", LevelContainer, Checkpoints, 1)}},
+				"ns/p/a": {Bounds: []Bound{limitOf(0, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 5)}},
+				"ns/p/b": {Bounds: []Bound{limitOf(0, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 5), limitOf(1, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}},
 			},
 			wantGroups: []groupOf{
 				{Key: "perPod.checkpoints", Scope: "ns/p", Used: 2, Members: []string{"p-a-0", "p-b-0"}},
@@ -91,7 +92,7 @@ func TestLedgerGroups(t *testing.T) {
 			w := build(&Input{Archives: tc.archives, Rules: rules, Quotas: []Meta{{Name: "q0"}, {Name: "q1"}}})
 			var groups []groupOf
 			for _, g := range w.groups {
-				gr := groupOf{Quota: g.limit.Quota, Key: g.limit.Key, Scope: g.scope, Used: g.used}
+				gr := groupOf{Quota: g.limit.Quota, Key: g.limit.Name, Scope: g.scope, Used: g.used}
 				for _, i := range g.members {
 					gr.Members = append(gr.Members, tc.archives[i].Name)
 				}
@@ -105,12 +106,12 @@ func TestLedgerGroups(t *testing.T) {
 			}
 			for i, a := range tc.archives {
 				if s := &w.subjects[w.subjOf[i]]; !s.holds(&a) {
-					t.Errorf("archive %s in the subject of %s", a.Scope(LevelContainer), s.scopes[LevelContainer])
+					t.Errorf("archive %s in the subject of %s", a.Scope(PerContainer), s.scopes[PerContainer])
 				}
 			}
 			var byLevel []string
 			for _, g := range w.byLevel {
-				byLevel = append(byLevel, w.groups[g].limit.Key+" "+w.groups[g].scope)
+				byLevel = append(byLevel, w.groups[g].limit.Name+" "+w.groups[g].scope)
 			}
 			if diff := cmp.Diff(tc.wantByLevel, byLevel); diff != "" {
 				t.Errorf("pruning order (-want +got):\n%s", diff)

@@ -15,7 +15,7 @@ import (
 func partsOf(quotas []*policy.Quota, now time.Time, lists ...[]Archive) []*Part {
 	var parts []*Part
 	for _, own := range lists {
-		res := Resolve(quotas, own, Labels{})
+		res := Govern(quotas, own, Labels{})
 		parts = append(parts, ComputePart(Input{Archives: own, Quotas: res.Quotas, Rules: res.Rules, Now: now}, res))
 	}
 	return parts
@@ -59,9 +59,9 @@ func TestMerge(t *testing.T) {
 		t.Errorf("x's pending is what it prunes (-want +got):\n%s", diff)
 	}
 	wantLimits := map[int][]LimitUsage{
-		0: {{Key: "perContainer.checkpoints", Level: LevelContainer, Resource: Checkpoints, Hard: 1, Used: 3, Scope: "b/p/c"}},
+		0: {{Name: "perContainer.checkpoints", Per: PerContainer, Resource: policy.ResourceCheckpoints, Hard: 1, Used: 3, Scope: "b/p/c"}},
 		1: nil, // overridden everywhere: in force for no archive
-		2: {{Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Hard: 5, Used: 3, Scope: "b/p"}},
+		2: {{Name: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 5, Used: 3, Scope: "b/p"}},
 	}
 	for qi, want := range wantLimits {
 		if diff := cmp.Diff(want, got.Quotas[qi].Limits, cmpopts.EquateEmpty()); diff != "" {
@@ -102,7 +102,7 @@ func TestShifted(t *testing.T) {
 		want []Prune
 	}{
 		"nothing":      {off: 3},
-		"moved by off": {in: []Prune{{Archive: 0, Key: "k"}, {Archive: 4}}, off: 3, want: []Prune{{Archive: 3, Key: "k"}, {Archive: 7}}},
+		"moved by off": {in: []Prune{{Archive: 0, Rule: "k"}, {Archive: 4}}, off: 3, want: []Prune{{Archive: 3, Rule: "k"}, {Archive: 7}}},
 		"no move":      {in: []Prune{{Archive: 1}}, want: []Prune{{Archive: 1}}},
 	}
 	for name, tc := range cases {
@@ -149,7 +149,7 @@ func TestMergeSorted(t *testing.T) {
 
 func TestJoinOutcome(t *testing.T) {
 	lu := func(key string, used int64, scope string) LimitUsage {
-		return LimitUsage{Key: key, Hard: 10, Used: used, Scope: scope}
+		return LimitUsage{Name: key, Hard: 10, Used: used, Scope: scope}
 	}
 	cases := map[string]struct {
 		o, p, want Outcome
@@ -169,10 +169,10 @@ func TestJoinOutcome(t *testing.T) {
 			want: Outcome{MaxSize: &LimitUsage{Used: 9, Scope: "b"}},
 		},
 		"lists are appended, to be sorted once every part is in; pending is not": {
-			o: Outcome{Blocked: []Block{{Key: "k"}}, Pods: []ScopeUsage{{Pod: "p"}}},
-			p: Outcome{Blocked: []Block{{Key: "m"}}, Namespaces: []ScopeUsage{{Namespace: "n"}}, Pods: []ScopeUsage{{Pod: "q"}},
+			o: Outcome{Blocked: []Block{{Rule: "k"}}, Pods: []ScopeUsage{{Pod: "p"}}},
+			p: Outcome{Blocked: []Block{{Rule: "m"}}, Namespaces: []ScopeUsage{{Namespace: "n"}}, Pods: []ScopeUsage{{Pod: "q"}},
 				Containers: []ScopeUsage{{Container: "c"}}, Pending: []Prune{{Archive: 1}}},
-			want: Outcome{Blocked: []Block{{Key: "k"}, {Key: "m"}}, Namespaces: []ScopeUsage{{Namespace: "n"}},
+			want: Outcome{Blocked: []Block{{Rule: "k"}, {Rule: "m"}}, Namespaces: []ScopeUsage{{Namespace: "n"}},
 				Pods: []ScopeUsage{{Pod: "p"}, {Pod: "q"}}, Containers: []ScopeUsage{{Container: "c"}}},
 		},
 	}
@@ -202,7 +202,7 @@ func TestNearer(t *testing.T) {
 		"more used wins":                       {l: LimitUsage{Used: 1, Scope: "a"}, other: LimitUsage{Used: 2, Scope: "b"}, want: LimitUsage{Used: 2, Scope: "b"}},
 		"less used loses":                      {l: LimitUsage{Used: 2, Scope: "b"}, other: LimitUsage{Used: 1, Scope: "a"}, want: LimitUsage{Used: 2, Scope: "b"}},
 		"a tie goes to the name sorting first": {l: LimitUsage{Used: 2, Scope: "b"}, other: LimitUsage{Used: 2, Scope: "a"}, want: LimitUsage{Used: 2, Scope: "a"}},
-		"the first usage replaces the -1 mark": {l: LimitUsage{Key: "k", Hard: 3, Used: -1}, other: LimitUsage{Scope: "a"}, want: LimitUsage{Key: "k", Hard: 3, Scope: "a"}},
+		"the first usage replaces the -1 mark": {l: LimitUsage{Name: "k", Hard: 3, Used: -1}, other: LimitUsage{Scope: "a"}, want: LimitUsage{Name: "k", Hard: 3, Scope: "a"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -217,16 +217,16 @@ func TestNearer(t *testing.T) {
 
 func TestSortBlocks(t *testing.T) {
 	blocks := []Block{
-		{Key: "total.checkpoints", Level: LevelGroup},
-		{Key: "perPod.storage", Level: LevelPod, Scope: "ns/b"},
-		{Key: "perPod.checkpoints", Level: LevelPod, Scope: "ns/b"},
-		{Key: "perPod.checkpoints", Level: LevelPod, Scope: "ns/a"},
-		{Key: "perContainer.checkpoints", Level: LevelContainer, Scope: "ns/z/c"},
+		{Rule: "total.checkpoints", Per: PerGroup},
+		{Rule: "perPod.storage", Per: PerPod, Scope: "ns/b"},
+		{Rule: "perPod.checkpoints", Per: PerPod, Scope: "ns/b"},
+		{Rule: "perPod.checkpoints", Per: PerPod, Scope: "ns/a"},
+		{Rule: "perContainer.checkpoints", Per: PerContainer, Scope: "ns/z/c"},
 	}
 	sortBlocks(blocks)
 	var got []string
 	for _, b := range blocks {
-		got = append(got, b.Key+" "+b.Scope)
+		got = append(got, b.Rule+" "+b.Scope)
 	}
 	want := []string{"perContainer.checkpoints ns/z/c", "perPod.checkpoints ns/a", "perPod.checkpoints ns/b", "perPod.storage ns/b", "total.checkpoints "}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -72,7 +73,7 @@ type NodeInput struct {
 // NodeBlock is a node rule that pruning cannot bring back, and why.
 type NodeBlock struct {
 	Quota int
-	Key   string
+	Rule  string
 	Node  string
 	// Missing is how far the node stays over: archives for perNode.checkpoints, bytes otherwise.
 	Missing int64
@@ -163,10 +164,10 @@ func ComputeNodes(in NodeInput, marked []bool, active []bool) NodeOutcome {
 		n := nodeRun{in: &in, node: node, members: members, marks: marks, report: in.Nodes[node], out: &out}
 		n.usage()
 		if out.Checkpoints >= 0 {
-			n.limit(KeyNodeCheckpoints, in.Checkpoints[out.Checkpoints], Checkpoints)
+			n.limit(KeyNodeCheckpoints, in.Checkpoints[out.Checkpoints], policy.ResourceCheckpoints)
 		}
 		if out.Storage >= 0 {
-			n.limit(KeyNodeStorage, in.Storage[out.Storage], Storage)
+			n.limit(KeyNodeStorage, in.Storage[out.Storage], policy.ResourceStorage)
 		}
 		if _, reported := in.Nodes[node]; reported {
 			n.floors(active)
@@ -245,10 +246,10 @@ func (n *nodeRun) usage() {
 }
 
 // limit prunes the node's oldest archives until the per-node limit holds.
-func (n *nodeRun) limit(key string, l NodeLimit, r Resource) {
+func (n *nodeRun) limit(key string, l NodeLimit, r policy.Resource) {
 	count, bytes := n.left(nil)
 	used := count + n.report.UnattributedArchives
-	if r == Storage {
+	if r == policy.ResourceStorage {
 		used = bytes + n.report.UnattributedBytes
 	}
 	if used <= l.Value {
@@ -320,12 +321,12 @@ func (n *nodeRun) floors(active []bool) {
 
 func (n *nodeRun) mark(i, quota int, key, reason string) {
 	n.marks[i] = true
-	n.out.Prune = append(n.out.Prune, Prune{Archive: i, Quota: quota, Key: key, Scope: n.scope(), Reason: reason})
+	n.out.Prune = append(n.out.Prune, Prune{Archive: i, Quota: quota, Rule: key, Scope: n.scope(), Reason: reason})
 }
 
 // block records a rule that the archives left cannot satisfy, and what they are.
 func (n *nodeRun) block(quota int, key string, missing int64, dirs []string, other int64) {
-	b := NodeBlock{Quota: quota, Key: key, Node: n.node, Missing: missing, OtherBytes: other,
+	b := NodeBlock{Quota: quota, Rule: key, Node: n.node, Missing: missing, OtherBytes: other,
 		Unattributed: n.report.UnattributedArchives, UnattributedBytes: n.report.UnattributedBytes}
 	for _, i := range n.members {
 		a := n.in.Archives[i]

@@ -193,13 +193,13 @@ func TestNodeBlocks(t *testing.T) {
 			nodes:       map[string]NodeReport{"n-1": {UnattributedArchives: 2, UnattributedBytes: 3 * mi}},
 			checkpoints: []NodeLimit{{Quota: 0, Value: 1}},
 			wantPrune:   []string{"p-c-2", "p-c-3"},
-			want: []NodeBlock{{Key: KeyNodeCheckpoints, Node: "n-1", Missing: 3, Pinned: 1, PinnedBytes: mi,
+			want: []NodeBlock{{Rule: KeyNodeCheckpoints, Node: "n-1", Missing: 3, Pinned: 1, PinnedBytes: mi,
 				Unreadable: 1, UnreadableBytes: mi, Unattributed: 2, UnattributedBytes: 3 * mi}},
 		},
 		"a storage limit says the bytes missing": {
 			storage:   []NodeLimit{{Quota: 0, Value: mi}},
 			wantPrune: []string{"p-c-2", "p-c-3"},
-			want:      []NodeBlock{{Key: KeyNodeStorage, Node: "n-1", Missing: mi, Pinned: 1, PinnedBytes: mi, Unreadable: 1, UnreadableBytes: mi}},
+			want:      []NodeBlock{{Rule: KeyNodeStorage, Node: "n-1", Missing: mi, Pinned: 1, PinnedBytes: mi, Unreadable: 1, UnreadableBytes: mi}},
 		},
 		"a floor prunes and counts on its own filesystem only": {
 			// /a holds the unreadable and the pinned archive, 2Mi, and 1Mi free of 10Mi: 7Mi of other files.
@@ -207,7 +207,7 @@ func TestNodeBlocks(t *testing.T) {
 				{Dirs: []string{"/a"}, Capacity: 10 * mi, Free: mi, ArchiveBytes: 2 * mi, UnattributedBytes: 0},
 				{Dirs: []string{"/b"}, Capacity: 10 * mi, Free: 8 * mi, ArchiveBytes: 2 * mi}}}},
 			floors: []Floor{{Quota: 0, Bytes: 3 * mi}},
-			want: []NodeBlock{{Key: KeyNodeMinFree, Node: "n-1", Missing: 2 * mi, Pinned: 1, PinnedBytes: mi,
+			want: []NodeBlock{{Rule: KeyNodeMinFree, Node: "n-1", Missing: 2 * mi, Pinned: 1, PinnedBytes: mi,
 				Unreadable: 1, UnreadableBytes: mi, OtherBytes: 7 * mi}},
 		},
 		"within every rule: no block": {
@@ -316,8 +316,8 @@ func TestNodeFloors(t *testing.T) {
 			var pruned []string
 			for _, p := range out.Prune {
 				pruned = append(pruned, as[p.Archive].Name)
-				if p.Key != KeyNodeMinFree || p.Scope != "node n-1" {
-					t.Errorf("%s pruned by %s over %s, want %s over node n-1", as[p.Archive].Name, p.Key, p.Scope, KeyNodeMinFree)
+				if p.Rule != KeyNodeMinFree || p.Scope != "node n-1" {
+					t.Errorf("%s pruned by %s over %s, want %s over node n-1", as[p.Archive].Name, p.Rule, p.Scope, KeyNodeMinFree)
 				}
 			}
 			if diff := cmp.Diff(tc.want, pruned); diff != "" {

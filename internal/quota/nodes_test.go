@@ -73,7 +73,7 @@ func TestComputeNodes(t *testing.T) {
 			archives:    onNode("node-a", archives("shop", "p", "c", 3, mi)),
 			pinned:      []string{"p-c-0", "p-c-1", "p-c-2"},
 			checkpoints: []NodeLimit{{Quota: 0, Value: 1}},
-			wantBlocked: []NodeBlock{{Quota: 0, Key: KeyNodeCheckpoints, Node: "node-a", Missing: 2, Pinned: 3, PinnedBytes: 3 * mi}},
+			wantBlocked: []NodeBlock{{Quota: 0, Rule: KeyNodeCheckpoints, Node: "node-a", Missing: 2, Pinned: 3, PinnedBytes: 3 * mi}},
 		},
 		"a floor in bytes prunes until the freed bytes cover the deficit": {
 			archives: mixed(),
@@ -105,7 +105,7 @@ func TestComputeNodes(t *testing.T) {
 			floors:    []Floor{{Quota: 0, Bytes: 5 * mi}},
 			wantPrune: []string{"p-c-0"},
 			wantKeys:  []string{KeyNodeMinFree},
-			wantBlocked: []NodeBlock{{Quota: 0, Key: KeyNodeMinFree, Node: "node-a", Missing: 3 * mi,
+			wantBlocked: []NodeBlock{{Quota: 0, Rule: KeyNodeMinFree, Node: "node-a", Missing: 3 * mi,
 				Pinned: 2, PinnedBytes: 2 * mi, OtherBytes: 6 * mi}},
 		},
 		"a node that reported nothing has no floor enforced": {
@@ -132,7 +132,7 @@ func TestComputeNodes(t *testing.T) {
 			var got, keys []string
 			for _, p := range out.Prune {
 				got = append(got, tc.archives[p.Archive].Name)
-				keys = append(keys, p.Key)
+				keys = append(keys, p.Rule)
 				if p.Scope != "node "+tc.archives[p.Archive].Node {
 					t.Errorf("scope %q for an archive of %s", p.Scope, tc.archives[p.Archive].Node)
 				}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
 // Older orders archives oldest first: by checkpoint time, then namespace and name so
@@ -84,8 +86,8 @@ func Bytes(n int64) string {
 	return strings.TrimSuffix(s, ".0") + u
 }
 
-func format(n int64, r Resource) string {
-	if r == Storage {
+func format(n int64, r policy.Resource) string {
+	if r == policy.ResourceStorage {
 		return Bytes(n)
 	}
 	return fmt.Sprint(n)

@@ -49,7 +49,7 @@ type partQuota struct {
 
 // ComputePart resolves quotas over archives that no limit shares with archives outside
 // them (see Coupled), and computes them.
-func ComputePart(in Input, res *Resolution) *Part {
+func ComputePart(in Input, res *Governance) *Part {
 	out := Compute(in)
 	p := &Part{archives: in.Archives, rules: in.Rules, prune: out.Prune, NextExpiry: out.NextExpiry}
 	for qi := range out.Quotas {
@@ -69,8 +69,8 @@ func ComputePart(in Input, res *Resolution) *Part {
 // every part against the same quotas, in the same order. The archives are pointers into
 // the parts, read only: a pass merges every part, and copying each archive into one list
 // was much of what the manager allocated (docs/quota-controller.md).
-func Merge(quotas []*policy.Quota, parts []*Part) ([]*Archive, *Resolution, Result) {
-	res := Resolve(quotas, nil, Labels{})
+func Merge(quotas []*policy.Quota, parts []*Part) ([]*Archive, *Governance, Result) {
+	res := Govern(quotas, nil, Labels{})
 	total := 0
 	for _, p := range parts {
 		total += len(p.archives)
@@ -116,7 +116,7 @@ func Merge(quotas []*policy.Quota, parts []*Part) ([]*Archive, *Resolution, Resu
 		o := &out.Quotas[qi]
 		o.Pending = mergeSorted(pending[qi], older)
 		sortBlocks(o.Blocked)
-		sort.Slice(o.Limits, func(i, j int) bool { return o.Limits[i].Key < o.Limits[j].Key })
+		sort.Slice(o.Limits, func(i, j int) bool { return o.Limits[i].Name < o.Limits[j].Name })
 		o.Namespaces, o.Pods, o.Containers = nearestOf(o.Namespaces), nearestOf(o.Pods), nearestOf(o.Containers)
 	}
 	return archives, res, out
@@ -186,7 +186,7 @@ func joinOutcome(o, p *Outcome) {
 	o.Checkpoints += p.Checkpoints
 	o.Bytes += p.Bytes
 	for _, l := range p.Limits {
-		i := slices.IndexFunc(o.Limits, func(x LimitUsage) bool { return x.Key == l.Key })
+		i := slices.IndexFunc(o.Limits, func(x LimitUsage) bool { return x.Name == l.Name })
 		if i < 0 {
 			o.Limits = append(o.Limits, l)
 			continue
@@ -218,13 +218,13 @@ func nearer(l *LimitUsage, other LimitUsage) {
 // sortBlocks orders blocked limits narrowest level first, then by scope and key.
 func sortBlocks(b []Block) {
 	slices.SortStableFunc(b, func(x, y Block) int {
-		if x.Level != y.Level {
-			return int(x.Level) - int(y.Level)
+		if x.Per != y.Per {
+			return int(x.Per) - int(y.Per)
 		}
 		if c := strings.Compare(x.Scope, y.Scope); c != 0 {
 			return c
 		}
-		return strings.Compare(x.Key, y.Key)
+		return strings.Compare(x.Rule, y.Rule)
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
 )
 
@@ -21,7 +22,7 @@ type named struct {
 func namedPrunes(in Input, prunes []Prune) []named {
 	var out []named
 	for _, p := range prunes {
-		out = append(out, named{Name: in.Archives[p.Archive].Name, Key: p.Key, Scope: p.Scope, Reason: p.Reason, Quota: p.Quota})
+		out = append(out, named{Name: in.Archives[p.Archive].Name, Key: p.Rule, Scope: p.Scope, Reason: p.Reason, Quota: p.Quota})
 	}
 	return out
 }
@@ -78,24 +79,24 @@ func TestPruneDecisions(t *testing.T) {
 		"what retention pruned is no longer over a limit": {
 			archives: old(archives("ns", "p", "a", 3, mi), 3*time.Hour, 2*time.Minute, time.Minute),
 			rules: Rules{MaxAge: &Retention{Duration: time.Hour},
-				Limits: []Limit{limitOf(0, "perContainer.checkpoints", LevelContainer, Checkpoints, 2)}},
+				Bounds: []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 2)}},
 			want: []named{{Name: "p-a-0", Key: "maxAge", Scope: "ns/p/a", Reason: "maxAge 3h0m0s/1h0m0s"}},
 		},
 		"a limit prunes oldest first, names the scope and its usage when the pass began": {
 			archives: concat(archives("ns", "p", "a", 3, 2*mi), archives("ns", "q", "a", 1, 2*mi)),
-			rules:    Rules{Limits: []Limit{limitOf(1, "perPod.storage", LevelPod, Storage, 3*mi)}},
+			rules:    Rules{Bounds: []Bound{limitOf(1, "perPod.storage", PerPod, policy.ResourceStorage, 3*mi)}},
 			want: []named{{Name: "p-a-0", Key: "perPod.storage", Scope: "ns/p", Reason: "perPod.storage 6Mi/3Mi", Quota: 1},
 				{Name: "p-a-1", Key: "perPod.storage", Scope: "ns/p", Reason: "perPod.storage 6Mi/3Mi", Quota: 1}},
 		},
 		"the narrowest limit first: the wider one needs no more": {
 			archives: concat(archives("ns", "p", "a", 3, mi), archives("ns", "p", "b", 1, mi)),
-			rules: Rules{Limits: []Limit{limitOf(0, "total.checkpoints", LevelNamespace, Checkpoints, 3),
-				limitOf(1, "perContainer.checkpoints", LevelContainer, Checkpoints, 2)}},
+			rules: Rules{Bounds: []Bound{limitOf(0, "total.checkpoints", PerNamespace, policy.ResourceCheckpoints, 3),
+				limitOf(1, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 2)}},
 			want: []named{{Name: "p-a-0", Key: "perContainer.checkpoints", Scope: "ns/p/a", Reason: "perContainer.checkpoints 3/2", Quota: 1}},
 		},
 		"a limit of 0 prunes every archive it may": {
 			archives: archives("ns", "p", "a", 2, mi),
-			rules:    Rules{Limits: []Limit{limitOf(0, "perContainer.checkpoints", LevelContainer, Checkpoints, 0)}},
+			rules:    Rules{Bounds: []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 0)}},
 			want: []named{{Name: "p-a-0", Key: "perContainer.checkpoints", Scope: "ns/p/a", Reason: "perContainer.checkpoints 2/0"},
 				{Name: "p-a-1", Key: "perContainer.checkpoints", Scope: "ns/p/a", Reason: "perContainer.checkpoints 2/0"}},
 		},
@@ -103,25 +104,25 @@ func TestPruneDecisions(t *testing.T) {
 			archives: archives("ns", "p", "a", 4, 3*mi),
 			mutate:   func(as []Archive) { as[0].Pinned, as[1].Unreadable = true, true },
 			rules: Rules{MaxSize: &Retention{Value: 1 << 40},
-				Limits: []Limit{limitOf(0, "perContainer.checkpoints", LevelContainer, Checkpoints, 1)}},
+				Bounds: []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}},
 			// The pins count: every unpinned archive goes, and the limit still does not hold.
 			want: []named{{Name: "p-a-2", Key: "perContainer.checkpoints", Scope: "ns/p/a", Reason: "perContainer.checkpoints 4/1"},
 				{Name: "p-a-3", Key: "perContainer.checkpoints", Scope: "ns/p/a", Reason: "perContainer.checkpoints 4/1"}},
-			blocked: []Block{{Key: "perContainer.checkpoints", Level: LevelContainer, Scope: "ns/p/a", Used: 2, Hard: 1,
+			blocked: []Block{{Rule: "perContainer.checkpoints", Per: PerContainer, Scope: "ns/p/a", Used: 2, Hard: 1,
 				Pinned: []string{"p-a-0", "p-a-1"}}},
 		},
 		"held archives: counted, never pruned, and nothing newer of their group goes in their place": {
 			archives: archives("ns", "p", "a", 3, mi),
 			rules: Rules{Held: HeldByLabels, MaxAge: &Retention{Duration: time.Nanosecond},
-				Limits: []Limit{limitOf(0, "perContainer.checkpoints", LevelContainer, Checkpoints, 1)}},
-			blocked: []Block{{Key: "perContainer.checkpoints", Level: LevelContainer, Scope: "ns/p/a", Used: 3, Hard: 1,
+				Bounds: []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}},
+			blocked: []Block{{Rule: "perContainer.checkpoints", Per: PerContainer, Scope: "ns/p/a", Used: 3, Hard: 1,
 				Held: []string{"p-a-0", "p-a-1", "p-a-2"}, HeldBecause: HeldByLabels}},
 		},
 		"a DryRun quota's rules prune nothing in the pass": {
 			archives: old(archives("ns", "p", "a", 2, 3*mi), 2*time.Hour, time.Minute),
 			quotas:   []Meta{{Name: "q0", DryRun: true}, {Name: "q1"}},
 			rules: Rules{MaxAge: &Retention{Duration: time.Hour},
-				Limits: []Limit{limitOf(1, "perContainer.checkpoints", LevelContainer, Checkpoints, 1)}},
+				Bounds: []Bound{limitOf(1, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1)}},
 			want: []named{{Name: "p-a-0", Key: "perContainer.checkpoints", Scope: "ns/p/a", Reason: "perContainer.checkpoints 2/1", Quota: 1}},
 		},
 	}
@@ -235,7 +236,7 @@ func TestArchiveOf(t *testing.T) {
 
 func TestArchiveScope(t *testing.T) {
 	a := Archive{Namespace: "shop", Pod: "cache-0", Container: "redis"}
-	want := map[Level]string{LevelContainer: "shop/cache-0/redis", LevelPod: "shop/cache-0", LevelNamespace: "shop", LevelGroup: ""}
+	want := map[Per]string{PerContainer: "shop/cache-0/redis", PerPod: "shop/cache-0", PerNamespace: "shop", PerGroup: ""}
 	for lvl, w := range want {
 		if got := a.Scope(lvl); got != w {
 			t.Errorf("Scope(%d) = %q, want %q", lvl, got, w)

@@ -21,22 +21,22 @@ func (lg *ledger) report(res *Result) {
 	fill := make([][3]map[string]float64, len(in.Quotas))
 	for _, grp := range lg.groups {
 		l := grp.limit
-		k := limitKey{l.Quota, l.Key}
+		k := limitKey{l.Quota, l.Name}
 		lu := limits[k]
 		if lu == nil {
-			lu = &LimitUsage{Key: l.Key, Level: l.Level, Resource: l.Resource, Hard: l.Value, Used: -1}
+			lu = &LimitUsage{Name: l.Name, Per: l.Per, Resource: l.Resource, Hard: l.Value, Used: -1}
 			limits[k] = lu
 			order = append(order, k)
 		}
 		nearer(lu, LimitUsage{Used: grp.used, Scope: grp.scope})
-		if l.Level == LevelGroup {
+		if l.Per == PerGroup {
 			continue
 		}
 		f := ratio(grp.used, l.Value)
-		m := fill[l.Quota][l.Level]
+		m := fill[l.Quota][l.Per]
 		if m == nil {
 			m = map[string]float64{}
-			fill[l.Quota][l.Level] = m
+			fill[l.Quota][l.Per] = m
 		}
 		if f > m[grp.scope] {
 			m[grp.scope] = f
@@ -67,9 +67,9 @@ func (lg *ledger) report(res *Result) {
 		if r := &lg.subjects[s].rules; r.MaxSize != nil {
 			qr := &res.Quotas[r.MaxSize.Quota]
 			if qr.MaxSize == nil {
-				qr.MaxSize = &LimitUsage{Key: policy.NameMaxCheckpointSize, Level: LevelContainer, Resource: Storage, Hard: r.MaxSize.Value, Used: -1}
+				qr.MaxSize = &LimitUsage{Name: policy.NameMaxCheckpointSize, Per: PerContainer, Resource: policy.ResourceStorage, Hard: r.MaxSize.Value, Used: -1}
 			}
-			nearer(qr.MaxSize, LimitUsage{Used: a.Size, Scope: lg.subjects[s].scopes[LevelContainer]})
+			nearer(qr.MaxSize, LimitUsage{Used: a.Size, Scope: lg.subjects[s].scopes[PerContainer]})
 		}
 	}
 	scopes := make([][3]map[string]*ScopeUsage, len(in.Quotas))
@@ -88,7 +88,7 @@ func (lg *ledger) report(res *Result) {
 			qr := &res.Quotas[q]
 			qr.Checkpoints += count[s]
 			qr.Bytes += bytes[s]
-			for lvl := LevelContainer; lvl <= LevelNamespace; lvl++ {
+			for lvl := PerContainer; lvl <= PerNamespace; lvl++ {
 				m := scopes[q][lvl]
 				if m == nil {
 					m = map[string]*ScopeUsage{}
@@ -98,10 +98,10 @@ func (lg *ledger) report(res *Result) {
 				su := m[key]
 				if su == nil {
 					su = &ScopeUsage{Namespace: a.Namespace, Fill: fill[q][lvl][key]}
-					if lvl <= LevelPod {
+					if lvl <= PerPod {
 						su.Pod = a.Pod
 					}
-					if lvl == LevelContainer {
+					if lvl == PerContainer {
 						su.Container = a.Container
 					}
 					m[key] = su
@@ -111,7 +111,7 @@ func (lg *ledger) report(res *Result) {
 			}
 		}
 		r := &sub.rules
-		for _, l := range r.Limits {
+		for _, l := range r.Bounds {
 			add(l.Quota)
 		}
 		for _, ret := range []*Retention{r.MaxSize, r.MaxAge, r.Orphans} {
@@ -122,9 +122,9 @@ func (lg *ledger) report(res *Result) {
 	}
 	for q := range res.Quotas {
 		qr := &res.Quotas[q]
-		qr.Containers = nearest(scopes[q][LevelContainer])
-		qr.Pods = nearest(scopes[q][LevelPod])
-		qr.Namespaces = nearest(scopes[q][LevelNamespace])
+		qr.Containers = nearest(scopes[q][PerContainer])
+		qr.Pods = nearest(scopes[q][PerPod])
+		qr.Namespaces = nearest(scopes[q][PerNamespace])
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
@@ -14,13 +15,13 @@ import (
 func governed(archives []Archive, rules map[string]*Rules) []*Rules {
 	out := make([]*Rules, len(archives))
 	for i := range archives {
-		out[i] = rules[archives[i].Scope(LevelContainer)]
+		out[i] = rules[archives[i].Scope(PerContainer)]
 	}
 	return out
 }
 
-func limitOf(quota int, key string, lvl Level, r Resource, v int64) Limit {
-	return Limit{Quota: quota, Key: key, Level: lvl, Resource: r, Value: v}
+func limitOf(quota int, key string, lvl Per, r policy.Resource, v int64) Bound {
+	return Bound{Quota: quota, Per: lvl, Limit: policy.Limit{Name: key, Resource: r, Value: v}}
 }
 
 // usageOf is the part of an outcome that report fills.
@@ -52,23 +53,23 @@ func TestReport(t *testing.T) {
 			archives: concat(archives("ns", "p", "a", 3, mi), archives("ns", "q", "a", 1, 4*mi)),
 			quotas:   two,
 			rules: func() map[string]*Rules {
-				r := &Rules{Limits: []Limit{limitOf(0, "perPod.storage", LevelPod, Storage, 10*mi),
-					limitOf(0, "perContainer.checkpoints", LevelContainer, Checkpoints, 5),
-					limitOf(1, "total.checkpoints", LevelGroup, Checkpoints, 10)}}
+				r := &Rules{Bounds: []Bound{limitOf(0, "perPod.storage", PerPod, policy.ResourceStorage, 10*mi),
+					limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 5),
+					limitOf(1, "total.checkpoints", PerGroup, policy.ResourceCheckpoints, 10)}}
 				return map[string]*Rules{"ns/p/a": r, "ns/q/a": r}
 			}(),
 			want: []Outcome{
 				{Checkpoints: 4, Bytes: 7 * mi,
 					Limits: []LimitUsage{
-						{Key: "perContainer.checkpoints", Level: LevelContainer, Resource: Checkpoints, Hard: 5, Used: 3, Scope: "ns/p/a"},
-						{Key: "perPod.storage", Level: LevelPod, Resource: Storage, Hard: 10 * mi, Used: 4 * mi, Scope: "ns/q"}},
+						{Name: "perContainer.checkpoints", Per: PerContainer, Resource: policy.ResourceCheckpoints, Hard: 5, Used: 3, Scope: "ns/p/a"},
+						{Name: "perPod.storage", Per: PerPod, Resource: policy.ResourceStorage, Hard: 10 * mi, Used: 4 * mi, Scope: "ns/q"}},
 					Namespaces: []ScopeUsage{{Namespace: "ns", Checkpoints: 4, Bytes: 7 * mi}},
 					Pods: []ScopeUsage{{Namespace: "ns", Pod: "q", Checkpoints: 1, Bytes: 4 * mi, Fill: 0.4},
 						{Namespace: "ns", Pod: "p", Checkpoints: 3, Bytes: 3 * mi, Fill: 0.3}},
 					Containers: []ScopeUsage{{Namespace: "ns", Pod: "p", Container: "a", Checkpoints: 3, Bytes: 3 * mi, Fill: 0.6},
 						{Namespace: "ns", Pod: "q", Container: "a", Checkpoints: 1, Bytes: 4 * mi, Fill: 0.2}}},
 				{Checkpoints: 4, Bytes: 7 * mi,
-					Limits:     []LimitUsage{{Key: "total.checkpoints", Level: LevelGroup, Resource: Checkpoints, Hard: 10, Used: 4}},
+					Limits:     []LimitUsage{{Name: "total.checkpoints", Per: PerGroup, Resource: policy.ResourceCheckpoints, Hard: 10, Used: 4}},
 					Namespaces: []ScopeUsage{{Namespace: "ns", Checkpoints: 4, Bytes: 7 * mi}},
 					Pods: []ScopeUsage{{Namespace: "ns", Pod: "p", Checkpoints: 3, Bytes: 3 * mi},
 						{Namespace: "ns", Pod: "q", Checkpoints: 1, Bytes: 4 * mi}},
@@ -80,11 +81,11 @@ func TestReport(t *testing.T) {
 			archives: concat(archives("ns", "b", "x", 2, mi), archives("ns", "a", "x", 2, mi)),
 			quotas:   two[:1],
 			rules: func() map[string]*Rules {
-				r := &Rules{Limits: []Limit{limitOf(0, "perPod.checkpoints", LevelPod, Checkpoints, 4)}}
+				r := &Rules{Bounds: []Bound{limitOf(0, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 4)}}
 				return map[string]*Rules{"ns/a/x": r, "ns/b/x": r}
 			}(),
 			want: []Outcome{{Checkpoints: 4, Bytes: 4 * mi,
-				Limits:     []LimitUsage{{Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Hard: 4, Used: 2, Scope: "ns/a"}},
+				Limits:     []LimitUsage{{Name: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 4, Used: 2, Scope: "ns/a"}},
 				Namespaces: []ScopeUsage{{Namespace: "ns", Checkpoints: 4, Bytes: 4 * mi}},
 				Pods: []ScopeUsage{{Namespace: "ns", Pod: "a", Checkpoints: 2, Bytes: 2 * mi, Fill: 0.5},
 					{Namespace: "ns", Pod: "b", Checkpoints: 2, Bytes: 2 * mi, Fill: 0.5}},
@@ -94,12 +95,12 @@ func TestReport(t *testing.T) {
 		"an archive counts once per quota, however many of its rules govern it; pinned and unreadable ones count": {
 			archives: pinned,
 			quotas:   two[:1],
-			rules: map[string]*Rules{"ns/p/a": {Limits: []Limit{limitOf(0, "perContainer.checkpoints", LevelContainer, Checkpoints, 1),
-				limitOf(0, "perPod.checkpoints", LevelPod, Checkpoints, 1)},
+			rules: map[string]*Rules{"ns/p/a": {Bounds: []Bound{limitOf(0, "perContainer.checkpoints", PerContainer, policy.ResourceCheckpoints, 1),
+				limitOf(0, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 1)},
 				MaxAge: &Retention{Quota: 0, Duration: 1 << 62}, Orphans: &Retention{Quota: 0, Duration: 1 << 62}}},
 			want: []Outcome{{Checkpoints: 2, Bytes: 2 * mi,
-				Limits: []LimitUsage{{Key: "perContainer.checkpoints", Level: LevelContainer, Resource: Checkpoints, Hard: 1, Used: 2, Scope: "ns/p/a"},
-					{Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Hard: 1, Used: 2, Scope: "ns/p"}},
+				Limits: []LimitUsage{{Name: "perContainer.checkpoints", Per: PerContainer, Resource: policy.ResourceCheckpoints, Hard: 1, Used: 2, Scope: "ns/p/a"},
+					{Name: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 1, Used: 2, Scope: "ns/p"}},
 				Namespaces: []ScopeUsage{{Namespace: "ns", Checkpoints: 2, Bytes: 2 * mi}},
 				Pods:       []ScopeUsage{{Namespace: "ns", Pod: "p", Checkpoints: 2, Bytes: 2 * mi, Fill: 2}},
 				Containers: []ScopeUsage{{Namespace: "ns", Pod: "p", Container: "a", Checkpoints: 2, Bytes: 2 * mi, Fill: 2}}}},
@@ -112,7 +113,7 @@ func TestReport(t *testing.T) {
 				return map[string]*Rules{"ns/p/a": size, "ns/p/b": size, "other/p/a": size}
 			}(),
 			want: []Outcome{{}, {Checkpoints: 4, Bytes: 8 * mi,
-				MaxSize:    &LimitUsage{Key: "maxCheckpointSize", Level: LevelContainer, Resource: Storage, Hard: 5 * mi, Used: 3 * mi, Scope: "ns/p/b"},
+				MaxSize:    &LimitUsage{Name: "maxCheckpointSize", Per: PerContainer, Resource: policy.ResourceStorage, Hard: 5 * mi, Used: 3 * mi, Scope: "ns/p/b"},
 				Namespaces: []ScopeUsage{{Namespace: "ns", Checkpoints: 3, Bytes: 5 * mi}, {Namespace: "other", Checkpoints: 1, Bytes: 3 * mi}},
 				Pods:       []ScopeUsage{{Namespace: "ns", Pod: "p", Checkpoints: 3, Bytes: 5 * mi}, {Namespace: "other", Pod: "p", Checkpoints: 1, Bytes: 3 * mi}},
 				Containers: []ScopeUsage{{Namespace: "ns", Pod: "p", Container: "a", Checkpoints: 2, Bytes: 2 * mi},
@@ -122,9 +123,9 @@ func TestReport(t *testing.T) {
 		"a quota that governs no archive reports nothing": {
 			archives: archives("ns", "p", "a", 2, mi),
 			quotas:   two,
-			rules:    map[string]*Rules{"ns/p/a": {Limits: []Limit{limitOf(1, "perPod.checkpoints", LevelPod, Checkpoints, 5)}}},
+			rules:    map[string]*Rules{"ns/p/a": {Bounds: []Bound{limitOf(1, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 5)}}},
 			want: []Outcome{{}, {Checkpoints: 2, Bytes: 2 * mi,
-				Limits:     []LimitUsage{{Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Hard: 5, Used: 2, Scope: "ns/p"}},
+				Limits:     []LimitUsage{{Name: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 5, Used: 2, Scope: "ns/p"}},
 				Namespaces: []ScopeUsage{{Namespace: "ns", Checkpoints: 2, Bytes: 2 * mi}},
 				Pods:       []ScopeUsage{{Namespace: "ns", Pod: "p", Checkpoints: 2, Bytes: 2 * mi, Fill: 0.4}},
 				Containers: []ScopeUsage{{Namespace: "ns", Pod: "p", Container: "a", Checkpoints: 2, Bytes: 2 * mi}}}},
@@ -137,16 +138,16 @@ func TestReport(t *testing.T) {
 			archives: many,
 			quotas:   two[:1],
 			rules: func() map[string]*Rules {
-				r := &Rules{Limits: []Limit{limitOf(0, "perPod.checkpoints", LevelPod, Checkpoints, 1)}}
+				r := &Rules{Bounds: []Bound{limitOf(0, "perPod.checkpoints", PerPod, policy.ResourceCheckpoints, 1)}}
 				out := map[string]*Rules{}
 				for _, a := range many {
-					out[a.Scope(LevelContainer)] = r
+					out[a.Scope(PerContainer)] = r
 				}
 				return out
 			}(),
 			want: func() []Outcome {
 				o := Outcome{Checkpoints: int64(len(many)),
-					Limits: []LimitUsage{{Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Hard: 1, Used: 1, Scope: "ns/p00"}}}
+					Limits: []LimitUsage{{Name: "perPod.checkpoints", Per: PerPod, Resource: policy.ResourceCheckpoints, Hard: 1, Used: 1, Scope: "ns/p00"}}}
 				for _, a := range many {
 					o.Bytes += a.Size
 				}

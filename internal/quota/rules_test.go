@@ -28,27 +28,27 @@ func TestRulesOf(t *testing.T) {
 			quotas: func(add func(*policy.Quota, error)) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").Total(10, "1Gi").PerPod(3, "").PerContainer(2, "10Mi").Obj()))
 			},
-			want: Rules{Limits: []Limit{
-				{Key: "total.checkpoints", Level: LevelNamespace, Resource: Checkpoints, Value: 10},
-				{Key: "total.storage", Level: LevelNamespace, Resource: Storage, Value: 1 << 30},
-				{Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Value: 3},
-				{Key: "perContainer.checkpoints", Level: LevelContainer, Resource: Checkpoints, Value: 2},
-				{Key: "perContainer.storage", Level: LevelContainer, Resource: Storage, Value: 10 * mi},
+			want: Rules{Bounds: []Bound{
+				{Per: PerNamespace, Limit: policy.Limit{Name: "total.checkpoints", Resource: policy.ResourceCheckpoints, Value: 10}},
+				{Per: PerNamespace, Limit: policy.Limit{Name: "total.storage", Resource: policy.ResourceStorage, Value: 1 << 30}},
+				{Per: PerPod, Limit: policy.Limit{Name: "perPod.checkpoints", Resource: policy.ResourceCheckpoints, Value: 3}},
+				{Per: PerContainer, Limit: policy.Limit{Name: "perContainer.checkpoints", Resource: policy.ResourceCheckpoints, Value: 2}},
+				{Per: PerContainer, Limit: policy.Limit{Name: "perContainer.storage", Resource: policy.ResourceStorage, Value: 10 * mi}},
 			}},
 		},
 		"a targeted quota's total counts what it targets together": {
 			quotas: func(add func(*policy.Quota, error)) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").PodNames("cache-0").Total(4, "").Obj()))
 			},
-			want: Rules{Limits: []Limit{{Key: "total.checkpoints", Level: LevelGroup, Resource: Checkpoints, Value: 4}}},
+			want: Rules{Bounds: []Bound{{Per: PerGroup, Limit: policy.Limit{Name: "total.checkpoints", Resource: policy.ResourceCheckpoints, Value: 4}}}},
 		},
 		"a cluster quota: perNamespace counts the namespace, total every namespace it selects together": {
 			quotas: func(add func(*policy.Quota, error)) {
 				add(policy.FromClusterQuota(builder.ClusterQuota("c").PerNamespace(20, "").Total(-1, "5Gi").Obj()))
 			},
-			want: Rules{Limits: []Limit{
-				{Key: "perNamespace.checkpoints", Level: LevelNamespace, Resource: Checkpoints, Value: 20},
-				{Key: "total.storage", Level: LevelGroup, Resource: Storage, Value: 5 << 30},
+			want: Rules{Bounds: []Bound{
+				{Per: PerNamespace, Limit: policy.Limit{Name: "perNamespace.checkpoints", Resource: policy.ResourceCheckpoints, Value: 20}},
+				{Per: PerGroup, Limit: policy.Limit{Name: "total.storage", Resource: policy.ResourceStorage, Value: 5 << 30}},
 			}},
 		},
 		"retention: the size in bytes, the age as a duration": {
@@ -84,14 +84,14 @@ func TestRulesOf(t *testing.T) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "team").PerPod(1, "").Obj()))
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").PerPod(1, "").Obj()))
 			},
-			want: Rules{Limits: []Limit{{Quota: 1, Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Value: 1}}},
+			want: Rules{Bounds: []Bound{{Quota: 1, Per: PerPod, Limit: policy.Limit{Name: "perPod.checkpoints", Resource: policy.ResourceCheckpoints, Value: 1}}}},
 		},
 		"a quota that might govern but does not parse holds the archive": {
 			quotas: func(add func(*policy.Quota, error)) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").PerPod(1, "").Obj()))
 			},
 			labels: Labels{Unparsed: []policy.Ref{{Kind: policy.KindQuota, Namespace: "shop", Name: "broken"}}},
-			want: Rules{Limits: []Limit{{Key: "perPod.checkpoints", Level: LevelPod, Resource: Checkpoints, Value: 1}},
+			want: Rules{Bounds: []Bound{{Per: PerPod, Limit: policy.Limit{Name: "perPod.checkpoints", Resource: policy.ResourceCheckpoints, Value: 1}}},
 				Held: HeldByUnparsed(policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "broken"})},
 		},
 	}
@@ -99,9 +99,11 @@ func TestRulesOf(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var quotas []*policy.Quota
 			tc.quotas(collect(t, &quotas))
-			res := Resolve(quotas, []Archive{archive}, tc.labels)
-			byKey := cmpopts.SortSlices(func(a, b Limit) bool { return a.Key < b.Key })
-			if diff := cmp.Diff(tc.want, *res.Rules[0], byKey, cmpopts.EquateEmpty()); diff != "" {
+			res := Govern(quotas, []Archive{archive}, tc.labels)
+			byKey := cmpopts.SortSlices(func(a, b Bound) bool { return a.Name < b.Name })
+			// What the spec wrote (Key, Level, Path, Written, Format) is policy's to test.
+			written := cmpopts.IgnoreFields(policy.Limit{}, "Key", "Level", "Path", "Written", "Format")
+			if diff := cmp.Diff(tc.want, *res.Rules[0], byKey, written, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("rules (-want +got):\n%s", diff)
 			}
 		})
@@ -113,7 +115,7 @@ func TestResolutionQuotas(t *testing.T) {
 	add := collect(t, &quotas)
 	add(policy.FromClusterQuota(builder.ClusterQuota("default").PerPod(5, "").Obj()))
 	add(policy.FromCheckpointQuota(builder.Quota("preview", "shop").PerPod(1, "").Enforcement(cqv1.EnforcementDryRun).Obj()))
-	res := Resolve(quotas, nil, Labels{})
+	res := Govern(quotas, nil, Labels{})
 	want := []Meta{{Name: "ClusterCheckpointQuota default", Cluster: true}, {Name: "CheckpointQuota shop/preview", DryRun: true}}
 	if diff := cmp.Diff(want, res.Quotas); diff != "" {
 		t.Errorf("quotas (-want +got):\n%s", diff)
@@ -138,7 +140,7 @@ func TestConflictsToldOncePerLimitAndQuota(t *testing.T) {
 	for p := range 3 {
 		archives = append(archives, Archive{Namespace: "shop", Pod: fmt.Sprintf("pod-%d", p), Container: "c"})
 	}
-	res := Resolve(quotas, archives, Labels{})
+	res := Govern(quotas, archives, Labels{})
 
 	smallest := res.Conflicts(0)
 	if len(smallest) != MaxConflicts {
@@ -182,7 +184,7 @@ func TestInputOf(t *testing.T) {
 	if diff := cmp.Diff(res.Quotas, in.Quotas); diff != "" {
 		t.Errorf("quotas of the input and the resolution (-res +in):\n%s", diff)
 	}
-	if len(in.Rules) != 2 || in.Rules[0] != res.Rules[0] || len(in.Rules[0].Limits) != 1 || len(in.Rules[1].Limits) != 0 {
+	if len(in.Rules) != 2 || in.Rules[0] != res.Rules[0] || len(in.Rules[0].Bounds) != 1 || len(in.Rules[1].Bounds) != 0 {
 		t.Errorf("rules: %+v; want the resolution's, shop's archive under q's limit, team's under none", in.Rules)
 	}
 }
@@ -219,7 +221,7 @@ func TestHeldFor(t *testing.T) {
 				}
 				return nil
 			}}
-			res := Resolve([]*policy.Quota{q}, []Archive{{Name: "c", Namespace: "shop", Pod: "db-0", PodUID: "u", Container: "pg"}}, labels)
+			res := Govern([]*policy.Quota{q}, []Archive{{Name: "c", Namespace: "shop", Pod: "db-0", PodUID: "u", Container: "pg"}}, labels)
 			if got := res.Rules[0].Held == HeldByLabels; got != tc.want {
 				t.Errorf("held: %v, want %v (%q)", got, tc.want, res.Rules[0].Held)
 			}

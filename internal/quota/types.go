@@ -3,31 +3,23 @@ package quota
 
 import (
 	"time"
+
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
-// Level is the scope a limit counts over.
-type Level int
+// Per is the scope a limit counts over.
+type Per int
 
 const (
-	// LevelContainer counts the archives of one container of one pod.
-	LevelContainer Level = iota
-	// LevelPod counts the archives of one pod.
-	LevelPod
-	// LevelNamespace counts the archives of one namespace.
-	LevelNamespace
-	// LevelGroup counts every archive that the quota governs with this limit, together
+	// PerContainer counts the archives of one container of one pod.
+	PerContainer Per = iota
+	// PerPod counts the archives of one pod.
+	PerPod
+	// PerNamespace counts the archives of one namespace.
+	PerNamespace
+	// PerGroup counts every archive that the quota governs with this limit, together
 	// (limits.total of a targeted quota, or of a cluster quota).
-	LevelGroup
-)
-
-// Resource is what a limit counts.
-type Resource int
-
-const (
-	// Checkpoints counts archives.
-	Checkpoints Resource = iota
-	// Storage counts bytes.
-	Storage
+	PerGroup
 )
 
 // Archive is one Checkpoint object as the arithmetic sees it.
@@ -56,28 +48,26 @@ type Archive struct {
 
 // Scope names the namespace, pod or container an archive belongs to at a level, as
 // "shop", "shop/cache-0" or "shop/cache-0/redis"; a group limit's scope is "".
-func (a *Archive) Scope(l Level) string {
+func (a *Archive) Scope(l Per) string {
 	switch l {
-	case LevelNamespace:
+	case PerNamespace:
 		return a.Namespace
-	case LevelPod:
+	case PerPod:
 		return a.Namespace + "/" + a.Pod
-	case LevelContainer:
+	case PerContainer:
 		return a.Namespace + "/" + a.Pod + "/" + a.Container
 	}
 	return ""
 }
 
-// Limit is one limit in force for an archive, and the quota it comes from.
-type Limit struct {
+// Bound is a count or storage limit of a quota (policy.Limit: its Name, such as
+// "perPod.storage", its Resource, and its Value, the most archives or bytes a scope may
+// hold) in force for an archive, with the quota it comes from and the scope it counts over.
+type Bound struct {
 	// Quota indexes Input.Quotas.
 	Quota int
-	// Key names the limit as the quota writes it, such as "perPod.storage".
-	Key      string
-	Level    Level
-	Resource Resource
-	// Value is the most archives or bytes the scope may hold.
-	Value int64
+	Per   Per
+	policy.Limit
 }
 
 // Retention is a per-archive rule in force for an archive, and the quota it comes from.
@@ -91,7 +81,7 @@ type Retention struct {
 // Rules is what governs the archives of one container: the limits in force and the
 // retention rules, each from the quota that wins it.
 type Rules struct {
-	Limits  []Limit
+	Bounds  []Bound
 	MaxSize *Retention
 	MaxAge  *Retention
 	// Orphans is set only when the winning orphan policy is Delete.
@@ -117,7 +107,7 @@ type Meta struct {
 type Input struct {
 	Archives []Archive
 	Quotas   []Meta
-	// Rules are the rules that govern each archive, indexed like Archives: Resolution.Rules.
+	// Rules are the rules that govern each archive, indexed like Archives: Governance.Rules.
 	// Archives of one container share one value.
 	Rules []*Rules
 	// Now is the time against which maxAge and orphan grace periods are measured.
@@ -130,9 +120,9 @@ type Prune struct {
 	Archive int
 	// Quota indexes Input.Quotas: the quota whose rule prunes the archive.
 	Quota int
-	// Key is the rule: a limit key such as "perContainer.checkpoints", or
+	// Rule names the rule: a limit such as "perContainer.checkpoints", or
 	// "maxCheckpointSize", "maxAge", "orphans".
-	Key string
+	Rule string
 	// Scope is the namespace, pod or container over its limit ("shop/cache-0/redis"),
 	// or the archive's container for a retention rule.
 	Scope string
@@ -143,9 +133,10 @@ type Prune struct {
 // Block is a limit that pruning cannot bring back because the archives left are pinned
 // (or unreadable).
 type Block struct {
-	Key string
-	// Level is the level of the limit, which orders blocks narrowest first.
-	Level Level
+	// Rule names the limit, such as "perPod.checkpoints".
+	Rule string
+	// Per is the scope the limit counts over, which orders blocks narrowest first.
+	Per   Per
 	Scope string
 	// Used and Hard are the scope's usage and limit, in archives or bytes.
 	Used, Hard int64
@@ -160,9 +151,10 @@ type Block struct {
 
 // LimitUsage is one limit of a quota that is in force for some archives.
 type LimitUsage struct {
-	Key      string
-	Level    Level
-	Resource Resource
+	// Name is the limit's name in status, such as "perPod.storage".
+	Name     string
+	Per      Per
+	Resource policy.Resource
 	Hard     int64
 	// Used is the usage of the scope nearest the limit; Scope names it.
 	Used  int64

@@ -122,7 +122,7 @@ func TestDocsNameCodeThatExists(t *testing.T) {
 // the names that exist and the words that are not Go.
 func TestCheckFindsRenamedNames(t *testing.T) {
 	ix := moduleIndex(t)
-	doc := "The pass calls `setStatus`, then `quota.Resolve` and `policy.FromCheckpointQuota(cq)`;\n" +
+	doc := "The pass calls `setStatus`, then `quota.Govern` and `policy.FromCheckpointQuota(cq)`;\n" +
 		"`StatusWriter.settle` holds it and `*passScope` carries it; `metav1.Condition` and `cqv1.ReasonInvalidSpec`.\n" +
 		"Not Go: `spec.maxAge`, `DryRun`, `config.dump`, `kubectl get`, `perPod.storage`, `caBundle`.\n" +
 		"```go\nnotChecked.InAFence()\n```\n" +

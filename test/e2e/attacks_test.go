@@ -105,7 +105,7 @@ spec:
 		b.expectTenantWithinCeilings(ctx)
 		b.expectVictimKept(ctx)
 		By("the ceiling's usage of tenant counts the archives on the node")
-		Eventually(func() int64 { return namespaceUsage(ctx, b.ceiling, b.tenant.Namespace) }).
+		Eventually(func(g Gomega) int64 { return namespaceUsage(ctx, g, b.ceiling, b.tenant.Namespace) }).
 			Should(Equal(int64(len(filesOf(Default, b.tenant.Namespace)))))
 		By("each finalizer alice tried to add was refused, naming it")
 		Expect(refusals).NotTo(BeEmpty(), "no finalizer of alice's was refused")
@@ -162,9 +162,9 @@ func hugeQuota(name string, n int) string {
 }
 
 // namespaceUsage is the archives of ns that the cluster quota name counts, as its status says.
-func namespaceUsage(ctx context.Context, name, ns string) int64 {
+func namespaceUsage(ctx context.Context, g Gomega, name, ns string) int64 {
 	var q cqv1.ClusterCheckpointQuota
-	Expect(env.Client.Get(ctx, client.ObjectKey{Name: name}, &q)).To(Succeed())
+	g.Expect(env.Client.Get(ctx, client.ObjectKey{Name: name}, &q)).To(Succeed())
 	for _, u := range q.Status.Namespaces {
 		if u.Namespace == ns {
 			return u.Checkpoints
@@ -175,7 +175,7 @@ func namespaceUsage(ctx context.Context, name, ns string) int64 {
 
 // dropFinalizer removes finalizer from every Checkpoint of ns, as an admin cleaning up.
 func dropFinalizer(ctx context.Context, ns, finalizer string) {
-	for _, c := range checkpointsIn(ctx, ns) {
+	for _, c := range checkpointsIn(ctx, Default, ns) {
 		Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
 			obj := &cqv1.Checkpoint{}
 			if err := env.Client.Get(ctx, client.ObjectKeyFromObject(&c), obj); err != nil {

@@ -79,7 +79,7 @@ spec:
 		a := archive.New(b.victim, "db-0", "postgres").WithUID(uid).At(base.Add(time.Duration(i) * time.Minute))
 		b.victimFiles = append(b.victimFiles, filepath.Base(a.MustWrite(ckptDir)))
 	}
-	Eventually(func() int { return len(checkpointsIn(ctx, b.victim)) }, 60*time.Second).Should(Equal(victimArchives))
+	Eventually(func(g Gomega) int { return len(checkpointsIn(ctx, g, b.victim)) }, 60*time.Second).Should(Equal(victimArchives))
 	Expect(filesOf(Default, b.victim)).To(Equal(b.victimFiles))
 	b.tenantUID = createPod(ctx, b.tenant.Namespace, "app-0", "app")
 	return b
@@ -100,7 +100,7 @@ func (b *boundary) expectVictimKept(ctx context.Context) {
 	GinkgoHelper()
 	Consistently(func(g Gomega) {
 		g.Expect(filesOf(g, b.victim)).To(Equal(b.victimFiles), "victim's archives on the node")
-		g.Expect(checkpointsIn(ctx, b.victim)).To(HaveLen(len(b.victimFiles)), "victim's Checkpoints")
+		g.Expect(checkpointsIn(ctx, g, b.victim)).To(HaveLen(len(b.victimFiles)), "victim's Checkpoints")
 	}, 10*time.Second, 500*time.Millisecond).Should(Succeed())
 }
 
@@ -112,7 +112,7 @@ func (b *boundary) expectTenantWithinCeilings(ctx context.Context) {
 	within := func(g Gomega) {
 		g.Expect(len(filesOf(g, b.tenant.Namespace))).To(BeNumerically("<=", b.perNamespace),
 			"the tenant's archives on the node, against the ceiling's perNamespace.checkpoints")
-		g.Expect(len(checkpointsIn(ctx, b.tenant.Namespace))).To(BeNumerically("<=", b.perNamespace),
+		g.Expect(len(checkpointsIn(ctx, g, b.tenant.Namespace))).To(BeNumerically("<=", b.perNamespace),
 			"the tenant's Checkpoints, against the ceiling's perNamespace.checkpoints")
 		g.Expect(len(filesOf(g, b.tenant.Namespace))+len(filesOf(g, b.victim))).To(BeNumerically("<=", b.total),
 			"the archives under the ceiling, against its total.checkpoints")
@@ -122,9 +122,9 @@ func (b *boundary) expectTenantWithinCeilings(ctx context.Context) {
 }
 
 // checkpointsIn lists the Checkpoints of ns, those being deleted included.
-func checkpointsIn(ctx context.Context, ns string) []cqv1.Checkpoint {
+func checkpointsIn(ctx context.Context, g Gomega, ns string) []cqv1.Checkpoint {
 	var list cqv1.CheckpointList
-	Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	g.Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 	return list.Items
 }
 

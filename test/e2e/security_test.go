@@ -52,7 +52,7 @@ spec:
 			By("pinning the archive with a .keep marker: newer archives go, it stays, past perNamespace.checkpoints 1")
 			path := filepath.Join(ckptDir, published.Spec.Archive.FileName)
 			Expect(os.WriteFile(path+".keep", []byte("kept by the cluster admin\n"), 0o600)).To(Succeed())
-			Eventually(func() bool { return get(ctx, published).Status.KeepMarker }).Should(BeTrue())
+			Eventually(func(g Gomega) bool { return get(ctx, g, published).Status.KeepMarker }).Should(BeTrue())
 			publish(ctx, ns, "app-0", "app")
 			Eventually(filesOf, 60*time.Second).WithArguments(ns).Should(Equal([]string{published.Spec.Archive.FileName}))
 
@@ -103,7 +103,7 @@ spec:
 			Expect(c.Create(ctx, ccq)).To(beForbidden(), "create a ClusterCheckpointQuota")
 			made := &cqv1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Name: "made-up", Namespace: ns}, Spec: published.Spec}
 			Expect(c.Create(ctx, made)).To(beForbidden(), "create a Checkpoint")
-			status := get(ctx, published)
+			status := get(ctx, Default, published)
 			status.Status.KeepMarker = true
 			Expect(c.Status().Update(ctx, status)).To(beForbidden(), "write a Checkpoint's status")
 			Expect(c.List(ctx, &cqv1.CheckpointList{}, client.InNamespace(other))).To(beForbidden(), "list another namespace's Checkpoints")
@@ -161,7 +161,7 @@ spec:
 			refusals := stop()
 			b.expectTenantWithinCeilings(ctx)
 			pinned := 0
-			for _, c := range checkpointsIn(ctx, b.tenant.Namespace) {
+			for _, c := range checkpointsIn(ctx, Default, b.tenant.Namespace) {
 				if c.Spec.Pinned {
 					pinned++
 				}
@@ -178,7 +178,7 @@ spec:
 			Expect(limitRefusals).To(BeNumerically(">", 0), "no pin of alice's was refused for the limit")
 
 			By("unpinning is allowed")
-			for _, c := range checkpointsIn(ctx, b.tenant.Namespace) {
+			for _, c := range checkpointsIn(ctx, Default, b.tenant.Namespace) {
 				if c.Spec.Pinned {
 					_, stderr, err := b.tenant.Kubectl("", "patch", "checkpoint", c.Name, "--type", "merge", "-p", `{"spec":{"pinned":false}}`)
 					Expect(err).NotTo(HaveOccurred(), stderr)
@@ -196,11 +196,11 @@ spec:
 
 			made := &cqv1.Checkpoint{ObjectMeta: metav1.ObjectMeta{GenerateName: "published-", Namespace: ns}, Spec: published.Spec}
 			Expect(own.Create(ctx, made, client.DryRunAll)).To(Succeed(), "create a Checkpoint")
-			Eventually(func() error { return own.Status().Update(ctx, get(ctx, published), client.DryRunAll) }).
+			Eventually(func(g Gomega) error { return own.Status().Update(ctx, get(ctx, g, published), client.DryRunAll) }).
 				Should(Succeed(), "write a Checkpoint's status")
 			pin(ctx, published, true)
-			Expect(own.Delete(ctx, get(ctx, published), client.DryRunAll)).To(Succeed(), "delete a pinned Checkpoint of its node")
-			Expect(another.Delete(ctx, get(ctx, published), client.DryRunAll)).To(MatchError(ContainSubstring("is pinned (spec.pinned is true)")),
+			Expect(own.Delete(ctx, get(ctx, Default, published), client.DryRunAll)).To(Succeed(), "delete a pinned Checkpoint of its node")
+			Expect(another.Delete(ctx, get(ctx, Default, published), client.DryRunAll)).To(MatchError(ContainSubstring("is pinned (spec.pinned is true)")),
 				"delete a pinned Checkpoint of another node")
 
 			Expect(own.Create(ctx, &cqv1.CheckpointQuota{ObjectMeta: metav1.ObjectMeta{Name: "agent", Namespace: ns}})).To(beForbidden(), "create a CheckpointQuota")
@@ -218,7 +218,7 @@ spec:
 			Expect(err).NotTo(HaveOccurred(), stderr)
 
 			Expect(mgr.List(ctx, &corev1.PodList{}, client.InNamespace(ns))).To(Succeed(), "list pods")
-			Expect(mgr.Delete(ctx, get(ctx, published), client.DryRunAll)).To(Succeed(), "delete a Checkpoint that is not pinned")
+			Expect(mgr.Delete(ctx, get(ctx, Default, published), client.DryRunAll)).To(Succeed(), "delete a Checkpoint that is not pinned")
 			var q cqv1.CheckpointQuota
 			// The running manager writes the same status: a conflict is a race, not a refusal.
 			Eventually(func() error {
@@ -233,7 +233,7 @@ spec:
 			made := &cqv1.Checkpoint{ObjectMeta: metav1.ObjectMeta{GenerateName: "made-", Namespace: ns}, Spec: published.Spec}
 			Expect(mgr.Create(ctx, made)).To(beForbidden(), "create a Checkpoint")
 			pin(ctx, published, true)
-			Expect(mgr.Delete(ctx, get(ctx, published), client.DryRunAll)).To(MatchError(ContainSubstring("is pinned (spec.pinned is true)")),
+			Expect(mgr.Delete(ctx, get(ctx, Default, published), client.DryRunAll)).To(MatchError(ContainSubstring("is pinned (spec.pinned is true)")),
 				"delete a pinned Checkpoint")
 		})
 	})
@@ -284,7 +284,7 @@ func pinAsItAppears(ctx context.Context, c client.Client, ns, pod, container str
 
 // checkpointOf is the Checkpoint of the archive file name in ns, or nil.
 func checkpointOf(ctx context.Context, ns, name string) *cqv1.Checkpoint {
-	for _, c := range checkpointsIn(ctx, ns) {
+	for _, c := range checkpointsIn(ctx, Default, ns) {
 		if c.Spec.Archive != nil && c.Spec.Archive.FileName == name && c.DeletionTimestamp == nil {
 			return &c
 		}
@@ -306,10 +306,10 @@ func createPodOnce(ctx context.Context, ns, pod, container string) string {
 var archivesWritten int
 
 // get reads obj again, as the admin.
-func get(ctx context.Context, obj *cqv1.Checkpoint) *cqv1.Checkpoint {
+func get(ctx context.Context, g Gomega, obj *cqv1.Checkpoint) *cqv1.Checkpoint {
 	GinkgoHelper()
 	out := &cqv1.Checkpoint{}
-	Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(obj), out)).To(Succeed())
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(obj), out)).To(Succeed())
 	return out
 }
 
@@ -320,7 +320,7 @@ func pin(ctx context.Context, obj *cqv1.Checkpoint, pinned bool) {
 	if pinned {
 		patch = []byte(`{"spec":{"pinned":true}}`)
 	}
-	Expect(env.Client.Patch(ctx, get(ctx, obj), client.RawPatch("application/merge-patch+json", patch))).To(Succeed())
+	Expect(env.Client.Patch(ctx, get(ctx, Default, obj), client.RawPatch("application/merge-patch+json", patch))).To(Succeed())
 }
 
 // beForbidden matches the error of a request that RBAC or admission refused.

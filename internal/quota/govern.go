@@ -46,9 +46,9 @@ func HeldByUnparsed(ref policy.Ref) string {
 	return ref.String() + ", which might govern them, does not parse (fix its spec)"
 }
 
-// Resolution is which quotas govern each archive: the rules Compute applies, and what
+// Governance is which quotas govern each archive: the rules Compute applies, and what
 // each quota reports of its own limits (where they are in force, whom they conflict with).
-type Resolution struct {
+type Governance struct {
 	// Quotas describes the quotas resolved, in their order: Input.Quotas.
 	Quotas []Meta
 	// Rules are the rules of each archive, indexed like the archives: Input.Rules. The
@@ -60,12 +60,12 @@ type Resolution struct {
 	conflicts [][]Conflict
 }
 
-// Resolve asks internal/policy which quota governs each limit of each archive. It
+// Govern asks internal/policy which quota governs each limit of each archive. It
 // resolves each container once (its archives share their pod, namespace and labels), and
 // each distinct subject once (see subjectKey).
-func Resolve(quotas []*policy.Quota, archives []Archive, labels Labels) *Resolution {
+func Govern(quotas []*policy.Quota, archives []Archive, labels Labels) *Governance {
 	r := newResolver(quotas, labels)
-	res := &Resolution{Quotas: make([]Meta, len(quotas)), Rules: make([]*Rules, len(archives)), quotas: quotas,
+	res := &Governance{Quotas: make([]Meta, len(quotas)), Rules: make([]*Rules, len(archives)), quotas: quotas,
 		targeted: make([][]policy.Resolution, len(quotas)), conflicts: make([][]Conflict, len(quotas))}
 	for i, q := range quotas {
 		res.Quotas[i] = Meta{Name: q.Ref.String(), DryRun: q.Enforcement == cqv1.EnforcementDryRun, Cluster: q.Ref.Kind == policy.KindClusterQuota}
@@ -92,7 +92,7 @@ type incarnation struct {
 	namespace, pod, podUID, container string
 }
 
-// resolver remembers, while one Resolve runs, the candidates of each namespace and the
+// resolver remembers, while one Govern runs, the candidates of each namespace and the
 // resolution of each distinct subject.
 type resolver struct {
 	quotas []*policy.Quota
@@ -198,7 +198,7 @@ func (c *candidates) key(s policy.Subject) subjectKey {
 
 // resolve returns the rules in force for the archive's container and records, on its
 // first sight of each distinct subject, which quotas target it and what conflicts.
-func (r *resolver) resolve(a *Archive, out *Resolution) *Rules {
+func (r *resolver) resolve(a *Archive, out *Governance) *Rules {
 	s := policy.Subject{Namespace: a.Namespace, NamespaceLabels: r.labels.Namespaces[a.Namespace],
 		Pod: a.Pod, Container: a.Container}
 	if r.labels.Pod != nil {
@@ -230,7 +230,7 @@ func (r *resolver) resolve(a *Archive, out *Resolution) *Rules {
 }
 
 // conflicts records the conflicts of a resolution for the archive's pod.
-func (r *resolver) conflicts(res policy.Resolution, a *Archive, out *Resolution) {
+func (r *resolver) conflicts(res policy.Resolution, a *Archive, out *Governance) {
 	for _, c := range res.Conflicts {
 		pod := a.Namespace + "/" + a.Pod
 		r.conflict(out, c.Winner, Conflict{Key: c.Key, Other: c.Loser, Pod: pod, Won: true})
@@ -265,37 +265,32 @@ func (r *resolver) rulesOf(res policy.Resolution) Rules {
 				rules.Orphans = &Retention{Quota: r.index[q.Ref], Duration: q.Orphans.GracePeriod}
 			}
 		default:
-			rules.Limits = append(rules.Limits, r.limit(r.index[q.Ref], k))
+			rules.Bounds = append(rules.Bounds, r.limit(r.index[q.Ref], k))
 			// The ceiling holds alongside: pruning brings both under, so the smaller binds.
 			if ceiling != nil {
-				rules.Limits = append(rules.Limits, r.limit(r.index[ceiling.Ref], k))
+				rules.Bounds = append(rules.Bounds, r.limit(r.index[ceiling.Ref], k))
 			}
 		}
 	}
 	for _, q := range res.Groups {
 		for _, k := range []policy.Key{policy.GroupCheckpoints, policy.GroupStorage} {
 			if q.Sets(k) {
-				rules.Limits = append(rules.Limits, r.limit(r.index[q.Ref], k))
+				rules.Bounds = append(rules.Bounds, r.limit(r.index[q.Ref], k))
 			}
 		}
 	}
 	return rules
 }
 
-var levels = map[policy.Key]Level{
-	policy.NamespaceCheckpoints: LevelNamespace, policy.NamespaceStorage: LevelNamespace,
-	policy.PodCheckpoints: LevelPod, policy.PodStorage: LevelPod,
-	policy.ContainerCheckpoints: LevelContainer, policy.ContainerStorage: LevelContainer,
-	policy.GroupCheckpoints: LevelGroup, policy.GroupStorage: LevelGroup,
+var levels = map[policy.Key]Per{
+	policy.NamespaceCheckpoints: PerNamespace, policy.NamespaceStorage: PerNamespace,
+	policy.PodCheckpoints: PerPod, policy.PodStorage: PerPod,
+	policy.ContainerCheckpoints: PerContainer, policy.ContainerStorage: PerContainer,
+	policy.GroupCheckpoints: PerGroup, policy.GroupStorage: PerGroup,
 }
 
-func (r *resolver) limit(qi int, k policy.Key) Limit {
-	l := r.quotas[qi].Limit(k)
-	res := Checkpoints
-	if l.Resource == policy.ResourceStorage {
-		res = Storage
-	}
-	return Limit{Quota: qi, Key: l.Name, Level: levels[k], Resource: res, Value: l.Value}
+func (r *resolver) limit(qi int, k policy.Key) Bound {
+	return Bound{Quota: qi, Per: levels[k], Limit: r.quotas[qi].Limit(k)}
 }
 
 type conflictKey struct {
@@ -303,7 +298,7 @@ type conflictKey struct {
 	other policy.Ref
 }
 
-func (r *resolver) conflict(out *Resolution, ref policy.Ref, c Conflict) {
+func (r *resolver) conflict(out *Governance, ref policy.Ref, c Conflict) {
 	qi, ok := r.index[ref]
 	if !ok {
 		return
@@ -320,7 +315,7 @@ func (r *resolver) conflict(out *Resolution, ref policy.Ref, c Conflict) {
 }
 
 // Conflicts are the run-time conflicts of quota qi, sorted.
-func (r *Resolution) Conflicts(qi int) []Conflict {
+func (r *Governance) Conflicts(qi int) []Conflict {
 	out := append([]Conflict(nil), r.conflicts[qi]...)
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Key != out[j].Key {
@@ -332,6 +327,6 @@ func (r *Resolution) Conflicts(qi int) []Conflict {
 }
 
 // Effective reports which of quota qi's limits are in force for the archives resolved.
-func (r *Resolution) Effective(qi int) []policy.LimitReport {
+func (r *Governance) Effective(qi int) []policy.LimitReport {
 	return policy.Effective(r.quotas[qi], r.targeted[qi])
 }

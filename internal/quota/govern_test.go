@@ -58,16 +58,16 @@ func TestRulesAlikeOnlyWhereQuotasCannotTell(t *testing.T) {
 		{Namespace: "cache", Pod: "cache-1", Container: "sidecar"},
 	}
 	labels := Labels{Namespaces: nsLabels, Pod: labelsOf}
-	shared := Resolve(quotas, archives, labels)
+	shared := Govern(quotas, archives, labels)
 	for i, a := range archives {
-		alone := Resolve(quotas, archives[i:i+1], labels)
-		if diff := cmp.Diff(alone.Rules[0], shared.Rules[i]); diff != "" {
+		alone := Govern(quotas, archives[i:i+1], labels)
+		if diff := cmp.Diff(alone.Rules[0], shared.Rules[i], samePaths); diff != "" {
 			t.Errorf("%s/%s/%s: rules differ from resolving it alone (-alone +shared):\n%s", a.Namespace, a.Pod, a.Container, diff)
 		}
 	}
 	r := newResolver(quotas, labels)
 	for i := range archives {
-		r.resolve(&archives[i], &Resolution{targeted: make([][]policy.Resolution, len(quotas)), conflicts: make([][]Conflict, len(quotas))})
+		r.resolve(&archives[i], &Governance{targeted: make([][]policy.Resolution, len(quotas)), conflicts: make([][]Conflict, len(quotas))})
 	}
 	if got := len(r.resolved); got != 15 {
 		t.Errorf("distinct resolutions = %d, want 15 (the last four archives resolve like earlier ones)", got)
@@ -99,7 +99,7 @@ func TestResolutionReportsWithoutCompute(t *testing.T) {
 		{Namespace: "shop", Pod: "cache-0", Container: "redis"},
 		{Namespace: "shop", Pod: "cache-0", Container: "redis"},
 	}
-	res := Resolve(quotas, archives, Labels{})
+	res := Govern(quotas, archives, Labels{})
 
 	wantConflicts := map[int][]Conflict{
 		0: nil,
@@ -135,7 +135,7 @@ func TestHeldWhereASelectorMightGovern(t *testing.T) {
 	labels := Labels{Pod: func(a *Archive) map[string]string { return podLabels[a.Namespace+"/"+a.Pod] }}
 	const mi = 1 << 20
 	in := concat(archives("shop", "db-0", "pg", 3, mi), archives("shop", "db-1", "pg", 3, mi), archives("plain", "db-0", "pg", 3, mi))
-	res := Resolve(quotas, in, labels)
+	res := Govern(quotas, in, labels)
 	held := map[string]bool{}
 	for i, a := range in {
 		held[a.Namespace+"/"+a.Pod] = res.Rules[i].Held == HeldByLabels
@@ -160,7 +160,7 @@ func TestHeldWhereASelectorMightGovern(t *testing.T) {
 	for _, q := range result.Quotas {
 		blocked = append(blocked, q.Blocked...)
 	}
-	if diff := cmp.Diff([]Block{{Key: "perPod.checkpoints", Level: LevelPod, Scope: "shop/db-0", Used: 3, Hard: 1,
+	if diff := cmp.Diff([]Block{{Rule: "perPod.checkpoints", Per: PerPod, Scope: "shop/db-0", Used: 3, Hard: 1,
 		Held: []string{"db-0-pg-0", "db-0-pg-1", "db-0-pg-2"}, HeldBecause: HeldByLabels}}, blocked); diff != "" {
 		t.Errorf("blocked (-want +got):\n%s", diff)
 	}
@@ -186,7 +186,7 @@ func TestHeldWhereAQuotaThatDoesNotParseMightGovern(t *testing.T) {
 		"both, in order": {unparsed: []policy.Ref{all, team}, want: []string{HeldByUnparsed(all), HeldByUnparsed(all), HeldByUnparsed(all)}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			res := Resolve(quotas, in, Labels{Unparsed: tc.unparsed})
+			res := Govern(quotas, in, Labels{Unparsed: tc.unparsed})
 			var got []string
 			for _, r := range res.Rules {
 				got = append(got, r.Held)
@@ -222,7 +222,7 @@ func TestHeldArchivesSpareNewerOnes(t *testing.T) {
 		}
 		return nil
 	}}
-	res := Resolve(quotas, in, labels)
+	res := Govern(quotas, in, labels)
 	out := Compute(Input{Archives: in, Quotas: res.Quotas, Rules: res.Rules})
 	var pruned []string
 	for _, p := range out.Prune {

@@ -1,0 +1,139 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
+)
+
+func TestCompact(t *testing.T) {
+	long := strings.Repeat("p", 253)
+	cases := map[string]struct {
+		a, b  string
+		equal bool
+	}{
+		"a short name is kept as written":       {a: "cache-0", b: "cache-0", equal: true},
+		"two long names alike":                  {a: long, b: strings.Repeat("p", 253), equal: true},
+		"two long names a character apart":      {a: long, b: long[:252] + "q", equal: false},
+		"a long name and its digest":            {a: long, b: Compact(long), equal: true},
+		"a short name and a long one":           {a: "web", b: long, equal: false},
+		"names at the length kept whole, apart": {a: strings.Repeat("a", keptWhole), b: strings.Repeat("a", keptWhole-1) + "b", equal: false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := Compact(tc.a) == Compact(tc.b); got != tc.equal {
+				t.Errorf("Compact(%.20q...) == Compact(%.20q...) is %v, want %v", tc.a, tc.b, got, tc.equal)
+			}
+			if c := Compact(tc.a); len(c) > keptWhole {
+				t.Errorf("Compact keeps %d bytes of a %d-byte name, want at most %d", len(c), len(tc.a), keptWhole)
+			}
+		})
+	}
+	if c := Compact(long); !strings.HasPrefix(c, digestMark) || Compact(c) != c {
+		t.Errorf("the digest %q of a long name is not marked or not kept as it is", c)
+	}
+}
+
+// TestCompactedQuotaParsesAlike checks that a quota as the manager's cache keeps it
+// (CompactTarget, CompactSelector) targets, conflicts and overlaps exactly as written:
+// long pod and container names, label keys and values, by every operator.
+func TestCompactedQuotaParsesAlike(t *testing.T) {
+	longKey := strings.Repeat("k", 60) + ".example.com/" + strings.Repeat("n", 60)
+	longValue := strings.Repeat("v", 63)
+	longPod := "cache-" + strings.Repeat("p", 200)
+	longContainer := strings.Repeat("c", 63)
+	written := builder.ClusterQuota("c").PerPod(3, "").PodNames(longPod, "web-0").ContainerNames(longContainer).Obj()
+	written.Spec.Target.PodSelector = &cqv1.LabelSelector{
+		MatchLabels: map[string]string{longKey: longValue, "app": "cache"},
+		MatchExpressions: []cqv1.LabelSelectorRequirement{
+			{Key: longKey + "x", Operator: metav1.LabelSelectorOpNotIn, Values: []string{longValue, "short"}},
+			{Key: "tier", Operator: metav1.LabelSelectorOpExists},
+			{Key: longKey + "y", Operator: metav1.LabelSelectorOpDoesNotExist},
+		},
+	}
+	written.Spec.NamespaceSelector = &cqv1.LabelSelector{MatchLabels: map[string]string{longKey: longValue}}
+	cached := written.DeepCopy()
+	CompactTarget(cached.Spec.Target)
+	CompactSelector(cached.Spec.NamespaceSelector)
+	if cached.Spec.Target.PodNames[0] == longPod || cached.Spec.NamespaceSelector.MatchLabels[Compact(longKey)] != Compact(longValue) {
+		t.Fatalf("nothing compacted: %+v", cached.Spec.Target)
+	}
+	a, err := FromClusterQuota(written)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := FromClusterQuota(cached)
+	if err != nil {
+		t.Fatalf("the compacted quota does not parse: %v", err)
+	}
+	pod := map[string]string{longKey: longValue, "app": "cache", "tier": "db", longKey + "x": "other"}
+	ns := map[string]string{longKey: longValue}
+	with := func(f func(s *Subject)) Subject {
+		s := Subject{Namespace: "shop", NamespaceLabels: ns, Pod: longPod, PodLabels: pod, Container: longContainer}
+		f(&s)
+		return s
+	}
+	subjects := map[string]struct {
+		s    Subject
+		want bool
+	}{
+		"every requirement met": {s: with(func(*Subject) {}), want: true},
+		"the other pod named":   {s: with(func(s *Subject) { s.Pod = "web-0" }), want: true},
+		"a pod a character apart": {
+			s: with(func(s *Subject) { s.Pod = longPod[:len(longPod)-1] + "q" }), want: false,
+		},
+		"another container": {s: with(func(s *Subject) { s.Container = longContainer[1:] }), want: false},
+		"a long label value apart": {
+			s: with(func(s *Subject) {
+				s.PodLabels = map[string]string{longKey: longValue[1:] + "w", "app": "cache", "tier": "db"}
+			}), want: false,
+		},
+		"a value the NotIn names": {
+			s: with(func(s *Subject) {
+				s.PodLabels = map[string]string{longKey: longValue, "app": "cache", "tier": "db", longKey + "x": longValue}
+			}), want: false,
+		},
+		"a label the DoesNotExist names": {
+			s: with(func(s *Subject) {
+				s.PodLabels = map[string]string{longKey: longValue, "app": "cache", "tier": "db", longKey + "y": "1"}
+			}), want: false,
+		},
+		"without the label that must exist": {
+			s: with(func(s *Subject) { s.PodLabels = map[string]string{longKey: longValue, "app": "cache"} }), want: false,
+		},
+		"a namespace not selected": {s: with(func(s *Subject) { s.NamespaceLabels = map[string]string{longKey: "v"} }), want: false},
+	}
+	for name, tc := range subjects {
+		if got := a.Targets(tc.s); got != tc.want {
+			t.Errorf("%s: the quota as written targets it: %v, want %v", name, got, tc.want)
+		}
+		if got := b.Targets(tc.s); got != tc.want {
+			t.Errorf("%s: the quota as cached targets it: %v, want %v", name, got, tc.want)
+		}
+	}
+	// A quota as written (an admission's candidate) and one as cached (the others) compare alike.
+	if !a.PodSelector.Equal(b.PodSelector) || !a.NamespaceSelector.Equal(b.NamespaceSelector) || !surelyOverlap(a, b) || !covers(a, b) {
+		t.Errorf("the quota as written and as cached differ: selectors %v/%v, overlap %v, cover %v",
+			a.PodSelector.Equal(b.PodSelector), a.NamespaceSelector.Equal(b.NamespaceSelector), surelyOverlap(a, b), covers(a, b))
+	}
+}
+
+// TestSelectorRefusesWhatKubernetesRefuses checks that a selector stored past admission
+// that Kubernetes' own parsing refuses does not parse here either (the quota then reports
+// InvalidSpec and governs nothing), before or after the cache keeps it.
+func TestSelectorRefusesWhatKubernetesRefuses(t *testing.T) {
+	for name, ls := range map[string]*metav1.LabelSelector{
+		"a bad key":        {MatchLabels: map[string]string{"a b": "c"}},
+		"a bad value":      {MatchLabels: map[string]string{"app": "a b"}},
+		"a bad operator":   {MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "Like", Values: []string{"x"}}}},
+		"In without value": {MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn}}},
+	} {
+		if _, err := newSelector(ls, "spec.target.podSelector"); err == nil || !strings.Contains(err.Error(), "spec.target.podSelector") {
+			t.Errorf("%s: %v, want an error naming spec.target.podSelector", name, err)
+		}
+	}
+}
