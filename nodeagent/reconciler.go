@@ -62,7 +62,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		}
 		// An offloaded archive's file is gone on purpose: its Checkpoint stays, and says
 		// where the archive is now (the Offloader's).
-		return reconcile.Result{}, r.release(ctx, k, onNode(live)...)
+		stillOnNode, err := r.onNode(ctx, live)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		return reconcile.Result{}, r.release(ctx, k, stillOnNode...)
 	}
 	if err != nil {
 		return reconcile.Result{}, err
@@ -183,15 +187,28 @@ func (r *Reconciler) liveObjects(ctx context.Context, k fileKey) (live, deleting
 	return live, deleting, nil
 }
 
-// onNode leaves out the Checkpoints whose archives were offloaded.
-func onNode(objs []*cqv1.Checkpoint) []*cqv1.Checkpoint {
+// onNode leaves out the Checkpoints whose archives were offloaded. The Offloader removes
+// the file right after it records the location, so the cache may not show the location yet
+// when the file's removal arrives: a Checkpoint that the manager asked to move is read from
+// the apiserver before it is taken for one whose file went by other means.
+func (r *Reconciler) onNode(ctx context.Context, objs []*cqv1.Checkpoint) ([]*cqv1.Checkpoint, error) {
 	out := objs[:0:0]
 	for _, obj := range objs {
+		if obj.Status.Offload != nil && !obj.IsOffloaded() {
+			current := &cqv1.Checkpoint{}
+			switch err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), current); {
+			case apierrors.IsNotFound(err):
+				continue
+			case err != nil:
+				return nil, err
+			}
+			obj = current
+		}
 		if !obj.IsOffloaded() {
 			out = append(out, obj)
 		}
 	}
-	return out
+	return out, nil
 }
 
 func hasName(objs []*cqv1.Checkpoint, namespace, name string) bool {
