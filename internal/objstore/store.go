@@ -79,6 +79,9 @@ func New(cfg Config) (*Store, error) {
 		Region:       region,
 		BucketLookup: minio.BucketLookupPath,
 		Transport:    http.RoundTripper(transport),
+		// The agent retries a failed upload with its own backoff and reports each failure:
+		// the client's ten retries would hide a store that is down for minutes.
+		MaxRetries: 2,
 	})
 	if err != nil {
 		return nil, err
