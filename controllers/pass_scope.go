@@ -153,7 +153,8 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 		// A Checkpoint without spec.archive, which an agent before v0.3 published, is left
 		// out until its agent adopts it: without its time it would be taken for the newest
 		// and spare an older archive.
-		if c.IsArchiveRemoved() || (c.DeletionTimestamp.IsZero() && r.Views.isGone(c.UID)) || c.Spec.Archive == nil {
+		// An offloaded archive is no longer on its node: it counts in the remote tier.
+		if c.IsArchiveRemoved() || (c.DeletionTimestamp.IsZero() && r.Views.isGone(c.UID)) || c.Spec.Archive == nil || c.IsOffloaded() {
 			continue
 		}
 		// An orphan's namespace was deleted: one of that name now is another namespace.

@@ -32,7 +32,7 @@ type pruneGroup struct {
 // (prune_count.go); a quota whose counter cannot be written keeps its archives this pass,
 // and every quota does when what the pass decided with changed since (deleteCurrent).
 func (r *PruneReconciler) prune(ctx context.Context, s *passScope, plan []quota.Prune) error {
-	if len(plan) == 0 {
+	if plan = r.offloads(ctx, s, r.aged(s, plan)); len(plan) == 0 {
 		return nil
 	}
 	plan, written, previous, countErr := r.countAhead(ctx, s, plan, r.Clock.Now())

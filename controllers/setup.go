@@ -81,5 +81,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ViewStore, error)
 	if err := (&ClusterCheckpointQuotaReconciler{Client: mgr.GetClient(), Status: status, Updates: clusterUpdates}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	if err := (&StoreStatusReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 	return views, nil
 }

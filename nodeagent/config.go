@@ -27,6 +27,12 @@ const (
 	// DefaultWorkers matches the concurrency at which the test bed's kube-apiserver took
 	// the most creates per second (docs/node-agent.md).
 	DefaultWorkers = 32
+	// DefaultOffloadWorkers uploads two archives at once: with 16 MiB parts, 32 MiB of buffers.
+	DefaultOffloadWorkers = 2
+	// DefaultOffloadRetryBase and DefaultOffloadRetryMax: a failed upload is tried again
+	// after 1 s, then twice as long each time, at most every 2 minutes.
+	DefaultOffloadRetryBase = time.Second
+	DefaultOffloadRetryMax  = 2 * time.Minute
 	// DefaultQPS and DefaultBurst let a node with thousands of archives publish them in
 	// seconds: each archive costs one write (its create), and the
 	// apiserver, not this limiter or the archive reads, should bound a burst. Steady
@@ -63,6 +69,14 @@ type Config struct {
 	Limits archive.Limits
 	// Clock tells the time; tests may inject one.
 	Clock clock.WithTicker
+	// OffloadWorkers is the number of archives uploaded at once; each holds one part of
+	// its multipart upload in memory.
+	OffloadWorkers int
+	// OffloadRetryBase and OffloadRetryMax bound the backoff between the attempts of an
+	// upload that fails.
+	OffloadRetryBase, OffloadRetryMax time.Duration
+	// StoreCheckInterval is how often each CheckpointStore is checked from this node.
+	StoreCheckInterval time.Duration
 }
 
 // Validate says what is wrong with the configuration, before anything contacts the cluster.
@@ -123,6 +137,18 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Workers <= 0 {
 		c.Workers = DefaultWorkers
+	}
+	if c.OffloadWorkers <= 0 {
+		c.OffloadWorkers = DefaultOffloadWorkers
+	}
+	if c.OffloadRetryBase <= 0 {
+		c.OffloadRetryBase = DefaultOffloadRetryBase
+	}
+	if c.OffloadRetryMax <= 0 {
+		c.OffloadRetryMax = DefaultOffloadRetryMax
+	}
+	if c.StoreCheckInterval <= 0 {
+		c.StoreCheckInterval = DefaultStoreCheckInterval
 	}
 	if c.Clock == nil {
 		c.Clock = clock.RealClock{}

@@ -34,6 +34,7 @@ import (
 // +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpoints,verbs=get;list;watch;create;update;patch;delete;pin
 // +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpoints/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get
+// +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpointstores,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,resourceNames=checkpoints.checkpointquota.dev,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -143,7 +144,14 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 	if err := mgr.Add(&metricsRunnable{collector: newCollector(cfg.NodeName, state)}); err != nil {
 		return err
 	}
-	if err := mgr.Add(newNodeReporter(mgr.GetClient(), mgr.GetAPIReader(), cfg, state)); err != nil {
+	stores := newStoreClients(mgr.GetAPIReader(), cfg.OrphanNamespace)
+	checker := newStoreChecker(mgr.GetClient(), stores, cfg)
+	if err := mgr.Add(checker); err != nil {
+		return err
+	}
+	reporter := newNodeReporter(mgr.GetClient(), mgr.GetAPIReader(), cfg, state)
+	reporter.checks = checker
+	if err := mgr.Add(reporter); err != nil {
 		return err
 	}
 
@@ -165,6 +173,9 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 	// its own.
 	enqueueObject = ownArrivalsSkipped(enqueueObject, recs)
 	enqueueObject = deletionsObserved(enqueueObject, recs, r.deletions, r.witnesses)
+	if err := setupOffloader(mgr, cfg, stores); err != nil {
+		return err
+	}
 	return builder.TypedControllerManagedBy[fileKey](mgr).
 		Named("checkpoint-archive").
 		WithOptions(controller.TypedOptions[fileKey]{MaxConcurrentReconciles: cfg.Workers}).

@@ -38,6 +38,8 @@ type nodeReporter struct {
 	APIReader client.Reader
 	cfg       Config
 	state     *nodeState
+	// checks are this node's checks of the CheckpointStores, nil for none.
+	checks *storeChecker
 
 	mu sync.Mutex
 	// written is the status last written, nil until the first write.
@@ -204,6 +206,7 @@ func (n *nodeReporter) observe(ctx context.Context) (cqv1.CheckpointNodeStatus, 
 		sort.Strings(st.Filesystems[i].Directories)
 	}
 	st.Size = quota.Bytes(st.Bytes)
+	st.Stores = n.checks.snapshot()
 	if f := fullest(st.Filesystems); f != nil {
 		st.Free = quota.Bytes(f.FreeBytes)
 		st.FreePercent = fmt.Sprintf("%d%%", f.FreeBytes*100/max(f.CapacityBytes, 1))

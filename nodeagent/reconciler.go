@@ -60,7 +60,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		if err := r.markRemoved(ctx, deleting); err != nil {
 			return reconcile.Result{}, err
 		}
-		return reconcile.Result{}, r.release(ctx, k, live...)
+		// An offloaded archive's file is gone on purpose: its Checkpoint stays, and says
+		// where the archive is now (the Offloader's).
+		return reconcile.Result{}, r.release(ctx, k, onNode(live)...)
 	}
 	if err != nil {
 		return reconcile.Result{}, err
@@ -179,6 +181,17 @@ func (r *Reconciler) liveObjects(ctx context.Context, k fileKey) (live, deleting
 		}
 	}
 	return live, deleting, nil
+}
+
+// onNode leaves out the Checkpoints whose archives were offloaded.
+func onNode(objs []*cqv1.Checkpoint) []*cqv1.Checkpoint {
+	out := objs[:0:0]
+	for _, obj := range objs {
+		if !obj.IsOffloaded() {
+			out = append(out, obj)
+		}
+	}
+	return out
 }
 
 func hasName(objs []*cqv1.Checkpoint, namespace, name string) bool {

@@ -20,13 +20,19 @@ func (r *Reconciler) status(obj *cqv1.Checkpoint, p published) cqv1.CheckpointSt
 	st := cqv1.CheckpointStatus{
 		Pinned:     obj.Spec.Pinned || p.marker != markerNone,
 		KeepMarker: p.marker == markerUser,
+		// The manager's and the Offloader's: kept as they are.
+		Offload:  obj.Status.Offload,
+		Location: obj.Status.Location,
+	}
+	if c := meta.FindStatusCondition(obj.Status.Conditions, cqv1.CheckpointConditionOffloadFailed); c != nil {
+		st.Conditions = []metav1.Condition{*c}
 	}
 	if p.readErr == nil {
 		return st
 	}
 	// The condition as it stands, so that its transition time stays when nothing changed.
 	if c := meta.FindStatusCondition(obj.Status.Conditions, cqv1.CheckpointConditionUnreadable); c != nil {
-		st.Conditions = []metav1.Condition{*c}
+		st.Conditions = append(st.Conditions, *c)
 	}
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 		Type:               cqv1.CheckpointConditionUnreadable,

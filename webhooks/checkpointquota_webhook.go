@@ -80,6 +80,12 @@ func (w *CheckpointQuotaWebhook) validate(ctx context.Context, old, q *cqv1.Chec
 	case known:
 		nsLabels[q.Namespace] = labels
 	}
+	switch errs, err := w.validateNamespacedOffload(ctx, q, nsLabels[q.Namespace]); {
+	case err != nil:
+		return nil, unavailable("reading CheckpointStore "+q.Spec.Offload.Store, err)
+	case len(errs) > 0:
+		return nil, invalid("CheckpointQuota", q.Name, errs)
+	}
 	others := append(normalise(w.Quotas.Policies, quotas, policy.FromCheckpointQuota), normalise(w.Quotas.Policies, clusterQuotas, policy.FromClusterQuota)...)
 	if errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others); len(errs) > 0 {
 		return nil, invalid("CheckpointQuota", q.Name, errs)

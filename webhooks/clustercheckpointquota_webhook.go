@@ -74,5 +74,10 @@ func (w *ClusterCheckpointQuotaWebhook) validate(ctx context.Context, old, q *cq
 	}
 	warnings := SuspiciousWarnings(policy.ClusterQuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
 	warnings = append(warnings, NodeWarnings(q, clusterQuotas, field.NewPath("spec"))...)
+	storeWarnings, err := w.clusterOffloadWarnings(ctx, q)
+	if err != nil {
+		return nil, unavailable("reading CheckpointStore "+q.Spec.Offload.Store, err)
+	}
+	warnings = append(warnings, storeWarnings...)
 	return append(warnings, EffectiveWarnings(policy.Describe(candidate, others, nil))...), nil
 }

@@ -245,6 +245,7 @@ func ValidateLevels(levels []policy.Level, r *cqv1.RetentionSpec, spec *field.Pa
 	errs = append(errs, ValidateMaxAge(r.MaxAge, spec.Child(policy.NameMaxAge))...)
 	errs = append(errs, ValidateOrphans(r.Orphans, spec.Child(policy.NameOrphans))...)
 	errs = append(errs, ValidateEnforcement(r.Enforcement, spec.Child("enforcement"))...)
+	errs = append(errs, ValidateOffload(r.Offload, spec.Child("offload"))...)
 	return errs
 }
 

@@ -118,8 +118,19 @@ type CheckpointStatus struct {
 	// +optional
 	KeepMarker bool `json:"keepMarker,omitempty"`
 
+	// Offload is set by the manager when a quota moves the archive to a CheckpointStore
+	// instead of deleting it; the node agent then uploads it.
+	// +optional
+	Offload *OffloadRequest `json:"offload,omitempty"`
+	// Location is where the archive is stored once it left its node: set by the node
+	// agent after verifying the stored object, before it removes the file. A Checkpoint
+	// with a location no longer counts on its node.
+	// +optional
+	Location *ArchiveLocation `json:"location,omitempty"`
+
 	// Conditions: Unreadable, present only while the archive could not be read;
-	// ArchiveRemoved, on a Checkpoint held by a finalizer after its archive was removed.
+	// ArchiveRemoved, on a Checkpoint held by a finalizer after its archive was removed;
+	// OffloadFailed, while an upload the manager asked for fails (the file stays).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -135,6 +146,9 @@ const (
 	// of a Checkpoint that is being deleted but that a finalizer still holds: until then
 	// the archive is on the node, and counts against every limit.
 	CheckpointConditionArchiveRemoved = "ArchiveRemoved"
+	// CheckpointConditionOffloadFailed is true while the upload that status.offload asks
+	// for fails; the archive stays on its node and the agent retries with backoff.
+	CheckpointConditionOffloadFailed = "OffloadFailed"
 )
 
 // Checkpoint stands for one container checkpoint archive on one node. The node agent
@@ -148,6 +162,7 @@ const (
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.archive.nodeName`
 // +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.spec.archive.size`
 // +kubebuilder:printcolumn:name="Pinned",type=boolean,JSONPath=`.status.pinned`
+// +kubebuilder:printcolumn:name="Stored-In",type=string,JSONPath=`.status.location.store`,description="The CheckpointStore that holds the archive once it left its node; empty while it is on the node"
 // +kubebuilder:printcolumn:name="Orphan-Of",type=string,JSONPath=`.spec.archive.orphanOf`,description="The namespace the archive was taken in, when that namespace is gone"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.spec.archive.checkpointTime`,description="Time since the checkpoint was taken"
 // +kubebuilder:selectablefield:JSONPath=`.spec.archive.nodeName`
@@ -173,6 +188,11 @@ func (c *Checkpoint) PodNamespace() string {
 		return c.Spec.Archive.OrphanOf
 	}
 	return c.Namespace
+}
+
+// IsOffloaded reports whether the archive is in a store rather than on its node.
+func (c *Checkpoint) IsOffloaded() bool {
+	return c.Status.Location != nil
 }
 
 // IsArchiveRemoved reports whether the agent removed the archive of this Checkpoint, which is

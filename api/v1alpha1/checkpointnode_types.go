@@ -37,6 +37,29 @@ type CheckpointNodeStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=16
 	Filesystems []CheckpointFilesystem `json:"filesystems,omitempty"`
+	// Stores is what this node's agent found when it checked each CheckpointStore.
+	// +optional
+	// +listType=map
+	// +listMapKey=store
+	// +kubebuilder:validation:MaxItems=64
+	Stores []NodeStoreCheck `json:"stores,omitempty"`
+}
+
+// NodeStoreCheck is one node's check of one CheckpointStore.
+type NodeStoreCheck struct {
+	// Store names the CheckpointStore.
+	// +kubebuilder:validation:MaxLength=253
+	Store string `json:"store"`
+	// Reachable: the endpoint answered, accepted the credentials and has the bucket.
+	Reachable bool `json:"reachable"`
+	// Writable: an object could be written and deleted under the store's prefix.
+	Writable bool `json:"writable"`
+	// Message says what failed, when something did.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+	// CheckTime is when the agent checked.
+	CheckTime metav1.Time `json:"checkTime"`
 }
 
 // NodeArchives is a count of archives and their bytes.

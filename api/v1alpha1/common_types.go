@@ -114,6 +114,11 @@ type RetentionSpec struct {
 	// Enforcement is Enforce (prune, the default) or DryRun (report what would be pruned, delete nothing).
 	// +optional
 	Enforcement EnforcementMode `json:"enforcement,omitempty"`
+
+	// Offload moves what this quota prunes to a CheckpointStore instead of deleting it
+	// (docs/offload.md). Pinned archives stay on their node.
+	// +optional
+	Offload *OffloadSpec `json:"offload,omitempty"`
 }
 
 // QuotaStatus is what a quota observed and did. Both quota kinds report it.

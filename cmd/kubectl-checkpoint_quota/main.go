@@ -1,5 +1,5 @@
 // Command kubectl-checkpoint_quota is the kubectl plugin of checkpoint-quota:
-// `kubectl checkpoint-quota status|explain|nodes|convert`.
+// `kubectl checkpoint-quota status|explain|nodes|convert|fetch`.
 package main
 
 import (
@@ -46,7 +46,7 @@ func newRoot(streams genericiooptions.IOStreams) *cobra.Command {
 		SilenceErrors: true,
 	}
 	o.config.AddFlags(root.PersistentFlags())
-	root.AddCommand(newStatus(o), newExplain(o), newNodes(o), newConvert(o))
+	root.AddCommand(newStatus(o), newExplain(o), newNodes(o), newConvert(o), newFetch(o))
 	return root
 }
 

@@ -40,6 +40,8 @@ func checkRBAC(t *testing.T, r *rendered) {
 		"checkpoints":               nil, // any verb
 		"checkpoints/status":        nil,
 		"checkpointnodes":           {"create", "get", "update"},
+		"checkpointstores":          {"get", "list", "watch"},
+		"secrets":                   {"get"}, // a store's credentials, in its own namespace only (a Role)
 		"events":                    nil,
 		"nodes":                     {"get"},
 		"namespaces":                {"get"},
@@ -105,6 +107,14 @@ func checkRBAC(t *testing.T, r *rendered) {
 		}
 		if l["rbac.authorization.k8s.io/aggregate-to-edit"] == "true" && grants(rules, "checkpointquota.dev", "checkpointquotas", "create") {
 			edit = true
+		}
+		// Stores are the cluster admin's: where archives go, and whose credentials.
+		for _, to := range []string{"view", "edit", "admin"} {
+			for _, verb := range []string{"get", "list", "create", "update", "patch", "delete"} {
+				if l["rbac.authorization.k8s.io/aggregate-to-"+to] == "true" && grants(rules, "checkpointquota.dev", "checkpointstores", verb) {
+					t.Errorf("%s is aggregated to %s and may %s checkpointstores, which only cluster admins may", u.GetName(), to, verb)
+				}
+			}
 		}
 	}
 	if !view || !edit {

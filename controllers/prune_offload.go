@@ -1,0 +1,217 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
+)
+
+// +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpoints/status,verbs=patch
+// +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpointstores,verbs=get;list;watch
+
+// ReasonOffloading is the event of a quota that moves archives to its store.
+const ReasonOffloading = "Offloading"
+
+// offloadOf is the offload of the quota obj, nil when it has none.
+func offloadOf(obj client.Object) *cqv1.OffloadSpec {
+	switch q := obj.(type) {
+	case *cqv1.CheckpointQuota:
+		return q.Spec.Offload
+	case *cqv1.ClusterCheckpointQuota:
+		return q.Spec.Offload
+	}
+	return nil
+}
+
+// isNodeGuard says whether a prune comes from a node rule (perNode, the free-space floor):
+// those free the node's disk even when the store is down.
+func isNodeGuard(key string) bool {
+	return strings.HasPrefix(key, "perNode.") || key == quota.KeyNodeMinFree
+}
+
+// offloads takes from the plan what its quotas move to a store instead of deleting, asks
+// the node agents to move it (status.offload, one write per archive), and returns what
+// is left to delete. An archive asked for already is in flight: it is neither asked for
+// again nor deleted, and counts on its node until its agent has stored it. A node rule
+// deletes an archive whose upload fails (OffloadFailed): the node's disk comes first,
+// and the event says what was lost.
+func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quota.Prune) []quota.Prune {
+	remaining := plan[:0:0]
+	groups := map[[3]string]*pruneGroup{}
+	var order []*pruneGroup
+	stores := map[[3]string]string{}
+	for _, p := range plan {
+		c := s.live[p.Archive]
+		spec := offloadOf(s.objects[p.Quota])
+		failing := meta.IsStatusConditionTrue(c.Status.Conditions, cqv1.CheckpointConditionOffloadFailed)
+		switch {
+		case p.Rule == KeyOffloadAfter && (c.Status.Offload != nil || !r.storeAdmits(ctx, s, p, spec.Store)):
+			continue // only ever moved, never deleted
+		case spec == nil, c.IsPinned():
+			remaining = append(remaining, p)
+			continue
+		case isNodeGuard(p.Rule) && failing:
+			r.Recorder.Eventf(s.objects[p.Quota], corev1.EventTypeWarning, ReasonOffloadLost,
+				"Deleting %s/%s from node %s without storing it: %s, and the upload to CheckpointStore %s fails",
+				c.Namespace, c.Name, c.Spec.Archive.NodeName, p.Reason, spec.Store)
+			remaining = append(remaining, p)
+			continue
+		case c.Status.Offload != nil:
+			continue // in flight
+		case !r.storeAdmits(ctx, s, p, spec.Store):
+			// A tenant's quota whose store no longer admits its namespace: its limits hold
+			// as if it had no offload.
+			remaining = append(remaining, p)
+			continue
+		}
+		if err := r.requestOffload(ctx, c.Checkpoint, spec.Store, p.Reason); err != nil {
+			logf.FromContext(ctx).Info("Could not ask for an archive's offload; the next pass asks again", "checkpoint", c.Key(), "error", err.Error())
+			continue
+		}
+		k := [3]string{fmt.Sprint(p.Quota), p.Scope, p.Rule}
+		pg := groups[k]
+		if pg == nil {
+			pg = &pruneGroup{quota: p.Quota, scope: p.Scope, key: p.Rule, reason: p.Reason}
+			groups[k], stores[k] = pg, spec.Store
+			order = append(order, pg)
+		}
+		pg.count++
+		pg.bytes += c.Spec.Archive.SizeBytes
+	}
+	for _, pg := range order {
+		r.Recorder.Eventf(s.objects[pg.quota], corev1.EventTypeNormal, ReasonOffloading, "Moving %d archives (%s) of %s to CheckpointStore %s: %s",
+			pg.count, quota.Bytes(pg.bytes), pg.scope, stores[[3]string{fmt.Sprint(pg.quota), pg.scope, pg.key}], pg.reason)
+	}
+	return remaining
+}
+
+// ReasonOffloadLost is the warning of a node rule that deletes an archive its quota
+// would have moved, because the store does not take it.
+const ReasonOffloadLost = "OffloadLost"
+
+// storeAdmits says whether the quota of p may use the store: a cluster quota always; a
+// CheckpointQuota only where the store's namespaceSelector selects its namespace now.
+func (r *PruneReconciler) storeAdmits(ctx context.Context, s *passScope, p quota.Prune, name string) bool {
+	q, ok := s.objects[p.Quota].(*cqv1.CheckpointQuota)
+	if !ok {
+		return true
+	}
+	var store cqv1.CheckpointStore
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: name}, &store); err != nil {
+		return false
+	}
+	return store.Admits(s.nsLabels[q.Namespace])
+}
+
+// requestOffload sets status.offload, on the resourceVersion the pass decided with: a
+// Checkpoint pinned or changed meanwhile is decided again.
+func (r *PruneReconciler) requestOffload(ctx context.Context, c *cqv1.Checkpoint, store, reason string) error {
+	patched := c.DeepCopy()
+	patch := client.MergeFromWithOptions(c, client.MergeFromWithOptimisticLock{})
+	patched.Status.Offload = &cqv1.OffloadRequest{Store: store, Reason: reason}
+	err := r.Client.Status().Patch(ctx, patched, patch)
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		r.Views.touch(c.PodNamespace())
+		return nil
+	}
+	return err
+}
+
+// KeyOffloadAfter is the rule of an offload that offload.after asks for, while the limits
+// keep the archive: such an archive is only ever moved, never deleted.
+const KeyOffloadAfter = "offload.after"
+
+// aged adds to the plan the archives that the limits keep but that are older than the
+// offload.after of a quota governing them (a CheckpointQuota's before a cluster quota's),
+// and wakes the pass when the next one comes of age.
+func (r *PruneReconciler) aged(s *passScope, plan []quota.Prune) []quota.Prune {
+	if s.governance == nil || !anyOffloadAfter(s.objects) {
+		return plan
+	}
+	planned := make(map[int]bool, len(plan))
+	for _, p := range plan {
+		planned[p.Archive] = true
+	}
+	var next time.Time
+	for i, c := range s.live {
+		if planned[i] || i >= len(s.governance.Rules) || c.IsPinned() || c.Status.Offload != nil ||
+			c.Spec.Archive == nil || c.Spec.Archive.CheckpointTime.IsZero() {
+			continue
+		}
+		rules := s.governance.Rules[i]
+		if rules == nil || rules.Held != "" {
+			continue
+		}
+		q, after := r.offloadAfter(s, rules)
+		if q < 0 {
+			continue
+		}
+		due := c.Spec.Archive.CheckpointTime.Add(after)
+		if s.now.Before(due) {
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
+			continue
+		}
+		a := c.Spec.Archive
+		plan = append(plan, quota.Prune{Archive: i, Quota: q, Rule: KeyOffloadAfter, Scope: c.PodNamespace() + "/" + a.PodName + "/" + a.ContainerName,
+			Reason: fmt.Sprintf("%s %s, taken %s ago", KeyOffloadAfter, after, s.now.Sub(a.CheckpointTime.Time).Round(time.Second))})
+	}
+	if !next.IsZero() && r.wake != nil {
+		r.wake.at(next)
+	}
+	return plan
+}
+
+// offloadAfter is the quota whose offload.after applies to archives under rules, and its
+// duration; -1 when none does.
+func (r *PruneReconciler) offloadAfter(s *passScope, rules *quota.Rules) (int, time.Duration) {
+	quotas := make([]int, 0, len(rules.Bounds)+3)
+	for _, l := range rules.Bounds {
+		quotas = append(quotas, l.Quota)
+	}
+	for _, ret := range []*quota.Retention{rules.MaxAge, rules.MaxSize, rules.Orphans} {
+		if ret != nil {
+			quotas = append(quotas, ret.Quota)
+		}
+	}
+	best, bestAfter, bestCluster := -1, time.Duration(0), true
+	for _, q := range quotas {
+		if q >= len(s.objects) || s.governance.Quotas[q].DryRun {
+			continue
+		}
+		spec := offloadOf(s.objects[q])
+		if spec == nil || spec.After == nil {
+			continue
+		}
+		after, err := spec.After.Duration()
+		if err != nil || after <= 0 {
+			continue
+		}
+		cluster := s.governance.Quotas[q].Cluster
+		if best < 0 || (bestCluster && !cluster) {
+			best, bestAfter, bestCluster = q, after, cluster
+		}
+	}
+	return best, bestAfter
+}
+
+// anyOffloadAfter says whether a quota sets offload.after: a pass without one looks at no archive for it.
+func anyOffloadAfter(objs []client.Object) bool {
+	for _, o := range objs {
+		if spec := offloadOf(o); spec != nil && spec.After != nil {
+			return true
+		}
+	}
+	return false
+}

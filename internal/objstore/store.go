@@ -1,0 +1,126 @@
+// Package objstore moves checkpoint archives to an S3-compatible bucket and back: keys that
+// only the agent names, streamed multipart uploads verified by size and SHA-256, and deletes
+// that check whose object they remove.
+package objstore
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/encrypt"
+	"k8s.io/apimachinery/pkg/types"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+)
+
+// Metadata of each stored object, as S3 user metadata (x-amz-meta-*): what a reader needs
+// to verify the archive, and what a delete checks before it removes an object.
+const (
+	MetaSHA256    = "Checkpoint-Sha256"
+	MetaUID       = "Checkpoint-Uid"
+	MetaNamespace = "Checkpoint-Namespace"
+	MetaFileName  = "Checkpoint-File"
+)
+
+// ErrNotOurs is returned when the object at a key does not belong to the Checkpoint that
+// asked: it is left alone.
+var ErrNotOurs = errors.New("the stored object belongs to another Checkpoint")
+
+// Config is one CheckpointStore with its credentials.
+type Config struct {
+	Spec            cqv1.CheckpointStoreSpec
+	AccessKeyID     string
+	SecretAccessKey string
+	// PartSize is the size of each part of a multipart upload; 16 MiB when zero. The
+	// upload holds one part in memory at a time.
+	PartSize uint64
+}
+
+// Store is a client of one bucket.
+type Store struct {
+	client *minio.Client
+	spec   cqv1.CheckpointStoreSpec
+	sse    encrypt.ServerSide
+	part   uint64
+}
+
+// New returns a client for the store; it sends no request.
+func New(cfg Config) (*Store, error) {
+	u, err := url.Parse(cfg.Spec.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("spec.endpoint %q: %w", cfg.Spec.Endpoint, err)
+	}
+	transport, err := minio.DefaultTransport(u.Scheme == "https")
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Spec.CABundle != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(cfg.Spec.CABundle)) {
+			return nil, errors.New("spec.caBundle holds no PEM certificate")
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	region := cfg.Spec.Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	client, err := minio.New(u.Host, &minio.Options{
+		Creds:        credentials.NewStaticV4(cfg.AccessKeyID, cfg.SecretAccessKey, ""),
+		Secure:       u.Scheme == "https",
+		Region:       region,
+		BucketLookup: minio.BucketLookupPath,
+		Transport:    http.RoundTripper(transport),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{client: client, spec: cfg.Spec, part: cfg.PartSize}
+	if s.part == 0 {
+		s.part = 16 << 20
+	}
+	if e := cfg.Spec.Encryption; e != nil {
+		switch e.Type {
+		case cqv1.EncryptionS3:
+			s.sse = encrypt.NewSSE()
+		case cqv1.EncryptionKMS:
+			if s.sse, err = encrypt.NewSSEKMS(e.KMSKeyID, nil); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return s, nil
+}
+
+// Key is where the archive of a Checkpoint goes: the store's prefix, then the namespace the
+// archive was taken in, its pod and container, and the Checkpoint's UID. Nothing a tenant
+// writes goes into it but names Kubernetes validated (a namespace, a pod, a container), each
+// one path segment, so no key of one namespace can fall under another's.
+func Key(prefix, namespace, pod, container string, uid types.UID) string {
+	return path.Join(prefix, namespace, pod, container, string(uid)+".tar")
+}
+
+// KeyOf is the key of a Checkpoint's archive in the store.
+func KeyOf(spec cqv1.CheckpointStoreSpec, c *cqv1.Checkpoint) (string, error) {
+	a := c.Spec.Archive
+	if a == nil {
+		return "", errors.New("the Checkpoint has no spec.archive")
+	}
+	for _, part := range []string{c.PodNamespace(), a.PodName, a.ContainerName, string(c.UID)} {
+		if part == "" || part == "." || part == ".." || strings.ContainsAny(part, "/\\") {
+			return "", fmt.Errorf("%q cannot be part of a key", part)
+		}
+	}
+	return Key(spec.Prefix, c.PodNamespace(), a.PodName, a.ContainerName, c.UID), nil
+}
+
+// Bucket is the store's bucket.
+func (s *Store) Bucket() string { return s.spec.Bucket }

@@ -1,0 +1,179 @@
+package objstore_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"k8s.io/apimachinery/pkg/types"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
+	"github.com/checkpoint-quota/checkpoint-quota/test/s3server"
+)
+
+func TestKeyHoldsTheNamespaceAndRefusesPaths(t *testing.T) {
+	spec := cqv1.CheckpointStoreSpec{Prefix: "clusters/prod"}
+	c := &cqv1.Checkpoint{}
+	c.Namespace, c.UID = "shop", "0d5c"
+	c.Spec.Archive = &cqv1.ArchiveSource{PodName: "web-0", ContainerName: "app"}
+	key, err := objstore.KeyOf(spec, c)
+	if err != nil || key != "clusters/prod/shop/web-0/app/0d5c.tar" {
+		t.Fatalf("KeyOf = %q, %v; want clusters/prod/shop/web-0/app/0d5c.tar", key, err)
+	}
+	c.Spec.Archive.OrphanOf = "gone"
+	if key, _ := objstore.KeyOf(spec, c); key != "clusters/prod/gone/web-0/app/0d5c.tar" {
+		t.Errorf("an orphan's key is %q; want it under the namespace it was taken in", key)
+	}
+	for _, pod := range []string{"../other", "a/b", "..", ""} {
+		c.Spec.Archive.PodName = pod
+		if key, err := objstore.KeyOf(spec, c); err == nil {
+			t.Errorf("KeyOf with pod %q = %q; want an error", pod, key)
+		}
+	}
+}
+
+// startStore starts the real S3 server with a bucket, and a client of it with 5 MiB
+// parts (S3's smallest), so that a 12 MiB archive goes in three parts.
+func startStore(t *testing.T) (*s3server.Server, *objstore.Store) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a real S3 server")
+	}
+	ctx := context.Background()
+	srv, err := s3server.Start(ctx, t.TempDir())
+	if errors.Is(err, s3server.ErrUnavailable) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Kill)
+	if err := srv.MakeBucket(ctx, "archives"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := objstore.New(objstore.Config{
+		Spec:        cqv1.CheckpointStoreSpec{Endpoint: srv.Endpoint, Bucket: "archives", Prefix: "test"},
+		AccessKeyID: s3server.AccessKeyID, SecretAccessKey: s3server.SecretAccessKey, PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, st
+}
+
+func writeArchive(t *testing.T, size int) (*os.File, string) {
+	t.Helper()
+	data := make([]byte, size)
+	_, _ = rand.Read(data)
+	path := filepath.Join(t.TempDir(), "checkpoint-web-0_shop-app-2026-12-07T05:00:00Z.tar")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	sum := sha256.Sum256(data)
+	return f, hex.EncodeToString(sum[:])
+}
+
+func TestUploadVerifyDownloadDelete(t *testing.T) {
+	srv, st := startStore(t)
+	ctx := context.Background()
+	f, sum := writeArchive(t, 12<<20)
+	const uid = types.UID("6b1d")
+	stored, err := st.Upload(ctx, "test/shop/web-0/app/6b1d.tar", objstore.Archive{File: f, Size: 12 << 20, UID: uid, Namespace: "shop", FileName: filepath.Base(f.Name())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.SHA256 != sum || stored.Size != 12<<20 {
+		t.Fatalf("stored %+v; want SHA-256 %s and 12 MiB", stored, sum)
+	}
+
+	By := func(s string) { t.Log(s) }
+	By("the object's own metadata carries the SHA-256 and the UID, as a HEAD shows them")
+	info, err := srv.Client.StatObject(ctx, "archives", stored.Key, minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Metadata.Get("X-Amz-Meta-" + objstore.MetaSHA256); got != sum {
+		t.Errorf("metadata SHA-256 %q; want %s", got, sum)
+	}
+	if got := info.Metadata.Get("X-Amz-Meta-" + objstore.MetaUID); got != string(uid) {
+		t.Errorf("metadata UID %q; want %s", got, uid)
+	}
+
+	By("a download is byte for byte the archive")
+	var buf bytes.Buffer
+	computed, recorded, n, err := st.Download(ctx, stored.Key, &buf)
+	if err != nil || computed != sum || recorded != sum || n != 12<<20 {
+		t.Fatalf("Download: computed %s recorded %s %d bytes, %v; want %s twice, 12 MiB", computed, recorded, n, err, sum)
+	}
+
+	By("a delete for another Checkpoint leaves the object alone")
+	if err := st.Delete(ctx, stored.Key, "someone-else"); !errors.Is(err, objstore.ErrNotOurs) {
+		t.Fatalf("Delete as another UID: %v; want ErrNotOurs", err)
+	}
+	if err := st.Verify(ctx, stored, uid); err != nil {
+		t.Fatalf("the object is gone after a refused delete: %v", err)
+	}
+	if err := st.Delete(ctx, stored.Key, uid); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Delete(ctx, stored.Key, uid); err != nil {
+		t.Fatalf("a repeated delete: %v; want none", err)
+	}
+	if err := st.Verify(ctx, stored, uid); err == nil {
+		t.Fatal("the object is still there after its delete")
+	}
+}
+
+func TestUploadRefusesAnArchiveOfAnotherSize(t *testing.T) {
+	_, st := startStore(t)
+	f, _ := writeArchive(t, 1<<20)
+	_, err := st.Upload(context.Background(), "test/x.tar", objstore.Archive{File: f, Size: 2 << 20, UID: "u"})
+	if err == nil {
+		t.Fatal("uploaded an archive whose size is not its Checkpoint's")
+	}
+}
+
+// The store killed during an upload: the upload fails, and no object is at the key, then
+// or after the store comes back; once it is back, the upload goes through.
+func TestStoreKilledMidUpload(t *testing.T) {
+	srv, st := startStore(t)
+	ctx := context.Background()
+	f, sum := writeArchive(t, 64<<20)
+	key := "test/shop/web-0/app/kill.tar"
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Upload(ctx, key, objstore.Archive{File: f, Size: 64 << 20, UID: "k"})
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	srv.Kill()
+	if err := <-done; err == nil {
+		t.Skip("the upload finished before the store was killed; nothing to check on this machine")
+	}
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Client.StatObject(ctx, "archives", key, minio.StatObjectOptions{}); err == nil {
+		t.Fatal("a half-written upload left an object at its key")
+	}
+	if _, err := f.Seek(0, 0); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := st.Upload(ctx, key, objstore.Archive{File: f, Size: 64 << 20, UID: "k"})
+	if err != nil || stored.SHA256 != sum {
+		t.Fatalf("upload after the restart: %+v, %v", stored, err)
+	}
+}

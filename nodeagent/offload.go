@@ -1,0 +1,244 @@
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
+)
+
+// Reasons of the offload events on Checkpoints.
+const (
+	ReasonOffloaded     = "Offloaded"
+	ReasonOffloadFailed = "OffloadFailed"
+)
+
+var (
+	offloadedArchives = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "checkpointquota_node_offloaded_archives_total",
+		Help: "Archives uploaded to a CheckpointStore, verified, and removed from the node.",
+	}, []string{"store"})
+	offloadedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "checkpointquota_node_offloaded_bytes_total",
+		Help: "Bytes of the archives offloaded from the node.",
+	}, []string{"store"})
+	offloadFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "checkpointquota_node_offload_failures_total",
+		Help: "Uploads that failed; the archive stays on the node and the upload is retried with backoff.",
+	}, []string{"store"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(offloadedArchives, offloadedBytes, offloadFailures)
+}
+
+// Offloader moves the archives that the manager asked to move (status.offload) to their
+// CheckpointStore: it uploads each, verifies the stored object, writes where it is
+// (status.location), and only then removes the file. It deletes the stored object of an
+// offloaded Checkpoint once the Checkpoint is deleted. It is keyed by Checkpoint: the
+// archive's file reconciler leaves an offloaded Checkpoint to it.
+type Offloader struct {
+	// Client reads this node's Checkpoints and the stores from the cache, and writes status.
+	Client client.Client
+	// APIReader reads the stores' credentials Secrets, which the agent does not cache.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Config    Config
+
+	stores *storeClients
+	// stored remembers where the archives of this node's offloaded Checkpoints are, by
+	// Checkpoint, so that a deleted Checkpoint's object can be deleted after the cache
+	// forgot it.
+	mu     sync.Mutex
+	stored map[types.NamespacedName]storedObject
+}
+
+type storedObject struct {
+	uid      types.UID
+	location cqv1.ArchiveLocation
+}
+
+// Reconcile handles one Checkpoint of this node.
+func (o *Offloader) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var c cqv1.Checkpoint
+	switch err := o.Client.Get(ctx, req.NamespacedName, &c); {
+	case apierrors.IsNotFound(err):
+		return reconcile.Result{}, o.deleteStored(ctx, req.NamespacedName, "")
+	case err != nil:
+		return reconcile.Result{}, err
+	}
+	if a := c.Spec.Archive; a == nil || a.NodeName != o.Config.NodeName {
+		return reconcile.Result{}, nil
+	}
+	if !c.DeletionTimestamp.IsZero() {
+		// Its deletion was admitted; another finalizer may hold the object a while.
+		if c.Status.Location != nil {
+			o.remember(&c)
+		}
+		return reconcile.Result{}, o.deleteStored(ctx, req.NamespacedName, c.UID)
+	}
+	if c.Status.Location != nil {
+		o.remember(&c)
+		return reconcile.Result{}, o.removeLocal(ctx, &c)
+	}
+	if c.Status.Offload == nil || c.IsPinned() {
+		return reconcile.Result{}, nil
+	}
+	if err := o.offload(ctx, &c); err != nil {
+		offloadFailures.WithLabelValues(c.Status.Offload.Store).Inc()
+		return reconcile.Result{}, errors.Join(err, o.reportFailure(ctx, &c, err))
+	}
+	return reconcile.Result{}, nil
+}
+
+// offload uploads the archive, verifies it, records its location, then removes the file.
+func (o *Offloader) offload(ctx context.Context, c *cqv1.Checkpoint) error {
+	storeName := c.Status.Offload.Store
+	store, s, err := o.stores.get(ctx, o.Client, storeName)
+	if err != nil {
+		return err
+	}
+	key, err := objstore.KeyOf(store.Spec, c)
+	if err != nil {
+		return err
+	}
+	k := fileKey{Dir: c.Spec.Archive.Directory, Name: c.Spec.Archive.FileName}
+	f, err := openArchive(o.Config, k)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = f.Close() }()
+	stored, err := s.Upload(ctx, key, objstore.Archive{File: f, Size: c.Spec.Archive.SizeBytes, UID: c.UID,
+		Namespace: c.PodNamespace(), FileName: c.Spec.Archive.FileName})
+	if err != nil {
+		return err
+	}
+	// Recorded before the file goes: a crash in between leaves a file that the next
+	// reconcile verifies against the store and removes (removeLocal).
+	patch := client.MergeFromWithOptions(c.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	c.Status.Location = &cqv1.ArchiveLocation{Store: storeName, Bucket: store.Spec.Bucket, Key: stored.Key,
+		SHA256: stored.SHA256, StoredTime: metav1.NewTime(o.Config.Clock.Now().UTC().Truncate(1e9))}
+	meta.RemoveStatusCondition(&c.Status.Conditions, cqv1.CheckpointConditionOffloadFailed)
+	if err := o.Client.Status().Patch(ctx, c, patch); err != nil {
+		return fmt.Errorf("recording where the archive is stored: %w", err)
+	}
+	o.remember(c)
+	if err := removeArchive(o.Config, k); err != nil {
+		return fmt.Errorf("removing the offloaded archive %s: %w", k.Path(), err)
+	}
+	offloadedArchives.WithLabelValues(storeName).Inc()
+	offloadedBytes.WithLabelValues(storeName).Add(float64(stored.Size))
+	o.Recorder.Eventf(c, nil, corev1.EventTypeNormal, ReasonOffloaded, "Offload",
+		"moved from node %s to CheckpointStore %s as %s (SHA-256 %s, verified); %s",
+		o.Config.NodeName, storeName, stored.Key, stored.SHA256, c.Status.Offload.Reason)
+	logf.FromContext(ctx).Info("Offloaded an archive", "checkpoint", client.ObjectKeyFromObject(c), "store", storeName, "key", stored.Key, "bytes", stored.Size)
+	return nil
+}
+
+// removeLocal removes the file of an offloaded Checkpoint that is still on the node (the
+// agent stopped between recording the location and removing the file), once the stored
+// object is verified again.
+func (o *Offloader) removeLocal(ctx context.Context, c *cqv1.Checkpoint) error {
+	k := fileKey{Dir: c.Spec.Archive.Directory, Name: c.Spec.Archive.FileName}
+	if _, err := os.Lstat(k.Path()); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	loc := c.Status.Location
+	_, s, err := o.stores.get(ctx, o.Client, loc.Store)
+	if err != nil {
+		return err
+	}
+	if err := s.Verify(ctx, objstore.Stored{Key: loc.Key, SHA256: loc.SHA256, Size: c.Spec.Archive.SizeBytes}, c.UID); err != nil {
+		return fmt.Errorf("keeping %s on the node: %w", k.Path(), err)
+	}
+	return removeArchive(o.Config, k)
+}
+
+// deleteStored deletes the stored object of a deleted Checkpoint, if this agent stored it.
+func (o *Offloader) deleteStored(ctx context.Context, key types.NamespacedName, uid types.UID) error {
+	o.mu.Lock()
+	so, ok := o.stored[key]
+	o.mu.Unlock()
+	if !ok || (uid != "" && so.uid != uid) {
+		return nil
+	}
+	_, s, err := o.stores.get(ctx, o.Client, so.location.Store)
+	if err != nil {
+		return err
+	}
+	// The object's metadata names its Checkpoint: one of another UID is never deleted.
+	if err := s.Delete(ctx, so.location.Key, so.uid); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	delete(o.stored, key)
+	o.mu.Unlock()
+	logf.FromContext(ctx).Info("Deleted the stored archive of a deleted Checkpoint", "checkpoint", key, "store", so.location.Store, "key", so.location.Key)
+	return nil
+}
+
+func (o *Offloader) remember(c *cqv1.Checkpoint) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.stored[client.ObjectKeyFromObject(c)] = storedObject{uid: c.UID, location: *c.Status.Location}
+}
+
+// reportFailure sets OffloadFailed on the Checkpoint and emits an event when it turns true.
+func (o *Offloader) reportFailure(ctx context.Context, c *cqv1.Checkpoint, cause error) error {
+	msg := fmt.Sprintf("uploading to CheckpointStore %s: %s; the archive stays on node %s and the upload is retried",
+		c.Status.Offload.Store, eventNote(cause), o.Config.NodeName)
+	patch := client.MergeFrom(c.DeepCopy())
+	was := meta.IsStatusConditionTrue(c.Status.Conditions, cqv1.CheckpointConditionOffloadFailed)
+	changed := meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{Type: cqv1.CheckpointConditionOffloadFailed,
+		Status: metav1.ConditionTrue, Reason: ReasonOffloadFailed, Message: msg, ObservedGeneration: c.Generation})
+	if !was {
+		o.Recorder.Eventf(c, nil, corev1.EventTypeWarning, ReasonOffloadFailed, "Offload", "%s", msg)
+	}
+	logf.FromContext(ctx).Info("Could not offload an archive; it stays on the node", "checkpoint", client.ObjectKeyFromObject(c), "error", cause.Error())
+	if !changed {
+		return nil
+	}
+	if err := o.Client.Status().Patch(ctx, c, patch); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return err
+	}
+	return nil
+}
+
+// openArchive opens an archive for reading if it is a regular file directly inside a
+// configured checkpoint directory, never through a symlink.
+func openArchive(cfg Config, k fileKey) (*os.File, error) {
+	if !cfg.configured(k.Dir) {
+		return nil, fmt.Errorf("%w %s: %s is not a configured checkpoint directory", errUnsafe, k.Path(), k.Dir)
+	}
+	f, err := os.OpenFile(k.Path(), os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err == nil && !info.Mode().IsRegular() {
+		err = fmt.Errorf("%w %s: it is not a regular file", errUnsafe, k.Path())
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return f, nil
+}

@@ -1,0 +1,119 @@
+package nodeagent
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+)
+
+// DefaultStoreCheckInterval is how often the agent checks that it can reach and write each
+// CheckpointStore: one small object written and removed per store and interval. A store
+// the agent has not checked yet is checked within storeLookInterval.
+const (
+	DefaultStoreCheckInterval = 5 * time.Minute
+	storeLookInterval         = 10 * time.Second
+)
+
+// storeChecker checks each CheckpointStore from this node and keeps the answers for the
+// node's CheckpointNode (status.stores), from which the manager writes each store's
+// Reachable and Writable conditions.
+type storeChecker struct {
+	cache  client.Reader
+	stores *storeClients
+	cfg    Config
+
+	mu      sync.Mutex
+	results map[string]cqv1.NodeStoreCheck
+}
+
+func newStoreChecker(cache client.Reader, stores *storeClients, cfg Config) *storeChecker {
+	return &storeChecker{cache: cache, stores: stores, cfg: cfg, results: map[string]cqv1.NodeStoreCheck{}}
+}
+
+func (s *storeChecker) NeedLeaderElection() bool { return false }
+
+// Start checks every store at once, then checks a store again when its last check is
+// older than the interval or when it is new.
+func (s *storeChecker) Start(ctx context.Context) error {
+	t := s.cfg.Clock.NewTicker(storeLookInterval)
+	defer t.Stop()
+	for {
+		s.checkDue(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		}
+	}
+}
+
+func (s *storeChecker) checkDue(ctx context.Context) {
+	var list cqv1.CheckpointStoreList
+	if err := s.cache.List(ctx, &list); err != nil {
+		logf.FromContext(ctx).Error(err, "Could not list the CheckpointStores to check them")
+		return
+	}
+	seen := map[string]bool{}
+	for i := range list.Items {
+		st := &list.Items[i]
+		seen[st.Name] = true
+		s.mu.Lock()
+		last, ok := s.results[st.Name]
+		s.mu.Unlock()
+		if ok && s.cfg.Clock.Since(last.CheckTime.Time) < s.cfg.StoreCheckInterval {
+			continue
+		}
+		s.record(s.check(ctx, st.Name))
+	}
+	s.mu.Lock()
+	for name := range s.results {
+		if !seen[name] {
+			delete(s.results, name)
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *storeChecker) check(ctx context.Context, name string) cqv1.NodeStoreCheck {
+	res := cqv1.NodeStoreCheck{Store: name, CheckTime: metav1.NewTime(s.cfg.Clock.Now().UTC().Truncate(time.Second))}
+	_, client, err := s.stores.get(ctx, s.cache, name)
+	if err != nil {
+		res.Message = eventNote(err)
+		return res
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res.Reachable, res.Writable, res.Message = client.Check(checkCtx, s.cfg.NodeName)
+	if len(res.Message) > 1000 {
+		res.Message = res.Message[:1000]
+	}
+	return res
+}
+
+func (s *storeChecker) record(r cqv1.NodeStoreCheck) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.results[r.Store] = r
+}
+
+// snapshot returns the last check of each store, by store name.
+func (s *storeChecker) snapshot() []cqv1.NodeStoreCheck {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]cqv1.NodeStoreCheck, 0, len(s.results))
+	for _, r := range s.results {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Store < out[j].Store })
+	return out
+}

@@ -1,0 +1,328 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
+	"github.com/checkpoint-quota/checkpoint-quota/test/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
+	"github.com/checkpoint-quota/checkpoint-quota/test/s3server"
+	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
+)
+
+var issue32 = Label("issue32")
+
+// Offload with the real manager and agent and a real S3 server (SeaweedFS, test/s3server):
+// what a quota prunes moves to the store, verified, and nothing is removed before.
+var _ = Describe("offload to a CheckpointStore", Ordered, issue32, func() {
+	const bucket = "archives"
+	var (
+		srv *s3server.Server
+		ns  string
+		// sums holds each archive's SHA-256, taken as soon as it was written.
+		sums map[string]string
+	)
+	BeforeAll(func(ctx context.Context) {
+		var err error
+		srv, err = s3server.Start(ctx, GinkgoT().TempDir())
+		if errors.Is(err, s3server.ErrUnavailable) {
+			Skip(err.Error())
+		}
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(srv.Kill)
+		Expect(srv.MakeBucket(ctx, bucket)).To(Succeed())
+		Expect(env.Client.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "archive-credentials", Namespace: localrun.OrphanNamespace},
+			Data: map[string][]byte{cqv1.StoreSecretAccessKeyID: []byte(s3server.AccessKeyID),
+				cqv1.StoreSecretSecretAccessKey: []byte(s3server.SecretAccessKey)},
+		})).To(Succeed())
+		ns, err = env.CreateNamespace(ctx, "offload")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(env.Client.Create(ctx, &cqv1.CheckpointStore{
+			ObjectMeta: metav1.ObjectMeta{Name: "archive"},
+			Spec: cqv1.CheckpointStoreSpec{Endpoint: srv.Endpoint, Bucket: bucket, Prefix: "e2e",
+				CredentialsSecret: cqv1.SecretName{Name: "archive-credentials"},
+				NamespaceSelector: &cqv1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}}},
+		})).To(Succeed())
+		DeferCleanup(func(ctx context.Context) {
+			_ = env.Client.Delete(ctx, &cqv1.CheckpointStore{ObjectMeta: metav1.ObjectMeta{Name: "archive"}})
+		})
+		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: offload, namespace: `+ns+`}
+spec:
+  limits: {perContainer: {checkpoints: 3}}
+  offload: {store: archive}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		sums = map[string]string{}
+	})
+
+	// write writes an archive of app-0/app and notes its SHA-256 before anything can move it.
+	write := func(ctx context.Context) {
+		GinkgoHelper()
+		uid := createPodOnce(ctx, ns, "app-0", "app")
+		archivesWritten++
+		at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second).Add(time.Duration(archivesWritten) * time.Second)
+		path := archive.New(ns, "app-0", "app").WithUID(uid).At(at).MustWrite(ckptDir)
+		data, err := os.ReadFile(path)
+		Expect(err).NotTo(HaveOccurred())
+		sum := sha256.Sum256(data)
+		sums[filepath.Base(path)] = hex.EncodeToString(sum[:])
+	}
+	// stored lists the keys of the store under the namespace.
+	stored := func(g Gomega, ctx context.Context) []string {
+		var keys []string
+		for o := range srv.Client.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "e2e/" + ns + "/", Recursive: true}) {
+			g.Expect(o.Err).NotTo(HaveOccurred())
+			keys = append(keys, o.Key)
+		}
+		sort.Strings(keys)
+		return keys
+	}
+	// converged checks the whole picture: the node holds the newest three, every other
+	// archive is in the store under its Checkpoint's key, with the SHA-256 of the file it
+	// came from, and nothing else exists.
+	converged := func(g Gomega, ctx context.Context) {
+		names := make([]string, 0, len(sums))
+		for n := range sums {
+			names = append(names, n)
+		}
+		sort.Strings(names) // the kubelet's names sort by time within one container
+		g.Expect(filesOf(g, ns)).To(Equal(names[len(names)-3:]), "the node holds the newest three")
+		var keys []string
+		for _, c := range checkpointsIn(ctx, g, ns) {
+			if c.Status.Location == nil {
+				continue
+			}
+			loc := c.Status.Location
+			g.Expect(loc.Store).To(Equal("archive"))
+			g.Expect(loc.Key).To(HavePrefix("e2e/"+ns+"/app-0/app/"), "keys hold the namespace")
+			g.Expect(loc.SHA256).To(Equal(sums[c.Spec.Archive.FileName]), "the Checkpoint's checksum is its file's")
+			info, err := srv.Client.StatObject(ctx, bucket, loc.Key, minio.StatObjectOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(info.Size).To(Equal(c.Spec.Archive.SizeBytes))
+			g.Expect(info.Metadata.Get("X-Amz-Meta-" + objstore.MetaSHA256)).To(Equal(sums[c.Spec.Archive.FileName]))
+			obj, err := srv.Client.GetObject(ctx, bucket, loc.Key, minio.GetObjectOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			h := sha256.New()
+			_, err = io.Copy(h, obj)
+			_ = obj.Close()
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(hex.EncodeToString(h.Sum(nil))).To(Equal(sums[c.Spec.Archive.FileName]), "the stored bytes are the file's")
+			keys = append(keys, loc.Key)
+		}
+		sort.Strings(keys)
+		g.Expect(keys).To(HaveLen(len(names) - 3))
+		g.Expect(stored(g, ctx)).To(Equal(keys), "the store holds exactly the offloaded archives")
+		g.Expect(checkpointsIn(ctx, g, ns)).To(HaveLen(len(names)), "every archive keeps its Checkpoint")
+	}
+
+	It("moves what the limits prune to the store, verified, and keeps the newest on the node", func(ctx context.Context) {
+		for range 8 {
+			write(ctx)
+			time.Sleep(200 * time.Millisecond)
+		}
+		Eventually(converged, 90*time.Second).WithContext(ctx).Should(Succeed())
+
+		By("the store's status: what it holds, and that the node reaches and writes it")
+		Eventually(func(g Gomega) {
+			var st cqv1.CheckpointStore
+			g.Expect(env.Client.Get(ctx, client.ObjectKey{Name: "archive"}, &st)).To(Succeed())
+			g.Expect(st.Status.Objects).To(Equal(int64(5)))
+			for _, kind := range []string{cqv1.StoreConditionReachable, cqv1.StoreConditionWritable} {
+				g.Expect(meta.IsStatusConditionTrue(st.Status.Conditions, kind)).To(BeTrue(), "%s: %v", kind, st.Status.Conditions)
+			}
+		}, 60*time.Second).Should(Succeed())
+
+		By("kubectl get checkpoints says where each archive is")
+		out, stderr, err := env.Kubectl("", "get", "checkpoints", "-n", ns)
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(out).To(ContainSubstring("STORED-IN"))
+		Expect(strings.Count(out, " archive ")).To(Equal(5))
+	})
+
+	It("fetches an offloaded archive to a local file, byte for byte, with kubectl checkpoint-quota fetch", func(ctx context.Context) {
+		plugin := filepath.Join(GinkgoT().TempDir(), "kubectl-checkpoint_quota")
+		build := exec.CommandContext(ctx, "go", "build", "-o", plugin, "./cmd/kubectl-checkpoint_quota")
+		build.Dir = testenv.RepoRoot()
+		out, err := build.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+		var stored *cqv1.Checkpoint
+		for _, c := range checkpointsIn(ctx, Default, ns) {
+			if c.Status.Location != nil {
+				stored = &c
+				break
+			}
+		}
+		Expect(stored).NotTo(BeNil())
+		file := filepath.Join(GinkgoT().TempDir(), "fetched.tar")
+		out, err = exec.CommandContext(ctx, plugin, "--kubeconfig", env.Kubeconfig, "-n", ns, "fetch", stored.Name, "-o", file).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+		Expect(string(out)).To(ContainSubstring("verified"))
+		data, err := os.ReadFile(file)
+		Expect(err).NotTo(HaveOccurred())
+		sum := sha256.Sum256(data)
+		Expect(hex.EncodeToString(sum[:])).To(Equal(sums[stored.Spec.Archive.FileName]))
+	})
+
+	It("keeps every file while the store is down, and moves them once it is back", func(ctx context.Context) {
+		srv.Kill()
+		for range 4 {
+			write(ctx)
+			time.Sleep(200 * time.Millisecond)
+		}
+		By("the uploads fail: the Checkpoints say so, and no file leaves the node")
+		Eventually(func(g Gomega) {
+			failing := 0
+			for _, c := range checkpointsIn(ctx, g, ns) {
+				for _, cond := range c.Status.Conditions {
+					if cond.Type == cqv1.CheckpointConditionOffloadFailed && cond.Status == metav1.ConditionTrue {
+						failing++
+					}
+				}
+			}
+			g.Expect(failing).To(BeNumerically(">=", 1))
+		}, 60*time.Second).Should(Succeed())
+		Consistently(func(g Gomega) []string { return filesOf(g, ns) }, 5*time.Second).Should(HaveLen(3+4), "a file left the node while the store was down")
+
+		By("the store back: everything converges, nothing lost")
+		Expect(srv.Restart(ctx)).To(Succeed())
+		Eventually(converged, 180*time.Second).WithContext(ctx).Should(Succeed())
+		for _, c := range checkpointsIn(ctx, Default, ns) {
+			for _, cond := range c.Status.Conditions {
+				Expect(cond.Type == cqv1.CheckpointConditionOffloadFailed && cond.Status == metav1.ConditionTrue).To(BeFalse(),
+					"%s still says OffloadFailed", c.Name)
+			}
+		}
+	})
+
+	It("deletes the stored object of a Checkpoint that a person deletes", func(ctx context.Context) {
+		var victim *cqv1.Checkpoint
+		for _, c := range checkpointsIn(ctx, Default, ns) {
+			if c.Status.Location != nil {
+				victim = &c
+				break
+			}
+		}
+		Expect(victim).NotTo(BeNil())
+		Expect(env.Client.Delete(ctx, victim)).To(Succeed())
+		Eventually(func(g Gomega) []string { return stored(g, ctx) }).WithContext(ctx).ShouldNot(ContainElement(victim.Status.Location.Key))
+		Expect(filesOf(Default, ns)).To(HaveLen(3))
+	})
+
+	It("still frees a node over perNode while the store is down, and says what it lost", func(ctx context.Context) {
+		srv.Kill()
+		DeferCleanup(func(ctx context.Context) {
+			_, _, _ = env.Kubectl("", "delete", "clustercheckpointquota", "offload-node")
+			Expect(srv.Restart(ctx)).To(Succeed())
+		})
+		entries, err := os.ReadDir(ckptDir)
+		Expect(err).NotTo(HaveOccurred())
+		onNode := 0
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".tar") {
+				onNode++
+			}
+		}
+		limit := onNode + 1
+		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: ClusterCheckpointQuota
+metadata: {name: offload-node}
+spec:
+  limits: {perNode: {checkpoints: `+strconv.Itoa(limit)+`}}
+  offload: {store: archive}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		for range 4 {
+			write(ctx)
+			time.Sleep(200 * time.Millisecond)
+		}
+		Eventually(func(g Gomega) int {
+			entries, err := os.ReadDir(ckptDir)
+			g.Expect(err).NotTo(HaveOccurred())
+			n := 0
+			for _, e := range entries {
+				if strings.HasSuffix(e.Name(), ".tar") {
+					n++
+				}
+			}
+			return n
+		}, 120*time.Second).Should(BeNumerically("<=", limit), "the node stays over perNode while the store is down")
+		Eventually(func(g Gomega) string {
+			out, _, err := env.Kubectl("", "get", "events", "-A", "--field-selector", "reason=OffloadLost", "-o", "name")
+			g.Expect(err).NotTo(HaveOccurred())
+			return out
+		}).ShouldNot(BeEmpty(), "no OffloadLost event says what the node rule deleted")
+	})
+
+	It("moves the archives older than offload.after while the limits keep them, and deletes none", func(ctx context.Context) {
+		before := len(checkpointsIn(ctx, Default, ns))
+		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: aged, namespace: `+ns+`}
+spec:
+  limits: {total: {checkpoints: 100}}
+  offload: {store: archive, after: 1s}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Eventually(func(g Gomega) {
+			g.Expect(filesOf(g, ns)).To(BeEmpty(), "archives an hour old stay on the node")
+			for _, c := range checkpointsIn(ctx, g, ns) {
+				g.Expect(c.Status.Location).NotTo(BeNil(), "%s is not stored", c.Name)
+			}
+		}, 240*time.Second).Should(Succeed())
+		Expect(checkpointsIn(ctx, Default, ns)).To(HaveLen(before), "offload.after deleted an archive")
+	})
+
+	It("lets no tenant write a store, name one that is not granted to her namespace, or set where an archive is", func(ctx context.Context) {
+		other, err := env.CreateNamespace(ctx, "elsewhere")
+		Expect(err).NotTo(HaveOccurred())
+		alice := newTenant(ctx, other)
+		c, err := alice.Client()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(c.List(ctx, &cqv1.CheckpointStoreList{})).To(beForbidden(), "list CheckpointStores")
+		Expect(c.Create(ctx, &cqv1.CheckpointStore{ObjectMeta: metav1.ObjectMeta{Name: "alice"},
+			Spec: cqv1.CheckpointStoreSpec{Endpoint: "http://127.0.0.1:1", Bucket: "mine", CredentialsSecret: cqv1.SecretName{Name: "x"}}})).
+			To(beForbidden(), "create a CheckpointStore")
+
+		By("a quota of her own that offloads to the store, which admits another namespace only: refused, saying why")
+		_, stderr, err := alice.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: escape, namespace: `+other+`}
+spec:
+  limits: {perContainer: {checkpoints: 1}}
+  offload: {store: archive}
+`, "apply", "-f", "-")
+		Expect(err).To(HaveOccurred(), "alice offloads to a store not granted to her namespace")
+		Expect(stderr).To(ContainSubstring(`spec.offload.store: Forbidden: CheckpointStore "archive" does not admit namespace "` + other + `"`))
+
+		By("writing a location into a Checkpoint's status: forbidden, only the agent writes it")
+		mine := publish(ctx, other, "db-0", "db")
+		mine.Status.Location = &cqv1.ArchiveLocation{Store: "archive", Bucket: bucket, Key: "e2e/" + ns + "/app-0/app/x.tar",
+			SHA256: strings.Repeat("0", 64), StoredTime: metav1.Now()}
+		Expect(c.Status().Update(ctx, mine)).To(beForbidden(), "write a Checkpoint's location")
+		mine.Status = cqv1.CheckpointStatus{Offload: &cqv1.OffloadRequest{Store: "archive"}}
+		Expect(c.Status().Patch(ctx, mine, client.Merge)).To(beForbidden(), "ask for an offload")
+	})
+})
