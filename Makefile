@@ -98,9 +98,10 @@ testbin: ## Build (once) and print the test bed's control-plane binaries.
 test: generate manifests ## Run the whole suite against a real kube-apiserver and etcd.
 	KUBEBUILDER_ASSETS="$(TESTBIN)" HELM="$(HELM_BIN)" go test $(GO_TEST_FLAGS) ./...
 
-# A real node on this machine (hack/node): kubelet, kube-scheduler, containerd, runc, CRIU and
-# the CNI plugins built once into ~/.cache/checkpoint-quota/node; the project's image imported
-# into containerd; the operator installed with the Helm chart and with kustomize; stopped after.
+# A real node on this machine (hack/node): kubelet, kube-scheduler, containerd or CRI-O, runc,
+# CRIU and the CNI plugins built once into ~/.cache/checkpoint-quota/node; the project's image
+# imported into the runtime; the operator installed with the Helm chart and with kustomize;
+# stopped after. The suite runs on containerd, then on a fresh node on CRI-O (NODE_RUNTIMES).
 .PHONY: test-node
 test-node: ## Run the real-node suite (test/node): real pods checkpointed by a real kubelet. Needs root.
 	./hack/node/test.sh

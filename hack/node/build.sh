@@ -7,7 +7,8 @@
 #
 # Prints the directory holding every binary (bin/ of the cache, made of links).
 #
-#   RUNTIME             containerd (default; the only one so far)
+#   RUNTIME             containerd (default) or crio (hack/node/crio.sh: CRI-O, pinns and
+#                       copyimg from CRI-O's module, conmon from Debian)
 #   K8S_VERSION         default: from k8s.io/api in go.mod, as hack/testbin.sh derives it
 #   CONTAINERD_VERSION  default: v2.4.2
 #   RUNC_VERSION        default: v1.5.3
@@ -17,6 +18,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+here="$root/hack/node"
 RUNTIME=${RUNTIME:-containerd}
 if [ -z "${K8S_VERSION:-}" ]; then
   api=$(cd "$root" && go list -m -f '{{.Version}}' k8s.io/api)
@@ -144,8 +146,16 @@ build_criu() {
 
 case "$RUNTIME" in
   containerd)
-    build_component containerd "$CONTAINERD_VERSION" build_containerd ;;
-  *) die "RUNTIME=$RUNTIME: only containerd is supported so far" ;;
+    build_component containerd "$CONTAINERD_VERSION" build_containerd
+    runtime_dir="containerd-$CONTAINERD_VERSION" runtime_key=$CONTAINERD_VERSION ;;
+  crio)
+    # shellcheck source=hack/node/crio.sh
+    . "$here/crio.sh"
+    build_component crio "$CRIO_VERSION" build_crio
+    # conmon, CRI-O's container monitor, is C: Debian's package (bookworm's 2.1.6).
+    need_debs conmon
+    runtime_dir="crio-$CRIO_VERSION" runtime_key="crio$CRIO_VERSION-conmon$(dpkg-query -W -f='${Version}' conmon)" ;;
+  *) die "RUNTIME=$RUNTIME: containerd or crio" ;;
 esac
 build_component runc "$RUNC_VERSION" build_runc
 build_component cni "$CNI_VERSION" build_cni
@@ -157,13 +167,14 @@ build_component kubernetes "$K8S_VERSION" build_kubernetes
 need_debs iptables
 
 # One directory of links, keyed by every version, for PATH.
-key="$RUNTIME-$K8S_VERSION-$CONTAINERD_VERSION-$RUNC_VERSION-$CNI_VERSION-criu$CRIU_VERSION"
+key="$RUNTIME-$K8S_VERSION-$runtime_key-$RUNC_VERSION-$CNI_VERSION-criu$CRIU_VERSION"
 bin="$cache/bin-$key"
 if [ ! -d "$bin" ]; then
   mkdir -p "$bin.tmp"
-  for c in "kubernetes-$K8S_VERSION" "containerd-$CONTAINERD_VERSION" "runc-$RUNC_VERSION" "cni-$CNI_VERSION" "criu-$CRIU_VERSION"; do
+  for c in "kubernetes-$K8S_VERSION" "$runtime_dir" "runc-$RUNC_VERSION" "cni-$CNI_VERSION" "criu-$CRIU_VERSION"; do
     ln -sf "$cache/$c"/* "$bin.tmp/"
   done
+  if [ "$RUNTIME" = crio ]; then ln -sf "$(command -v conmon)" "$bin.tmp/conmon"; fi
   mv "$bin.tmp" "$bin"
 fi
 echo "$bin"

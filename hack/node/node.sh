@@ -2,6 +2,7 @@
 # A real single Kubernetes node on this machine: etcd, kube-apiserver, kube-controller-manager
 # and kube-scheduler (hack/testbin.sh), containerd with runc and CRIU, a bridge network (CNI),
 # and a kubelet, each a process of its own; the project's image imported into containerd.
+# With RUNTIME=crio, CRI-O with runc and CRIU instead of containerd (hack/node/crio.sh).
 # docs/real-node.md says why each setting is what it is.
 #
 #   node.sh up     starts the node; writes .local/node/env (KUBECONFIG, NODE_* ...)
@@ -10,7 +11,7 @@
 #   node.sh restart NAME   stops and starts one component (kubelet, containerd ...) again
 #   node.sh import TARBALL...   imports images into the running node's runtime
 #
-#   RUNTIME       containerd (default); a parameter, so that another CRI runtime can follow
+#   RUNTIME       containerd (default) or crio
 #   NODE_NAME     default: cq-node
 #   NODE_SUBNET   the pods' /24, default 10.222.0 (the node's own address is .1)
 #   SERVICE_NET   the Services' /24, default 10.223.0 (the kubernetes Service is .1)
@@ -19,6 +20,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 here="$root/hack/node"
 envfile="$root/.local/node/env"
+# shellcheck source=hack/node/crio.sh
+. "$here/crio.sh"
 RUNTIME=${RUNTIME:-containerd}
 NODE_NAME=${NODE_NAME:-cq-node}
 NODE_SUBNET=${NODE_SUBNET:-10.222.0}
@@ -338,10 +341,10 @@ down() {
   stop kube-controller-manager
   stop kubelet
   # Pods go through the runtime, which tears down their network and namespaces.
-  if [ -f "$D/pids/containerd" ] && kill -0 "$(cat "$D/pids/containerd")" 2>/dev/null; then
+  if [ -f "$D/pids/$RUNTIME" ] && kill -0 "$(cat "$D/pids/$RUNTIME")" 2>/dev/null; then
     "$NODE_TOOLS/crirm" "$RUNTIME_ENDPOINT" || log "some pods could not be removed; their processes are killed below"
   fi
-  stop containerd
+  stop "$RUNTIME"
   # Shims outlive containerd by design: end those of this node (their command line names its state).
   for p in /proc/[0-9]*; do
     if tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -q -- "$D/"; then kill -KILL "${p#/proc/}" 2>/dev/null || true; fi
@@ -367,6 +370,7 @@ down() {
   rmdir /run/containerd/runc/k8s.io /run/containerd/runc /run/containerd/s /run/containerd 2>/dev/null || true
   # The pods' cgroups (kubepods in each hierarchy), emptied once their processes are gone.
   find /sys/fs/cgroup -depth -type d -path '*/kubepods*' -exec rmdir {} + 2>/dev/null || true
+  if [ "$RUNTIME" = crio ]; then crio_down; fi
   if [ -f "$D/sysctl.saved" ]; then
     while IFS= read -r kv; do [ -z "${kv#*=}" ] || sysctl -qw "$kv" >/dev/null || log "could not restore $kv"; done < "$D/sysctl.saved"
   fi

@@ -305,6 +305,8 @@ var cited = map[string]bool{
 	"generateContainerConfig": true, "GetImageRef": true, "UserSpecifiedImage": true, "UserRequestedImage": true,
 	"SomeNameOfTheImage": true, "buildImageResult": true, "resolveAndVerifyContainerImage": true,
 	"setupContainerEtcDirectory": true, "CRCreateRootFsDiffTar": true, "ImageSpec": true,
+	// cri-o/cri-o v1.36.3 on the real node (docs/real-node-crio.md)
+	"EnableCriuSupport": true, "checkRelevantControllers": true, "CgroupHasHugetlb": true, "CRImportCheckpoint": true,
 	// the kubelet and containerd on a real node (docs/real-node.md)
 	"podLogsDir": true, "setupKernelTunables": true, "StopPodSandbox": true, "MakeRShared": true,
 	// kubernetes/kubernetes: the apiserver's watch cache (docs/node-agent.md), feature gates

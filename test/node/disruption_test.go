@@ -122,11 +122,11 @@ func leaderDeleted(ctx context.Context, ns string, pod *corev1.Pod) {
 }
 
 // restorable checks that a kept archive is a complete CRIU dump a runtime can restore from:
-// CRIU's images and its own word that the dump finished. It cannot restore it here: the
-// kubelet has no restore API, and containerd 2.4.2's CRI has no restore path (its
-// internal/cri/server implements CheckpointContainer only); CRI-O restores from a checkpoint
-// image (issue 35's node).
-func restorable(file string) {
+// CRIU's images and its own word that the dump finished. On CRI-O it then restores it into a
+// new pod (restoreOnCRIO). On containerd it cannot: the kubelet has no restore API, and
+// containerd 2.4.2's CRI has no restore path (its internal/cri/server implements
+// CheckpointContainer only).
+func restorable(ctx context.Context, ns, file string) {
 	GinkgoHelper()
 	entries := tarEntries(filepath.Join(node["CHECKPOINT_DIR"], file))
 	Expect(entries).To(HaveKey("checkpoint/inventory.img"))
@@ -140,6 +140,10 @@ func restorable(file string) {
 		}
 	}
 	Expect(pages).To(BeNumerically(">", 0), "CRIU's memory pages")
+	if node["RUNTIME"] == "crio" {
+		restoreOnCRIO(ctx, ns, file)
+		return
+	}
 	Skip("restoring " + file + " needs a runtime with a restore path: the kubelet has none and containerd " +
 		"2.4.2's CRI implements checkpointing only; the archive holds a complete CRIU dump (checked above)")
 }

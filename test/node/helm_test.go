@@ -103,7 +103,7 @@ spec: {limits: {perContainer: {checkpoints: %d}}}
 					g.Expect(a.PodUID).To(Equal(p.UID), "the archive's pod UID is the pod's")
 					g.Expect(a.ContainerName).To(Equal("work"))
 					g.Expect(a.NodeName).To(Equal(node["NODE_NAME"]))
-					g.Expect(a.Runtime).To(Equal("containerd"))
+					g.Expect(a.Runtime).To(Equal(nodeRuntime()))
 					g.Expect(a.Image).To(ContainSubstring(node["WORKLOAD_IMAGE"]))
 					kept = append(kept, file)
 				}
@@ -200,7 +200,7 @@ spec: {limits: {perContainer: {checkpoints: %d}}}
 		leaderDeleted(ctx, ns, pods[1])
 	}, NodeTimeout(4*time.Minute))
 
-	It("keeps archives a runtime can restore", func() {
+	It("keeps archives a runtime can restore", func(ctx context.Context) {
 		var kept string
 		for file := range archivesOf(ns) {
 			if strings.HasPrefix(file, "checkpoint-"+pods[0].Name+"_") {
@@ -208,8 +208,8 @@ spec: {limits: {perContainer: {checkpoints: %d}}}
 			}
 		}
 		Expect(kept).NotTo(BeEmpty())
-		restorable(kept)
-	})
+		restorable(ctx, ns, kept)
+	}, NodeTimeout(5*time.Minute))
 
 	It("keeps a deleted namespace's archives, as orphans", func(ctx context.Context) {
 		before := archivesOf(ns)

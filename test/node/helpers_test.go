@@ -121,6 +121,7 @@ func checkpoint(ns, pod, container string) (checkpointed, error) {
 		return c, fmt.Errorf("checkpoint %s/%s/%s: unexpected answer %q", ns, pod, container, body)
 	}
 	c.path = answer.Items[0]
+	compareIdentity(c, start)
 	return c, nil
 }
 

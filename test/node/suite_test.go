@@ -52,7 +52,7 @@ func TestNode(t *testing.T) {
 	logf.SetLogger(GinkgoLogr)
 	SetDefaultEventuallyTimeout(90 * time.Second)
 	SetDefaultEventuallyPollingInterval(250 * time.Millisecond)
-	RunSpecs(t, "Real node suite")
+	RunSpecs(t, "Real node suite on "+node["RUNTIME"])
 }
 
 var _ = BeforeSuite(func() {
@@ -74,7 +74,7 @@ var _ = ReportAfterEach(func(r SpecReport) {
 	if !r.Failed() {
 		return
 	}
-	for _, name := range []string{"kubelet", "containerd"} {
+	for _, name := range []string{"kubelet", node["RUNTIME"]} {
 		data, _ := os.ReadFile(filepath.Join(node["NODE_DIR"], "logs", name+".log"))
 		GinkgoWriter.Printf("==== %s (last lines) ====\n%s\n", name, tail(data, 4000))
 	}
