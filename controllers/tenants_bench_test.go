@@ -224,8 +224,9 @@ func webhookMean(b *testing.B, m *runningManager, path string) time.Duration {
 }
 
 // measureManager starts a manager, times admissions, lets it settle (its RSS steady over
-// 15 s), and reads its RSS and its live heap after a collection; then stops it. Admissions
-// are timed in both worlds, so that what serving them costs is in both figures.
+// 15 s), reads its RSS and its live heap after a collection, and times admissions again;
+// then stops it. Admissions are timed in both worlds, so that what serving them costs is in
+// both figures.
 func (bed *tenantsBed) measureManager(b *testing.B, c client.Client, bin string) managerFigures {
 	m := bed.startManager(b, bin)
 	defer m.stop()
