@@ -159,8 +159,8 @@ bench-tenants: ## Run the tenants benchmark: admission p99 and manager memory wi
 PEER_OPERATOR ?=
 PEER_BASE ?=
 .PHONY: bench-peer
-bench-peer: ## Compare with CRIU's operator: burst 5,000 to 500, streams at 20/s and 100/s, cold start (PEER_OPERATOR=/path/to/binary, PEER_BASE=rev).
-	CHECKPOINT_QUOTA_BENCH_PEER=1 CHECKPOINT_QUOTA_BENCH_PEER_BASE="$(PEER_BASE)" PEER_OPERATOR="$(PEER_OPERATOR)" KUBEBUILDER_ASSETS="$(TESTBIN)" go test -run '^$$' -bench '^BenchmarkPeer$$' -benchtime 1x -timeout 90m -v ./controllers/
+bench-peer: ## Compare with CRIU's operator: burst 5,000 to 500, streams at 20/s and 100/s, cold start (PEER_OPERATOR=/path/to/binary, PEER_BASE=rev, PEER_AUTH=token|both).
+	CHECKPOINT_QUOTA_BENCH_PEER=1 CHECKPOINT_QUOTA_BENCH_PEER_BASE="$(PEER_BASE)" PEER_OPERATOR="$(PEER_OPERATOR)" PEER_AUTH="$(PEER_AUTH)" KUBEBUILDER_ASSETS="$(TESTBIN)" go test -run '^$$' -bench '^BenchmarkPeer$$' -benchtime 1x -timeout 90m -v ./controllers/
 
 # run and demo build their program and exec it rather than `go run` it: `go run` exits 1 when
 # the program it runs is interrupted, even after a clean shutdown, and make reports that as an error.

@@ -34,9 +34,9 @@ import (
 // +kubebuilder:rbac:groups="",resources=pods;namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch;update
 
-// everything is the one request of the pruning controller: usage is cluster-wide, so
+// passRequest is the one request of the pruning controller: usage is cluster-wide, so
 // every pass recomputes every quota, and the work queue folds a burst of changes into one.
-var everything = reconcile.Request{NamespacedName: types.NamespacedName{Name: "all-quotas"}}
+var passRequest = reconcile.Request{NamespacedName: types.NamespacedName{Name: "all-quotas"}}
 
 // PruneReconciler computes usage for every quota from the Checkpoints, hands the result
 // to the quota controllers and prunes: it deletes the Checkpoints that Enforce quotas
@@ -191,7 +191,7 @@ func (b batch) after() time.Duration {
 }
 
 func (b batch) add(q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	q.AddAfter(everything, b.after())
+	q.AddAfter(passRequest, b.after())
 }
 
 // Create enqueues the pass.

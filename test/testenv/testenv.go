@@ -47,7 +47,9 @@ type Env struct {
 
 	env *envtest.Environment
 	dir string
-	kcm *exec.Cmd
+	// token and tokenFile are Options.TokenAuth's bearer token and the file that names it.
+	token, tokenFile string
+	kcm              *exec.Cmd
 	// kcmDone is closed when kube-controller-manager has exited.
 	kcmDone chan struct{}
 }
@@ -67,6 +69,9 @@ type Options struct {
 	// the test bed: a test that writes the Service's EndpointSlice can serve a webhook
 	// configuration as a cluster has it, Service and all.
 	ServiceRouting bool
+	// TokenAuth has the kube-apiserver also accept an administrator's bearer token, which
+	// Env.TokenKubeconfig uses.
+	TokenAuth bool
 }
 
 // RepoRoot is the directory that holds the project's go.mod.
@@ -109,14 +114,23 @@ func Start(opts Options) (*Env, error) {
 	if opts.ServiceRouting {
 		te.ControlPlane.GetAPIServer().Configure().Set("enable-aggregator-routing", "true")
 	}
+	var token, tokens string
+	if opts.TokenAuth {
+		if token, tokens, err = withTokenAuth(te); err != nil {
+			return nil, err
+		}
+	}
 	cfg, err := te.Start()
 	if err != nil {
 		// envtest may have started etcd and kube-apiserver before failing (a CRD the
 		// apiserver rejects, say): stop them rather than leave them running.
 		_ = te.Stop()
+		if tokens != "" {
+			_ = os.RemoveAll(filepath.Dir(tokens))
+		}
 		return nil, fmt.Errorf("starting the test control plane from %s: %w", assets, err)
 	}
-	e := &Env{Config: cfg, AssetsDir: assets, env: te}
+	e := &Env{Config: cfg, AssetsDir: assets, env: te, token: token, tokenFile: tokens}
 	if opts.Webhooks {
 		e.Webhook = &te.WebhookInstallOptions
 	}
@@ -205,6 +219,9 @@ func (e *Env) Stop() error {
 	err := e.env.Stop()
 	if e.dir != "" {
 		_ = os.RemoveAll(e.dir)
+	}
+	if e.tokenFile != "" {
+		_ = os.RemoveAll(filepath.Dir(e.tokenFile))
 	}
 	return err
 }
