@@ -67,13 +67,13 @@ func slimQuotaInto(policies *policy.Parsed, obj any) (any, error) {
 	q.SetNamespace(few(q.GetNamespace()))
 	switch q := q.(type) {
 	case *cqv1.CheckpointQuota:
-		if _, err := policies.Quota(q, func() (*policy.Quota, error) { return policy.FromCheckpointQuota(q) }); err == nil {
-			policy.CompactTarget(q.Spec.Target)
+		if p, err := policies.Quota(q, func() (*policy.Quota, error) { return policy.FromCheckpointQuota(q) }); err == nil {
+			policy.CompactTarget(q.Spec.Target, p)
 		}
 	case *cqv1.ClusterCheckpointQuota:
-		if _, err := policies.Quota(q, func() (*policy.Quota, error) { return policy.FromClusterQuota(q) }); err == nil {
-			policy.CompactTarget(q.Spec.Target)
-			policy.CompactSelector(q.Spec.NamespaceSelector)
+		if p, err := policies.Quota(q, func() (*policy.Quota, error) { return policy.FromClusterQuota(q) }); err == nil {
+			policy.CompactTarget(q.Spec.Target, p)
+			policy.CompactSelector(q.Spec.NamespaceSelector, p)
 		}
 	}
 	return q, nil
