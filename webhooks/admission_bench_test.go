@@ -103,8 +103,9 @@ func (w *memoryWorld) List(_ context.Context, list client.ObjectList, opts ...cl
 	return nil
 }
 
-
-func benchPadded(s string, n int, fill byte) string { return s + strings.Repeat(string(fill), n-len(s)) }
+func benchPadded(s string, n int, fill byte) string {
+	return s + strings.Repeat(string(fill), n-len(s))
+}
 
 func benchLabelKey(seed, i int) string {
 	label := func(j int) string { return benchPadded(fmt.Sprintf("k%d-%d-%d", seed, i, j), 63, 'k') }
