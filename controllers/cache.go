@@ -13,8 +13,11 @@ import (
 
 // CacheOptions are the manager's cache options: every object without managedFields, and
 // Checkpoints, pods and namespaces (the many objects) holding only what the controllers
-// read: at scale the cache is most of the manager's memory.
-func CacheOptions() cache.Options {
+// read: at scale the cache is most of the manager's memory. A quota is parsed as it enters
+// the cache, into policies (nil: parsed there only to be compacted), where the pass and
+// admission find it.
+func CacheOptions(policies *policy.Parsed) cache.Options {
+	slimQuota := func(obj any) (any, error) { return slimQuotaInto(policies, obj) }
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
@@ -47,14 +50,14 @@ func slimCheckpoint(obj any) (any, error) {
 	return c, nil
 }
 
-// slimQuota keeps of a quota of either kind what the pass, the status writer and the
+// slimQuotaInto keeps of a quota of either kind what the pass, the status writer and the
 // webhooks read: its spec, status and identity. The annotations go, among them kubectl's
 // last-applied-configuration, a second copy of the whole spec on every quota applied
 // client-side; managedFields go too (the default transform). The names and label
 // selectors of a quota that parses are kept compact (policy.Compact: a long name as its
 // digest), which parse alike: a maximal quota's 11 KB of names cost the cache 13 KB
 // (issue 29). One that does not parse is kept as written, so that its status says why.
-func slimQuota(obj any) (any, error) {
+func slimQuotaInto(policies *policy.Parsed, obj any) (any, error) {
 	q, ok := obj.(client.Object)
 	if !ok {
 		return obj, nil
@@ -64,13 +67,13 @@ func slimQuota(obj any) (any, error) {
 	q.SetNamespace(few(q.GetNamespace()))
 	switch q := q.(type) {
 	case *cqv1.CheckpointQuota:
-		if _, err := policy.FromCheckpointQuota(q); err == nil {
-			policy.CompactTarget(q.Spec.Target)
+		if p, err := policies.Quota(q, func() (*policy.Quota, error) { return policy.FromCheckpointQuota(q) }); err == nil {
+			policy.CompactTarget(q.Spec.Target, p)
 		}
 	case *cqv1.ClusterCheckpointQuota:
-		if _, err := policy.FromClusterQuota(q); err == nil {
-			policy.CompactTarget(q.Spec.Target)
-			policy.CompactSelector(q.Spec.NamespaceSelector)
+		if p, err := policies.Quota(q, func() (*policy.Quota, error) { return policy.FromClusterQuota(q) }); err == nil {
+			policy.CompactTarget(q.Spec.Target, p)
+			policy.CompactSelector(q.Spec.NamespaceSelector, p)
 		}
 	}
 	return q, nil

@@ -66,7 +66,7 @@ func TestSlimQuotaKeepsNamesCompact(t *testing.T) {
 	long := "cache-" + strings.Repeat("0", 200)
 	written := builder.Quota("q", "shop").PerPod(1, "").PodNames(long).PodSelector(map[string]string{"app.kubernetes.io/instance": strings.Repeat("v", 63)}).Obj()
 	written.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}
-	obj, err := slimQuota(written.DeepCopy())
+	obj, err := slimQuotaInto(nil, written.DeepCopy())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestSlimQuotaKeepsNamesCompact(t *testing.T) {
 	}
 
 	broken := builder.Quota("q", "shop").PerPod(1, "").PodNames(long).MaxAge("a fortnight").Obj()
-	obj, err = slimQuota(broken.DeepCopy())
+	obj, err = slimQuotaInto(nil, broken.DeepCopy())
 	if err != nil {
 		t.Fatal(err)
 	}
