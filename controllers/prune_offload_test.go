@@ -33,9 +33,9 @@ func TestOffloadsTakeFromThePlan(t *testing.T) {
 		wantAsked  bool
 		wantEvent  string
 	}{
-		"a limit of a quota that offloads: asked, not deleted": {offload: true, rule: "perContainer.checkpoints", wantAsked: true, wantEvent: "Normal Offloading"},
+		"a limit of a quota that offloads: asked, not deleted":      {offload: true, rule: "perContainer.checkpoints", wantAsked: true, wantEvent: "Normal Offloading"},
 		"asked already: in flight, neither asked again nor deleted": {offload: true, rule: "perContainer.checkpoints", requested: true},
-		"asked already and failing, under a limit: still waits": {offload: true, rule: "perContainer.checkpoints", requested: true, failing: true},
+		"asked already and failing, under a limit: still waits":     {offload: true, rule: "perContainer.checkpoints", requested: true, failing: true},
 		"a node rule and a failing upload: deleted, and said": {offload: true, rule: "perNode.checkpoints", requested: true, failing: true,
 			wantDelete: true, wantEvent: "Warning OffloadLost"},
 		"no offload: deleted as before": {rule: "perContainer.checkpoints", wantDelete: true},
