@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -219,51 +218,6 @@ spec:
 		Expect(env.Client.Delete(ctx, victim)).To(Succeed())
 		Eventually(func(g Gomega) []string { return stored(g, ctx) }).WithContext(ctx).ShouldNot(ContainElement(victim.Status.Location.Key))
 		Expect(filesOf(Default, ns)).To(HaveLen(3))
-	})
-
-	It("still frees a node over perNode while the store is down, and says what it lost", func(ctx context.Context) {
-		srv.Kill()
-		DeferCleanup(func(ctx context.Context) {
-			_, _, _ = env.Kubectl("", "delete", "clustercheckpointquota", "offload-node")
-			Expect(srv.Restart(ctx)).To(Succeed())
-		})
-		entries, err := os.ReadDir(ckptDir)
-		Expect(err).NotTo(HaveOccurred())
-		onNode := 0
-		for _, e := range entries {
-			if strings.HasSuffix(e.Name(), ".tar") {
-				onNode++
-			}
-		}
-		limit := onNode + 1
-		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
-kind: ClusterCheckpointQuota
-metadata: {name: offload-node}
-spec:
-  limits: {perNode: {checkpoints: `+strconv.Itoa(limit)+`}}
-  offload: {store: archive}
-`, "apply", "-f", "-")
-		Expect(err).NotTo(HaveOccurred(), stderr)
-		for range 4 {
-			write(ctx)
-			time.Sleep(200 * time.Millisecond)
-		}
-		Eventually(func(g Gomega) int {
-			entries, err := os.ReadDir(ckptDir)
-			g.Expect(err).NotTo(HaveOccurred())
-			n := 0
-			for _, e := range entries {
-				if strings.HasSuffix(e.Name(), ".tar") {
-					n++
-				}
-			}
-			return n
-		}, 120*time.Second).Should(BeNumerically("<=", limit), "the node stays over perNode while the store is down")
-		Eventually(func(g Gomega) string {
-			out, _, err := env.Kubectl("", "get", "events", "-A", "--field-selector", "reason=OffloadLost", "-o", "name")
-			g.Expect(err).NotTo(HaveOccurred())
-			return out
-		}).ShouldNot(BeEmpty(), "no OffloadLost event says what the node rule deleted")
 	})
 
 	It("moves the archives older than offload.after while the limits keep them, and deletes none", func(ctx context.Context) {
