@@ -79,7 +79,7 @@ func startManager() context.CancelFunc {
 // newManager is a manager of the suite's apiserver, without controllers yet.
 func newManager() ctrl.Manager {
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Cache:                  controllers.CacheOptions(),
+		Cache:                  controllers.CacheOptions(nil),
 		Scheme:                 testenv.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",

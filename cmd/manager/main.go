@@ -102,6 +102,9 @@ func main() {
 	}
 
 	noHTTP2 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
+	// The quotas' parsed policies: each quota is parsed as it enters the cache, and admission
+	// and the pruning pass share what was parsed.
+	policies := policy.NewParsed()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
@@ -124,7 +127,7 @@ func main() {
 		// Nothing the manager decides reads managedFields, the Checkpoints' file names,
 		// images or labels, or the pods' annotations: at 100,000 Checkpoints the cache is
 		// most of the manager's memory.
-		Cache: controllers.CacheOptions(),
+		Cache: controllers.CacheOptions(policies),
 		WebhookServer: rotation.server(webhook.NewServer(webhook.Options{
 			Port:    o.webhookPort,
 			CertDir: o.webhookCertDir,
@@ -140,8 +143,6 @@ func main() {
 		log.Error(err, "Could not set up the certificate rotation")
 		os.Exit(1)
 	}
-	// The quotas' parsed policies, shared by admission and the pruning pass.
-	policies := policy.NewParsed()
 	if o.enableWebhooks {
 		if err := setupWebhooks(mgr, policies); err != nil {
 			log.Error(err, "Could not set up the webhooks")

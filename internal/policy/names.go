@@ -90,36 +90,75 @@ func (n Names) covers(o Names) bool {
 // place, for the manager's cache to keep: it parses alike after (FromCheckpointQuota,
 // FromClusterQuota), and its names are then no longer the ones written. Only the cache's
 // own copy is compacted: nothing of it is ever written back (status patches carry status).
-func CompactTarget(t *cqv1.QuotaTarget) {
+// Each digest that p, the quota's policy, holds already is taken from p (nil: none), so that
+// the cache's copy and the policy share one string.
+func CompactTarget(t *cqv1.QuotaTarget, p *Quota) {
 	if t == nil {
 		return
 	}
+	compact := sharing(p)
 	for i, n := range t.PodNames {
-		t.PodNames[i] = Compact(n)
+		t.PodNames[i] = compact(n)
 	}
 	for i, n := range t.ContainerNames {
-		t.ContainerNames[i] = Compact(n)
+		t.ContainerNames[i] = compact(n)
 	}
-	CompactSelector(t.PodSelector)
+	compactSelector(t.PodSelector, compact)
 }
 
-// CompactSelector puts a label selector's keys and values into compact form, in place.
-func CompactSelector(ls *cqv1.LabelSelector) {
+// CompactSelector puts a label selector's keys and values into compact form, in place,
+// taking the digests that p holds from p, as CompactTarget does.
+func CompactSelector(ls *cqv1.LabelSelector, p *Quota) {
+	compactSelector(ls, sharing(p))
+}
+
+func compactSelector(ls *cqv1.LabelSelector, compact func(string) string) {
 	if ls == nil {
 		return
 	}
 	if len(ls.MatchLabels) > 0 {
 		m := make(map[string]string, len(ls.MatchLabels))
 		for k, v := range ls.MatchLabels {
-			m[Compact(k)] = Compact(v)
+			m[compact(k)] = compact(v)
 		}
 		ls.MatchLabels = m
 	}
 	for i := range ls.MatchExpressions {
 		e := &ls.MatchExpressions[i]
-		e.Key = Compact(e.Key)
+		e.Key = compact(e.Key)
 		for j, v := range e.Values {
-			e.Values[j] = Compact(v)
+			e.Values[j] = compact(v)
 		}
+	}
+}
+
+// sharing is Compact, returning the digests that p holds as p holds them.
+func sharing(p *Quota) func(string) string {
+	if p == nil {
+		return Compact
+	}
+	held := map[string]string{}
+	for _, names := range []Names{p.PodNames, p.ContainerNames} {
+		for _, n := range names {
+			held[n] = n
+		}
+	}
+	for _, sel := range []*Selector{p.PodSelector, p.NamespaceSelector} {
+		if sel == nil {
+			continue
+		}
+		for _, r := range sel.reqs {
+			held[r.key] = r.key
+			for _, v := range r.values {
+				held[v] = v
+			}
+		}
+	}
+	return func(name string) string {
+		c := Compact(name)
+		if h, ok := held[c]; ok {
+			return h
+		}
+		return c
 	}
 }

@@ -1,8 +1,10 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -57,8 +59,8 @@ func TestCompactedQuotaParsesAlike(t *testing.T) {
 	}
 	written.Spec.NamespaceSelector = &cqv1.LabelSelector{MatchLabels: map[string]string{longKey: longValue}}
 	cached := written.DeepCopy()
-	CompactTarget(cached.Spec.Target)
-	CompactSelector(cached.Spec.NamespaceSelector)
+	CompactTarget(cached.Spec.Target, nil)
+	CompactSelector(cached.Spec.NamespaceSelector, nil)
 	if cached.Spec.Target.PodNames[0] == longPod || cached.Spec.NamespaceSelector.MatchLabels[Compact(longKey)] != Compact(longValue) {
 		t.Fatalf("nothing compacted: %+v", cached.Spec.Target)
 	}
@@ -113,6 +115,14 @@ func TestCompactedQuotaParsesAlike(t *testing.T) {
 		}
 		if got := b.Targets(tc.s); got != tc.want {
 			t.Errorf("%s: the quota as cached targets it: %v, want %v", name, got, tc.want)
+		}
+	}
+	// Compacted with its policy, the cache's copy holds the policy's own digests.
+	shared := written.DeepCopy()
+	CompactTarget(shared.Spec.Target, a)
+	for _, n := range shared.Spec.Target.PodNames {
+		if i := slices.Index(a.PodNames, n); isDigest(n) && (i < 0 || unsafe.StringData(a.PodNames[i]) != unsafe.StringData(n)) {
+			t.Errorf("the cache's digest %q of a pod name is a copy of the policy's, not the policy's own", n)
 		}
 	}
 	// A quota as written (an admission's candidate) and one as cached (the others) compare alike.
