@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
@@ -66,6 +67,13 @@ func TestSlimQuotaKeepsNamesCompact(t *testing.T) {
 	long := "cache-" + strings.Repeat("0", 200)
 	written := builder.Quota("q", "shop").PerPod(1, "").PodNames(long).PodSelector(map[string]string{"app.kubernetes.io/instance": strings.Repeat("v", 63)}).Obj()
 	written.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}
+	written.Status = cqv1.QuotaStatus{
+		Hard:            map[string]resource.Quantity{"perPod.checkpoints": resource.MustParse("1")},
+		Used:            map[string]resource.Quantity{"perPod.checkpoints": resource.MustParse("0")},
+		UsageTable:      []string{"LIMIT  USED", "perPod.checkpoints  0"},
+		EffectivePolicy: []cqv1.EffectiveLimit{{Limit: "perPod.checkpoints", Value: "1", State: cqv1.LimitCapped, CappedBy: "ClusterCheckpointQuota c", CappedAt: "1"}},
+		Conditions:      []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "UsageComputed", Message: "m"}},
+	}
 	obj, err := slimQuotaInto(nil, written.DeepCopy())
 	if err != nil {
 		t.Fatal(err)
@@ -73,6 +81,9 @@ func TestSlimQuotaKeepsNamesCompact(t *testing.T) {
 	cached := obj.(*cqv1.CheckpointQuota)
 	if cached.Annotations != nil || cached.Spec.Target.PodNames[0] == long || len(cached.Spec.Target.PodNames[0]) > 24 {
 		t.Errorf("cached: annotations %v, pod name %q: want none, and the name as a digest", cached.Annotations, cached.Spec.Target.PodNames[0])
+	}
+	if diff := cmp.Diff(written.Status, cached.Status); diff != "" {
+		t.Errorf("the cached status differs from the one written (-written +cached):\n%s", diff)
 	}
 	q, err := policy.FromCheckpointQuota(cached)
 	if err != nil {

@@ -1,11 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -99,6 +102,14 @@ func leaderDeleted(ctx context.Context, ns string, pod *corev1.Pod) {
 
 	before := archivesOf(ns)
 	time.Sleep(1100 * time.Millisecond) // a new archive name for the pod
+	// The leader's last words (its shutdown and the Lease's release), for a slow hand-over.
+	var lastWords bytes.Buffer
+	follow := exec.Command(node["KUBECTL"], "logs", "--follow", "--tail=5", "-n", systemNS, leaderPod)
+	follow.Env = append(os.Environ(), "KUBECONFIG="+node["KUBECONFIG"])
+	follow.Stdout, follow.Stderr = &lastWords, &lastWords
+	Expect(follow.Start()).To(Succeed())
+	stopFollowing := sync.OnceFunc(func() { _ = follow.Process.Kill(); _ = follow.Wait() })
+	defer stopFollowing()
 	deleted := time.Now()
 	mustKubectl("", "delete", "pod", "-n", systemNS, leaderPod, "--wait=false")
 	c := checkpointRetrying(ns, pod.Name)
@@ -118,7 +129,8 @@ func leaderDeleted(ctx context.Context, ns string, pod *corev1.Pod) {
 	AddReportEntry("leader's pod deleted to the next prune", fmt.Sprintf("%v (lease %v; new holder %s)", pruned, leaseTime, *lease.Spec.HolderIdentity))
 	Expect(*lease.Spec.HolderIdentity).NotTo(Equal(holder))
 	// Within the lease time, and the few seconds a new leader's first pass takes.
-	Expect(pruned).To(BeNumerically("<", leaseTime+10*time.Second))
+	stopFollowing()
+	Expect(pruned).To(BeNumerically("<", leaseTime+10*time.Second), "the deleted leader's log:\n%s", lastWords.String())
 }
 
 // restorable checks that a kept archive is a complete CRIU dump a runtime can restore from:

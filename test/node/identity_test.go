@@ -2,11 +2,14 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -75,7 +78,8 @@ func identityDiffs(c checkpointed, asked time.Time) []string {
 	return diffs
 }
 
-// keepArchive links the archive into dir (it is pruned from the node meanwhile) with the
+// keepArchive links the archive into dir (it is pruned from the node meanwhile), or copies it
+// where dir is on another mount (the kubelet's directory is a bind mount of its own), with the
 // record of its pod beside it.
 func keepArchive(dir string, c checkpointed, pod *corev1.Pod, asked time.Time) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -83,9 +87,31 @@ func keepArchive(dir string, c checkpointed, pod *corev1.Pod, asked time.Time) e
 	}
 	kept := filepath.Join(dir, node["RUNTIME"]+"-"+filepath.Base(c.path))
 	if err := os.Link(c.path, kept); err != nil && !os.IsExist(err) {
-		return err
+		if !errors.Is(err, syscall.EXDEV) {
+			return err
+		}
+		if err := copyFile(c.path, kept); err != nil {
+			return err
+		}
 	}
 	return testarchive.WritePodRecord(kept, testarchive.PodRecord{Pod: *pod, Container: c.container, From: asked, To: c.answered})
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = in.Close() }()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		_ = out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // Each spec fails on any archive it made whose identity the reader read wrong.
