@@ -235,33 +235,7 @@ var _ = Describe("Installed with kustomize, config/default, with cert-manager", 
 	}, NodeTimeout(8*time.Minute))
 
 	It("publishes every archive and prunes a namespace to its total", func(ctx context.Context) {
-		const total = 2
-		applyQuota(fmt.Sprintf(`apiVersion: checkpointquota.dev/v1alpha1
-kind: CheckpointQuota
-metadata: {name: total, namespace: %s}
-spec: {limits: {total: {checkpoints: %d}}}
-`, ns, total))
-		var taken []checkpointed
-		for range 2 {
-			next := time.Now().Add(1100 * time.Millisecond)
-			for _, p := range pods {
-				c, err := checkpoint(ns, p.Name, "work")
-				Expect(err).NotTo(HaveOccurred())
-				taken = append(taken, c)
-			}
-			time.Sleep(time.Until(next))
-		}
-		Eventually(func(g Gomega) {
-			var newest []string
-			for _, c := range taken[len(taken)-total:] {
-				newest = append(newest, filepath.Base(c.path))
-			}
-			g.Expect(keys(archivesOf(ns))).To(ConsistOf(newest))
-			byFile := checkpointsByFile(ctx, g, "")
-			for file := range archives() {
-				g.Expect(byFile).To(HaveKey(file))
-			}
-		}, 3*time.Minute).Should(Succeed())
+		expectPrunedToTotal(ctx, ns, pods, 2, 2)
 	}, NodeTimeout(5*time.Minute))
 
 	It("keeps every archive through kubectl delete -k config/default, and a reinstall publishes them again", func(ctx context.Context) {

@@ -59,37 +59,7 @@ var _ = Describe("Installed with kustomize, config/no-cert-manager", Ordered, fu
 	})
 
 	It("publishes every archive on the node and prunes a namespace to its total", func(ctx context.Context) {
-		const total = 3
-		applyQuota(fmt.Sprintf(`apiVersion: checkpointquota.dev/v1alpha1
-kind: CheckpointQuota
-metadata: {name: total, namespace: %s}
-spec: {limits: {total: {checkpoints: %d}}}
-`, ns, total))
-		var taken []checkpointed
-		for range 3 {
-			next := time.Now().Add(1100 * time.Millisecond)
-			for _, p := range pods {
-				c, err := checkpoint(ns, p.Name, "work")
-				Expect(err).NotTo(HaveOccurred())
-				taken = append(taken, c)
-			}
-			time.Sleep(time.Until(next))
-		}
-		Eventually(func(g Gomega) {
-			onDisk := archivesOf(ns)
-			g.Expect(onDisk).To(HaveLen(total))
-			var newest []string
-			for _, c := range taken[len(taken)-total:] {
-				newest = append(newest, filepath.Base(c.path))
-			}
-			g.Expect(onDisk).To(HaveEach(Not(BeEmpty())))
-			g.Expect(keys(onDisk)).To(ConsistOf(newest))
-			// Every archive on the node, this lane's and those an earlier install left, is published.
-			byFile := checkpointsByFile(ctx, g, "")
-			for file := range archives() {
-				g.Expect(byFile).To(HaveKey(file))
-			}
-		}, 3*time.Minute).Should(Succeed())
+		expectPrunedToTotal(ctx, ns, pods, 3, 3)
 	}, NodeTimeout(5*time.Minute))
 
 	It("keeps every archive when the whole overlay is deleted", func(_ context.Context) {
@@ -102,6 +72,45 @@ spec: {limits: {total: {checkpoints: %d}}}
 		Expect(archives()).To(Equal(before))
 	}, NodeTimeout(5*time.Minute))
 })
+
+// expectPrunedToTotal applies a quota of total checkpoints to the namespace, takes rounds of
+// checkpoints of every pod, and expects the newest total archives kept on the disk, and every
+// archive on the node, this lane's and those an earlier install left, published.
+func expectPrunedToTotal(ctx context.Context, ns string, pods []*corev1.Pod, rounds, total int) {
+	GinkgoHelper()
+	applyQuota(fmt.Sprintf(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: total, namespace: %s}
+spec: {limits: {total: {checkpoints: %d}}}
+`, ns, total))
+	var taken []checkpointed
+	var last time.Time
+	for range rounds {
+		for _, p := range pods {
+			// The kubelet names archives to the second: each call starts in a second after the
+			// previous answer's, so that the archives' times follow the calls' order (on a busy
+			// machine two calls a round apart once shared a second, and "newest" was a tie).
+			time.Sleep(time.Until(last.Truncate(time.Second).Add(time.Second)))
+			c, err := checkpoint(ns, p.Name, "work")
+			Expect(err).NotTo(HaveOccurred())
+			taken = append(taken, c)
+			last = c.answered
+		}
+	}
+	var newest []string
+	for _, c := range taken[len(taken)-total:] {
+		newest = append(newest, filepath.Base(c.path))
+	}
+	Eventually(func(g Gomega) {
+		onDisk := archivesOf(ns)
+		g.Expect(onDisk).To(HaveEach(Not(BeEmpty())))
+		g.Expect(keys(onDisk)).To(ConsistOf(newest))
+		byFile := checkpointsByFile(ctx, g, "")
+		for file := range archives() {
+			g.Expect(byFile).To(HaveKey(file))
+		}
+	}, 3*time.Minute).Should(Succeed())
+}
 
 // expectWebhookRefusal applies a quota that the CRD's schema accepts and the validating
 // webhook refuses (maxCheckpointSize 0 contradicts a count limit), so that the answer can
