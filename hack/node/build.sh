@@ -15,6 +15,8 @@
 #   CNI_VERSION         default: v1.10.0
 #   CRIU_VERSION        default: 4.2.1-1 (a Debian source package version, from sid)
 #   NODE_CACHE          default: ${XDG_CACHE_HOME:-~/.cache}/checkpoint-quota/node
+#   NODE_CACHED_ONLY    when set, build nothing: print the directory when every component is
+#                       cached, else say which is missing and exit 3 (.ci/run asks this first)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -61,6 +63,10 @@ module_copy() { # module@version dest
 build_component() {
   local dest="$cache/$1-$2"
   if [ -d "$dest" ]; then return 0; fi
+  if [ -n "${NODE_CACHED_ONLY:-}" ]; then
+    log "$1 $2 is not built yet: run RUNTIME=$RUNTIME hack/node/build.sh to build it into $dest"
+    exit 3
+  fi
   log "building $1 $2 into $dest (first time only)"
   local start=$SECONDS
   rm -rf "$dest.tmp" && mkdir -p "$dest.tmp"
