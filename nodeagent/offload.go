@@ -64,6 +64,8 @@ type Offloader struct {
 	Config    Config
 
 	stores *storeClients
+	// checks are told of failed uploads, to check the store again soon.
+	checks *storeChecker
 	// stored remembers where the archives of this node's offloaded Checkpoints are, by
 	// Checkpoint, so that a deleted Checkpoint's object can be deleted after the cache
 	// forgot it.
@@ -104,6 +106,7 @@ func (o *Offloader) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	}
 	if err := o.offload(ctx, &c); err != nil {
 		offloadFailures.WithLabelValues(c.Status.Offload.Store).Inc()
+		o.checks.uploadFailed(c.Status.Offload.Store)
 		return reconcile.Result{}, errors.Join(err, o.reportFailure(ctx, &c, err))
 	}
 	return reconcile.Result{}, nil

@@ -84,9 +84,9 @@ func (s *storeClients) get(ctx context.Context, cache client.Reader, name string
 
 // setupOffloader adds the Offloader to mgr: keyed by Checkpoint, for the Checkpoints that
 // the manager asked to move or that were moved, retrying a failed upload with backoff.
-func setupOffloader(mgr manager.Manager, cfg Config, stores *storeClients) error {
+func setupOffloader(mgr manager.Manager, cfg Config, stores *storeClients, checks *storeChecker) error {
 	o := &Offloader{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("checkpoint-node-agent"),
-		Config: cfg, stores: stores, stored: map[types.NamespacedName]storedObject{}}
+		Config: cfg, stores: stores, checks: checks, stored: map[types.NamespacedName]storedObject{}}
 	offloading := predicate.NewPredicateFuncs(func(obj client.Object) bool {
 		c, ok := obj.(*cqv1.Checkpoint)
 		return ok && (c.Status.Offload != nil || c.Status.Location != nil)

@@ -1,0 +1,64 @@
+package nodeagent_test
+
+import (
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+)
+
+// grantStoreCredentials lets the agents read Secrets in their namespace, as
+// config/rbac/agent/store_credentials_role.yaml does in the namespace an overlay names.
+func grantStoreCredentials() {
+	GinkgoHelper()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "store-credentials-" + rand.String(5), Namespace: orphanNamespace},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}}}}
+	Expect(env.Client.Create(ctx, role)).To(Succeed())
+	DeferCleanup(env.Client.Delete, ctx, role)
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name, Namespace: orphanNamespace},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "node-agent", Namespace: "system"}}}
+	Expect(env.Client.Create(ctx, binding)).To(Succeed())
+	DeferCleanup(env.Client.Delete, ctx, binding)
+}
+
+// newStore creates a CheckpointStore at endpoint with a credentials Secret in the agents'
+// namespace, and returns its name.
+func newStore(endpoint string) string {
+	GinkgoHelper()
+	name := "store-" + rand.String(6)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: orphanNamespace},
+		Data: map[string][]byte{cqv1.StoreSecretAccessKeyID: []byte("id"), cqv1.StoreSecretSecretAccessKey: []byte("key")}}
+	Expect(env.Client.Create(ctx, secret)).To(Succeed())
+	DeferCleanup(env.Client.Delete, ctx, secret)
+	store := &cqv1.CheckpointStore{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: cqv1.CheckpointStoreSpec{Endpoint: endpoint, Bucket: "archives", CredentialsSecret: cqv1.SecretName{Name: name}}}
+	Expect(env.Client.Create(ctx, store)).To(Succeed())
+	DeferCleanup(env.Client.Delete, ctx, store)
+	return name
+}
+
+var _ = Describe("The agent's checks of the CheckpointStores", func() {
+	It("puts each check into the node's CheckpointNode, saying what failed", func() {
+		grantStoreCredentials()
+		// Nothing listens on port 1 of loopback: the store is down.
+		down := newStore("http://127.0.0.1:1")
+		node, dir := newNode()
+		startAgent(node, settleTime, dir)
+		Eventually(func(g Gomega) []cqv1.NodeStoreCheck { return checkpointNode(node)(g).Stores }).Should(ContainElement(And(
+			HaveField("Store", down),
+			HaveField("Reachable", false),
+			HaveField("Writable", false),
+			HaveField("Message", ContainSubstring("connection refused")),
+		)))
+
+		By("a store created while the agent runs is checked too")
+		later := newStore("http://127.0.0.1:1")
+		Eventually(func(g Gomega) []cqv1.NodeStoreCheck { return checkpointNode(node)(g).Stores }, "30s").Should(ContainElement(
+			HaveField("Store", later)))
+	})
+})
