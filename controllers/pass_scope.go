@@ -54,6 +54,9 @@ type passScope struct {
 	governance *quota.Governance
 	nsLabels   map[string]map[string]string
 	pods       map[types.NamespacedName]*metav1.PartialObjectMetadata
+	// storeChecks are the nodes' last checks of the stores (CheckpointNode status.stores),
+	// by node and store; read with the node rules, which alone act on them.
+	storeChecks map[string]map[string]cqv1.NodeStoreCheck
 	// refused is set when the pass kept archives it decided to prune because what it decided
 	// with changed since the read: a Checkpoint (its delete was refused), a quota, a release.
 	refused atomic.Bool

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -43,8 +44,8 @@ func isNodeGuard(key string) bool {
 // the node agents to move it (status.offload, one write per archive), and returns what
 // is left to delete. An archive asked for already is in flight: it is neither asked for
 // again nor deleted, and counts on its node until its agent has stored it. A node rule
-// deletes an archive whose upload fails (OffloadFailed): the node's disk comes first,
-// and the event says what was lost.
+// deletes an archive that its store does not take (storeStuck): the node's disk comes
+// first, and the event says what was lost.
 func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quota.Prune) []quota.Prune {
 	remaining := plan[:0:0]
 	groups := map[[3]string]*pruneGroup{}
@@ -53,15 +54,22 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 	for _, p := range plan {
 		c := s.live[p.Archive]
 		spec := offloadOf(s.objects[p.Quota])
-		failing := meta.IsStatusConditionTrue(c.Status.Conditions, cqv1.CheckpointConditionOffloadFailed)
+		store := storeFor(c, spec)
 		switch {
-		case spec == nil, c.IsPinned():
+		case c.IsPinned():
 			remaining = append(remaining, p)
 			continue
-		case isNodeGuard(p.Rule) && failing:
-			r.Recorder.Eventf(s.objects[p.Quota], corev1.EventTypeWarning, ReasonOffloadLost,
-				"Deleting %s/%s from node %s without storing it: %s, and the upload to CheckpointStore %s fails",
-				c.Namespace, c.Name, c.Spec.Archive.NodeName, p.Reason, spec.Store)
+		case isNodeGuard(p.Rule) && store != "":
+			if why := r.storeStuck(s, c, store); why != "" {
+				r.Recorder.Eventf(s.objects[p.Quota], corev1.EventTypeWarning, ReasonOffloadLost,
+					"Deleting %s/%s from node %s without storing it: %s, and CheckpointStore %s does not take it (%s)",
+					c.Namespace, c.Name, c.Spec.Archive.NodeName, p.Reason, store, why)
+				remaining = append(remaining, p)
+				continue
+			}
+		}
+		switch {
+		case spec == nil:
 			remaining = append(remaining, p)
 			continue
 		case c.Status.Offload != nil:
@@ -91,6 +99,70 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 			pg.count, quota.Bytes(pg.bytes), pg.scope, stores[[3]string{fmt.Sprint(pg.quota), pg.scope, pg.key}], pg.reason)
 	}
 	return remaining
+}
+
+// storeFor is the store an archive moves to: the one asked for already, else the one of
+// the quota that prunes it; "" when it is deleted, not moved.
+func storeFor(c liveCheckpoint, spec *cqv1.OffloadSpec) string {
+	switch {
+	case c.Status.Offload != nil:
+		return c.Status.Offload.Store
+	case spec != nil:
+		return spec.Store
+	}
+	return ""
+}
+
+// moveStuck says whether p moves its archive to a store that does not take it now: such
+// an archive frees nothing on its node, so the node rules may still prune it.
+func (r *PruneReconciler) moveStuck(s *passScope, p quota.Prune) bool {
+	c := s.live[p.Archive]
+	store := storeFor(c, offloadOf(s.objects[p.Quota]))
+	return store != "" && !c.IsPinned() && r.storeStuck(s, c, store) != ""
+}
+
+// storeStuck says why the archive of c cannot be stored now, "" when nothing says so:
+// its upload failed (OffloadFailed) and no check of the store from its node since could
+// write, or its node's last check of the store could not write.
+func (r *PruneReconciler) storeStuck(s *passScope, c liveCheckpoint, store string) string {
+	chk, checked := s.storeChecks[c.Spec.Archive.NodeName][store]
+	if failed := meta.FindStatusCondition(c.Status.Conditions, cqv1.CheckpointConditionOffloadFailed); failed != nil &&
+		failed.Status == metav1.ConditionTrue && c.Status.Offload != nil && c.Status.Offload.Store == store {
+		if checked && chk.Writable && chk.CheckTime.After(failed.LastTransitionTime.Time) {
+			return "" // the store is back: the agent's next try stores it
+		}
+		return "its upload failed: " + failed.Message
+	}
+	if checked && !chk.Writable {
+		return fmt.Sprintf("node %s's check of the store at %s failed: %s", c.Spec.Archive.NodeName,
+			chk.CheckTime.UTC().Format(time.RFC3339), chk.Message)
+	}
+	return ""
+}
+
+// takeOver drops from res the prunes that a node rule now makes of the same archives:
+// those the limits moved and the store does not take, which the node rule deletes.
+func takeOver(res *quota.Result, byNode []quota.Prune) {
+	if len(byNode) == 0 {
+		return
+	}
+	taken := make(map[int]bool, len(byNode))
+	for _, p := range byNode {
+		taken[p.Archive] = true
+	}
+	drop := func(ps []quota.Prune) []quota.Prune {
+		out := ps[:0]
+		for _, p := range ps {
+			if !taken[p.Archive] {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	res.Prune = drop(res.Prune)
+	for q := range res.Quotas {
+		res.Quotas[q].Pending = drop(res.Quotas[q].Pending)
+	}
 }
 
 // ReasonOffloadLost is the warning of a node rule that deletes an archive its quota

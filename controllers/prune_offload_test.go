@@ -4,12 +4,14 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -23,12 +25,16 @@ import (
 // flight alone, delete where a node rule must free the disk and the upload fails, and delete
 // as before without offload.
 func TestOffloadsTakeFromThePlan(t *testing.T) {
-	failing := metav1.Condition{Type: cqv1.CheckpointConditionOffloadFailed, Status: metav1.ConditionTrue, Reason: "OffloadFailed", LastTransitionTime: metav1.Now()}
+	failedAt := metav1.NewTime(time.Now().Add(-time.Minute).Truncate(time.Second))
+	failing := metav1.Condition{Type: cqv1.CheckpointConditionOffloadFailed, Status: metav1.ConditionTrue, Reason: "OffloadFailed", LastTransitionTime: failedAt,
+		Message: "uploading to CheckpointStore archive: connection refused"}
 	cases := map[string]struct {
-		offload    bool
-		rule       string
-		requested  bool
-		failing    bool
+		offload   bool
+		rule      string
+		requested bool
+		failing   bool
+		// check is the node's last check of the store: nil for none, else whether it could write.
+		check      *bool
 		wantDelete bool
 		wantAsked  bool
 		wantEvent  string
@@ -39,6 +45,14 @@ func TestOffloadsTakeFromThePlan(t *testing.T) {
 		"a node rule and a failing upload: deleted, and said": {offload: true, rule: "perNode.checkpoints", requested: true, failing: true,
 			wantDelete: true, wantEvent: "Warning OffloadLost"},
 		"no offload: deleted as before": {rule: "perContainer.checkpoints", wantDelete: true},
+		"a node rule, not asked yet, and the node cannot write to the store: deleted, and said": {offload: true, rule: "nodeFilesystem.minFree",
+			check: ptr.To(false), wantDelete: true, wantEvent: "Warning OffloadLost"},
+		"a node rule, asked, and the node's check cannot write before the first try: deleted, and said": {offload: true, rule: "perNode.checkpoints",
+			requested: true, check: ptr.To(false), wantDelete: true, wantEvent: "Warning OffloadLost"},
+		"a node rule and a failed upload, but the store checked writable since: in flight": {offload: true, rule: "perNode.checkpoints",
+			requested: true, failing: true, check: ptr.To(true)},
+		"a node rule and a store that takes it: asked, not deleted": {offload: true, rule: "perNode.checkpoints", check: ptr.To(true),
+			wantAsked: true, wantEvent: "Normal Offloading"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -61,6 +75,10 @@ func TestOffloadsTakeFromThePlan(t *testing.T) {
 			r := &PruneReconciler{Client: cl, Views: NewViewStore(), Recorder: events}
 			s := &passScope{live: []liveCheckpoint{liveOf(live)}, objects: []client.Object{q},
 				nsLabels: map[string]map[string]string{}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{}}
+			if tc.check != nil {
+				s.storeChecks = map[string]map[string]cqv1.NodeStoreCheck{live.Spec.Archive.NodeName: {"archive": {
+					Store: "archive", Reachable: *tc.check, Writable: *tc.check, CheckTime: metav1.Now(), Message: "connection refused"}}}
+			}
 			left := r.offloads(ctx, s, []quota.Prune{{Archive: 0, Quota: 0, Rule: tc.rule, Scope: "shop/web-0/app", Reason: tc.rule + " 2/1"}})
 			if got := len(left) == 1; got != tc.wantDelete {
 				t.Errorf("left to delete: %v; want %v", got, tc.wantDelete)

@@ -141,6 +141,14 @@ func (o *Offloader) offload(ctx context.Context, c *cqv1.Checkpoint) error {
 		SHA256: stored.SHA256, StoredTime: metav1.NewTime(o.Config.Clock.Now().UTC().Truncate(1e9))}
 	meta.RemoveStatusCondition(&c.Status.Conditions, cqv1.CheckpointConditionOffloadFailed)
 	if err := o.Client.Status().Patch(ctx, c, patch); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Deleted meanwhile (a node rule, while the store seemed down, or a person): no
+			// Checkpoint will name the object, so it goes now rather than stay unseen.
+			if derr := s.Delete(ctx, stored.Key, c.UID); derr != nil {
+				return fmt.Errorf("removing the object of Checkpoint %s, deleted during its upload: %w", client.ObjectKeyFromObject(c), derr)
+			}
+			return nil
+		}
 		return fmt.Errorf("recording where the archive is stored: %w", err)
 	}
 	o.remember(c)

@@ -10,18 +10,22 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
+	"github.com/checkpoint-quota/checkpoint-quota/nodeagent"
 	"github.com/checkpoint-quota/checkpoint-quota/test/archive"
 	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
 	"github.com/checkpoint-quota/checkpoint-quota/test/s3server"
@@ -76,18 +80,26 @@ spec:
 		sums = map[string]string{}
 	})
 
-	// write writes an archive of app-0/app and notes its SHA-256 before anything can move it.
-	write := func(ctx context.Context) {
+	// writeAt writes an archive of app-0/app of size bytes (0: the builder's), taken at the
+	// given offset from now, and notes its SHA-256 before anything can move it.
+	writeAt := func(ctx context.Context, age time.Duration, size int64) string {
 		GinkgoHelper()
 		uid := createPodOnce(ctx, ns, "app-0", "app")
 		archivesWritten++
-		at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second).Add(time.Duration(archivesWritten) * time.Second)
-		path := archive.New(ns, "app-0", "app").WithUID(uid).At(at).MustWrite(ckptDir)
+		at := time.Now().UTC().Add(-age).Truncate(time.Second).Add(time.Duration(archivesWritten) * time.Second)
+		a := archive.New(ns, "app-0", "app").WithUID(uid).At(at)
+		if size > 0 {
+			a = a.WithSize(size)
+		}
+		path := a.MustWrite(ckptDir)
 		data, err := os.ReadFile(path)
 		Expect(err).NotTo(HaveOccurred())
 		sum := sha256.Sum256(data)
 		sums[filepath.Base(path)] = hex.EncodeToString(sum[:])
+		return filepath.Base(path)
 	}
+	// write writes an archive taken an hour ago.
+	write := func(ctx context.Context) { writeAt(ctx, time.Hour, 0) }
 	// stored lists the keys of the store under the namespace.
 	stored := func(g Gomega, ctx context.Context) []string {
 		var keys []string
@@ -150,6 +162,29 @@ spec:
 		Expect(strings.Count(out, " archive ")).To(Equal(5))
 	})
 
+	It("says in the store's status that the node reaches and writes it, and names the node and the error when it cannot", func(ctx context.Context) {
+		storeCondition(ctx, "archive", cqv1.StoreConditionReachable, metav1.ConditionTrue, time.Minute)
+		msg := storeCondition(ctx, "archive", cqv1.StoreConditionWritable, metav1.ConditionTrue, time.Minute)
+		Expect(msg).To(Equal("every node that checked (1) can write to the store"))
+
+		By("wrong credentials")
+		createStore(ctx, "wrong-keys", srv.Endpoint, bucket, s3server.AccessKeyID, "not-the-secret")
+		msg = storeCondition(ctx, "wrong-keys", cqv1.StoreConditionReachable, metav1.ConditionFalse, time.Minute)
+		Expect(msg).To(HavePrefix("1 of 1 nodes cannot reach the store; " + nodeName + ": "))
+		Expect(msg).To(MatchRegexp(`(?i)signature|access ?denied|credentials`))
+		GinkgoWriter.Println("wrong credentials:", msg)
+
+		By("a bucket deleted under the store")
+		Expect(srv.MakeBucket(ctx, "doomed")).To(Succeed())
+		createStore(ctx, "doomed", srv.Endpoint, "doomed", s3server.AccessKeyID, s3server.SecretAccessKey)
+		storeCondition(ctx, "doomed", cqv1.StoreConditionWritable, metav1.ConditionTrue, time.Minute)
+		Expect(srv.Client.RemoveBucket(ctx, "doomed")).To(Succeed())
+		msg = storeCondition(ctx, "doomed", cqv1.StoreConditionReachable, metav1.ConditionFalse, time.Minute)
+		Expect(msg).To(Equal("1 of 1 nodes cannot reach the store; " + nodeName + `: bucket "doomed" does not exist`))
+		msg = storeCondition(ctx, "doomed", cqv1.StoreConditionWritable, metav1.ConditionFalse, time.Minute)
+		Expect(msg).To(ContainSubstring(nodeName + `: bucket "doomed" does not exist`))
+	})
+
 	It("fetches an offloaded archive to a local file, byte for byte, with kubectl checkpoint-quota fetch", func(ctx context.Context) {
 		plugin := filepath.Join(GinkgoT().TempDir(), "kubectl-checkpoint_quota")
 		build := exec.CommandContext(ctx, "go", "build", "-o", plugin, "./cmd/kubectl-checkpoint_quota")
@@ -203,6 +238,82 @@ spec:
 					"%s still says OffloadFailed", c.Name)
 			}
 		}
+	})
+
+	It("still frees a node over perNode while the store is down, says what it lost, and loses nothing else", func(ctx context.Context) {
+		DeferCleanup(func(ctx context.Context) {
+			_, _, _ = env.Kubectl("", "delete", "clustercheckpointquota", "offload-node", "--ignore-not-found")
+		})
+		// The node rule counts every archive of the node; the archives of this spec are the
+		// oldest there (taken two hours ago), so that it is they that the rule frees.
+		onNode := tarsIn(Default, ckptDir)
+		limit := onNode + 2
+		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: ClusterCheckpointQuota
+metadata: {name: offload-node}
+spec:
+  limits: {perNode: {checkpoints: `+strconv.Itoa(limit)+`}}
+  offload: {store: archive}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		kept := filesOf(Default, ns) // the newest three, which perContainer keeps on the node
+
+		By("watching every file leave the node: each must be stored and verified first, or pruned by the node rule")
+		watch := watchRemovals(ctx, ns)
+
+		By("a stream of archives, the store killed in the middle of a multipart upload")
+		var written []string
+		for range 3 {
+			// 40 MiB: three parts of 16 MiB.
+			written = append(written, writeAt(ctx, 2*time.Hour, 40<<20))
+			time.Sleep(300 * time.Millisecond)
+		}
+		Eventually(func() bool {
+			for u := range srv.Client.ListIncompleteUploads(ctx, bucket, "e2e/"+ns+"/", true) {
+				if u.Err == nil {
+					return true
+				}
+			}
+			return false
+		}, time.Minute, 20*time.Millisecond).Should(BeTrue(), "no upload in progress to kill the store in the middle of")
+		srv.Kill()
+		for range 4 {
+			written = append(written, writeAt(ctx, 2*time.Hour, 8<<20))
+			time.Sleep(300 * time.Millisecond)
+		}
+
+		By("the node rule frees the node while the store is down, and says what it lost")
+		Eventually(func(g Gomega) int { return tarsIn(g, ckptDir) }, 3*time.Minute, time.Second).Should(BeNumerically("<=", limit),
+			"the node stays over perNode while the store is down")
+		lost := offloadLost(ctx)
+		Expect(lost).NotTo(BeEmpty(), "no OffloadLost event names what the node rule deleted")
+		for _, key := range lost {
+			Expect(key).To(HavePrefix(ns+"/"), "the node rule took an archive of another namespace: %s", key)
+		}
+		Expect(filesOf(Default, ns)).To(ContainElements(kept), "an archive that perContainer keeps left the node")
+
+		By("the store back: everything that is left converges, nothing half-written counts")
+		Expect(srv.Restart(ctx)).To(Succeed())
+		removed := watch()
+		var lostFiles []string
+		for file, what := range removed {
+			switch what {
+			case removedStored:
+			case removedDeleted:
+				name := nodeagent.ObjectName(nodeName, ckptDir, file)
+				Expect(lost).To(ContainElement(ns+"/"+name), "%s left the node unstored, and no OffloadLost event says so", file)
+				lostFiles = append(lostFiles, file)
+			default:
+				Fail(file + " left the node while its Checkpoint had no location: " + string(what))
+			}
+		}
+		Expect(lostFiles).NotTo(BeEmpty())
+		for _, f := range lostFiles {
+			Expect(written).To(ContainElement(f), "the node rule deleted an archive older than this spec's")
+			delete(sums, f) // gone on purpose: it is nowhere now
+		}
+		Eventually(converged, 3*time.Minute).WithContext(ctx).Should(Succeed())
+		GinkgoWriter.Printf("perNode %d: %d of %d archives lost while the store was down (%v)\n", limit, len(lostFiles), len(written), lostFiles)
 	})
 
 	It("deletes the stored object of a Checkpoint that a person deletes", func(ctx context.Context) {
@@ -283,3 +394,95 @@ spec:
 		}, 60*time.Second).Should(Succeed())
 	})
 })
+
+// tarsIn counts the archives in dir.
+func tarsIn(g Gomega, dir string) int {
+	entries, err := os.ReadDir(dir)
+	g.Expect(err).NotTo(HaveOccurred())
+	n := 0
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tar") {
+			n++
+		}
+	}
+	return n
+}
+
+// offloadLost lists the Checkpoints (namespace/name) that OffloadLost events name.
+func offloadLost(ctx context.Context) []string {
+	GinkgoHelper()
+	var list corev1.EventList
+	Expect(env.Client.List(ctx, &list, client.MatchingFields{"reason": "OffloadLost"})).To(Succeed())
+	var out []string
+	for _, e := range list.Items {
+		// "Deleting ns/name from node ..."
+		if f := strings.Fields(e.Message); len(f) > 1 && f[0] == "Deleting" {
+			out = append(out, f[1])
+		}
+	}
+	return out
+}
+
+// removal says how an archive left the node, as its Checkpoint showed right after.
+type removal string
+
+const (
+	// removedStored: its Checkpoint had a location whose object holds the file's bytes.
+	removedStored removal = "stored"
+	// removedDeleted: its Checkpoint was gone (pruned).
+	removedDeleted removal = "deleted"
+)
+
+// watchRemovals polls the namespace's archives on the node until stop is called, and for
+// each that leaves, looks at its Checkpoint at once: the agent records the location before
+// it removes a file, so a file that left with no location was removed before it was stored.
+// stop returns how each left.
+func watchRemovals(ctx context.Context, ns string) (stop func() map[string]removal) {
+	var mu sync.Mutex
+	out := map[string]removal{}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(finished)
+		seen := map[string]bool{}
+		for {
+			now := map[string]bool{}
+			for _, f := range filesOf(Default, ns) {
+				now[f] = true
+			}
+			for f := range seen {
+				if now[f] {
+					continue
+				}
+				var c cqv1.Checkpoint
+				err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: nodeagent.ObjectName(nodeName, ckptDir, f)}, &c)
+				what := removal("no location")
+				switch {
+				case apierrors.IsNotFound(err):
+					what = removedDeleted
+				case err != nil:
+					what = removal("unknown: " + err.Error())
+				case c.Status.Location != nil:
+					what = removedStored
+				}
+				mu.Lock()
+				out[f] = what
+				mu.Unlock()
+			}
+			seen = now
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return func() map[string]removal {
+		close(done)
+		<-finished
+		mu.Lock()
+		defer mu.Unlock()
+		return out
+	}
+}
