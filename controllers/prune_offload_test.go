@@ -106,3 +106,19 @@ func TestOffloadsTakeFromThePlan(t *testing.T) {
 		})
 	}
 }
+
+// A node rule that prunes an archive a limit moved takes the prune over: the plan and the
+// limit's pending list no longer hold the move, only the node rule's delete.
+func TestTakeOver(t *testing.T) {
+	move := quota.Prune{Archive: 0, Quota: 0, Rule: "perContainer.checkpoints", Scope: "shop/web-0/app"}
+	other := quota.Prune{Archive: 1, Quota: 0, Rule: "perContainer.checkpoints", Scope: "shop/web-0/app"}
+	node := quota.Prune{Archive: 0, Quota: 1, Rule: quota.KeyNodeCheckpoints, Scope: "node n1"}
+	res := &quota.Result{Prune: []quota.Prune{move, other}, Quotas: []quota.Outcome{{Pending: []quota.Prune{move, other}}, {}}}
+	takeOver(res, []quota.Prune{node})
+	if diff := cmp.Diff([]quota.Prune{other}, res.Prune); diff != "" {
+		t.Errorf("plan (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]quota.Prune{other}, res.Quotas[0].Pending); diff != "" {
+		t.Errorf("the limit's pending (-want +got):\n%s", diff)
+	}
+}
