@@ -156,8 +156,10 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 		// A Checkpoint without spec.archive, which an agent before v0.3 published, is left
 		// out until its agent adopts it: without its time it would be taken for the newest
 		// and spare an older archive.
-		// An offloaded archive is no longer on its node: it counts in the remote tier.
-		if c.IsArchiveRemoved() || (c.DeletionTimestamp.IsZero() && r.Views.isGone(c.UID)) || c.Spec.Archive == nil || c.IsOffloaded() {
+		// An offloaded archive is no longer on its node: it counts in the remote tier. A copy
+		// fetched back to its node counts there (quota.Archive.Copy).
+		if c.IsArchiveRemoved() || (c.DeletionTimestamp.IsZero() && r.Views.isGone(c.UID)) || c.Spec.Archive == nil ||
+			(c.IsOffloaded() && !c.IsFetchedCopy()) {
 			continue
 		}
 		// An orphan's namespace was deleted: one of that name now is another namespace.

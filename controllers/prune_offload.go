@@ -55,6 +55,20 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 		c := s.live[p.Archive]
 		spec := offloadOf(s.objects[p.Quota])
 		store := storeFor(c, spec)
+		if c.IsOffloaded() {
+			// A fetched copy: freeing it removes the copy, never the Checkpoint, which
+			// would remove the stored archive too.
+			if c.Status.Offload == nil && c.IsFetchedCopy() {
+				if err := r.requestOffload(ctx, c.Checkpoint, c.Status.Location.Store, p.Reason); err != nil {
+					logf.FromContext(ctx).Info("Could not ask for a fetched copy's removal; the next pass asks again", "checkpoint", c.Key(), "error", err.Error())
+				} else {
+					r.Recorder.Eventf(s.objects[p.Quota], corev1.EventTypeNormal, ReasonOffloading,
+						"Removing the fetched copy of %s/%s from node %s (it stays in CheckpointStore %s): %s",
+						c.Namespace, c.Name, c.Spec.Archive.NodeName, c.Status.Location.Store, p.Reason)
+				}
+			}
+			continue
+		}
 		switch {
 		case c.IsPinned():
 			remaining = append(remaining, p)
@@ -118,7 +132,7 @@ func storeFor(c liveCheckpoint, spec *cqv1.OffloadSpec) string {
 func (r *PruneReconciler) moveStuck(s *passScope, p quota.Prune) bool {
 	c := s.live[p.Archive]
 	store := storeFor(c, offloadOf(s.objects[p.Quota]))
-	return store != "" && !c.IsPinned() && r.storeStuck(s, c, store) != ""
+	return store != "" && !c.IsPinned() && !c.IsOffloaded() && r.storeStuck(s, c, store) != ""
 }
 
 // storeStuck says why the archive of c cannot be stored now, "" when nothing says so:
@@ -230,7 +244,7 @@ func (r *PruneReconciler) aged(s *passScope, plan []quota.Prune) []quota.Prune {
 	}
 	var next time.Time
 	for i, c := range s.live {
-		if planned[i] || i >= len(s.governance.Rules) || c.IsPinned() || c.Status.Offload != nil ||
+		if planned[i] || i >= len(s.governance.Rules) || c.IsPinned() || c.Status.Offload != nil || c.IsOffloaded() ||
 			c.Spec.Archive == nil || c.Spec.Archive.CheckpointTime.IsZero() {
 			continue
 		}

@@ -122,3 +122,32 @@ func TestTakeOver(t *testing.T) {
 		t.Errorf("the limit's pending (-want +got):\n%s", diff)
 	}
 }
+
+// A fetched copy that a rule frees, even a node rule while its store seems down, is never
+// deleted (that would remove the stored archive too): its removal is asked for.
+func TestOffloadsFreeAFetchedCopy(t *testing.T) {
+	for _, rule := range []string{"perContainer.checkpoints", quota.KeyNodeMinFree} {
+		t.Run(rule, func(t *testing.T) {
+			ctx := context.Background()
+			q := builder.ClusterQuota("cq").Obj()
+			c := builder.Checkpoint("c-1", "shop").Of("web-0", "uid-1", "app").Size(1<<20, "1048576").Obj()
+			c.Status.Location = &cqv1.ArchiveLocation{Store: "archive", Key: "k", SHA256: "s"}
+			meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{Type: cqv1.CheckpointConditionFetched, Status: metav1.ConditionTrue, Reason: "Fetched"})
+			cl := fake.NewClientBuilder().WithScheme(testenv.Scheme).WithObjects(q, c).WithStatusSubresource(&cqv1.Checkpoint{}).Build()
+			live := &cqv1.Checkpoint{}
+			must(t, cl.Get(ctx, client.ObjectKeyFromObject(c), live))
+			r := &PruneReconciler{Client: cl, Views: NewViewStore(), Recorder: record.NewFakeRecorder(10)}
+			s := &passScope{live: []liveCheckpoint{liveOf(live)}, objects: []client.Object{q},
+				storeChecks: map[string]map[string]cqv1.NodeStoreCheck{live.Spec.Archive.NodeName: {"archive": {Store: "archive", CheckTime: metav1.Now()}}}}
+			left := r.offloads(ctx, s, []quota.Prune{{Archive: 0, Quota: 0, Rule: rule, Reason: rule}})
+			if len(left) != 0 {
+				t.Errorf("left to delete: %v; want none", left)
+			}
+			after := &cqv1.Checkpoint{}
+			must(t, cl.Get(ctx, client.ObjectKeyFromObject(c), after))
+			if after.Status.Offload == nil || after.Status.Offload.Store != "archive" {
+				t.Errorf("status.offload = %v; want the copy's removal asked of store archive", after.Status.Offload)
+			}
+		})
+	}
+}

@@ -99,7 +99,7 @@ func (o *Offloader) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	}
 	if c.Status.Location != nil {
 		o.remember(&c)
-		return reconcile.Result{}, o.removeLocal(ctx, &c)
+		return reconcile.Result{}, o.reconcileStored(ctx, &c)
 	}
 	if c.Status.Offload == nil || c.IsPinned() {
 		return reconcile.Result{}, nil

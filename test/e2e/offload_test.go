@@ -20,6 +20,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -186,11 +187,7 @@ spec:
 	})
 
 	It("fetches an offloaded archive to a local file, byte for byte, with kubectl checkpoint-quota fetch", func(ctx context.Context) {
-		plugin := filepath.Join(GinkgoT().TempDir(), "kubectl-checkpoint_quota")
-		build := exec.CommandContext(ctx, "go", "build", "-o", plugin, "./cmd/kubectl-checkpoint_quota")
-		build.Dir = testenv.RepoRoot()
-		out, err := build.CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), string(out))
+		plugin := buildPlugin(ctx)
 		var stored *cqv1.Checkpoint
 		for _, c := range checkpointsIn(ctx, Default, ns) {
 			if c.Status.Location != nil {
@@ -200,7 +197,7 @@ spec:
 		}
 		Expect(stored).NotTo(BeNil())
 		file := filepath.Join(GinkgoT().TempDir(), "fetched.tar")
-		out, err = exec.CommandContext(ctx, plugin, "--kubeconfig", env.Kubeconfig, "-n", ns, "fetch", stored.Name, "-o", file).CombinedOutput()
+		out, err := exec.CommandContext(ctx, plugin, "--kubeconfig", env.Kubeconfig, "-n", ns, "fetch", stored.Name, "-o", file).CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), string(out))
 		Expect(string(out)).To(ContainSubstring("verified"))
 		data, err := os.ReadFile(file)
@@ -328,6 +325,105 @@ spec:
 		Expect(env.Client.Delete(ctx, victim)).To(Succeed())
 		Eventually(func(g Gomega) []string { return stored(g, ctx) }).WithContext(ctx).ShouldNot(ContainElement(victim.Status.Location.Key))
 		Expect(filesOf(Default, ns)).To(HaveLen(3))
+	})
+
+	It("brings an offloaded archive back to its node with fetch --node, byte for byte, as the same Checkpoint; a tenant asks only for her own", func(ctx context.Context) {
+		plugin := buildPlugin(ctx)
+		quotaAt := func(n int) {
+			GinkgoHelper()
+			_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: offload, namespace: `+ns+`}
+spec:
+  limits: {perContainer: {checkpoints: `+strconv.Itoa(n)+`}}
+  offload: {store: archive}
+`, "apply", "-f", "-")
+			Expect(err).NotTo(HaveOccurred(), stderr)
+		}
+		// The copy counts on the node like any archive, and the limits free it first: the
+		// container needs room for it.
+		quotaAt(4)
+		DeferCleanup(func() { quotaAt(3) })
+		onNode := filesOf(Default, ns)
+		var stored cqv1.Checkpoint
+		for _, c := range checkpointsIn(ctx, Default, ns) {
+			if c.Status.Location != nil {
+				stored = c
+				break
+			}
+		}
+		Expect(stored.Status.Location).NotTo(BeNil())
+		count := len(checkpointsIn(ctx, Default, ns))
+		alice := newTenant(ctx, ns)
+		otherNs, err := env.CreateNamespace(ctx, "fetcher")
+		Expect(err).NotTo(HaveOccurred())
+		bob, err := env.NewTenant(ctx, "bob", otherNs)
+		Expect(err).NotTo(HaveOccurred())
+		as := func(id testenv.Identity, args ...string) (string, error) {
+			cmd := exec.CommandContext(ctx, plugin, append(append([]string{"--kubeconfig", env.Kubeconfig}, id.KubectlArgs()...), args...)...)
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+
+		By("bob, an editor of another namespace, cannot ask for it, with the plugin or kubectl --as")
+		out, err := as(bob.Identity, "-n", ns, "fetch", stored.Name, "--node", nodeName)
+		Expect(err).To(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("forbidden"))
+		_, stderr, err := env.KubectlAs(bob.Identity, "", "annotate", "-n", ns, "checkpoint", stored.Name, cqv1.AnnotationFetch+"=bob")
+		Expect(err).To(HaveOccurred())
+		Expect(stderr).To(ContainSubstring("forbidden"))
+
+		By("nobody brings it to another node: the node is the Checkpoint's own, which nobody can change")
+		out, err = as(alice.Identity, "-n", ns, "fetch", stored.Name, "--node", "elsewhere")
+		Expect(err).To(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("is an archive of node " + nodeName + ": --node brings it back there only"))
+		_, stderr, err = alice.Kubectl("", "patch", "checkpoint", stored.Name, "--type", "merge", "-p", `{"spec":{"archive":{"nodeName":"elsewhere"}}}`)
+		Expect(err).To(HaveOccurred(), "alice moved spec.archive to another node")
+		Expect(stderr).To(ContainSubstring("spec.archive is written by the node agent"))
+
+		By("alice, an editor of its namespace, brings it back with the plugin run --as her")
+		out, err = as(alice.Identity, "-n", ns, "fetch", stored.Name, "--node", nodeName, "--timeout", "2m")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("is back on node " + nodeName))
+		Expect(out).To(ContainSubstring("SHA-256 " + sums[stored.Spec.Archive.FileName] + ", verified"))
+		path := filepath.Join(ckptDir, stored.Spec.Archive.FileName)
+		data, err := os.ReadFile(path)
+		Expect(err).NotTo(HaveOccurred())
+		sum := sha256.Sum256(data)
+		Expect(hex.EncodeToString(sum[:])).To(Equal(sums[stored.Spec.Archive.FileName]), "the file is not the archive's bytes")
+		info, err := os.Stat(path)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o600)), "the kubelet's mode")
+
+		By("the agent shows it as the same Checkpoint, which stays, and counts on the node")
+		Consistently(func(g Gomega) {
+			var c cqv1.Checkpoint
+			g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&stored), &c)).To(Succeed())
+			g.Expect(c.UID).To(Equal(stored.UID))
+			g.Expect(c.IsFetchedCopy()).To(BeTrue(), "%v", c.Status)
+			g.Expect(c.Status.Location).To(Equal(stored.Status.Location))
+			g.Expect(c.Annotations).NotTo(HaveKey(cqv1.AnnotationFetch))
+			g.Expect(checkpointsIn(ctx, g, ns)).To(HaveLen(count), "a second Checkpoint for the fetched file")
+			g.Expect(filesOf(g, ns)).To(ConsistOf(append(onNode, stored.Spec.Archive.FileName)))
+		}, 10*time.Second, time.Second).Should(Succeed())
+		out, stderr, err = env.Kubectl("", "describe", "checkpoint", "-n", ns, stored.Name)
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(out).To(ContainSubstring("a copy is back on node " + nodeName))
+
+		By("with no room left under the limit, the copy is the first to go, and the archive stays stored")
+		quotaAt(3)
+		Eventually(func(g Gomega) {
+			g.Expect(filesOf(g, ns)).To(ConsistOf(onNode))
+			var c cqv1.Checkpoint
+			g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&stored), &c)).To(Succeed())
+			g.Expect(c.UID).To(Equal(stored.UID))
+			g.Expect(c.Status.Location).To(Equal(stored.Status.Location))
+			f := meta.FindStatusCondition(c.Status.Conditions, cqv1.CheckpointConditionFetched)
+			g.Expect(f).NotTo(BeNil())
+			g.Expect(f.Reason).To(Equal("CopyRemoved"), f.Message)
+		}, time.Minute).Should(Succeed())
+		_, err = srv.Client.StatObject(ctx, bucket, stored.Status.Location.Key, minio.StatObjectOptions{})
+		Expect(err).NotTo(HaveOccurred(), "the stored archive went with its copy")
 	})
 
 	It("moves the archives older than offload.after while the limits keep them, and deletes none", func(ctx context.Context) {
@@ -485,4 +581,15 @@ func watchRemovals(ctx context.Context, ns string) (stop func() map[string]remov
 		defer mu.Unlock()
 		return out
 	}
+}
+
+// buildPlugin builds the kubectl plugin and returns its path.
+func buildPlugin(ctx context.Context) string {
+	GinkgoHelper()
+	plugin := filepath.Join(GinkgoT().TempDir(), "kubectl-checkpoint_quota")
+	build := exec.CommandContext(ctx, "go", "build", "-o", plugin, "./cmd/kubectl-checkpoint_quota")
+	build.Dir = testenv.RepoRoot()
+	out, err := build.CombinedOutput()
+	Expect(err).NotTo(HaveOccurred(), string(out))
+	return plugin
 }
