@@ -18,6 +18,7 @@ import (
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
 )
 
 // Reasons of the Fetched condition and its events.
@@ -103,6 +104,11 @@ func (o *Offloader) fetch(ctx context.Context, c *cqv1.Checkpoint) error {
 	capacity, free := int64(st.Blocks)*st.Bsize, int64(st.Bavail)*st.Bsize
 	if free-size < capacity/fetchReserveFactor {
 		return fmt.Errorf("the archive (%d bytes) would leave less than 5%% of the filesystem of %s free (%d bytes free)", size, k.Dir, free)
+	}
+	// The object is looked at before anything is written on the node: a store that is
+	// down, or an object that is not this Checkpoint's, costs the node nothing.
+	if err := s.Verify(ctx, objstore.Stored{Key: loc.Key, SHA256: loc.SHA256, Size: size}, c.UID); err != nil {
+		return err
 	}
 	tmp := filepath.Join(k.Dir, ".fetch-"+string(c.UID))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
