@@ -201,15 +201,33 @@ func (o *Offloader) deleteStored(ctx context.Context, key types.NamespacedName, 
 	}
 	o.mu.Lock()
 	delete(o.stored, key)
+	if err := o.saveStored(); err != nil {
+		o.logSaveError(err)
+	}
 	o.mu.Unlock()
 	logf.FromContext(ctx).Info("Deleted the stored archive of a deleted Checkpoint", "checkpoint", key, "store", so.location.Store, "key", so.location.Key)
 	return nil
 }
 
+// remember notes where a Checkpoint's archive is stored, on the node too (stored.go).
 func (o *Offloader) remember(c *cqv1.Checkpoint) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.stored[client.ObjectKeyFromObject(c)] = storedObject{uid: c.UID, location: *c.Status.Location}
+	k, so := client.ObjectKeyFromObject(c), storedObject{uid: c.UID, location: *c.Status.Location}
+	if old, ok := o.stored[k]; ok && old.uid == so.uid && old.location.Key == so.location.Key &&
+		old.location.Store == so.location.Store && old.location.Bucket == so.location.Bucket {
+		return
+	}
+	o.stored[k] = so
+	if err := o.saveStored(); err != nil {
+		o.logSaveError(err)
+	}
+}
+
+// logSaveError reports a failed write of stored.json: the objects of Checkpoints deleted
+// while the agent is down then stay in the store.
+func (o *Offloader) logSaveError(err error) {
+	logf.Log.WithName("offload").Error(err, "Could not record where the node's offloaded archives are stored", "stateDir", o.Config.StateDir)
 }
 
 // reportFailure sets OffloadFailed on the Checkpoint and emits an event when it turns true.

@@ -325,6 +325,22 @@ spec:
 		Expect(env.Client.Delete(ctx, victim)).To(Succeed())
 		Eventually(func(g Gomega) []string { return stored(g, ctx) }).WithContext(ctx).ShouldNot(ContainElement(victim.Status.Location.Key))
 		Expect(filesOf(Default, ns)).To(HaveLen(3))
+
+		By("one deleted while its node's agent is down: the agent, back, deletes its object")
+		victim = nil
+		for _, c := range checkpointsIn(ctx, Default, ns) {
+			if c.Status.Location != nil {
+				victim = &c
+				break
+			}
+		}
+		Expect(victim).NotTo(BeNil())
+		Expect(agent.Stop(10 * time.Second)).To(Succeed())
+		Expect(env.Client.Delete(ctx, victim)).To(Succeed())
+		Expect(stored(Default, ctx)).To(ContainElement(victim.Status.Location.Key))
+		Expect(agent.Start()).To(Succeed())
+		Eventually(func(g Gomega) []string { return stored(g, ctx) }, time.Minute).WithContext(ctx).ShouldNot(ContainElement(victim.Status.Location.Key))
+		Expect(filesOf(Default, ns)).To(HaveLen(3))
 	})
 
 	It("brings an offloaded archive back to its node with fetch --node, byte for byte, as the same Checkpoint; a tenant asks only for her own", func(ctx context.Context) {
