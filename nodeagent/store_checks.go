@@ -33,6 +33,7 @@ type storeChecker struct {
 
 	mu      sync.Mutex
 	results map[string]storeCheck
+	back    func(store string)
 }
 
 // storeCheck is the last check of a store, and which version of the store it checked.
@@ -113,8 +114,21 @@ func (s *storeChecker) check(ctx context.Context, name string) cqv1.NodeStoreChe
 
 func (s *storeChecker) record(r storeCheck) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	prev, had := s.results[r.Store]
 	s.results[r.Store] = r
+	back := s.back
+	s.mu.Unlock()
+	if had && !prev.Writable && r.Writable && back != nil {
+		back(r.Store)
+	}
+}
+
+// onBack sets what is called when a store that failed its check passes it again: the
+// uploads that failed are tried at once, not at the end of their backoff.
+func (s *storeChecker) onBack(f func(store string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.back = f
 }
 
 // uploadFailed has the store checked again on the next look: an upload that fails may be
