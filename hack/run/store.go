@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -49,7 +50,11 @@ func startSampleStore(ctx context.Context, cl *cluster, local string) (*sampleSt
 		return nil, err
 	}
 	fmt.Println("Starting the sample S3 server (SeaweedFS) ...")
-	srv, err := s3server.Start(ctx, filepath.Join(local, "s3"))
+	data := filepath.Join(local, "s3")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return nil, err
+	}
+	srv, err := s3server.Start(ctx, data)
 	if err != nil {
 		return nil, err
 	}
