@@ -275,6 +275,7 @@ spec:
 			return false
 		}, time.Minute, 20*time.Millisecond).Should(BeTrue(), "no upload in progress to kill the store in the middle of")
 		srv.Kill()
+		killed := time.Now()
 		for range 4 {
 			written = append(written, writeAt(ctx, 2*time.Hour, 8<<20))
 			time.Sleep(300 * time.Millisecond)
@@ -283,6 +284,7 @@ spec:
 		By("the node rule frees the node while the store is down, and says what it lost")
 		Eventually(func(g Gomega) int { return tarsIn(g, ckptDir) }, 3*time.Minute, time.Second).Should(BeNumerically("<=", limit),
 			"the node stays over perNode while the store is down")
+		freedIn := time.Since(killed).Round(time.Second)
 		lost := offloadLost(ctx)
 		Expect(lost).NotTo(BeEmpty(), "no OffloadLost event names what the node rule deleted")
 		for _, key := range lost {
@@ -311,7 +313,8 @@ spec:
 			delete(sums, f) // gone on purpose: it is nowhere now
 		}
 		Eventually(converged, 3*time.Minute).WithContext(ctx).Should(Succeed())
-		GinkgoWriter.Printf("perNode %d: %d of %d archives lost while the store was down (%v)\n", limit, len(lostFiles), len(written), lostFiles)
+		GinkgoWriter.Printf("perNode %d: the node within it %s after the store was killed; %d of %d archives lost while it was down (%v)\n",
+			limit, freedIn, len(lostFiles), len(written), lostFiles)
 	})
 
 	It("deletes the stored object of a Checkpoint that a person deletes", func(ctx context.Context) {
