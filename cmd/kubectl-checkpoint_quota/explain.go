@@ -10,9 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
@@ -33,16 +31,8 @@ func newExplain(o *options) *cobra.Command {
 
 func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
 	out := &writer{w: w}
-	c, err := o.client()
+	c, _, cp, err := o.checkpoint(ctx, name)
 	if err != nil {
-		return err
-	}
-	ns, err := o.namespace()
-	if err != nil {
-		return err
-	}
-	var cp cqv1.Checkpoint
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &cp); err != nil {
 		return err
 	}
 	s, err := loadSnapshot(ctx, c, time.Now())

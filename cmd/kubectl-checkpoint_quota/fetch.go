@@ -53,16 +53,8 @@ func newFetch(o *options) *cobra.Command {
 }
 
 func (o *options) fetch(ctx context.Context, name, file, credentialsNamespace string) error {
-	c, err := o.client()
+	c, ns, cp, err := o.checkpoint(ctx, name)
 	if err != nil {
-		return err
-	}
-	ns, err := o.namespace()
-	if err != nil {
-		return err
-	}
-	var cp cqv1.Checkpoint
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &cp); err != nil {
 		return err
 	}
 	loc := cp.Status.Location
@@ -114,16 +106,8 @@ func (o *options) fetch(ctx context.Context, name, file, credentialsNamespace st
 // fetchToNode asks the agent of the archive's node to bring it back (AnnotationFetch) and
 // waits until the Checkpoint says the copy is there.
 func (o *options) fetchToNode(ctx context.Context, name, node string, timeout time.Duration) error {
-	c, err := o.client()
+	c, ns, cp, err := o.checkpoint(ctx, name)
 	if err != nil {
-		return err
-	}
-	ns, err := o.namespace()
-	if err != nil {
-		return err
-	}
-	var cp cqv1.Checkpoint
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &cp); err != nil {
 		return err
 	}
 	a := cp.Spec.Archive
@@ -136,7 +120,7 @@ func (o *options) fetchToNode(ctx context.Context, name, node string, timeout ti
 	case cp.Status.Location == nil:
 		return fmt.Errorf("checkpoint %s/%s is on node %s, not in a CheckpointStore: nothing to fetch", ns, name, a.NodeName)
 	case cp.IsFetchedCopy():
-		_, err := fmt.Fprintf(o.streams.Out, "%s/%s is on node %s already: %s\n", ns, name, node, fetchedMessage(&cp))
+		_, err := fmt.Fprintf(o.streams.Out, "%s/%s is on node %s already: %s\n", ns, name, node, fetchedMessage(cp))
 		return err
 	}
 	patch := client.MergeFrom(cp.DeepCopy())
@@ -144,19 +128,19 @@ func (o *options) fetchToNode(ctx context.Context, name, node string, timeout ti
 		cp.Annotations = map[string]string{}
 	}
 	cp.Annotations[cqv1.AnnotationFetch] = "kubectl checkpoint-quota fetch at " + time.Now().UTC().Format(time.RFC3339)
-	if err := c.Patch(ctx, &cp, patch); err != nil {
+	if err := c.Patch(ctx, cp, patch); err != nil {
 		return fmt.Errorf("asking for the fetch of %s/%s: %w", ns, name, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	said := ""
 	for {
-		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &cp); err != nil {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cp); err != nil {
 			return err
 		}
 		_, pending := cp.Annotations[cqv1.AnnotationFetch]
 		if !pending && cp.IsFetchedCopy() {
-			_, err := fmt.Fprintf(o.streams.Out, "%s/%s (UID %s) is back on node %s: %s\n", ns, name, cp.UID, node, fetchedMessage(&cp))
+			_, err := fmt.Fprintf(o.streams.Out, "%s/%s (UID %s) is back on node %s: %s\n", ns, name, cp.UID, node, fetchedMessage(cp))
 			return err
 		}
 		if f := meta.FindStatusCondition(cp.Status.Conditions, cqv1.CheckpointConditionFetched); f != nil &&
