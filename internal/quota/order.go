@@ -19,7 +19,7 @@ func Older(a, b *Archive) bool { return Compare(a, b) < 0 }
 // older than b, positive when newer, 0 only for the same namespace and name.
 func Compare(a, b *Archive) int {
 	if a.Copy != b.Copy {
-		return compareCopies(a, b)
+		return compareCopies(a)
 	}
 	if c := compareTimes(a.CheckpointTime, b.CheckpointTime); c != 0 {
 		return c
@@ -47,7 +47,7 @@ func timeKeyOf(t time.Time) timeKey {
 // compareKeyed is Compare on archives whose time keys are given.
 func compareKeyed(a, b *Archive, ka, kb timeKey) int {
 	if a.Copy != b.Copy {
-		return compareCopies(a, b)
+		return compareCopies(a)
 	}
 	if c := cmp.Compare(ka.sec, kb.sec); c != 0 {
 		return c
@@ -61,8 +61,9 @@ func compareKeyed(a, b *Archive, ka, kb timeKey) int {
 	return strings.Compare(a.Name, b.Name)
 }
 
-// compareCopies orders a copy before an archive that is not one.
-func compareCopies(a, b *Archive) int {
+// compareCopies orders a copy before an archive that is not one, for a and b of which one
+// only is a copy.
+func compareCopies(a *Archive) int {
 	if a.Copy {
 		return -1
 	}

@@ -239,7 +239,7 @@ spec:
 	})
 
 	It("still frees a node over perNode while the store is down, says what it lost, and loses nothing else", func(ctx context.Context) {
-		DeferCleanup(func(ctx context.Context) {
+		DeferCleanup(func() {
 			_, _, _ = env.Kubectl("", "delete", "clustercheckpointquota", "offload-node", "--ignore-not-found")
 		})
 		// The node rule counts every archive of the node; the archives of this spec are the
