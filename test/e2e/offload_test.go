@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -274,6 +275,10 @@ spec:
 			}
 			return false
 		}, time.Minute, 20*time.Millisecond).Should(BeTrue(), "no upload in progress to kill the store in the middle of")
+		failed := func() float64 {
+			return metricValue(Default, agentMetrics, `checkpointquota_node_offload_failures_total{store="archive"}`)
+		}
+		failedBefore := failed()
 		srv.Kill()
 		killed := time.Now()
 		for range 4 {
@@ -285,6 +290,7 @@ spec:
 		Eventually(func(g Gomega) int { return tarsIn(g, ckptDir) }, 3*time.Minute, time.Second).Should(BeNumerically("<=", limit),
 			"the node stays over perNode while the store is down")
 		freedIn := time.Since(killed).Round(time.Second)
+		tries := failed() - failedBefore
 		lost := offloadLost(ctx)
 		Expect(lost).NotTo(BeEmpty(), "no OffloadLost event names what the node rule deleted")
 		for _, key := range lost {
@@ -313,8 +319,8 @@ spec:
 			delete(sums, f) // gone on purpose: it is nowhere now
 		}
 		Eventually(converged, 3*time.Minute).WithContext(ctx).Should(Succeed())
-		GinkgoWriter.Printf("perNode %d: the node within it %s after the store was killed; %d of %d archives lost while it was down (%v)\n",
-			limit, freedIn, len(lostFiles), len(written), lostFiles)
+		GinkgoWriter.Printf("perNode %d: the node within it %s after the store was killed, after %.0f failed uploads; %d of %d archives lost while it was down (%v)\n",
+			limit, freedIn, tries, len(lostFiles), len(written), lostFiles)
 	})
 
 	It("deletes the stored object of a Checkpoint that a person deletes", func(ctx context.Context) {
@@ -612,4 +618,22 @@ func buildPlugin(ctx context.Context) string {
 	out, err := build.CombinedOutput()
 	Expect(err).NotTo(HaveOccurred(), string(out))
 	return plugin
+}
+
+// metricValue reads one series of a /metrics endpoint, 0 when it is not there.
+func metricValue(g Gomega, url, series string) float64 {
+	GinkgoHelper()
+	resp, err := http.Get(url) //nolint:gosec,noctx // the test's own local endpoint
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			g.Expect(err).NotTo(HaveOccurred())
+			return f
+		}
+	}
+	return 0
 }
