@@ -42,3 +42,19 @@ type ClusterRemoteLimits struct {
 	// +optional
 	MaxAge *Duration `json:"maxAge,omitempty"`
 }
+
+// Age is maxAge; nil when the remoteLimits themselves are left out.
+func (r *RemoteLimits) Age() *Duration {
+	if r == nil {
+		return nil
+	}
+	return r.MaxAge
+}
+
+// Age is maxAge; nil when the remoteLimits themselves are left out.
+func (r *ClusterRemoteLimits) Age() *Duration {
+	if r == nil {
+		return nil
+	}
+	return r.MaxAge
+}

@@ -205,11 +205,7 @@ func FromCheckpointQuota(cq *cqv1.CheckpointQuota) (*Quota, error) {
 	if err := q.setAll(CheckpointQuotaLevels(cq), &cq.Spec.RetentionSpec); err != nil {
 		return nil, err
 	}
-	var maxAge *cqv1.Duration
-	if rl := cq.Spec.RemoteLimits; rl != nil {
-		maxAge = rl.MaxAge
-	}
-	if q.Remote, err = remoteTwin(q, CheckpointQuotaRemoteLevels(cq), maxAge); err != nil {
+	if q.Remote, err = remoteTwin(q, CheckpointQuotaRemoteLevels(cq), cq.Spec.RemoteLimits.Age()); err != nil {
 		return nil, err
 	}
 	return q, nil
@@ -232,11 +228,7 @@ func FromClusterQuota(cq *cqv1.ClusterCheckpointQuota) (*Quota, error) {
 	if err := q.setAll(ClusterQuotaLevels(cq), &cq.Spec.RetentionSpec); err != nil {
 		return nil, err
 	}
-	var maxAge *cqv1.Duration
-	if rl := cq.Spec.RemoteLimits; rl != nil {
-		maxAge = rl.MaxAge
-	}
-	if q.Remote, err = remoteTwin(q, ClusterQuotaRemoteLevels(cq), maxAge); err != nil {
+	if q.Remote, err = remoteTwin(q, ClusterQuotaRemoteLevels(cq), cq.Spec.RemoteLimits.Age()); err != nil {
 		return nil, err
 	}
 	return q, nil
