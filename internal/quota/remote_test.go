@@ -1,6 +1,7 @@
 package quota
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -201,4 +202,28 @@ func TestRemoteCapsAreReported(t *testing.T) {
 	if diff := cmp.Diff(want, res.Quotas[1].Limits); diff != "" {
 		t.Errorf("mine's remote usage (-want +got):\n%s", diff)
 	}
+}
+
+// BenchmarkRemote100k is the remote tier's recompute in the world of BenchmarkCompute100k,
+// every archive stored: each of its quotas also sets remoteLimits of the same shape, and the
+// twins are resolved and computed over the 100,000 stored archives. Beside
+// BenchmarkCompute100k it says what the remote tier adds to a pass (docs/offload.md).
+func BenchmarkRemote100k(b *testing.B) {
+	archives, _, nsLabels := world100k(b)
+	var quotas []*policy.Quota
+	add := collect(b, &quotas)
+	for i := range 250 {
+		q := builder.Quota("default", fmt.Sprintf("ns-%d", i*4)).Total(60, "").PerPod(8, "").RemoteTotal(60, "").RemotePerPod(8, "")
+		if i%4 == 0 {
+			q = builder.Quota("tier", fmt.Sprintf("ns-%d", i*4)).PodSelector(map[string]string{"tier": "cache"}).PerPod(3, "300Ki").RemotePerPod(3, "300Ki")
+		}
+		add(policy.FromCheckpointQuota(q.Obj()))
+	}
+	for i := range 50 {
+		add(policy.FromClusterQuota(builder.ClusterQuota(fmt.Sprintf("cluster-%d", i)).
+			NamespaceSelector(map[string]string{"team": fmt.Sprint(i % 10)}).PerContainer(4, "").MaxAge("2h").
+			RemotePerContainer(4, "").RemoteMaxAge("2h").Obj()))
+	}
+	twins, _ := Remote(quotas)
+	recompute(b, archives, twins, nsLabels)
 }
