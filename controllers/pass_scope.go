@@ -55,9 +55,9 @@ type passScope struct {
 	// remote is the remote tier (prune_remote.go): the twins of the quotas that set
 	// remoteLimits, which quota of policies each is, and their computation over the archives
 	// in CheckpointStores, whose Checkpoints follow those on nodes in live from remoteStart.
-	remote remoteScope
-	nsLabels   map[string]map[string]string
-	pods       map[types.NamespacedName]*metav1.PartialObjectMetadata
+	remote   remoteScope
+	nsLabels map[string]map[string]string
+	pods     map[types.NamespacedName]*metav1.PartialObjectMetadata
 	// refused is set when the pass kept archives it decided to prune because what it decided
 	// with changed since the read: a Checkpoint (its delete was refused), a quota, a release.
 	refused atomic.Bool

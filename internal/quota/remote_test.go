@@ -109,8 +109,8 @@ func TestRemoteLimits(t *testing.T) {
 			wantRules: []string{"remoteLimits.total.checkpoints"},
 		},
 		"a cluster quota's remoteLimits.total counts every namespace together": {
-			quotas:    []any{builder.ClusterQuota("default").RemoteTotal(4, "")},
-			stored:    concat(other, archives("tenant", "app-1", "app", 4, 1)),
+			quotas: []any{builder.ClusterQuota("default").RemoteTotal(4, "")},
+			stored: concat(other, archives("tenant", "app-1", "app", 4, 1)),
 			// Equal times go by namespace: other's first.
 			want:      []string{"db-0-db-0", "app-1-app-0", "db-0-db-1"},
 			wantRules: []string{"remoteLimits.total.checkpoints"},
