@@ -142,7 +142,10 @@ var _ = Describe("remoteLimits on the stored archives", Ordered, issue32, func()
 		Expect(err).NotTo(HaveOccurred())
 		_, stderr, err := env.Kubectl("", "label", "namespace", ns, "remote-limits=granted")
 		Expect(err).NotTo(HaveOccurred(), stderr)
-		_, stderr, err = env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+		// The webhook reads the namespace's labels from the manager's cache: it may see the
+		// grant a moment after the label.
+		Eventually(func() error {
+			_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
 kind: CheckpointQuota
 metadata: {name: tiers, namespace: `+ns+`}
 spec:
@@ -150,7 +153,11 @@ spec:
   offload: {store: `+store+`}
   remoteLimits: {perContainer: {checkpoints: 3}}
 `, "apply", "-f", "-")
-		Expect(err).NotTo(HaveOccurred(), stderr)
+			if err != nil {
+				return errors.New(stderr)
+			}
+			return nil
+		}).Should(Succeed())
 		for range 9 {
 			write(ctx, ns, "app-0", "app")
 			time.Sleep(200 * time.Millisecond)
