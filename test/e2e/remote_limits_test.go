@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/checkpoint-quota/checkpoint-quota/test/archive"
 	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
 	"github.com/checkpoint-quota/checkpoint-quota/test/s3server"
+	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
 
 // remoteLimits with the real manager and agent and a real S3 server: the nodes hold what
@@ -180,6 +182,23 @@ spec:
 		out, stderr, err = env.Kubectl("", "describe", "checkpointquota", "tiers", "-n", ns)
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(out).To(MatchRegexp(`remoteLimits\.perContainer\.checkpoints +3 +3 +` + ns + `/app-0/app +in force`))
+
+		By("kubectl checkpoint-quota explain of a stored archive names the remote limit it counts against")
+		plugin := filepath.Join(GinkgoT().TempDir(), "kubectl-checkpoint_quota")
+		build := exec.CommandContext(ctx, "go", "build", "-o", plugin, "./cmd/kubectl-checkpoint_quota")
+		build.Dir = testenv.RepoRoot()
+		built, err := build.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(built))
+		var storedName string
+		for _, c := range checkpointsIn(ctx, Default, ns) {
+			if c.Status.Location != nil {
+				storedName = c.Name
+			}
+		}
+		explained, err := exec.CommandContext(ctx, plugin, "--kubeconfig", env.Kubeconfig, "-n", ns, "explain", storedName).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(explained))
+		Expect(string(explained)).To(ContainSubstring("in CheckpointStore " + store))
+		Expect(string(explained)).To(MatchRegexp(`remoteLimits\.perContainer\.checkpoints +3 from CheckpointQuota ` + ns + `/tiers`))
 	})
 
 	It("lets a namespace editor neither raise remote limits above the cluster's nor make the manager delete another namespace's stored archives", func(ctx context.Context) {
