@@ -260,7 +260,7 @@ kind: CheckpointQuota
 metadata: {name: theirs, namespace: `+theirs+`}
 spec:
   remoteLimits: {total: {checkpoints: 0}}
-`, "apply", "-f", "-")
+`, "apply", "-n", theirs, "-f", "-")
 		Expect(err).To(HaveOccurred(), "alice wrote a quota in another namespace")
 		Expect(stderr).To(ContainSubstring("forbidden"))
 
