@@ -55,6 +55,11 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 		spec := offloadOf(s.objects[p.Quota])
 		failing := meta.IsStatusConditionTrue(c.Status.Conditions, cqv1.CheckpointConditionOffloadFailed)
 		switch {
+		case c.IsOffloaded():
+			// Stored already: a remote limit prunes it, and deleting its Checkpoint deletes
+			// the object (prune_remote.go).
+			remaining = append(remaining, p)
+			continue
 		case spec == nil, c.IsPinned():
 			remaining = append(remaining, p)
 			continue
