@@ -53,11 +53,17 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 	stores := map[[3]string]string{}
 	for _, p := range plan {
 		c := s.live[p.Archive]
+		if s.remote.holds(p.Archive) {
+			// Stored: a remote limit prunes it, and deleting its Checkpoint deletes the
+			// object (prune_remote.go).
+			remaining = append(remaining, p)
+			continue
+		}
 		spec := offloadOf(s.objects[p.Quota])
 		store := storeFor(c, spec)
 		if c.IsOffloaded() {
-			// A fetched copy: freeing it removes the copy, never the Checkpoint, which
-			// would remove the stored archive too.
+			// On its node, so a fetched copy: freeing it removes the copy, never the
+			// Checkpoint, which would remove the stored archive too.
 			if c.Status.Offload == nil && c.IsFetchedCopy() {
 				if err := r.requestOffload(ctx, c.Checkpoint, c.Status.Location.Store, p.Reason); err != nil {
 					logf.FromContext(ctx).Info("Could not ask for a fetched copy's removal; the next pass asks again", "checkpoint", c.Key(), "error", err.Error())

@@ -76,6 +76,9 @@ type Bound struct {
 // Retention is a per-archive rule in force for an archive, and the quota it comes from.
 type Retention struct {
 	Quota int
+	// Rule names the rule in prunes, such as "remoteLimits.maxAge"; empty reads as the
+	// rule's own name ("maxAge").
+	Rule string
 	// Value is bytes for maxCheckpointSize; Duration is maxAge or the orphan grace period.
 	Value    int64
 	Duration time.Duration
