@@ -600,13 +600,18 @@ func watchRemovals(ctx context.Context, ns string) (stop func() map[string]remov
 			}
 		}
 	}()
-	return func() map[string]removal {
-		close(done)
+	var once sync.Once
+	stop = func() map[string]removal {
+		once.Do(func() { close(done) })
 		<-finished
 		mu.Lock()
 		defer mu.Unlock()
 		return out
 	}
+	// A spec that fails before it stops the watch stops it still, before the suite's
+	// directories go.
+	DeferCleanup(func() { stop() })
+	return stop
 }
 
 // buildPlugin builds the kubectl plugin and returns its path.
