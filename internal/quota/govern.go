@@ -258,7 +258,7 @@ func (r *resolver) rulesOf(res policy.Resolution) Rules {
 			if k == policy.MaxAge {
 				rules.MaxAge = &Retention{Quota: qi, Duration: *q.MaxAge}
 			} else {
-				rules.MaxSize = &Retention{Quota: qi, Value: q.Limits[k]}
+				rules.MaxSize = &Retention{Quota: qi, Value: q.Limit(k).Value}
 			}
 		case policy.Orphans:
 			if q.Orphans.Policy == cqv1.OrphanDelete {
