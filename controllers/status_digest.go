@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -55,7 +56,7 @@ func storedStatusDigest(obj client.Object, st *cqv1.QuotaStatus) string {
 // and its digest, taken first, says whether the apiserver holds it already.
 func slimStatus(obj client.Object, st *cqv1.QuotaStatus) {
 	obj.SetAnnotations(map[string]string{statusDigestKey: statusDigest(st)})
-	conditions := st.Conditions
+	conditions := slices.Clone(st.Conditions) // at their number: decoded, three took the room of four
 	for i := range conditions {
 		c := &conditions[i]
 		c.Type, c.Status, c.Reason, c.Message = few(c.Type), metav1.ConditionStatus(few(string(c.Status))), few(c.Reason), ""

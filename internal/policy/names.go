@@ -2,7 +2,6 @@ package policy
 
 import (
 	"crypto/sha256"
-	"encoding/base64"
 	"slices"
 	"strings"
 
@@ -16,8 +15,9 @@ import (
 // parsed policy: most of the 40 KB a maximal quota cost it (issue 29). So a long one is
 // kept as a digest, which compares equal where the strings do.
 
-// keptWhole is the length up to which a name is kept as written: its digest would take as
-// much memory.
+// keptWhole is the length up to which a name is kept as written: most label keys and
+// values (`app: web`, `app.kubernetes.io/name`) are shorter, and matching a pod by them
+// then hashes nothing.
 const keptWhole = 24
 
 // digestMark starts a digest. No name, label key or label value that Kubernetes accepts
@@ -25,7 +25,9 @@ const keptWhole = 24
 const digestMark = "#"
 
 // digestBytes of SHA-256 are kept: 120 bits, which no two names of a cluster share by
-// chance, in 20 characters.
+// chance. They are kept as bytes, not as text: a digest is only ever compared, never
+// shown, and the mark and 15 bytes take 16, the least the allocator gives a string
+// longer than 8 (as text they took 24: 600 bytes of a maximal quota).
 const digestBytes = 15
 
 // Compact is a name as the manager keeps it: itself when it is short or a digest already,
@@ -35,7 +37,7 @@ func Compact(name string) string {
 		return name
 	}
 	sum := sha256.Sum256([]byte(name))
-	return digestMark + base64.RawURLEncoding.EncodeToString(sum[:digestBytes])
+	return digestMark + string(sum[:digestBytes])
 }
 
 // isDigest says whether a compact name is a digest.
