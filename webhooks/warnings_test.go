@@ -69,7 +69,7 @@ func TestEffectiveWarnings(t *testing.T) {
 	cluster := policy.Ref{Kind: policy.KindClusterQuota, Name: "default"}
 	long := policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: strings.Repeat("x", 100)}
 	limit := func(name, written string, path ...string) *policy.Limit {
-		return &policy.Limit{Name: name, Written: written, Path: field.NewPath("spec", path...)}
+		return &policy.Limit{Field: &policy.Field{Name: name, Path: field.NewPath("spec", path...)}, Written: written}
 	}
 	cases := map[string]struct {
 		in   []policy.LimitReport

@@ -177,7 +177,7 @@ func (q *Quota) limitRef(k Key) *Limit {
 	if i := q.limitIndex(k); i >= 0 {
 		return &q.limits[i]
 	}
-	return &Limit{}
+	return &Limit{Field: noField}
 }
 
 // Limit is the limit k of the quota; the zero Limit when the quota does not set k.
@@ -185,7 +185,7 @@ func (q *Quota) Limit(k Key) Limit {
 	if i := q.limitIndex(k); i >= 0 {
 		return q.limits[i]
 	}
-	return Limit{}
+	return Limit{Field: noField}
 }
 
 // FromCheckpointQuota normalises a CheckpointQuota. It fails on a value that does not
@@ -309,8 +309,8 @@ func (q *Quota) setLevel(lv Level) error {
 func (q *Quota) setRetention(r *cqv1.RetentionSpec) error {
 	q.Enforcement = r.Enforcement
 	if r.MaxCheckpointSize != nil {
-		l := retentionLimit(MaxCheckpointSize, NameMaxCheckpointSize)
-		if err := l.setSize(*r.MaxCheckpointSize); err != nil {
+		l, err := sizeLimit(retentionField(MaxCheckpointSize, NameMaxCheckpointSize, ResourceStorage), *r.MaxCheckpointSize)
+		if err != nil {
 			return err
 		}
 		q.set(l)
@@ -321,8 +321,7 @@ func (q *Quota) setRetention(r *cqv1.RetentionSpec) error {
 			return fmt.Errorf("spec.maxAge: %w", err)
 		}
 		q.MaxAge = &d
-		l := retentionLimit(MaxAge, NameMaxAge)
-		l.Written, l.Value = string(*r.MaxAge), int64(d)
+		l := Limit{Field: retentionField(MaxAge, NameMaxAge, ""), Written: string(*r.MaxAge), Value: int64(d)}
 		q.set(l)
 	}
 	if r.Orphans != nil {
@@ -338,8 +337,7 @@ func (q *Quota) setRetention(r *cqv1.RetentionSpec) error {
 			o.GracePeriod = d
 		}
 		q.Orphans = o
-		l := retentionLimit(Orphans, NameOrphans)
-		l.Written = string(o.Policy)
+		l := Limit{Field: retentionField(Orphans, NameOrphans, ""), Written: string(o.Policy)}
 		if o.Policy == cqv1.OrphanDelete {
 			l.Written = fmt.Sprintf("Delete after %s", formatDuration(r.Orphans.GracePeriod))
 		}

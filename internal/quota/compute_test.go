@@ -52,7 +52,7 @@ func everyArchive(archives []Archive, rules Rules) []*Rules {
 }
 
 func limit(key string, lvl Per, r policy.Resource, v int64) Bound {
-	return Bound{Quota: 0, Per: lvl, Limit: policy.Limit{Name: key, Resource: r, Value: v}}
+	return Bound{Quota: 0, Per: lvl, Limit: policy.Limit{Field: &policy.Field{Name: key, Resource: r}, Value: v}}
 }
 
 func TestComputePrunes(t *testing.T) {
