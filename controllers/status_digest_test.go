@@ -86,3 +86,30 @@ var _ = Describe("Quota status, against the status the apiserver holds", Serial,
 		Eventually(func() cqv1.QuotaStatus { return withoutTransitions(quotaStatus(ns, "q")()) }).Should(Equal(withoutTransitions(want)))
 	})
 })
+
+var _ = Describe("Quota status of maximal quotas, against the status the apiserver holds", Serial, func() {
+	It("writes nothing after a restart that finds the statuses current", func() {
+		ns := newNamespace("digest")
+		create(maximalQuota("q", ns, 1))
+		create(maximalClusterQuota("digest-"+ns, 2))
+		cluster := func() cqv1.QuotaStatus {
+			q := &cqv1.ClusterCheckpointQuota{}
+			Expect(k8s.Get(context.Background(), client.ObjectKey{Name: "digest-" + ns}, q)).To(Succeed())
+			return q.Status
+		}
+		Eventually(quotaStatus(ns, "q")).Should(HaveField("ObservedGeneration", BeEquivalentTo(1)))
+		Eventually(cluster).Should(HaveField("ObservedGeneration", BeEquivalentTo(1)))
+		time.Sleep(2 * time.Second) // the status interval: any write in flight is done
+		versions := func() []string {
+			q, c := &cqv1.CheckpointQuota{}, &cqv1.ClusterCheckpointQuota{}
+			Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "q"}, q)).To(Succeed())
+			Expect(k8s.Get(context.Background(), client.ObjectKey{Name: "digest-" + ns}, c)).To(Succeed())
+			return []string{q.ResourceVersion, c.ResourceVersion}
+		}
+		before := versions()
+		stopManager()
+		stopManager = startManager()
+		Consistently(versions, "5s").Should(Equal(before))
+		Expect(k8s.Delete(context.Background(), &cqv1.ClusterCheckpointQuota{ObjectMeta: metav1.ObjectMeta{Name: "digest-" + ns}})).To(Succeed())
+	})
+})

@@ -127,9 +127,9 @@ func BenchmarkTenants(b *testing.B) {
 			b.Logf("%s: cluster quota admission p50 %s p99 %s (%d failed; its validating webhook %s on average), namespaced p50 %s p99 %s (%d failed; webhook %s); RSS %.0f -> %.0f MiB, live heap %.0f -> %.0f MiB",
 				which, full.cluster.p50, full.cluster.p99, full.cluster.failed, full.clusterServed, full.namespaced.p50, full.namespaced.p99, full.namespaced.failed,
 				full.namespacedServed, e.rss, full.rss, e.heap, full.heap)
-			b.Logf("%s, settled: cluster quota admission p50 %s p99 %s (%d failed), namespaced p50 %s p99 %s (%d failed)", which,
+			b.Logf("%s, settled: cluster quota admission p50 %s p99 %s (%d failed), namespaced p50 %s p99 %s (%d failed); %.0f status writes until settled, %.0f while timed", which,
 				full.settledCluster.p50, full.settledCluster.p99, full.settledCluster.failed,
-				full.settledNamespaced.p50, full.settledNamespaced.p99, full.settledNamespaced.failed)
+				full.settledNamespaced.p50, full.settledNamespaced.p99, full.settledNamespaced.failed, full.writesSettled, full.writesDuringSettled)
 		}
 		validating, alone := apiserverAlone(b, c, bins["after"], bed)
 		b.ReportMetric(float64(validating.cluster.p99.Milliseconds()), "ms-p99-cluster-admission-validating-only")
@@ -242,6 +242,31 @@ type managerFigures struct {
 	// clusterServed and namespacedServed are the validating webhooks' mean time to answer,
 	// as the manager measures it: the admission without the kube-apiserver's part.
 	clusterServed, namespacedServed time.Duration
+	// writesSettled are the status writes the manager made until it settled, and
+	// writesDuringSettled those while the settled admissions were timed.
+	writesSettled, writesDuringSettled float64
+}
+
+// statusWritesTotal is the number of quota status writes the manager made, from its
+// checkpointquota_status_writes_total series.
+func statusWritesTotal(b *testing.B, m *runningManager) float64 {
+	resp, err := http.Get("http://" + m.metrics + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var total float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if line, ok := strings.CutPrefix(sc.Text(), "checkpointquota_status_writes_total{"); ok {
+			if i := strings.LastIndexByte(line, ' '); i >= 0 {
+				v, _ := strconv.ParseFloat(line[i+1:], 64)
+				total += v
+			}
+		}
+	}
+	return total
 }
 
 // webhookMean is the mean time the manager took to answer the webhook at path, from its
@@ -274,11 +299,10 @@ func webhookMean(b *testing.B, m *runningManager, path string) time.Duration {
 // 15 s), reads its RSS and its live heap after a collection, and times admissions again;
 // then stops it. Admissions are timed in both worlds, so that what serving them costs is in
 // both figures.
-func (bed *tenantsBed) measureManager(b *testing.B, c client.Client, bin, name string) managerFigures {
+func (bed *tenantsBed) measureManager(b *testing.B, c client.Client, bin, name string) (f managerFigures) {
 	m := bed.startManager(b, bin)
 	defer m.stop()
 	pid := m.cmd.Process.Pid
-	var f managerFigures
 	f.cluster = timeAdmissions(b, c, func(k int) client.Object {
 		return maximalClusterQuota(fmt.Sprintf("probe-%03d", k), 1000+k)
 	})
@@ -299,6 +323,8 @@ func (bed *tenantsBed) measureManager(b *testing.B, c client.Client, bin, name s
 		return steady >= 3
 	})
 	f.rss, f.heap = procRSSMiB(b, pid), liveHeapMiB(b, m, name+"-heap")
+	f.writesSettled = statusWritesTotal(b, m)
+	defer func() { f.writesDuringSettled = statusWritesTotal(b, m) - f.writesSettled }()
 	// With BENCH_PROFILE_DIR, CPU profiles of both processes while the settled cluster
 	// quotas are admitted.
 	apiserverProfile(b, bed.benchBed, name+"-apiserver-cpu", 15*time.Second)
