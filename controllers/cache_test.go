@@ -89,6 +89,14 @@ func TestSlimQuotaKeepsNamesCompact(t *testing.T) {
 	if got, want := storedStatusDigest(cached, &cached.Status), statusDigest(&written.Status); got != want {
 		t.Errorf("the cached status's digest is %q, want %q, the written status's", got, want)
 	}
+	// The informer passes a watch list's objects through the transform again.
+	again, err := slimQuotaInto(nil, cached)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := storedStatusDigest(again.(*cqv1.CheckpointQuota), &cached.Status), statusDigest(&written.Status); got != want {
+		t.Errorf("transformed twice, the cached status's digest is %q, want %q, the written status's", got, want)
+	}
 	q, err := policy.FromCheckpointQuota(cached)
 	if err != nil {
 		t.Fatal(err)

@@ -22,9 +22,11 @@ import (
 // the manager kept of it (issue 29).
 
 // statusDigestKey is the annotation under which the cache's copy of a quota holds the
-// digest of its status. Only the cache's copy has it (the cache drops the quota's own
-// annotations, and nothing of the cache's copy is written back), so a tenant cannot set it.
-const statusDigestKey = "cache.checkpointquota.dev/status-digest"
+// digest of its status. It is not a valid annotation key, so no object that the apiserver
+// hands out carries it: only the cache's copy has it (the cache drops the quota's own
+// annotations, and nothing of the cache's copy is written back). No one can set it, and
+// it marks a copy that the cache has slimmed already.
+const statusDigestKey = "#status-digest"
 
 // statusDigest is the digest of a status as its JSON says it: two statuses have the same
 // digest exactly when the apiserver would store the same status for both (quantities in
@@ -54,7 +56,14 @@ func storedStatusDigest(obj client.Object, st *cqv1.QuotaStatus) string {
 // without their messages (their types, statuses, reasons and transition times, which the
 // next status keeps and which decide the events). The rest is recomputed on every pass,
 // and its digest, taken first, says whether the apiserver holds it already.
+//
+// The informer may pass an object through the cache's transform more than once (a watch
+// list's objects again when it replaces the store): a copy slimmed already is left as it
+// is, or its digest would be the slim status's, and every status would be written again.
 func slimStatus(obj client.Object, st *cqv1.QuotaStatus) {
+	if _, slim := obj.GetAnnotations()[statusDigestKey]; slim {
+		return
+	}
 	obj.SetAnnotations(map[string]string{statusDigestKey: statusDigest(st)})
 	conditions := slices.Clone(st.Conditions) // at their number: decoded, three took the room of four
 	for i := range conditions {
