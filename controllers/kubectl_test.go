@@ -21,7 +21,7 @@ var _ = Describe("What kubectl shows", func() {
 			out, _, err := env.Kubectl("", "get", "cpq", "-n", ns)
 			g.Expect(err).NotTo(HaveOccurred())
 			return out
-		}).Should(MatchRegexp(`(?m)^NAME\s+CHECKPOINTS\s+STORAGE\s+ENFORCEMENT\s+READY\s+AGE\ndefault\s+2/2\s+6Mi/10Mi\s+True\s+\d+s$`))
+		}).Should(MatchRegexp(`(?m)^NAME\s+CHECKPOINTS\s+STORAGE\s+STORED\s+ENFORCEMENT\s+READY\s+AGE\ndefault\s+2/2\s+6Mi/10Mi\s+True\s+\d+s$`))
 
 		out, stderr, err := env.Kubectl("", "describe", "checkpointquota", "default", "-n", ns)
 		Expect(err).NotTo(HaveOccurred(), stderr)

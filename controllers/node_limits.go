@@ -44,15 +44,18 @@ func (r *PruneReconciler) limitNodes(ctx context.Context, s *passScope, res *quo
 		r.Views.setNodeViews(views)
 		return nil
 	}
+	// An archive that a limit moves leaves its node only once it is stored: while its
+	// store does not take it, it frees nothing, and the node rules may prune it.
 	marked := make([]bool, len(s.archives))
 	for _, p := range res.Prune {
-		marked[p.Archive] = true
+		marked[p.Archive] = !r.moveStuck(s, p)
 	}
 	active := make([]bool, len(s.governance.Quotas))
 	for i, q := range s.governance.Quotas {
 		active[i] = !q.DryRun
 	}
 	out := quota.ComputeNodes(nr.in, marked, active)
+	takeOver(res, out.Prune)
 	res.Prune = append(res.Prune, out.Prune...)
 	for _, p := range out.Prune {
 		res.Quotas[p.Quota].Pending = append(res.Quotas[p.Quota].Pending, p)
@@ -193,6 +196,7 @@ func (r *PruneReconciler) nodeRules(ctx context.Context, s *passScope) (*nodeRul
 	if err := r.Client.List(ctx, &nodes, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing CheckpointNodes: %w", err)
 	}
+	s.storeChecks = make(map[string]map[string]cqv1.NodeStoreCheck, len(nodes.Items))
 	for _, n := range nodes.Items {
 		rep := quota.NodeReport{UnattributedArchives: n.Status.Unattributed.Archives, UnattributedBytes: n.Status.Unattributed.Bytes}
 		for _, f := range n.Status.Filesystems {
@@ -200,6 +204,12 @@ func (r *PruneReconciler) nodeRules(ctx context.Context, s *passScope) (*nodeRul
 				Free: f.FreeBytes, ArchiveBytes: f.ArchiveBytes, UnattributedBytes: f.UnattributedBytes})
 		}
 		nr.in.Nodes[n.Name] = rep
+		for _, chk := range n.Status.Stores {
+			if s.storeChecks[n.Name] == nil {
+				s.storeChecks[n.Name] = map[string]cqv1.NodeStoreCheck{}
+			}
+			s.storeChecks[n.Name][chk.Store] = chk
+		}
 	}
 	return nr, nil
 }

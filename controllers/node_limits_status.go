@@ -38,7 +38,7 @@ func setNodeStatus(st *cqv1.QuotaStatus, v *QuotaView) {
 		st.Nodes = append(st.Nodes, u)
 	}
 	st.EffectivePolicy = append(append([]cqv1.EffectiveLimit(nil), st.EffectivePolicy...), nv.Effective...)
-	st.Summary = summary(st, &v.Result)
+	st.Summary = summary(st, &v.Result, v.Remote)
 }
 
 // nodeBlockedMessage names each node that stays over a rule, how much is missing and what

@@ -103,14 +103,15 @@ func (r *NodeReleaseReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // for; an index by node cost two entries per Checkpoint to serve this rare question. A Checkpoint that an agent before v0.3 published has no
 // spec.archive until its agent adopts it; its node label may be a shortened form of the
 // node's name, so it cannot tell which node is gone: it is left out, and kept
-// (docs/node-agent.md).
+// (docs/node-agent.md). An offloaded archive is not on its node any more: its Checkpoint
+// stays, under remoteLimits (docs/offload.md).
 func (r *NodeReleaseReconciler) onNode(ctx context.Context, node string) ([]*cqv1.Checkpoint, error) {
 	all, err := checkpointStore{client: r.Client, store: r.checkpoints}.all(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return slices.DeleteFunc(all, func(c *cqv1.Checkpoint) bool {
-		return c.Spec.Archive == nil || c.Spec.Archive.NodeName != node
+		return c.Spec.Archive == nil || c.Spec.Archive.NodeName != node || c.IsOffloaded()
 	}), nil
 }
 

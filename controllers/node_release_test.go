@@ -36,12 +36,12 @@ func TestNodeRelease(t *testing.T) {
 		want    []string
 		wantErr bool
 	}{
-		"a node in the cache":            {grace: grace, cached: node("gone"), live: node("gone"), after: 2 * grace, want: []string{"legacy", "live", "other", "terminating"}},
-		"gone within the grace period":   {grace: grace, after: grace - time.Second, want: []string{"legacy", "live", "other", "terminating"}},
-		"gone for the grace period":      {grace: grace, after: grace, want: []string{"legacy", "other"}},
-		"a live lookup finds the node":   {grace: grace, live: node("gone"), after: grace, want: []string{"legacy", "live", "other", "terminating"}},
-		"a live lookup fails":            {grace: grace, lookup: errors.New("connection refused"), after: grace, want: []string{"legacy", "live", "other", "terminating"}, wantErr: true},
-		"a grace period of 0 never does": {after: 24 * time.Hour, want: []string{"legacy", "live", "other", "terminating"}},
+		"a node in the cache":            {grace: grace, cached: node("gone"), live: node("gone"), after: 2 * grace, want: []string{"legacy", "live", "other", "stored", "terminating"}},
+		"gone within the grace period":   {grace: grace, after: grace - time.Second, want: []string{"legacy", "live", "other", "stored", "terminating"}},
+		"gone for the grace period":      {grace: grace, after: grace, want: []string{"legacy", "other", "stored"}},
+		"a live lookup finds the node":   {grace: grace, live: node("gone"), after: grace, want: []string{"legacy", "live", "other", "stored", "terminating"}},
+		"a live lookup fails":            {grace: grace, lookup: errors.New("connection refused"), after: grace, want: []string{"legacy", "live", "other", "stored", "terminating"}, wantErr: true},
+		"a grace period of 0 never does": {after: 24 * time.Hour, want: []string{"legacy", "live", "other", "stored", "terminating"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -56,7 +56,10 @@ func TestNodeRelease(t *testing.T) {
 			// An agent before v0.3 published it without spec.archive: it cannot tell its node.
 			legacy := builder.Checkpoint("legacy", "shop").Obj()
 			legacy.Labels = map[string]string{cqv1.LegacyLabelNode: "gone"}
-			objs = append(objs, terminating, legacy)
+			// Its archive left the node for a store: the node's going takes nothing of it.
+			stored := builder.Checkpoint("stored", "shop").Of("web-0", "uid-1", "c").On("gone", "/d", "f4").
+				StoredIn("archive", "shop/web-0/c/uid.tar", metav1.Now()).Obj()
+			objs = append(objs, terminating, legacy, stored)
 			if tc.cached != nil {
 				objs = append(objs, tc.cached)
 			}

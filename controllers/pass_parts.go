@@ -107,6 +107,24 @@ type nsPart struct {
 	podStates []podState
 	archives  []quota.Archive
 	part      *quota.Part
+	// stored, storedArchives and remotePart are the same for the archives in
+	// CheckpointStores, under the quotas' remoteLimits (prune_remote.go).
+	stored         []liveCheckpoint
+	storedArchives []quota.Archive
+	remotePart     *quota.Part
+}
+
+// nextExpiry is the earliest time when a retention rule of the part's archives, on nodes
+// or stored, starts to apply; zero when none will.
+func (p *nsPart) nextExpiry() time.Time {
+	var next time.Time
+	if p.part != nil {
+		next = p.part.NextExpiry
+	}
+	if p.remotePart != nil {
+		next = earliest(next, p.remotePart.NextExpiry)
+	}
+	return next
 }
 
 // partCache is what the pruning controller keeps of its passes: each namespace's
@@ -139,13 +157,15 @@ func (r *PruneReconciler) compute(s *passScope) quota.Result {
 	}
 	r.parts.quotas = s.quotas
 	for key, p := range s.fresh {
-		if len(p.archives) == 0 {
+		if len(p.archives) == 0 && len(p.storedArchives) == 0 {
 			delete(r.parts.byKey, key)
 			continue
 		}
-		recomputedArchives.Add(float64(len(p.archives)))
-		in, res := quota.InputOf(s.policies, p.archives, quota.Labels{Namespaces: s.nsLabels, Pod: r.podLabels(s), Unparsed: s.unparsed}, s.now)
+		recomputedArchives.Add(float64(len(p.archives) + len(p.storedArchives)))
+		labels := quota.Labels{Namespaces: s.nsLabels, Pod: r.podLabels(s), Unparsed: s.unparsed}
+		in, res := quota.InputOf(s.policies, p.archives, labels, s.now)
 		p.part = quota.ComputePart(in, res)
+		p.remotePart = computeStored(s, p, labels)
 		r.parts.byKey[key] = p
 	}
 	keys := make([]string, 0, len(r.parts.byKey))
@@ -166,6 +186,7 @@ func (r *PruneReconciler) compute(s *passScope) quota.Result {
 	}
 	var res quota.Result
 	s.archives, s.governance, res = quota.Merge(s.policies, parts)
+	r.mergeStored(s, keys)
 	return res
 }
 

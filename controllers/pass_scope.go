@@ -49,11 +49,18 @@ type passScope struct {
 	// counts several namespaces together (quota.Coupled).
 	quotas  string
 	coupled bool
-	// archives and governance cover every archive: the parts read now and those kept.
+	// archives and governance cover every archive on a node: the parts read now and those kept.
 	archives   []*quota.Archive
 	governance *quota.Governance
-	nsLabels   map[string]map[string]string
-	pods       map[types.NamespacedName]*metav1.PartialObjectMetadata
+	// remote is the remote tier (prune_remote.go): the twins of the quotas that set
+	// remoteLimits, which quota of policies each is, and their computation over the archives
+	// in CheckpointStores, whose Checkpoints follow those on nodes in live from remoteStart.
+	remote   remoteScope
+	nsLabels map[string]map[string]string
+	pods     map[types.NamespacedName]*metav1.PartialObjectMetadata
+	// storeChecks are the nodes' last checks of the stores (CheckpointNode status.stores),
+	// by node and store; read with the node rules, which alone act on them.
+	storeChecks map[string]map[string]cqv1.NodeStoreCheck
 	// refused is set when the pass kept archives it decided to prune because what it decided
 	// with changed since the read: a Checkpoint (its delete was refused), a quota, a release.
 	refused atomic.Bool
@@ -116,7 +123,7 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 			s.read[ns] = true
 		}
 		for key, p := range r.parts.byKey {
-			if !p.part.NextExpiry.IsZero() && !now.Before(p.part.NextExpiry) {
+			if next := p.nextExpiry(); !next.IsZero() && !now.Before(next) {
 				s.read[key] = true
 			}
 		}
@@ -140,7 +147,7 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 	}
 	for _, c := range cps {
 		s.present[c.UID] = !c.DeletionTimestamp.IsZero()
-		ns, key := c.PodNamespace(), partKey(c)
+		key := partKey(c)
 		p := s.fresh[key]
 		if p == nil {
 			n := sizes[key]
@@ -153,16 +160,21 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 		// A Checkpoint without spec.archive, which an agent before v0.3 published, is left
 		// out until its agent adopts it: without its time it would be taken for the newest
 		// and spare an older archive.
-		// An offloaded archive is no longer on its node: it counts in the remote tier.
-		if c.IsArchiveRemoved() || (c.DeletionTimestamp.IsZero() && r.Views.isGone(c.UID)) || c.Spec.Archive == nil || c.IsOffloaded() {
+		if c.IsArchiveRemoved() || (c.DeletionTimestamp.IsZero() && r.Views.isGone(c.UID)) || c.Spec.Archive == nil {
 			continue
 		}
-		// An orphan's namespace was deleted: one of that name now is another namespace.
-		if _, ok := s.nsLabels[ns]; !ok && c.Spec.Archive.OrphanOf == "" {
-			if labels, ok := r.namespaceLabels(ctx, ns); ok {
-				s.nsLabels[ns] = labels
+		// An offloaded archive counts in the remote tier, until its Checkpoint is deleted (its
+		// agent then deletes the object). It is no longer on its node, unless a copy was
+		// fetched back there: the copy counts on its node too (quota.Archive.Copy).
+		if c.IsOffloaded() {
+			if c.DeletionTimestamp.IsZero() {
+				r.addStored(ctx, s, p, c)
+			}
+			if !c.IsFetchedCopy() {
+				continue
 			}
 		}
+		r.learnNamespace(ctx, s, c)
 		a, _ := quota.ArchiveOf(c) // spec.archive is set: checked above
 		p.live = append(p.live, liveOf(c))
 		p.podStates = append(p.podStates, r.podState(ctx, s, c))
@@ -208,7 +220,8 @@ func (r *PruneReconciler) loadQuotas(ctx context.Context, s *passScope) error {
 		listed[ccqs[i].UID] = true
 	}
 	r.Policies.Keep(func(uid types.UID) bool { return listed[uid] })
-	s.quotas, s.coupled = quotasPrint(cqs, ccqs), quota.Coupled(s.policies)
+	s.remote.policies, s.remote.of = quota.Remote(s.policies)
+	s.quotas, s.coupled = quotasPrint(cqs, ccqs), quota.Coupled(s.policies) || quota.Coupled(s.remote.policies)
 	s.unparsed = slices.SortedFunc(maps.Keys(s.invalid), func(a, b policy.Ref) int { return strings.Compare(a.String(), b.String()) })
 	return nil
 }
@@ -273,6 +286,17 @@ func (r *PruneReconciler) remember(s *passScope) {
 	}
 	r.Views.forgetGone(func(ns string) bool { return s.full || s.read[ns] },
 		func(uid types.UID) bool { terminating, ok := s.present[uid]; return ok && !terminating })
+}
+
+// learnNamespace reads the labels of the namespace that c counts against, once per pass.
+// An orphan's namespace was deleted: one of that name now is another namespace.
+func (r *PruneReconciler) learnNamespace(ctx context.Context, s *passScope, c *cqv1.Checkpoint) {
+	ns := c.PodNamespace()
+	if _, ok := s.nsLabels[ns]; !ok && c.Spec.Archive.OrphanOf == "" {
+		if labels, ok := r.namespaceLabels(ctx, ns); ok {
+			s.nsLabels[ns] = labels
+		}
+	}
 }
 
 func (s *passScope) addQuota(obj client.Object, ref policy.Ref, q *policy.Quota, err error) {

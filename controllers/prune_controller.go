@@ -112,6 +112,7 @@ func (r *PruneReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.R
 	if err := r.limitNodes(ctx, s, &res); err != nil {
 		return ctrl.Result{}, err
 	}
+	r.limitRemote(s, &res)
 	recomputeSeconds.Observe(wall.Since(start).Seconds())
 	r.passCost.Store(int64(wall.Since(began)))
 	if r.Views.releases() != s.releases {
@@ -151,6 +152,7 @@ func (r *PruneReconciler) publish(ctx context.Context, s *passScope, res quota.R
 			v.Pending = append(v.Pending, PendingArchive{Name: s.live[p.Archive].Name, Scope: p.Scope,
 				Key: p.Rule, Reason: p.Reason, Size: s.live[p.Archive].Spec.Archive.SizeBytes})
 		}
+		s.remoteView(v, i)
 		views[pq.Ref] = v
 	}
 	for ref, err := range s.invalid {

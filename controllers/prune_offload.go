@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -43,8 +44,8 @@ func isNodeGuard(key string) bool {
 // the node agents to move it (status.offload, one write per archive), and returns what
 // is left to delete. An archive asked for already is in flight: it is neither asked for
 // again nor deleted, and counts on its node until its agent has stored it. A node rule
-// deletes an archive whose upload fails (OffloadFailed): the node's disk comes first,
-// and the event says what was lost.
+// deletes an archive that its store does not take (storeStuck): the node's disk comes
+// first, and the event says what was lost.
 func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quota.Prune) []quota.Prune {
 	remaining := plan[:0:0]
 	groups := map[[3]string]*pruneGroup{}
@@ -52,16 +53,43 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 	stores := map[[3]string]string{}
 	for _, p := range plan {
 		c := s.live[p.Archive]
-		spec := offloadOf(s.objects[p.Quota])
-		failing := meta.IsStatusConditionTrue(c.Status.Conditions, cqv1.CheckpointConditionOffloadFailed)
-		switch {
-		case spec == nil, c.IsPinned():
+		if s.remote.holds(p.Archive) {
+			// Stored: a remote limit prunes it, and deleting its Checkpoint deletes the
+			// object (prune_remote.go).
 			remaining = append(remaining, p)
 			continue
-		case isNodeGuard(p.Rule) && failing:
-			r.Recorder.Eventf(s.objects[p.Quota], corev1.EventTypeWarning, ReasonOffloadLost,
-				"Deleting %s/%s from node %s without storing it: %s, and the upload to CheckpointStore %s fails",
-				c.Namespace, c.Name, c.Spec.Archive.NodeName, p.Reason, spec.Store)
+		}
+		spec := offloadOf(s.objects[p.Quota])
+		store := storeFor(c, spec)
+		if c.IsOffloaded() {
+			// On its node, so a fetched copy: freeing it removes the copy, never the
+			// Checkpoint, which would remove the stored archive too.
+			if c.Status.Offload == nil && c.IsFetchedCopy() {
+				if err := r.requestOffload(ctx, c.Checkpoint, c.Status.Location.Store, p.Reason); err != nil {
+					logf.FromContext(ctx).Info("Could not ask for a fetched copy's removal; the next pass asks again", "checkpoint", c.Key(), "error", err.Error())
+				} else {
+					r.Recorder.Eventf(s.objects[p.Quota], corev1.EventTypeNormal, ReasonOffloading,
+						"Removing the fetched copy of %s/%s from node %s (it stays in CheckpointStore %s): %s",
+						c.Namespace, c.Name, c.Spec.Archive.NodeName, c.Status.Location.Store, p.Reason)
+				}
+			}
+			continue
+		}
+		switch {
+		case c.IsPinned():
+			remaining = append(remaining, p)
+			continue
+		case isNodeGuard(p.Rule) && store != "":
+			if why := r.storeStuck(s, c, store); why != "" {
+				r.Recorder.Eventf(s.objects[p.Quota], corev1.EventTypeWarning, ReasonOffloadLost,
+					"Deleting %s/%s from node %s without storing it: %s, and CheckpointStore %s does not take it (%s)",
+					c.Namespace, c.Name, c.Spec.Archive.NodeName, p.Reason, store, why)
+				remaining = append(remaining, p)
+				continue
+			}
+		}
+		switch {
+		case spec == nil:
 			remaining = append(remaining, p)
 			continue
 		case c.Status.Offload != nil:
@@ -91,6 +119,70 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 			pg.count, quota.Bytes(pg.bytes), pg.scope, stores[[3]string{fmt.Sprint(pg.quota), pg.scope, pg.key}], pg.reason)
 	}
 	return remaining
+}
+
+// storeFor is the store an archive moves to: the one asked for already, else the one of
+// the quota that prunes it; "" when it is deleted, not moved.
+func storeFor(c liveCheckpoint, spec *cqv1.OffloadSpec) string {
+	switch {
+	case c.Status.Offload != nil:
+		return c.Status.Offload.Store
+	case spec != nil:
+		return spec.Store
+	}
+	return ""
+}
+
+// moveStuck says whether p moves its archive to a store that does not take it now: such
+// an archive frees nothing on its node, so the node rules may still prune it.
+func (r *PruneReconciler) moveStuck(s *passScope, p quota.Prune) bool {
+	c := s.live[p.Archive]
+	store := storeFor(c, offloadOf(s.objects[p.Quota]))
+	return store != "" && !c.IsPinned() && !c.IsOffloaded() && r.storeStuck(s, c, store) != ""
+}
+
+// storeStuck says why the archive of c cannot be stored now, "" when nothing says so:
+// its upload failed (OffloadFailed) and no check of the store from its node since could
+// write, or its node's last check of the store could not write.
+func (r *PruneReconciler) storeStuck(s *passScope, c liveCheckpoint, store string) string {
+	chk, checked := s.storeChecks[c.Spec.Archive.NodeName][store]
+	if failed := meta.FindStatusCondition(c.Status.Conditions, cqv1.CheckpointConditionOffloadFailed); failed != nil &&
+		failed.Status == metav1.ConditionTrue && c.Status.Offload != nil && c.Status.Offload.Store == store {
+		if checked && chk.Writable && chk.CheckTime.After(failed.LastTransitionTime.Time) {
+			return "" // the store is back: the agent's next try stores it
+		}
+		return "its upload failed: " + failed.Message
+	}
+	if checked && !chk.Writable {
+		return fmt.Sprintf("node %s's check of the store at %s failed: %s", c.Spec.Archive.NodeName,
+			chk.CheckTime.UTC().Format(time.RFC3339), chk.Message)
+	}
+	return ""
+}
+
+// takeOver drops from res the prunes that a node rule now makes of the same archives:
+// those the limits moved and the store does not take, which the node rule deletes.
+func takeOver(res *quota.Result, byNode []quota.Prune) {
+	if len(byNode) == 0 {
+		return
+	}
+	taken := make(map[int]bool, len(byNode))
+	for _, p := range byNode {
+		taken[p.Archive] = true
+	}
+	drop := func(ps []quota.Prune) []quota.Prune {
+		out := ps[:0]
+		for _, p := range ps {
+			if !taken[p.Archive] {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	res.Prune = drop(res.Prune)
+	for q := range res.Quotas {
+		res.Quotas[q].Pending = drop(res.Quotas[q].Pending)
+	}
 }
 
 // ReasonOffloadLost is the warning of a node rule that deletes an archive its quota
@@ -158,7 +250,7 @@ func (r *PruneReconciler) aged(s *passScope, plan []quota.Prune) []quota.Prune {
 	}
 	var next time.Time
 	for i, c := range s.live {
-		if planned[i] || i >= len(s.governance.Rules) || c.IsPinned() || c.Status.Offload != nil ||
+		if planned[i] || i >= len(s.governance.Rules) || c.IsPinned() || c.Status.Offload != nil || c.IsOffloaded() ||
 			c.Spec.Archive == nil || c.Spec.Archive.CheckpointTime.IsZero() {
 			continue
 		}

@@ -40,14 +40,21 @@ func setUsage(st *cqv1.QuotaStatus, v *QuotaView) {
 	}
 	r := &v.Result
 	used := map[string]int64{}
-	for _, l := range r.Limits {
-		used[l.Name] = l.Used
+	scopes := map[string]string{}
+	for _, o := range []*quota.Outcome{r, v.Remote} {
+		if o == nil {
+			continue
+		}
+		for _, l := range o.Limits {
+			used[l.Name], scopes[l.Name] = l.Used, l.Scope
+		}
 	}
 	if r.MaxSize != nil {
-		used[r.MaxSize.Name] = r.MaxSize.Used
+		used[r.MaxSize.Name], scopes[r.MaxSize.Name] = r.MaxSize.Used, r.MaxSize.Scope
 	}
+	effective := slices.Concat(v.Effective, v.RemoteEffective)
 	st.Hard, st.Used = map[string]resource.Quantity{}, map[string]resource.Quantity{}
-	for _, e := range v.Effective {
+	for _, e := range effective {
 		// maxAge and orphans have no amount; they show in effectivePolicy only.
 		if l := e.Limit; e.State != cqv1.LimitOverridden && l.Resource != "" {
 			// hard is the limit that binds: a cluster quota's ceiling where it caps this one.
@@ -58,7 +65,7 @@ func setUsage(st *cqv1.QuotaStatus, v *QuotaView) {
 			st.Hard[l.Name], st.Used[l.Name] = l.Quantity(hard), l.Quantity(used[l.Name])
 		}
 	}
-	st.Summary = summary(st, r)
+	st.Summary = summary(st, r, v.Remote)
 	if v.Cluster {
 		for _, s := range r.Namespaces {
 			st.Namespaces = append(st.Namespaces, cqv1.NamespaceUsage{Namespace: s.Namespace, Usage: usage(s)})
@@ -70,14 +77,7 @@ func setUsage(st *cqv1.QuotaStatus, v *QuotaView) {
 	for _, s := range r.Containers {
 		st.Containers = append(st.Containers, cqv1.ContainerUsage{Namespace: s.Namespace, Pod: s.Pod, Container: s.Container, Usage: usage(s)})
 	}
-	st.EffectivePolicy = policy.APILimits(v.Effective)
-	scopes := map[string]string{}
-	for _, l := range r.Limits {
-		scopes[l.Name] = l.Scope
-	}
-	if r.MaxSize != nil {
-		scopes[r.MaxSize.Name] = r.MaxSize.Scope
-	}
+	st.EffectivePolicy = policy.APILimits(effective)
 	st.UsageTable = usageTable(st, scopes)
 	if len(v.Pending) > 0 {
 		pp := &cqv1.PendingPrune{Checkpoints: int64(len(v.Pending))}
@@ -230,12 +230,13 @@ func amount(n int64, r policy.Resource) string {
 }
 
 // summary is the used/hard of the tightest count limit and of the tightest storage limit;
-// without such a limit, the usage alone.
-func summary(st *cqv1.QuotaStatus, r *quota.Outcome) cqv1.UsageSummary {
-	tightest := func(suffix string, format func(int64) string, total int64) string {
+// without such a limit, the usage alone. The remote limits have a summary of their own,
+// of both together ("3/20, 1.2Gi/10Gi"), for a quota that sets them (remote not nil).
+func summary(st *cqv1.QuotaStatus, r, remote *quota.Outcome) cqv1.UsageSummary {
+	tightest := func(suffix string, format func(int64) string, total int64, stored bool) string {
 		best, bestFill := "", -1.0
 		for k, hard := range st.Hard {
-			if !strings.HasSuffix(k, suffix) {
+			if !strings.HasSuffix(k, suffix) || policy.IsRemote(k) != stored {
 				continue
 			}
 			u := st.Used[k]
@@ -252,10 +253,15 @@ func summary(st *cqv1.QuotaStatus, r *quota.Outcome) cqv1.UsageSummary {
 		}
 		return best
 	}
-	return cqv1.UsageSummary{
-		Checkpoints: tightest(".checkpoints", func(n int64) string { return fmt.Sprint(n) }, r.Checkpoints),
-		Storage:     tightest("storage", quota.Bytes, r.Bytes),
+	count := func(n int64) string { return fmt.Sprint(n) }
+	sum := cqv1.UsageSummary{
+		Checkpoints: tightest(".checkpoints", count, r.Checkpoints, false),
+		Storage:     tightest("storage", quota.Bytes, r.Bytes, false),
 	}
+	if remote != nil {
+		sum.Remote = tightest(".checkpoints", count, remote.Checkpoints, true) + ", " + tightest("storage", quota.Bytes, remote.Bytes, true)
+	}
+	return sum
 }
 
 func usage(s quota.ScopeUsage) cqv1.Usage {

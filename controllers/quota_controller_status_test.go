@@ -223,6 +223,7 @@ func TestSummary(t *testing.T) {
 	cases := map[string]struct {
 		hard, used map[string]resource.Quantity
 		r          quota.Outcome
+		remote     *quota.Outcome
 		want       cqv1.UsageSummary
 	}{
 		"no limit: the usage alone": {
@@ -244,11 +245,23 @@ func TestSummary(t *testing.T) {
 			used: quantities("total.checkpoints", "5", "perPod.checkpoints", "2"),
 			want: cqv1.UsageSummary{Checkpoints: "2/4", Storage: "0"},
 		},
+		"remote limits: a summary of their own, apart from the nodes'": {
+			hard:   quantities("total.checkpoints", "10", "remoteLimits.total.checkpoints", "3", "remoteLimits.perPod.storage", "1Gi"),
+			used:   quantities("total.checkpoints", "1", "remoteLimits.total.checkpoints", "3", "remoteLimits.perPod.storage", "100Mi"),
+			r:      quota.Outcome{Checkpoints: 1, Bytes: 5},
+			remote: &quota.Outcome{Checkpoints: 3, Bytes: 100 << 20},
+			want:   cqv1.UsageSummary{Checkpoints: "1/10", Storage: "5", Remote: "3/3, 100Mi/1Gi"},
+		},
+		"remote limits without a count: the stored count alone": {
+			hard:   quantities("remoteLimits.maxAge", "0"),
+			remote: &quota.Outcome{Checkpoints: 2, Bytes: 2 << 30},
+			want:   cqv1.UsageSummary{Checkpoints: "0", Storage: "0", Remote: "2, 2Gi"},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			st := &cqv1.QuotaStatus{Hard: tc.hard, Used: tc.used}
-			if diff := cmp.Diff(tc.want, summary(st, &tc.r)); diff != "" {
+			if diff := cmp.Diff(tc.want, summary(st, &tc.r, tc.remote)); diff != "" {
 				t.Errorf("summary (-want +got):\n%s", diff)
 			}
 		})

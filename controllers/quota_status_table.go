@@ -16,7 +16,12 @@ var limitOrder = func() []string {
 	for _, lv := range []string{policy.LevelTotal, policy.LevelPerNamespace, policy.LevelPerNode, policy.LevelPerPod, policy.LevelPerContainer} {
 		out = append(out, policy.LimitName(lv, policy.ResourceCheckpoints), policy.LimitName(lv, policy.ResourceStorage))
 	}
-	return append(out, policy.NameMaxCheckpointSize, policy.NameMaxAge, policy.NameOrphans)
+	out = append(out, policy.NameMaxCheckpointSize, policy.NameMaxAge, policy.NameOrphans)
+	for _, lv := range []string{policy.LevelTotal, policy.LevelPerNamespace, policy.LevelPerPod, policy.LevelPerContainer} {
+		lv = policy.RemoteLevel(lv)
+		out = append(out, policy.LimitName(lv, policy.ResourceCheckpoints), policy.LimitName(lv, policy.ResourceStorage))
+	}
+	return append(out, policy.NameRemoteMaxAge)
 }()
 
 // usageTable renders the quota's limits as aligned lines: LIMIT, USED, HARD, NEAREST (the
@@ -67,8 +72,8 @@ func usageTable(st *cqv1.QuotaStatus, scopes map[string]string) []string {
 		}
 		lines = append(lines, b.String())
 	}
-	if len(lines) > 20 { // the schema's bound; there are at most 14 rows today
-		lines = lines[:20]
+	if len(lines) > 32 { // the schema's bound; there are at most 23 rows today
+		lines = lines[:32]
 	}
 	return lines
 }

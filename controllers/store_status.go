@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -66,9 +67,11 @@ func (r *StoreStatusReconciler) Reconcile(ctx context.Context, req reconcile.Req
 }
 
 // storeStatus is a store's status from the world; conditions keep their transition time
-// while their status stays.
+// while their status stays. The store is not changed: its conditions are copied, since
+// meta.SetStatusCondition changes a condition in place, and the store's status is what the
+// caller compares with and patches from.
 func storeStatus(store *cqv1.CheckpointStore, cps []cqv1.Checkpoint, nodes []cqv1.CheckpointNode) cqv1.CheckpointStoreStatus {
-	st := cqv1.CheckpointStoreStatus{Conditions: store.Status.Conditions}
+	st := cqv1.CheckpointStoreStatus{Conditions: slices.Clone(store.Status.Conditions)}
 	for i := range cps {
 		c := &cps[i]
 		if c.Status.Location != nil && c.Status.Location.Store == store.Name && c.Spec.Archive != nil {

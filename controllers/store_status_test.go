@@ -63,3 +63,24 @@ func TestStoreStatus(t *testing.T) {
 		})
 	}
 }
+
+// A store checked before: the new status differs from the store's, and the store the
+// caller compares with and patches from is left as it was (a condition changed in place
+// in the store's own slice kept Reachable Unknown end to end: the write was never made).
+func TestStoreStatusLeavesTheStore(t *testing.T) {
+	store := &cqv1.CheckpointStore{ObjectMeta: metav1.ObjectMeta{Name: "archive"}}
+	store.Status = storeStatus(store, nil, nil)
+	before := store.DeepCopy()
+	down := cqv1.CheckpointNode{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: cqv1.CheckpointNodeStatus{
+		Stores: []cqv1.NodeStoreCheck{{Store: "archive", Message: "connection refused"}}}}
+	st := storeStatus(store, nil, []cqv1.CheckpointNode{down})
+	if diff := cmp.Diff(before, store); diff != "" {
+		t.Errorf("storeStatus changed the store (-before +after):\n%s", diff)
+	}
+	if got := meta.FindStatusCondition(st.Conditions, cqv1.StoreConditionReachable); got == nil || got.Status != metav1.ConditionFalse {
+		t.Errorf("Reachable = %v; want False", got)
+	}
+	if cmp.Equal(store.Status, st) {
+		t.Error("the new status equals the store's: Reconcile would not write it")
+	}
+}

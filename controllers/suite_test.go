@@ -121,6 +121,9 @@ type ckpt struct {
 	orphanOf string
 	// noUID publishes it without a pod UID, as for an archive whose runtime did not record one.
 	noUID bool
+	// storedIn publishes it offloaded to that CheckpointStore (status.location), as an agent
+	// records it once the upload is verified.
+	storedIn string
 }
 
 // publish creates the Checkpoint and sets its status, as an agent does.
@@ -144,6 +147,9 @@ func publish(c ckpt) *cqv1.Checkpoint {
 	if c.orphanOf != "" {
 		b = b.OrphanOf(c.orphanOf)
 	}
+	if c.storedIn != "" {
+		b = b.StoredIn(c.storedIn, c.ns+"/"+c.pod+"/"+c.container+"/"+c.name+".tar", metav1.NewTime(c.at))
+	}
 	obj := b.Obj()
 	if c.finalizer {
 		obj.Finalizers = []string{cqv1.LegacyFinalizerArchive}
@@ -158,11 +164,18 @@ func publish(c ckpt) *cqv1.Checkpoint {
 // series publishes n archives of a container, one minute apart, the newest at end.
 func series(ns, pod, container string, n int, size int64, end time.Time, node string) []string {
 	GinkgoHelper()
+	return seriesOf(ckpt{ns: ns, pod: pod, container: container, node: node, size: size}, n, end)
+}
+
+// seriesOf publishes n archives like c, one minute apart, the newest at end.
+func seriesOf(c ckpt, n int, end time.Time) []string {
+	GinkgoHelper()
 	var names []string
 	for i := range n {
-		c := publish(ckpt{ns: ns, pod: pod, container: container, node: node, size: size,
-			at: end.Add(-time.Duration(n-1-i) * time.Minute)})
-		names = append(names, c.Name)
+		c := c
+		c.at = end.Add(-time.Duration(n-1-i) * time.Minute)
+		obj := publish(c)
+		names = append(names, obj.Name)
 	}
 	return names
 }

@@ -55,6 +55,11 @@ type QuotaView struct {
 	Cluster   bool
 	// Nodes is set for a cluster quota that sets node rules.
 	Nodes *NodeView
+	// Remote and RemoteEffective are what the quota's remoteLimits found in the stores; nil
+	// for a quota without remoteLimits. Their blocks, conflicts and pending prunes are in
+	// Result, Conflicts and Pending with the others.
+	Remote          *quota.Outcome
+	RemoteEffective []policy.LimitReport
 }
 
 // pruning says that the quota's own prunes are being sent (Enforce, archives pending).

@@ -173,7 +173,7 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 	// its own.
 	enqueueObject = ownArrivalsSkipped(enqueueObject, recs)
 	enqueueObject = deletionsObserved(enqueueObject, recs, r.deletions, r.witnesses)
-	if err := setupOffloader(mgr, cfg, stores); err != nil {
+	if err := setupOffloader(mgr, cfg, stores, checker); err != nil {
 		return err
 	}
 	return builder.TypedControllerManagedBy[fileKey](mgr).

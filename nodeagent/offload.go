@@ -64,6 +64,8 @@ type Offloader struct {
 	Config    Config
 
 	stores *storeClients
+	// checks are told of failed uploads, to check the store again soon.
+	checks *storeChecker
 	// stored remembers where the archives of this node's offloaded Checkpoints are, by
 	// Checkpoint, so that a deleted Checkpoint's object can be deleted after the cache
 	// forgot it.
@@ -97,13 +99,14 @@ func (o *Offloader) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	}
 	if c.Status.Location != nil {
 		o.remember(&c)
-		return reconcile.Result{}, o.removeLocal(ctx, &c)
+		return reconcile.Result{}, o.reconcileStored(ctx, &c)
 	}
 	if c.Status.Offload == nil || c.IsPinned() {
 		return reconcile.Result{}, nil
 	}
 	if err := o.offload(ctx, &c); err != nil {
 		offloadFailures.WithLabelValues(c.Status.Offload.Store).Inc()
+		o.checks.uploadFailed(c.Status.Offload.Store)
 		return reconcile.Result{}, errors.Join(err, o.reportFailure(ctx, &c, err))
 	}
 	return reconcile.Result{}, nil
@@ -138,6 +141,14 @@ func (o *Offloader) offload(ctx context.Context, c *cqv1.Checkpoint) error {
 		SHA256: stored.SHA256, StoredTime: metav1.NewTime(o.Config.Clock.Now().UTC().Truncate(1e9))}
 	meta.RemoveStatusCondition(&c.Status.Conditions, cqv1.CheckpointConditionOffloadFailed)
 	if err := o.Client.Status().Patch(ctx, c, patch); err != nil {
+		if apierrors.IsNotFound(err) {
+			// Deleted meanwhile (a node rule, while the store seemed down, or a person): no
+			// Checkpoint will name the object, so it goes now rather than stay unseen.
+			if derr := s.Delete(ctx, stored.Key, c.UID); derr != nil {
+				return fmt.Errorf("removing the object of Checkpoint %s, deleted during its upload: %w", client.ObjectKeyFromObject(c), derr)
+			}
+			return nil
+		}
 		return fmt.Errorf("recording where the archive is stored: %w", err)
 	}
 	o.remember(c)
@@ -190,15 +201,33 @@ func (o *Offloader) deleteStored(ctx context.Context, key types.NamespacedName, 
 	}
 	o.mu.Lock()
 	delete(o.stored, key)
+	if err := o.saveStored(); err != nil {
+		o.logSaveError(err)
+	}
 	o.mu.Unlock()
 	logf.FromContext(ctx).Info("Deleted the stored archive of a deleted Checkpoint", "checkpoint", key, "store", so.location.Store, "key", so.location.Key)
 	return nil
 }
 
+// remember notes where a Checkpoint's archive is stored, on the node too (stored.go).
 func (o *Offloader) remember(c *cqv1.Checkpoint) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.stored[client.ObjectKeyFromObject(c)] = storedObject{uid: c.UID, location: *c.Status.Location}
+	k, so := client.ObjectKeyFromObject(c), storedObject{uid: c.UID, location: *c.Status.Location}
+	if old, ok := o.stored[k]; ok && old.uid == so.uid && old.location.Key == so.location.Key &&
+		old.location.Store == so.location.Store && old.location.Bucket == so.location.Bucket {
+		return
+	}
+	o.stored[k] = so
+	if err := o.saveStored(); err != nil {
+		o.logSaveError(err)
+	}
+}
+
+// logSaveError reports a failed write of stored.json: the objects of Checkpoints deleted
+// while the agent is down then stay in the store.
+func (o *Offloader) logSaveError(err error) {
+	logf.Log.WithName("offload").Error(err, "Could not record where the node's offloaded archives are stored", "stateDir", o.Config.StateDir)
 }
 
 // reportFailure sets OffloadFailed on the Checkpoint and emits an event when it turns true.

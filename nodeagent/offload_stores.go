@@ -8,14 +8,18 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
@@ -84,19 +88,51 @@ func (s *storeClients) get(ctx context.Context, cache client.Reader, name string
 
 // setupOffloader adds the Offloader to mgr: keyed by Checkpoint, for the Checkpoints that
 // the manager asked to move or that were moved, retrying a failed upload with backoff.
-func setupOffloader(mgr manager.Manager, cfg Config, stores *storeClients) error {
+func setupOffloader(mgr manager.Manager, cfg Config, stores *storeClients, checks *storeChecker) error {
+	stored, err := storedFor(cfg)
+	if err != nil {
+		// The objects it named stay in the store; everything else works.
+		mgr.GetLogger().Error(err, "Ignored the agent's record of stored archives")
+	}
 	o := &Offloader{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("checkpoint-node-agent"),
-		Config: cfg, stores: stores, stored: map[types.NamespacedName]storedObject{}}
+		Config: cfg, stores: stores, checks: checks, stored: stored}
+	if err := mgr.Add(storedSweep{o: o}); err != nil {
+		return err
+	}
 	offloading := predicate.NewPredicateFuncs(func(obj client.Object) bool {
 		c, ok := obj.(*cqv1.Checkpoint)
 		return ok && (c.Status.Offload != nil || c.Status.Location != nil)
 	})
+	retries := make(chan event.GenericEvent, 1024)
+	checks.onBack(func(store string) { o.retryFailed(store, retries) })
 	return builder.ControllerManagedBy(mgr).
 		Named("checkpoint-offload").
 		For(&cqv1.Checkpoint{}, builder.WithPredicates(offloading)).
+		WatchesRawSource(source.Channel(retries, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: cfg.OffloadWorkers,
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](cfg.OffloadRetryBase, cfg.OffloadRetryMax),
 		}).
 		Complete(o)
+}
+
+// retryFailed queues at once the uploads to store that failed, once the store passes its
+// check again; a full queue leaves the rest to their backoff.
+func (o *Offloader) retryFailed(store string, to chan<- event.GenericEvent) {
+	var list cqv1.CheckpointList
+	if err := o.Client.List(context.Background(), &list); err != nil {
+		return
+	}
+	for i := range list.Items {
+		c := &list.Items[i]
+		if c.Status.Offload == nil || c.Status.Offload.Store != store || c.Status.Location != nil ||
+			!meta.IsStatusConditionTrue(c.Status.Conditions, cqv1.CheckpointConditionOffloadFailed) {
+			continue
+		}
+		select {
+		case to <- event.GenericEvent{Object: c}:
+		default:
+			return
+		}
+	}
 }

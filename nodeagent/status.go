@@ -20,12 +20,14 @@ func (r *Reconciler) status(obj *cqv1.Checkpoint, p published) cqv1.CheckpointSt
 	st := cqv1.CheckpointStatus{
 		Pinned:     obj.Spec.Pinned || p.marker != markerNone,
 		KeepMarker: p.marker == markerUser,
-		// The manager's and the Offloader's: kept as they are.
+		// The manager's and the Offloader's: kept as they are, with the Offloader's conditions.
 		Offload:  obj.Status.Offload,
 		Location: obj.Status.Location,
 	}
-	if c := meta.FindStatusCondition(obj.Status.Conditions, cqv1.CheckpointConditionOffloadFailed); c != nil {
-		st.Conditions = []metav1.Condition{*c}
+	for _, kind := range []string{cqv1.CheckpointConditionOffloadFailed, cqv1.CheckpointConditionFetched} {
+		if c := meta.FindStatusCondition(obj.Status.Conditions, kind); c != nil {
+			st.Conditions = append(st.Conditions, *c)
+		}
 	}
 	if p.readErr == nil {
 		return st

@@ -99,6 +99,13 @@ func (w *CheckpointWebhook) overLimits(ctx context.Context, c *cqv1.Checkpoint, 
 	if err != nil {
 		return nil, err
 	}
+	// A stored archive counts against remoteLimits, among the stored archives; one on its
+	// node against the limits, among those on nodes (docs/offload.md, "Pins").
+	stored := c.IsOffloaded()
+	if stored {
+		twins, _ := quota.Remote(quotas)
+		quotas = twins
+	}
 	var local cqv1.CheckpointList
 	if err := w.Quotas.Cache.List(ctx, &local, client.InNamespace(c.Namespace)); err != nil {
 		return nil, fmt.Errorf("listing the Checkpoints of namespace %s: %w", c.Namespace, err)
@@ -106,7 +113,7 @@ func (w *CheckpointWebhook) overLimits(ctx context.Context, c *cqv1.Checkpoint, 
 	w2 := pinWorld{pinned: w.pending, nsLabels: map[string]map[string]string{}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{}}
 	w2.add(c, true)
 	for i := range local.Items {
-		if o := &local.Items[i]; o.UID != c.UID && o.PodNamespace() == c.PodNamespace() {
+		if o := &local.Items[i]; o.UID != c.UID && o.PodNamespace() == c.PodNamespace() && o.IsOffloaded() == stored {
 			w2.add(o, false)
 		}
 	}
@@ -122,7 +129,7 @@ func (w *CheckpointWebhook) overLimits(ctx context.Context, c *cqv1.Checkpoint, 
 			return nil, fmt.Errorf("listing Checkpoints: %w", err)
 		}
 		for i := range all.Items {
-			if o := &all.Items[i]; o.PodNamespace() != c.PodNamespace() && (o.IsPinned() || !w.pending[o.UID].IsZero()) {
+			if o := &all.Items[i]; o.PodNamespace() != c.PodNamespace() && o.IsOffloaded() == stored && (o.IsPinned() || !w.pending[o.UID].IsZero()) {
 				w2.add(o, false)
 			}
 		}

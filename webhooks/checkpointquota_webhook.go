@@ -87,9 +87,12 @@ func (w *CheckpointQuotaWebhook) validate(ctx context.Context, old, q *cqv1.Chec
 		return nil, invalid("CheckpointQuota", q.Name, errs)
 	}
 	others := append(normalise(w.Quotas.Policies, quotas, policy.FromCheckpointQuota), normalise(w.Quotas.Policies, clusterQuotas, policy.FromClusterQuota)...)
-	if errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others); len(errs) > 0 {
+	errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others)
+	remoteErrs, remoteReports := remoteConflicts(candidate, others, nsLabels)
+	if errs = append(errs, remoteErrs...); len(errs) > 0 {
 		return nil, invalid("CheckpointQuota", q.Name, errs)
 	}
 	warnings := SuspiciousWarnings(policy.CheckpointQuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
-	return append(warnings, EffectiveWarnings(policy.Describe(candidate, others, nsLabels))...), nil
+	warnings = append(warnings, remoteWarnings(policy.CheckpointQuotaRemoteLevels(q))...)
+	return append(warnings, EffectiveWarnings(append(policy.Describe(candidate, others, nsLabels), remoteReports...))...), nil
 }

@@ -69,15 +69,18 @@ func (w *ClusterCheckpointQuotaWebhook) validate(ctx context.Context, old, q *cq
 		return nil, unavailable("listing ClusterCheckpointQuotas", err)
 	}
 	others := normalise(w.Quotas.Policies, clusterQuotas, policy.FromClusterQuota)
-	if errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others); len(errs) > 0 {
+	errs := ConflictErrors(candidate, policy.Conflicts(candidate, others), others)
+	remoteErrs, remoteReports := remoteConflicts(candidate, others, nil)
+	if errs = append(errs, remoteErrs...); len(errs) > 0 {
 		return nil, invalid("ClusterCheckpointQuota", q.Name, errs)
 	}
 	warnings := SuspiciousWarnings(policy.ClusterQuotaLevels(q), &q.Spec.RetentionSpec, q.Spec.Target, field.NewPath("spec"))
+	warnings = append(warnings, remoteWarnings(policy.ClusterQuotaRemoteLevels(q))...)
 	warnings = append(warnings, NodeWarnings(q, clusterQuotas, field.NewPath("spec"))...)
 	storeWarnings, err := w.clusterOffloadWarnings(ctx, q)
 	if err != nil {
 		return nil, unavailable("reading CheckpointStore "+q.Spec.Offload.Store, err)
 	}
 	warnings = append(warnings, storeWarnings...)
-	return append(warnings, EffectiveWarnings(policy.Describe(candidate, others, nil))...), nil
+	return append(warnings, EffectiveWarnings(append(policy.Describe(candidate, others, nil), remoteReports...))...), nil
 }

@@ -109,3 +109,45 @@ var _ = Describe("cluster quotas are ceilings", func() {
 		Expect(stderr).To(ContainSubstring("Warning: spec.limits.total.checkpoints: capped by ClusterCheckpointQuota ceiling-" + ns + " at 5"))
 	})
 })
+
+// createStored creates n Checkpoints of container app of pod app-0 whose archives are in a
+// store (status.location), as an agent records them after an offload.
+func createStored(ns string, n int) []string {
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("stored-%d", i)
+		at := metav1.NewTime(time.Date(2026, 1, 1, 0, i, 0, 0, time.UTC))
+		c := builder.Checkpoint(name, ns).Of("app-0", "uid-app-0", "app").On("node-a", "/var/lib/kubelet/checkpoints", name+".tar").
+			Size(1024, "1024").At(at).StoredIn("archive", ns+"/app-0/app/"+name+".tar", at).Obj()
+		status := c.Status
+		Expect(env.Client.Create(context.Background(), c)).To(Succeed())
+		c.Status = status
+		Expect(env.Client.Status().Update(context.Background(), c)).To(Succeed())
+		names = append(names, name)
+	}
+	return names
+}
+
+var _ = Describe("pins of stored archives", func() {
+	It("hold stored archives to remoteLimits and those on nodes to limits, each tier apart", func() {
+		ns := labelledNamespace()
+		_, stderr, err := apply(clusterQuotaYAML("pins-"+ns, fmt.Sprintf("namespaceSelector: {matchLabels: {spec: %s}}\n"+
+			"limits:\n  perNamespace: {checkpoints: 1}\nremoteLimits:\n  perNamespace: {checkpoints: 2}", ns)))
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		DeferCleanup(func() { _, _, _ = env.Kubectl("", "delete", "clustercheckpointquota", "pins-"+ns) })
+		onNode := createCheckpoints(ns, 2, 1024)
+		stored := createStored(ns, 3)
+
+		mustPin(ns, onNode[0], true)
+		stderr, err = pin(ns, onNode[1], true)
+		Expect(err).To(HaveOccurred())
+		Expect(stderr).To(ContainSubstring(fmt.Sprintf("pinning %s would make perNamespace.checkpoints 2/1 pinned in %s", onNode[1], ns)))
+
+		// The pinned archive on the node does not count in the store.
+		mustPin(ns, stored[0], true)
+		mustPin(ns, stored[1], true)
+		stderr, err = pin(ns, stored[2], true)
+		Expect(err).To(HaveOccurred())
+		Expect(stderr).To(ContainSubstring(fmt.Sprintf("pinning %s would make remoteLimits.perNamespace.checkpoints 3/2 pinned in %s (ClusterCheckpointQuota pins-%s)", stored[2], ns, ns)))
+	})
+})

@@ -275,7 +275,8 @@ func isZero(s cqv1.Size) bool {
 func ValidateCheckpointQuota(q *cqv1.CheckpointQuota) field.ErrorList {
 	spec := field.NewPath("spec")
 	errs := ValidateTarget(q.Spec.Target, spec.Child("target"))
-	return append(errs, ValidateLevels(policy.CheckpointQuotaLevels(q), &q.Spec.RetentionSpec, spec)...)
+	errs = append(errs, ValidateLevels(policy.CheckpointQuotaLevels(q), &q.Spec.RetentionSpec, spec)...)
+	return append(errs, ValidateRemoteLimits(policy.CheckpointQuotaRemoteLevels(q), q.Spec.RemoteLimits.Age())...)
 }
 
 // ValidateClusterCheckpointQuota checks a ClusterCheckpointQuota on its own.
@@ -284,5 +285,6 @@ func ValidateClusterCheckpointQuota(q *cqv1.ClusterCheckpointQuota) field.ErrorL
 	errs := ValidateSelector(q.Spec.NamespaceSelector.Meta(), spec.Child("namespaceSelector"))
 	errs = append(errs, ValidateTarget(q.Spec.Target, spec.Child("target"))...)
 	errs = append(errs, ValidateLevels(policy.ClusterQuotaLevels(q), &q.Spec.RetentionSpec, spec)...)
+	errs = append(errs, ValidateRemoteLimits(policy.ClusterQuotaRemoteLevels(q), q.Spec.RemoteLimits.Age())...)
 	return append(errs, ValidateNodeRules(q, spec)...)
 }

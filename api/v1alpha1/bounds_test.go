@@ -61,6 +61,9 @@ var _ = Describe("The bounds of what a tenant writes", func() {
 			"  maxAge: " + strings.Repeat("1", 65) + "h":                                                           "spec.maxAge: Too long: may not be more than 64 bytes",
 			"  orphans: {gracePeriod: " + strings.Repeat("1", 65) + "m}":                                           "spec.orphans.gracePeriod: Too long: may not be more than 64 bytes",
 			"  limits: {perPod: {storage: \"" + strings.Repeat("1", 65) + "Gi\"}}":                                 `spec.limits.perPod.storage: Invalid value: "` + strings.Repeat("1", 65) + `Gi": a size is at most 64 characters: write a quantity such as "10Gi"`,
+			"  remoteLimits: {maxAge: " + strings.Repeat("1", 65) + "h}":                                           "spec.remoteLimits.maxAge: Too long: may not be more than 64 bytes",
+			"  remoteLimits: {perPod: {storage: \"" + strings.Repeat("1", 65) + "Gi\"}}":                           `spec.remoteLimits.perPod.storage: Invalid value: "` + strings.Repeat("1", 65) + `Gi": a size is at most 64 characters`,
+			"  remoteLimits: {total: {checkpoints: -1}}":                                                           "spec.remoteLimits.total.checkpoints: Invalid value: -1: must be 0 or more",
 		} {
 			_, stderr, err := env.Kubectl(quota("over", spec+"\n"), "create", "-f", "-")
 			Expect(err).To(HaveOccurred(), spec)

@@ -33,6 +33,14 @@ const (
 	// LegacyAnnotationFile held the archive's path on Checkpoints that older agents wrote,
 	// before spec.archive did. Agents still read it, to adopt those objects, and remove it.
 	LegacyAnnotationFile = "checkpointquota.dev/file"
+
+	// AnnotationFetch asks the node agent of an offloaded Checkpoint to bring its archive
+	// back into the node's checkpoint directory (`kubectl checkpoint-quota fetch --node`):
+	// the agent downloads it, verifies its SHA-256, puts it under its own file name, says
+	// so in the Fetched condition, and removes the annotation. Its value is for people
+	// (who asked, when). It names nothing: the node, directory, file name and stored object
+	// are the Checkpoint's own (spec.archive, status.location), which a tenant cannot write.
+	AnnotationFetch = "checkpointquota.dev/fetch"
 )
 
 // CheckpointSpec holds the archive a Checkpoint stands for, which the node agent sets when
@@ -149,6 +157,11 @@ const (
 	// CheckpointConditionOffloadFailed is true while the upload that status.offload asks
 	// for fails; the archive stays on its node and the agent retries with backoff.
 	CheckpointConditionOffloadFailed = "OffloadFailed"
+	// CheckpointConditionFetched is true while a copy of an offloaded archive, brought back
+	// by AnnotationFetch, is on its node: the copy counts there, and the limits free it
+	// before any other archive (removing it loses nothing: the archive stays stored). False
+	// says why the last fetch failed, or that the copy went.
+	CheckpointConditionFetched = "Fetched"
 )
 
 // Checkpoint stands for one container checkpoint archive on one node. The node agent
@@ -193,6 +206,13 @@ func (c *Checkpoint) PodNamespace() string {
 // IsOffloaded reports whether the archive is in a store rather than on its node.
 func (c *Checkpoint) IsOffloaded() bool {
 	return c.Status.Location != nil
+}
+
+// IsFetchedCopy says whether the Checkpoint is offloaded and a copy of its archive is back
+// on its node (Fetched) that nothing asked to move again.
+func (c *Checkpoint) IsFetchedCopy() bool {
+	return c.Status.Location != nil && c.Status.Offload == nil &&
+		meta.IsStatusConditionTrue(c.Status.Conditions, CheckpointConditionFetched)
 }
 
 // IsArchiveRemoved reports whether the agent removed the archive of this Checkpoint, which is

@@ -29,6 +29,10 @@ type CheckpointQuotaSpec struct {
 	Limits QuotaLimits `json:"limits,omitempty"`
 
 	RetentionSpec `json:",inline"`
+
+	// RemoteLimits bound the archives that offload moved to CheckpointStores.
+	// +optional
+	RemoteLimits *RemoteLimits `json:"remoteLimits,omitempty"`
 }
 
 // CheckpointQuota limits the container checkpoint archives of a namespace, as
@@ -38,6 +42,7 @@ type CheckpointQuotaSpec struct {
 // +kubebuilder:resource:shortName=cpq,categories=checkpoint-quota
 // +kubebuilder:printcolumn:name="Checkpoints",type=string,JSONPath=`.status.summary.checkpoints`,description="Archives used/hard"
 // +kubebuilder:printcolumn:name="Storage",type=string,JSONPath=`.status.summary.storage`,description="Bytes used/hard"
+// +kubebuilder:printcolumn:name="Stored",type=string,JSONPath=`.status.summary.remote`,description="Archives and bytes in CheckpointStores, used/hard (remoteLimits)"
 // +kubebuilder:printcolumn:name="Enforcement",type=string,JSONPath=`.spec.enforcement`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,description="Whether usage is computed; False when the spec does not parse (kubectl describe says why)"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -43,6 +43,11 @@ type ClusterCheckpointQuotaSpec struct {
 	NodeFilesystem *NodeFilesystemSpec `json:"nodeFilesystem,omitempty"`
 
 	RetentionSpec `json:",inline"`
+
+	// RemoteLimits bound the archives that offload moved to CheckpointStores; they are
+	// ceilings for the remoteLimits of CheckpointQuotas.
+	// +optional
+	RemoteLimits *ClusterRemoteLimits `json:"remoteLimits,omitempty"`
 }
 
 // ClusterCheckpointQuota is the cluster-wide default policy for checkpoint archives;
@@ -52,6 +57,7 @@ type ClusterCheckpointQuotaSpec struct {
 // +kubebuilder:resource:scope=Cluster,shortName=ccpq,categories=checkpoint-quota
 // +kubebuilder:printcolumn:name="Checkpoints",type=string,JSONPath=`.status.summary.checkpoints`,description="Archives used/hard"
 // +kubebuilder:printcolumn:name="Storage",type=string,JSONPath=`.status.summary.storage`,description="Bytes used/hard"
+// +kubebuilder:printcolumn:name="Stored",type=string,JSONPath=`.status.summary.remote`,description="Archives and bytes in CheckpointStores, used/hard (remoteLimits)"
 // +kubebuilder:printcolumn:name="Enforcement",type=string,JSONPath=`.spec.enforcement`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,description="Whether usage is computed; False when the spec does not parse (kubectl describe says why)"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -132,7 +132,9 @@ type QuotaStatus struct {
 	Summary UsageSummary `json:"summary,omitempty"`
 
 	// Hard holds the limits of this quota that are in force, keyed by level and resource
-	// ("total.checkpoints", "perPod.storage", "maxCheckpointSize", ...).
+	// ("total.checkpoints", "perPod.storage", "maxCheckpointSize", ...); the limits of
+	// spec.remoteLimits under "remoteLimits." ("remoteLimits.perPod.storage"), which count
+	// the archives in CheckpointStores.
 	// +optional
 	Hard map[string]resource.Quantity `json:"hard,omitempty"`
 
@@ -142,12 +144,13 @@ type QuotaStatus struct {
 	Used map[string]resource.Quantity `json:"used,omitempty"`
 	// UsageTable is hard and used as a table, the way kubectl describe shows a ResourceQuota:
 	// a header line, then one line per limit the quota sets, in level order (total,
-	// perNamespace, perPod, perContainer, then maxCheckpointSize, maxAge, orphans), with the
-	// scope nearest it and, in words, whether it is in force. It is for people
-	// (kubectl describe prints it line by line); programs read hard, used and effectivePolicy.
+	// perNamespace, perPod, perContainer, then maxCheckpointSize, maxAge, orphans, then the
+	// same for remoteLimits), with the scope nearest it and, in words, whether it is in
+	// force. It is for people (kubectl describe prints it line by line); programs read
+	// hard, used and effectivePolicy.
 	// +optional
 	// +listType=atomic
-	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:MaxItems=32
 	UsageTable []string `json:"usageTable,omitempty"`
 
 	// Namespaces lists the namespaces nearest their limits (cluster quotas only).
@@ -213,6 +216,10 @@ type UsageSummary struct {
 	// Storage is the bytes against the tightest storage limit, such as "1.2Gi/10Gi".
 	// +optional
 	Storage string `json:"storage,omitempty"`
+	// Remote is the archives and bytes in CheckpointStores against the tightest remote
+	// limits, such as "3/20, 1.2Gi/10Gi"; empty for a quota without remoteLimits.
+	// +optional
+	Remote string `json:"remote,omitempty"`
 }
 
 // Usage is the count and bytes of a set of archives.

@@ -128,9 +128,9 @@ spec:
 		out, stderr, err := env.Kubectl("", "get", "checkpointquotas,clustercheckpointquotas,checkpoints", "-A")
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		GinkgoWriter.Println(out)
-		Expect(out).To(MatchRegexp(`NAMESPACE\s+NAME\s+CHECKPOINTS\s+STORAGE\s+ENFORCEMENT\s+READY\s+AGE`))
+		Expect(out).To(MatchRegexp(`NAMESPACE\s+NAME\s+CHECKPOINTS\s+STORAGE\s+STORED\s+ENFORCEMENT\s+READY\s+AGE`))
 		Expect(out).To(MatchRegexp(ns + `\s+checkpointquota.checkpointquota.dev/shown\s+12/50\s+1200Mi/10Gi\s+Enforce\s+True\s+\d+s`))
-		Expect(out).To(MatchRegexp(`NAMESPACE\s+NAME\s+POD\s+CONTAINER\s+NODE\s+SIZE\s+PINNED\s+ORPHAN-OF\s+AGE`))
+		Expect(out).To(MatchRegexp(`NAMESPACE\s+NAME\s+POD\s+CONTAINER\s+NODE\s+SIZE\s+PINNED\s+STORED-IN\s+ORPHAN-OF\s+AGE`))
 		Expect(out).To(MatchRegexp(ns + `\s+checkpoint.checkpointquota.dev/node-1-shown\s+cache-0\s+redis\s+node-1\s+1.2Gi\s+true\s+3h`))
 
 		out, stderr, err = env.Kubectl("", "get", "cpq,ckpt", "-n", ns)

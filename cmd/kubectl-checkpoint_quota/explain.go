@@ -10,9 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
@@ -33,19 +31,14 @@ func newExplain(o *options) *cobra.Command {
 
 func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
 	out := &writer{w: w}
-	c, err := o.client()
+	c, _, cp, err := o.checkpoint(ctx, name)
 	if err != nil {
 		return err
 	}
-	ns, err := o.namespace()
-	if err != nil {
-		return err
-	}
-	var cp cqv1.Checkpoint
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &cp); err != nil {
-		return err
-	}
-	s, err := loadSnapshot(ctx, c, time.Now())
+	// A copy fetched back to its node counts there; an offloaded archive otherwise counts in
+	// the store, under remoteLimits.
+	stored := cp.IsOffloaded() && !cp.IsFetchedCopy()
+	s, err := loadSnapshot(ctx, c, time.Now(), stored)
 	if err != nil {
 		return err
 	}
@@ -61,7 +54,11 @@ func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
 		return out.err
 	}
 	a := &s.input.Archives[idx]
-	out.printf("  archive    %s/%s/%s on node %s, %s, taken %s\n", a.Namespace, a.Pod, a.Container, a.Node,
+	where := "on node " + a.Node
+	if loc := cp.Status.Location; stored {
+		where = "in CheckpointStore " + loc.Store + " (from node " + a.Node + "), under remoteLimits"
+	}
+	out.printf("  archive    %s/%s/%s %s, %s, taken %s\n", a.Namespace, a.Pod, a.Container, where,
 		quota.Bytes(a.Size), a.CheckpointTime.UTC().Format(time.RFC3339))
 	if p := s.pods[types.NamespacedName{Namespace: a.Namespace, Name: a.Pod}]; p == nil || (a.PodUID != "" && string(p.UID) != a.PodUID) {
 		out.println("  orphan     its pod is gone: under a winning orphans.policy Delete it goes after the grace period, counted from when the manager saw the pod gone")
@@ -87,7 +84,7 @@ func (o *options) explain(ctx context.Context, w io.Writer, name string) error {
 		out.printf("  %-26s %s from %s: this archive is %s\n", policy.NameMaxCheckpointSize, quota.Bytes(r.Value), s.input.Quotas[r.Quota].Name, quota.Bytes(a.Size))
 	}
 	if r := rules.MaxAge; r != nil {
-		out.printf("  %-26s %s from %s: this archive is %s old\n", policy.NameMaxAge, r.Duration, s.input.Quotas[r.Quota].Name, s.input.Now.Sub(a.CheckpointTime).Round(time.Second))
+		out.printf("  %-26s %s from %s: this archive is %s old\n", cmp.Or(r.Rule, policy.NameMaxAge), r.Duration, s.input.Quotas[r.Quota].Name, s.input.Now.Sub(a.CheckpointTime).Round(time.Second))
 	}
 	if r := rules.Orphans; r != nil {
 		out.printf("  %-26s Delete after %s from %s\n", policy.NameOrphans, r.Duration, s.input.Quotas[r.Quota].Name)

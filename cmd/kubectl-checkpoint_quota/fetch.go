@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
@@ -16,38 +19,42 @@ import (
 )
 
 func newFetch(o *options) *cobra.Command {
-	var file, credentialsNamespace string
+	var file, node, credentialsNamespace string
+	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "fetch CHECKPOINT -o FILE",
-		Short: "Copy an offloaded archive from its CheckpointStore to a local file, its SHA-256 verified",
-		Long: "Copy an offloaded archive from its CheckpointStore to a local file. The bytes' SHA-256 must be the one " +
-			"the Checkpoint and the stored object record, or nothing is written. It reads the store's credentials " +
-			"Secret, which cluster admins can read (docs/offload.md).",
+		Use:   "fetch CHECKPOINT (--node NODE | -o FILE)",
+		Short: "Bring an offloaded archive back to its node, or copy it to a local file, its SHA-256 verified",
+		Long: "Bring an offloaded archive back from its CheckpointStore.\n\n" +
+			"--node NODE asks the node agent to put it back into the node's checkpoint directory under its own name, " +
+			"where a restore can use it: the agent downloads it, checks its SHA-256 against the Checkpoint's and the stored " +
+			"object's, and the Checkpoint (same name and UID) then says Fetched. It needs only patch on the Checkpoint " +
+			"(the edit role): the agent holds the store's credentials. NODE is the archive's own node, which its name and " +
+			"spec.archive name. The copy counts on the node, and the limits free it before any other archive; the archive " +
+			"stays stored (docs/offload.md, \"Fetch\").\n\n" +
+			"-o FILE copies it to a local file, written only when the bytes' SHA-256 is the one the Checkpoint and the " +
+			"stored object record. It reads the store's credentials Secret, which cluster admins can read.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if file == "" {
-				return errors.New("-o FILE is required: the file to write the archive to")
+			switch {
+			case (file == "") == (node == ""):
+				return errors.New("give one of --node NODE (back into the node's checkpoint directory) and -o FILE (a local file)")
+			case node != "":
+				return o.fetchToNode(cmd.Context(), args[0], node, timeout)
 			}
 			return o.fetch(cmd.Context(), args[0], file, credentialsNamespace)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "output", "o", "", "the file to write the archive to")
+	cmd.Flags().StringVar(&node, "node", "", "bring the archive back into this node's checkpoint directory: the archive's own node")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "with --node, how long to wait for the node agent")
 	cmd.Flags().StringVar(&credentialsNamespace, "credentials-namespace", "checkpoint-quota-system",
-		"the node agent's namespace, which holds the stores' credentials Secrets")
+		"with -o, the node agent's namespace, which holds the stores' credentials Secrets")
 	return cmd
 }
 
 func (o *options) fetch(ctx context.Context, name, file, credentialsNamespace string) error {
-	c, err := o.client()
+	c, ns, cp, err := o.checkpoint(ctx, name)
 	if err != nil {
-		return err
-	}
-	ns, err := o.namespace()
-	if err != nil {
-		return err
-	}
-	var cp cqv1.Checkpoint
-	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &cp); err != nil {
 		return err
 	}
 	loc := cp.Status.Location
@@ -94,4 +101,68 @@ func (o *options) fetch(ctx context.Context, name, file, credentialsNamespace st
 	}
 	_, err = fmt.Fprintf(o.streams.Out, "%s: %d bytes from CheckpointStore %s, SHA-256 %s verified\n", file, n, loc.Store, computed)
 	return err
+}
+
+// fetchToNode asks the agent of the archive's node to bring it back (AnnotationFetch) and
+// waits until the Checkpoint says the copy is there.
+func (o *options) fetchToNode(ctx context.Context, name, node string, timeout time.Duration) error {
+	c, ns, cp, err := o.checkpoint(ctx, name)
+	if err != nil {
+		return err
+	}
+	a := cp.Spec.Archive
+	switch {
+	case a == nil:
+		return fmt.Errorf("checkpoint %s/%s has no spec.archive: no node agent has published it", ns, name)
+	case a.NodeName != node:
+		return fmt.Errorf("checkpoint %s/%s is an archive of node %s: --node brings it back there only, since its name and "+
+			"spec.archive name that node's checkpoint directory; to use it elsewhere, copy it with -o FILE", ns, name, a.NodeName)
+	case cp.Status.Location == nil:
+		return fmt.Errorf("checkpoint %s/%s is on node %s, not in a CheckpointStore: nothing to fetch", ns, name, a.NodeName)
+	case cp.IsFetchedCopy():
+		_, err := fmt.Fprintf(o.streams.Out, "%s/%s is on node %s already: %s\n", ns, name, node, fetchedMessage(cp))
+		return err
+	}
+	patch := client.MergeFrom(cp.DeepCopy())
+	if cp.Annotations == nil {
+		cp.Annotations = map[string]string{}
+	}
+	cp.Annotations[cqv1.AnnotationFetch] = "kubectl checkpoint-quota fetch at " + time.Now().UTC().Format(time.RFC3339)
+	if err := c.Patch(ctx, cp, patch); err != nil {
+		return fmt.Errorf("asking for the fetch of %s/%s: %w", ns, name, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	said := ""
+	for {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cp); err != nil {
+			return err
+		}
+		_, pending := cp.Annotations[cqv1.AnnotationFetch]
+		if !pending && cp.IsFetchedCopy() {
+			_, err := fmt.Fprintf(o.streams.Out, "%s/%s (UID %s) is back on node %s: %s\n", ns, name, cp.UID, node, fetchedMessage(cp))
+			return err
+		}
+		if f := meta.FindStatusCondition(cp.Status.Conditions, cqv1.CheckpointConditionFetched); f != nil &&
+			f.Status == metav1.ConditionFalse && f.Reason == "FetchFailed" && f.Message != said {
+			said = f.Message
+			_, _ = fmt.Fprintf(o.streams.ErrOut, "not yet: %s\n", said)
+		}
+		select {
+		case <-ctx.Done():
+			if said != "" {
+				return fmt.Errorf("the node agent of %s did not bring %s/%s back within %s: %s", node, ns, name, timeout, said)
+			}
+			return fmt.Errorf("the node agent of %s did not bring %s/%s back within %s (is it running?); the request stays (annotation %s)",
+				node, ns, name, timeout, cqv1.AnnotationFetch)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func fetchedMessage(cp *cqv1.Checkpoint) string {
+	if f := meta.FindStatusCondition(cp.Status.Conditions, cqv1.CheckpointConditionFetched); f != nil {
+		return f.Message
+	}
+	return ""
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -64,6 +65,23 @@ func (o *options) client() (client.Client, error) {
 		return nil, err
 	}
 	return client.New(cfg, client.Options{Scheme: scheme()})
+}
+
+// checkpoint reads the Checkpoint name of -n's namespace, with the client that read it.
+func (o *options) checkpoint(ctx context.Context, name string) (client.Client, string, *cqv1.Checkpoint, error) {
+	c, err := o.client()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	ns, err := o.namespace()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	cp := &cqv1.Checkpoint{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cp); err != nil {
+		return nil, "", nil, err
+	}
+	return c, ns, cp, nil
 }
 
 // namespace is -n, else the kubeconfig context's namespace.

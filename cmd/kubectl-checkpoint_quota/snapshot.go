@@ -24,7 +24,9 @@ type snapshot struct {
 	invalid     map[string]error
 }
 
-func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapshot, error) {
+// loadSnapshot reads the archives of one tier: those in CheckpointStores (stored) under the
+// quotas' remoteLimits (their twins, quota.Remote), or those on nodes under their limits.
+func loadSnapshot(ctx context.Context, c client.Client, now time.Time, stored bool) (*snapshot, error) {
 	s := &snapshot{pods: map[types.NamespacedName]*corev1.Pod{}, invalid: map[string]error{}}
 	var policies []*policy.Quota
 	var unparsed []policy.Ref
@@ -80,13 +82,26 @@ func loadSnapshot(ctx context.Context, c client.Client, now time.Time) (*snapsho
 	for i := range cps.Items {
 		cp := &cps.Items[i]
 		a, ok := quota.ArchiveOf(cp)
-		if !ok || cp.IsArchiveRemoved() {
+		if !ok || cp.IsArchiveRemoved() || !inTier(cp, stored) {
 			continue
 		}
+		a.Copy = a.Copy && !stored // in the store, a fetched copy's archive is as any other
 		s.checkpoints = append(s.checkpoints, cp)
 		s.input.Archives = append(s.input.Archives, a)
+	}
+	if stored {
+		policies, _ = quota.Remote(policies)
 	}
 	s.input, s.governance = quota.InputOf(policies, s.input.Archives,
 		quota.Labels{Namespaces: nsLabels, Pod: quota.PodLabelsFrom(s.pods), Unparsed: unparsed}, now)
 	return s, nil
+}
+
+// inTier says whether a Checkpoint's archive counts in the tier asked for: in a store when it
+// is offloaded, on its node when it is not or when a copy was fetched back there (both).
+func inTier(cp *cqv1.Checkpoint, stored bool) bool {
+	if stored {
+		return cp.IsOffloaded()
+	}
+	return !cp.IsOffloaded() || cp.IsFetchedCopy()
 }

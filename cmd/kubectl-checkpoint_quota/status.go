@@ -90,6 +90,9 @@ func printQuota(out *writer, title string, mode cqv1.EnforcementMode, st *cqv1.Q
 	for _, line := range st.UsageTable {
 		out.println("  " + line)
 	}
+	if st.Summary.Remote != "" {
+		out.println("  on nodes: " + st.Summary.Checkpoints + ", " + st.Summary.Storage + "; in CheckpointStores: " + st.Summary.Remote)
+	}
 	if pods := nearestScopes(st); pods != "" {
 		out.println("  nearest their limits: " + pods)
 	}

@@ -36,6 +36,17 @@ func TestPrintQuota(t *testing.T) {
 				"  nearest their limits: shop/web-0 3 (0)",
 				"  OverQuota: pins keep perPod.checkpoints at 3/2"},
 		},
+		"remoteLimits: the stored usage beside the node usage": {
+			st: cqv1.QuotaStatus{
+				UsageTable: []string{"LIMIT                            USED  HARD", "total.checkpoints                2     5",
+					"remoteLimits.total.checkpoints   3     3"},
+				Summary: cqv1.UsageSummary{Checkpoints: "2/5", Storage: "2Mi", Remote: "3/3, 3Mi"},
+			},
+			want: []string{"CheckpointQuota shop/q (Enforce)",
+				"  LIMIT                            USED  HARD", "  total.checkpoints                2     5",
+				"  remoteLimits.total.checkpoints   3     3",
+				"  on nodes: 2/5, 2Mi; in CheckpointStores: 3/3, 3Mi"},
+		},
 		"a spec that does not parse: why, and nothing else": {
 			st: cqv1.QuotaStatus{Conditions: []metav1.Condition{
 				cond(cqv1.ConditionReady, metav1.ConditionFalse, cqv1.ReasonInvalidSpec, "spec.maxAge: bad; fix the field"),

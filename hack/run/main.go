@@ -148,7 +148,13 @@ func run(ctx context.Context, root string, opts options) error {
 		return err
 	}
 
-	printInstructions(cl, dir, opts.node, local)
+	store, err := startSampleStore(ctx, cl, local)
+	if err != nil {
+		return fmt.Errorf("starting the sample S3 server: %w", err)
+	}
+	defer store.stop()
+
+	printInstructions(cl, dir, opts.node, local, store.note)
 	<-ctx.Done()
 	fmt.Println("\nStopping ...")
 	return nil
@@ -281,7 +287,11 @@ func waitReady(ctx context.Context, probes map[string]int, local string) error {
 	return nil
 }
 
-func printInstructions(cl *cluster, dir, node, local string) {
+// printInstructions prints the status block; storeNote says what of the sample store.
+func printInstructions(cl *cluster, dir, node, local, storeNote string) {
+	if storeNote != "" {
+		storeNote += "\n\n"
+	}
 	fmt.Printf(`
 checkpoint-quota is running.
 
@@ -302,9 +312,9 @@ with the roles and the admission policy of config/. To act as a namespace editor
   %s create rolebinding alice-edit --clusterrole=edit --user=alice -n default
   %s --as alice -n default get checkpoints
 
-Ctrl-C stops everything.
+%sCtrl-C stops everything.
 `, cl.kubeconfig, dir, node, filepath.Join(local, "logs"), cl.kubeconfig, cl.kubectl, cl.kubectl,
-		cl.posture.Manager.User, cl.posture.AgentOn(node).User, cl.kubectl, cl.kubectl)
+		cl.posture.Manager.User, cl.posture.AgentOn(node).User, cl.kubectl, cl.kubectl, storeNote)
 	if !cl.webhooks {
 		fmt.Println("Admission webhooks are off: the cluster cannot reach this machine. `make deploy` installs them in the cluster.")
 	}

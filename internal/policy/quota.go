@@ -142,6 +142,9 @@ type Quota struct {
 	Orphans *OrphanRule
 	// Enforcement is the quota's mode; empty reads as Enforce.
 	Enforcement cqv1.EnforcementMode
+	// Remote is the quota's twin for the remote tier (remote.go): spec.remoteLimits as its
+	// limits; nil when the quota sets no remoteLimits.
+	Remote *Quota
 
 	// limits holds each limit the quota sets, at most one per key: a few, looked through
 	// faster than a map's hashing, in a fifth of its memory.
@@ -200,6 +203,9 @@ func FromCheckpointQuota(cq *cqv1.CheckpointQuota) (*Quota, error) {
 	if err := q.setAll(CheckpointQuotaLevels(cq), &cq.Spec.RetentionSpec); err != nil {
 		return nil, err
 	}
+	if q.Remote, err = remoteTwin(q, CheckpointQuotaRemoteLevels(cq), cq.Spec.RemoteLimits.Age()); err != nil {
+		return nil, err
+	}
 	return q, nil
 }
 
@@ -218,6 +224,9 @@ func FromClusterQuota(cq *cqv1.ClusterCheckpointQuota) (*Quota, error) {
 		q.Specificity = ClusterTargeted
 	}
 	if err := q.setAll(ClusterQuotaLevels(cq), &cq.Spec.RetentionSpec); err != nil {
+		return nil, err
+	}
+	if q.Remote, err = remoteTwin(q, ClusterQuotaRemoteLevels(cq), cq.Spec.RemoteLimits.Age()); err != nil {
 		return nil, err
 	}
 	return q, nil

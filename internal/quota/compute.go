@@ -229,8 +229,16 @@ func (lg *ledger) prune(active []bool) ([]*Prune, []quotaBlock) {
 		// An archive of unknown age (no checkpoint time) has no age for maxAge to measure.
 		case r.MaxAge != nil && active[r.MaxAge.Quota] && !a.CheckpointTime.IsZero() &&
 			!in.Now.Before(a.CheckpointTime.Add(r.MaxAge.Duration)):
-			mark(i, &Prune{Archive: i, Quota: r.MaxAge.Quota, Rule: policy.NameMaxAge, Scope: scope,
-				Reason: fmt.Sprintf("maxAge %s/%s", in.Now.Sub(a.CheckpointTime).Round(time.Second), r.MaxAge.Duration)})
+			age := in.Now.Sub(a.CheckpointTime).Round(time.Second)
+			// The rule's name is a constant in the format where it can be: one argument
+			// fewer is one allocation fewer per archive that maxAge prunes.
+			var reason string
+			if r.MaxAge.Rule == "" {
+				reason = fmt.Sprintf("maxAge %s/%s", age, r.MaxAge.Duration)
+			} else {
+				reason = fmt.Sprintf("%s %s/%s", r.MaxAge.Rule, age, r.MaxAge.Duration)
+			}
+			mark(i, &Prune{Archive: i, Quota: r.MaxAge.Quota, Rule: cmp.Or(r.MaxAge.Rule, policy.NameMaxAge), Scope: scope, Reason: reason})
 		case r.Orphans != nil && active[r.Orphans.Quota] && !a.OrphanSince.IsZero() &&
 			!in.Now.Before(a.OrphanSince.Add(r.Orphans.Duration)):
 			mark(i, &Prune{Archive: i, Quota: r.Orphans.Quota, Rule: policy.NameOrphans, Scope: scope,

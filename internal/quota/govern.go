@@ -257,6 +257,9 @@ func (r *resolver) rulesOf(res policy.Resolution) Rules {
 			qi := r.index[q.Ref]
 			if k == policy.MaxAge {
 				rules.MaxAge = &Retention{Quota: qi, Duration: *q.MaxAge}
+				if name := q.Limit(k).Name; name != policy.NameMaxAge {
+					rules.MaxAge.Rule = name // a remote twin's
+				}
 			} else {
 				rules.MaxSize = &Retention{Quota: qi, Value: q.Limit(k).Value}
 			}

@@ -11,13 +11,16 @@ import (
 	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 )
 
-// Older orders archives oldest first: by checkpoint time, then namespace and name so
-// that the order is stable.
+// Older orders archives oldest first: copies of stored archives first (removing one loses
+// nothing), then by checkpoint time, then namespace and name so that the order is stable.
 func Older(a, b *Archive) bool { return Compare(a, b) < 0 }
 
 // Compare is Older as a three-way comparison for slices.SortFunc: negative when a is
 // older than b, positive when newer, 0 only for the same namespace and name.
 func Compare(a, b *Archive) int {
+	if a.Copy != b.Copy {
+		return compareCopies(a)
+	}
 	if c := compareTimes(a.CheckpointTime, b.CheckpointTime); c != 0 {
 		return c
 	}
@@ -43,6 +46,9 @@ func timeKeyOf(t time.Time) timeKey {
 
 // compareKeyed is Compare on archives whose time keys are given.
 func compareKeyed(a, b *Archive, ka, kb timeKey) int {
+	if a.Copy != b.Copy {
+		return compareCopies(a)
+	}
 	if c := cmp.Compare(ka.sec, kb.sec); c != 0 {
 		return c
 	}
@@ -53,6 +59,15 @@ func compareKeyed(a, b *Archive, ka, kb timeKey) int {
 		return c
 	}
 	return strings.Compare(a.Name, b.Name)
+}
+
+// compareCopies orders a copy before an archive that is not one, for a and b of which one
+// only is a copy.
+func compareCopies(a *Archive) int {
+	if a.Copy {
+		return -1
+	}
+	return 1
 }
 
 // compareTimes orders two times; an unknown (zero) time sorts after a known one, so that

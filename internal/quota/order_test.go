@@ -18,15 +18,17 @@ func TestCompare(t *testing.T) {
 		a, b *Archive
 		want int
 	}{
-		"older first":                         {at("shop", "b", t0), at("shop", "a", t0.Add(time.Second)), -1},
-		"newer after":                         {at("shop", "a", t0.Add(time.Nanosecond)), at("shop", "b", t0), 1},
-		"same time: namespace breaks the tie": {at("apps", "z", t0), at("shop", "a", t0), -1},
-		"same time and namespace: name":       {at("shop", "b", t0), at("shop", "a", t0), 1},
-		"the same archive":                    {at("shop", "a", t0), at("shop", "a", t0), 0},
-		"unknown time sorts after any known":  {at("shop", "a", time.Time{}), at("shop", "b", t0.AddDate(300, 0, 0)), 1},
-		"two unknown times: by name":          {at("shop", "a", time.Time{}), at("shop", "b", time.Time{}), -1},
-		"far past and far future":             {at("shop", "b", time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC)), at("shop", "a", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)), -1},
-		"time zone does not matter":           {at("shop", "b", t0.In(time.FixedZone("CET", 3600))), at("shop", "a", t0.Add(time.Second)), -1},
+		"older first":                            {at("shop", "b", t0), at("shop", "a", t0.Add(time.Second)), -1},
+		"newer after":                            {at("shop", "a", t0.Add(time.Nanosecond)), at("shop", "b", t0), 1},
+		"same time: namespace breaks the tie":    {at("apps", "z", t0), at("shop", "a", t0), -1},
+		"same time and namespace: name":          {at("shop", "b", t0), at("shop", "a", t0), 1},
+		"the same archive":                       {at("shop", "a", t0), at("shop", "a", t0), 0},
+		"unknown time sorts after any known":     {at("shop", "a", time.Time{}), at("shop", "b", t0.AddDate(300, 0, 0)), 1},
+		"two unknown times: by name":             {at("shop", "a", time.Time{}), at("shop", "b", time.Time{}), -1},
+		"far past and far future":                {at("shop", "b", time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC)), at("shop", "a", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)), -1},
+		"time zone does not matter":              {at("shop", "b", t0.In(time.FixedZone("CET", 3600))), at("shop", "a", t0.Add(time.Second)), -1},
+		"a fetched copy before an older archive": {copyOf(at("shop", "b", t0.Add(time.Hour))), at("apps", "a", t0), -1},
+		"two copies: by time":                    {copyOf(at("shop", "b", t0.Add(time.Hour))), copyOf(at("shop", "a", t0)), 1},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -51,7 +53,8 @@ func TestLedgerOrderIsCompare(t *testing.T) {
 		time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), t0.In(time.FixedZone("CET", 3600))}
 	archives := make([]Archive, 2000)
 	for i := range archives {
-		archives[i] = Archive{Namespace: fmt.Sprint("ns-", rnd.IntN(3)), Name: fmt.Sprint("a-", i), CheckpointTime: times[rnd.IntN(len(times))]}
+		archives[i] = Archive{Namespace: fmt.Sprint("ns-", rnd.IntN(3)), Name: fmt.Sprint("a-", i), CheckpointTime: times[rnd.IntN(len(times))],
+			Copy: rnd.IntN(10) == 0}
 	}
 	want := make([]int, len(archives))
 	for i := range want {
@@ -62,6 +65,11 @@ func TestLedgerOrderIsCompare(t *testing.T) {
 	if diff := cmp.Diff(want, w.order); diff != "" {
 		t.Errorf("order (-Compare +ledger):\n%s", diff)
 	}
+}
+
+func copyOf(a *Archive) *Archive {
+	a.Copy = true
+	return a
 }
 
 func sign(n int) int {

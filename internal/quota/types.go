@@ -41,6 +41,9 @@ type Archive struct {
 	// Deleting archives are those of Checkpoints being deleted that a finalizer holds: the
 	// file is on the node until the agent removes it, so they count, and are not pruned again.
 	Deleting bool
+	// Copy is a copy of a stored archive brought back to its node: it counts, and every
+	// rule frees it before any other archive, since removing it loses nothing.
+	Copy bool
 	// OrphanSince is when the controller first found the archive's pod gone; zero while
 	// the pod exists or while that is not known for sure.
 	OrphanSince time.Time
@@ -73,6 +76,9 @@ type Bound struct {
 // Retention is a per-archive rule in force for an archive, and the quota it comes from.
 type Retention struct {
 	Quota int
+	// Rule names the rule in prunes, such as "remoteLimits.maxAge"; empty reads as the
+	// rule's own name ("maxAge").
+	Rule string
 	// Value is bytes for maxCheckpointSize; Duration is maxAge or the orphan grace period.
 	Value    int64
 	Duration time.Duration

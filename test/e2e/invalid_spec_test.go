@@ -58,7 +58,7 @@ var _ = Describe("A quota whose spec does not parse", func() {
 		})
 
 		By("kubectl get: no used/hard, and Ready False")
-		Eventually(get, 30*time.Second, time.Second).Should(MatchRegexp(`(?m)^NAME\s+CHECKPOINTS\s+STORAGE\s+ENFORCEMENT\s+READY\s+AGE\nteam\s+DryRun\s+False\s+`))
+		Eventually(get, 30*time.Second, time.Second).Should(MatchRegexp(`(?m)^NAME\s+CHECKPOINTS\s+STORAGE\s+STORED\s+ENFORCEMENT\s+READY\s+AGE\nteam\s+DryRun\s+False\s+`))
 
 		By("kubectl describe: the parse error, and no value of the previous spec in status")
 		out, stderr, err := env.Kubectl("", "describe", "cpq", "team", "-n", ns)

@@ -6,22 +6,28 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
+	"github.com/checkpoint-quota/checkpoint-quota/nodeagent"
 	"github.com/checkpoint-quota/checkpoint-quota/test/archive"
 	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
 	"github.com/checkpoint-quota/checkpoint-quota/test/s3server"
@@ -76,18 +82,26 @@ spec:
 		sums = map[string]string{}
 	})
 
-	// write writes an archive of app-0/app and notes its SHA-256 before anything can move it.
-	write := func(ctx context.Context) {
+	// writeAt writes an archive of app-0/app of size bytes (0: the builder's), taken at the
+	// given offset from now, and notes its SHA-256 before anything can move it.
+	writeAt := func(ctx context.Context, age time.Duration, size int64) string {
 		GinkgoHelper()
 		uid := createPodOnce(ctx, ns, "app-0", "app")
 		archivesWritten++
-		at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second).Add(time.Duration(archivesWritten) * time.Second)
-		path := archive.New(ns, "app-0", "app").WithUID(uid).At(at).MustWrite(ckptDir)
+		at := time.Now().UTC().Add(-age).Truncate(time.Second).Add(time.Duration(archivesWritten) * time.Second)
+		a := archive.New(ns, "app-0", "app").WithUID(uid).At(at)
+		if size > 0 {
+			a = a.WithSize(size)
+		}
+		path := a.MustWrite(ckptDir)
 		data, err := os.ReadFile(path)
 		Expect(err).NotTo(HaveOccurred())
 		sum := sha256.Sum256(data)
 		sums[filepath.Base(path)] = hex.EncodeToString(sum[:])
+		return filepath.Base(path)
 	}
+	// write writes an archive taken an hour ago.
+	write := func(ctx context.Context) { writeAt(ctx, time.Hour, 0) }
 	// stored lists the keys of the store under the namespace.
 	stored := func(g Gomega, ctx context.Context) []string {
 		var keys []string
@@ -150,12 +164,32 @@ spec:
 		Expect(strings.Count(out, " archive ")).To(Equal(5))
 	})
 
+	It("says in the store's status that the node reaches and writes it, and names the node and the error when it cannot", func(ctx context.Context) {
+		storeCondition(ctx, "archive", cqv1.StoreConditionReachable, metav1.ConditionTrue, time.Minute)
+		msg := storeCondition(ctx, "archive", cqv1.StoreConditionWritable, metav1.ConditionTrue, time.Minute)
+		Expect(msg).To(Equal("every node that checked (1) can write to the store"))
+
+		By("wrong credentials")
+		createStore(ctx, "wrong-keys", srv.Endpoint, bucket, s3server.AccessKeyID, "not-the-secret")
+		msg = storeCondition(ctx, "wrong-keys", cqv1.StoreConditionReachable, metav1.ConditionFalse, time.Minute)
+		Expect(msg).To(HavePrefix("1 of 1 nodes cannot reach the store; " + nodeName + ": "))
+		Expect(msg).To(MatchRegexp(`(?i)signature|access ?denied|credentials`))
+		GinkgoWriter.Println("wrong credentials:", msg)
+
+		By("a bucket deleted under the store")
+		Expect(srv.MakeBucket(ctx, "doomed")).To(Succeed())
+		createStore(ctx, "doomed", srv.Endpoint, "doomed", s3server.AccessKeyID, s3server.SecretAccessKey)
+		storeCondition(ctx, "doomed", cqv1.StoreConditionWritable, metav1.ConditionTrue, time.Minute)
+		// A check of the node may hold an object there for a moment.
+		Eventually(func() error { return srv.Client.RemoveBucket(ctx, "doomed") }).WithContext(ctx).Should(Succeed())
+		msg = storeCondition(ctx, "doomed", cqv1.StoreConditionReachable, metav1.ConditionFalse, time.Minute)
+		Expect(msg).To(Equal("1 of 1 nodes cannot reach the store; " + nodeName + `: bucket "doomed" does not exist`))
+		msg = storeCondition(ctx, "doomed", cqv1.StoreConditionWritable, metav1.ConditionFalse, time.Minute)
+		Expect(msg).To(ContainSubstring(nodeName + `: bucket "doomed" does not exist`))
+	})
+
 	It("fetches an offloaded archive to a local file, byte for byte, with kubectl checkpoint-quota fetch", func(ctx context.Context) {
-		plugin := filepath.Join(GinkgoT().TempDir(), "kubectl-checkpoint_quota")
-		build := exec.CommandContext(ctx, "go", "build", "-o", plugin, "./cmd/kubectl-checkpoint_quota")
-		build.Dir = testenv.RepoRoot()
-		out, err := build.CombinedOutput()
-		Expect(err).NotTo(HaveOccurred(), string(out))
+		plugin := buildPlugin(ctx)
 		var stored *cqv1.Checkpoint
 		for _, c := range checkpointsIn(ctx, Default, ns) {
 			if c.Status.Location != nil {
@@ -165,7 +199,7 @@ spec:
 		}
 		Expect(stored).NotTo(BeNil())
 		file := filepath.Join(GinkgoT().TempDir(), "fetched.tar")
-		out, err = exec.CommandContext(ctx, plugin, "--kubeconfig", env.Kubeconfig, "-n", ns, "fetch", stored.Name, "-o", file).CombinedOutput()
+		out, err := exec.CommandContext(ctx, plugin, "--kubeconfig", env.Kubeconfig, "-n", ns, "fetch", stored.Name, "-o", file).CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), string(out))
 		Expect(string(out)).To(ContainSubstring("verified"))
 		data, err := os.ReadFile(file)
@@ -205,6 +239,90 @@ spec:
 		}
 	})
 
+	It("still frees a node over perNode while the store is down, says what it lost, and loses nothing else", func(ctx context.Context) {
+		DeferCleanup(func() {
+			_, _, _ = env.Kubectl("", "delete", "clustercheckpointquota", "offload-node", "--ignore-not-found")
+		})
+		// The node rule counts every archive of the node; the archives of this spec are the
+		// oldest there (taken two hours ago), so that it is they that the rule frees.
+		onNode := tarsIn(Default, ckptDir)
+		limit := onNode + 2
+		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: ClusterCheckpointQuota
+metadata: {name: offload-node}
+spec:
+  limits: {perNode: {checkpoints: `+strconv.Itoa(limit)+`}}
+  offload: {store: archive}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		kept := filesOf(Default, ns) // the newest three, which perContainer keeps on the node
+
+		By("watching every file leave the node: each must be stored and verified first, or pruned by the node rule")
+		watch := watchRemovals(ctx, ns)
+
+		By("a stream of archives, the store killed in the middle of a multipart upload")
+		var written []string
+		for range 3 {
+			// 40 MiB: three parts of 16 MiB.
+			written = append(written, writeAt(ctx, 2*time.Hour, 40<<20))
+			time.Sleep(300 * time.Millisecond)
+		}
+		Eventually(func() bool {
+			for u := range srv.Client.ListIncompleteUploads(ctx, bucket, "e2e/"+ns+"/", true) {
+				if u.Err == nil {
+					return true
+				}
+			}
+			return false
+		}, time.Minute, 20*time.Millisecond).Should(BeTrue(), "no upload in progress to kill the store in the middle of")
+		failed := func() float64 {
+			return metricValue(Default, agentMetrics, `checkpointquota_node_offload_failures_total{store="archive"}`)
+		}
+		failedBefore := failed()
+		srv.Kill()
+		killed := time.Now()
+		for range 4 {
+			written = append(written, writeAt(ctx, 2*time.Hour, 8<<20))
+			time.Sleep(300 * time.Millisecond)
+		}
+
+		By("the node rule frees the node while the store is down, and says what it lost")
+		Eventually(func(g Gomega) int { return tarsIn(g, ckptDir) }, 3*time.Minute, time.Second).Should(BeNumerically("<=", limit),
+			"the node stays over perNode while the store is down")
+		freedIn := time.Since(killed).Round(time.Second)
+		tries := failed() - failedBefore
+		lost := offloadLost(ctx)
+		Expect(lost).NotTo(BeEmpty(), "no OffloadLost event names what the node rule deleted")
+		for _, key := range lost {
+			Expect(key).To(HavePrefix(ns+"/"), "the node rule took an archive of another namespace: %s", key)
+		}
+		Expect(filesOf(Default, ns)).To(ContainElements(kept), "an archive that perContainer keeps left the node")
+
+		By("the store back: everything that is left converges, nothing half-written counts")
+		Expect(srv.Restart(ctx)).To(Succeed())
+		removed := watch()
+		var lostFiles []string
+		for file, what := range removed {
+			switch what {
+			case removedStored:
+			case removedDeleted:
+				name := nodeagent.ObjectName(nodeName, ckptDir, file)
+				Expect(lost).To(ContainElement(ns+"/"+name), "%s left the node unstored, and no OffloadLost event says so", file)
+				lostFiles = append(lostFiles, file)
+			default:
+				Fail(file + " left the node while its Checkpoint had no location: " + string(what))
+			}
+		}
+		Expect(lostFiles).NotTo(BeEmpty())
+		for _, f := range lostFiles {
+			Expect(written).To(ContainElement(f), "the node rule deleted an archive older than this spec's")
+			delete(sums, f) // gone on purpose: it is nowhere now
+		}
+		Eventually(converged, 3*time.Minute).WithContext(ctx).Should(Succeed())
+		GinkgoWriter.Printf("perNode %d: the node within it %s after the store was killed, after %.0f failed uploads; %d of %d archives lost while it was down (%v)\n",
+			limit, freedIn, tries, len(lostFiles), len(written), lostFiles)
+	})
+
 	It("deletes the stored object of a Checkpoint that a person deletes", func(ctx context.Context) {
 		var victim *cqv1.Checkpoint
 		for _, c := range checkpointsIn(ctx, Default, ns) {
@@ -217,6 +335,121 @@ spec:
 		Expect(env.Client.Delete(ctx, victim)).To(Succeed())
 		Eventually(func(g Gomega) []string { return stored(g, ctx) }).WithContext(ctx).ShouldNot(ContainElement(victim.Status.Location.Key))
 		Expect(filesOf(Default, ns)).To(HaveLen(3))
+
+		By("one deleted while its node's agent is down: the agent, back, deletes its object")
+		victim = nil
+		for _, c := range checkpointsIn(ctx, Default, ns) {
+			if c.Status.Location != nil {
+				victim = &c
+				break
+			}
+		}
+		Expect(victim).NotTo(BeNil())
+		Expect(agent.Stop(10 * time.Second)).To(Succeed())
+		Expect(env.Client.Delete(ctx, victim)).To(Succeed())
+		Expect(stored(Default, ctx)).To(ContainElement(victim.Status.Location.Key))
+		Expect(agent.Start()).To(Succeed())
+		Eventually(func(g Gomega) []string { return stored(g, ctx) }, time.Minute).WithContext(ctx).ShouldNot(ContainElement(victim.Status.Location.Key))
+		Expect(filesOf(Default, ns)).To(HaveLen(3))
+	})
+
+	It("brings an offloaded archive back to its node with fetch --node, byte for byte, as the same Checkpoint; a tenant asks only for her own", func(ctx context.Context) {
+		plugin := buildPlugin(ctx)
+		quotaAt := func(n int) {
+			GinkgoHelper()
+			_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: offload, namespace: `+ns+`}
+spec:
+  limits: {perContainer: {checkpoints: `+strconv.Itoa(n)+`}}
+  offload: {store: archive}
+`, "apply", "-f", "-")
+			Expect(err).NotTo(HaveOccurred(), stderr)
+		}
+		// The copy counts on the node like any archive, and the limits free it first: the
+		// container needs room for it.
+		quotaAt(4)
+		DeferCleanup(func() { quotaAt(3) })
+		onNode := filesOf(Default, ns)
+		var stored cqv1.Checkpoint
+		for _, c := range checkpointsIn(ctx, Default, ns) {
+			if c.Status.Location != nil {
+				stored = c
+				break
+			}
+		}
+		Expect(stored.Status.Location).NotTo(BeNil())
+		count := len(checkpointsIn(ctx, Default, ns))
+		alice := newTenant(ctx, ns)
+		otherNs, err := env.CreateNamespace(ctx, "fetcher")
+		Expect(err).NotTo(HaveOccurred())
+		bob, err := env.NewTenant(ctx, "bob", otherNs)
+		Expect(err).NotTo(HaveOccurred())
+		as := func(id testenv.Identity, args ...string) (string, error) {
+			cmd := exec.CommandContext(ctx, plugin, append(append([]string{"--kubeconfig", env.Kubeconfig}, id.KubectlArgs()...), args...)...)
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+
+		By("bob, an editor of another namespace, cannot ask for it, with the plugin or kubectl --as")
+		out, err := as(bob.Identity, "-n", ns, "fetch", stored.Name, "--node", nodeName)
+		Expect(err).To(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("forbidden"))
+		_, stderr, err := env.KubectlAs(bob.Identity, "", "annotate", "-n", ns, "checkpoint", stored.Name, cqv1.AnnotationFetch+"=bob")
+		Expect(err).To(HaveOccurred())
+		Expect(stderr).To(ContainSubstring("forbidden"))
+
+		By("nobody brings it to another node: the node is the Checkpoint's own, which nobody can change")
+		out, err = as(alice.Identity, "-n", ns, "fetch", stored.Name, "--node", "elsewhere")
+		Expect(err).To(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("is an archive of node " + nodeName + ": --node brings it back there only"))
+		_, stderr, err = alice.Kubectl("", "patch", "checkpoint", stored.Name, "--type", "merge", "-p", `{"spec":{"archive":{"nodeName":"elsewhere"}}}`)
+		Expect(err).To(HaveOccurred(), "alice moved spec.archive to another node")
+		Expect(stderr).To(ContainSubstring("spec.archive is written by the node agent"))
+
+		By("alice, an editor of its namespace, brings it back with the plugin run --as her")
+		out, err = as(alice.Identity, "-n", ns, "fetch", stored.Name, "--node", nodeName, "--timeout", "2m")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("is back on node " + nodeName))
+		Expect(out).To(ContainSubstring("SHA-256 " + sums[stored.Spec.Archive.FileName] + ", verified"))
+		path := filepath.Join(ckptDir, stored.Spec.Archive.FileName)
+		data, err := os.ReadFile(path)
+		Expect(err).NotTo(HaveOccurred())
+		sum := sha256.Sum256(data)
+		Expect(hex.EncodeToString(sum[:])).To(Equal(sums[stored.Spec.Archive.FileName]), "the file is not the archive's bytes")
+		info, err := os.Stat(path)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o600)), "the kubelet's mode")
+
+		By("the agent shows it as the same Checkpoint, which stays, and counts on the node")
+		Consistently(func(g Gomega) {
+			var c cqv1.Checkpoint
+			g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&stored), &c)).To(Succeed())
+			g.Expect(c.UID).To(Equal(stored.UID))
+			g.Expect(c.IsFetchedCopy()).To(BeTrue(), "%v", c.Status)
+			g.Expect(c.Status.Location).To(Equal(stored.Status.Location))
+			g.Expect(c.Annotations).NotTo(HaveKey(cqv1.AnnotationFetch))
+			g.Expect(checkpointsIn(ctx, g, ns)).To(HaveLen(count), "a second Checkpoint for the fetched file")
+			g.Expect(filesOf(g, ns)).To(ConsistOf(append(onNode, stored.Spec.Archive.FileName)))
+		}, 10*time.Second, time.Second).Should(Succeed())
+		out, stderr, err = env.Kubectl("", "describe", "checkpoint", "-n", ns, stored.Name)
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(out).To(ContainSubstring("a copy is back on node " + nodeName))
+
+		By("with no room left under the limit, the copy is the first to go, and the archive stays stored")
+		quotaAt(3)
+		Eventually(func(g Gomega) {
+			g.Expect(filesOf(g, ns)).To(ConsistOf(onNode))
+			var c cqv1.Checkpoint
+			g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&stored), &c)).To(Succeed())
+			g.Expect(c.UID).To(Equal(stored.UID))
+			g.Expect(c.Status.Location).To(Equal(stored.Status.Location))
+			f := meta.FindStatusCondition(c.Status.Conditions, cqv1.CheckpointConditionFetched)
+			g.Expect(f).NotTo(BeNil())
+			g.Expect(f.Reason).To(Equal("CopyRemoved"), f.Message)
+		}, time.Minute).Should(Succeed())
+		_, err = srv.Client.StatObject(ctx, bucket, stored.Status.Location.Key, minio.StatObjectOptions{})
+		Expect(err).NotTo(HaveOccurred(), "the stored archive went with its copy")
 	})
 
 	It("moves the archives older than offload.after while the limits keep them, and deletes none", func(ctx context.Context) {
@@ -283,3 +516,124 @@ spec:
 		}, 60*time.Second).Should(Succeed())
 	})
 })
+
+// tarsIn counts the archives in dir.
+func tarsIn(g Gomega, dir string) int {
+	entries, err := os.ReadDir(dir)
+	g.Expect(err).NotTo(HaveOccurred())
+	n := 0
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tar") {
+			n++
+		}
+	}
+	return n
+}
+
+// offloadLost lists the Checkpoints (namespace/name) that OffloadLost events name.
+func offloadLost(ctx context.Context) []string {
+	GinkgoHelper()
+	var list corev1.EventList
+	Expect(env.Client.List(ctx, &list, client.MatchingFields{"reason": "OffloadLost"})).To(Succeed())
+	var out []string
+	for _, e := range list.Items {
+		// "Deleting ns/name from node ..."
+		if f := strings.Fields(e.Message); len(f) > 1 && f[0] == "Deleting" {
+			out = append(out, f[1])
+		}
+	}
+	return out
+}
+
+// removal says how an archive left the node, as its Checkpoint showed right after.
+type removal string
+
+const (
+	// removedStored: its Checkpoint had a location whose object holds the file's bytes.
+	removedStored removal = "stored"
+	// removedDeleted: its Checkpoint was gone (pruned).
+	removedDeleted removal = "deleted"
+)
+
+// watchRemovals polls the namespace's archives on the node until stop is called, and for
+// each that leaves, looks at its Checkpoint at once: the agent records the location before
+// it removes a file, so a file that left with no location was removed before it was stored.
+// stop returns how each left.
+func watchRemovals(ctx context.Context, ns string) (stop func() map[string]removal) {
+	var mu sync.Mutex
+	out := map[string]removal{}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer GinkgoRecover()
+		defer close(finished)
+		seen := map[string]bool{}
+		for {
+			now := map[string]bool{}
+			for _, f := range filesOf(Default, ns) {
+				now[f] = true
+			}
+			for f := range seen {
+				if now[f] {
+					continue
+				}
+				var c cqv1.Checkpoint
+				err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: nodeagent.ObjectName(nodeName, ckptDir, f)}, &c)
+				what := removal("no location")
+				switch {
+				case apierrors.IsNotFound(err):
+					what = removedDeleted
+				case err != nil:
+					what = removal("unknown: " + err.Error())
+				case c.Status.Location != nil:
+					what = removedStored
+				}
+				mu.Lock()
+				out[f] = what
+				mu.Unlock()
+			}
+			seen = now
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return func() map[string]removal {
+		close(done)
+		<-finished
+		mu.Lock()
+		defer mu.Unlock()
+		return out
+	}
+}
+
+// buildPlugin builds the kubectl plugin and returns its path.
+func buildPlugin(ctx context.Context) string {
+	GinkgoHelper()
+	plugin := filepath.Join(GinkgoT().TempDir(), "kubectl-checkpoint_quota")
+	build := exec.CommandContext(ctx, "go", "build", "-o", plugin, "./cmd/kubectl-checkpoint_quota")
+	build.Dir = testenv.RepoRoot()
+	out, err := build.CombinedOutput()
+	Expect(err).NotTo(HaveOccurred(), string(out))
+	return plugin
+}
+
+// metricValue reads one series of a /metrics endpoint, 0 when it is not there.
+func metricValue(g Gomega, url, series string) float64 {
+	GinkgoHelper()
+	resp, err := http.Get(url) //nolint:gosec,noctx // the test's own local endpoint
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			g.Expect(err).NotTo(HaveOccurred())
+			return f
+		}
+	}
+	return 0
+}

@@ -15,11 +15,13 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/test/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/test/s3server"
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
 
@@ -190,6 +192,19 @@ var _ = Describe("make run", Ordered, func() {
 		Expect(err).To(HaveOccurred())
 		Expect(stderr).To(ContainSubstring("is pinned"))
 		Expect(out).To(ContainSubstring("act as their ServiceAccounts (system:serviceaccount:checkpoint-quota-system:"))
+
+		By("the sample CheckpointStore: offered, reached and written by the node agent, when the S3 server is built")
+		if _, err := s3server.Binary(); err != nil {
+			Expect(out).To(ContainSubstring("No sample CheckpointStore: the S3 server is not built (hack/s3server.sh"))
+		} else {
+			Expect(out).To(ContainSubstring(`A sample CheckpointStore "sample": SeaweedFS at http://127.0.0.1:`))
+			Expect(commands(descendants)).To(ContainElement(ContainSubstring("weed")))
+			Eventually(func(g Gomega) {
+				var st cqv1.CheckpointStore
+				g.Expect(c.Get(ctx, client.ObjectKey{Name: "sample"}, &st)).To(Succeed())
+				g.Expect(meta.IsStatusConditionTrue(st.Status.Conditions, cqv1.StoreConditionWritable)).To(BeTrue(), "%v", st.Status.Conditions)
+			}, 90*time.Second).Should(Succeed())
+		}
 
 		expectMakeInterrupted(run.interrupt())
 		for _, pid := range descendants {

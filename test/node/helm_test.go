@@ -143,12 +143,7 @@ spec: {limits: {perContainer: {checkpoints: %d}}}
 			// container at its 2 of 2.
 			lines := strings.Split(strings.TrimSpace(out), "\n")
 			g.Expect(lines).To(HaveLen(2), "lines of %q", out)
-			header, values := strings.Fields(lines[0]), strings.Fields(lines[1])
-			g.Expect(values).To(HaveLen(len(header)), "columns of %q", out)
-			column := map[string]string{}
-			for i, h := range header {
-				column[h] = values[i]
-			}
+			column := tableColumns(lines[0], lines[1])
 			g.Expect(column).To(HaveKeyWithValue("CHECKPOINTS", fmt.Sprintf("%d/%d", keep, keep)), "usage in %q", out)
 			g.Expect(column).To(HaveKeyWithValue("STORAGE", MatchRegexp(`^[0-9.]+Mi$`)), "storage in %q", out)
 		}).Should(Succeed())
@@ -255,3 +250,25 @@ spec: {limits: {perContainer: {checkpoints: %d}}}
 		Expect(archives()).To(Equal(before))
 	}, NodeTimeout(10*time.Minute))
 })
+
+// tableColumns reads a row of kubectl's table by its header: each value starts where its
+// column's header does and runs to the next one, so an empty column (STORED for a quota with
+// no remoteLimits) is read as empty rather than shifting the ones after it.
+func tableColumns(header, row string) map[string]string {
+	columns := map[string]string{}
+	names := strings.Fields(header)
+	starts := make([]int, len(names))
+	at := 0
+	for i, name := range names {
+		starts[i] = at + strings.Index(header[at:], name)
+		at = starts[i] + len(name)
+	}
+	for i, name := range names {
+		from, to := min(starts[i], len(row)), len(row)
+		if i+1 < len(names) {
+			to = min(starts[i+1], len(row))
+		}
+		columns[name] = strings.TrimSpace(row[from:to])
+	}
+	return columns
+}

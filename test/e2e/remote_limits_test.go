@@ -1,0 +1,282 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
+	"github.com/checkpoint-quota/checkpoint-quota/test/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
+	"github.com/checkpoint-quota/checkpoint-quota/test/s3server"
+	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
+)
+
+// remoteLimits with the real manager and agent and a real S3 server: the nodes hold what
+// the node limits allow, the store what remoteLimits allow, and nothing else exists.
+var _ = Describe("remoteLimits on the stored archives", Ordered, issue32, func() {
+	const (
+		bucket = "remote"
+		store  = "remote-limits"
+		prefix = "rl"
+	)
+	var (
+		srv *s3server.Server
+		// sums holds each archive's SHA-256 by file name, taken as soon as it was written.
+		sums = map[string]string{}
+	)
+	BeforeAll(func(ctx context.Context) {
+		var err error
+		srv, err = s3server.Start(ctx, GinkgoT().TempDir())
+		if errors.Is(err, s3server.ErrUnavailable) {
+			Skip(err.Error())
+		}
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(srv.Kill)
+		Expect(srv.MakeBucket(ctx, bucket)).To(Succeed())
+		secret := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "remote-limits-credentials", Namespace: localrun.OrphanNamespace},
+			Data: map[string][]byte{cqv1.StoreSecretAccessKeyID: []byte(s3server.AccessKeyID),
+				cqv1.StoreSecretSecretAccessKey: []byte(s3server.SecretAccessKey)},
+		}
+		Expect(env.Client.Create(ctx, secret)).To(Succeed())
+		DeferCleanup(func(ctx context.Context) { _ = env.Client.Delete(ctx, secret) })
+		st := &cqv1.CheckpointStore{
+			ObjectMeta: metav1.ObjectMeta{Name: store},
+			Spec: cqv1.CheckpointStoreSpec{Endpoint: srv.Endpoint, Bucket: bucket, Prefix: prefix,
+				CredentialsSecret: cqv1.SecretName{Name: secret.Name},
+				NamespaceSelector: &cqv1.LabelSelector{MatchLabels: map[string]string{"remote-limits": "granted"}}},
+		}
+		Expect(env.Client.Create(ctx, st)).To(Succeed())
+		DeferCleanup(func(ctx context.Context) { _ = env.Client.Delete(ctx, st) })
+	})
+
+	// write writes an archive of pod/container in ns and notes its SHA-256 before anything
+	// can move it.
+	write := func(ctx context.Context, ns, pod, container string) {
+		GinkgoHelper()
+		uid := createPodOnce(ctx, ns, pod, container)
+		archivesWritten++
+		at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second).Add(time.Duration(archivesWritten) * time.Second)
+		path := archive.New(ns, pod, container).WithUID(uid).At(at).MustWrite(ckptDir)
+		data, err := os.ReadFile(path)
+		Expect(err).NotTo(HaveOccurred())
+		sum := sha256.Sum256(data)
+		sums[filepath.Base(path)] = hex.EncodeToString(sum[:])
+	}
+	// objects lists the keys the store holds for a namespace.
+	objects := func(g Gomega, ctx context.Context, ns string) []string {
+		var keys []string
+		for o := range srv.Client.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix + "/" + ns + "/", Recursive: true}) {
+			g.Expect(o.Err).NotTo(HaveOccurred())
+			keys = append(keys, o.Key)
+		}
+		sort.Strings(keys)
+		return keys
+	}
+	// tiers checks where the archives of ns are: the newest onNode files on the node, the
+	// next stored ones in the store, each object's bytes and metadata with the SHA-256 of
+	// the file it came from, and nothing else: no other file, object or Checkpoint. written
+	// are the file names of ns, oldest first.
+	tiers := func(g Gomega, ctx context.Context, ns string, written []string, onNode, stored int) {
+		g.Expect(filesOf(g, ns)).To(Equal(written[len(written)-onNode:]), "the node holds the newest %d", onNode)
+		var keys, storedFiles []string
+		cps := checkpointsIn(ctx, g, ns)
+		for _, c := range cps {
+			loc := c.Status.Location
+			if loc == nil {
+				continue
+			}
+			storedFiles = append(storedFiles, c.Spec.Archive.FileName)
+			info, err := srv.Client.StatObject(ctx, bucket, loc.Key, minio.StatObjectOptions{})
+			g.Expect(err).NotTo(HaveOccurred(), "the object of %s", c.Name)
+			g.Expect(info.Metadata.Get("X-Amz-Meta-" + objstore.MetaSHA256)).To(Equal(sums[c.Spec.Archive.FileName]))
+			obj, err := srv.Client.GetObject(ctx, bucket, loc.Key, minio.GetObjectOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			h := sha256.New()
+			_, err = io.Copy(h, obj)
+			_ = obj.Close()
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(hex.EncodeToString(h.Sum(nil))).To(Equal(sums[c.Spec.Archive.FileName]), "the stored bytes of %s are its file's", c.Name)
+			keys = append(keys, loc.Key)
+		}
+		sort.Strings(keys)
+		sort.Strings(storedFiles)
+		g.Expect(storedFiles).To(ConsistOf(written[len(written)-onNode-stored:len(written)-onNode]), "the store holds the next newest %d", stored)
+		g.Expect(objects(g, ctx, ns)).To(Equal(keys), "the store holds exactly the stored archives' objects")
+		g.Expect(cps).To(HaveLen(onNode+stored), "no Checkpoint of an archive that is nowhere")
+	}
+	// writtenIn lists the files written for ns, oldest first.
+	writtenIn := func(ns string) []string {
+		var out []string
+		for name := range sums {
+			if matched, _ := filepath.Match("checkpoint-*_"+ns+"-*.tar", name); matched {
+				out = append(out, name)
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	quotaOf := func(g Gomega, ctx context.Context, ns, name string) *cqv1.CheckpointQuota {
+		q := &cqv1.CheckpointQuota{}
+		g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, q)).To(Succeed())
+		return q
+	}
+
+	It("keeps on the node what the limits allow, in the store what remoteLimits allow, and nothing else anywhere", func(ctx context.Context) {
+		ns, err := env.CreateNamespace(ctx, "remote")
+		Expect(err).NotTo(HaveOccurred())
+		_, stderr, err := env.Kubectl("", "label", "namespace", ns, "remote-limits=granted")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		// The webhook reads the namespace's labels from the manager's cache: it may see the
+		// grant a moment after the label.
+		Eventually(func() error {
+			_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: tiers, namespace: `+ns+`}
+spec:
+  limits: {perContainer: {checkpoints: 2}}
+  offload: {store: `+store+`}
+  remoteLimits: {perContainer: {checkpoints: 3}}
+`, "apply", "-f", "-")
+			if err != nil {
+				return errors.New(stderr)
+			}
+			return nil
+		}).Should(Succeed())
+		for range 9 {
+			write(ctx, ns, "app-0", "app")
+			time.Sleep(200 * time.Millisecond)
+		}
+		written := writtenIn(ns)
+		Eventually(tiers, 120*time.Second).WithContext(ctx).WithArguments(ns, written, 2, 3).Should(Succeed())
+		Consistently(tiers, 5*time.Second).WithContext(ctx).WithArguments(ns, written, 2, 3).Should(Succeed())
+
+		By("the quota's status shows the stored usage beside the node usage")
+		Eventually(func(g Gomega) {
+			st := quotaOf(g, ctx, ns, "tiers").Status
+			g.Expect(st.Summary.Checkpoints).To(Equal("2/2"))
+			g.Expect(st.Summary.Remote).To(HavePrefix("3/3, "))
+			g.Expect(st.Pruned.Checkpoints).To(BeEquivalentTo(4), "four archives deleted from the store")
+		}).WithContext(ctx).Should(Succeed())
+		out, stderr, err := env.Kubectl("", "get", "checkpointquotas", "-n", ns)
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(out).To(MatchRegexp(`STORED`))
+		Expect(out).To(MatchRegexp(`tiers +2/2 +\S+ +3/3, \S+`))
+		out, stderr, err = env.Kubectl("", "describe", "checkpointquota", "tiers", "-n", ns)
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(out).To(MatchRegexp(`remoteLimits\.perContainer\.checkpoints +3 +3 +` + ns + `/app-0/app +in force`))
+
+		By("kubectl checkpoint-quota explain of a stored archive names the remote limit it counts against")
+		plugin := filepath.Join(GinkgoT().TempDir(), "kubectl-checkpoint_quota")
+		build := exec.CommandContext(ctx, "go", "build", "-o", plugin, "./cmd/kubectl-checkpoint_quota")
+		build.Dir = testenv.RepoRoot()
+		built, err := build.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(built))
+		var storedName string
+		for _, c := range checkpointsIn(ctx, Default, ns) {
+			if c.Status.Location != nil {
+				storedName = c.Name
+			}
+		}
+		explained, err := exec.CommandContext(ctx, plugin, "--kubeconfig", env.Kubeconfig, "-n", ns, "explain", storedName).CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(explained))
+		Expect(string(explained)).To(ContainSubstring("in CheckpointStore " + store))
+		Expect(string(explained)).To(MatchRegexp(`remoteLimits\.perContainer\.checkpoints +3 from CheckpointQuota ` + ns + `/tiers`))
+	})
+
+	It("lets a namespace editor neither raise remote limits above the cluster's nor make the manager delete another namespace's stored archives", func(ctx context.Context) {
+		mine, err := env.CreateNamespace(ctx, "remote-tenant")
+		Expect(err).NotTo(HaveOccurred())
+		theirs, err := env.CreateNamespace(ctx, "remote-neighbour")
+		Expect(err).NotTo(HaveOccurred())
+		for _, ns := range []string{mine, theirs} {
+			_, stderr, err := env.Kubectl("", "label", "namespace", ns, "remote-tenants=spec")
+			Expect(err).NotTo(HaveOccurred(), stderr)
+		}
+		// The cluster admin's quota: one archive per container on the node, the rest
+		// moved to the store, which keeps two per namespace.
+		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: ClusterCheckpointQuota
+metadata: {name: remote-tenants}
+spec:
+  namespaceSelector: {matchLabels: {remote-tenants: spec}}
+  limits: {perContainer: {checkpoints: 1}}
+  offload: {store: `+store+`}
+  remoteLimits: {perNamespace: {checkpoints: 2}}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		DeferCleanup(func(ctx context.Context) {
+			_ = env.Client.Delete(ctx, &cqv1.ClusterCheckpointQuota{ObjectMeta: metav1.ObjectMeta{Name: "remote-tenants"}})
+		})
+		for range 4 {
+			write(ctx, mine, "web-0", "web")
+			write(ctx, theirs, "web-0", "web")
+			time.Sleep(200 * time.Millisecond)
+		}
+		Eventually(tiers, 120*time.Second).WithContext(ctx).WithArguments(mine, writtenIn(mine), 1, 2).Should(Succeed())
+		Eventually(tiers, 60*time.Second).WithContext(ctx).WithArguments(theirs, writtenIn(theirs), 1, 2).Should(Succeed())
+		theirObjects := objects(Default, ctx, theirs)
+
+		alice := newTenant(ctx, mine)
+		By("raising her namespace's remote limit above the cluster's: warned, capped, nothing more kept")
+		_, stderr, err = alice.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: more, namespace: `+mine+`}
+spec:
+  remoteLimits: {total: {checkpoints: 100}}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Expect(stderr).To(ContainSubstring("Warning: spec.remoteLimits.total.checkpoints: capped by ClusterCheckpointQuota remote-tenants at 2, the cluster's ceiling"))
+		write(ctx, mine, "web-0", "web")
+		Eventually(tiers, 60*time.Second).WithContext(ctx).WithArguments(mine, writtenIn(mine), 1, 2).Should(Succeed())
+		Eventually(func(g Gomega) {
+			st := quotaOf(g, ctx, mine, "more").Status
+			g.Expect(st.Hard).To(HaveKeyWithValue("remoteLimits.total.checkpoints", resource.MustParse("2")))
+			g.Expect(st.EffectivePolicy).To(ContainElement(SatisfyAll(
+				HaveField("Limit", "remoteLimits.total.checkpoints"), HaveField("State", cqv1.LimitCapped),
+				HaveField("CappedBy", "ClusterCheckpointQuota remote-tenants"))))
+		}).WithContext(ctx).Should(Succeed())
+
+		By("a quota in the neighbour's namespace: forbidden")
+		_, stderr, err = alice.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: theirs, namespace: `+theirs+`}
+spec:
+  remoteLimits: {total: {checkpoints: 0}}
+`, "apply", "-n", theirs, "-f", "-")
+		Expect(err).To(HaveOccurred(), "alice wrote a quota in another namespace")
+		Expect(stderr).To(ContainSubstring("forbidden"))
+
+		By("remoteLimits of 0 in her own namespace, naming the neighbour's pod: only her own stored archives go")
+		_, stderr, err = alice.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: none, namespace: `+mine+`}
+spec:
+  target: {podNames: [web-0]}
+  remoteLimits: {total: {checkpoints: 0}}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Eventually(tiers, 60*time.Second).WithContext(ctx).WithArguments(mine, writtenIn(mine), 1, 0).Should(Succeed())
+		Consistently(func(g Gomega) {
+			tiers(g, ctx, theirs, writtenIn(theirs), 1, 2)
+			g.Expect(objects(g, ctx, theirs)).To(Equal(theirObjects))
+		}, 5*time.Second).WithContext(ctx).Should(Succeed())
+	})
+})
