@@ -204,7 +204,7 @@ func TestPassesShareParsedPolicies(t *testing.T) {
 	if policyOf(third, shopRef) == policyOf(first, shopRef) {
 		t.Fatalf("generation 2 of %s was not parsed again", shopRef)
 	}
-	if v := policyOf(third, shopRef).Limits[policy.ContainerCheckpoints]; v != 2 {
+	if v := policyOf(third, shopRef).Limit(policy.ContainerCheckpoints).Value; v != 2 {
 		t.Errorf("%s per container after the change: %d checkpoints, want 2", shopRef, v)
 	}
 

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/equality"
 	kerrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
@@ -53,7 +52,7 @@ func (r *CheckpointQuotaReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return errors.New("CheckpointQuota controller: Client, Status and Updates are required")
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&cqv1.CheckpointQuota{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&cqv1.CheckpointQuota{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, statusChanged))).
 		WatchesRawSource(source.Channel(r.Updates, &handler.EnqueueRequestForObject{})).
 		Complete(r)
 }
@@ -84,7 +83,7 @@ func (r *ClusterCheckpointQuotaReconciler) SetupWithManager(mgr ctrl.Manager) er
 		return errors.New("ClusterCheckpointQuota controller: Client, Status and Updates are required")
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&cqv1.ClusterCheckpointQuota{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&cqv1.ClusterCheckpointQuota{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, statusChanged))).
 		WatchesRawSource(source.Channel(r.Updates, &handler.EnqueueRequestForObject{})).
 		Complete(r)
 }
@@ -121,11 +120,11 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 		// back for a whole Interval again.
 		s.settled(ref)
 	}
-	before := obj.DeepCopyObject().(client.Object)
+	stored := storedStatusDigest(obj, status)
 	old := status.DeepCopy()
 	setStatus(status, view)
 	quotaMetrics.set(ref, status, view)
-	if apierrors.Semantic.DeepEqual(old, status) {
+	if statusDigest(status) == stored {
 		return ctrl.Result{}, nil
 	}
 	if wait := s.writes.wait(ref, s.Interval, s.RateClock.Now()); wait > 0 {
@@ -134,10 +133,10 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 	if wait := s.settle(ref, view, obj.GetGeneration() == old.ObservedGeneration); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	// The lock makes a write from a stale cache fail rather than leave the fields that
-	// the stale copy happened to agree with unwritten. status.pruned, which the pruning
-	// controller writes, is never in the patch: setStatus keeps it as read.
-	if err := s.Client.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+	// The whole status, on the resourceVersion read: a write from a stale cache fails
+	// rather than replace a newer status. status.pruned, which the pruning controller
+	// writes, goes back as read (setStatus keeps it), or the write fails on a newer one.
+	if err := s.Client.Status().Update(ctx, statusOnly(obj, status)); err != nil {
 		if kerrors.IsConflict(err) {
 			// A newer copy is on its way to the cache; try again once it is there.
 			return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil

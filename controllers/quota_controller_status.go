@@ -59,8 +59,8 @@ func setUsage(st *cqv1.QuotaStatus, v *QuotaView) {
 		if l := e.Limit; e.State != cqv1.LimitOverridden && l.Resource != "" {
 			// hard is the limit that binds: a cluster quota's ceiling where it caps this one.
 			hard := l.Value
-			if e.Cap != nil {
-				hard = min(hard, e.Cap.Limit.Value)
+			if c := e.Cap(); c != nil {
+				hard = min(hard, c.Limit.Value)
 			}
 			st.Hard[l.Name], st.Used[l.Name] = l.Quantity(hard), l.Quantity(used[l.Name])
 		}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -85,7 +86,7 @@ func BenchmarkTenants(b *testing.B) {
 
 		empty := map[string]managerFigures{}
 		for _, which := range []string{"before", "after"} {
-			empty[which] = bed.measureManager(b, c, bins[which])
+			empty[which] = bed.measureManager(b, c, bins[which], "namespaces-"+which)
 		}
 		t1 := time.Now()
 		creator := bed.startManager(b, bins["after"])
@@ -111,7 +112,7 @@ func BenchmarkTenants(b *testing.B) {
 			tenantQuotas, tenantClusterQuotas, time.Since(t1).Round(time.Second), storedQuotaSize(b, c), retried.Load())
 
 		for _, which := range []string{"before", "after"} {
-			full := bed.measureManager(b, c, bins[which])
+			full := bed.measureManager(b, c, bins[which], "quotas-"+which)
 			e := empty[which]
 			b.ReportMetric(float64(full.cluster.p99.Milliseconds()), "ms-p99-cluster-admission-"+which)
 			b.ReportMetric(float64(full.cluster.p50.Milliseconds()), "ms-p50-cluster-admission-"+which)
@@ -123,14 +124,55 @@ func BenchmarkTenants(b *testing.B) {
 			b.ReportMetric(float64(full.namespacedServed.Milliseconds()), "ms-mean-namespaced-webhook-"+which)
 			b.ReportMetric(full.rss-e.rss, "MiB-rss-growth-"+which)
 			b.ReportMetric(full.heap-e.heap, "MiB-live-heap-growth-"+which)
-			b.Logf("%s: cluster quota admission p50 %s p99 %s (%d failed; its validating webhook %s on average), namespaced p50 %s p99 %s (%d failed; webhook %s); RSS %.0f -> %.0f MiB, live heap %.0f -> %.0f MiB",
+			b.ReportMetric(full.peak-e.peak, "MiB-peak-rss-growth-"+which)
+			b.Logf("%s: cluster quota admission p50 %s p99 %s (%d failed; its validating webhook %s on average), namespaced p50 %s p99 %s (%d failed; webhook %s); RSS %.0f -> %.0f MiB (peak %.0f -> %.0f), live heap %.0f -> %.0f MiB",
 				which, full.cluster.p50, full.cluster.p99, full.cluster.failed, full.clusterServed, full.namespaced.p50, full.namespaced.p99, full.namespaced.failed,
-				full.namespacedServed, e.rss, full.rss, e.heap, full.heap)
-			b.Logf("%s, settled: cluster quota admission p50 %s p99 %s (%d failed), namespaced p50 %s p99 %s (%d failed)", which,
+				full.namespacedServed, e.rss, full.rss, e.peak, full.peak, e.heap, full.heap)
+			b.Logf("%s, settled: cluster quota admission p50 %s p99 %s (%d failed), namespaced p50 %s p99 %s (%d failed); %.0f status writes until settled, %.0f while timed", which,
 				full.settledCluster.p50, full.settledCluster.p99, full.settledCluster.failed,
-				full.settledNamespaced.p50, full.settledNamespaced.p99, full.settledNamespaced.failed)
+				full.settledNamespaced.p50, full.settledNamespaced.p99, full.settledNamespaced.failed, full.writesSettled, full.writesDuringSettled)
 		}
+		validating, alone := apiserverAlone(b, c, bins["after"], bed)
+		b.ReportMetric(float64(validating.cluster.p99.Milliseconds()), "ms-p99-cluster-admission-validating-only")
+		b.ReportMetric(float64(validating.namespaced.p99.Milliseconds()), "ms-p99-namespaced-admission-validating-only")
+		b.ReportMetric(float64(alone.cluster.p99.Milliseconds()), "ms-p99-cluster-admission-no-webhooks")
+		b.ReportMetric(float64(alone.namespaced.p99.Milliseconds()), "ms-p99-namespaced-admission-no-webhooks")
+		b.Logf("the validating webhooks alone (this tree's manager): cluster quota admission p50 %s p99 %s, namespaced p50 %s p99 %s",
+			validating.cluster.p50, validating.cluster.p99, validating.namespaced.p50, validating.namespaced.p99)
+		b.Logf("without the webhooks: cluster quota admission p50 %s p99 %s, namespaced p50 %s p99 %s",
+			alone.cluster.p50, alone.cluster.p99, alone.namespaced.p50, alone.namespaced.p99)
 	}
+}
+
+// apiserverAlone times the same dry-run creates, with this tree's manager, first with the
+// mutating webhook configuration deleted (the validating webhooks alone: what defaulting
+// by the webhook costs), then with both deleted: what the kube-apiserver's own part of a
+// maximal quota's admission costs (decoding, the schema's and its CEL rules' validation),
+// the floor under the figures with the webhooks. The settled manager is still running
+// for the first.
+func apiserverAlone(b *testing.B, c client.Client, bin string, bed *tenantsBed) (validating, alone managerFigures) {
+	m := bed.startManager(b, bin)
+	defer m.stop()
+	time.Sleep(30 * time.Second) // its informers synced and its first pass done
+	drop := func(obj client.Object) {
+		if err := c.Delete(context.Background(), obj); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(2 * time.Second) // the kube-apiserver's webhook configurations follow its watch
+	}
+	times := func(seed int) (f managerFigures) {
+		f.cluster = timeAdmissions(b, c, func(k int) client.Object {
+			return maximalClusterQuota(fmt.Sprintf("probe-%03d", k), seed+k)
+		})
+		f.namespaced = timeAdmissions(b, c, func(k int) client.Object {
+			return maximalQuota(fmt.Sprintf("probe-%03d", k), tenantNamespace(k*43%tenantQuotas), 100*seed+k)
+		})
+		return f
+	}
+	drop(&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "mutating-webhook-configuration"}})
+	validating = times(3000)
+	drop(&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "validating-webhook-configuration"}})
+	return validating, times(4000)
 }
 
 // tenantsBed is a control plane with the webhook configurations of config/webhook, pointed
@@ -170,6 +212,12 @@ func (bed *tenantsBed) startManager(b *testing.B, bin string) *runningManager {
 		"--webhook-port", strconv.Itoa(bed.env.Webhook.LocalServingPort), "--webhook-cert-dir", bed.env.Webhook.LocalServingCertDir,
 		"--metrics-bind-address="+m.metrics, "--health-probe-bind-address="+probe, "--pprof-bind-address="+m.profile)
 	m.cmd.Stderr = io.Discard
+	if os.Getenv("BENCH_PROFILE_DIR") != "" {
+		// Heap profiles that sample every 4 KiB allocated rather than every 512 KiB: the
+		// cost per quota shows by call site. It costs the manager CPU, so the figures of a
+		// profiled run are not those of a plain one.
+		m.cmd.Env = append(os.Environ(), "GODEBUG=memprofilerate=4096")
+	}
 	if err := m.cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -186,7 +234,8 @@ func (bed *tenantsBed) startManager(b *testing.B, bin string) *runningManager {
 
 // managerFigures are what one manager binary costs in one world.
 type managerFigures struct {
-	rss, heap           float64
+	// peak is the RSS's peak until it was read (VmHWM): how far the start took it.
+	rss, peak, heap     float64
 	cluster, namespaced latencies
 	// settledCluster and settledNamespaced are timed again once the manager has settled:
 	// the first are timed while it starts (its informers sync, its first pass and every
@@ -195,6 +244,31 @@ type managerFigures struct {
 	// clusterServed and namespacedServed are the validating webhooks' mean time to answer,
 	// as the manager measures it: the admission without the kube-apiserver's part.
 	clusterServed, namespacedServed time.Duration
+	// writesSettled are the status writes the manager made until it settled, and
+	// writesDuringSettled those while the settled admissions were timed.
+	writesSettled, writesDuringSettled float64
+}
+
+// statusWritesTotal is the number of quota status writes the manager made, from its
+// checkpointquota_status_writes_total series.
+func statusWritesTotal(b *testing.B, m *runningManager) float64 {
+	resp, err := http.Get("http://" + m.metrics + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var total float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if line, ok := strings.CutPrefix(sc.Text(), "checkpointquota_status_writes_total{"); ok {
+			if i := strings.LastIndexByte(line, ' '); i >= 0 {
+				v, _ := strconv.ParseFloat(line[i+1:], 64)
+				total += v
+			}
+		}
+	}
+	return total
 }
 
 // webhookMean is the mean time the manager took to answer the webhook at path, from its
@@ -227,11 +301,10 @@ func webhookMean(b *testing.B, m *runningManager, path string) time.Duration {
 // 15 s), reads its RSS and its live heap after a collection, and times admissions again;
 // then stops it. Admissions are timed in both worlds, so that what serving them costs is in
 // both figures.
-func (bed *tenantsBed) measureManager(b *testing.B, c client.Client, bin string) managerFigures {
+func (bed *tenantsBed) measureManager(b *testing.B, c client.Client, bin, name string) (f managerFigures) {
 	m := bed.startManager(b, bin)
 	defer m.stop()
 	pid := m.cmd.Process.Pid
-	var f managerFigures
 	f.cluster = timeAdmissions(b, c, func(k int) client.Object {
 		return maximalClusterQuota(fmt.Sprintf("probe-%03d", k), 1000+k)
 	})
@@ -251,7 +324,14 @@ func (bed *tenantsBed) measureManager(b *testing.B, c client.Client, bin string)
 		last = now
 		return steady >= 3
 	})
-	f.rss, f.heap = procRSSMiB(b, pid), liveHeapMiB(b, m)
+	f.rss, f.peak, f.heap = procRSSMiB(b, pid), procPeakRSSMiB(b, pid), liveHeapMiB(b, m, name+"-heap")
+	f.writesSettled = statusWritesTotal(b, m)
+	defer func() { f.writesDuringSettled = statusWritesTotal(b, m) - f.writesSettled }()
+	// With BENCH_PROFILE_DIR, CPU profiles of both processes while the settled cluster
+	// quotas are admitted.
+	apiserverProfile(b, bed.benchBed, name+"-apiserver-cpu", 15*time.Second)
+	waitProfile := profile(b, m.profile, name+"-cpu", 15*time.Second)
+	defer waitProfile()
 	f.settledCluster = timeAdmissions(b, c, func(k int) client.Object {
 		return maximalClusterQuota(fmt.Sprintf("probe-%03d", k), 2000+k)
 	})
@@ -293,14 +373,24 @@ func timeAdmissions(b *testing.B, c client.Client, obj func(k int) client.Object
 }
 
 // liveHeapMiB forces a collection through the manager's pprof endpoint and reads the heap
-// in use from its metrics.
-func liveHeapMiB(b *testing.B, m *runningManager) float64 {
+// in use from its metrics. The heap profile that the collection comes with is saved as
+// BENCH_PROFILE_DIR/name.pprof when that is set (go tool pprof
+// -sample_index=inuse_space).
+func liveHeapMiB(b *testing.B, m *runningManager, name string) float64 {
 	resp, err := http.Get("http://" + m.profile + "/debug/pprof/heap?gc=1")
 	if err != nil {
 		b.Fatal(err)
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
+	profile, err := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, name+".pprof"), profile, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
 	resp, err = http.Get("http://" + m.metrics + "/metrics")
 	if err != nil {
 		b.Fatal(err)

@@ -13,13 +13,27 @@ import (
 type writeTimes struct {
 	mu   sync.Mutex
 	last map[policy.Ref]time.Time
+	// sweepAt is the number of entries at which wait drops those older than an interval.
+	sweepAt int
 }
 
 // wait is how long, at now, the quota's next write must wait to come interval after its
-// last one; 0 or less when it need not.
+// last one; 0 or less when it need not. A write older than interval holds nothing back,
+// so such entries are dropped whenever their number has doubled: the writes of every
+// quota's first status are otherwise remembered for as long as the quota lives.
 func (w *writeTimes) wait(ref policy.Ref, interval time.Duration, now time.Time) time.Duration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if len(w.last) >= w.sweepAt {
+		// Into a new map: a map keeps the room of its deleted entries.
+		kept := map[policy.Ref]time.Time{}
+		for r, t := range w.last {
+			if now.Sub(t) < interval {
+				kept[r] = t
+			}
+		}
+		w.last, w.sweepAt = kept, 2*len(kept)+64
+	}
 	last, ok := w.last[ref]
 	if !ok {
 		return 0

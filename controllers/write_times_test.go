@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -62,5 +63,24 @@ func TestCountSpacingForgetsGoneQuotas(t *testing.T) {
 	c.counted(&passScope{}, nil, now)
 	if wait := c.wait(a, time.Second, now); wait != 0 {
 		t.Errorf("a quota gone from the pass still waits %v", wait)
+	}
+}
+
+// TestWriteTimesForgetOldWrites checks that the writes older than an interval, which hold
+// nothing back, are not remembered for as long as their quotas live, and that a recent one
+// still holds its quota's next write back.
+func TestWriteTimesForgetOldWrites(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var w writeTimes
+	for i := range 1000 {
+		w.wrote(policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: fmt.Sprint(i)}, now.Add(-time.Minute))
+	}
+	recent := policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "recent"}
+	w.wrote(recent, now.Add(-100*time.Millisecond))
+	if wait := w.wait(recent, time.Second, now); wait != 900*time.Millisecond {
+		t.Errorf("the recent write holds the next back %s, want 900ms", wait)
+	}
+	if len(w.last) != 1 {
+		t.Errorf("%d writes remembered, want the recent one alone", len(w.last))
 	}
 }

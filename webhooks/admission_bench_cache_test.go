@@ -15,10 +15,10 @@ func cached(obj client.Object) {
 	switch q := obj.(type) {
 	case *cqv1.CheckpointQuota:
 		p, _ := policy.FromCheckpointQuota(q)
-		policy.CompactTarget(q.Spec.Target, p)
+		policy.ShareTarget(q.Spec.Target, p)
 	case *cqv1.ClusterCheckpointQuota:
 		p, _ := policy.FromClusterQuota(q)
-		policy.CompactTarget(q.Spec.Target, p)
-		policy.CompactSelector(q.Spec.NamespaceSelector, p)
+		policy.ShareTarget(q.Spec.Target, p)
+		q.Spec.NamespaceSelector = policy.SharedSelector(p.NamespaceSelector)
 	}
 }

@@ -102,18 +102,18 @@ func EffectiveWarnings(reports []policy.LimitReport) []string {
 	for _, r := range reports {
 		switch r.State {
 		case cqv1.LimitOverridden:
-			out = append(out, warn(r.Limit.Path.String(), WarnOverridden, refs(r.OverriddenBy)))
+			out = append(out, warn(r.Limit.Path.String(), WarnOverridden, refs(r.OverriddenBy())))
 		case cqv1.LimitPartlyOverridden:
-			out = append(out, warn(r.Limit.Path.String(), WarnPartlyOverridden, refs(r.OverriddenBy)))
+			out = append(out, warn(r.Limit.Path.String(), WarnPartlyOverridden, refs(r.OverriddenBy())))
 		case cqv1.LimitCapped:
 		default:
 			inForce = append(inForce, r.Limit.Name+"="+r.Limit.Written)
 		}
-		if r.Cap != nil {
-			out = append(out, warn(r.Limit.Path.String(), WarnCapped, r.Cap.By.String(), r.Cap.Limit.Written))
+		if c := r.Cap(); c != nil {
+			out = append(out, warn(r.Limit.Path.String(), WarnCapped, c.By.String(), c.Limit.Written))
 		}
-		if len(r.Overrides) > 0 {
-			out = append(out, warn(r.Limit.Path.String(), WarnOverrides, refs(r.Overrides)))
+		if len(r.Overrides()) > 0 {
+			out = append(out, warn(r.Limit.Path.String(), WarnOverrides, refs(r.Overrides())))
 		}
 	}
 	if len(inForce) > 0 {

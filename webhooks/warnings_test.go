@@ -69,20 +69,20 @@ func TestEffectiveWarnings(t *testing.T) {
 	cluster := policy.Ref{Kind: policy.KindClusterQuota, Name: "default"}
 	long := policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: strings.Repeat("x", 100)}
 	limit := func(name, written string, path ...string) *policy.Limit {
-		return &policy.Limit{Name: name, Written: written, Path: field.NewPath("spec", path...)}
+		return &policy.Limit{Field: &policy.Field{Name: name, Path: field.NewPath("spec", path...)}, Written: written}
 	}
 	cases := map[string]struct {
 		in   []policy.LimitReport
 		want []string
 	}{
 		"in force": {
-			in:   []policy.LimitReport{{Limit: limit("total.checkpoints", "5", "limits", "total", "checkpoints"), State: cqv1.LimitInForce, Overrides: []policy.Ref{cluster}}},
+			in:   []policy.LimitReport{policy.NewLimitReport(limit("total.checkpoints", "5", "limits", "total", "checkpoints"), cqv1.LimitInForce, nil, []policy.Ref{cluster}, nil)},
 			want: []string{"spec.limits.total.checkpoints: overrides ClusterCheckpointQuota default where both apply", "spec: in force: total.checkpoints=5"},
 		},
 		"partly overridden": {
 			in: []policy.LimitReport{
-				{Limit: limit("perNamespace.checkpoints", "50", "limits", "perNamespace", "checkpoints"), State: cqv1.LimitPartlyOverridden, OverriddenBy: []policy.Ref{ns}},
-				{Limit: limit("maxAge", "1h", "maxAge"), State: cqv1.LimitOverridden, OverriddenBy: []policy.Ref{ns, cluster, ns}},
+				policy.NewLimitReport(limit("perNamespace.checkpoints", "50", "limits", "perNamespace", "checkpoints"), cqv1.LimitPartlyOverridden, []policy.Ref{ns}, nil, nil),
+				policy.NewLimitReport(limit("maxAge", "1h", "maxAge"), cqv1.LimitOverridden, []policy.Ref{ns, cluster, ns}, nil, nil),
 			},
 			want: []string{
 				"spec.limits.perNamespace.checkpoints: overridden by CheckpointQuota shop/ns where it also applies",
@@ -90,7 +90,7 @@ func TestEffectiveWarnings(t *testing.T) {
 			},
 		},
 		"long names are cut": {
-			in:   []policy.LimitReport{{Limit: limit("maxAge", "1h", "maxAge"), State: cqv1.LimitOverridden, OverriddenBy: []policy.Ref{long}}},
+			in:   []policy.LimitReport{policy.NewLimitReport(limit("maxAge", "1h", "maxAge"), cqv1.LimitOverridden, []policy.Ref{long}, nil, nil)},
 			want: []string{"spec.maxAge: overridden by CheckpointQuota shop/" + strings.Repeat("x", 117-len("spec.maxAge: overridden by CheckpointQuota shop/")) + "..."},
 		},
 	}

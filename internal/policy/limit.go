@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -126,6 +127,23 @@ func NodeLevel(cq *cqv1.ClusterCheckpointQuota) Level {
 // Limit is one limit a quota sets, read once from the spec: reports, status and messages
 // take its name, path and value from here instead of parsing the spec again.
 type Limit struct {
+	// Field is what the limit limits, shared by every quota's limit of that field: a
+	// limit held its own copy, 64 of its 112 bytes, nine in every quota (issue 29).
+	*Field
+	// Value is the most archives or bytes; for maxCheckpointSize the bytes of one archive;
+	// for maxAge the nanoseconds, so that ceilings compare alike.
+	Value int64
+	// Written is the value as the user wrote it, such as "10Gi", "5" or "168h"; for
+	// orphans "Retain" or "Delete after 10m".
+	Written string
+	// Format is the unit family a size was written in, BinarySI or DecimalSI, so that
+	// status shows bytes as the user counts them: 1000M as 1G, 1024Mi as 1Gi.
+	Format resource.Format
+}
+
+// Field is what a limit limits: the same for the limits of one field of every quota of a
+// kind, and made once for all of them (fieldOf).
+type Field struct {
 	Key Key
 	// Level is the level of a count or storage limit, such as "perPod"; empty for a
 	// retention rule.
@@ -133,18 +151,32 @@ type Limit struct {
 	// Resource is what the limit counts (maxCheckpointSize: storage); empty for maxAge and
 	// orphans, which status shows only in effectivePolicy.
 	Resource Resource
-	// Value is the most archives or bytes; for maxCheckpointSize the bytes of one archive;
-	// for maxAge the nanoseconds, so that ceilings compare alike.
-	Value int64
-	Path  *field.Path
+	Path     *field.Path
 	// Name is the limit's name in status, such as "perPod.storage", "total.checkpoints" or "maxAge".
 	Name string
-	// Written is the value as the user wrote it, such as "10Gi", "5" or "168h"; for
-	// orphans "Retain" or "Delete after 10m".
-	Written string
-	// Format is the unit family a size was written in, BinarySI or DecimalSI, so that
-	// status shows bytes as the user counts them: 1000M as 1G, 1024Mi as 1Gi.
-	Format resource.Format
+}
+
+// noField is the Field of the zero Limit, which a quota that does not set a key gives.
+var noField = &Field{}
+
+// fields holds each Field made, by what it is.
+var fields sync.Map // fieldKey -> *Field
+
+type fieldKey struct {
+	key         Key
+	level, name string
+	resource    Resource
+	path        string
+}
+
+// fieldOf is the Field with these values, made once.
+func fieldOf(k Key, level string, r Resource, path *field.Path, name string) *Field {
+	fk := fieldKey{key: k, level: level, name: name, resource: r, path: path.String()}
+	if f, ok := fields.Load(fk); ok {
+		return f.(*Field)
+	}
+	f, _ := fields.LoadOrStore(fk, &Field{Key: k, Level: level, Resource: r, Path: path, Name: name})
+	return f.(*Field)
 }
 
 // Quantity is n archives or bytes of the limit's resource, as status.hard and status.used
@@ -166,31 +198,31 @@ func LimitName(level string, r Resource) string {
 
 // countLimit is the checkpoints limit of a level.
 func (lv Level) countLimit(n int64) Limit {
-	return Limit{Key: lv.Checkpoints, Level: lv.Name, Resource: ResourceCheckpoints, Value: n,
-		Path: lv.CountPath(), Name: LimitName(lv.Name, ResourceCheckpoints), Written: fmt.Sprint(n)}
+	return Limit{Field: fieldOf(lv.Checkpoints, lv.Name, ResourceCheckpoints, lv.CountPath(), LimitName(lv.Name, ResourceCheckpoints)),
+		Value: n, Written: fmt.Sprint(n)}
 }
 
 // storageLimit is the storage limit of a level.
 func (lv Level) storageLimit(s cqv1.Size) (Limit, error) {
-	l := Limit{Key: lv.Storage, Level: lv.Name, Path: lv.StoragePath(), Name: LimitName(lv.Name, ResourceStorage)}
-	return l, l.setSize(s)
+	return sizeLimit(fieldOf(lv.Storage, lv.Name, ResourceStorage, lv.StoragePath(), LimitName(lv.Name, ResourceStorage)), s)
 }
 
-// setSize sets a storage limit's value, as written and in bytes, and its unit family.
-// It fails on a size that does not parse.
-func (l *Limit) setSize(s cqv1.Size) error {
+// sizeLimit is the storage limit of f at s: its value, as written and in bytes, and its
+// unit family. It fails on a size that does not parse.
+func sizeLimit(f *Field, s cqv1.Size) (Limit, error) {
 	q, err := s.Quantity()
 	if err != nil {
-		return fmt.Errorf("%s: %q is not a quantity", l.Path, s)
+		return Limit{}, fmt.Errorf("%s: %q is not a quantity", f.Path, s)
 	}
-	l.Resource, l.Value, l.Written, l.Format = ResourceStorage, q.Value(), string(s), resource.BinarySI
+	l := Limit{Field: f, Value: q.Value(), Written: string(s), Format: resource.BinarySI}
 	if q.Format != resource.BinarySI {
 		l.Format = resource.DecimalSI
 	}
-	return nil
+	return l, nil
 }
 
-// retentionLimit is a retention rule, named as its field under spec.
-func retentionLimit(k Key, name string) Limit {
-	return Limit{Key: k, Path: limitPaths[name], Name: name}
+// retentionField is the Field of a retention rule, named as its field under spec; r is
+// what it counts (maxCheckpointSize: storage), empty for the others.
+func retentionField(k Key, name string, r Resource) *Field {
+	return fieldOf(k, "", r, limitPaths[name], name)
 }

@@ -91,39 +91,33 @@ func TestLimits(t *testing.T) {
 		"binary sizes and a count": {
 			q: mustQuota(t, builder.Quota("q", "shop").Total(5, "10Gi").MaxCheckpointSize("512Mi")),
 			want: map[Key]Limit{
-				NamespaceCheckpoints: {Key: NamespaceCheckpoints, Level: "total", Resource: ResourceCheckpoints, Value: 5,
-					Path: path("limits", "total", "checkpoints"), Name: "total.checkpoints", Written: "5"},
-				NamespaceStorage: {Key: NamespaceStorage, Level: "total", Resource: ResourceStorage, Value: 10 << 30,
-					Path: path("limits", "total", "storage"), Name: "total.storage", Written: "10Gi", Format: resource.BinarySI},
-				MaxCheckpointSize: {Key: MaxCheckpointSize, Resource: ResourceStorage, Value: 512 << 20,
-					Path: path("maxCheckpointSize"), Name: "maxCheckpointSize", Written: "512Mi", Format: resource.BinarySI},
+				NamespaceCheckpoints: {Field: &Field{Key: NamespaceCheckpoints, Level: "total", Resource: ResourceCheckpoints, Path: path("limits", "total", "checkpoints"), Name: "total.checkpoints"}, Value: 5, Written: "5"},
+				NamespaceStorage:     {Field: &Field{Key: NamespaceStorage, Level: "total", Resource: ResourceStorage, Path: path("limits", "total", "storage"), Name: "total.storage"}, Value: 10 << 30, Written: "10Gi", Format: resource.BinarySI},
+				MaxCheckpointSize:    {Field: &Field{Key: MaxCheckpointSize, Resource: ResourceStorage, Path: path("maxCheckpointSize"), Name: "maxCheckpointSize"}, Value: 512 << 20, Written: "512Mi", Format: resource.BinarySI},
 			},
 			shown: map[Key]string{NamespaceCheckpoints: "5", NamespaceStorage: "10Gi", MaxCheckpointSize: "512Mi"},
 		},
 		"decimal sizes stay decimal, an exponent reads as decimal": {
 			q: mustQuota(t, builder.Quota("q", "shop").PodNames("cache-0").Total(-1, "1000M").PerPod(-1, "2e9")),
 			want: map[Key]Limit{
-				GroupStorage: {Key: GroupStorage, Level: "total", Resource: ResourceStorage, Value: 1e9,
-					Path: path("limits", "total", "storage"), Name: "total.storage", Written: "1000M", Format: resource.DecimalSI},
-				PodStorage: {Key: PodStorage, Level: "perPod", Resource: ResourceStorage, Value: 2e9,
-					Path: path("limits", "perPod", "storage"), Name: "perPod.storage", Written: "2e9", Format: resource.DecimalSI},
+				GroupStorage: {Field: &Field{Key: GroupStorage, Level: "total", Resource: ResourceStorage, Path: path("limits", "total", "storage"), Name: "total.storage"}, Value: 1e9, Written: "1000M", Format: resource.DecimalSI},
+				PodStorage:   {Field: &Field{Key: PodStorage, Level: "perPod", Resource: ResourceStorage, Path: path("limits", "perPod", "storage"), Name: "perPod.storage"}, Value: 2e9, Written: "2e9", Format: resource.DecimalSI},
 			},
 			shown: map[Key]string{GroupStorage: "1G", PodStorage: "2G"},
 		},
 		"retention rules are named as their fields": {
 			q: mustCluster(t, builder.ClusterQuota("c").PerNamespace(3, "").MaxAge("168h").Orphans(cqv1.OrphanDelete, "10m")),
 			want: map[Key]Limit{
-				NamespaceCheckpoints: {Key: NamespaceCheckpoints, Level: "perNamespace", Resource: ResourceCheckpoints, Value: 3,
-					Path: path("limits", "perNamespace", "checkpoints"), Name: "perNamespace.checkpoints", Written: "3"},
-				MaxAge:  {Key: MaxAge, Path: path("maxAge"), Name: "maxAge", Written: "168h", Value: int64(168 * time.Hour)},
-				Orphans: {Key: Orphans, Path: path("orphans"), Name: "orphans", Written: "Delete after 10m"},
+				NamespaceCheckpoints: {Field: &Field{Key: NamespaceCheckpoints, Level: "perNamespace", Resource: ResourceCheckpoints, Path: path("limits", "perNamespace", "checkpoints"), Name: "perNamespace.checkpoints"}, Value: 3, Written: "3"},
+				MaxAge:               {Field: &Field{Key: MaxAge, Path: path("maxAge"), Name: "maxAge"}, Written: "168h", Value: int64(168 * time.Hour)},
+				Orphans:              {Field: &Field{Key: Orphans, Path: path("orphans"), Name: "orphans"}, Written: "Delete after 10m"},
 			},
 			shown: map[Key]string{NamespaceCheckpoints: "3"},
 		},
 		"orphans without a policy retain": {
 			q: mustQuota(t, builder.Quota("q", "shop").Orphans("", "")),
 			want: map[Key]Limit{
-				Orphans: {Key: Orphans, Path: path("orphans"), Name: "orphans", Written: "Retain"},
+				Orphans: {Field: &Field{Key: Orphans, Path: path("orphans"), Name: "orphans"}, Written: "Retain"},
 			},
 			shown: map[Key]string{},
 		},

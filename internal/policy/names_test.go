@@ -6,7 +6,9 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
@@ -40,37 +42,43 @@ func TestCompact(t *testing.T) {
 	}
 }
 
-// TestCompactedQuotaParsesAlike checks that a quota as the manager's cache keeps it
-// (CompactTarget, CompactSelector) targets, conflicts and overlaps exactly as written:
-// long pod and container names, label keys and values, by every operator.
-func TestCompactedQuotaParsesAlike(t *testing.T) {
+// TestSharedQuotaParsesAlike checks that a quota as the manager's cache keeps it (its
+// target and namespace selector its policy's own: ShareTarget, SharedSelector) targets,
+// conflicts and overlaps exactly as written: long pod and container names, label keys and
+// values, by every operator.
+func TestSharedQuotaParsesAlike(t *testing.T) {
 	longKey := strings.Repeat("k", 60) + ".example.com/" + strings.Repeat("n", 60)
 	longValue := strings.Repeat("v", 63)
 	longPod := "cache-" + strings.Repeat("p", 200)
 	longContainer := strings.Repeat("c", 63)
-	written := builder.ClusterQuota("c").PerPod(3, "").PodNames(longPod, "web-0").ContainerNames(longContainer).Obj()
+	written := builder.ClusterQuota("c").PerPod(3, "").PodNames(longPod, "web-0", longPod).ContainerNames(longContainer).Obj()
 	written.Spec.Target.PodSelector = &cqv1.LabelSelector{
 		MatchLabels: map[string]string{longKey: longValue, "app": "cache"},
 		MatchExpressions: []cqv1.LabelSelectorRequirement{
 			{Key: longKey + "x", Operator: metav1.LabelSelectorOpNotIn, Values: []string{longValue, "short"}},
 			{Key: "tier", Operator: metav1.LabelSelectorOpExists},
 			{Key: longKey + "y", Operator: metav1.LabelSelectorOpDoesNotExist},
+			{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"cache", "db"}},
 		},
 	}
 	written.Spec.NamespaceSelector = &cqv1.LabelSelector{MatchLabels: map[string]string{longKey: longValue}}
-	cached := written.DeepCopy()
-	CompactTarget(cached.Spec.Target, nil)
-	CompactSelector(cached.Spec.NamespaceSelector, nil)
-	if cached.Spec.Target.PodNames[0] == longPod || cached.Spec.NamespaceSelector.MatchLabels[Compact(longKey)] != Compact(longValue) {
-		t.Fatalf("nothing compacted: %+v", cached.Spec.Target)
-	}
 	a, err := FromClusterQuota(written)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cached := written.DeepCopy()
+	ShareTarget(cached.Spec.Target, a)
+	cached.Spec.NamespaceSelector = SharedSelector(a.NamespaceSelector)
+	if slices.Contains(cached.Spec.Target.PodNames, longPod) || len(cached.Spec.NamespaceSelector.MatchLabels) > 0 {
+		t.Fatalf("not the policy's: %+v", cached.Spec.Target)
+	}
 	b, err := FromClusterQuota(cached)
 	if err != nil {
-		t.Fatalf("the compacted quota does not parse: %v", err)
+		t.Fatalf("the cached quota does not parse: %v", err)
+	}
+	if diff := cmp.Diff(a, b, cmp.AllowUnexported(Quota{}, Selector{}),
+		cmp.Comparer(func(x, y *field.Path) bool { return x.String() == y.String() })); diff != "" {
+		t.Errorf("the cached quota parses to another policy (-written +cached):\n%s", diff)
 	}
 	pod := map[string]string{longKey: longValue, "app": "cache", "tier": "db", longKey + "x": "other"}
 	ns := map[string]string{longKey: longValue}
@@ -117,12 +125,17 @@ func TestCompactedQuotaParsesAlike(t *testing.T) {
 			t.Errorf("%s: the quota as cached targets it: %v, want %v", name, got, tc.want)
 		}
 	}
-	// Compacted with its policy, the cache's copy holds the policy's own digests.
-	shared := written.DeepCopy()
-	CompactTarget(shared.Spec.Target, a)
-	for _, n := range shared.Spec.Target.PodNames {
-		if i := slices.Index(a.PodNames, n); isDigest(n) && (i < 0 || unsafe.StringData(a.PodNames[i]) != unsafe.StringData(n)) {
-			t.Errorf("the cache's digest %q of a pod name is a copy of the policy's, not the policy's own", n)
+	// The cache's copy holds the policy's own lists, not copies.
+	shared := func(what string, cache, policy []string) {
+		if len(cache) == 0 || unsafe.SliceData(cache) != unsafe.SliceData(policy) {
+			t.Errorf("the cache's %s are a copy of the policy's, not the policy's own", what)
+		}
+	}
+	shared("pod names", cached.Spec.Target.PodNames, a.PodNames)
+	shared("container names", cached.Spec.Target.ContainerNames, a.ContainerNames)
+	for i, r := range cached.Spec.Target.PodSelector.MatchExpressions {
+		if len(r.Values) > 0 {
+			shared("selector values", r.Values, a.PodSelector.reqs[i].Values)
 		}
 	}
 	// A quota as written (an admission's candidate) and one as cached (the others) compare alike.

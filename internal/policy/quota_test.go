@@ -40,9 +40,12 @@ type summary struct {
 }
 
 func summarize(q *Quota) summary {
-	s := summary{Ref: q.Ref.String(), Specificity: q.Specificity, Fields: map[Key]string{}, Limits: q.Limits, Orphans: q.Orphans}
+	s := summary{Ref: q.Ref.String(), Specificity: q.Specificity, Fields: map[Key]string{}, Limits: map[Key]int64{}, Orphans: q.Orphans}
 	for _, l := range q.limits {
 		s.Fields[l.Key] = l.Path.String()
+		if l.Resource != "" {
+			s.Limits[l.Key] = l.Value
+		}
 	}
 	if q.MaxAge != nil {
 		s.MaxAge = *q.MaxAge

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"slices"
+
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -84,7 +86,7 @@ func remoteTwin(q *Quota, levels []Level, maxAge *cqv1.Duration) (*Quota, error)
 	}
 	t := &Quota{Ref: q.Ref, Specificity: q.Specificity, NamespaceSelector: q.NamespaceSelector,
 		PodSelector: q.PodSelector, PodNames: q.PodNames, ContainerNames: q.ContainerNames,
-		Enforcement: q.Enforcement, Limits: map[Key]int64{}}
+		Enforcement: q.Enforcement}
 	for _, lv := range levels {
 		if err := t.setLevel(lv); err != nil {
 			return nil, err
@@ -96,10 +98,9 @@ func remoteTwin(q *Quota, levels []Level, maxAge *cqv1.Duration) (*Quota, error)
 			return nil, fmt.Errorf("%s: %w", RemoteMaxAgePath(), err)
 		}
 		t.MaxAge = &d
-		l := retentionLimit(MaxAge, NameRemoteMaxAge)
-		l.Written, l.Value = string(*maxAge), int64(d)
-		t.set(l)
+		t.set(Limit{Field: retentionField(MaxAge, NameRemoteMaxAge, ""), Written: string(*maxAge), Value: int64(d)})
 	}
+	t.limits = slices.Clone(t.limits) // at their number, as setAll leaves a quota's
 	return t, nil
 }
 

@@ -170,7 +170,7 @@ func rank(k Key, q *Quota) int64 {
 		}
 		return -int64(q.Orphans.GracePeriod)
 	}
-	return q.Limits[k]
+	return q.limitRef(k).Value
 }
 
 // Conflict is another quota that the webhook can see sets the same limits as a candidate

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -51,7 +52,7 @@ func everyArchive(archives []Archive, rules Rules) []*Rules {
 }
 
 func limit(key string, lvl Per, r policy.Resource, v int64) Bound {
-	return Bound{Quota: 0, Per: lvl, Limit: policy.Limit{Name: key, Resource: r, Value: v}}
+	return Bound{Quota: 0, Per: lvl, Limit: policy.Limit{Field: &policy.Field{Name: key, Resource: r}, Value: v}}
 }
 
 func TestComputePrunes(t *testing.T) {
@@ -188,3 +189,13 @@ func TestBytes(t *testing.T) {
 // samePaths compares field paths by what they print: the paths of a bound and of an
 // effective limit are the spec's, found anew by each resolution.
 var samePaths = cmp.Comparer(func(a, b *field.Path) bool { return a.String() == b.String() })
+
+// sameReports compares limit reports by what they say, their own quotas included.
+var sameReports = cmp.Transformer("report", func(r policy.LimitReport) any {
+	return struct {
+		Limit                   *policy.Limit
+		State                   cqv1.LimitState
+		OverriddenBy, Overrides []policy.Ref
+		Cap                     *policy.Cap
+	}{r.Limit, r.State, r.OverriddenBy(), r.Overrides(), r.Cap()}
+})

@@ -261,7 +261,7 @@ func (r *resolver) rulesOf(res policy.Resolution) Rules {
 					rules.MaxAge.Rule = name // a remote twin's
 				}
 			} else {
-				rules.MaxSize = &Retention{Quota: qi, Value: q.Limits[k]}
+				rules.MaxSize = &Retention{Quota: qi, Value: q.Limit(k).Value}
 			}
 		case policy.Orphans:
 			if q.Orphans.Policy == cqv1.OrphanDelete {

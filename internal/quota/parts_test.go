@@ -120,7 +120,7 @@ func TestMergeIsComputeOfAll(t *testing.T) {
 				if diff := cmp.Diff(whole.Conflicts(qi), res.Conflicts(qi)); diff != "" {
 					t.Errorf("conflicts of %s (-whole +merged):\n%s", quotas[qi].Ref, diff)
 				}
-				if diff := cmp.Diff(whole.Effective(qi), res.Effective(qi), samePaths); diff != "" {
+				if diff := cmp.Diff(whole.Effective(qi), res.Effective(qi), samePaths, sameReports); diff != "" {
 					t.Errorf("effective limits of %s (-whole +merged):\n%s", quotas[qi].Ref, diff)
 				}
 			}

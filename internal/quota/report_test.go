@@ -21,7 +21,7 @@ func governed(archives []Archive, rules map[string]*Rules) []*Rules {
 }
 
 func limitOf(quota int, key string, lvl Per, r policy.Resource, v int64) Bound {
-	return Bound{Quota: quota, Per: lvl, Limit: policy.Limit{Name: key, Resource: r, Value: v}}
+	return Bound{Quota: quota, Per: lvl, Limit: policy.Limit{Field: &policy.Field{Name: key, Resource: r}, Value: v}}
 }
 
 // usageOf is the part of an outcome that report fills.

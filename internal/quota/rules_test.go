@@ -29,26 +29,26 @@ func TestRulesOf(t *testing.T) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").Total(10, "1Gi").PerPod(3, "").PerContainer(2, "10Mi").Obj()))
 			},
 			want: Rules{Bounds: []Bound{
-				{Per: PerNamespace, Limit: policy.Limit{Name: "total.checkpoints", Resource: policy.ResourceCheckpoints, Value: 10}},
-				{Per: PerNamespace, Limit: policy.Limit{Name: "total.storage", Resource: policy.ResourceStorage, Value: 1 << 30}},
-				{Per: PerPod, Limit: policy.Limit{Name: "perPod.checkpoints", Resource: policy.ResourceCheckpoints, Value: 3}},
-				{Per: PerContainer, Limit: policy.Limit{Name: "perContainer.checkpoints", Resource: policy.ResourceCheckpoints, Value: 2}},
-				{Per: PerContainer, Limit: policy.Limit{Name: "perContainer.storage", Resource: policy.ResourceStorage, Value: 10 * mi}},
+				{Per: PerNamespace, Limit: policy.Limit{Field: &policy.Field{Name: "total.checkpoints", Resource: policy.ResourceCheckpoints}, Value: 10}},
+				{Per: PerNamespace, Limit: policy.Limit{Field: &policy.Field{Name: "total.storage", Resource: policy.ResourceStorage}, Value: 1 << 30}},
+				{Per: PerPod, Limit: policy.Limit{Field: &policy.Field{Name: "perPod.checkpoints", Resource: policy.ResourceCheckpoints}, Value: 3}},
+				{Per: PerContainer, Limit: policy.Limit{Field: &policy.Field{Name: "perContainer.checkpoints", Resource: policy.ResourceCheckpoints}, Value: 2}},
+				{Per: PerContainer, Limit: policy.Limit{Field: &policy.Field{Name: "perContainer.storage", Resource: policy.ResourceStorage}, Value: 10 * mi}},
 			}},
 		},
 		"a targeted quota's total counts what it targets together": {
 			quotas: func(add func(*policy.Quota, error)) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").PodNames("cache-0").Total(4, "").Obj()))
 			},
-			want: Rules{Bounds: []Bound{{Per: PerGroup, Limit: policy.Limit{Name: "total.checkpoints", Resource: policy.ResourceCheckpoints, Value: 4}}}},
+			want: Rules{Bounds: []Bound{{Per: PerGroup, Limit: policy.Limit{Field: &policy.Field{Name: "total.checkpoints", Resource: policy.ResourceCheckpoints}, Value: 4}}}},
 		},
 		"a cluster quota: perNamespace counts the namespace, total every namespace it selects together": {
 			quotas: func(add func(*policy.Quota, error)) {
 				add(policy.FromClusterQuota(builder.ClusterQuota("c").PerNamespace(20, "").Total(-1, "5Gi").Obj()))
 			},
 			want: Rules{Bounds: []Bound{
-				{Per: PerNamespace, Limit: policy.Limit{Name: "perNamespace.checkpoints", Resource: policy.ResourceCheckpoints, Value: 20}},
-				{Per: PerGroup, Limit: policy.Limit{Name: "total.storage", Resource: policy.ResourceStorage, Value: 5 << 30}},
+				{Per: PerNamespace, Limit: policy.Limit{Field: &policy.Field{Name: "perNamespace.checkpoints", Resource: policy.ResourceCheckpoints}, Value: 20}},
+				{Per: PerGroup, Limit: policy.Limit{Field: &policy.Field{Name: "total.storage", Resource: policy.ResourceStorage}, Value: 5 << 30}},
 			}},
 		},
 		"retention: the size in bytes, the age as a duration": {
@@ -84,14 +84,14 @@ func TestRulesOf(t *testing.T) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "team").PerPod(1, "").Obj()))
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").PerPod(1, "").Obj()))
 			},
-			want: Rules{Bounds: []Bound{{Quota: 1, Per: PerPod, Limit: policy.Limit{Name: "perPod.checkpoints", Resource: policy.ResourceCheckpoints, Value: 1}}}},
+			want: Rules{Bounds: []Bound{{Quota: 1, Per: PerPod, Limit: policy.Limit{Field: &policy.Field{Name: "perPod.checkpoints", Resource: policy.ResourceCheckpoints}, Value: 1}}}},
 		},
 		"a quota that might govern but does not parse holds the archive": {
 			quotas: func(add func(*policy.Quota, error)) {
 				add(policy.FromCheckpointQuota(builder.Quota("q", "shop").PerPod(1, "").Obj()))
 			},
 			labels: Labels{Unparsed: []policy.Ref{{Kind: policy.KindQuota, Namespace: "shop", Name: "broken"}}},
-			want: Rules{Bounds: []Bound{{Per: PerPod, Limit: policy.Limit{Name: "perPod.checkpoints", Resource: policy.ResourceCheckpoints, Value: 1}}},
+			want: Rules{Bounds: []Bound{{Per: PerPod, Limit: policy.Limit{Field: &policy.Field{Name: "perPod.checkpoints", Resource: policy.ResourceCheckpoints}, Value: 1}}},
 				Held: HeldByUnparsed(policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "broken"})},
 		},
 	}
