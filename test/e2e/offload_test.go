@@ -47,19 +47,8 @@ var _ = Describe("offload to a CheckpointStore", Ordered, issue32, func() {
 		sums map[string]string
 	)
 	BeforeAll(func(ctx context.Context) {
+		srv = startStoreServer(ctx, bucket, "archive-credentials")
 		var err error
-		srv, err = s3server.Start(ctx, GinkgoT().TempDir())
-		if errors.Is(err, s3server.ErrUnavailable) {
-			Skip(err.Error())
-		}
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(srv.Kill)
-		Expect(srv.MakeBucket(ctx, bucket)).To(Succeed())
-		Expect(env.Client.Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "archive-credentials", Namespace: localrun.OrphanNamespace},
-			Data: map[string][]byte{cqv1.StoreSecretAccessKeyID: []byte(s3server.AccessKeyID),
-				cqv1.StoreSecretSecretAccessKey: []byte(s3server.SecretAccessKey)},
-		})).To(Succeed())
 		ns, err = env.CreateNamespace(ctx, "offload")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(env.Client.Create(ctx, &cqv1.CheckpointStore{
@@ -621,6 +610,28 @@ func watchRemovals(ctx context.Context, ns string) (stop func() map[string]remov
 	// directories go.
 	DeferCleanup(func() { stop() })
 	return stop
+}
+
+// startStoreServer starts the test bed's S3 server for an Ordered container, skipping it where
+// the server is not built, with bucket made and the agent's credentials for it in a Secret
+// named secret; all of them go when the container ends.
+func startStoreServer(ctx context.Context, bucket, secret string) *s3server.Server {
+	GinkgoHelper()
+	srv, err := s3server.Start(ctx, GinkgoT().TempDir())
+	if errors.Is(err, s3server.ErrUnavailable) {
+		Skip(err.Error())
+	}
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(srv.Kill)
+	Expect(srv.MakeBucket(ctx, bucket)).To(Succeed())
+	credentials := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: secret, Namespace: localrun.OrphanNamespace},
+		Data: map[string][]byte{cqv1.StoreSecretAccessKeyID: []byte(s3server.AccessKeyID),
+			cqv1.StoreSecretSecretAccessKey: []byte(s3server.SecretAccessKey)},
+	}
+	Expect(env.Client.Create(ctx, credentials)).To(Succeed())
+	DeferCleanup(func(ctx context.Context) { _ = env.Client.Delete(ctx, credentials) })
+	return srv
 }
 
 // buildPlugin builds the kubectl plugin and returns its path.

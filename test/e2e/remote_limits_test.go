@@ -15,7 +15,6 @@ import (
 	"github.com/minio/minio-go/v7"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,7 +22,6 @@ import (
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
 	"github.com/checkpoint-quota/checkpoint-quota/test/archive"
-	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
 	"github.com/checkpoint-quota/checkpoint-quota/test/s3server"
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
@@ -42,25 +40,11 @@ var _ = Describe("remoteLimits on the stored archives", Ordered, issue32, func()
 		sums = map[string]string{}
 	)
 	BeforeAll(func(ctx context.Context) {
-		var err error
-		srv, err = s3server.Start(ctx, GinkgoT().TempDir())
-		if errors.Is(err, s3server.ErrUnavailable) {
-			Skip(err.Error())
-		}
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(srv.Kill)
-		Expect(srv.MakeBucket(ctx, bucket)).To(Succeed())
-		secret := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "remote-limits-credentials", Namespace: localrun.OrphanNamespace},
-			Data: map[string][]byte{cqv1.StoreSecretAccessKeyID: []byte(s3server.AccessKeyID),
-				cqv1.StoreSecretSecretAccessKey: []byte(s3server.SecretAccessKey)},
-		}
-		Expect(env.Client.Create(ctx, secret)).To(Succeed())
-		DeferCleanup(func(ctx context.Context) { _ = env.Client.Delete(ctx, secret) })
+		srv = startStoreServer(ctx, bucket, "remote-limits-credentials")
 		st := &cqv1.CheckpointStore{
 			ObjectMeta: metav1.ObjectMeta{Name: store},
 			Spec: cqv1.CheckpointStoreSpec{Endpoint: srv.Endpoint, Bucket: bucket, Prefix: prefix,
-				CredentialsSecret: cqv1.SecretName{Name: secret.Name},
+				CredentialsSecret: cqv1.SecretName{Name: "remote-limits-credentials"},
 				NamespaceSelector: &cqv1.LabelSelector{MatchLabels: map[string]string{"remote-limits": "granted"}}},
 		}
 		Expect(env.Client.Create(ctx, st)).To(Succeed())
