@@ -15,6 +15,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -262,5 +263,74 @@ spec:
 			tiers(g, ctx, theirs, writtenIn(theirs), 1, 2)
 			g.Expect(objects(g, ctx, theirs)).To(Equal(theirObjects))
 		}, 5*time.Second).WithContext(ctx).Should(Succeed())
+	})
+	It("deletes a stored orphan's object under orphans: Delete as on nodes; a tenant's rule reaches only her namespace", func(ctx context.Context) {
+		mine, err := env.CreateNamespace(ctx, "orphan-tenant")
+		Expect(err).NotTo(HaveOccurred())
+		theirs, err := env.CreateNamespace(ctx, "orphan-neighbour")
+		Expect(err).NotTo(HaveOccurred())
+		for _, ns := range []string{mine, theirs} {
+			_, stderr, err := env.Kubectl("", "label", "namespace", ns, "stored-orphans=spec")
+			Expect(err).NotTo(HaveOccurred(), stderr)
+		}
+		// The cluster admin's quota keeps one archive per container on the node and moves
+		// the rest; its orphans are Retain (the default).
+		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: ClusterCheckpointQuota
+metadata: {name: stored-orphans}
+spec:
+  namespaceSelector: {matchLabels: {stored-orphans: spec}}
+  limits: {perContainer: {checkpoints: 1}}
+  offload: {store: `+store+`}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		DeferCleanup(func(ctx context.Context) {
+			_ = env.Client.Delete(ctx, &cqv1.ClusterCheckpointQuota{ObjectMeta: metav1.ObjectMeta{Name: "stored-orphans"}})
+		})
+		for range 3 {
+			write(ctx, mine, "job-0", "job")
+			write(ctx, theirs, "job-0", "job")
+			time.Sleep(200 * time.Millisecond)
+		}
+		Eventually(tiers, 120*time.Second).WithContext(ctx).WithArguments(mine, writtenIn(mine), 1, 2).Should(Succeed())
+		Eventually(tiers, 60*time.Second).WithContext(ctx).WithArguments(theirs, writtenIn(theirs), 1, 2).Should(Succeed())
+		theirObjects := objects(Default, ctx, theirs)
+		Expect(theirObjects).To(HaveLen(2))
+
+		By("alice, an editor of her namespace, deletes its orphans after 5s; the pods of both namespaces go")
+		alice := newTenant(ctx, mine)
+		_, stderr, err = alice.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: orphans, namespace: `+mine+`}
+spec:
+  orphans: {policy: Delete, gracePeriod: 5s}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		_, stderr, err = alice.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: orphans, namespace: `+theirs+`}
+spec:
+  orphans: {policy: Delete, gracePeriod: 0s}
+`, "apply", "-n", theirs, "-f", "-")
+		Expect(err).To(HaveOccurred(), "alice wrote a quota in another namespace")
+		Expect(stderr).To(ContainSubstring("forbidden"))
+		for _, ns := range []string{mine, theirs} {
+			Expect(env.Client.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "job-0"}})).To(Succeed())
+		}
+
+		By("her stored orphans' objects go with their Checkpoints and the file on the node; the neighbour's stay")
+		Eventually(func(g Gomega) {
+			g.Expect(filesOf(g, mine)).To(BeEmpty(), "no file on the node")
+			g.Expect(checkpointsIn(ctx, g, mine)).To(BeEmpty(), "no Checkpoint")
+			g.Expect(objects(g, ctx, mine)).To(BeEmpty(), "no object in the store")
+		}, 60*time.Second).WithContext(ctx).Should(Succeed())
+		Consistently(func(g Gomega) {
+			tiers(g, ctx, theirs, writtenIn(theirs), 1, 2)
+			g.Expect(objects(g, ctx, theirs)).To(Equal(theirObjects))
+		}, 5*time.Second).WithContext(ctx).Should(Succeed())
+		Eventually(func(g Gomega) {
+			q := quotaOf(g, ctx, mine, "orphans")
+			g.Expect(q.Status.Pruned.Checkpoints).To(BeEquivalentTo(3), "the one on the node and the two stored")
+		}).WithContext(ctx).Should(Succeed())
 	})
 })
