@@ -99,6 +99,9 @@ func setupOffloader(mgr manager.Manager, cfg Config, stores *storeClients, check
 	if err := mgr.Add(storedSweep{o: o}); err != nil {
 		return err
 	}
+	if err := mgr.Add(bucketSweep{o: o}); err != nil {
+		return err
+	}
 	offloading := predicate.NewPredicateFuncs(func(obj client.Object) bool {
 		c, ok := obj.(*cqv1.Checkpoint)
 		return ok && (c.Status.Offload != nil || c.Status.Location != nil)

@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -177,4 +178,30 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 func hashFrom(r io.Reader, h hash.Hash) (string, int64, error) {
 	n, err := io.Copy(h, r)
 	return hex.EncodeToString(h.Sum(nil)), n, err
+}
+
+// Object is one object of the store: its key and when it was written.
+type Object struct {
+	Key          string
+	LastModified time.Time
+}
+
+// Objects calls fn with each object under the store's prefix, in the order of their keys,
+// until fn returns false. An incomplete multipart upload is no object.
+func (s *Store) Objects(ctx context.Context, fn func(Object) bool) error {
+	prefix := ""
+	if p := path.Join(s.spec.Prefix); p != "" && p != "." {
+		prefix = p + "/"
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the listing when fn stops early
+	for o := range s.client.ListObjects(ctx, s.spec.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if o.Err != nil {
+			return fmt.Errorf("listing %s/%s: %w", s.spec.Bucket, prefix, o.Err)
+		}
+		if !fn(Object{Key: o.Key, LastModified: o.LastModified}) {
+			return nil
+		}
+	}
+	return ctx.Err()
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
@@ -332,5 +334,54 @@ spec:
 			q := quotaOf(g, ctx, mine, "orphans")
 			g.Expect(q.Status.Pruned.Checkpoints).To(BeEquivalentTo(3), "the one on the node and the two stored")
 		}).WithContext(ctx).Should(Succeed())
+	})
+	It("sweeps from the bucket the objects that no Checkpoint stands for, as a gone node's, and nothing else", func(ctx context.Context) {
+		ns, err := env.CreateNamespace(ctx, "sweep")
+		Expect(err).NotTo(HaveOccurred())
+		_, stderr, err := env.Kubectl("", "label", "namespace", ns, "bucket-sweep=spec")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		_, stderr, err = env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: ClusterCheckpointQuota
+metadata: {name: bucket-sweep}
+spec:
+  namespaceSelector: {matchLabels: {bucket-sweep: spec}}
+  limits: {perContainer: {checkpoints: 1}}
+  offload: {store: `+store+`}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		DeferCleanup(func(ctx context.Context) {
+			_ = env.Client.Delete(ctx, &cqv1.ClusterCheckpointQuota{ObjectMeta: metav1.ObjectMeta{Name: "bucket-sweep"}})
+		})
+		for range 2 {
+			write(ctx, ns, "job-0", "job")
+			time.Sleep(200 * time.Millisecond)
+		}
+		Eventually(tiers, 120*time.Second).WithContext(ctx).WithArguments(ns, writtenIn(ns), 1, 1).Should(Succeed())
+		live := objects(Default, ctx, ns)
+
+		By("objects as a node gone for good leaves them: its Checkpoint deleted, no agent to delete the object")
+		put := func(key string, meta map[string]string) {
+			body := []byte("an archive\n")
+			_, err := srv.Client.PutObject(ctx, bucket, key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{UserMetadata: meta})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		gone := objstore.Key(prefix, ns, "job-0", "job", "uid-of-a-checkpoint-of-a-gone-node")
+		put(gone, map[string]string{objstore.MetaUID: "uid-of-a-checkpoint-of-a-gone-node"})
+		// Not an agent's: the UID in its key is not in its metadata.
+		foreign := objstore.Key(prefix, ns, "job-0", "job", "uid-of-nothing")
+		put(foreign, nil)
+		// Outside the store's prefix: not the store's.
+		outside := objstore.Key("elsewhere", ns, "job-0", "job", "uid-outside")
+		put(outside, map[string]string{objstore.MetaUID: "uid-outside"})
+
+		Eventually(func(g Gomega) []string { return objects(g, ctx, ns) }, 60*time.Second).WithContext(ctx).Should(
+			ConsistOf(append(slices.Clone(live), foreign)), "the gone node's object is swept, the rest stay")
+		Consistently(func(g Gomega) {
+			g.Expect(filesOf(g, ns)).To(Equal(writtenIn(ns)[1:]), "the newest stays on the node")
+			g.Expect(checkpointsIn(ctx, g, ns)).To(HaveLen(2))
+			g.Expect(objects(g, ctx, ns)).To(ConsistOf(append(slices.Clone(live), foreign)))
+			_, err := srv.Client.StatObject(ctx, bucket, outside, minio.StatObjectOptions{})
+			g.Expect(err).NotTo(HaveOccurred(), "the object outside the prefix stays")
+		}, 12*time.Second).WithContext(ctx).Should(Succeed())
 	})
 })
