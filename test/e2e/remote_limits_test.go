@@ -25,6 +25,7 @@ import (
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
 	"github.com/checkpoint-quota/checkpoint-quota/test/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
 	"github.com/checkpoint-quota/checkpoint-quota/test/s3server"
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
@@ -383,5 +384,76 @@ spec:
 			_, err := srv.Client.StatObject(ctx, bucket, outside, minio.StatObjectOptions{})
 			g.Expect(err).NotTo(HaveOccurred(), "the object outside the prefix stays")
 		}, 12*time.Second).WithContext(ctx).Should(Succeed())
+	})
+	It("keeps a deleted namespace's stored archives as orphans, their objects given to the orphans' Checkpoints", func(ctx context.Context) {
+		ns, err := env.CreateNamespace(ctx, "deleted")
+		Expect(err).NotTo(HaveOccurred())
+		_, stderr, err := env.Kubectl("", "label", "namespace", ns, "stored-deleted=spec")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		_, stderr, err = env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: ClusterCheckpointQuota
+metadata: {name: stored-deleted}
+spec:
+  namespaceSelector: {matchLabels: {stored-deleted: spec}}
+  limits: {perContainer: {checkpoints: 1}}
+  offload: {store: `+store+`}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		DeferCleanup(func(ctx context.Context) {
+			_ = env.Client.Delete(ctx, &cqv1.ClusterCheckpointQuota{ObjectMeta: metav1.ObjectMeta{Name: "stored-deleted"}})
+		})
+		for range 3 {
+			write(ctx, ns, "db-0", "db")
+			time.Sleep(200 * time.Millisecond)
+		}
+		written := writtenIn(ns)
+		Eventually(tiers, 120*time.Second).WithContext(ctx).WithArguments(ns, written, 1, 2).Should(Succeed())
+		keys := objects(Default, ctx, ns)
+
+		By("deleting the namespace: its stored archives become orphans in the agent's namespace, as the one on the node does")
+		_, stderr, err = env.Kubectl("", "delete", "namespace", ns, "--wait=true", "--timeout=60s")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		var stored []cqv1.Checkpoint
+		Eventually(func(g Gomega) {
+			orphans := orphansOrNot(ctx, g, localrun.OrphanNamespace, ns)
+			g.Expect(orphans).To(HaveLen(3), "the two stored and the one on the node")
+			stored = stored[:0]
+			var storedKeys []string
+			for _, c := range orphans {
+				if c.Status.Location == nil {
+					continue
+				}
+				stored = append(stored, c)
+				storedKeys = append(storedKeys, c.Status.Location.Key)
+				g.Expect(c.Spec.Archive.OrphanOf).To(Equal(ns))
+				info, err := srv.Client.StatObject(ctx, bucket, c.Status.Location.Key, minio.StatObjectOptions{})
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(info.Metadata.Get("X-Amz-Meta-"+objstore.MetaUID)).To(Equal(string(c.UID)), "the object is the orphan's")
+				g.Expect(info.Metadata.Get("X-Amz-Meta-"+objstore.MetaSHA256)).To(Equal(sums[c.Spec.Archive.FileName]))
+			}
+			g.Expect(storedKeys).To(ConsistOf(keys), "the same objects, nothing deleted")
+		}, 60*time.Second).WithContext(ctx).Should(Succeed())
+		Consistently(func(g Gomega) []string { return objects(g, ctx, ns) }, 12*time.Second).WithContext(ctx).Should(Equal(keys),
+			"the bucket sweep leaves them: they have Checkpoints")
+		Expect(filesOf(Default, ns)).To(Equal(written[2:]))
+
+		By("a tenant of another namespace can neither see nor delete them")
+		mine, err := env.CreateNamespace(ctx, "deleted-tenant")
+		Expect(err).NotTo(HaveOccurred())
+		alice := newTenant(ctx, mine)
+		_, stderr, err = alice.Kubectl("", "delete", "checkpoint", stored[0].Name, "-n", localrun.OrphanNamespace)
+		Expect(err).To(HaveOccurred(), "alice deleted an orphan in the agent's namespace")
+		Expect(stderr).To(ContainSubstring("forbidden"))
+
+		By("deleting an orphan deletes its object, as for any stored archive")
+		_, stderr, err = env.Kubectl("", "delete", "checkpoint", stored[0].Name, "-n", localrun.OrphanNamespace)
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Eventually(func(g Gomega) []string { return objects(g, ctx, ns) }, 30*time.Second).WithContext(ctx).Should(
+			ConsistOf(stored[1].Status.Location.Key))
+		DeferCleanup(func(ctx context.Context) {
+			for _, c := range orphansOrNot(ctx, Default, localrun.OrphanNamespace, ns) {
+				_ = env.Client.Delete(ctx, &c)
+			}
+		})
 	})
 })
