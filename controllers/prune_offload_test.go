@@ -44,7 +44,7 @@ func TestOffloadsTakeFromThePlan(t *testing.T) {
 		"asked already and failing, under a limit: still waits":     {offload: true, rule: "perContainer.checkpoints", requested: true, failing: true},
 		"a node rule and a failing upload: deleted, and said": {offload: true, rule: "perNode.checkpoints", requested: true, failing: true,
 			wantDelete: true, wantEvent: "Warning OffloadLost"},
-		"no offload: deleted as before": {rule: "perContainer.checkpoints", wantDelete: true},
+		"no offload: deleted as before":                                {rule: "perContainer.checkpoints", wantDelete: true},
 		"the orphan rule of a quota that offloads: deleted, not moved": {offload: true, rule: "orphans", wantDelete: true},
 		"a node rule, not asked yet, and the node cannot write to the store: deleted, and said": {offload: true, rule: "nodeFilesystem.minFree",
 			check: ptr.To(false), wantDelete: true, wantEvent: "Warning OffloadLost"},

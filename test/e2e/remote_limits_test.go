@@ -429,7 +429,7 @@ spec:
 				info, err := srv.Client.StatObject(ctx, bucket, c.Status.Location.Key, minio.StatObjectOptions{})
 				g.Expect(err).NotTo(HaveOccurred())
 				g.Expect(info.Metadata.Get("X-Amz-Meta-"+objstore.MetaUID)).To(Equal(string(c.UID)), "the object is the orphan's")
-				g.Expect(info.Metadata.Get("X-Amz-Meta-"+objstore.MetaSHA256)).To(Equal(sums[c.Spec.Archive.FileName]))
+				g.Expect(info.Metadata.Get("X-Amz-Meta-" + objstore.MetaSHA256)).To(Equal(sums[c.Spec.Archive.FileName]))
 			}
 			g.Expect(storedKeys).To(ConsistOf(keys), "the same objects, nothing deleted")
 		}, 60*time.Second).WithContext(ctx).Should(Succeed())
