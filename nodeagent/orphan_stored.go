@@ -43,7 +43,7 @@ func (o *Offloader) keepAsOrphan(ctx context.Context, key types.NamespacedName, 
 	log := logf.FromContext(ctx).WithValues("checkpoint", key, "store", so.location.Store, "key", so.location.Key)
 	if so.archive == nil {
 		// Recorded before the agent kept the spec: nothing to publish it from. The object
-		// stays; the bucket sweep deletes it, as it has no Checkpoint.
+		// stays, and the bucket sweep leaves the objects of a deleted namespace.
 		log.Info("Kept the stored archive of a deleted namespace's Checkpoint, which cannot be published again (recorded by an older agent)")
 		return nil
 	}
