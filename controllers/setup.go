@@ -59,8 +59,12 @@ func Setup(ctx context.Context, mgr ctrl.Manager, o Options) (*ViewStore, error)
 	quotaUpdates, clusterUpdates := make(chan event.GenericEvent, 64), make(chan event.GenericEvent, 64)
 	status := &StatusWriter{Client: mgr.GetClient(), Views: views, Recorder: recorder,
 		Interval: o.StatusInterval, RateClock: clock.RealClock{}}
+	deletes, err := withMetadataDeletes(mgr.GetClient(), mgr.GetConfig())
+	if err != nil {
+		return nil, err
+	}
 	if err := (&PruneReconciler{
-		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Views: views, Recorder: recorder, Clock: o.Clock,
+		Client: deletes, APIReader: mgr.GetAPIReader(), Views: views, Recorder: recorder, Clock: o.Clock,
 		RateClock: clock.RealClock{}, ResyncPeriod: o.ResyncPeriod, Concurrency: o.PruneConcurrency, BatchDelay: o.BatchDelay,
 		CountInterval: o.StatusInterval,
 		QuotaUpdates:  quotaUpdates, ClusterQuotaUpdates: clusterUpdates, Policies: o.Policies,

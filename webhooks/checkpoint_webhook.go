@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
@@ -19,7 +20,7 @@ import (
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
 
-// +kubebuilder:webhook:path=/validate-checkpointquota-dev-v1alpha1-checkpoint,mutating=false,failurePolicy=fail,sideEffects=None,groups=checkpointquota.dev,resources=checkpoints,verbs=update,versions=v1alpha1,name=vcheckpoint.checkpointquota.dev,admissionReviewVersions=v1,timeoutSeconds=10
+// +kubebuilder:webhook:path=/validate-checkpointquota-dev-v1alpha1-checkpoint,mutating=false,failurePolicy=fail,sideEffects=NoneOnDryRun,groups=checkpointquota.dev,resources=checkpoints,verbs=update,versions=v1alpha1,name=vcheckpoint.checkpointquota.dev,admissionReviewVersions=v1,timeoutSeconds=10
 
 // CheckpointWebhook refuses a pin (spec.pinned set on a Checkpoint that nothing pinned) that
 // would put the pinned archives of a group over a limit in force for that group, as
@@ -31,11 +32,15 @@ type CheckpointWebhook struct {
 	Quotas *QuotaReader
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Ledger records the pins admitted by every replica, when several serve admission
+	// (leader election on); nil: this process's alone, in pending.
+	Ledger *PinLedger
 
 	// mu makes pins one at a time, so that two pins admitted together cannot both take
-	// the last place; pending holds the pins admitted that the reader may not show yet.
+	// the last place; pending holds the pins admitted that the reader may not show yet,
+	// when there is no Ledger.
 	mu      sync.Mutex
-	pending map[types.UID]time.Time
+	pending admitted
 }
 
 // pendingFor is how long an admitted pin counts before the reader must show it.
@@ -58,18 +63,26 @@ func (w *CheckpointWebhook) ValidateDelete(context.Context, *cqv1.Checkpoint) (a
 func (w *CheckpointWebhook) ValidateUpdate(ctx context.Context, old, c *cqv1.Checkpoint) (admission.Warnings, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	now := time.Now()
+	if w.Now != nil {
+		now = w.Now()
+	}
+	dryRun := isDryRun(ctx)
 	if !c.Spec.Pinned {
-		delete(w.pending, c.UID) // unpinned: an admitted pin no longer counts
+		// Unpinned: an admitted pin no longer counts. An unpin is never refused: should
+		// the ledger not take it, the pin counts until it expires, which refuses more.
+		delete(w.pending, c.UID)
+		if old.Spec.Pinned && w.Ledger != nil && !dryRun {
+			if err := w.Ledger.release(ctx, c.UID, now); err != nil {
+				logf.FromContext(ctx).Error(err, "Could not forget an admitted pin; it counts until it expires", "checkpoint", client.ObjectKeyFromObject(c))
+			}
+		}
 		return nil, nil
 	}
 	if old.IsPinned() || c.Spec.Archive == nil || !c.DeletionTimestamp.IsZero() {
 		return nil, nil
 	}
-	now := time.Now()
-	if w.Now != nil {
-		now = w.Now()
-	}
-	over, err := w.overLimits(ctx, c, now)
+	over, err := w.admit(ctx, c, now, dryRun)
 	if err != nil {
 		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("cannot check the pin against the limits in force: %v; try again", err))
 	}
@@ -79,22 +92,42 @@ func (w *CheckpointWebhook) ValidateUpdate(ctx context.Context, old, c *cqv1.Che
 				"unpin another archive first (kubectl patch checkpoint NAME -n %s --type merge -p '{\"spec\":{\"pinned\":false}}') "+
 				"or ask for a larger limit", c.Name, strings.Join(over, ", "), c.Namespace))
 	}
-	if w.pending == nil {
-		w.pending = map[types.UID]time.Time{}
-	}
-	w.pending[c.UID] = now
 	return nil, nil
 }
 
-// overLimits resolves the candidate's archive among the others of its namespace (and, for a
-// cluster quota's limits.total, the pinned archives of every namespace), as the manager
-// does, and names each limit whose group's pinned archives the pin would put over it.
-func (w *CheckpointWebhook) overLimits(ctx context.Context, c *cqv1.Checkpoint, now time.Time) ([]string, error) {
+// admit checks the pin of c with the pins admitted before it, on every replica when there
+// is a ledger, and records it unless the request is a dry run or a limit would be over.
+func (w *CheckpointWebhook) admit(ctx context.Context, c *cqv1.Checkpoint, now time.Time, dryRun bool) ([]string, error) {
+	check := func(pins admitted) ([]string, error) { return w.overLimits(ctx, c, now, pins) }
+	if w.Ledger != nil {
+		return w.Ledger.admit(ctx, c.UID, now, dryRun, check)
+	}
 	for uid, at := range w.pending {
 		if now.Sub(at) > pendingFor {
 			delete(w.pending, uid)
 		}
 	}
+	over, err := check(w.pending)
+	if err != nil || len(over) > 0 || dryRun {
+		return over, err
+	}
+	if w.pending == nil {
+		w.pending = admitted{}
+	}
+	w.pending[c.UID] = now
+	return nil, nil
+}
+
+// isDryRun says whether the admission request is a dry run, which must leave no trace.
+func isDryRun(ctx context.Context) bool {
+	req, err := admission.RequestFromContext(ctx)
+	return err == nil && req.DryRun != nil && *req.DryRun
+}
+
+// overLimits resolves the candidate's archive among the others of its namespace (and, for a
+// cluster quota's limits.total, the pinned archives of every namespace), as the manager
+// does, and names each limit whose group's pinned archives the pin would put over it.
+func (w *CheckpointWebhook) overLimits(ctx context.Context, c *cqv1.Checkpoint, now time.Time, pins admitted) ([]string, error) {
 	quotas, err := w.quotas(ctx, c.PodNamespace())
 	if err != nil {
 		return nil, err
@@ -110,7 +143,7 @@ func (w *CheckpointWebhook) overLimits(ctx context.Context, c *cqv1.Checkpoint, 
 	if err := w.Quotas.Cache.List(ctx, &local, client.InNamespace(c.Namespace)); err != nil {
 		return nil, fmt.Errorf("listing the Checkpoints of namespace %s: %w", c.Namespace, err)
 	}
-	w2 := pinWorld{pinned: w.pending, nsLabels: map[string]map[string]string{}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{}}
+	w2 := pinWorld{pinned: pins, nsLabels: map[string]map[string]string{}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{}}
 	w2.add(c, true)
 	for i := range local.Items {
 		if o := &local.Items[i]; o.UID != c.UID && o.PodNamespace() == c.PodNamespace() && o.IsOffloaded() == stored {
@@ -129,7 +162,7 @@ func (w *CheckpointWebhook) overLimits(ctx context.Context, c *cqv1.Checkpoint, 
 			return nil, fmt.Errorf("listing Checkpoints: %w", err)
 		}
 		for i := range all.Items {
-			if o := &all.Items[i]; o.PodNamespace() != c.PodNamespace() && o.IsOffloaded() == stored && (o.IsPinned() || !w.pending[o.UID].IsZero()) {
+			if o := &all.Items[i]; o.PodNamespace() != c.PodNamespace() && o.IsOffloaded() == stored && (o.IsPinned() || !pins[o.UID].IsZero()) {
 				w2.add(o, false)
 			}
 		}
@@ -157,7 +190,7 @@ func (w *CheckpointWebhook) quotas(ctx context.Context, ns string) ([]*policy.Qu
 // pinWorld is what a pin is checked against: archives, the first the candidate.
 type pinWorld struct {
 	archives []quota.Archive
-	pinned   map[types.UID]time.Time
+	pinned   admitted
 	nsLabels map[string]map[string]string
 	pods     map[types.NamespacedName]*metav1.PartialObjectMetadata
 }

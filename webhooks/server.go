@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -38,19 +39,39 @@ const (
 // The informers they read are asked for here, so that the cache starts and syncs them
 // with the manager rather than on the first admission.
 //
-// policies holds the quotas' parsed policies, shared with the pruning pass (nil: the
+// o.Policies holds the quotas' parsed policies, shared with the pruning pass (nil: the
 // webhooks' own); a deleted quota's goes when the cache sees the deletion.
-func SetupWithManager(mgr ctrl.Manager, policies *policy.Parsed) error {
+func SetupWithManager(mgr ctrl.Manager, o Options) error {
 	if mgr == nil {
 		return fmt.Errorf("webhooks need a manager")
 	}
+	policies := o.Policies
 	if policies == nil {
 		policies = policy.NewParsed()
 	}
 	if err := mgr.Add(warmInformers{cache: mgr.GetCache(), policies: policies}); err != nil {
 		return err
 	}
-	return Register(mgr.GetWebhookServer(), mgr.GetScheme(), &QuotaReader{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), Policies: policies})
+	var ledger *PinLedger
+	if o.PinLedger != nil {
+		// Direct: the ledger is read and written around the cache.
+		direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+		if err != nil {
+			return fmt.Errorf("a client for the pin ledger: %w", err)
+		}
+		ledger = &PinLedger{Client: direct, Key: *o.PinLedger}
+	}
+	return Register(mgr.GetWebhookServer(), mgr.GetScheme(), &QuotaReader{Cache: mgr.GetClient(), Live: mgr.GetAPIReader(), Policies: policies}, ledger)
+}
+
+// Options configure the webhooks.
+type Options struct {
+	// Policies holds the quotas' parsed policies, shared with the pruning pass; nil: the
+	// webhooks' own.
+	Policies *policy.Parsed
+	// PinLedger names the Lease on which the replicas serving admission record the pins
+	// they admit (PinLedger); nil when one process serves admission.
+	PinLedger *types.NamespacedName
 }
 
 // warmInformers asks the cache for the informers that admission reads as soon as the
@@ -96,7 +117,8 @@ func (w warmInformers) forget(obj any) {
 }
 
 // Register adds both kinds' webhooks to a webhook server.
-func Register(srv webhook.Server, scheme *runtime.Scheme, quotas *QuotaReader) error {
+// pins, when not nil, records the pins admitted by every replica.
+func Register(srv webhook.Server, scheme *runtime.Scheme, quotas *QuotaReader, pins *PinLedger) error {
 	if srv == nil || scheme == nil || quotas == nil || quotas.Cache == nil || quotas.Live == nil {
 		return fmt.Errorf("webhooks need a server, a scheme and a quota reader")
 	}
@@ -108,7 +130,7 @@ func Register(srv webhook.Server, scheme *runtime.Scheme, quotas *QuotaReader) e
 	srv.Register(MutateClusterQuotaPath, lenient(scheme, func() runtime.Object { return &cqv1.ClusterCheckpointQuota{} },
 		admission.WithDefaulter[*cqv1.ClusterCheckpointQuota](scheme, c)))
 	srv.Register(ValidateClusterQuotaPath, admission.WithValidator[*cqv1.ClusterCheckpointQuota](scheme, c))
-	srv.Register(ValidateCheckpointPath, admission.WithValidator[*cqv1.Checkpoint](scheme, &CheckpointWebhook{Quotas: quotas}))
+	srv.Register(ValidateCheckpointPath, admission.WithValidator[*cqv1.Checkpoint](scheme, &CheckpointWebhook{Quotas: quotas, Ledger: pins}))
 	return nil
 }
 

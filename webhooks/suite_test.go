@@ -28,7 +28,7 @@ var _ = BeforeSuite(func() {
 	var err error
 	env, err = testenv.Start(testenv.Options{Webhooks: true})
 	Expect(err).NotTo(HaveOccurred())
-	server, err = env.StartWebhookServer(func(mgr ctrl.Manager) error { return webhooks.SetupWithManager(mgr, nil) })
+	server, err = env.StartWebhookServer(func(mgr ctrl.Manager) error { return webhooks.SetupWithManager(mgr, webhooks.Options{}) })
 	Expect(err).NotTo(HaveOccurred())
 })
 
@@ -44,7 +44,7 @@ var _ = AfterSuite(func() {
 // restartServer starts the webhook server again after a spec stopped it.
 func restartServer() {
 	var err error
-	server, err = env.StartWebhookServer(func(mgr ctrl.Manager) error { return webhooks.SetupWithManager(mgr, nil) })
+	server, err = env.StartWebhookServer(func(mgr ctrl.Manager) error { return webhooks.SetupWithManager(mgr, webhooks.Options{}) })
 	Expect(err).NotTo(HaveOccurred())
 }
 

@@ -70,7 +70,7 @@ func TestMetadataOnlyUpdatePasses(t *testing.T) {
 }
 
 func TestRegisterRefusesNil(t *testing.T) {
-	got := Register(nil, runtime.NewScheme(), failing)
+	got := Register(nil, runtime.NewScheme(), failing, nil)
 	if diff := cmp.Diff("webhooks need a server, a scheme and a quota reader", errString(got)); diff != "" {
 		t.Errorf("error (-want +got):\n%s", diff)
 	}

@@ -144,7 +144,7 @@ func main() {
 		os.Exit(1)
 	}
 	if o.enableWebhooks {
-		if err := setupWebhooks(mgr, policies); err != nil {
+		if err := setupWebhooks(mgr, policies, o); err != nil {
 			log.Error(err, "Could not set up the webhooks")
 			os.Exit(1)
 		}

@@ -20,7 +20,7 @@ func TestSetupWebhooksServesEveryPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := setupWebhooks(mgr, nil); err != nil {
+	if err := setupWebhooks(mgr, nil, options{}); err != nil {
 		t.Fatal(err)
 	}
 	mux := mgr.GetWebhookServer().WebhookMux()

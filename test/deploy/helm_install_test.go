@@ -16,6 +16,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/onsi/gomega/gexec"
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,6 +28,7 @@ import (
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	testarchive "github.com/checkpoint-quota/checkpoint-quota/test/archive"
 	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
+	"github.com/checkpoint-quota/checkpoint-quota/webhooks"
 )
 
 // helm install and uninstall on the test bed. There is no kubelet, so the pods of the
@@ -127,6 +129,15 @@ var _ = Describe("helm install", func() {
 			return len(list.Items)
 		}, 60*time.Second, 200*time.Millisecond).Should(Equal(1), "the agent did not publish the archive")
 		Expect(agent).NotTo(gexec.Exit())
+
+		By("pinning it through a replica, which records the pin on the replicas' ledger with the chart's roles")
+		var published cqv1.CheckpointList
+		Expect(env.Client.List(ctx, &published, client.InNamespace(ns))).To(Succeed())
+		_, stderr, err = env.Kubectl("", "patch", "checkpoint", published.Items[0].Name, "-n", ns, "--type", "merge", "-p", `{"spec":{"pinned":true}}`)
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		var ledger coordinationv1.Lease
+		Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: webhooks.PinLedgerName}, &ledger)).To(Succeed())
+		Expect(ledger.Annotations).To(HaveKey("pins.checkpointquota.dev/"+string(published.Items[0].UID)), "the replica that admitted the pin did not record it")
 
 		By("reading the logs: no error-level line, at most one line per replica about a race it lost")
 		for i, m := range append(managers, agent) {
