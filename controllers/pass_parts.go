@@ -107,11 +107,12 @@ type nsPart struct {
 	podStates []podState
 	archives  []quota.Archive
 	part      *quota.Part
-	// stored, storedArchives and remotePart are the same for the archives in
+	// stored, storedPodStates, storedArchives and remotePart are the same for the archives in
 	// CheckpointStores, under the quotas' remoteLimits (prune_remote.go).
-	stored         []liveCheckpoint
-	storedArchives []quota.Archive
-	remotePart     *quota.Part
+	stored          []liveCheckpoint
+	storedPodStates []podState
+	storedArchives  []quota.Archive
+	remotePart      *quota.Part
 }
 
 // nextExpiry is the earliest time when a retention rule of the part's archives, on nodes

@@ -268,17 +268,8 @@ func (r *PruneReconciler) remember(s *passScope) {
 		pods = map[types.UID]bool{}
 	}
 	for _, p := range s.fresh {
-		for i, c := range p.live {
-			if pods != nil {
-				pods[types.UID(p.archives[i].PodUID)] = true
-			}
-			switch p.podStates[i] {
-			case podPresent:
-				r.orphans.forget(c.UID)
-			case podGone:
-				p.archives[i].OrphanSince = r.orphans.since(c.UID, s.now)
-			}
-		}
+		r.rememberOrphans(s, pods, p.live, p.podStates, p.archives)
+		r.rememberOrphans(s, pods, p.stored, p.storedPodStates, p.storedArchives)
 	}
 	if s.full {
 		r.orphans.keepOnly(func(uid types.UID) bool { _, ok := s.present[uid]; return ok })
@@ -286,6 +277,24 @@ func (r *PruneReconciler) remember(s *passScope) {
 	}
 	r.Views.forgetGone(func(ns string) bool { return s.full || s.read[ns] },
 		func(uid types.UID) bool { terminating, ok := s.present[uid]; return ok && !terminating })
+}
+
+// rememberOrphans times the orphans among archives, from when this manager first saw
+// each one's pod gone: the clock is the Checkpoint's, so an archive offloaded meanwhile
+// keeps its time (docs/offload.md, "Orphans in the store"). pods, when not nil, collects
+// their pods.
+func (r *PruneReconciler) rememberOrphans(s *passScope, pods map[types.UID]bool, live []liveCheckpoint, states []podState, archives []quota.Archive) {
+	for i, c := range live {
+		if pods != nil {
+			pods[types.UID(archives[i].PodUID)] = true
+		}
+		switch states[i] {
+		case podPresent:
+			r.orphans.forget(c.UID)
+		case podGone:
+			archives[i].OrphanSince = r.orphans.since(c.UID, s.now)
+		}
+	}
 }
 
 // learnNamespace reads the labels of the namespace that c counts against, once per pass.

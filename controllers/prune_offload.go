@@ -14,6 +14,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/quota"
 )
 
@@ -77,6 +78,11 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 		}
 		switch {
 		case c.IsPinned():
+			remaining = append(remaining, p)
+			continue
+		case p.Rule == policy.NameOrphans:
+			// An orphan past its grace period under Delete goes, as it would from the store
+			// at once: moving it would only upload what the same rule deletes there.
 			remaining = append(remaining, p)
 			continue
 		case isNodeGuard(p.Rule) && store != "":

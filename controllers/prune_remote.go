@@ -34,22 +34,24 @@ func (rs *remoteScope) twin(qi int) int {
 	return slices.Index(rs.of, qi)
 }
 
-// addStored adds an offloaded Checkpoint to its part, when some quota sets remoteLimits;
-// its pod is looked up, whose labels a podSelector resolves.
+// addStored adds an offloaded Checkpoint to its part, when some quota sets remoteLimits or
+// an orphan rule; its pod is looked up, whose labels a podSelector resolves and whose
+// absence makes the archive an orphan, timed from when this manager first saw it so, on
+// its node or in the store (remember).
 func (r *PruneReconciler) addStored(ctx context.Context, s *passScope, p *nsPart, c *cqv1.Checkpoint) {
 	if len(s.remote.policies) == 0 {
 		return
 	}
 	r.learnNamespace(ctx, s, c)
-	r.podState(ctx, s, c)
 	a, _ := quota.ArchiveOf(c) // spec.archive is set: the caller checked
 	a.Copy = false             // a copy fetched back to its node is one on the node, not in the store
 	p.stored = append(p.stored, liveOf(c))
+	p.storedPodStates = append(p.storedPodStates, r.podState(ctx, s, c))
 	p.storedArchives = append(p.storedArchives, a)
 }
 
-// computeStored computes the part's stored archives under the quotas' remote twins; nil
-// when there are none, or no remoteLimits.
+// computeStored computes the part's stored archives under the quotas' twins; nil when
+// there are none, or no twins.
 func computeStored(s *passScope, p *nsPart, labels quota.Labels) *quota.Part {
 	if len(s.remote.policies) == 0 || len(p.storedArchives) == 0 {
 		return nil
@@ -101,14 +103,20 @@ func (rs *remoteScope) shifted(p quota.Prune) quota.Prune {
 // effective policy, and what they prune or block.
 func (s *passScope) remoteView(v *QuotaView, qi int) {
 	ti := s.remote.twin(qi)
-	if ti < 0 || s.remote.governance == nil {
+	if ti < 0 || s.remote.governance == nil || s.policies[qi].Remote == nil {
+		// A twin with the orphan rule alone: the quota's view of its nodes already shows the
+		// rule, which is the same one, and what it prunes is in the quota's pruned status.
 		return
 	}
 	out := s.remote.result.Quotas[ti]
 	v.Remote = &out
-	v.RemoteEffective = s.remote.governance.Effective(ti)
+	v.RemoteEffective = slices.DeleteFunc(s.remote.governance.Effective(ti),
+		func(lr policy.LimitReport) bool { return lr.Limit.Key == policy.Orphans })
 	v.Result.Blocked = slices.Concat(v.Result.Blocked, out.Blocked)
 	for _, c := range s.remote.governance.Conflicts(ti) {
+		if c.Key == policy.Orphans {
+			continue // the same rule as on nodes, reported there
+		}
 		c.Key = policy.Key(policy.RemotePrefix + "." + string(c.Key))
 		v.Conflicts = append(v.Conflicts, c)
 	}

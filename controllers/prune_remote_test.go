@@ -7,6 +7,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -103,6 +104,55 @@ var _ = Describe("Remote limits", func() {
 		// The archive on its node is older still: remoteLimits.maxAge is not its rule.
 		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted(young, onNode)))
 		Eventually(events(ns, "q", "Pruned")).Should(ContainElement(ContainSubstring("remoteLimits.maxAge")))
+	})
+
+	It("deletes a stored orphan as on nodes: after its grace period, under the orphan rule that governs it", func() {
+		pod := newPod(ns, "batch-0", nil)
+		stored := publish(ckpt{ns: ns, pod: pod.Name, uid: string(pod.UID), container: "c", at: now.Add(-time.Minute), size: mi, storedIn: "archive"})
+		onNode := publish(ckpt{ns: ns, pod: pod.Name, uid: string(pod.UID), container: "c", at: now, size: mi})
+		other := newPod(ns, "web-0", nil)
+		kept := publish(ckpt{ns: ns, pod: other.Name, uid: string(other.UID), container: "c", at: now, size: mi, storedIn: "archive"})
+		// No remoteLimits: the orphan rule alone reaches the store.
+		create(builder.Quota("q", ns).Orphans(cqv1.OrphanDelete, "10m").Obj())
+		all := sorted([]string{stored.Name, onNode.Name, kept.Name})
+		fakeClock.Step(time.Hour)
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(all))
+
+		By("keeping both through the grace period after the pod is deleted")
+		Expect(k8s.Delete(context.Background(), pod)).To(Succeed())
+		Eventually(func() error { return k8s.Get(context.Background(), client.ObjectKeyFromObject(pod), &corev1.Pod{}) }).Should(Satisfy(apierrors.IsNotFound))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(all))
+		fakeClock.Step(9 * time.Minute)
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(all))
+
+		By("deleting the stored one with the one on the node once it is over; the status does not grow a remote row")
+		fakeClock.Step(2 * time.Minute)
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal([]string{kept.Name}))
+		Eventually(events(ns, "q", "Pruned")).Should(ContainElement(MatchRegexp(`of ` + ns + `/batch-0/c: orphans: pod batch-0 gone for`)))
+		Eventually(quotaStatus(ns, "q")).Should(SatisfyAll(
+			HaveField("Pruned.Checkpoints", BeEquivalentTo(2)),
+			HaveField("Summary.Remote", ""),
+			HaveField("EffectivePolicy", HaveEach(HaveField("Limit", Not(HavePrefix("remoteLimits."))))),
+		))
+	})
+
+	It("keeps a stored orphan that a more specific quota retains, as on nodes", func() {
+		sel := labelled()
+		pod := newPod(ns, "batch-0", nil)
+		stored := publish(ckpt{ns: ns, pod: pod.Name, uid: string(pod.UID), container: "c", at: now, size: mi, storedIn: "archive"})
+		cq := builder.ClusterQuota("orphans-"+ns).NamespaceSelector(sel).Orphans(cqv1.OrphanDelete, "1m").RemotePerContainer(5, "").Obj()
+		create(cq)
+		DeferCleanup(func() { Expect(k8s.Delete(context.Background(), cq)).To(Succeed()) })
+		create(builder.Quota("mine", ns).Orphans(cqv1.OrphanRetain, "").Obj())
+		Expect(k8s.Delete(context.Background(), pod)).To(Succeed())
+		Eventually(func() error { return k8s.Get(context.Background(), client.ObjectKeyFromObject(pod), &corev1.Pod{}) }).Should(Satisfy(apierrors.IsNotFound))
+		fakeClock.Step(time.Hour)
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "2s").Should(Equal([]string{stored.Name}))
+
+		By("deleting it once the namespace's own quota no longer retains it")
+		Expect(k8s.Delete(context.Background(), builder.Quota("mine", ns).Obj())).To(Succeed())
+		fakeClock.Step(time.Minute)
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(BeEmpty())
 	})
 
 	It("previews under DryRun and deletes nothing", func() {

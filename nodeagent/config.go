@@ -77,6 +77,9 @@ type Config struct {
 	OffloadRetryBase, OffloadRetryMax time.Duration
 	// StoreCheckInterval is how often each CheckpointStore is checked from this node.
 	StoreCheckInterval time.Duration
+	// BucketSweepInterval is how often the agent that sweeps a CheckpointStore deletes the
+	// objects no Checkpoint stands for (bucket_sweep.go); negative turns the sweep off.
+	BucketSweepInterval time.Duration
 }
 
 // Validate says what is wrong with the configuration, before anything contacts the cluster.
@@ -146,6 +149,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.OffloadRetryMax <= 0 {
 		c.OffloadRetryMax = DefaultOffloadRetryMax
+	}
+	if c.BucketSweepInterval == 0 {
+		c.BucketSweepInterval = DefaultBucketSweepInterval
 	}
 	if c.StoreCheckInterval <= 0 {
 		c.StoreCheckInterval = DefaultStoreCheckInterval

@@ -131,6 +131,7 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 		records:   recs,
 		witnesses: newWitnesses(mgr.GetAPIReader(), cfg.NodeName, cfg.Clock),
 		deletions: newObservedDeletions(),
+		fromStore: newPathSet(),
 	}
 	files := make(chan event.TypedGenericEvent[fileKey], 1024)
 	r.legacy = newLegacyObjects(mgr.GetAPIReader(), cfg.NodeName, cfg.StateDir, files)
@@ -173,7 +174,7 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 	// its own.
 	enqueueObject = ownArrivalsSkipped(enqueueObject, recs)
 	enqueueObject = deletionsObserved(enqueueObject, recs, r.deletions, r.witnesses)
-	if err := setupOffloader(mgr, cfg, stores, checker); err != nil {
+	if err := setupOffloader(mgr, cfg, stores, checker, r.fromStore); err != nil {
 		return err
 	}
 	return builder.TypedControllerManagedBy[fileKey](mgr).

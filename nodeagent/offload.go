@@ -71,11 +71,17 @@ type Offloader struct {
 	// forgot it.
 	mu     sync.Mutex
 	stored map[types.NamespacedName]storedObject
+	// fromStore are the archives being published again as orphans: the file reconciler
+	// leaves their Checkpoints, which have no file, until they say where the archive is.
+	fromStore *pathSet
 }
 
 type storedObject struct {
 	uid      types.UID
 	location cqv1.ArchiveLocation
+	// archive and pinned are the Checkpoint's spec, to publish it again as an orphan.
+	archive *cqv1.ArchiveSource
+	pinned  bool
 }
 
 // Reconcile handles one Checkpoint of this node.
@@ -191,6 +197,16 @@ func (o *Offloader) deleteStored(ctx context.Context, key types.NamespacedName, 
 	if !ok || (uid != "" && so.uid != uid) {
 		return nil
 	}
+	// Deleted with its namespace: an orphan, as the archive of a deleted namespace on a node
+	// is, never a loss (orphan_stored.go).
+	if key.Namespace != o.Config.OrphanNamespace {
+		switch gone, err := o.namespaceGone(ctx, key.Namespace); {
+		case err != nil:
+			return err
+		case gone:
+			return o.keepAsOrphan(ctx, key, so)
+		}
+	}
 	_, s, err := o.stores.get(ctx, o.Client, so.location.Store)
 	if err != nil {
 		return err
@@ -213,9 +229,11 @@ func (o *Offloader) deleteStored(ctx context.Context, key types.NamespacedName, 
 func (o *Offloader) remember(c *cqv1.Checkpoint) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	k, so := client.ObjectKeyFromObject(c), storedObject{uid: c.UID, location: *c.Status.Location}
+	k, so := client.ObjectKeyFromObject(c), storedObject{uid: c.UID, location: *c.Status.Location,
+		archive: c.Spec.Archive.DeepCopy(), pinned: c.Spec.Pinned}
 	if old, ok := o.stored[k]; ok && old.uid == so.uid && old.location.Key == so.location.Key &&
-		old.location.Store == so.location.Store && old.location.Bucket == so.location.Bucket {
+		old.location.Store == so.location.Store && old.location.Bucket == so.location.Bucket &&
+		old.archive != nil && old.pinned == so.pinned {
 		return
 	}
 	o.stored[k] = so

@@ -88,15 +88,18 @@ func (s *storeClients) get(ctx context.Context, cache client.Reader, name string
 
 // setupOffloader adds the Offloader to mgr: keyed by Checkpoint, for the Checkpoints that
 // the manager asked to move or that were moved, retrying a failed upload with backoff.
-func setupOffloader(mgr manager.Manager, cfg Config, stores *storeClients, checks *storeChecker) error {
+func setupOffloader(mgr manager.Manager, cfg Config, stores *storeClients, checks *storeChecker, fromStore *pathSet) error {
 	stored, err := storedFor(cfg)
 	if err != nil {
 		// The objects it named stay in the store; everything else works.
 		mgr.GetLogger().Error(err, "Ignored the agent's record of stored archives")
 	}
 	o := &Offloader{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("checkpoint-node-agent"),
-		Config: cfg, stores: stores, checks: checks, stored: stored}
+		Config: cfg, stores: stores, checks: checks, stored: stored, fromStore: fromStore}
 	if err := mgr.Add(storedSweep{o: o}); err != nil {
+		return err
+	}
+	if err := mgr.Add(bucketSweep{o: o}); err != nil {
 		return err
 	}
 	offloading := predicate.NewPredicateFuncs(func(obj client.Object) bool {

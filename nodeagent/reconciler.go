@@ -42,6 +42,8 @@ type Reconciler struct {
 	records   *records
 	witnesses *witnesses
 	deletions *observedDeletions
+	// fromStore are the archives the Offloader is publishing again from their store.
+	fromStore *pathSet
 	legacy    *legacyObjects
 }
 
@@ -61,7 +63,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 			return reconcile.Result{}, err
 		}
 		// An offloaded archive's file is gone on purpose: its Checkpoint stays, and says
-		// where the archive is now (the Offloader's).
+		// where the archive is now (the Offloader's). So does one that the Offloader is
+		// publishing again as an orphan from its store (orphan_stored.go).
+		if r.fromStore.has(k.Path()) {
+			return reconcile.Result{}, nil
+		}
 		stillOnNode, err := r.onNode(ctx, live)
 		if err != nil {
 			return reconcile.Result{}, err
@@ -194,7 +200,8 @@ func (r *Reconciler) liveObjects(ctx context.Context, k fileKey) (live, deleting
 func (r *Reconciler) onNode(ctx context.Context, objs []*cqv1.Checkpoint) ([]*cqv1.Checkpoint, error) {
 	out := objs[:0:0]
 	for _, obj := range objs {
-		if obj.Status.Offload != nil && !obj.IsOffloaded() {
+		// An orphan the Offloader published from its store says so a moment after it exists.
+		if (obj.Status.Offload != nil || obj.Labels[cqv1.LabelOrphanOf] != "") && !obj.IsOffloaded() {
 			current := &cqv1.Checkpoint{}
 			switch err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(obj), current); {
 			case apierrors.IsNotFound(err):

@@ -30,6 +30,10 @@ type storedEntry struct {
 	Store     string    `json:"store"`
 	Bucket    string    `json:"bucket"`
 	Key       string    `json:"key"`
+	// Archive and Pinned are the Checkpoint's, to publish it again as an orphan when its
+	// namespace is deleted (orphan_stored.go); absent in entries written before.
+	Archive *cqv1.ArchiveSource `json:"archive,omitempty"`
+	Pinned  bool                `json:"pinned,omitempty"`
 }
 
 // loadStored reads storedFile; a missing file is an empty one. A file that does not parse
@@ -49,7 +53,7 @@ func loadStored(dir string) (map[types.NamespacedName]storedObject, error) {
 	}
 	for _, e := range entries {
 		out[types.NamespacedName{Namespace: e.Namespace, Name: e.Name}] = storedObject{uid: e.UID,
-			location: cqv1.ArchiveLocation{Store: e.Store, Bucket: e.Bucket, Key: e.Key}}
+			location: cqv1.ArchiveLocation{Store: e.Store, Bucket: e.Bucket, Key: e.Key}, archive: e.Archive, pinned: e.Pinned}
 	}
 	return out, nil
 }
@@ -59,7 +63,7 @@ func (o *Offloader) saveStored() error {
 	entries := make([]storedEntry, 0, len(o.stored))
 	for k, so := range o.stored {
 		entries = append(entries, storedEntry{Namespace: k.Namespace, Name: k.Name, UID: so.uid,
-			Store: so.location.Store, Bucket: so.location.Bucket, Key: so.location.Key})
+			Store: so.location.Store, Bucket: so.location.Bucket, Key: so.location.Key, Archive: so.archive, Pinned: so.pinned})
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Key < entries[j].Key })
 	data, err := json.Marshal(entries)

@@ -41,6 +41,7 @@ func main() {
 	flag.DurationVar(&cfg.RescanInterval, "rescan-interval", nodeagent.DefaultRescanInterval, "Period of the full rescan of the directories (one stat per file when nothing changed).")
 	flag.DurationVar(&cfg.NodeStatusInterval, "node-status-interval", nodeagent.DefaultNodeStatusInterval, "Shortest time between two writes of the node's CheckpointNode; it is written only when it changed.")
 	flag.DurationVar(&cfg.StoreCheckInterval, "store-check-interval", nodeagent.DefaultStoreCheckInterval, "How often the agent checks that it can reach and write each CheckpointStore (a small object written and removed); a new or changed store, one that failed its last check and one an upload failed to reach are checked every 10 s.")
+	flag.DurationVar(&cfg.BucketSweepInterval, "bucket-sweep-interval", nodeagent.DefaultBucketSweepInterval, "How often one agent per CheckpointStore (the first node by name whose check of the store could write) deletes the objects of the bucket that no Checkpoint stands for, such as those of a node gone for good; negative turns the sweep off.")
 	flag.IntVar(&cfg.Workers, "workers", nodeagent.DefaultWorkers, "Archives handled concurrently.")
 	flag.Int64Var(&cfg.Limits.MaxMetadataSize, "max-metadata-size", archive.DefaultMaxMetadataSize, "Largest config.dump or spec.dump read from an archive, in bytes; a larger one makes the archive Unreadable.")
 	flag.Float64Var(&qps, "kube-api-qps", nodeagent.DefaultQPS, "Queries per second to the kube-apiserver.")

@@ -127,3 +127,29 @@ func KeyOf(spec cqv1.CheckpointStoreSpec, c *cqv1.Checkpoint) (string, error) {
 
 // Bucket is the store's bucket.
 func (s *Store) Bucket() string { return s.spec.Bucket }
+
+// ArchiveOfKey is the namespace and Checkpoint UID that Key put into key under prefix;
+// false for any key Key does not make (the agents' check objects under ".checks", anything
+// else in the bucket).
+func ArchiveOfKey(prefix, key string) (namespace string, uid types.UID, ok bool) {
+	rest := key
+	if p := path.Join(prefix); p != "" && p != "." {
+		if rest, ok = strings.CutPrefix(key, p+"/"); !ok {
+			return "", "", false
+		}
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) != 4 || parts[0] == ".checks" {
+		return "", "", false
+	}
+	for _, p := range parts {
+		if p == "" || p == "." || p == ".." {
+			return "", "", false
+		}
+	}
+	name, found := strings.CutSuffix(parts[3], ".tar")
+	if !found || name == "" {
+		return "", "", false
+	}
+	return parts[0], types.UID(name), true
+}

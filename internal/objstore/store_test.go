@@ -137,6 +137,37 @@ func TestUploadVerifyDownloadDelete(t *testing.T) {
 	}
 }
 
+// Rebind gives an object to another Checkpoint in place: the bytes, size and SHA-256 stay,
+// the old UID can no longer delete it, and a third Checkpoint cannot take it.
+func TestRebindGivesTheObjectToAnotherCheckpoint(t *testing.T) {
+	_, st := startStore(t)
+	ctx := context.Background()
+	f, sum := writeArchive(t, 20<<20)
+	stored, err := st.Upload(ctx, "test/shop/web-0/app/old.tar", objstore.Archive{File: f, Size: 20 << 20, UID: "old", Namespace: "shop", FileName: filepath.Base(f.Name())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Rebind(ctx, stored.Key, "someone-else", "new"); !errors.Is(err, objstore.ErrNotOurs) {
+		t.Fatalf("Rebind from another UID: %v; want ErrNotOurs", err)
+	}
+	if err := st.Rebind(ctx, stored.Key, "old", "new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Rebind(ctx, stored.Key, "old", "new"); err != nil {
+		t.Fatalf("a repeated Rebind: %v; want none", err)
+	}
+	if err := st.Verify(ctx, stored, "new"); err != nil {
+		t.Fatalf("after Rebind: %v", err)
+	}
+	if err := st.Delete(ctx, stored.Key, "old"); !errors.Is(err, objstore.ErrNotOurs) {
+		t.Fatalf("Delete as the old UID: %v; want ErrNotOurs", err)
+	}
+	var buf bytes.Buffer
+	if computed, recorded, n, err := st.Download(ctx, stored.Key, &buf); err != nil || computed != sum || recorded != sum || n != 20<<20 {
+		t.Fatalf("Download after Rebind: computed %s recorded %s %d bytes, %v; want %s twice, 20 MiB", computed, recorded, n, err, sum)
+	}
+}
+
 func TestUploadRefusesAnArchiveOfAnotherSize(t *testing.T) {
 	_, st := startStore(t)
 	f, _ := writeArchive(t, 1<<20)

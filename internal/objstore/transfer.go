@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"path"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -177,4 +178,60 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 func hashFrom(r io.Reader, h hash.Hash) (string, int64, error) {
 	n, err := io.Copy(h, r)
 	return hex.EncodeToString(h.Sum(nil)), n, err
+}
+
+// Object is one object of the store: its key and when it was written.
+type Object struct {
+	Key          string
+	LastModified time.Time
+}
+
+// Objects calls fn with each object under the store's prefix, in the order of their keys,
+// until fn returns false. An incomplete multipart upload is no object.
+func (s *Store) Objects(ctx context.Context, fn func(Object) bool) error {
+	prefix := ""
+	if p := path.Join(s.spec.Prefix); p != "" && p != "." {
+		prefix = p + "/"
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the listing when fn stops early
+	for o := range s.client.ListObjects(ctx, s.spec.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if o.Err != nil {
+			return fmt.Errorf("listing %s/%s: %w", s.spec.Bucket, prefix, o.Err)
+		}
+		if !fn(Object{Key: o.Key, LastModified: o.LastModified}) {
+			return nil
+		}
+	}
+	return ctx.Err()
+}
+
+// Rebind gives the object at key to the Checkpoint to, from the Checkpoint from: a
+// server-side copy onto itself with the same metadata but the UID (no byte leaves the
+// store). An archive whose Checkpoint is published again under another UID (its namespace
+// deleted, it becomes an orphan) keeps its object that way. An object already to's is
+// left as it is; one of any other Checkpoint is ErrNotOurs.
+func (s *Store) Rebind(ctx context.Context, key string, from, to types.UID) error {
+	info, err := s.client.StatObject(ctx, s.spec.Bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return fmt.Errorf("reading %s/%s before giving it to Checkpoint %s: %w", s.spec.Bucket, key, to, err)
+	}
+	switch owner := info.Metadata.Get("X-Amz-Meta-" + MetaUID); owner {
+	case string(to):
+		return nil
+	case string(from):
+	default:
+		return fmt.Errorf("giving %s/%s to Checkpoint %s: %w (UID %q, not %q)", s.spec.Bucket, key, to, ErrNotOurs, owner, from)
+	}
+	meta := map[string]string{MetaUID: string(to)}
+	for _, k := range []string{MetaSHA256, MetaNamespace, MetaFileName} {
+		meta[k] = info.Metadata.Get("X-Amz-Meta-" + k)
+	}
+	dst := minio.CopyDestOptions{Bucket: s.spec.Bucket, Object: key, ReplaceMetadata: true, UserMetadata: meta, Encryption: s.sse}
+	// The copy is of the object HEAD saw, not one written since.
+	src := minio.CopySrcOptions{Bucket: s.spec.Bucket, Object: key, MatchETag: info.ETag}
+	if _, err := s.client.ComposeObject(ctx, dst, src); err != nil {
+		return fmt.Errorf("giving %s/%s to Checkpoint %s: %w", s.spec.Bucket, key, to, err)
+	}
+	return nil
 }

@@ -145,6 +145,9 @@ type Quota struct {
 	// Remote is the quota's twin for the remote tier (remote.go): spec.remoteLimits as its
 	// limits; nil when the quota sets no remoteLimits.
 	Remote *Quota
+	// stored is the twin that governs the stored archives (Stored): Remote, or one with
+	// the orphan rule alone.
+	stored *Quota
 
 	// limits holds each limit the quota sets, at most one per key: a few, looked through
 	// faster than a map's hashing, in a fifth of its memory.
@@ -203,9 +206,12 @@ func FromCheckpointQuota(cq *cqv1.CheckpointQuota) (*Quota, error) {
 	if err := q.setAll(CheckpointQuotaLevels(cq), &cq.Spec.RetentionSpec); err != nil {
 		return nil, err
 	}
-	if q.Remote, err = remoteTwin(q, CheckpointQuotaRemoteLevels(cq), cq.Spec.RemoteLimits.Age()); err != nil {
+	levels := CheckpointQuotaRemoteLevels(cq)
+	t, err := remoteTwin(q, levels, cq.Spec.RemoteLimits.Age())
+	if err != nil {
 		return nil, err
 	}
+	q.setTwins(t, levels)
 	return q, nil
 }
 
@@ -226,9 +232,12 @@ func FromClusterQuota(cq *cqv1.ClusterCheckpointQuota) (*Quota, error) {
 	if err := q.setAll(ClusterQuotaLevels(cq), &cq.Spec.RetentionSpec); err != nil {
 		return nil, err
 	}
-	if q.Remote, err = remoteTwin(q, ClusterQuotaRemoteLevels(cq), cq.Spec.RemoteLimits.Age()); err != nil {
+	levels := ClusterQuotaRemoteLevels(cq)
+	t, err := remoteTwin(q, levels, cq.Spec.RemoteLimits.Age())
+	if err != nil {
 		return nil, err
 	}
+	q.setTwins(t, levels)
 	return q, nil
 }
 

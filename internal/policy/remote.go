@@ -78,15 +78,16 @@ func ClusterQuotaRemoteLevels(cq *cqv1.ClusterCheckpointQuota) []Level {
 // RemoteMaxAgePath is the path of remoteLimits.maxAge.
 func RemoteMaxAgePath() *field.Path { return limitPaths[NameRemoteMaxAge] }
 
-// remoteTwin is the twin of q whose limits are levels and maxAge: nil when the quota has
-// no remoteLimits, so that a quota without them costs nothing more.
+// remoteTwin is the twin of q whose limits are levels and maxAge, with the quota's orphan
+// rule (spec.orphans governs a stored archive whose pod is gone as it does one on a node):
+// nil when the quota sets neither remoteLimits nor orphans.
 func remoteTwin(q *Quota, levels []Level, maxAge *cqv1.Duration) (*Quota, error) {
-	if levels == nil {
+	if levels == nil && q.Orphans == nil {
 		return nil, nil
 	}
 	t := &Quota{Ref: q.Ref, Specificity: q.Specificity, NamespaceSelector: q.NamespaceSelector,
 		PodSelector: q.PodSelector, PodNames: q.PodNames, ContainerNames: q.ContainerNames,
-		Enforcement: q.Enforcement}
+		Enforcement: q.Enforcement, Orphans: q.Orphans}
 	for _, lv := range levels {
 		if err := t.setLevel(lv); err != nil {
 			return nil, err
@@ -100,9 +101,25 @@ func remoteTwin(q *Quota, levels []Level, maxAge *cqv1.Duration) (*Quota, error)
 		t.MaxAge = &d
 		t.set(Limit{Field: retentionField(MaxAge, NameRemoteMaxAge, ""), Written: string(*maxAge), Value: int64(d)})
 	}
+	if i := q.limitIndex(Orphans); i >= 0 {
+		t.set(q.limits[i]) // the same rule, under the same name: "orphans", spec.orphans
+	}
 	t.limits = slices.Clone(t.limits) // at their number, as setAll leaves a quota's
 	return t, nil
 }
+
+// setTwins sets the quota's twins for the stored archives from what remoteTwin built:
+// Remote only when the quota sets remoteLimits, stored whenever it sets either.
+func (q *Quota) setTwins(t *Quota, levels []Level) {
+	q.stored = t
+	if levels != nil {
+		q.Remote = t
+	}
+}
+
+// Stored is the quota's twin for the archives in CheckpointStores: its remoteLimits and its
+// orphan rule. Nil when the quota sets neither; Remote when it sets remoteLimits.
+func (q *Quota) Stored() *Quota { return q.stored }
 
 // IsRemote says whether a limit's name is one of spec.remoteLimits.
 func IsRemote(name string) bool {

@@ -39,7 +39,7 @@ func checkRBAC(t *testing.T, r *rendered) {
 	allowed := map[string][]string{
 		"checkpoints":               nil, // any verb
 		"checkpoints/status":        nil,
-		"checkpointnodes":           {"create", "get", "update"},
+		"checkpointnodes":           {"create", "get", "list", "update"}, // list: which agent sweeps each store's bucket
 		"checkpointstores":          {"get", "list", "watch"},
 		"secrets":                   {"get"}, // a store's credentials, in its own namespace only (a Role)
 		"events":                    nil,

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,6 +25,7 @@ import (
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
 	"github.com/checkpoint-quota/checkpoint-quota/test/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
 	"github.com/checkpoint-quota/checkpoint-quota/test/s3server"
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
@@ -262,5 +266,194 @@ spec:
 			tiers(g, ctx, theirs, writtenIn(theirs), 1, 2)
 			g.Expect(objects(g, ctx, theirs)).To(Equal(theirObjects))
 		}, 5*time.Second).WithContext(ctx).Should(Succeed())
+	})
+	It("deletes a stored orphan's object under orphans: Delete as on nodes; a tenant's rule reaches only her namespace", func(ctx context.Context) {
+		mine, err := env.CreateNamespace(ctx, "orphan-tenant")
+		Expect(err).NotTo(HaveOccurred())
+		theirs, err := env.CreateNamespace(ctx, "orphan-neighbour")
+		Expect(err).NotTo(HaveOccurred())
+		for _, ns := range []string{mine, theirs} {
+			_, stderr, err := env.Kubectl("", "label", "namespace", ns, "stored-orphans=spec")
+			Expect(err).NotTo(HaveOccurred(), stderr)
+		}
+		// The cluster admin's quota keeps one archive per container on the node and moves
+		// the rest; its orphans are Retain (the default).
+		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: ClusterCheckpointQuota
+metadata: {name: stored-orphans}
+spec:
+  namespaceSelector: {matchLabels: {stored-orphans: spec}}
+  limits: {perContainer: {checkpoints: 1}}
+  offload: {store: `+store+`}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		DeferCleanup(func(ctx context.Context) {
+			_ = env.Client.Delete(ctx, &cqv1.ClusterCheckpointQuota{ObjectMeta: metav1.ObjectMeta{Name: "stored-orphans"}})
+		})
+		for range 3 {
+			write(ctx, mine, "job-0", "job")
+			write(ctx, theirs, "job-0", "job")
+			time.Sleep(200 * time.Millisecond)
+		}
+		Eventually(tiers, 120*time.Second).WithContext(ctx).WithArguments(mine, writtenIn(mine), 1, 2).Should(Succeed())
+		Eventually(tiers, 60*time.Second).WithContext(ctx).WithArguments(theirs, writtenIn(theirs), 1, 2).Should(Succeed())
+		theirObjects := objects(Default, ctx, theirs)
+		Expect(theirObjects).To(HaveLen(2))
+
+		By("alice, an editor of her namespace, deletes its orphans after 5s; the pods of both namespaces go")
+		alice := newTenant(ctx, mine)
+		_, stderr, err = alice.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: orphans, namespace: `+mine+`}
+spec:
+  orphans: {policy: Delete, gracePeriod: 5s}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		_, stderr, err = alice.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: orphans, namespace: `+theirs+`}
+spec:
+  orphans: {policy: Delete, gracePeriod: 0s}
+`, "apply", "-n", theirs, "-f", "-")
+		Expect(err).To(HaveOccurred(), "alice wrote a quota in another namespace")
+		Expect(stderr).To(ContainSubstring("forbidden"))
+		for _, ns := range []string{mine, theirs} {
+			Expect(env.Client.Delete(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "job-0"}})).To(Succeed())
+		}
+
+		By("her stored orphans' objects go with their Checkpoints and the file on the node; the neighbour's stay")
+		Eventually(func(g Gomega) {
+			g.Expect(filesOf(g, mine)).To(BeEmpty(), "no file on the node")
+			g.Expect(checkpointsIn(ctx, g, mine)).To(BeEmpty(), "no Checkpoint")
+			g.Expect(objects(g, ctx, mine)).To(BeEmpty(), "no object in the store")
+		}, 60*time.Second).WithContext(ctx).Should(Succeed())
+		Consistently(func(g Gomega) {
+			tiers(g, ctx, theirs, writtenIn(theirs), 1, 2)
+			g.Expect(objects(g, ctx, theirs)).To(Equal(theirObjects))
+		}, 5*time.Second).WithContext(ctx).Should(Succeed())
+		Eventually(func(g Gomega) {
+			q := quotaOf(g, ctx, mine, "orphans")
+			g.Expect(q.Status.Pruned.Checkpoints).To(BeEquivalentTo(3), "the one on the node and the two stored")
+		}).WithContext(ctx).Should(Succeed())
+	})
+	It("sweeps from the bucket the objects that no Checkpoint stands for, as a gone node's, and nothing else", func(ctx context.Context) {
+		ns, err := env.CreateNamespace(ctx, "sweep")
+		Expect(err).NotTo(HaveOccurred())
+		_, stderr, err := env.Kubectl("", "label", "namespace", ns, "bucket-sweep=spec")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		_, stderr, err = env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: ClusterCheckpointQuota
+metadata: {name: bucket-sweep}
+spec:
+  namespaceSelector: {matchLabels: {bucket-sweep: spec}}
+  limits: {perContainer: {checkpoints: 1}}
+  offload: {store: `+store+`}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		DeferCleanup(func(ctx context.Context) {
+			_ = env.Client.Delete(ctx, &cqv1.ClusterCheckpointQuota{ObjectMeta: metav1.ObjectMeta{Name: "bucket-sweep"}})
+		})
+		for range 2 {
+			write(ctx, ns, "job-0", "job")
+			time.Sleep(200 * time.Millisecond)
+		}
+		Eventually(tiers, 120*time.Second).WithContext(ctx).WithArguments(ns, writtenIn(ns), 1, 1).Should(Succeed())
+		live := objects(Default, ctx, ns)
+
+		By("objects as a node gone for good leaves them: its Checkpoint deleted, no agent to delete the object")
+		put := func(key string, meta map[string]string) {
+			body := []byte("an archive\n")
+			_, err := srv.Client.PutObject(ctx, bucket, key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{UserMetadata: meta})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		gone := objstore.Key(prefix, ns, "job-0", "job", "uid-of-a-checkpoint-of-a-gone-node")
+		put(gone, map[string]string{objstore.MetaUID: "uid-of-a-checkpoint-of-a-gone-node"})
+		// Not an agent's: the UID in its key is not in its metadata.
+		foreign := objstore.Key(prefix, ns, "job-0", "job", "uid-of-nothing")
+		put(foreign, nil)
+		// Outside the store's prefix: not the store's.
+		outside := objstore.Key("elsewhere", ns, "job-0", "job", "uid-outside")
+		put(outside, map[string]string{objstore.MetaUID: "uid-outside"})
+
+		Eventually(func(g Gomega) []string { return objects(g, ctx, ns) }, 60*time.Second).WithContext(ctx).Should(
+			ConsistOf(append(slices.Clone(live), foreign)), "the gone node's object is swept, the rest stay")
+		Consistently(func(g Gomega) {
+			g.Expect(filesOf(g, ns)).To(Equal(writtenIn(ns)[1:]), "the newest stays on the node")
+			g.Expect(checkpointsIn(ctx, g, ns)).To(HaveLen(2))
+			g.Expect(objects(g, ctx, ns)).To(ConsistOf(append(slices.Clone(live), foreign)))
+			_, err := srv.Client.StatObject(ctx, bucket, outside, minio.StatObjectOptions{})
+			g.Expect(err).NotTo(HaveOccurred(), "the object outside the prefix stays")
+		}, 12*time.Second).WithContext(ctx).Should(Succeed())
+	})
+	It("keeps a deleted namespace's stored archives as orphans, their objects given to the orphans' Checkpoints", func(ctx context.Context) {
+		ns, err := env.CreateNamespace(ctx, "deleted")
+		Expect(err).NotTo(HaveOccurred())
+		_, stderr, err := env.Kubectl("", "label", "namespace", ns, "stored-deleted=spec")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		_, stderr, err = env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: ClusterCheckpointQuota
+metadata: {name: stored-deleted}
+spec:
+  namespaceSelector: {matchLabels: {stored-deleted: spec}}
+  limits: {perContainer: {checkpoints: 1}}
+  offload: {store: `+store+`}
+`, "apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		DeferCleanup(func(ctx context.Context) {
+			_ = env.Client.Delete(ctx, &cqv1.ClusterCheckpointQuota{ObjectMeta: metav1.ObjectMeta{Name: "stored-deleted"}})
+		})
+		for range 3 {
+			write(ctx, ns, "db-0", "db")
+			time.Sleep(200 * time.Millisecond)
+		}
+		written := writtenIn(ns)
+		Eventually(tiers, 120*time.Second).WithContext(ctx).WithArguments(ns, written, 1, 2).Should(Succeed())
+		keys := objects(Default, ctx, ns)
+
+		By("deleting the namespace: its stored archives become orphans in the agent's namespace, as the one on the node does")
+		_, stderr, err = env.Kubectl("", "delete", "namespace", ns, "--wait=true", "--timeout=60s")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		var stored []cqv1.Checkpoint
+		Eventually(func(g Gomega) {
+			orphans := orphansOrNot(ctx, g, localrun.OrphanNamespace, ns)
+			g.Expect(orphans).To(HaveLen(3), "the two stored and the one on the node")
+			stored = stored[:0]
+			var storedKeys []string
+			for _, c := range orphans {
+				if c.Status.Location == nil {
+					continue
+				}
+				stored = append(stored, c)
+				storedKeys = append(storedKeys, c.Status.Location.Key)
+				g.Expect(c.Spec.Archive.OrphanOf).To(Equal(ns))
+				info, err := srv.Client.StatObject(ctx, bucket, c.Status.Location.Key, minio.StatObjectOptions{})
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(info.Metadata.Get("X-Amz-Meta-"+objstore.MetaUID)).To(Equal(string(c.UID)), "the object is the orphan's")
+				g.Expect(info.Metadata.Get("X-Amz-Meta-" + objstore.MetaSHA256)).To(Equal(sums[c.Spec.Archive.FileName]))
+			}
+			g.Expect(storedKeys).To(ConsistOf(keys), "the same objects, nothing deleted")
+		}, 60*time.Second).WithContext(ctx).Should(Succeed())
+		Consistently(func(g Gomega) []string { return objects(g, ctx, ns) }, 12*time.Second).WithContext(ctx).Should(Equal(keys),
+			"the bucket sweep leaves them: they have Checkpoints")
+		Expect(filesOf(Default, ns)).To(Equal(written[2:]))
+
+		By("a tenant of another namespace can neither see nor delete them")
+		mine, err := env.CreateNamespace(ctx, "deleted-tenant")
+		Expect(err).NotTo(HaveOccurred())
+		alice := newTenant(ctx, mine)
+		_, stderr, err = alice.Kubectl("", "delete", "checkpoint", stored[0].Name, "-n", localrun.OrphanNamespace)
+		Expect(err).To(HaveOccurred(), "alice deleted an orphan in the agent's namespace")
+		Expect(stderr).To(ContainSubstring("forbidden"))
+
+		By("deleting an orphan deletes its object, as for any stored archive")
+		_, stderr, err = env.Kubectl("", "delete", "checkpoint", stored[0].Name, "-n", localrun.OrphanNamespace)
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Eventually(func(g Gomega) []string { return objects(g, ctx, ns) }, 30*time.Second).WithContext(ctx).Should(
+			ConsistOf(stored[1].Status.Location.Key))
+		DeferCleanup(func(ctx context.Context) {
+			for _, c := range orphansOrNot(ctx, Default, localrun.OrphanNamespace, ns) {
+				_ = env.Client.Delete(ctx, &c)
+			}
+		})
 	})
 })

@@ -71,7 +71,7 @@ var _ = BeforeSuite(func(ctx context.Context) {
 			"--resync-period=5s")}
 	agent = &localrun.Process{Name: "node-agent", Path: agentBin, Output: logFile("node-agent.log"),
 		Args: append(localrun.AgentArgs(agentKubeconfig, nodeName, ckptDir, stateDir, ports[2], ports[3]),
-			"--settle-time=300ms", "--rescan-interval=5s", "--store-check-interval=10s")}
+			"--settle-time=300ms", "--rescan-interval=5s", "--store-check-interval=10s", "--bucket-sweep-interval=5s")}
 	Expect(manager.Start()).To(Succeed())
 	Expect(agent.Start()).To(Succeed())
 	DeferCleanup(func() {

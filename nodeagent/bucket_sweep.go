@@ -1,0 +1,224 @@
+package nodeagent
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
+)
+
+// DefaultBucketSweepInterval is how often one agent per CheckpointStore sweeps its bucket.
+const DefaultBucketSweepInterval = time.Hour
+
+// +kubebuilder:rbac:groups=checkpointquota.dev,resources=checkpointnodes,verbs=list
+
+// bucketSweep deletes the objects in a store that no Checkpoint stands for: those of
+// Checkpoints deleted when no agent could see it go, above all those of a node gone for
+// good, whose agent and stored.json went with it (docs/offload.md, "The bucket sweep"). One
+// agent sweeps each store: the first node by name whose check of the store could write
+// lately (sweeperOf), so that a thousand nodes do not list one bucket a thousand times.
+type bucketSweep struct {
+	o *Offloader
+}
+
+func (b bucketSweep) NeedLeaderElection() bool { return false }
+
+func (b bucketSweep) Start(ctx context.Context) error {
+	cfg := b.o.Config
+	if cfg.BucketSweepInterval < 0 {
+		return nil
+	}
+	t := cfg.Clock.NewTicker(cfg.BucketSweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+		}
+		b.sweepAll(ctx)
+	}
+}
+
+// sweepAll sweeps each store this node is the sweeper of.
+func (b bucketSweep) sweepAll(ctx context.Context) {
+	log := logf.FromContext(ctx).WithName("bucket-sweep")
+	o := b.o
+	var stores cqv1.CheckpointStoreList
+	if err := o.Client.List(ctx, &stores); err != nil {
+		log.Error(err, "Could not list the CheckpointStores to sweep them")
+		return
+	}
+	if len(stores.Items) == 0 {
+		return
+	}
+	var nodes cqv1.CheckpointNodeList
+	if err := o.APIReader.List(ctx, &nodes); err != nil {
+		log.Error(err, "Could not list the CheckpointNodes to tell which agent sweeps each store")
+		return
+	}
+	since, err := b.crdCreated(ctx)
+	if err != nil {
+		log.Error(err, "Could not read when the Checkpoint CRD was created; no bucket is swept")
+		return
+	}
+	c := o.Config
+	for i := range stores.Items {
+		name := stores.Items[i].Name
+		if sweeperOf(nodes.Items, name, c.Clock.Now(), 3*c.StoreCheckInterval+c.NodeStatusInterval) != c.NodeName {
+			continue
+		}
+		swept, kept, err := b.sweep(ctx, name, since)
+		if err != nil {
+			log.Error(err, "Sweeping a CheckpointStore's bucket stopped", "store", name, "deleted", swept)
+			continue
+		}
+		log.Info("Swept a CheckpointStore's bucket", "store", name, "deleted", swept, "kept", kept)
+	}
+}
+
+// sweeperOf is the node whose agent sweeps store: the first by name among those whose last
+// check of the store, within fresh of now, could write. "" when none could.
+func sweeperOf(nodes []cqv1.CheckpointNode, store string, now time.Time, fresh time.Duration) string {
+	var names []string
+	for i := range nodes {
+		for _, c := range nodes[i].Status.Stores {
+			if c.Store == store && c.Writable && now.Sub(c.CheckTime.Time) <= fresh {
+				names = append(names, nodes[i].Name)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return slices.Min(names)
+}
+
+// crdCreated is when the Checkpoint CRD was created: an object older than it may be one
+// whose Checkpoint went with an earlier CRD (an uninstall), and is kept for a person.
+func (b bucketSweep) crdCreated(ctx context.Context) (time.Time, error) {
+	crd := &metav1.PartialObjectMetadata{}
+	crd.SetGroupVersionKind(crdKind)
+	if err := b.o.APIReader.Get(ctx, client.ObjectKey{Name: CheckpointCRD}, crd); err != nil {
+		return time.Time{}, err
+	}
+	return crd.CreationTimestamp.Time, nil
+}
+
+// sweep deletes the objects of store that no Checkpoint has the UID of, namespace by
+// namespace, but for a namespace that is gone or being deleted, and objects older than the
+// Checkpoint CRD (kept counts those): the objects of a namespace are listed first, then its Checkpoints (and its
+// orphans, in the agent's namespace), so that every object listed was written for a
+// Checkpoint that existed before the Checkpoints were read. A Checkpoint that is still
+// being uploaded has no object yet; one whose upload ends after the listing is not listed.
+func (b bucketSweep) sweep(ctx context.Context, store string, since time.Time) (swept, kept int, err error) {
+	o := b.o
+	st, s, err := o.stores.get(ctx, o.Client, store)
+	if err != nil {
+		return 0, 0, err
+	}
+	var (
+		ns    string
+		batch []sweepCandidate
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		uids, err := b.uidsOf(ctx, ns)
+		if err != nil {
+			return err
+		}
+		// A deleted namespace's stored archives become orphans, published again by the agent
+		// that stored them under a new UID (orphan_stored.go): what is left of such a
+		// namespace is a person's to decide about, not a sweep's.
+		gone, err := o.namespaceGone(ctx, ns)
+		if err != nil {
+			return err
+		}
+		for _, c := range batch {
+			switch {
+			case uids[c.uid]:
+				continue
+			case gone || c.written.Before(since):
+				kept++
+				continue
+			}
+			// Delete reads the object's UID metadata first: an object that is not the
+			// archive of the Checkpoint its key names (or no agent's) stays.
+			switch err := s.Delete(ctx, c.key, c.uid); {
+			case errors.Is(err, objstore.ErrNotOurs):
+			case err != nil:
+				return err
+			default:
+				swept++
+				logf.FromContext(ctx).Info("Deleted a stored archive that no Checkpoint stands for", "store", store, "key", c.key, "uid", c.uid)
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
+	var stop error
+	err = s.Objects(ctx, func(obj objstore.Object) bool {
+		objNS, uid, ok := objstore.ArchiveOfKey(st.Spec.Prefix, obj.Key)
+		if !ok {
+			return true
+		}
+		if objNS != ns {
+			if stop = flush(); stop != nil {
+				return false
+			}
+			ns = objNS
+		}
+		batch = append(batch, sweepCandidate{key: obj.Key, uid: uid, written: obj.LastModified})
+		return true
+	})
+	if err == nil {
+		err = stop
+	}
+	if err == nil {
+		err = flush()
+	}
+	return swept, kept, err
+}
+
+type sweepCandidate struct {
+	key     string
+	uid     types.UID
+	written time.Time
+}
+
+// uidsOf reads, live, the UIDs of the Checkpoints of the archives of namespace ns: those in
+// ns, and the orphans of ns in the agent's namespace.
+func (b bucketSweep) uidsOf(ctx context.Context, ns string) (map[types.UID]bool, error) {
+	uids := map[types.UID]bool{}
+	for _, where := range []client.ListOption{
+		client.InNamespace(ns),
+		&client.ListOptions{Namespace: b.o.Config.OrphanNamespace, LabelSelector: labels.SelectorFromSet(labels.Set{cqv1.LabelOrphanOf: ns})},
+	} {
+		cont := ""
+		for {
+			list := &metav1.PartialObjectMetadataList{}
+			list.SetGroupVersionKind(cqv1.GroupVersion.WithKind("CheckpointList"))
+			if err := b.o.APIReader.List(ctx, list, where, client.Limit(500), client.Continue(cont)); err != nil {
+				return nil, err
+			}
+			for i := range list.Items {
+				uids[list.Items[i].UID] = true
+			}
+			if cont = list.Continue; cont == "" {
+				break
+			}
+		}
+	}
+	return uids, nil
+}

@@ -1,0 +1,127 @@
+package nodeagent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+)
+
+// The archives of a deleted namespace that are in a store. Deleting a namespace deletes its
+// Checkpoints; on a node, the agent publishes each archive again in its own namespace as an
+// orphan of the deleted one (PRODUCT.md: a deleted namespace's archives become orphans,
+// still visible and manageable). A stored archive's Checkpoint goes the same way: instead
+// of deleting the object, the agent that stored it publishes the Checkpoint again from what
+// stored.json kept of its spec, writes the same location, and then gives the object to the
+// new Checkpoint (objstore.Store.Rebind: a copy in place with the new UID), in that order,
+// so that a crash at any step is taken up again from stored.json, whose entry for the
+// deleted Checkpoint goes last (docs/offload.md, "Orphans in the store").
+
+// namespaceGone says whether namespace ns is gone or being deleted, read live.
+func (o *Offloader) namespaceGone(ctx context.Context, ns string) (bool, error) {
+	var n corev1.Namespace
+	switch err := o.APIReader.Get(ctx, client.ObjectKey{Name: ns}, &n); {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("reading namespace %s of a deleted offloaded Checkpoint: %w", ns, err)
+	}
+	return !n.DeletionTimestamp.IsZero(), nil
+}
+
+// keepAsOrphan publishes the deleted Checkpoint key of a deleted namespace again in the
+// agent's namespace, as an orphan whose archive is in the store.
+func (o *Offloader) keepAsOrphan(ctx context.Context, key types.NamespacedName, so storedObject) error {
+	log := logf.FromContext(ctx).WithValues("checkpoint", key, "store", so.location.Store, "key", so.location.Key)
+	if so.archive == nil {
+		// Recorded before the agent kept the spec: nothing to publish it from. The object
+		// stays, and the bucket sweep leaves the objects of a deleted namespace.
+		log.Info("Kept the stored archive of a deleted namespace's Checkpoint, which cannot be published again (recorded by an older agent)")
+		return nil
+	}
+	a := so.archive.DeepCopy()
+	if a.OrphanOf == "" {
+		a.OrphanOf = key.Namespace
+	}
+	k := fileKey{Dir: a.Directory, Name: a.FileName}
+	o.fromStore.add(k.Path())
+	defer o.fromStore.remove(k.Path())
+	want := &cqv1.Checkpoint{
+		ObjectMeta: metav1.ObjectMeta{Name: ObjectName(a.NodeName, a.Directory, a.FileName), Namespace: o.Config.OrphanNamespace,
+			Labels: map[string]string{cqv1.LabelOrphanOf: a.OrphanOf}},
+		Spec: cqv1.CheckpointSpec{Pinned: so.pinned, Archive: a},
+	}
+	orphan := want.DeepCopy()
+	switch err := o.Client.Create(ctx, orphan); {
+	case apierrors.IsAlreadyExists(err):
+		// Published by an earlier try: the same node, directory and file name.
+		if err := o.APIReader.Get(ctx, client.ObjectKeyFromObject(want), orphan); err != nil {
+			return err
+		}
+		if orphan.Spec.Archive == nil || orphan.Spec.Archive.FileName != a.FileName || orphan.Spec.Archive.NodeName != a.NodeName {
+			return fmt.Errorf("publishing the stored archive %s as an orphan: Checkpoint %s/%s stands for another archive", so.location.Key, want.Namespace, want.Name)
+		}
+	case err != nil:
+		return fmt.Errorf("publishing the stored archive of %s, whose namespace is deleted, in namespace %s: %w", key, want.Namespace, err)
+	}
+	if orphan.Status.Location == nil {
+		patch := client.MergeFromWithOptions(orphan.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		loc := so.location
+		orphan.Status.Location = &loc
+		if err := o.Client.Status().Patch(ctx, orphan, patch); err != nil {
+			return fmt.Errorf("recording where the orphan %s/%s is stored: %w", orphan.Namespace, orphan.Name, err)
+		}
+	}
+	_, s, err := o.stores.get(ctx, o.Client, so.location.Store)
+	if err != nil {
+		return err
+	}
+	if err := s.Rebind(ctx, so.location.Key, so.uid, orphan.UID); err != nil {
+		return err
+	}
+	o.remember(orphan)
+	o.mu.Lock()
+	delete(o.stored, key)
+	if err := o.saveStored(); err != nil {
+		o.logSaveError(err)
+	}
+	o.mu.Unlock()
+	log.Info("Published the stored archive of a deleted namespace again as an orphan", "orphan", client.ObjectKeyFromObject(orphan))
+	return nil
+}
+
+// pathSet is a set of archive paths, shared by the agent's reconcilers.
+type pathSet struct {
+	mu    sync.Mutex
+	paths map[string]int
+}
+
+func newPathSet() *pathSet { return &pathSet{paths: map[string]int{}} }
+
+func (p *pathSet) add(path string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paths[path]++
+}
+
+func (p *pathSet) remove(path string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paths[path]--; p.paths[path] <= 0 {
+		delete(p.paths, path)
+	}
+}
+
+func (p *pathSet) has(path string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paths[path] > 0
+}
