@@ -125,18 +125,23 @@ func TestSharedQuotaParsesAlike(t *testing.T) {
 			t.Errorf("%s: the quota as cached targets it: %v, want %v", name, got, tc.want)
 		}
 	}
-	// The cache's copy holds the policy's own lists, not copies.
-	shared := func(what string, cache, policy []string) {
-		if len(cache) == 0 || unsafe.SliceData(cache) != unsafe.SliceData(policy) {
+	// The cache's copy holds the policy's own packed strings, not copies.
+	shared := func(what string, cache []string, policy string) {
+		if len(cache) != 1 || unsafe.StringData(cache[0]) != unsafe.StringData(policy) {
 			t.Errorf("the cache's %s are a copy of the policy's, not the policy's own", what)
 		}
 	}
-	shared("pod names", cached.Spec.Target.PodNames, a.PodNames)
-	shared("container names", cached.Spec.Target.ContainerNames, a.ContainerNames)
-	for i, r := range cached.Spec.Target.PodSelector.MatchExpressions {
-		if len(r.Values) > 0 {
-			shared("selector values", r.Values, a.PodSelector.reqs[i].Values)
+	shared("pod names", cached.Spec.Target.PodNames, string(a.PodNames))
+	shared("container names", cached.Spec.Target.ContainerNames, string(a.ContainerNames))
+	for what, sel := range map[string]struct {
+		cache  *cqv1.LabelSelector
+		policy *Selector
+	}{"pod selector": {cached.Spec.Target.PodSelector, a.PodSelector}, "namespace selector": {cached.Spec.NamespaceSelector, a.NamespaceSelector}} {
+		if len(sel.cache.MatchExpressions) != 1 {
+			t.Errorf("the cache's %s has %d requirements, want the policy's packed one", what, len(sel.cache.MatchExpressions))
+			continue
 		}
+		shared(what, []string{sel.cache.MatchExpressions[0].Key}, sel.policy.packed)
 	}
 	// A quota as written (an admission's candidate) and one as cached (the others) compare alike.
 	if !a.PodSelector.Equal(b.PodSelector) || !a.NamespaceSelector.Equal(b.NamespaceSelector) || !surelyOverlap(a, b) || !covers(a, b) {
