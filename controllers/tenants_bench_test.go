@@ -19,12 +19,14 @@ import (
 
 	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
@@ -179,17 +181,54 @@ func apiserverAlone(b *testing.B, c client.Client, bin string, bed *tenantsBed) 
 // at whichever manager binary runs.
 type tenantsBed struct {
 	*benchBed
+	// heapLimit is the Go heap's soft limit of every manager the bench runs (shippedHeapLimit).
+	heapLimit int64
 }
 
 func newTenantsBed(b *testing.B) *tenantsBed {
 	b.Helper()
 	ctrl.SetLogger(logr.Discard())
+	limit := shippedHeapLimit(b)
 	e, err := testenv.Start(testenv.Options{Webhooks: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = e.Stop() })
-	return &tenantsBed{&benchBed{env: e}}
+	b.Logf("every manager runs with GOMEMLIMIT=%d (%.0f MiB), as config/manager's Deployment gives it", limit, float64(limit)/(1<<20))
+	return &tenantsBed{benchBed: &benchBed{env: e}, heapLimit: limit}
+}
+
+// shippedHeapLimit is the Go heap's soft limit that the manager's Deployment, as config/
+// ships it, gives the manager: --memory-limit=auto (the flag's default), 90% of the
+// container's memory limit (cmd/internal/memlimit, autoRatio). The bench runs the managers
+// outside a container, where auto finds no limit; GOMEMLIMIT gives every manager, before
+// and after alike, the one it has in the Deployment.
+func shippedHeapLimit(b *testing.B) int64 {
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "manager", "manager.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var d appsv1.Deployment
+	if err := yaml.Unmarshal(data, &d); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name != "manager" {
+			continue
+		}
+		for _, arg := range c.Args {
+			if strings.HasPrefix(arg, "--memory-limit=") && arg != "--memory-limit=auto" {
+				b.Fatalf("config/manager sets %s: the bench gives the managers auto's limit only", arg)
+			}
+		}
+		limit := c.Resources.Limits.Memory()
+		if limit.IsZero() {
+			b.Fatal("config/manager's manager container has no memory limit")
+		}
+		return limit.Value() * 9 / 10
+	}
+	b.Fatal("config/manager's Deployment has no container named manager")
+	return 0
 }
 
 // runningManager is a manager process of the bench.
@@ -212,11 +251,12 @@ func (bed *tenantsBed) startManager(b *testing.B, bin string) *runningManager {
 		"--webhook-port", strconv.Itoa(bed.env.Webhook.LocalServingPort), "--webhook-cert-dir", bed.env.Webhook.LocalServingCertDir,
 		"--metrics-bind-address="+m.metrics, "--health-probe-bind-address="+probe, "--pprof-bind-address="+m.profile)
 	m.cmd.Stderr = io.Discard
+	m.cmd.Env = append(os.Environ(), fmt.Sprintf("GOMEMLIMIT=%d", bed.heapLimit))
 	if os.Getenv("BENCH_PROFILE_DIR") != "" {
 		// Heap profiles that sample every 4 KiB allocated rather than every 512 KiB: the
 		// cost per quota shows by call site. It costs the manager CPU, so the figures of a
 		// profiled run are not those of a plain one.
-		m.cmd.Env = append(os.Environ(), "GODEBUG=memprofilerate=4096")
+		m.cmd.Env = append(m.cmd.Env, "GODEBUG=memprofilerate=4096")
 	}
 	if err := m.cmd.Start(); err != nil {
 		b.Fatal(err)
