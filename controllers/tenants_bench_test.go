@@ -61,7 +61,10 @@ func scaleTenants(b *testing.B) {
 // ClusterCheckpointQuota and of a CheckpointQuota (server-side dry-run creates through the
 // kube-apiserver and the manager's webhooks, p50 and p99 of 100 each), and the growth of the
 // manager's RSS and live heap (after a collection) from the namespaces alone to the
-// namespaces and the 5,000 quotas. It runs only when CHECKPOINT_QUOTA_BENCH_BASE is set.
+// namespaces and the 5,000 quotas, and the CPU each took until it settled. Every manager
+// runs with the heap limit the shipped Deployment gives it (shippedHeapLimit);
+// CHECKPOINT_QUOTA_BENCH_TENANTS_GOGC gives them a GOGC as well, for a what-if. It runs
+// only when CHECKPOINT_QUOTA_BENCH_BASE is set.
 func BenchmarkTenants(b *testing.B) {
 	base := os.Getenv("CHECKPOINT_QUOTA_BENCH_BASE")
 	if base == "" {
@@ -127,9 +130,10 @@ func BenchmarkTenants(b *testing.B) {
 			b.ReportMetric(full.rss-e.rss, "MiB-rss-growth-"+which)
 			b.ReportMetric(full.heap-e.heap, "MiB-live-heap-growth-"+which)
 			b.ReportMetric(full.peak-e.peak, "MiB-peak-rss-growth-"+which)
-			b.Logf("%s: cluster quota admission p50 %s p99 %s (%d failed; its validating webhook %s on average), namespaced p50 %s p99 %s (%d failed; webhook %s); RSS %.0f -> %.0f MiB (peak %.0f -> %.0f), live heap %.0f -> %.0f MiB",
+			b.ReportMetric(full.cpu, "s-cpu-until-settled-"+which)
+			b.Logf("%s: cluster quota admission p50 %s p99 %s (%d failed; its validating webhook %s on average), namespaced p50 %s p99 %s (%d failed; webhook %s); RSS %.0f -> %.0f MiB (peak %.0f -> %.0f), live heap %.0f -> %.0f MiB; CPU until settled %.1f -> %.1f s",
 				which, full.cluster.p50, full.cluster.p99, full.cluster.failed, full.clusterServed, full.namespaced.p50, full.namespaced.p99, full.namespaced.failed,
-				full.namespacedServed, e.rss, full.rss, e.peak, full.peak, e.heap, full.heap)
+				full.namespacedServed, e.rss, full.rss, e.peak, full.peak, e.heap, full.heap, e.cpu, full.cpu)
 			b.Logf("%s, settled: cluster quota admission p50 %s p99 %s (%d failed), namespaced p50 %s p99 %s (%d failed); %.0f status writes until settled, %.0f while timed", which,
 				full.settledCluster.p50, full.settledCluster.p99, full.settledCluster.failed,
 				full.settledNamespaced.p50, full.settledNamespaced.p99, full.settledNamespaced.failed, full.writesSettled, full.writesDuringSettled)
@@ -183,6 +187,10 @@ type tenantsBed struct {
 	*benchBed
 	// heapLimit is the Go heap's soft limit of every manager the bench runs (shippedHeapLimit).
 	heapLimit int64
+	// gcPercent, when set (CHECKPOINT_QUOTA_BENCH_TENANTS_GOGC), is the GOGC of every
+	// manager the bench runs: not what the Deployment ships, a what-if of its trade of CPU
+	// for memory, which the output says.
+	gcPercent string
 }
 
 func newTenantsBed(b *testing.B) *tenantsBed {
@@ -195,7 +203,11 @@ func newTenantsBed(b *testing.B) *tenantsBed {
 	}
 	b.Cleanup(func() { _ = e.Stop() })
 	b.Logf("every manager runs with GOMEMLIMIT=%d (%.0f MiB), as config/manager's Deployment gives it", limit, float64(limit)/(1<<20))
-	return &tenantsBed{benchBed: &benchBed{env: e}, heapLimit: limit}
+	gc := os.Getenv("CHECKPOINT_QUOTA_BENCH_TENANTS_GOGC")
+	if gc != "" {
+		b.Logf("every manager runs with GOGC=%s, which the Deployment does not set: a what-if, not the shipped manager", gc)
+	}
+	return &tenantsBed{benchBed: &benchBed{env: e}, heapLimit: limit, gcPercent: gc}
 }
 
 // shippedHeapLimit is the Go heap's soft limit that the manager's Deployment, as config/
@@ -252,6 +264,9 @@ func (bed *tenantsBed) startManager(b *testing.B, bin string) *runningManager {
 		"--metrics-bind-address="+m.metrics, "--health-probe-bind-address="+probe, "--pprof-bind-address="+m.profile)
 	m.cmd.Stderr = io.Discard
 	m.cmd.Env = append(os.Environ(), fmt.Sprintf("GOMEMLIMIT=%d", bed.heapLimit))
+	if bed.gcPercent != "" {
+		m.cmd.Env = append(m.cmd.Env, "GOGC="+bed.gcPercent)
+	}
 	if os.Getenv("BENCH_PROFILE_DIR") != "" {
 		// Heap profiles that sample every 4 KiB allocated rather than every 512 KiB: the
 		// cost per quota shows by call site. It costs the manager CPU, so the figures of a
@@ -275,7 +290,9 @@ func (bed *tenantsBed) startManager(b *testing.B, bin string) *runningManager {
 // managerFigures are what one manager binary costs in one world.
 type managerFigures struct {
 	// peak is the RSS's peak until it was read (VmHWM): how far the start took it.
-	rss, peak, heap     float64
+	rss, peak, heap float64
+	// cpu is the CPU time the manager took from its start until it settled, in seconds.
+	cpu                 float64
 	cluster, namespaced latencies
 	// settledCluster and settledNamespaced are timed again once the manager has settled:
 	// the first are timed while it starts (its informers sync, its first pass and every
@@ -364,7 +381,8 @@ func (bed *tenantsBed) measureManager(b *testing.B, c client.Client, bin, name s
 		last = now
 		return steady >= 3
 	})
-	f.rss, f.peak, f.heap = procRSSMiB(b, pid), procPeakRSSMiB(b, pid), liveHeapMiB(b, m, name+"-heap")
+	f.rss, f.peak, f.cpu = procRSSMiB(b, pid), procPeakRSSMiB(b, pid), procCPU(b, pid)
+	f.heap = liveHeapMiB(b, m, name+"-heap")
 	f.writesSettled = statusWritesTotal(b, m)
 	defer func() { f.writesDuringSettled = statusWritesTotal(b, m) - f.writesSettled }()
 	// With BENCH_PROFILE_DIR, CPU profiles of both processes while the settled cluster
