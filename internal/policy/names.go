@@ -70,6 +70,9 @@ func (p *packer) entry(name string) {
 	p.b.WriteString(name)
 }
 
+// op writes a requirement's operator.
+func (p *packer) op(code byte) { p.b.WriteByte(code) }
+
 // count writes a number of entries to come (uvarint).
 func (p *packer) count(n int) {
 	for ; n >= 0x80; n >>= 7 {
@@ -125,7 +128,7 @@ func (u *unpacker) count() int {
 	return 0
 }
 
-func (u *unpacker) byte() byte {
+func (u *unpacker) op() byte {
 	if !u.ok || u.s == "" {
 		u.ok = false
 		return 0

@@ -165,3 +165,36 @@ func TestSelectorRefusesWhatKubernetesRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedPackedFormsAreNotPacked checks that a string that starts as a packed list or
+// selector but is not one (cut short, a length past its end, an unknown operator) is read
+// as what it is written as: a name, or a label key that Kubernetes refuses.
+func TestMalformedPackedFormsAreNotPacked(t *testing.T) {
+	good := namesOf([]string{"web-0", strings.Repeat("p", 253)})
+	sel, err := newSelector(&metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}, "spec.target.podSelector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := namesOf(good.shared()); got != good {
+		t.Errorf("a packed list read again is %q, want %q", got, good)
+	}
+	for name, s := range map[string]string{
+		"empty":                 packedMark,
+		"cut short":             string(good[:len(good)-3]),
+		"a length past the end": packedMark + "\x09web",
+		"a zero length":         packedMark + "\x00",
+		"a name too long":       packedMark + "\x30" + strings.Repeat("a", 0x30),
+		"a selector cut short":  sel.packed[:len(sel.packed)-2],
+		"an unknown operator":   packedMark + "X\x03app\x01\x03web",
+		"a count past the end":  packedMark + "I\x03app\x05\x03web",
+		"a count never ending":  packedMark + "I\x03app\xff\xff\xff\xff\xff",
+	} {
+		if n := namesOf([]string{s}); n.Len() != 1 || !n.Has(s) {
+			t.Errorf("%s: names [%q] read as %d names", name, s, n.Len())
+		}
+		ls := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: s}}}
+		if _, err := newSelector(ls, "spec.target.podSelector"); err == nil {
+			t.Errorf("%s: a selector keyed %q parses", name, s)
+		}
+	}
+}

@@ -94,7 +94,7 @@ func newSelector(ls *metav1.LabelSelector, path string) (*Selector, error) {
 	})
 	p := newPacker(size)
 	for _, r := range reqs {
-		p.b.WriteByte(opCodes[r.Operator])
+		p.op(opCodes[r.Operator])
 		p.entry(r.Key)
 		p.count(len(r.Values))
 		for _, v := range r.Values {
@@ -130,7 +130,7 @@ func wellFormedSelector(s string) bool {
 // requirement reads one requirement of a packed selector: its operator, its key and its
 // values, as the entries of a packed list without its mark.
 func (u *unpacker) requirement() (op byte, key, values string) {
-	op, key = u.byte(), u.entry()
+	op, key = u.op(), u.entry()
 	switch op {
 	case 'I', 'N', 'E', 'D':
 	default:
