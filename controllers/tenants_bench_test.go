@@ -94,7 +94,7 @@ func BenchmarkTenants(b *testing.B) {
 			empty[which] = bed.measureManager(b, c, bins[which], "namespaces-"+which)
 		}
 		t1 := time.Now()
-		creator := bed.startManager(b, bins["after"])
+		creator := bed.startManager(b, bins["after"], "creator")
 		var retried atomic.Int32
 		create := func(obj client.Object) {
 			for range 5 {
@@ -161,7 +161,7 @@ func BenchmarkTenants(b *testing.B) {
 // the floor under the figures with the webhooks. The settled manager is still running
 // for the first.
 func apiserverAlone(b *testing.B, c client.Client, bin string, bed *tenantsBed) (validating, alone managerFigures) {
-	m := bed.startManager(b, bin)
+	m := bed.startManager(b, bin, "apiserver-alone")
 	defer m.stop()
 	time.Sleep(30 * time.Second) // its informers synced and its first pass done
 	drop := func(obj client.Object) {
@@ -259,8 +259,8 @@ func (m *runningManager) stop() {
 }
 
 // startManager runs a manager binary with its webhooks and controllers, and waits until its
-// webhook server answers.
-func (bed *tenantsBed) startManager(b *testing.B, bin string) *runningManager {
+// webhook server answers; name names its files in BENCH_PROFILE_DIR.
+func (bed *tenantsBed) startManager(b *testing.B, bin, name string) *runningManager {
 	probe := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
 	m := &runningManager{metrics: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b)), profile: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))}
 	m.cmd = exec.Command(bin, "--kubeconfig", bed.env.Kubeconfig,
@@ -271,11 +271,19 @@ func (bed *tenantsBed) startManager(b *testing.B, bin string) *runningManager {
 	if bed.gcPercent != "" {
 		m.cmd.Env = append(m.cmd.Env, "GOGC="+bed.gcPercent)
 	}
-	if os.Getenv("BENCH_PROFILE_DIR") != "" {
+	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
 		// Heap profiles that sample every 4 KiB allocated rather than every 512 KiB: the
 		// cost per quota shows by call site. It costs the manager CPU, so the figures of a
-		// profiled run are not those of a plain one.
-		m.cmd.Env = append(m.cmd.Env, "GODEBUG=memprofilerate=4096")
+		// profiled run are not those of a plain one. The runtime's trace of each collection
+		// (gctrace: the heap before and after it, and its goal) goes with the manager's log
+		// to name-stderr.log: how far the start takes the heap.
+		m.cmd.Env = append(m.cmd.Env, "GODEBUG=memprofilerate=4096,gctrace=1")
+		log, err := os.Create(filepath.Join(dir, name+"-stderr.log"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = log.Close() })
+		m.cmd.Stderr = log
 	}
 	if err := m.cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -378,7 +386,7 @@ func webhookMean(b *testing.B, m *runningManager, path string) time.Duration {
 // then stops it. Admissions are timed in both worlds, so that what serving them costs is in
 // both figures.
 func (bed *tenantsBed) measureManager(b *testing.B, c client.Client, bin, name string) (f managerFigures) {
-	m := bed.startManager(b, bin)
+	m := bed.startManager(b, bin, name)
 	defer m.stop()
 	pid := m.cmd.Process.Pid
 	f.cluster = timeAdmissions(b, c, func(k int) client.Object {
