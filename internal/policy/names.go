@@ -168,12 +168,17 @@ func namesOf(names []string) Names {
 
 // wellFormedNames says whether s is a packed list of at least one name.
 func wellFormedNames(s string) bool {
+	return wellFormed(s, func(u *unpacker) { u.entry() })
+}
+
+// wellFormed says whether s is packed and holds at least one item, each of which item reads.
+func wellFormed(s string, item func(*unpacker)) bool {
 	u := unpack(s)
 	if !u.ok || u.done() {
 		return false
 	}
 	for u.ok && !u.done() {
-		u.entry()
+		item(u)
 	}
 	return u.ok
 }

@@ -117,14 +117,7 @@ func sharedSelector(ls *metav1.LabelSelector) (*Selector, bool) {
 
 // wellFormedSelector says whether s is a packed selector of at least one requirement.
 func wellFormedSelector(s string) bool {
-	u := unpack(s)
-	if !u.ok || u.done() {
-		return false
-	}
-	for u.ok && !u.done() {
-		u.requirement()
-	}
-	return u.ok
+	return wellFormed(s, func(u *unpacker) { u.requirement() })
 }
 
 // requirement reads one requirement of a packed selector: its operator, its key and its
