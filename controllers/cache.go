@@ -52,7 +52,7 @@ func slimCheckpoint(obj any) (any, error) {
 
 // slimQuotaInto keeps of a quota of either kind what the pass, the status writer and the
 // webhooks read: its identity, its spec and of its status what is read back with the
-// digest of the rest (slimStatus). The annotations go, among them kubectl's
+// digest of the whole, in place of its summary (slimStatus). The annotations go, among them kubectl's
 // last-applied-configuration, a second copy of the whole spec on every quota applied
 // client-side, and so do the labels, finalizers and owners, which nothing reads;
 // managedFields go too (the default transform). The target and namespace selector of a
@@ -67,18 +67,19 @@ func slimQuotaInto(policies *policy.Parsed, obj any) (any, error) {
 		return obj, nil
 	}
 	q.SetManagedFields(nil)
+	q.SetAnnotations(nil)
 	q.SetLabels(nil)
 	q.SetFinalizers(nil)
 	q.SetOwnerReferences(nil)
 	q.SetNamespace(few(q.GetNamespace()))
 	switch q := q.(type) {
 	case *cqv1.CheckpointQuota:
-		slimStatus(q, &q.Status)
+		slimStatus(&q.Status)
 		if p, err := policies.Quota(q, func() (*policy.Quota, error) { return policy.FromCheckpointQuota(q) }); err == nil {
 			policy.ShareTarget(q.Spec.Target, p)
 		}
 	case *cqv1.ClusterCheckpointQuota:
-		slimStatus(q, &q.Status)
+		slimStatus(&q.Status)
 		if p, err := policies.Quota(q, func() (*policy.Quota, error) { return policy.FromClusterQuota(q) }); err == nil {
 			policy.ShareTarget(q.Spec.Target, p)
 			q.Spec.NamespaceSelector = policy.SharedSelector(p.NamespaceSelector)

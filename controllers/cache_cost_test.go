@@ -21,9 +21,9 @@ import (
 
 // maxCachedQuotaBytes bounds what the manager's cache and the parsed policies hold for one
 // maximal CheckpointQuota with its status (issue 29: 5,000 of them in under 64 MiB of RSS
-// for the whole manager). On main at f464d5e this test measured 11.3 KB; docs/admission.md,
-// "Cost at scale", says what took it down.
-const maxCachedQuotaBytes = 6 << 10
+// for the whole manager). On main at f464d5e this test measured 11.3 KB, at 4ce4253 5.7 KB,
+// now 4.0 KB; docs/admission.md, "Cost at scale", says what took it down.
+const maxCachedQuotaBytes = 4352
 
 // TestCachedQuotaCost decodes maximal quotas as the manager's informer does, passes them
 // through the cache's transform (controllers.CacheOptions) and measures the heap they

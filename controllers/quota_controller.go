@@ -120,7 +120,7 @@ func (s *StatusWriter) Write(ctx context.Context, obj client.Object, status *cqv
 		// back for a whole Interval again.
 		s.settled(ref)
 	}
-	stored := storedStatusDigest(obj, status)
+	stored := storedStatusDigest(status)
 	old := status.DeepCopy()
 	setStatus(status, view)
 	quotaMetrics.set(ref, status, view)

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -88,4 +89,102 @@ func collected(t *testing.T, c prometheus.Collector) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// constQuotaMetrics sends c's series as constant metrics, as the collector did before its
+// series shared their label pairs: the reference for TestQuotaSeriesGatherLikeConstMetrics.
+type constQuotaMetrics struct{ *quotaCollector }
+
+func (c constQuotaMetrics) Collect(ch chan<- prometheus.Metric) {
+	for ref, v := range c.byRef {
+		labels := []string{ref.Kind, ref.Namespace, ref.Name}
+		ch <- prometheus.MustNewConstMetric(statusWritesDesc, prometheus.CounterValue, v.statusWrites, labels...)
+		if !v.computed {
+			continue
+		}
+		for _, l := range v.hard {
+			ch <- prometheus.MustNewConstMetric(quotaHardDesc, prometheus.GaugeValue, l.value, append(labels, l.name)...)
+		}
+		for _, l := range v.used {
+			ch <- prometheus.MustNewConstMetric(quotaUsedDesc, prometheus.GaugeValue, l.value, append(labels, l.name)...)
+		}
+		ch <- prometheus.MustNewConstMetric(quotaConflictsDesc, prometheus.GaugeValue, v.conflicts, labels...)
+		ch <- prometheus.MustNewConstMetric(quotaBlockedDesc, prometheus.GaugeValue, v.blocked, labels...)
+		ch <- prometheus.MustNewConstMetric(quotaBlockingPinsDesc, prometheus.GaugeValue, v.pins, labels...)
+	}
+}
+
+// gathered is what a pedantic registry gathers from c, as text, and the bytes of what it
+// gathered: what a scrape holds at once, until it is encoded.
+func gathered(t *testing.T, c prometheus.Collector) (string, int64) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	families, err := reg.Gather()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	var text strings.Builder
+	for _, f := range families {
+		text.WriteString(f.String() + "\n")
+	}
+	return text.String(), held
+}
+
+// TestQuotaSeriesGatherLikeConstMetrics checks that the quotas' series, which share their
+// label pairs, gather through a pedantic registry (which checks each series against its
+// description) to exactly what constant metrics of the same values gave, and that a quota's
+// series share its label pairs, which is what makes a scrape hold less (5.7 KB per quota
+// with nine limits, 9.2 KB as constant metrics, measured alone).
+func TestQuotaSeriesGatherLikeConstMetrics(t *testing.T) {
+	c := &quotaCollector{byRef: map[policy.Ref]*quotaValues{}}
+	limits := []string{"total.checkpoints", "total.storage", "perPod.checkpoints", "perPod.storage",
+		"perContainer.checkpoints", "perContainer.storage", "maxCheckpointSize", "perNamespace.checkpoints", "perNamespace.storage"}
+	const quotas = 500
+	for i := range quotas {
+		st := &cqv1.QuotaStatus{Hard: map[string]resource.Quantity{}, Used: map[string]resource.Quantity{}}
+		for j, l := range limits {
+			st.Hard[l], st.Used[l] = *resource.NewQuantity(int64(100+j), resource.DecimalSI), *resource.NewQuantity(int64(i%7), resource.DecimalSI)
+		}
+		ref := policy.Ref{Kind: policy.KindQuota, Namespace: fmt.Sprintf("tenant-%05d", i), Name: "maximal"}
+		c.set(ref, st, &QuotaView{})
+		c.wrote(ref)
+	}
+	c.wrote(policy.Ref{Kind: policy.KindClusterQuota, Name: "not-computed"})
+	got, shared := gathered(t, c)
+	want, constant := gathered(t, constQuotaMetrics{c})
+	if got != want {
+		t.Errorf("the shared series gather otherwise than constant metrics:\n%s", cmp.Diff(want, got))
+	}
+	// What a scrape holds is measured for the log only: beside the suite's manager, the heap
+	// moves under it. What makes it smaller is checked: a quota's series share its pairs.
+	t.Logf("a scrape holds %d bytes per quota, %d as constant metrics", shared/quotas, constant/quotas)
+	ch := make(chan prometheus.Metric)
+	go func() { c.Collect(ch); close(ch) }()
+	pairs := map[string]map[*dto.LabelPair]bool{}
+	for m := range ch {
+		var pb dto.Metric
+		if err := m.Write(&pb); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range pb.GetLabel() {
+			if l.GetName() == "namespace" {
+				if pairs[l.GetValue()] == nil {
+					pairs[l.GetValue()] = map[*dto.LabelPair]bool{}
+				}
+				pairs[l.GetValue()][l] = true
+			}
+		}
+	}
+	for ns, p := range pairs {
+		if len(p) != 1 {
+			t.Errorf("the series of the quota in %q have %d namespace label pairs, want one shared", ns, len(p))
+		}
+	}
 }

@@ -19,12 +19,14 @@ import (
 
 	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
@@ -59,7 +61,10 @@ func scaleTenants(b *testing.B) {
 // ClusterCheckpointQuota and of a CheckpointQuota (server-side dry-run creates through the
 // kube-apiserver and the manager's webhooks, p50 and p99 of 100 each), and the growth of the
 // manager's RSS and live heap (after a collection) from the namespaces alone to the
-// namespaces and the 5,000 quotas. It runs only when CHECKPOINT_QUOTA_BENCH_BASE is set.
+// namespaces and the 5,000 quotas, and the CPU each took until it settled. Every manager
+// runs with the heap limit the shipped Deployment gives it (shippedHeapLimit);
+// CHECKPOINT_QUOTA_BENCH_TENANTS_GOGC gives them a GOGC as well, for a what-if. It runs
+// only when CHECKPOINT_QUOTA_BENCH_BASE is set.
 func BenchmarkTenants(b *testing.B) {
 	base := os.Getenv("CHECKPOINT_QUOTA_BENCH_BASE")
 	if base == "" {
@@ -89,7 +94,7 @@ func BenchmarkTenants(b *testing.B) {
 			empty[which] = bed.measureManager(b, c, bins[which], "namespaces-"+which)
 		}
 		t1 := time.Now()
-		creator := bed.startManager(b, bins["after"])
+		creator := bed.startManager(b, bins["after"], "creator")
 		var retried atomic.Int32
 		create := func(obj client.Object) {
 			for range 5 {
@@ -107,6 +112,10 @@ func BenchmarkTenants(b *testing.B) {
 		}
 		parallel(tenantClusterQuotas, func(i int) { create(maximalClusterQuota(fmt.Sprintf("tenants-%02d", i), i)) })
 		parallel(tenantQuotas, func(i int) { create(maximalQuota("maximal", tenantNamespace(i), i)) })
+		// The creator writes every new quota's first status; stopped before it is done, it
+		// left the rest to whichever manager was measured first (3,195 writes in one run),
+		// which then settled under that load and the other did not.
+		waitSettled(b, creator)
 		creator.stop()
 		b.Logf("created %d maximal CheckpointQuotas and %d maximal ClusterCheckpointQuotas in %s (%d bytes each as stored; %d creates retried after a timeout)",
 			tenantQuotas, tenantClusterQuotas, time.Since(t1).Round(time.Second), storedQuotaSize(b, c), retried.Load())
@@ -125,9 +134,10 @@ func BenchmarkTenants(b *testing.B) {
 			b.ReportMetric(full.rss-e.rss, "MiB-rss-growth-"+which)
 			b.ReportMetric(full.heap-e.heap, "MiB-live-heap-growth-"+which)
 			b.ReportMetric(full.peak-e.peak, "MiB-peak-rss-growth-"+which)
-			b.Logf("%s: cluster quota admission p50 %s p99 %s (%d failed; its validating webhook %s on average), namespaced p50 %s p99 %s (%d failed; webhook %s); RSS %.0f -> %.0f MiB (peak %.0f -> %.0f), live heap %.0f -> %.0f MiB",
+			b.ReportMetric(full.cpu, "s-cpu-until-settled-"+which)
+			b.Logf("%s: cluster quota admission p50 %s p99 %s (%d failed; its validating webhook %s on average), namespaced p50 %s p99 %s (%d failed; webhook %s); RSS %.0f -> %.0f MiB (peak %.0f -> %.0f), live heap %.0f -> %.0f MiB; CPU until settled %.1f -> %.1f s",
 				which, full.cluster.p50, full.cluster.p99, full.cluster.failed, full.clusterServed, full.namespaced.p50, full.namespaced.p99, full.namespaced.failed,
-				full.namespacedServed, e.rss, full.rss, e.peak, full.peak, e.heap, full.heap)
+				full.namespacedServed, e.rss, full.rss, e.peak, full.peak, e.heap, full.heap, e.cpu, full.cpu)
 			b.Logf("%s, settled: cluster quota admission p50 %s p99 %s (%d failed), namespaced p50 %s p99 %s (%d failed); %.0f status writes until settled, %.0f while timed", which,
 				full.settledCluster.p50, full.settledCluster.p99, full.settledCluster.failed,
 				full.settledNamespaced.p50, full.settledNamespaced.p99, full.settledNamespaced.failed, full.writesSettled, full.writesDuringSettled)
@@ -151,7 +161,7 @@ func BenchmarkTenants(b *testing.B) {
 // the floor under the figures with the webhooks. The settled manager is still running
 // for the first.
 func apiserverAlone(b *testing.B, c client.Client, bin string, bed *tenantsBed) (validating, alone managerFigures) {
-	m := bed.startManager(b, bin)
+	m := bed.startManager(b, bin, "apiserver-alone")
 	defer m.stop()
 	time.Sleep(30 * time.Second) // its informers synced and its first pass done
 	drop := func(obj client.Object) {
@@ -179,17 +189,62 @@ func apiserverAlone(b *testing.B, c client.Client, bin string, bed *tenantsBed) 
 // at whichever manager binary runs.
 type tenantsBed struct {
 	*benchBed
+	// heapLimit is the Go heap's soft limit of every manager the bench runs (shippedHeapLimit).
+	heapLimit int64
+	// gcPercent, when set (CHECKPOINT_QUOTA_BENCH_TENANTS_GOGC), is the GOGC of every
+	// manager the bench runs: not what the Deployment ships, a what-if of its trade of CPU
+	// for memory, which the output says.
+	gcPercent string
 }
 
 func newTenantsBed(b *testing.B) *tenantsBed {
 	b.Helper()
 	ctrl.SetLogger(logr.Discard())
+	limit := shippedHeapLimit(b)
 	e, err := testenv.Start(testenv.Options{Webhooks: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = e.Stop() })
-	return &tenantsBed{&benchBed{env: e}}
+	b.Logf("every manager runs with GOMEMLIMIT=%d (%.0f MiB), as config/manager's Deployment gives it", limit, float64(limit)/(1<<20))
+	gc := os.Getenv("CHECKPOINT_QUOTA_BENCH_TENANTS_GOGC")
+	if gc != "" {
+		b.Logf("every manager runs with GOGC=%s, which the Deployment does not set: a what-if, not the shipped manager", gc)
+	}
+	return &tenantsBed{benchBed: &benchBed{env: e}, heapLimit: limit, gcPercent: gc}
+}
+
+// shippedHeapLimit is the Go heap's soft limit that the manager's Deployment, as config/
+// ships it, gives the manager: --memory-limit=auto (the flag's default), 90% of the
+// container's memory limit (cmd/internal/memlimit, autoRatio). The bench runs the managers
+// outside a container, where auto finds no limit; GOMEMLIMIT gives every manager, before
+// and after alike, the one it has in the Deployment.
+func shippedHeapLimit(b *testing.B) int64 {
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "manager", "manager.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var d appsv1.Deployment
+	if err := yaml.Unmarshal(data, &d); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name != "manager" {
+			continue
+		}
+		for _, arg := range c.Args {
+			if strings.HasPrefix(arg, "--memory-limit=") && arg != "--memory-limit=auto" {
+				b.Fatalf("config/manager sets %s: the bench gives the managers auto's limit only", arg)
+			}
+		}
+		limit := c.Resources.Limits.Memory()
+		if limit.IsZero() {
+			b.Fatal("config/manager's manager container has no memory limit")
+		}
+		return limit.Value() * 9 / 10
+	}
+	b.Fatal("config/manager's Deployment has no container named manager")
+	return 0
 }
 
 // runningManager is a manager process of the bench.
@@ -204,19 +259,31 @@ func (m *runningManager) stop() {
 }
 
 // startManager runs a manager binary with its webhooks and controllers, and waits until its
-// webhook server answers.
-func (bed *tenantsBed) startManager(b *testing.B, bin string) *runningManager {
+// webhook server answers; name names its files in BENCH_PROFILE_DIR.
+func (bed *tenantsBed) startManager(b *testing.B, bin, name string) *runningManager {
 	probe := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
 	m := &runningManager{metrics: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b)), profile: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))}
 	m.cmd = exec.Command(bin, "--kubeconfig", bed.env.Kubeconfig,
 		"--webhook-port", strconv.Itoa(bed.env.Webhook.LocalServingPort), "--webhook-cert-dir", bed.env.Webhook.LocalServingCertDir,
 		"--metrics-bind-address="+m.metrics, "--health-probe-bind-address="+probe, "--pprof-bind-address="+m.profile)
 	m.cmd.Stderr = io.Discard
-	if os.Getenv("BENCH_PROFILE_DIR") != "" {
+	m.cmd.Env = append(os.Environ(), fmt.Sprintf("GOMEMLIMIT=%d", bed.heapLimit))
+	if bed.gcPercent != "" {
+		m.cmd.Env = append(m.cmd.Env, "GOGC="+bed.gcPercent)
+	}
+	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
 		// Heap profiles that sample every 4 KiB allocated rather than every 512 KiB: the
 		// cost per quota shows by call site. It costs the manager CPU, so the figures of a
-		// profiled run are not those of a plain one.
-		m.cmd.Env = append(os.Environ(), "GODEBUG=memprofilerate=4096")
+		// profiled run are not those of a plain one. The runtime's trace of each collection
+		// (gctrace: the heap before and after it, and its goal) goes with the manager's log
+		// to name-stderr.log: how far the start takes the heap.
+		m.cmd.Env = append(m.cmd.Env, "GODEBUG=memprofilerate=4096,gctrace=1")
+		log, err := os.Create(filepath.Join(dir, name+"-stderr.log"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = log.Close() })
+		m.cmd.Stderr = log
 	}
 	if err := m.cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -235,7 +302,9 @@ func (bed *tenantsBed) startManager(b *testing.B, bin string) *runningManager {
 // managerFigures are what one manager binary costs in one world.
 type managerFigures struct {
 	// peak is the RSS's peak until it was read (VmHWM): how far the start took it.
-	rss, peak, heap     float64
+	rss, peak, heap float64
+	// cpu is the CPU time the manager took from its start until it settled, in seconds.
+	cpu                 float64
 	cluster, namespaced latencies
 	// settledCluster and settledNamespaced are timed again once the manager has settled:
 	// the first are timed while it starts (its informers sync, its first pass and every
@@ -247,6 +316,21 @@ type managerFigures struct {
 	// writesSettled are the status writes the manager made until it settled, and
 	// writesDuringSettled those while the settled admissions were timed.
 	writesSettled, writesDuringSettled float64
+}
+
+// waitSettled waits until the manager has written no status for 10 s.
+func waitSettled(b *testing.B, m *runningManager) {
+	last, quiet := statusWritesTotal(b, m), 0
+	waitFor(b, 5*time.Minute, 2*time.Second, "the manager's status writes done", func() bool {
+		now := statusWritesTotal(b, m)
+		if now == last {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		last = now
+		return quiet >= 5
+	})
 }
 
 // statusWritesTotal is the number of quota status writes the manager made, from its
@@ -302,7 +386,7 @@ func webhookMean(b *testing.B, m *runningManager, path string) time.Duration {
 // then stops it. Admissions are timed in both worlds, so that what serving them costs is in
 // both figures.
 func (bed *tenantsBed) measureManager(b *testing.B, c client.Client, bin, name string) (f managerFigures) {
-	m := bed.startManager(b, bin)
+	m := bed.startManager(b, bin, name)
 	defer m.stop()
 	pid := m.cmd.Process.Pid
 	f.cluster = timeAdmissions(b, c, func(k int) client.Object {
@@ -324,7 +408,8 @@ func (bed *tenantsBed) measureManager(b *testing.B, c client.Client, bin, name s
 		last = now
 		return steady >= 3
 	})
-	f.rss, f.peak, f.heap = procRSSMiB(b, pid), procPeakRSSMiB(b, pid), liveHeapMiB(b, m, name+"-heap")
+	f.rss, f.peak, f.cpu = procRSSMiB(b, pid), procPeakRSSMiB(b, pid), procCPU(b, pid)
+	f.heap = liveHeapMiB(b, m, name+"-heap")
 	f.writesSettled = statusWritesTotal(b, m)
 	defer func() { f.writesDuringSettled = statusWritesTotal(b, m) - f.writesSettled }()
 	// With BENCH_PROFILE_DIR, CPU profiles of both processes while the settled cluster

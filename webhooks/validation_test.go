@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
 	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
 )
 
@@ -201,5 +202,28 @@ func TestValidateClusterCheckpointQuota(t *testing.T) {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestPackedTargetRefused checks that what the manager's cache keeps of a target in place
+// of its names and selector (policy.ShareTarget: packed lists, which parse as the policy
+// they came from) is refused when a tenant writes it: nothing written reads as packed
+// without failing admission first.
+func TestPackedTargetRefused(t *testing.T) {
+	q := builder.Quota("q", "s").PerPod(3, "").PodNames("web-0").ContainerNames("app").Obj()
+	q.Spec.Target.PodSelector = &cqv1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}
+	p, err := policy.FromCheckpointQuota(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy.ShareTarget(q.Spec.Target, p)
+	got := map[string]bool{}
+	for _, e := range ValidateCheckpointQuota(q) {
+		got[e.Field] = true
+	}
+	for _, path := range []string{"spec.target.podNames[0]", "spec.target.containerNames[0]", "spec.target.podSelector.matchExpressions[0].key"} {
+		if !got[path] {
+			t.Errorf("a packed %s is not refused; errors on %v", path, got)
+		}
 	}
 }

@@ -43,35 +43,185 @@ func Compact(name string) string {
 // isDigest says whether a compact name is a digest.
 func isDigest(name string) bool { return strings.HasPrefix(name, digestMark) }
 
-// Names is a set of pod or container names, compact and sorted; empty selects every name.
-type Names []string
+// A quota's lists of names and its selectors are kept packed: each list in one string of
+// its compact names, each preceded by its length in a byte (a compact name is at most
+// keptWhole bytes), after packedMark. A maximal quota's 24 names took 24 strings and two
+// slices (768 bytes), and its selector's 12 requirements and 52 keys and values a slice of
+// requirements, 12 of values and 52 strings (2.2 KB); packed, they take three strings
+// (1.4 KB), which the manager's cache shares (ShareTarget).
 
-// namesOf is the set of names, compacted.
+// packedMark starts a packed list or selector. No name, label key or label value that
+// Kubernetes accepts contains it, so nothing a tenant can write reads as packed.
+const packedMark = "\x00"
+
+// packer writes a packed list or selector.
+type packer struct{ b strings.Builder }
+
+func newPacker(size int) *packer {
+	p := &packer{}
+	p.b.Grow(len(packedMark) + size)
+	p.b.WriteString(packedMark)
+	return p
+}
+
+// entry writes a compact name.
+func (p *packer) entry(name string) {
+	p.b.WriteByte(byte(len(name)))
+	p.b.WriteString(name)
+}
+
+// op writes a requirement's operator.
+func (p *packer) op(code byte) { p.b.WriteByte(code) }
+
+// count writes a number of entries to come (uvarint).
+func (p *packer) count(n int) {
+	for ; n >= 0x80; n >>= 7 {
+		p.b.WriteByte(byte(n) | 0x80)
+	}
+	p.b.WriteByte(byte(n))
+}
+
+func (p *packer) String() string { return p.b.String() }
+
+// unpacker reads what a packer wrote; ok turns false, for good, at the first thing that
+// is not there or not well formed.
+type unpacker struct {
+	s  string
+	ok bool
+}
+
+// unpack reads the packed string s; ok is false when s is not one.
+func unpack(s string) *unpacker {
+	rest, ok := strings.CutPrefix(s, packedMark)
+	return &unpacker{s: rest, ok: ok}
+}
+
+func (u *unpacker) done() bool { return u.s == "" }
+
+func (u *unpacker) entry() string {
+	if !u.ok || u.s == "" {
+		u.ok = false
+		return ""
+	}
+	n := int(u.s[0])
+	if n == 0 || n > keptWhole || 1+n > len(u.s) {
+		u.ok = false
+		return ""
+	}
+	e := u.s[1 : 1+n]
+	u.s = u.s[1+n:]
+	return e
+}
+
+func (u *unpacker) count() int {
+	n, shift := 0, 0
+	for u.ok && u.s != "" && shift < 28 {
+		b := u.s[0]
+		u.s = u.s[1:]
+		n |= int(b&0x7f) << shift
+		if b < 0x80 {
+			return n
+		}
+		shift += 7
+	}
+	u.ok = false
+	return 0
+}
+
+func (u *unpacker) op() byte {
+	if !u.ok || u.s == "" {
+		u.ok = false
+		return 0
+	}
+	b := u.s[0]
+	u.s = u.s[1:]
+	return b
+}
+
+// Names is a set of pod or container names, compact, sorted and each once, as a packed
+// list; empty selects every name.
+type Names string
+
+// namesOf is the set of names, compacted; a list of one packed list (the manager's
+// cache's copy: ShareTarget) is that list.
 func namesOf(names []string) Names {
 	if len(names) == 0 {
-		return nil
+		return ""
 	}
-	out := make(Names, 0, len(names))
+	if len(names) == 1 && wellFormedNames(names[0]) {
+		return Names(names[0])
+	}
+	compact := make([]string, 0, len(names))
+	size := 0
 	for _, n := range names {
-		out = append(out, Compact(n))
+		c := Compact(n)
+		compact = append(compact, c)
+		size += 1 + len(c)
 	}
-	slices.Sort(out)
-	return slices.Compact(out)
+	slices.Sort(compact)
+	p := newPacker(size)
+	for _, c := range slices.Compact(compact) {
+		p.entry(c)
+	}
+	return Names(p.String())
+}
+
+// wellFormedNames says whether s is a packed list of at least one name.
+func wellFormedNames(s string) bool {
+	return wellFormed(s, func(u *unpacker) { u.entry() })
+}
+
+// wellFormed says whether s is packed and holds at least one item, each of which item reads.
+func wellFormed(s string, item func(*unpacker)) bool {
+	u := unpack(s)
+	if !u.ok || u.done() {
+		return false
+	}
+	for u.ok && !u.done() {
+		item(u)
+	}
+	return u.ok
+}
+
+// all calls yield with each compact name of the set, in order.
+func (n Names) all(yield func(string) bool) {
+	for u := unpack(string(n)); u.ok && !u.done(); {
+		if e := u.entry(); u.ok && !yield(e) {
+			return
+		}
+	}
 }
 
 // Len is the number of names.
-func (n Names) Len() int { return len(n) }
+func (n Names) Len() int {
+	if n == "" {
+		return 0
+	}
+	count := 0
+	for range n.all {
+		count++
+	}
+	return count
+}
 
 // Has says whether name, as written, is in the set.
 func (n Names) Has(name string) bool {
-	_, ok := slices.BinarySearch(n, Compact(name))
-	return ok
+	return n.hasCompact(Compact(name))
+}
+
+func (n Names) hasCompact(c string) bool {
+	for e := range n.all {
+		if e == c {
+			return true
+		}
+	}
+	return false
 }
 
 // meets says whether n and o share a name.
 func (n Names) meets(o Names) bool {
-	for _, name := range o {
-		if _, ok := slices.BinarySearch(n, name); ok {
+	for name := range o.all {
+		if n.hasCompact(name) {
 			return true
 		}
 	}
@@ -80,8 +230,8 @@ func (n Names) meets(o Names) bool {
 
 // covers says whether every name of o is in n.
 func (n Names) covers(o Names) bool {
-	for _, name := range o {
-		if _, ok := slices.BinarySearch(n, name); !ok {
+	for name := range o.all {
+		if !n.hasCompact(name) {
 			return false
 		}
 	}
@@ -89,25 +239,33 @@ func (n Names) covers(o Names) bool {
 }
 
 // ShareTarget makes t, the manager's cache's copy of the target of a quota whose policy is
-// p, p's own: its pod and container names are p's (compact, sorted, each once), and its
-// pod selector is p's requirements (SharedSelector). It parses to p again
-// (FromCheckpointQuota, FromClusterQuota), and holds no names, values or lists of its own
-// beside p's: a maximal quota's target cost the cache 1.5 KB beside its policy (issue 29).
-// Only the cache's copy is changed so: nothing of it is ever written back (status writes
-// carry status only), and neither it nor p is ever changed.
+// p, p's own: its pod and container names are each a list of one string, p's packed list,
+// and its pod selector holds p's packed selector (SharedSelector). It parses to p again
+// (FromCheckpointQuota, FromClusterQuota), and holds no names or values of its own beside
+// p's: a maximal quota's target cost the cache 1.5 KB beside its policy (issue 29). Only
+// the cache's copy is changed so: nothing of it is ever written back (status writes carry
+// status only), and neither it nor p is ever changed.
 func ShareTarget(t *cqv1.QuotaTarget, p *Quota) {
 	if t == nil || p == nil {
 		return
 	}
-	t.PodNames, t.ContainerNames, t.PodSelector = p.PodNames, p.ContainerNames, SharedSelector(p.PodSelector)
+	t.PodNames, t.ContainerNames, t.PodSelector = p.PodNames.shared(), p.ContainerNames.shared(), SharedSelector(p.PodSelector)
 }
 
-// SharedSelector is the label selector whose requirements are s's own (nil for nil: s
-// selects everything), for the manager's cache to keep in place of the one written; it
-// parses to s again. Its labels are requirements In with one value, as s holds them.
+// shared is the list that parses to n again (namesOf): nil, or n's packed list alone.
+func (n Names) shared() []string {
+	if n == "" {
+		return nil
+	}
+	return []string{string(n)}
+}
+
+// SharedSelector is the label selector that holds s's packed form (nil for nil: s selects
+// everything), for the manager's cache to keep in place of the one written; it parses to s
+// again (newSelector).
 func SharedSelector(s *Selector) *cqv1.LabelSelector {
 	if s == nil {
 		return nil
 	}
-	return &cqv1.LabelSelector{MatchExpressions: s.reqs}
+	return &cqv1.LabelSelector{MatchExpressions: []cqv1.LabelSelectorRequirement{{Key: s.packed}}}
 }

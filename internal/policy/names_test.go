@@ -125,18 +125,23 @@ func TestSharedQuotaParsesAlike(t *testing.T) {
 			t.Errorf("%s: the quota as cached targets it: %v, want %v", name, got, tc.want)
 		}
 	}
-	// The cache's copy holds the policy's own lists, not copies.
-	shared := func(what string, cache, policy []string) {
-		if len(cache) == 0 || unsafe.SliceData(cache) != unsafe.SliceData(policy) {
+	// The cache's copy holds the policy's own packed strings, not copies.
+	shared := func(what string, cache []string, policy string) {
+		if len(cache) != 1 || unsafe.StringData(cache[0]) != unsafe.StringData(policy) {
 			t.Errorf("the cache's %s are a copy of the policy's, not the policy's own", what)
 		}
 	}
-	shared("pod names", cached.Spec.Target.PodNames, a.PodNames)
-	shared("container names", cached.Spec.Target.ContainerNames, a.ContainerNames)
-	for i, r := range cached.Spec.Target.PodSelector.MatchExpressions {
-		if len(r.Values) > 0 {
-			shared("selector values", r.Values, a.PodSelector.reqs[i].Values)
+	shared("pod names", cached.Spec.Target.PodNames, string(a.PodNames))
+	shared("container names", cached.Spec.Target.ContainerNames, string(a.ContainerNames))
+	for what, sel := range map[string]struct {
+		cache  *cqv1.LabelSelector
+		policy *Selector
+	}{"pod selector": {cached.Spec.Target.PodSelector, a.PodSelector}, "namespace selector": {cached.Spec.NamespaceSelector, a.NamespaceSelector}} {
+		if len(sel.cache.MatchExpressions) != 1 {
+			t.Errorf("the cache's %s has %d requirements, want the policy's packed one", what, len(sel.cache.MatchExpressions))
+			continue
 		}
+		shared(what, []string{sel.cache.MatchExpressions[0].Key}, sel.policy.packed)
 	}
 	// A quota as written (an admission's candidate) and one as cached (the others) compare alike.
 	if !a.PodSelector.Equal(b.PodSelector) || !a.NamespaceSelector.Equal(b.NamespaceSelector) || !surelyOverlap(a, b) || !covers(a, b) {
@@ -157,6 +162,39 @@ func TestSelectorRefusesWhatKubernetesRefuses(t *testing.T) {
 	} {
 		if _, err := newSelector(ls, "spec.target.podSelector"); err == nil || !strings.Contains(err.Error(), "spec.target.podSelector") {
 			t.Errorf("%s: %v, want an error naming spec.target.podSelector", name, err)
+		}
+	}
+}
+
+// TestMalformedPackedFormsAreNotPacked checks that a string that starts as a packed list or
+// selector but is not one (cut short, a length past its end, an unknown operator) is read
+// as what it is written as: a name, or a label key that Kubernetes refuses.
+func TestMalformedPackedFormsAreNotPacked(t *testing.T) {
+	good := namesOf([]string{"web-0", strings.Repeat("p", 253)})
+	sel, err := newSelector(&metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}, "spec.target.podSelector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := namesOf(good.shared()); got != good {
+		t.Errorf("a packed list read again is %q, want %q", got, good)
+	}
+	for name, s := range map[string]string{
+		"empty":                 packedMark,
+		"cut short":             string(good[:len(good)-3]),
+		"a length past the end": packedMark + "\x09web",
+		"a zero length":         packedMark + "\x00",
+		"a name too long":       packedMark + "\x30" + strings.Repeat("a", 0x30),
+		"a selector cut short":  sel.packed[:len(sel.packed)-2],
+		"an unknown operator":   packedMark + "X\x03app\x01\x03web",
+		"a count past the end":  packedMark + "I\x03app\x05\x03web",
+		"a count never ending":  packedMark + "I\x03app\xff\xff\xff\xff\xff",
+	} {
+		if n := namesOf([]string{s}); n.Len() != 1 || !n.Has(s) {
+			t.Errorf("%s: names [%q] read as %d names", name, s, n.Len())
+		}
+		ls := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: s}}}
+		if _, err := newSelector(ls, "spec.target.podSelector"); err == nil {
+			t.Errorf("%s: a selector keyed %q parses", name, s)
 		}
 	}
 }
