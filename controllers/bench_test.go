@@ -351,6 +351,14 @@ func heapProfile(b *testing.B, addr, name string) {
 // process starts a binary until the bed stops, and returns its pid.
 func (bed *benchBed) process(b *testing.B, path string, args ...string) int {
 	cmd := exec.Command(path, args...)
+	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
+		// The processes' logs beside their profiles: a phase that never converges says why.
+		name := fmt.Sprintf("%s-%d.log", filepath.Base(path), time.Now().UnixNano())
+		if f, err := os.Create(filepath.Join(dir, name)); err == nil {
+			cmd.Stdout, cmd.Stderr = f, f
+			defer f.Close()
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
