@@ -138,7 +138,11 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 	if err := mgr.Add(r.legacy); err != nil {
 		return err
 	}
-	w := &watcher{cfg: cfg, events: files, recorded: recs.paths, log: mgr.GetLogger().WithName("watcher").WithValues("node", cfg.NodeName)}
+	// The informer lists again after its watch broke off; what was created and deleted in
+	// between it never shows, and no event comes for it (watcher.sendUnseen).
+	relisted := make(chan struct{}, 1)
+	w := &watcher{cfg: cfg, events: files, recorded: recs.paths, unseen: r.unseenRecords, recheck: relisted,
+		log: mgr.GetLogger().WithName("watcher").WithValues("node", cfg.NodeName)}
 	if err := mgr.Add(w); err != nil {
 		return err
 	}
@@ -174,6 +178,7 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 	// its own.
 	enqueueObject = ownArrivalsSkipped(enqueueObject, recs)
 	enqueueObject = deletionsObserved(enqueueObject, recs, r.deletions, r.witnesses)
+	enqueueObject = relistsSignalled(enqueueObject, relisted)
 	if err := setupOffloader(mgr, cfg, stores, checker, r.fromStore); err != nil {
 		return err
 	}
@@ -230,6 +235,26 @@ func deletionsObserved(h handler.TypedEventHandler[*cqv1.Checkpoint, fileKey], r
 			}
 			h.Delete(ctx, e, q)
 		},
+		GenericFunc: h.Generic,
+	}
+}
+
+// relistsSignalled passes every event on, and signals relisted (without blocking) on an
+// update that changes nothing, which is what a relist (or a resync) of the informer
+// delivers for the objects still there.
+func relistsSignalled(h handler.TypedEventHandler[*cqv1.Checkpoint, fileKey], relisted chan<- struct{}) handler.TypedEventHandler[*cqv1.Checkpoint, fileKey] {
+	return handler.TypedFuncs[*cqv1.Checkpoint, fileKey]{
+		CreateFunc: h.Create,
+		UpdateFunc: func(ctx context.Context, e event.TypedUpdateEvent[*cqv1.Checkpoint], q workqueue.TypedRateLimitingInterface[fileKey]) {
+			if e.ObjectOld.ResourceVersion == e.ObjectNew.ResourceVersion {
+				select {
+				case relisted <- struct{}{}:
+				default:
+				}
+			}
+			h.Update(ctx, e, q)
+		},
+		DeleteFunc:  h.Delete,
 		GenericFunc: h.Generic,
 	}
 }

@@ -344,3 +344,27 @@ func (r *Reconciler) dropLegacyFinalizer(ctx context.Context, obj *cqv1.Checkpoi
 func (r *Reconciler) now() metav1.Time {
 	return metav1.NewTime(r.Config.Clock.Now().UTC().Truncate(time.Second))
 }
+
+// unseenRecords returns the archives whose record names a Checkpoint that the cache does
+// not hold. A Checkpoint created and deleted while the watch was broken off never shows in
+// the cache, and no event comes for it: its archive stays until a reconcile asks the
+// apiserver (whyGone). A Checkpoint created a moment ago and not cached yet costs that
+// reconcile one lookup.
+func (r *Reconciler) unseenRecords(ctx context.Context) []fileKey {
+	var cached cqv1.CheckpointList
+	if err := r.Client.List(ctx, &cached, client.UnsafeDisableDeepCopy); err != nil {
+		logf.FromContext(ctx).Error(err, "Could not compare the records with the cache; comparing again at the next rescan")
+		return nil
+	}
+	held := make(map[types.UID]bool, len(cached.Items))
+	for i := range cached.Items {
+		held[cached.Items[i].UID] = true
+	}
+	var keys []fileKey
+	for _, p := range r.records.paths() {
+		if rec := r.records.get(p); rec != nil && !held[rec.UID] {
+			keys = append(keys, keyFromPath(p))
+		}
+	}
+	return keys
+}

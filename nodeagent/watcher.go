@@ -6,9 +6,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/checkpoint-quota/checkpoint-quota/internal/archive"
@@ -24,6 +26,10 @@ type watcher struct {
 	// recorded lists the archives the agent published before it started, so that the
 	// first scan also handles those whose file is gone.
 	recorded func() []string
+	// unseen lists the archives whose record names a Checkpoint that the cache does not
+	// hold; a signal on recheck (the watch of Checkpoints broke off) asks for it soon.
+	unseen  func(context.Context) []fileKey
+	recheck <-chan struct{}
 
 	// seen is the state of each archive at the previous scan; only the watcher's goroutine uses it.
 	seen map[fileKey]scanned
@@ -59,6 +65,7 @@ func (w *watcher) Start(ctx context.Context) error {
 
 	ticker := w.cfg.Clock.NewTicker(w.cfg.RescanInterval)
 	defer ticker.Stop()
+	var recheck clock.Timer
 	for {
 		select {
 		case <-ctx.Done():
@@ -80,7 +87,41 @@ func (w *watcher) Start(ctx context.Context) error {
 		case <-ticker.C():
 			w.watchDirs(fw)
 			w.scan(ctx)
+			w.sendUnseen(ctx)
+		case <-w.recheck:
+			// The informer lists again after a broken watch; what was created and deleted
+			// in between it never shows, and no event will bring it.
+			if recheck == nil {
+				recheck = w.cfg.Clock.NewTimer(recheckDelay)
+			}
+		case <-timerC(recheck):
+			recheck = nil
+			w.sendUnseen(ctx)
 		}
+	}
+}
+
+// recheckDelay is how long after a broken watch of Checkpoints the records are compared
+// with the cache: time for the informer to list again.
+const recheckDelay = 2 * time.Second
+
+// timerC is t's channel, or nil (never ready) without a timer.
+func timerC(t clock.Timer) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.C()
+}
+
+// sendUnseen enqueues the archives whose recorded Checkpoint the cache does not hold: one
+// created and deleted while the watch was down is gone without an event, and only a
+// reconcile that asks the apiserver finds out (whyGone).
+func (w *watcher) sendUnseen(ctx context.Context) {
+	if w.unseen == nil {
+		return
+	}
+	for _, k := range w.unseen(ctx) {
+		w.send(ctx, k)
 	}
 }
 
