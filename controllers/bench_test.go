@@ -356,7 +356,7 @@ func (bed *benchBed) process(b *testing.B, path string, args ...string) int {
 		name := fmt.Sprintf("%s-%d.log", filepath.Base(path), time.Now().UnixNano())
 		if f, err := os.Create(filepath.Join(dir, name)); err == nil {
 			cmd.Stdout, cmd.Stderr = f, f
-			defer f.Close()
+			defer func() { _ = f.Close() }() // the process has its own descriptor
 		}
 	}
 	if err := cmd.Start(); err != nil {
