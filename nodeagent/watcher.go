@@ -27,7 +27,7 @@ type watcher struct {
 	// first scan also handles those whose file is gone.
 	recorded func() []string
 	// unseen lists the archives whose record names a Checkpoint that the cache does not
-	// hold; a signal on recheck (the watch of Checkpoints broke off) asks for it soon.
+	// hold; a signal on recheck (the informer listed the Checkpoints again) asks for it soon.
 	unseen  func(context.Context) []fileKey
 	recheck <-chan struct{}
 
@@ -101,8 +101,8 @@ func (w *watcher) Start(ctx context.Context) error {
 	}
 }
 
-// recheckDelay is how long after a broken watch of Checkpoints the records are compared
-// with the cache: time for the informer to list again.
+// recheckDelay is how long after the informer listed the Checkpoints again the records are
+// compared with the cache: time for it to deliver the whole list.
 const recheckDelay = 2 * time.Second
 
 // timerC is t's channel, or nil (never ready) without a timer.

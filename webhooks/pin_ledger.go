@@ -46,40 +46,48 @@ type admitted map[types.UID]time.Time
 // the ledger in between.
 func (l *PinLedger) admit(ctx context.Context, uid types.UID, now time.Time, dryRun bool,
 	check func(admitted) ([]string, error)) ([]string, error) {
-	for range ledgerAttempts {
-		lease, pins, err := l.read(ctx, now)
-		if err != nil {
-			return nil, err
-		}
-		over, err := check(pins)
-		if err != nil || len(over) > 0 || dryRun {
-			return over, err
+	var over []string
+	err := l.change(ctx, now, func(pins admitted) (bool, error) {
+		var err error
+		if over, err = check(pins); err != nil || len(over) > 0 || dryRun {
+			return false, err
 		}
 		pins[uid] = now
-		switch err := l.write(ctx, lease, pins); {
-		case err == nil:
-			return nil, nil
-		case !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err):
-			return nil, fmt.Errorf("recording the pin on Lease %s: %w", l.Key, err)
-		}
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("other replicas kept recording pins on Lease %s", l.Key)
+	return over, nil
 }
 
 // release forgets the pin of uid, when the ledger holds it: an unpinned archive no longer
 // counts as pinned, even before the caches show the unpin.
 func (l *PinLedger) release(ctx context.Context, uid types.UID, now time.Time) error {
+	return l.change(ctx, now, func(pins admitted) (bool, error) {
+		_, ok := pins[uid]
+		delete(pins, uid)
+		return ok, nil
+	})
+}
+
+// change reads the ledger, lets edit change its pins (it says whether to write them), and
+// writes them on the version read; when another replica wrote in between, it reads and
+// edits again.
+func (l *PinLedger) change(ctx context.Context, now time.Time, edit func(admitted) (bool, error)) error {
 	for range ledgerAttempts {
 		lease, pins, err := l.read(ctx, now)
 		if err != nil {
 			return err
 		}
-		if _, ok := pins[uid]; !ok {
-			return nil
-		}
-		delete(pins, uid)
-		if err := l.write(ctx, lease, pins); !apierrors.IsConflict(err) {
+		if write, err := edit(pins); err != nil || !write {
 			return err
+		}
+		switch err := l.write(ctx, lease, pins); {
+		case err == nil:
+			return nil
+		case !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err):
+			return fmt.Errorf("recording the pins on Lease %s: %w", l.Key, err)
 		}
 	}
 	return fmt.Errorf("other replicas kept recording pins on Lease %s", l.Key)
