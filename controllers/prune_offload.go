@@ -80,6 +80,11 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 		case c.IsPinned():
 			remaining = append(remaining, p)
 			continue
+		case c.Spec.Archive.CopyOf != nil:
+			// A copy fetched to another node than its archive's: its bytes are in the store
+			// already, under the stored Checkpoint. Deleting it removes the copy only.
+			remaining = append(remaining, p)
+			continue
 		case p.Rule == policy.NameOrphans:
 			// An orphan past its grace period under Delete goes, as it would from the store
 			// at once: moving it would only upload what the same rule deletes there.
@@ -257,7 +262,7 @@ func (r *PruneReconciler) aged(s *passScope, plan []quota.Prune) []quota.Prune {
 	var next time.Time
 	for i, c := range s.live {
 		if planned[i] || i >= len(s.governance.Rules) || c.IsPinned() || c.Status.Offload != nil || c.IsOffloaded() ||
-			c.Spec.Archive == nil || c.Spec.Archive.CheckpointTime.IsZero() {
+			c.Spec.Archive == nil || c.Spec.Archive.CopyOf != nil || c.Spec.Archive.CheckpointTime.IsZero() {
 			continue
 		}
 		rules := s.governance.Rules[i]
