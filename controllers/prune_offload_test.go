@@ -33,6 +33,8 @@ func TestOffloadsTakeFromThePlan(t *testing.T) {
 		rule      string
 		requested bool
 		failing   bool
+		// copied makes the archive a copy fetched to another node (spec.archive.copyOf).
+		copied bool
 		// check is the node's last check of the store: nil for none, else whether it could write.
 		check      *bool
 		wantDelete bool
@@ -54,6 +56,10 @@ func TestOffloadsTakeFromThePlan(t *testing.T) {
 			requested: true, failing: true, check: ptr.To(true)},
 		"a node rule and a store that takes it: asked, not deleted": {offload: true, rule: "perNode.checkpoints", check: ptr.To(true),
 			wantAsked: true, wantEvent: "Normal Offloading"},
+		"a copy fetched to another node, under a limit of a quota that offloads: deleted, never stored again": {offload: true,
+			rule: "perContainer.checkpoints", copied: true, wantDelete: true},
+		"a copy fetched to another node, under a node rule: deleted, never stored again": {offload: true,
+			rule: "perNode.checkpoints", check: ptr.To(true), copied: true, wantDelete: true},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -65,6 +71,9 @@ func TestOffloadsTakeFromThePlan(t *testing.T) {
 			c := builder.Checkpoint("c-1", "shop").Of("web-0", "uid-1", "app").Size(1<<20, "1048576").Obj()
 			if tc.requested {
 				c.Status.Offload = &cqv1.OffloadRequest{Store: "archive"}
+			}
+			if tc.copied {
+				c.Spec.Archive.CopyOf = &cqv1.ArchiveCopy{Namespace: "shop", Name: "stored", UID: "uid-stored", NodeName: "gone"}
 			}
 			if tc.failing {
 				meta.SetStatusCondition(&c.Status.Conditions, failing)
