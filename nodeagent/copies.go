@@ -1,12 +1,7 @@
 package nodeagent
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 
@@ -41,16 +36,9 @@ type copyBook struct {
 // is reported and ignored: a copy is then published as an archive of its own, which keeps it.
 func openCopies(dir string) (*copyBook, error) {
 	b := &copyBook{dir: dir, entries: map[string]copyEntry{}, pending: map[string]bool{}}
-	data, err := os.ReadFile(filepath.Join(dir, copiesFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return b, nil
-	}
-	if err != nil {
-		return b, err
-	}
 	var entries []copyEntry
-	if err := json.Unmarshal(data, &entries); err != nil {
-		return b, fmt.Errorf("reading %s: %w", filepath.Join(dir, copiesFile), err)
+	if err := loadJSON(dir, copiesFile, &entries); err != nil {
+		return b, err
 	}
 	for _, e := range entries {
 		if _, err := os.Lstat(e.Path); err == nil {
@@ -110,20 +98,5 @@ func (b *copyBook) save() error {
 		entries = append(entries, e)
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })
-	data, err := json.Marshal(entries)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(b.dir, 0o700); err != nil {
-		return err
-	}
-	path := filepath.Join(b.dir, copiesFile)
-	if err := writeSynced(path+".tmp", data); err != nil {
-		return err
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		return err
-	}
-	syncDir(b.dir)
-	return nil
+	return saveJSON(b.dir, copiesFile, entries)
 }

@@ -6,9 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -42,17 +40,7 @@ var _ = Describe("fetch to another node", Ordered, issue32, func() {
 		plugin     string
 		alice, bob *testenv.Tenant
 	)
-	quotaAt := func(n int) {
-		GinkgoHelper()
-		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
-kind: CheckpointQuota
-metadata: {name: offload, namespace: `+ns+`}
-spec:
-  limits: {perContainer: {checkpoints: `+strconv.Itoa(n)+`}}
-  offload: {store: copies}
-`, "apply", "-f", "-")
-		Expect(err).NotTo(HaveOccurred(), stderr)
-	}
+	quotaAt := func(n int) { offloadQuota(ns, "copies", n) }
 	// write writes an archive of pod/container in namespace into dir, taken age ago, and
 	// returns its file name, with its SHA-256 noted.
 	write := func(ctx context.Context, dir, namespace, pod string, age time.Duration) string {
@@ -73,9 +61,7 @@ spec:
 		return list.Items
 	}
 	run := func(ctx context.Context, id testenv.Identity, args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, plugin, append(append([]string{"--kubeconfig", env.Kubeconfig}, id.KubectlArgs()...), args...)...)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
+		return pluginAs(ctx, plugin, id, args...)
 	}
 
 	BeforeAll(func(ctx context.Context) {
@@ -83,15 +69,7 @@ spec:
 		var err error
 		ns, err = env.CreateNamespace(ctx, "fetchnode")
 		Expect(err).NotTo(HaveOccurred())
-		Expect(env.Client.Create(ctx, &cqv1.CheckpointStore{
-			ObjectMeta: metav1.ObjectMeta{Name: "copies"},
-			Spec: cqv1.CheckpointStoreSpec{Endpoint: srv.Endpoint, Bucket: bucket, Prefix: "e2e",
-				CredentialsSecret: cqv1.SecretName{Name: "copies-credentials"},
-				NamespaceSelector: &cqv1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}}},
-		})).To(Succeed())
-		DeferCleanup(func(ctx context.Context) {
-			_ = env.Client.Delete(ctx, &cqv1.CheckpointStore{ObjectMeta: metav1.ObjectMeta{Name: "copies"}})
-		})
+		grantStore(ctx, "copies", srv, bucket, "copies-credentials", ns)
 		quotaAt(2)
 		sums = map[string]string{}
 		plugin = buildPlugin(ctx)
