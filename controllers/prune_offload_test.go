@@ -33,8 +33,9 @@ func TestOffloadsTakeFromThePlan(t *testing.T) {
 		rule      string
 		requested bool
 		failing   bool
-		// copied makes the archive a copy fetched to another node (spec.archive.copyOf).
-		copied bool
+		// copied makes the archive a copy fetched to another node (spec.archive.copyOf);
+		// originalGone, one whose stored Checkpoint the pass no longer holds.
+		copied, originalGone bool
 		// check is the node's last check of the store: nil for none, else whether it could write.
 		check      *bool
 		wantDelete bool
@@ -60,6 +61,8 @@ func TestOffloadsTakeFromThePlan(t *testing.T) {
 			rule: "perContainer.checkpoints", copied: true, wantDelete: true},
 		"a copy fetched to another node, under a node rule: deleted, never stored again": {offload: true,
 			rule: "perNode.checkpoints", check: ptr.To(true), copied: true, wantDelete: true},
+		"a copy whose stored Checkpoint is gone holds the last bytes: moved as any archive": {offload: true,
+			rule: "perContainer.checkpoints", copied: true, originalGone: true, wantAsked: true, wantEvent: "Normal Offloading"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -84,6 +87,7 @@ func TestOffloadsTakeFromThePlan(t *testing.T) {
 			events := record.NewFakeRecorder(10)
 			r := &PruneReconciler{Client: cl, Views: NewViewStore(), Recorder: events}
 			s := &passScope{live: []liveCheckpoint{liveOf(live)}, objects: []client.Object{q},
+				archives: []*quota.Archive{{Copy: tc.copied && !tc.originalGone}},
 				nsLabels: map[string]map[string]string{}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{}}
 			if tc.check != nil {
 				s.storeChecks = map[string]map[string]cqv1.NodeStoreCheck{live.Spec.Archive.NodeName: {"archive": {
