@@ -181,16 +181,31 @@ func (f *copyFetcher) refuse(ctx context.Context, c *cqv1.Checkpoint, why string
 	return f.served(ctx, c)
 }
 
-// removeCopy removes a copy fetched to this node that a quota asks to move (an older
-// manager's request: the manager deletes a copy's Checkpoint instead). Its bytes are in the
-// store already, under the stored Checkpoint, so moving it is removing it; the file
-// reconciler then deletes its Checkpoint, as for any file gone.
-func (o *Offloader) removeCopy(ctx context.Context, c *cqv1.Checkpoint) error {
+// removeStoredCopy removes, instead of storing it, a copy fetched to this node that a quota
+// asks to move (an older manager's request: the manager deletes such a copy's Checkpoint)
+// while its stored Checkpoint is there: its bytes are in the store already, so moving it is
+// removing it, and the file reconciler then deletes its Checkpoint, as for any file gone. A
+// copy whose stored Checkpoint is gone holds the archive's last bytes: false, and it is
+// stored as any archive.
+func (o *Offloader) removeStoredCopy(ctx context.Context, c *cqv1.Checkpoint) (bool, error) {
+	of := c.Spec.Archive.CopyOf
+	if of == nil {
+		return false, nil
+	}
+	var stored cqv1.Checkpoint
+	switch err := o.APIReader.Get(ctx, client.ObjectKey{Namespace: of.Namespace, Name: of.Name}, &stored); {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, err
+	case stored.UID != of.UID || !stored.IsOffloaded() || !stored.DeletionTimestamp.IsZero():
+		return false, nil
+	}
 	k := fileKey{Dir: c.Spec.Archive.Directory, Name: c.Spec.Archive.FileName}
-	if err := removeArchive(o.Config, k); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("removing the copy %s: %w", k.Path(), err)
+	if err := removeArchive(o.Config, k); err != nil {
+		return false, fmt.Errorf("removing the copy %s: %w", k.Path(), err)
 	}
 	logf.FromContext(ctx).Info("Removed a fetched copy that a quota moves: it is in the store already", "checkpoint", client.ObjectKeyFromObject(c),
-		"copyOf", c.Spec.Archive.CopyOf.Namespace+"/"+c.Spec.Archive.CopyOf.Name, "reason", c.Status.Offload.Reason)
-	return nil
+		"copyOf", of.Namespace+"/"+of.Name, "reason", c.Status.Offload.Reason)
+	return true, nil
 }
