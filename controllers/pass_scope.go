@@ -142,9 +142,8 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 	}
 	// Each part's slices are allocated once, at most at its size.
 	sizes := map[string]int{}
-	// stored are the offloaded Checkpoints: a copy on another node is one (freed first, never
-	// stored again) only while its stored Checkpoint is, which is in the same part; once that
-	// is deleted, the copy holds the archive's last bytes.
+	// A copy on another node is one only while its stored Checkpoint is (in the same part):
+	// once that is deleted, the copy holds the archive's last bytes.
 	var stored map[types.UID]bool
 	for _, c := range cps {
 		sizes[partKey(c)]++
