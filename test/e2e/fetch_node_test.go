@@ -256,6 +256,47 @@ spec:
 		_, err = srv.Client.StatObject(ctx, bucket, stored.Status.Location.Key, minio.StatObjectOptions{})
 		Expect(err).NotTo(HaveOccurred(), "the stored archive went with its copy")
 	})
+
+	It("says why while the store is down, writes nothing on the node, and brings the copy once the store is back", func(ctx context.Context) {
+		var stored cqv1.Checkpoint
+		for _, c := range onNode(Default, ctx, ns, nodeName) {
+			if c.Status.Location != nil {
+				stored = c
+			}
+		}
+		Expect(stored.Status.Location).NotTo(BeNil())
+		path := filepath.Join(dirB, stored.Spec.Archive.FileName)
+		Expect(path).NotTo(BeAnExistingFile(), "the previous spec's copy is still there")
+		srv.Kill()
+		out, err := run(ctx, alice.Identity, "-n", ns, "fetch", stored.Name, "--node", nodeB, "--timeout", "15s")
+		Expect(err).To(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("not yet: bringing a copy to node " + nodeB + ": "))
+		Expect(out).To(ContainSubstring("did not bring a copy of " + ns + "/" + stored.Name + " within 15s: bringing a copy to node " + nodeB))
+		entries, err := os.ReadDir(dirB)
+		Expect(err).NotTo(HaveOccurred())
+		for _, e := range entries {
+			Expect(e.Name()).NotTo(HavePrefix(".fetch-"), "a download left behind")
+		}
+		Expect(path).NotTo(BeAnExistingFile())
+		var now cqv1.Checkpoint
+		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&stored), &now)).To(Succeed())
+		Expect(now.Labels).To(HaveKeyWithValue(cqv1.LabelFetchTo, nodeB), "the request went with the failure")
+
+		By("the store back: the request that stayed is served")
+		Expect(srv.Restart(ctx)).To(Succeed())
+		Eventually(func(g Gomega) {
+			copies := onNode(g, ctx, ns, nodeB)
+			g.Expect(copies).To(HaveLen(1))
+			g.Expect(copies[0].Spec.Archive.CopyOf).NotTo(BeNil())
+			g.Expect(copies[0].Spec.Archive.CopyOf.UID).To(Equal(stored.UID))
+			g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&stored), &now)).To(Succeed())
+			g.Expect(now.Labels).NotTo(HaveKey(cqv1.LabelFetchTo))
+		}, 3*time.Minute).WithContext(ctx).Should(Succeed())
+		data, err := os.ReadFile(path)
+		Expect(err).NotTo(HaveOccurred())
+		sum := sha256.Sum256(data)
+		Expect(hex.EncodeToString(sum[:])).To(Equal(stored.Status.Location.SHA256))
+	})
 })
 
 // mustReadDir lists the archives in dir.
