@@ -60,6 +60,18 @@ var _ = Describe("fetch to another node", Ordered, issue32, func() {
 		g.Expect(env.Client.List(ctx, &list, client.InNamespace(namespace), client.MatchingFields{cqv1.FieldArchiveNode: node})).To(Succeed())
 		return list.Items
 	}
+	// storedOne is the Checkpoint of the first node whose archive is in the store.
+	storedOne := func(ctx context.Context) cqv1.Checkpoint {
+		GinkgoHelper()
+		var stored cqv1.Checkpoint
+		for _, c := range onNode(Default, ctx, ns, nodeName) {
+			if c.Status.Location != nil {
+				stored = c
+			}
+		}
+		Expect(stored.Status.Location).NotTo(BeNil())
+		return stored
+	}
 	run := func(ctx context.Context, id testenv.Identity, args ...string) (string, error) {
 		return pluginAs(ctx, plugin, id, args...)
 	}
@@ -119,13 +131,7 @@ var _ = Describe("fetch to another node", Ordered, issue32, func() {
 	})
 
 	It("copies an offloaded archive to another node, byte for byte, as a Checkpoint of that node marked a copy, freed first; the stored one stays", func(ctx context.Context) {
-		var stored cqv1.Checkpoint
-		for _, c := range onNode(Default, ctx, ns, nodeName) {
-			if c.Status.Location != nil {
-				stored = c
-			}
-		}
-		Expect(stored.Status.Location).NotTo(BeNil())
+		stored := storedOne(ctx)
 		onA := filesOf(Default, ns)
 
 		By("bob, an editor of another namespace, cannot ask for it, with the plugin or kubectl --as")
@@ -258,13 +264,7 @@ spec:
 	})
 
 	It("says why while the store is down, writes nothing on the node, and brings the copy once the store is back", func(ctx context.Context) {
-		var stored cqv1.Checkpoint
-		for _, c := range onNode(Default, ctx, ns, nodeName) {
-			if c.Status.Location != nil {
-				stored = c
-			}
-		}
-		Expect(stored.Status.Location).NotTo(BeNil())
+		stored := storedOne(ctx)
 		path := filepath.Join(dirB, stored.Spec.Archive.FileName)
 		Expect(path).NotTo(BeAnExistingFile(), "the previous spec's copy is still there")
 		srv.Kill()
