@@ -107,7 +107,8 @@ func main() {
 	policies := policy.NewParsed()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		// addMetricsServer serves /metrics instead.
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:  o.probeAddr,
 		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
@@ -139,6 +140,10 @@ func main() {
 		os.Exit(1)
 	}
 
+	if err := addMetricsServer(mgr, o.metricsAddr); err != nil {
+		log.Error(err, "Could not set up the metrics server")
+		os.Exit(1)
+	}
 	if err := rotation.setup(ctx, mgr, o.webhookCertDir); err != nil {
 		log.Error(err, "Could not set up the certificate rotation")
 		os.Exit(1)
