@@ -106,7 +106,7 @@ func main() {
 	// and the pruning pass share what was parsed.
 	policies := policy.NewParsed()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme:                  scheme,
+		Scheme: scheme,
 		// addMetricsServer serves /metrics instead.
 		Metrics:                 metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress:  o.probeAddr,
