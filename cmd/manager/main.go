@@ -106,9 +106,8 @@ func main() {
 	// and the pruning pass share what was parsed.
 	policies := policy.NewParsed()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme: scheme,
-		// addMetricsServer serves /metrics instead.
-		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: "0"}, // addMetricsServer serves /metrics
 		HealthProbeBindAddress:  o.probeAddr,
 		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
