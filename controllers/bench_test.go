@@ -26,7 +26,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
@@ -627,9 +626,9 @@ func storedSize(b *testing.B, c client.Client) float64 {
 	return float64(len(data))
 }
 
-// statusWrites reads the status writes per quota from the metrics registry.
+// statusWrites reads the status writes per quota from the manager's metrics.
 func statusWrites(b *testing.B) map[string]float64 {
-	families, err := metrics.Registry.Gather()
+	families, err := scrapeMetrics()
 	if err != nil {
 		b.Fatal(err)
 	}

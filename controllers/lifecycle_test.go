@@ -12,7 +12,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/test/builder"
@@ -187,7 +186,7 @@ var _ = Describe("Orphans, conflicts, nodes and restarts", func() {
 		create(builder.Quota("q", ns).PerContainer(1, "").Obj())
 		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(HaveLen(1))
 		Eventually(func(g Gomega) []string {
-			families, err := metrics.Registry.Gather()
+			families, err := scrapeMetrics()
 			g.Expect(err).NotTo(HaveOccurred())
 			var found []string
 			for _, f := range families {

@@ -1,7 +1,15 @@
 package controllers
 
 import (
+	"bufio"
+	"compress/gzip"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
@@ -35,5 +43,64 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(quotaMetrics, pruneErrors, prunedCheckpoints, prunedBytes, releasedCheckpoints, recomputeSeconds, recomputedArchives)
+	metrics.Registry.MustRegister(pruneErrors, prunedCheckpoints, prunedBytes, releasedCheckpoints, recomputeSeconds, recomputedArchives)
+}
+
+// MetricsHandler serves the manager's metrics in Prometheus' text format: every family that
+// registry gathers (controller-runtime's: its own metrics, Go's, the process's and those
+// above), then the quotas' series, written as they are read (quotaCollector.writeText)
+// rather than gathered: through a registry, each scrape held every quota's series at once
+// (issue 29). It answers in the text format whatever the Accept header asks, which every
+// Prometheus reads (controller-runtime's handler offers the protocol buffer format too,
+// which Prometheus asks for only to read native histograms; the manager has none), and
+// compresses with gzip when asked to.
+func MetricsHandler(registry prometheus.Gatherer) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		families, err := registry.Gather()
+		if err != nil {
+			// As controller-runtime's handler does (promhttp.HTTPErrorOnError): an
+			// incomplete scrape is worse than none.
+			http.Error(w, "An error has occurred while gathering metrics:\n\n"+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
+		h.Add("Vary", "Accept-Encoding")
+		var out io.Writer = w
+		if acceptsGzip(r) {
+			h.Set("Content-Encoding", "gzip")
+			gz := gzip.NewWriter(w)
+			defer func() { _ = gz.Close() }()
+			out = gz
+		}
+		bw := bufio.NewWriterSize(out, 32<<10)
+		for _, f := range families {
+			if _, err := expfmt.MetricFamilyToText(bw, f); err != nil {
+				return // the client went away
+			}
+		}
+		if err := quotaMetrics.writeText(bw); err != nil {
+			return
+		}
+		_ = bw.Flush()
+	})
+}
+
+// acceptsGzip says whether the request's Accept-Encoding lists gzip with a weight above 0.
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for part := range strings.SplitSeq(v, ",") {
+			coding, params, _ := strings.Cut(part, ";")
+			if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
+				continue
+			}
+			q, weighted := strings.CutPrefix(strings.TrimSpace(params), "q=")
+			if !weighted {
+				return true
+			}
+			weight, err := strconv.ParseFloat(q, 64)
+			return err == nil && weight > 0
+		}
+	}
+	return false
 }

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -237,5 +238,28 @@ func TestRememberKeepsTheLabelsOfGonePodsWithArchives(t *testing.T) {
 	want := map[string]map[string]string{"pod-uid-gone": {"app": "batch"}, "pod-uid-without-archives": nil}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("labels of gone pods (-want +got):\n%s", diff)
+	}
+}
+
+// TestListQuotasReadsTheStores checks that a pass reads the quotas that the informers'
+// stores hold, the stores' own objects in the order of their names, rather than copies of
+// every quota (3.3 MB for 5,000 at every pass).
+func TestListQuotasReadsTheStores(t *testing.T) {
+	quotas, clusterQuotas := toolscache.NewStore(toolscache.MetaNamespaceKeyFunc), toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)
+	b, a := builder.Quota("b", "shop").Obj(), builder.Quota("a", "zoo").Obj()
+	c := builder.Quota("a", "shop").Obj()
+	d := builder.ClusterQuota("d").Obj()
+	for _, q := range []client.Object{b, a, c} {
+		must(t, quotas.Add(q))
+	}
+	must(t, clusterQuotas.Add(d))
+	r := &PruneReconciler{quotas: quotas, clusterQuotas: clusterQuotas}
+	cqs, ccqs, err := r.listQuotas(context.Background())
+	must(t, err)
+	if len(cqs) != 3 || cqs[0] != c || cqs[1] != b || cqs[2] != a {
+		t.Errorf("CheckpointQuotas %v, want the stores' own shop/a, shop/b, zoo/a", cqs)
+	}
+	if len(ccqs) != 1 || ccqs[0] != d {
+		t.Errorf("ClusterCheckpointQuotas %v, want the store's own d", ccqs)
 	}
 }

@@ -91,6 +91,8 @@ type PruneReconciler struct {
 	// (SetupWithManager), which a pass reads without copying; nil in a reconciler built
 	// directly, which reads through Client.
 	checkpoints, pods toolscache.Indexer
+	// quotas and clusterQuotas are the stores of the quotas' informers (listQuotas).
+	quotas, clusterQuotas toolscache.Store
 	// passCost is how long the last pass took to read and compute, in nanoseconds.
 	passCost atomic.Int64
 }
@@ -326,6 +328,12 @@ func (r *PruneReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 		return err
 	}
 	if r.pods, err = storeOf(ctx, mgr.GetCache(), metadataOf("Pod")); err != nil {
+		return err
+	}
+	if r.quotas, err = storeOf(ctx, mgr.GetCache(), &cqv1.CheckpointQuota{}); err != nil {
+		return err
+	}
+	if r.clusterQuotas, err = storeOf(ctx, mgr.GetCache(), &cqv1.ClusterCheckpointQuota{}); err != nil {
 		return err
 	}
 	all := r.batch()

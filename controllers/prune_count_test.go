@@ -115,7 +115,7 @@ func TestPruneCountsAhead(t *testing.T) {
 			}
 			w := &passScope{live: live, objects: []client.Object{cached}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{},
 				policies: []*policy.Quota{{Ref: policy.Ref{Kind: policy.KindQuota, Namespace: "shop", Name: "q"}}},
-				quotas:   quotasPrint([]cqv1.CheckpointQuota{*cached}, nil)}
+				quotas:   quotasPrint([]*cqv1.CheckpointQuota{cached}, nil)}
 			// The counter's spacing runs on RateClock, years away from Clock and the wall.
 			rate := clocktesting.NewFakePassiveClock(time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC))
 			r := &PruneReconciler{Client: cl, APIReader: cl, Views: NewViewStore(), Recorder: record.NewFakeRecorder(10),

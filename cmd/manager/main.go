@@ -103,7 +103,7 @@ func main() {
 	policies := policy.NewParsed()
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		Metrics:                 metricsserver.Options{BindAddress: "0"}, // addMetricsServer serves /metrics
 		HealthProbeBindAddress:  o.probeAddr,
 		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
@@ -135,6 +135,10 @@ func main() {
 		os.Exit(1)
 	}
 
+	if err := addMetricsServer(mgr, o.metricsAddr); err != nil {
+		log.Error(err, "Could not set up the metrics server")
+		os.Exit(1)
+	}
 	if err := rotation.setup(ctx, mgr, o.webhookCertDir); err != nil {
 		log.Error(err, "Could not set up the certificate rotation")
 		os.Exit(1)
