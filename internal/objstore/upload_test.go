@@ -1,0 +1,123 @@
+package objstore_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
+)
+
+// An archive of one part goes in one PUT: its SHA-256 in its metadata, and the store's own
+// SHA-256 checksum of the bytes it received is the same sum.
+func TestUploadOfOnePartRecordsItsSHA256(t *testing.T) {
+	srv, st := startStore(t)
+	ctx := context.Background()
+	f, sum := writeArchive(t, 1<<20)
+	stored, err := st.Upload(ctx, "test/shop/web-0/app/one.tar", objstore.Archive{File: f, Size: 1 << 20, UID: "one"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := hex.DecodeString(sum)
+	checksum := base64.StdEncoding.EncodeToString(raw)
+	if stored.SHA256 != sum || stored.Checksum != checksum {
+		t.Fatalf("stored %+v; want SHA-256 %s, checksum %s", stored, sum, checksum)
+	}
+	info, err := srv.Client.StatObject(ctx, "archives", stored.Key, minio.StatObjectOptions{Checksum: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Metadata.Get("X-Amz-Meta-" + objstore.MetaSHA256); got != sum {
+		t.Errorf("metadata SHA-256 %q; want %s", got, sum)
+	}
+	if info.ChecksumSHA256 != checksum {
+		t.Errorf("the store's checksum %q; want %s, the file's SHA-256", info.ChecksumSHA256, checksum)
+	}
+}
+
+// A store whose object is altered or truncated after the upload (same UID and SHA-256 in
+// its metadata, other bytes): Verify fails, whether from what Upload returned or from the
+// Checkpoint's location (the agent's check before it removes a file left on the node).
+func TestVerifyRefusesAnAlteredObject(t *testing.T) {
+	srv, st := startStore(t)
+	ctx := context.Background()
+	for name, size := range map[string]int{"one part": 1 << 20, "three parts": 12 << 20} {
+		f, sum := writeArchive(t, size)
+		key := "test/shop/web-0/app/" + strings.ReplaceAll(name, " ", "-") + ".tar"
+		stored, err := st.Upload(ctx, key, objstore.Archive{File: f, Size: int64(size), UID: "u"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fromLocation := objstore.Stored{Key: key, SHA256: sum, Size: int64(size)}
+		if err := st.Verify(ctx, fromLocation, "u"); err != nil {
+			t.Fatalf("%s: Verify of the object as uploaded: %v", name, err)
+		}
+		data, err := os.ReadFile(f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		altered := bytes.Clone(data)
+		altered[size/2] ^= 0xff
+		for what, body := range map[string][]byte{"altered": altered, "truncated": data[:size-1]} {
+			// Written as an S3 client of today writes: with the store's SHA-256 checksum of
+			// its bytes, and the metadata of the archive.
+			s := sha256.Sum256(body)
+			meta := map[string]string{objstore.MetaUID: "u", objstore.MetaSHA256: sum, "x-amz-checksum-sha256": base64.StdEncoding.EncodeToString(s[:])}
+			if _, err := (minio.Core{Client: srv.Client}).PutObject(ctx, "archives", key, bytes.NewReader(body), int64(len(body)), "", "",
+				minio.PutObjectOptions{UserMetadata: meta}); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Verify(ctx, stored, "u"); err == nil {
+				t.Errorf("%s, %s: Verify of what Upload returned passed", name, what)
+			}
+			if err := st.Verify(ctx, fromLocation, "u"); err == nil {
+				t.Errorf("%s, %s: Verify from the location passed", name, what)
+			}
+		}
+	}
+}
+
+// A file written to while it is uploaded is not stored as if whole: the upload fails and
+// leaves no object at the key.
+func TestUploadRefusesAFileChangedWhileUploading(t *testing.T) {
+	srv, st := startStore(t)
+	ctx := context.Background()
+	const size = 40 << 20
+	f, _ := writeArchive(t, size)
+	w, err := os.OpenFile(f.Name(), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = w.Close() }()
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		// Rewrites the last byte, which the last part carries, until the upload ends.
+		for b := byte(0); ; b++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			_, _ = w.WriteAt([]byte{b}, size-1)
+		}
+	}()
+	key := "test/shop/web-0/app/changing.tar"
+	_, err = st.Upload(ctx, key, objstore.Archive{File: f, Size: size, UID: "c"})
+	close(done)
+	<-stopped
+	if err == nil || !strings.Contains(err.Error(), "changed while it was uploaded") {
+		t.Fatalf("Upload of a file written meanwhile: %v; want it refused as changed", err)
+	}
+	if _, err := srv.Client.StatObject(ctx, "archives", key, minio.StatObjectOptions{}); err == nil {
+		t.Fatal("an object is at the key of a file that changed during its upload")
+	}
+}
