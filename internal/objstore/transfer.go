@@ -1,7 +1,6 @@
 package objstore
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -93,8 +92,8 @@ func (s *Store) Download(ctx context.Context, key string, w io.Writer) (computed
 	return hex.EncodeToString(h.Sum(nil)), recorded, n, err
 }
 
-// Check says whether the bucket answers and whether an object can be written and removed
-// under the prefix; message says what failed.
+// Check says whether the bucket answers and whether an object can be written (and
+// verified, as Upload does) and removed under the prefix; message says what failed.
 func (s *Store) Check(ctx context.Context, node string) (reachable, writable bool, message string) {
 	ok, err := s.client.BucketExists(ctx, s.spec.Bucket)
 	switch {
@@ -105,8 +104,10 @@ func (s *Store) Check(ctx context.Context, node string) (reachable, writable boo
 	}
 	key := Key(s.spec.Prefix, ".checks", node, "", types.UID(fmt.Sprint(time.Now().UnixNano())))
 	body := []byte("written by checkpoint-quota's node agent to check that it can write here; removed at once\n")
-	if _, err := s.client.PutObject(ctx, s.spec.Bucket, key, bytes.NewReader(body), int64(len(body)),
-		minio.PutObjectOptions{ServerSideEncryption: s.sse}); err != nil {
+	// Written as an archive is, so a store that cannot verify what it takes (no S3
+	// checksums) says so here, not at its first upload.
+	if _, err := s.putBytes(ctx, key, body, minio.PutObjectOptions{ServerSideEncryption: s.sse, DisableContentSha256: true,
+		UserMetadata: map[string]string{}}); err != nil {
 		return true, false, err.Error()
 	}
 	if err := s.client.RemoveObject(ctx, s.spec.Bucket, key, minio.RemoveObjectOptions{}); err != nil {

@@ -48,21 +48,24 @@ type Stored struct {
 	Size   int64
 	// Checksum is the SHA-256 checksum the store computed of what it received, as S3
 	// writes it (base64; "-N" after it for an object of N parts, the SHA-256 of the
-	// parts' sums). Empty when not known: Verify then checks the recorded SHA-256 only.
+	// parts' sums). Empty when not known (a Stored made from a Checkpoint's location).
 	Checksum string
 }
 
 // Upload streams the archive to key in one pass and verifies it. Each piece is read once
 // into one buffer (the whole archive when it fits in one part, else one part at a time),
 // hashed there, and sent from there: so the SHA-256 recorded is that of the bytes the
-// store received, and memory holds one part. Each request carries its body's SHA-256,
-// signed (x-amz-content-sha256) and as S3's checksum, and the store refuses a body whose
-// sum differs. An archive of one part records its SHA-256 in the object's metadata when
-// the PUT begins; one of several parts in a tag once its last part is read. A file whose
-// size, mtime or ctime changed during the upload changed: its object is removed and the
-// file kept. An incomplete multipart upload is no object: a store that fails midway
-// leaves nothing at the key. Only once a HEAD of the key shows the size, the UID and the
-// checksum the store computed is the archive Stored; the object is not read back.
+// store received, and memory holds one part. Each request carries its body's SHA-256 as
+// S3's checksum (x-amz-checksum-sha256, a signed header): the store computes the sum of
+// what it receives, refuses a body whose sum differs, keeps it on the object, and answers
+// with it. The archive is Stored only when the store's answer to the request that made
+// the object (the PUT, or the completion of a multipart upload) carries the checksum
+// computed here: the store's own word on what it committed, so the object is neither read
+// back nor looked up again. An archive of one part records its SHA-256 in the object's
+// metadata when the PUT begins; one of several parts in a tag once its last part is read.
+// A file whose size, mtime or ctime changed during the upload changed: its object is
+// removed and the file kept. An incomplete multipart upload is no object: a store that
+// fails midway leaves nothing at the key.
 func (s *Store) Upload(ctx context.Context, key string, a Archive) (Stored, error) {
 	before, err := fileStateOf(a.File)
 	if err != nil {
@@ -94,9 +97,6 @@ func (s *Store) Upload(ctx context.Context, key string, a Archive) (Stored, erro
 			return Stored{}, fmt.Errorf("recording the SHA-256 of %s/%s in its tag %s: %w", s.spec.Bucket, key, TagSHA256, err)
 		}
 	}
-	if err := s.Verify(ctx, stored, a.UID); err != nil {
-		return Stored{}, err
-	}
 	return stored, nil
 }
 
@@ -105,8 +105,8 @@ func (s *Store) putOptions(a Archive) minio.PutObjectOptions {
 	return minio.PutObjectOptions{
 		ContentType:          "application/x-tar",
 		ServerSideEncryption: s.sse,
-		// The body's SHA-256 is sent signed, as computed once here, not hashed again in
-		// signed chunks (minio-go's default over http).
+		// The body's SHA-256 goes as its checksum, computed once here; the payload is not
+		// hashed again to sign it (UNSIGNED-PAYLOAD, as AWS's SDKs send with a checksum).
 		DisableContentSha256: true,
 		UserMetadata:         map[string]string{MetaUID: string(a.UID), MetaNamespace: a.Namespace, MetaFileName: a.FileName},
 	}
@@ -118,12 +118,16 @@ func (s *Store) putWhole(ctx context.Context, key string, a Archive) (Stored, er
 	if err := readAt(a.File, buf, 0, a.Size); err != nil {
 		return Stored{}, err
 	}
+	return s.putBytes(ctx, key, buf, s.putOptions(a))
+}
+
+// putBytes writes buf at key with one PUT, its SHA-256 in the metadata and as its checksum.
+func (s *Store) putBytes(ctx context.Context, key string, buf []byte, opts minio.PutObjectOptions) (Stored, error) {
 	sum := sha256.Sum256(buf)
-	stored := Stored{Key: key, SHA256: hex.EncodeToString(sum[:]), Size: a.Size, Checksum: base64.StdEncoding.EncodeToString(sum[:])}
-	opts := s.putOptions(a)
+	stored := Stored{Key: key, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(buf)), Checksum: base64.StdEncoding.EncodeToString(sum[:])}
 	opts.UserMetadata[MetaSHA256] = stored.SHA256
 	opts.UserMetadata[headerChecksumSHA256] = stored.Checksum
-	info, err := minio.Core{Client: s.client}.PutObject(ctx, s.spec.Bucket, key, bytes.NewReader(buf), a.Size, "", stored.SHA256, opts)
+	info, err := minio.Core{Client: s.client}.PutObject(ctx, s.spec.Bucket, key, bytes.NewReader(buf), stored.Size, "", "", opts)
 	if err != nil {
 		return Stored{}, fmt.Errorf("uploading to %s/%s: %w", s.spec.Bucket, key, err)
 	}
@@ -159,7 +163,7 @@ func (s *Store) putParts(ctx context.Context, key string, a Archive) (stored Sto
 		whole.Write(buf[:n])
 		checksum := base64.StdEncoding.EncodeToString(sum[:])
 		part, err := core.PutObjectPart(ctx, s.spec.Bucket, key, id, len(parts)+1, bytes.NewReader(buf[:n]), n, minio.PutObjectPartOptions{
-			Sha256Hex: hex.EncodeToString(sum[:]), SSE: s.sse, DisableContentSha256: true,
+			SSE: s.sse, DisableContentSha256: true,
 			CustomHeader: map[string][]string{headerChecksumSHA256: {checksum}},
 		})
 		if err != nil {
@@ -179,19 +183,21 @@ func (s *Store) putParts(ctx context.Context, key string, a Archive) (stored Sto
 	return s.answered(ctx, stored, info.ChecksumSHA256)
 }
 
+// ErrNoChecksums is returned by a store that answers an upload without the SHA-256
+// checksum it computed: it predates S3's flexible checksums, and nothing it stores can be
+// verified without reading it back.
+var ErrNoChecksums = errors.New("the store answered without a SHA-256 checksum (x-amz-checksum-sha256): it does not support S3's flexible checksums, which offload needs to verify what it stores")
+
 // answered checks the checksum that the store answered an upload with against the one
-// computed here. A store that answers none keeps none (it predates S3's flexible
-// checksums): Verify then checks the SHA-256 the object records, as the store checked
-// each request's signed SHA-256 already.
+// computed here; an object that does not pass is removed.
 func (s *Store) answered(ctx context.Context, stored Stored, checksum string) (Stored, error) {
-	switch checksum {
-	case stored.Checksum:
-		return stored, nil
-	case "":
-		stored.Checksum = ""
+	if checksum == stored.Checksum {
 		return stored, nil
 	}
 	_ = s.client.RemoveObject(ctx, s.spec.Bucket, stored.Key, minio.RemoveObjectOptions{})
+	if checksum == "" {
+		return Stored{}, fmt.Errorf("uploading to %s/%s: %w", s.spec.Bucket, stored.Key, ErrNoChecksums)
+	}
 	return Stored{}, fmt.Errorf("uploading to %s/%s: the store computed the SHA-256 checksum %s, the archive's is %s", s.spec.Bucket, stored.Key, checksum, stored.Checksum)
 }
 
