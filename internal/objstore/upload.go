@@ -14,6 +14,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/tags"
+	"golang.org/x/sync/semaphore"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -52,6 +53,30 @@ type Stored struct {
 	Checksum string
 }
 
+// Buffers bounds the memory that uploads hold at once, across the stores that share it:
+// each upload takes its buffer (the archive when it fits in one part, else one part)
+// from it before it reads, and waits while it is spent. So many small archives go at
+// once, and large ones one or two at a time.
+type Buffers struct {
+	sem *semaphore.Weighted
+	max int64
+}
+
+// NewBuffers returns Buffers of n bytes; an upload whose buffer is larger takes them all.
+func NewBuffers(n int64) *Buffers { return &Buffers{sem: semaphore.NewWeighted(n), max: n} }
+
+// take waits for n bytes and returns what gives them back.
+func (b *Buffers) take(ctx context.Context, n int64) (func(), error) {
+	if b == nil {
+		return func() {}, nil
+	}
+	n = min(n, b.max)
+	if err := b.sem.Acquire(ctx, n); err != nil {
+		return nil, fmt.Errorf("waiting for %d bytes of upload buffers: %w", n, err)
+	}
+	return func() { b.sem.Release(n) }, nil
+}
+
 // Upload streams the archive to key in one pass and verifies it. Each piece is read once
 // into one buffer (the whole archive when it fits in one part, else one part at a time),
 // hashed there, and sent from there: so the SHA-256 recorded is that of the bytes the
@@ -74,6 +99,11 @@ func (s *Store) Upload(ctx context.Context, key string, a Archive) (Stored, erro
 	if before.size != a.Size {
 		return Stored{}, fmt.Errorf("the archive has %d bytes where its Checkpoint says %d: it changed, and is not uploaded", before.size, a.Size)
 	}
+	release, err := s.buffers.take(ctx, min(a.Size, int64(s.part)))
+	if err != nil {
+		return Stored{}, err
+	}
+	defer release()
 	var stored Stored
 	if a.Size <= int64(s.part) {
 		stored, err = s.putWhole(ctx, key, a)

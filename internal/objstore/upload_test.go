@@ -6,14 +6,18 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"golang.org/x/sync/errgroup"
 
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
+	"github.com/checkpoint-quota/checkpoint-quota/test/s3server"
 )
 
 // An archive of one part goes in one PUT: its SHA-256 in its metadata, and the store's own
@@ -119,5 +123,36 @@ func TestUploadRefusesAFileChangedWhileUploading(t *testing.T) {
 	}
 	if _, err := srv.Client.StatObject(ctx, "archives", key, minio.StatObjectOptions{}); err == nil {
 		t.Fatal("an object is at the key of a file that changed during its upload")
+	}
+}
+
+// Uploads that share Buffers of one part wait for each other and all go through.
+func TestUploadsShareTheirBuffers(t *testing.T) {
+	srv, _ := startStore(t)
+	ctx := context.Background()
+	st, err := objstore.New(objstore.Config{
+		Spec:        cqv1.CheckpointStoreSpec{Endpoint: srv.Endpoint, Bucket: "archives", Prefix: "test"},
+		AccessKeyID: s3server.AccessKeyID, SecretAccessKey: s3server.SecretAccessKey, PartSize: 5 << 20,
+		Buffers: objstore.NewBuffers(5 << 20)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g errgroup.Group
+	for i := range 4 {
+		f, sum := writeArchive(t, 12<<20)
+		g.Go(func() error {
+			key := fmt.Sprintf("test/shop/web-0/app/shared-%d.tar", i)
+			stored, err := st.Upload(ctx, key, objstore.Archive{File: f, Size: 12 << 20, UID: "s"})
+			if err == nil && stored.SHA256 != sum {
+				err = fmt.Errorf("%s: SHA-256 %s, want %s", key, stored.SHA256, sum)
+			}
+			if err == nil {
+				err = st.Verify(ctx, objstore.Stored{Key: key, SHA256: sum, Size: 12 << 20}, "s")
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
 	}
 }
