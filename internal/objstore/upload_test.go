@@ -6,7 +6,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -154,5 +159,46 @@ func TestUploadsShareTheirBuffers(t *testing.T) {
 	}
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A store that answers without S3 checksums (here the real server behind a proxy that
+// drops them from its answers): an upload is refused and leaves no object, and the store
+// check says why, so that a node shows it in the store's Writable condition.
+func TestAStoreWithoutChecksumsIsRefused(t *testing.T) {
+	srv, _ := startStore(t)
+	ctx := context.Background()
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(r *http.Response) error {
+		for h := range r.Header {
+			if strings.HasPrefix(strings.ToLower(h), "x-amz-checksum-") {
+				r.Header.Del(h)
+			}
+		}
+		return nil
+	}
+	front := httptest.NewServer(proxy)
+	t.Cleanup(front.Close)
+	st, err := objstore.New(objstore.Config{
+		Spec:        cqv1.CheckpointStoreSpec{Endpoint: front.URL, Bucket: "archives", Prefix: "test"},
+		AccessKeyID: s3server.AccessKeyID, SecretAccessKey: s3server.SecretAccessKey, PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := writeArchive(t, 1<<20)
+	key := "test/shop/web-0/app/unchecked.tar"
+	if _, err := st.Upload(ctx, key, objstore.Archive{File: f, Size: 1 << 20, UID: "n"}); !errors.Is(err, objstore.ErrNoChecksums) {
+		t.Fatalf("Upload to a store without checksums: %v; want ErrNoChecksums", err)
+	}
+	if _, err := srv.Client.StatObject(ctx, "archives", key, minio.StatObjectOptions{}); err == nil {
+		t.Error("an object is at the key of an upload the store could not verify")
+	}
+	reachable, writable, message := st.Check(ctx, "node-a")
+	if !reachable || writable || !strings.Contains(message, "flexible checksums") {
+		t.Errorf("Check: reachable %v, writable %v, %q; want reachable, not writable, saying why", reachable, writable, message)
 	}
 }
