@@ -13,7 +13,6 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -76,12 +75,9 @@ func main() {
 	flag.IntVar(&o.pruneConcurrency, "prune-concurrency", 64, "Deletes of Checkpoints in flight at once.")
 	flag.DurationVar(&o.statusInterval, "status-interval", time.Second, "Least time between two status writes of one quota.")
 	flag.StringVar(&o.memoryLimit, "memory-limit", memlimit.Auto, "Soft limit of the Go heap: a quantity such as 600Mi, 0 for none, or \"auto\" for 90% of the container's memory limit (none outside a container with one); the GOMEMLIMIT environment variable, when set, wins.")
-	// Production logging (JSON, info level) unless --zap-devel: in development mode zap
-	// panics on a malformed key/value call, and a log line must never stop the process.
-	zapOpts := zap.Options{Development: false}
-	zapOpts.BindFlags(flag.CommandLine)
+	zapOpts := logging.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(logging.New(&zapOpts))
+	ctrl.SetLogger(logging.New(zapOpts))
 	log := ctrl.Log.WithName("setup")
 	limit, err := memlimit.Set(o.memoryLimit)
 	if err != nil {

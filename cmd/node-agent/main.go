@@ -8,7 +8,6 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/apiserver"
 	"github.com/checkpoint-quota/checkpoint-quota/cmd/internal/logging"
@@ -50,12 +49,9 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 turns it off.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address of Go's pprof endpoints (/debug/pprof/), for profiling; 0 turns them off.")
-	// Production logging (JSON, info level) unless --zap-devel: in development mode zap
-	// panics on a malformed key/value call, and a log line must never stop the process.
-	zapOpts := zap.Options{Development: false}
-	zapOpts.BindFlags(flag.CommandLine)
+	zapOpts := logging.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(logging.New(&zapOpts))
+	ctrl.SetLogger(logging.New(zapOpts))
 	log := ctrl.Log.WithName("setup")
 	cfg.Dirs = dirs
 	if _, err := memlimit.Set(memoryLimit); err != nil {

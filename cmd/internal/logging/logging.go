@@ -3,11 +3,22 @@
 package logging
 
 import (
+	"flag"
+
 	"github.com/go-logr/logr"
 	uberzap "go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
+
+// BindFlags adds the --zap-* flags to fs with production defaults (JSON, info level) and
+// returns the options they set. Only --zap-devel turns on development mode, in which zap
+// panics on a malformed key/value call: a log line must never stop the process.
+func BindFlags(fs *flag.FlagSet) *zap.Options {
+	opts := &zap.Options{Development: false}
+	opts.BindFlags(fs)
+	return opts
+}
 
 // New is the logger that opts (the --zap-* flags) describe, with lazy key/value pairs.
 func New(opts *zap.Options) logr.Logger {

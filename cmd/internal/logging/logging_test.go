@@ -1,8 +1,10 @@
 package logging
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"flag"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -65,5 +67,41 @@ func TestFieldsWaitForALine(t *testing.T) {
 	}
 	if diff := cmp.Diff([2]any{2, `{"msg":"shown","a":"1","b":"2"}` + "\n"}, [2]any{encoded, buf.String()}); diff != "" {
 		t.Errorf("fields encoded, line (-want +got):\n%s", diff)
+	}
+}
+
+// The binaries' flags, at their defaults, give a logger on which a malformed call (an odd
+// number of key/value arguments) writes a line instead of panicking; with --zap-devel it
+// panics, which shows the test can tell.
+func TestMalformedLogCallDoesNotPanic(t *testing.T) {
+	tests := map[string]struct {
+		args      []string
+		wantPanic bool
+	}{
+		"default":     {wantPanic: false},
+		"--zap-devel": {args: []string{"--zap-devel"}, wantPanic: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			opts := BindFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			opts.DestWriter = &buf
+			log := New(opts)
+			panicked := func() (p bool) {
+				defer func() { p = recover() != nil }()
+				log.Info("archive read", "archive") //nolint:loggercheck // the value is missing, on purpose
+				return false
+			}()
+			if panicked != tc.wantPanic {
+				t.Errorf("panicked = %v, want %v; logged:\n%s", panicked, tc.wantPanic, buf.String())
+			}
+			if !tc.wantPanic && !bufio.NewScanner(&buf).Scan() {
+				t.Error("the malformed call logged nothing")
+			}
+		})
 	}
 }
