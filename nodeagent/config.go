@@ -31,9 +31,10 @@ const (
 	// several in flight: docs/offload.md, "Figures"); their buffers share
 	// OffloadBufferBytes, so memory does not grow with it.
 	DefaultOffloadWorkers = 4
-	// OffloadBufferBytes bounds the memory that the node's uploads hold at once: two parts
-	// of 16 MiB, so two large archives at a time, or many small ones.
-	OffloadBufferBytes = 32 << 20
+	// OffloadBufferBytes bounds the memory that the node's uploads hold at once: three
+	// parts of 16 MiB, so that one large archive can send two parts at once while small
+	// ones go beside it (docs/offload.md, "One pass").
+	OffloadBufferBytes = 48 << 20
 	// DefaultOffloadRetryBase and DefaultOffloadRetryMax: a failed upload is tried again
 	// after 1 s, then twice as long each time, at most every 2 minutes.
 	DefaultOffloadRetryBase = time.Second

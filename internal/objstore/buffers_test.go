@@ -19,6 +19,9 @@ func TestBuffersBoundWhatUploadsHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, ok := b.tryTake(1 << 20); ok {
+		t.Fatal("tryTake with every byte out took some")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := b.take(ctx, 1<<20); err == nil || !strings.Contains(err.Error(), "waiting for 1048576 bytes of upload buffers") {
@@ -29,8 +32,14 @@ func TestBuffersBoundWhatUploadsHold(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a take after 16 MiB came back: %v", err)
 	}
+	if _, ok := b.tryTake(16 << 20); ok {
+		t.Fatal("tryTake of 16 MiB with 15 MiB free took them")
+	}
 	second()
 	third()
+	if _, ok := b.tryTake(64 << 20); ok {
+		t.Fatal("tryTake of more than the buffers took them")
+	}
 	all, err := b.take(context.Background(), 1<<30)
 	if err != nil {
 		t.Fatalf("a take larger than the buffers: %v; want all of them", err)
