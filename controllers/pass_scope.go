@@ -142,8 +142,17 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 	}
 	// Each part's slices are allocated once, at most at its size.
 	sizes := map[string]int{}
+	// A copy on another node is one only while its stored Checkpoint is (in the same part):
+	// once that is deleted, the copy holds the archive's last bytes.
+	var stored map[types.UID]bool
 	for _, c := range cps {
 		sizes[partKey(c)]++
+		if c.IsOffloaded() && c.DeletionTimestamp.IsZero() {
+			if stored == nil {
+				stored = map[types.UID]bool{}
+			}
+			stored[c.UID] = true
+		}
 	}
 	for _, c := range cps {
 		s.present[c.UID] = !c.DeletionTimestamp.IsZero()
@@ -176,6 +185,9 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 		}
 		r.learnNamespace(ctx, s, c)
 		a, _ := quota.ArchiveOf(c) // spec.archive is set: checked above
+		if of := c.Spec.Archive.CopyOf; of != nil && !stored[of.UID] {
+			a.Copy = false
+		}
 		p.live = append(p.live, liveOf(c))
 		p.podStates = append(p.podStates, r.podState(ctx, s, c))
 		p.archives = append(p.archives, a)

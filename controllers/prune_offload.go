@@ -41,6 +41,13 @@ func isNodeGuard(key string) bool {
 	return strings.HasPrefix(key, "perNode.") || key == quota.KeyNodeMinFree
 }
 
+// storedCopy says whether the archive i of the pass, on a node, is a copy fetched there of an
+// archive whose stored Checkpoint the pass holds (spec.archive.copyOf; load): removing it
+// loses nothing, and storing it again would store the same bytes twice.
+func (s *passScope) storedCopy(i int) bool {
+	return i < len(s.archives) && s.archives[i].Copy && s.live[i].Spec.Archive.CopyOf != nil
+}
+
 // offloads takes from the plan what its quotas move to a store instead of deleting, asks
 // the node agents to move it (status.offload, one write per archive), and returns what
 // is left to delete. An archive asked for already is in flight: it is neither asked for
@@ -78,6 +85,11 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 		}
 		switch {
 		case c.IsPinned():
+			remaining = append(remaining, p)
+			continue
+		case s.storedCopy(p.Archive):
+			// A copy fetched to another node than its archive's: its bytes are in the store
+			// already, under the stored Checkpoint. Deleting it removes the copy only.
 			remaining = append(remaining, p)
 			continue
 		case p.Rule == policy.NameOrphans:
@@ -257,7 +269,7 @@ func (r *PruneReconciler) aged(s *passScope, plan []quota.Prune) []quota.Prune {
 	var next time.Time
 	for i, c := range s.live {
 		if planned[i] || i >= len(s.governance.Rules) || c.IsPinned() || c.Status.Offload != nil || c.IsOffloaded() ||
-			c.Spec.Archive == nil || c.Spec.Archive.CheckpointTime.IsZero() {
+			c.Spec.Archive == nil || s.storedCopy(i) || c.Spec.Archive.CheckpointTime.IsZero() {
 			continue
 		}
 		rules := s.governance.Rules[i]

@@ -33,6 +33,9 @@ func TestOffloadsTakeFromThePlan(t *testing.T) {
 		rule      string
 		requested bool
 		failing   bool
+		// copied makes the archive a copy fetched to another node (spec.archive.copyOf);
+		// originalGone, one whose stored Checkpoint the pass no longer holds.
+		copied, originalGone bool
 		// check is the node's last check of the store: nil for none, else whether it could write.
 		check      *bool
 		wantDelete bool
@@ -54,6 +57,12 @@ func TestOffloadsTakeFromThePlan(t *testing.T) {
 			requested: true, failing: true, check: ptr.To(true)},
 		"a node rule and a store that takes it: asked, not deleted": {offload: true, rule: "perNode.checkpoints", check: ptr.To(true),
 			wantAsked: true, wantEvent: "Normal Offloading"},
+		"a copy fetched to another node, under a limit of a quota that offloads: deleted, never stored again": {offload: true,
+			rule: "perContainer.checkpoints", copied: true, wantDelete: true},
+		"a copy fetched to another node, under a node rule: deleted, never stored again": {offload: true,
+			rule: "perNode.checkpoints", check: ptr.To(true), copied: true, wantDelete: true},
+		"a copy whose stored Checkpoint is gone holds the last bytes: moved as any archive": {offload: true,
+			rule: "perContainer.checkpoints", copied: true, originalGone: true, wantAsked: true, wantEvent: "Normal Offloading"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -66,6 +75,9 @@ func TestOffloadsTakeFromThePlan(t *testing.T) {
 			if tc.requested {
 				c.Status.Offload = &cqv1.OffloadRequest{Store: "archive"}
 			}
+			if tc.copied {
+				c.Spec.Archive.CopyOf = &cqv1.ArchiveCopy{Namespace: "shop", Name: "stored", UID: "uid-stored", NodeName: "gone"}
+			}
 			if tc.failing {
 				meta.SetStatusCondition(&c.Status.Conditions, failing)
 			}
@@ -75,6 +87,7 @@ func TestOffloadsTakeFromThePlan(t *testing.T) {
 			events := record.NewFakeRecorder(10)
 			r := &PruneReconciler{Client: cl, Views: NewViewStore(), Recorder: events}
 			s := &passScope{live: []liveCheckpoint{liveOf(live)}, objects: []client.Object{q},
+				archives: []*quota.Archive{{Copy: tc.copied && !tc.originalGone}},
 				nsLabels: map[string]map[string]string{}, pods: map[types.NamespacedName]*metav1.PartialObjectMetadata{}}
 			if tc.check != nil {
 				s.storeChecks = map[string]map[string]cqv1.NodeStoreCheck{live.Spec.Archive.NodeName: {"archive": {

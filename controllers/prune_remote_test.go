@@ -60,6 +60,26 @@ var _ = Describe("Remote limits", func() {
 			`^Pruned [1-3] checkpoints? \([1-3]Mi\) of ` + ns + `/web-0/app: remoteLimits.perContainer.checkpoints [3-5]/2$`)))
 	})
 
+	It("frees a copy fetched to another node first while its stored Checkpoint is there, and as any archive once it is gone", func() {
+		// The copy is the newest archive of the container: only being a copy puts it first.
+		stored := publish(ckpt{ns: ns, pod: "web-0", container: "app", size: mi, storedIn: "archive", at: now.Add(-time.Hour)})
+		onNode := series(ns, "web-0", "app", 3, mi, now.Add(-10*time.Minute), "")
+		copied := publish(ckpt{ns: ns, pod: "web-0", container: "app", size: mi, node: "node-b", at: now, name: "copy",
+			copyOf: &cqv1.ArchiveCopy{Namespace: ns, Name: stored.Name, UID: stored.UID, NodeName: "node-a"}})
+		create(builder.Quota("q", ns).PerContainer(3, "").Obj())
+		Eventually(func(g Gomega) []string { return remaining(g, ns) }).Should(Equal(sorted([]string{stored.Name}, onNode)))
+		Consistently(func(g Gomega) []string { return remaining(g, ns) }, "1s").Should(Equal(sorted([]string{stored.Name}, onNode)))
+		Expect(copied.Name).To(Equal("copy"))
+
+		By("a copy whose stored Checkpoint is gone holds the archive's last bytes: the oldest goes, not it")
+		other := newNamespace("remote-copy")
+		olderOnNode := series(other, "web-0", "app", 3, mi, now.Add(-10*time.Minute), "")
+		publish(ckpt{ns: other, pod: "web-0", container: "app", size: mi, node: "node-b", at: now, name: "copy",
+			copyOf: &cqv1.ArchiveCopy{Namespace: other, Name: "deleted", UID: "uid-of-a-deleted-checkpoint", NodeName: "node-a"}})
+		create(builder.Quota("q", other).PerContainer(3, "").Obj())
+		Eventually(func(g Gomega) []string { return remaining(g, other) }).Should(Equal(sorted(olderOnNode[1:], []string{"copy"})))
+	})
+
 	It("caps a namespace's remoteLimits at the cluster's, and says so", func() {
 		sel := labelled()
 		stored := seriesOf(ckpt{ns: ns, pod: "db-0", container: "pg", size: mi, storedIn: "archive"}, 5, now)

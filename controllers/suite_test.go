@@ -124,6 +124,8 @@ type ckpt struct {
 	// storedIn publishes it offloaded to that CheckpointStore (status.location), as an agent
 	// records it once the upload is verified.
 	storedIn string
+	// copyOf publishes it as a copy fetched from a store to its node (spec.archive.copyOf).
+	copyOf *cqv1.ArchiveCopy
 }
 
 // publish creates the Checkpoint and sets its status, as an agent does.
@@ -151,6 +153,7 @@ func publish(c ckpt) *cqv1.Checkpoint {
 		b = b.StoredIn(c.storedIn, c.ns+"/"+c.pod+"/"+c.container+"/"+c.name+".tar", metav1.NewTime(c.at))
 	}
 	obj := b.Obj()
+	obj.Spec.Archive.CopyOf = c.copyOf
 	if c.finalizer {
 		obj.Finalizers = []string{cqv1.LegacyFinalizerArchive}
 	}

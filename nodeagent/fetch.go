@@ -40,6 +40,9 @@ func (o *Offloader) reconcileStored(ctx context.Context, c *cqv1.Checkpoint) err
 		return statErr
 	}
 	_, asked := c.Annotations[cqv1.AnnotationFetch]
+	// The label naming this node asks for the same as the annotation (fetch_copy.go takes
+	// the label naming another node than the archive's).
+	asked = asked || c.Labels[cqv1.LabelFetchTo] == FetchToValue(o.Config.NodeName)
 	switch {
 	case present && c.IsFetchedCopy():
 		if asked {
@@ -88,49 +91,12 @@ func (o *Offloader) reconcileStored(ctx context.Context, c *cqv1.Checkpoint) err
 // into place, never over a file that is there.
 func (o *Offloader) fetch(ctx context.Context, c *cqv1.Checkpoint) error {
 	k := fileKey{Dir: c.Spec.Archive.Directory, Name: c.Spec.Archive.FileName}
-	if !o.Config.configured(k.Dir) || !archive.IsArchiveName(k.Name) {
-		return fmt.Errorf("%w %s: not a kubelet archive in a configured checkpoint directory", errUnsafe, k.Path())
-	}
-	loc := c.Status.Location
-	_, s, err := o.stores.get(ctx, o.Client, loc.Store)
-	if err != nil {
-		return err
-	}
-	size := c.Spec.Archive.SizeBytes
-	var st unix.Statfs_t
-	if err := unix.Statfs(k.Dir, &st); err != nil {
-		return err
-	}
-	capacity, free := int64(st.Blocks)*st.Bsize, int64(st.Bavail)*st.Bsize
-	if free-size < capacity/fetchReserveFactor {
-		return fmt.Errorf("the archive (%d bytes) would leave less than 5%% of the filesystem of %s free (%d bytes free)", size, k.Dir, free)
-	}
-	// The object is looked at before anything is written on the node: a store that is
-	// down, or an object that is not this Checkpoint's, costs the node nothing.
-	if err := s.Verify(ctx, objstore.Stored{Key: loc.Key, SHA256: loc.SHA256, Size: size}, c.UID); err != nil {
-		return err
-	}
-	tmp := filepath.Join(k.Dir, ".fetch-"+string(c.UID))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	tmp, computed, err := o.download(ctx, c, k)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = os.Remove(tmp) }()
-	computed, recorded, n, err := s.Download(ctx, loc.Key, f)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	switch {
-	case err != nil:
-		return fmt.Errorf("downloading %s/%s: %w", loc.Bucket, loc.Key, err)
-	case n != size:
-		return fmt.Errorf("the stored object has %d bytes, the archive %d: nothing is put back", n, size)
-	case computed != loc.SHA256 || recorded != loc.SHA256:
-		return fmt.Errorf("the downloaded bytes' SHA-256 is %s; the Checkpoint records %s and the object %s: nothing is put back", computed, loc.SHA256, recorded)
-	}
+	loc := c.Status.Location
 	// Recorded before the file is in place: a copy the agent sees on the node is then never
 	// taken for a file left after an upload, and removed.
 	msg := fmt.Sprintf("a copy is back on node %s as %s, from CheckpointStore %s (SHA-256 %s, verified); it counts there, and the limits free it first",
@@ -143,22 +109,83 @@ func (o *Offloader) fetch(ctx context.Context, c *cqv1.Checkpoint) error {
 	if err := o.Client.Status().Patch(ctx, c, patch); err != nil {
 		return fmt.Errorf("recording the fetch: %w", err)
 	}
-	if err := os.Link(tmp, k.Path()); err != nil {
-		return fmt.Errorf("putting the archive back at %s: %w", k.Path(), err)
-	}
-	if d, err := os.Open(k.Dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
+	if err := linkInto(tmp, k); err != nil {
+		return err
 	}
 	o.Recorder.Eventf(c, nil, corev1.EventTypeNormal, ReasonFetched, "Fetch", "%s", msg)
 	logf.FromContext(ctx).Info("Fetched an archive back to the node", "checkpoint", client.ObjectKeyFromObject(c), "store", loc.Store, "path", k.Path())
 	return o.fetchServed(ctx, c)
 }
 
+// download brings the stored archive of the offloaded Checkpoint c into a hidden file in
+// k.Dir, a configured checkpoint directory, on its way to k: a store that is down, or an
+// object that is not c's, costs the node nothing; the download must leave 5% of the
+// filesystem free; the size and the bytes' SHA-256 must be the Checkpoint's and the
+// object's. It returns the hidden file, which the caller removes, and the SHA-256.
+func (o *Offloader) download(ctx context.Context, c *cqv1.Checkpoint, k fileKey) (tmp, sum string, err error) {
+	if !o.Config.configured(k.Dir) || !archive.IsArchiveName(k.Name) || filepath.Base(k.Name) != k.Name {
+		return "", "", fmt.Errorf("%w %s: not a kubelet archive in a configured checkpoint directory", errUnsafe, k.Path())
+	}
+	loc := c.Status.Location
+	_, s, err := o.stores.get(ctx, o.Client, loc.Store)
+	if err != nil {
+		return "", "", err
+	}
+	size := c.Spec.Archive.SizeBytes
+	var st unix.Statfs_t
+	if err := unix.Statfs(k.Dir, &st); err != nil {
+		return "", "", err
+	}
+	capacity, free := int64(st.Blocks)*st.Bsize, int64(st.Bavail)*st.Bsize
+	if free-size < capacity/fetchReserveFactor {
+		return "", "", fmt.Errorf("the archive (%d bytes) would leave less than 5%% of the filesystem of %s free (%d bytes free)", size, k.Dir, free)
+	}
+	// The object is looked at before anything is written on the node.
+	if err := s.Verify(ctx, objstore.Stored{Key: loc.Key, SHA256: loc.SHA256, Size: size}, c.UID); err != nil {
+		return "", "", err
+	}
+	tmp = filepath.Join(k.Dir, ".fetch-"+string(c.UID))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return "", "", err
+	}
+	computed, recorded, n, err := s.Download(ctx, loc.Key, f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case err != nil:
+		err = fmt.Errorf("downloading %s/%s: %w", loc.Bucket, loc.Key, err)
+	case n != size:
+		err = fmt.Errorf("the stored object has %d bytes, the archive %d: nothing is put back", n, size)
+	case computed != loc.SHA256 || recorded != loc.SHA256:
+		err = fmt.Errorf("the downloaded bytes' SHA-256 is %s; the Checkpoint records %s and the object %s: nothing is put back", computed, loc.SHA256, recorded)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return "", "", err
+	}
+	return tmp, computed, nil
+}
+
+// linkInto puts a downloaded archive in place under k, never over a file that is there,
+// and makes the new name durable.
+func linkInto(tmp string, k fileKey) error {
+	if err := os.Link(tmp, k.Path()); err != nil {
+		return fmt.Errorf("putting the archive at %s: %w", k.Path(), err)
+	}
+	syncDir(k.Dir)
+	return nil
+}
+
 // fetchServed removes the fetch request, now that its copy is on the node.
 func (o *Offloader) fetchServed(ctx context.Context, c *cqv1.Checkpoint) error {
 	patch := client.MergeFromWithOptions(c.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	delete(c.Annotations, cqv1.AnnotationFetch)
+	delete(c.Labels, cqv1.LabelFetchTo)
 	return client.IgnoreNotFound(o.Client.Patch(ctx, c, patch))
 }
 

@@ -116,6 +116,11 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	copies, err := openCopies(cfg.StateDir)
+	if err != nil {
+		// A copy is then published as an archive of its own: kept, counted, freed in turn.
+		mgr.GetLogger().Error(err, "Ignored the agent's record of fetched copies")
+	}
 	for _, e := range bad {
 		// Its archive is published again and kept: a lost record only forgets a delete.
 		mgr.GetLogger().Error(e, "Ignored an unreadable record of the agent")
@@ -132,6 +137,7 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 		witnesses: newWitnesses(mgr.GetAPIReader(), cfg.NodeName, cfg.Clock),
 		deletions: newObservedDeletions(),
 		fromStore: newPathSet(),
+		copies:    copies,
 	}
 	files := make(chan event.TypedGenericEvent[fileKey], 1024)
 	r.legacy = newLegacyObjects(mgr.GetAPIReader(), cfg.NodeName, cfg.StateDir, files)
@@ -179,7 +185,11 @@ func Setup(ctx context.Context, mgr manager.Manager, cfg Config) error {
 	enqueueObject = ownArrivalsSkipped(enqueueObject, recs)
 	enqueueObject = deletionsObserved(enqueueObject, recs, r.deletions, r.witnesses)
 	enqueueObject = relistsSignalled(enqueueObject, relisted)
-	if err := setupOffloader(mgr, cfg, stores, checker, r.fromStore); err != nil {
+	o, err := setupOffloader(mgr, cfg, stores, checker, r.fromStore)
+	if err != nil {
+		return err
+	}
+	if err := setupCopyFetcher(mgr, o, r.copies, files); err != nil {
 		return err
 	}
 	return builder.TypedControllerManagedBy[fileKey](mgr).

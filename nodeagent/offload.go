@@ -110,6 +110,9 @@ func (o *Offloader) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	if c.Status.Offload == nil || c.IsPinned() {
 		return reconcile.Result{}, nil
 	}
+	if removed, err := o.removeStoredCopy(ctx, &c); removed || err != nil {
+		return reconcile.Result{}, err // a copy is not stored again (fetch_copy.go)
+	}
 	if err := o.offload(ctx, &c); err != nil {
 		offloadFailures.WithLabelValues(c.Status.Offload.Store).Inc()
 		o.checks.uploadFailed(c.Status.Offload.Store)

@@ -91,7 +91,7 @@ func (s *storeClients) get(ctx context.Context, cache client.Reader, name string
 
 // setupOffloader adds the Offloader to mgr: keyed by Checkpoint, for the Checkpoints that
 // the manager asked to move or that were moved, retrying a failed upload with backoff.
-func setupOffloader(mgr manager.Manager, cfg Config, stores *storeClients, checks *storeChecker, fromStore *pathSet) error {
+func setupOffloader(mgr manager.Manager, cfg Config, stores *storeClients, checks *storeChecker, fromStore *pathSet) (*Offloader, error) {
 	stored, err := storedFor(cfg)
 	if err != nil {
 		// The objects it named stay in the store; everything else works.
@@ -100,10 +100,10 @@ func setupOffloader(mgr manager.Manager, cfg Config, stores *storeClients, check
 	o := &Offloader{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("checkpoint-node-agent"),
 		Config: cfg, stores: stores, checks: checks, stored: stored, fromStore: fromStore}
 	if err := mgr.Add(storedSweep{o: o}); err != nil {
-		return err
+		return nil, err
 	}
 	if err := mgr.Add(bucketSweep{o: o}); err != nil {
-		return err
+		return nil, err
 	}
 	offloading := predicate.NewPredicateFuncs(func(obj client.Object) bool {
 		c, ok := obj.(*cqv1.Checkpoint)
@@ -111,7 +111,7 @@ func setupOffloader(mgr manager.Manager, cfg Config, stores *storeClients, check
 	})
 	retries := make(chan event.GenericEvent, 1024)
 	checks.onBack(func(store string) { o.retryFailed(store, retries) })
-	return builder.ControllerManagedBy(mgr).
+	return o, builder.ControllerManagedBy(mgr).
 		Named("checkpoint-offload").
 		For(&cqv1.Checkpoint{}, builder.WithPredicates(offloading)).
 		WatchesRawSource(source.Channel(retries, &handler.EnqueueRequestForObject{})).

@@ -23,6 +23,9 @@ type Publication struct {
 	// namespace, with OrphanOf naming the archive's namespace, which is gone.
 	Namespace, OrphanOf string
 	Pinned              bool
+	// CopyOf names the stored Checkpoint the archive is a copy of, when the agent fetched
+	// it to this node (fetch_copy.go).
+	CopyOf *cqv1.ArchiveCopy
 }
 
 // Checkpoint is the object the agent creates for the archive: name, labels and the whole
@@ -53,6 +56,7 @@ func (p Publication) archiveSource() cqv1.ArchiveSource {
 		PodUID:         types.UID(clip(id.PodUID, maxUID)),
 		ContainerName:  id.Container,
 		OrphanOf:       p.OrphanOf,
+		CopyOf:         p.CopyOf,
 		SizeBytes:      p.Size,
 		Size:           quota.Bytes(p.Size),
 		CheckpointTime: metav1.NewTime(id.CheckpointTime.UTC().Truncate(time.Second)),

@@ -29,7 +29,8 @@ type published struct {
 // Create, which carries the whole of spec.archive.
 func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoint, p published) error {
 	fresh := Publication{Node: r.Config.NodeName, Dir: k.Dir, File: k.Name, Identity: p.res.Identity, Size: p.info.Size(),
-		Namespace: p.dest.namespace, OrphanOf: p.dest.orphanOf, Pinned: p.marker == markerAgent}.Checkpoint()
+		Namespace: p.dest.namespace, OrphanOf: p.dest.orphanOf, Pinned: p.marker == markerAgent,
+		CopyOf: r.copyOf(k, obj, p.info.Size())}.Checkpoint()
 	want, labels, pinned := *fresh.Spec.Archive, fresh.Labels, fresh.Spec.Pinned
 	if obj != nil && obj.Spec.Archive != nil && !equality.Semantic.DeepEqual(*obj.Spec.Archive, want) {
 		// spec.archive never changes: an archive rewritten in place (or read differently
@@ -85,6 +86,19 @@ func (r *Reconciler) publish(ctx context.Context, k fileKey, obj *cqv1.Checkpoin
 	patch := client.MergeFrom(obj.DeepCopy())
 	obj.Status = status
 	return r.Client.Status().Patch(ctx, obj, patch)
+}
+
+// copyOf is what the archive is a copy of: what the copy book says, or, should the agent's
+// state have lost it, what the Checkpoint that stands for the archive says (spec.archive is
+// the agent's, and nobody can change it).
+func (r *Reconciler) copyOf(k fileKey, obj *cqv1.Checkpoint, size int64) *cqv1.ArchiveCopy {
+	if c := r.copies.of(k.Path(), size); c != nil {
+		return c
+	}
+	if obj != nil && obj.Spec.Archive != nil && obj.Spec.Archive.SizeBytes == size {
+		return obj.Spec.Archive.CopyOf
+	}
+	return nil
 }
 
 // remember writes the archive's record for obj, with the witnesses as they are now.

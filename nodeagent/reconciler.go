@@ -44,7 +44,9 @@ type Reconciler struct {
 	deletions *observedDeletions
 	// fromStore are the archives the Offloader is publishing again from their store.
 	fromStore *pathSet
-	legacy    *legacyObjects
+	// copies are the archives fetched to this node as copies of stored ones.
+	copies *copyBook
+	legacy *legacyObjects
 }
 
 // Reconcile handles one archive.
@@ -59,6 +61,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, k fileKey) (reconcile.Result
 		r.state.forget(k)
 		r.cache.Forget(k.Path())
 		r.deletions.forget(k.Path())
+		if err := r.copies.forget(k.Path()); err != nil {
+			return reconcile.Result{}, err
+		}
 		if err := r.markRemoved(ctx, deleting); err != nil {
 			return reconcile.Result{}, err
 		}

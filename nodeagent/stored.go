@@ -40,16 +40,9 @@ type storedEntry struct {
 // is reported and ignored: the objects it named then stay in the store, nothing else.
 func loadStored(dir string) (map[types.NamespacedName]storedObject, error) {
 	out := map[types.NamespacedName]storedObject{}
-	data, err := os.ReadFile(filepath.Join(dir, storedFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return out, nil
-	}
-	if err != nil {
-		return out, err
-	}
 	var entries []storedEntry
-	if err := json.Unmarshal(data, &entries); err != nil {
-		return out, fmt.Errorf("reading %s: %w", filepath.Join(dir, storedFile), err)
+	if err := loadJSON(dir, storedFile, &entries); err != nil {
+		return out, err
 	}
 	for _, e := range entries {
 		out[types.NamespacedName{Namespace: e.Namespace, Name: e.Name}] = storedObject{uid: e.UID,
@@ -66,21 +59,44 @@ func (o *Offloader) saveStored() error {
 			Store: so.location.Store, Bucket: so.location.Bucket, Key: so.location.Key, Archive: so.archive, Pinned: so.pinned})
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Key < entries[j].Key })
-	data, err := json.Marshal(entries)
+	return saveJSON(o.Config.StateDir, storedFile, entries)
+}
+
+// loadJSON reads the file name of the state directory dir into v; a missing file leaves v
+// as it is.
+func loadJSON(dir, name string, v any) error {
+	path := filepath.Join(dir, name)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(o.Config.StateDir, 0o700); err != nil {
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	return nil
+}
+
+// saveJSON writes v as JSON to the file name in the state directory dir, atomically and
+// durably: to a temporary file, synced, then renamed into place.
+func saveJSON(dir, name string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
 		return err
 	}
-	path := filepath.Join(o.Config.StateDir, storedFile)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, name)
 	if err := writeSynced(path+".tmp", data); err != nil {
 		return err
 	}
 	if err := os.Rename(path+".tmp", path); err != nil {
 		return err
 	}
-	syncDir(o.Config.StateDir)
+	syncDir(dir)
 	return nil
 }
 

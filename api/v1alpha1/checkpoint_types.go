@@ -41,6 +41,15 @@ const (
 	// (who asked, when). It names nothing: the node, directory, file name and stored object
 	// are the Checkpoint's own (spec.archive, status.location), which a tenant cannot write.
 	AnnotationFetch = "checkpointquota.dev/fetch"
+
+	// LabelFetchTo asks the agent of the node it names to bring a copy of an offloaded
+	// Checkpoint's archive into that node's checkpoint directory (`kubectl checkpoint-quota
+	// fetch --node N` for another node than the archive's). Each agent watches the
+	// Checkpoints that carry its node (FetchToValue), so the apiserver filters; the copy is
+	// a new archive of that node, published with spec.archive.copyOf, and the agent removes
+	// the label once it is there. The label names only a node: the directory, file name and
+	// stored object are the agent's own and the Checkpoint's (docs/offload.md).
+	LabelFetchTo = "checkpointquota.dev/fetch-to"
 )
 
 // CheckpointSpec holds the archive a Checkpoint stands for, which the node agent sets when
@@ -93,6 +102,14 @@ type ArchiveSource struct {
 	// +kubebuilder:validation:MaxLength=63
 	OrphanOf string `json:"orphanOf,omitempty"`
 
+	// CopyOf is set when the archive is a copy that the agent of this node fetched from a
+	// CheckpointStore (LabelFetchTo): the stored Checkpoint it is a copy of. Written once
+	// with the rest of spec.archive, so a copy is one from its first moment and nobody can
+	// make an archive one, or a copy not one. A copy counts on its node like any archive,
+	// every rule frees it first, and it is never moved to a store: its bytes are there.
+	// +optional
+	CopyOf *ArchiveCopy `json:"copyOf,omitempty"`
+
 	// SizeBytes is the archive's exact size.
 	// +kubebuilder:validation:Minimum=0
 	SizeBytes int64 `json:"sizeBytes"`
@@ -113,6 +130,22 @@ type ArchiveSource struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
 	Image string `json:"image,omitempty"`
+}
+
+// ArchiveCopy names the offloaded Checkpoint whose stored archive a copy was fetched from.
+type ArchiveCopy struct {
+	// Namespace and Name are the stored Checkpoint's.
+	// +kubebuilder:validation:MaxLength=63
+	Namespace string `json:"namespace"`
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// UID is the stored Checkpoint's UID, which the stored object's metadata carries.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=128
+	UID types.UID `json:"uid"`
+	// NodeName is the node the stored archive came from.
+	// +kubebuilder:validation:MaxLength=253
+	NodeName string `json:"nodeName"`
 }
 
 // CheckpointStatus is what the node agent observes besides the archive itself: what pins
@@ -176,6 +209,7 @@ const (
 // +kubebuilder:printcolumn:name="Size",type=string,JSONPath=`.spec.archive.size`
 // +kubebuilder:printcolumn:name="Pinned",type=boolean,JSONPath=`.status.pinned`
 // +kubebuilder:printcolumn:name="Stored-In",type=string,JSONPath=`.status.location.store`,description="The CheckpointStore that holds the archive once it left its node; empty while it is on the node"
+// +kubebuilder:printcolumn:name="Copy-Of",type=string,JSONPath=`.spec.archive.copyOf.name`,priority=1,description="The stored Checkpoint this archive is a copy of, fetched to this node"
 // +kubebuilder:printcolumn:name="Orphan-Of",type=string,JSONPath=`.spec.archive.orphanOf`,description="The namespace the archive was taken in, when that namespace is gone"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.spec.archive.checkpointTime`,description="Time since the checkpoint was taken"
 // +kubebuilder:selectablefield:JSONPath=`.spec.archive.nodeName`
@@ -213,6 +247,13 @@ func (c *Checkpoint) IsOffloaded() bool {
 func (c *Checkpoint) IsFetchedCopy() bool {
 	return c.Status.Location != nil && c.Status.Offload == nil &&
 		meta.IsStatusConditionTrue(c.Status.Conditions, CheckpointConditionFetched)
+}
+
+// IsCopy reports whether the archive on the node is a copy of a stored archive: one fetched
+// back to its own node (IsFetchedCopy), or a new archive of another node (spec.archive.copyOf).
+// Removing it loses nothing while the stored archive stays.
+func (c *Checkpoint) IsCopy() bool {
+	return c.IsFetchedCopy() || (c.Spec.Archive != nil && c.Spec.Archive.CopyOf != nil)
 }
 
 // IsArchiveRemoved reports whether the agent removed the archive of this Checkpoint, which is

@@ -25,14 +25,14 @@ func newFetch(o *options) *cobra.Command {
 		Use:   "fetch CHECKPOINT (--node NODE | -o FILE)",
 		Short: "Bring an offloaded archive back to its node, or copy it to a local file, its SHA-256 verified",
 		Long: "Bring an offloaded archive back from its CheckpointStore.\n\n" +
-			"--node NODE asks the node agent to put it back into the node's checkpoint directory under its own name, " +
-			"where a restore can use it: the agent downloads it, checks its SHA-256 against the Checkpoint's and the stored " +
-			"object's, and the Checkpoint (same name and UID) then says Fetched. It needs only patch on the Checkpoint " +
-			"(the edit role): the agent holds the store's credentials. NODE is the archive's own node, which its name and " +
-			"spec.archive name. The copy counts on the node, and the limits free it before any other archive; the archive " +
-			"stays stored (docs/offload.md, \"Fetch\").\n\n" +
+			"--node NODE asks a node agent to put it into the node's checkpoint directory under its kubelet file name, " +
+			"where a restore can use it: the agent downloads it and checks its SHA-256 against the Checkpoint's and the stored " +
+			"object's. On the archive's own node the Checkpoint (same name and UID) then says Fetched; on another node the " +
+			"copy is a new archive of that node, whose Checkpoint (spec.archive.copyOf) names the stored one. It needs only " +
+			"patch on the Checkpoint (the edit role): the agent holds the store's credentials. The copy counts on the node, " +
+			"and the limits free it before any other archive; the archive stays stored (docs/offload.md, \"Fetch\").\n\n" +
 			"-o FILE copies it to a local file, written only when the bytes' SHA-256 is the one the Checkpoint and the " +
-			"stored object record. It reads the store's credentials Secret, which cluster admins can read.",
+			"stored object record. It reads the CheckpointStore and its credentials Secret, which only cluster admins can read.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
@@ -45,7 +45,7 @@ func newFetch(o *options) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&file, "output", "o", "", "the file to write the archive to")
-	cmd.Flags().StringVar(&node, "node", "", "bring the archive back into this node's checkpoint directory: the archive's own node")
+	cmd.Flags().StringVar(&node, "node", "", "bring the archive into this node's checkpoint directory: its own node, or a copy to another")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "with --node, how long to wait for the node agent")
 	cmd.Flags().StringVar(&credentialsNamespace, "credentials-namespace", "checkpoint-quota-system",
 		"with -o, the node agent's namespace, which holds the stores' credentials Secrets")
@@ -67,12 +67,12 @@ func (o *options) fetch(ctx context.Context, name, file, credentialsNamespace st
 	}
 	var store cqv1.CheckpointStore
 	if err := c.Get(ctx, client.ObjectKey{Name: loc.Store}, &store); err != nil {
-		return fmt.Errorf("reading CheckpointStore %s: %w", loc.Store, err)
+		return adminOnly(fmt.Errorf("reading CheckpointStore %s: %w", loc.Store, err))
 	}
 	var secret corev1.Secret
 	ref := client.ObjectKey{Namespace: credentialsNamespace, Name: store.Spec.CredentialsSecret.Name}
 	if err := c.Get(ctx, ref, &secret); err != nil {
-		return fmt.Errorf("reading the credentials of CheckpointStore %s (Secret %s): %w", loc.Store, ref, err)
+		return adminOnly(fmt.Errorf("reading the credentials of CheckpointStore %s (Secret %s): %w", loc.Store, ref, err))
 	}
 	spec := store.Spec
 	spec.Bucket = loc.Bucket // where it was written, should the store have moved since
@@ -114,11 +114,10 @@ func (o *options) fetchToNode(ctx context.Context, name, node string, timeout ti
 	switch {
 	case a == nil:
 		return fmt.Errorf("checkpoint %s/%s has no spec.archive: no node agent has published it", ns, name)
-	case a.NodeName != node:
-		return fmt.Errorf("checkpoint %s/%s is an archive of node %s: --node brings it back there only, since its name and "+
-			"spec.archive name that node's checkpoint directory; to use it elsewhere, copy it with -o FILE", ns, name, a.NodeName)
 	case cp.Status.Location == nil:
 		return fmt.Errorf("checkpoint %s/%s is on node %s, not in a CheckpointStore: nothing to fetch", ns, name, a.NodeName)
+	case a.NodeName != node:
+		return o.fetchToOtherNode(ctx, c, cp, node, timeout)
 	case cp.IsFetchedCopy():
 		_, err := fmt.Fprintf(o.streams.Out, "%s/%s is on node %s already: %s\n", ns, name, node, fetchedMessage(cp))
 		return err

@@ -29,7 +29,7 @@ func ArchiveOf(c *cqv1.Checkpoint) (Archive, bool) {
 		Pod: s.PodName, PodUID: string(s.PodUID), Container: s.ContainerName,
 		Node: s.NodeName, Size: s.SizeBytes, CheckpointTime: s.CheckpointTime.Time,
 		Pinned: c.IsPinned(), Unreadable: c.IsUnreadable(), Deleting: !c.DeletionTimestamp.IsZero(),
-		Copy: c.IsFetchedCopy(),
+		Copy: c.IsCopy(),
 	}, true
 }
 

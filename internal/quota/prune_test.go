@@ -204,6 +204,8 @@ func TestArchiveOf(t *testing.T) {
 	orphan := builder.Checkpoint("c-2", "checkpoint-quota-system").Of("cache-0", "uid-1", "redis").On("node-a", "/d", "f.tar").
 		Size(1, "1").At(taken).OrphanOf("shop").Obj()
 	legacy := &cqv1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Name: "old", Namespace: "shop"}}
+	copied := full.DeepCopy()
+	copied.Spec.Archive.CopyOf = &cqv1.ArchiveCopy{Namespace: "shop", Name: "stored", UID: "uid-stored", NodeName: "node-b"}
 	cases := map[string]struct {
 		c      *cqv1.Checkpoint
 		want   Archive
@@ -217,6 +219,8 @@ func TestArchiveOf(t *testing.T) {
 			want: Archive{Name: "c-2", Namespace: DeletedNamespace("shop"), Pod: "cache-0", PodUID: "uid-1", Container: "redis",
 				Node: "node-a", Size: 1, CheckpointTime: t0}},
 		"an agent before v0.3 left no identity": {c: legacy},
+		"a copy fetched to another node is a copy, freed first": {c: copied, wantOK: true, want: Archive{Name: "c-1", Namespace: "shop",
+			Pod: "cache-0", PodUID: "uid-1", Container: "redis", Node: "node-a", Size: 3 << 20, CheckpointTime: t0, Copy: true}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -41,8 +41,9 @@ type Archive struct {
 	// Deleting archives are those of Checkpoints being deleted that a finalizer holds: the
 	// file is on the node until the agent removes it, so they count, and are not pruned again.
 	Deleting bool
-	// Copy is a copy of a stored archive brought back to its node: it counts, and every
-	// rule frees it before any other archive, since removing it loses nothing.
+	// Copy is a copy of a stored archive on a node, fetched back to its own node or to
+	// another (spec.archive.copyOf): it counts, and every rule frees it before any other
+	// archive, since removing it loses nothing.
 	Copy bool
 	// OrphanSince is when the controller first found the archive's pod gone; zero while
 	// the pod exists or while that is not known for sure.

@@ -51,15 +51,7 @@ var _ = Describe("offload to a CheckpointStore", Ordered, issue32, func() {
 		var err error
 		ns, err = env.CreateNamespace(ctx, "offload")
 		Expect(err).NotTo(HaveOccurred())
-		Expect(env.Client.Create(ctx, &cqv1.CheckpointStore{
-			ObjectMeta: metav1.ObjectMeta{Name: "archive"},
-			Spec: cqv1.CheckpointStoreSpec{Endpoint: srv.Endpoint, Bucket: bucket, Prefix: "e2e",
-				CredentialsSecret: cqv1.SecretName{Name: "archive-credentials"},
-				NamespaceSelector: &cqv1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}}},
-		})).To(Succeed())
-		DeferCleanup(func(ctx context.Context) {
-			_ = env.Client.Delete(ctx, &cqv1.CheckpointStore{ObjectMeta: metav1.ObjectMeta{Name: "archive"}})
-		})
+		grantStore(ctx, "archive", srv, bucket, "archive-credentials", ns)
 		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
 kind: CheckpointQuota
 metadata: {name: offload, namespace: `+ns+`}
@@ -355,17 +347,7 @@ spec:
 
 	It("brings an offloaded archive back to its node with fetch --node, byte for byte, as the same Checkpoint; a tenant asks only for her own", func(ctx context.Context) {
 		plugin := buildPlugin(ctx)
-		quotaAt := func(n int) {
-			GinkgoHelper()
-			_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
-kind: CheckpointQuota
-metadata: {name: offload, namespace: `+ns+`}
-spec:
-  limits: {perContainer: {checkpoints: `+strconv.Itoa(n)+`}}
-  offload: {store: archive}
-`, "apply", "-f", "-")
-			Expect(err).NotTo(HaveOccurred(), stderr)
-		}
+		quotaAt := func(n int) { offloadQuota(ns, "archive", n) }
 		// The copy counts on the node like any archive, and the limits free it first: the
 		// container needs room for it.
 		quotaAt(4)
@@ -385,11 +367,7 @@ spec:
 		Expect(err).NotTo(HaveOccurred())
 		bob, err := env.NewTenant(ctx, "bob", otherNs)
 		Expect(err).NotTo(HaveOccurred())
-		as := func(id testenv.Identity, args ...string) (string, error) {
-			cmd := exec.CommandContext(ctx, plugin, append(append([]string{"--kubeconfig", env.Kubeconfig}, id.KubectlArgs()...), args...)...)
-			out, err := cmd.CombinedOutput()
-			return string(out), err
-		}
+		as := func(id testenv.Identity, args ...string) (string, error) { return pluginAs(ctx, plugin, id, args...) }
 
 		By("bob, an editor of another namespace, cannot ask for it, with the plugin or kubectl --as")
 		out, err := as(bob.Identity, "-n", ns, "fetch", stored.Name, "--node", nodeName)
@@ -399,10 +377,12 @@ spec:
 		Expect(err).To(HaveOccurred())
 		Expect(stderr).To(ContainSubstring("forbidden"))
 
-		By("nobody brings it to another node: the node is the Checkpoint's own, which nobody can change")
-		out, err = as(alice.Identity, "-n", ns, "fetch", stored.Name, "--node", "elsewhere")
+		By("another node gets a copy of its own, from its own agent (test/e2e/fetch_node_test.go): here none answers, and the Checkpoint's node is its own, which nobody can change")
+		out, err = as(alice.Identity, "-n", ns, "fetch", stored.Name, "--node", "elsewhere", "--timeout", "2s")
 		Expect(err).To(HaveOccurred(), out)
-		Expect(out).To(ContainSubstring("is an archive of node " + nodeName + ": --node brings it back there only"))
+		Expect(out).To(ContainSubstring("the node agent of elsewhere did not bring a copy of " + ns + "/" + stored.Name + " within 2s"))
+		_, stderr, err = alice.Kubectl("", "label", "checkpoint", stored.Name, cqv1.LabelFetchTo+"-")
+		Expect(err).NotTo(HaveOccurred(), stderr)
 		_, stderr, err = alice.Kubectl("", "patch", "checkpoint", stored.Name, "--type", "merge", "-p", `{"spec":{"archive":{"nodeName":"elsewhere"}}}`)
 		Expect(err).To(HaveOccurred(), "alice moved spec.archive to another node")
 		Expect(stderr).To(ContainSubstring("spec.archive is written by the node agent"))
@@ -634,6 +614,41 @@ func startStoreServer(ctx context.Context, bucket, secret string) *s3server.Serv
 	Expect(env.Client.Create(ctx, credentials)).To(Succeed())
 	DeferCleanup(func(ctx context.Context) { _ = env.Client.Delete(ctx, credentials) })
 	return srv
+}
+
+// grantStore creates, for the container, the CheckpointStore name on srv's bucket under the
+// prefix e2e, with the credentials Secret secret, that admits namespace ns.
+func grantStore(ctx context.Context, name string, srv *s3server.Server, bucket, secret, ns string) {
+	GinkgoHelper()
+	store := &cqv1.CheckpointStore{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: cqv1.CheckpointStoreSpec{Endpoint: srv.Endpoint, Bucket: bucket, Prefix: "e2e",
+			CredentialsSecret: cqv1.SecretName{Name: secret},
+			NamespaceSelector: &cqv1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": ns}}},
+	}
+	Expect(env.Client.Create(ctx, store)).To(Succeed())
+	DeferCleanup(func(ctx context.Context) { _ = env.Client.Delete(ctx, store) })
+}
+
+// offloadQuota applies the CheckpointQuota offload of ns: perContainer.checkpoints n, what it
+// prunes moved to store.
+func offloadQuota(ns, store string, n int) {
+	GinkgoHelper()
+	_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: offload, namespace: `+ns+`}
+spec:
+  limits: {perContainer: {checkpoints: `+strconv.Itoa(n)+`}}
+  offload: {store: `+store+`}
+`, "apply", "-f", "-")
+	Expect(err).NotTo(HaveOccurred(), stderr)
+}
+
+// pluginAs runs the plugin at path as id, and returns what it printed.
+func pluginAs(ctx context.Context, path string, id testenv.Identity, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, path, append(append([]string{"--kubeconfig", env.Kubeconfig}, id.KubectlArgs()...), args...)...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // buildPlugin builds the kubectl plugin and returns its path.

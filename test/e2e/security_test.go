@@ -17,6 +17,7 @@ import (
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/test/archive"
+	"github.com/checkpoint-quota/checkpoint-quota/test/localrun"
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
 
@@ -132,6 +133,18 @@ spec:
 				"-p", `{"metadata":{"finalizers":["alice.example.com/hold"]}}`)
 			Expect(err).To(HaveOccurred(), "alice put a finalizer on a Checkpoint")
 			Expect(stderr).To(ContainSubstring("alice.example.com/hold"))
+		})
+
+		It("cannot read a CheckpointStore or its credentials, which fetch -o FILE reads, nor make an archive a copy", issue32, func(ctx context.Context) {
+			c, err := alice.Client()
+			Expect(err).NotTo(HaveOccurred())
+			Expect(c.Get(ctx, client.ObjectKey{Name: "archive"}, &cqv1.CheckpointStore{})).To(beForbidden(), "read a CheckpointStore")
+			Expect(c.Get(ctx, client.ObjectKey{Namespace: localrun.OrphanNamespace, Name: "archive-credentials"}, &corev1.Secret{})).
+				To(beForbidden(), "read a store's credentials Secret")
+			_, stderr, err := alice.Kubectl("", "patch", "checkpoint", published.Name, "--type", "merge",
+				"-p", `{"spec":{"archive":{"copyOf":{"namespace":"`+ns+`","name":"x","uid":"u","nodeName":"n"}}}}`)
+			Expect(err).To(HaveOccurred(), "alice made an archive a copy, which every rule frees first")
+			Expect(stderr).To(ContainSubstring("spec.archive is written by the node agent"))
 		})
 	})
 

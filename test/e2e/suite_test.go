@@ -29,6 +29,8 @@ var (
 	logDir   string
 	// managerMetrics and agentMetrics are the /metrics addresses of the two processes.
 	managerMetrics, agentMetrics string
+	// agentBinary is the node agent built for the suite, for specs that run a second node.
+	agentBinary string
 )
 
 const nodeName = "e2e-node"
@@ -45,6 +47,7 @@ var _ = BeforeSuite(func(ctx context.Context) {
 	bin := GinkgoT().TempDir()
 	managerBin, agentBin, err := localrun.Build(ctx, testenv.RepoRoot(), bin)
 	Expect(err).NotTo(HaveOccurred())
+	agentBinary = agentBin
 
 	env, err = testenv.Start(testenv.Options{Webhooks: true, ControllerManager: true})
 	Expect(err).NotTo(HaveOccurred())
