@@ -97,10 +97,10 @@ const partsInFlight = 2
 // Upload streams the archive to key in one pass and verifies it. Each piece is read once
 // into one buffer (the whole archive when it fits in one part, else one part at a time),
 // hashed there, and sent from there: so the SHA-256 recorded is that of the bytes the
-// store received, and memory holds one part (two, sent at once, when Buffers have room). Each request carries its body's SHA-256 as
-// S3's checksum (x-amz-checksum-sha256, a signed header): the store computes the sum of
-// what it receives, refuses a body whose sum differs, keeps it on the object, and answers
-// with it. The archive is Stored only when the store's answer to the request that made
+// store received, and memory holds one part (two, sent at once, when Buffers have room).
+// Each request carries its body's SHA-256 as S3's checksum (x-amz-checksum-sha256, a
+// signed header): the store computes the sum of what it receives, refuses a body whose
+// sum differs, keeps it on the object, and answers with it. The archive is Stored only when the store's answer to the request that made
 // the object (the PUT, or the completion of a multipart upload) carries the checksum
 // computed here: the store's own word on what it committed, so the object is neither read
 // back nor looked up again. An archive of one part records its SHA-256 in the object's
