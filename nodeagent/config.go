@@ -27,8 +27,14 @@ const (
 	// DefaultWorkers matches the concurrency at which the test bed's kube-apiserver took
 	// the most creates per second (docs/node-agent.md).
 	DefaultWorkers = 32
-	// DefaultOffloadWorkers uploads two archives at once: with 16 MiB parts, 32 MiB of buffers.
-	DefaultOffloadWorkers = 2
+	// DefaultOffloadWorkers uploads four archives at once (many small archives go faster
+	// several in flight: docs/offload.md, "Figures"); their buffers share
+	// OffloadBufferBytes, so memory does not grow with it.
+	DefaultOffloadWorkers = 4
+	// OffloadBufferBytes bounds the memory that the node's uploads hold at once: three
+	// parts of 16 MiB, so that one large archive can send two parts at once while small
+	// ones go beside it (docs/offload.md, "One pass").
+	OffloadBufferBytes = 48 << 20
 	// DefaultOffloadRetryBase and DefaultOffloadRetryMax: a failed upload is tried again
 	// after 1 s, then twice as long each time, at most every 2 minutes.
 	DefaultOffloadRetryBase = time.Second
@@ -69,8 +75,8 @@ type Config struct {
 	Limits archive.Limits
 	// Clock tells the time; tests may inject one.
 	Clock clock.WithTicker
-	// OffloadWorkers is the number of archives uploaded at once; each holds one part of
-	// its multipart upload in memory.
+	// OffloadWorkers is the number of archives uploaded at once; together they hold at most
+	// OffloadBufferBytes in memory.
 	OffloadWorkers int
 	// OffloadRetryBase and OffloadRetryMax bound the backoff between the attempts of an
 	// upload that fails.

@@ -35,6 +35,8 @@ const credentialsTTL = time.Minute
 type storeClients struct {
 	secrets   client.Reader
 	namespace string
+	// buffers bound the memory of the uploads to every store together.
+	buffers *objstore.Buffers
 
 	mu      sync.Mutex
 	clients map[string]*storeClient
@@ -48,7 +50,8 @@ type storeClient struct {
 }
 
 func newStoreClients(secrets client.Reader, namespace string) *storeClients {
-	return &storeClients{secrets: secrets, namespace: namespace, clients: map[string]*storeClient{}}
+	return &storeClients{secrets: secrets, namespace: namespace, clients: map[string]*storeClient{},
+		buffers: objstore.NewBuffers(OffloadBufferBytes)}
 }
 
 // get returns the store and its client; cache reads the CheckpointStore.
@@ -76,7 +79,7 @@ func (s *storeClients) get(ctx context.Context, cache client.Reader, name string
 		return nil, nil, fmt.Errorf("the credentials Secret %s of CheckpointStore %s needs the keys %s and %s",
 			ref, name, cqv1.StoreSecretAccessKeyID, cqv1.StoreSecretSecretAccessKey)
 	}
-	st, err := objstore.New(objstore.Config{Spec: store.Spec, AccessKeyID: id, SecretAccessKey: key})
+	st, err := objstore.New(objstore.Config{Spec: store.Spec, AccessKeyID: id, SecretAccessKey: key, Buffers: s.buffers})
 	if err != nil {
 		return nil, nil, fmt.Errorf("CheckpointStore %s: %w", name, err)
 	}

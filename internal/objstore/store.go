@@ -42,6 +42,9 @@ type Config struct {
 	// PartSize is the size of each part of a multipart upload; 16 MiB when zero. The
 	// upload holds one part in memory at a time.
 	PartSize uint64
+	// Buffers, when set, bound the memory of this store's uploads together with those of
+	// the other stores that share them.
+	Buffers *Buffers
 }
 
 // Store is a client of one bucket.
@@ -50,6 +53,8 @@ type Store struct {
 	spec   cqv1.CheckpointStoreSpec
 	sse    encrypt.ServerSide
 	part   uint64
+	// buffers bound the memory of uploads; nil: each upload holds one part.
+	buffers *Buffers
 }
 
 // New returns a client for the store; it sends no request.
@@ -86,7 +91,7 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{client: client, spec: cfg.Spec, part: cfg.PartSize}
+	s := &Store{client: client, spec: cfg.Spec, part: cfg.PartSize, buffers: cfg.Buffers}
 	if s.part == 0 {
 		s.part = 16 << 20
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,13 +101,19 @@ func TestUploadVerifyDownloadDelete(t *testing.T) {
 	}
 
 	By := func(s string) { t.Log(s) }
-	By("the object's own metadata carries the SHA-256 and the UID, as a HEAD shows them")
-	info, err := srv.Client.StatObject(ctx, "archives", stored.Key, minio.StatObjectOptions{})
+	By("the object records the SHA-256 (in a tag: it is in parts) and the UID, and has the store's own checksum")
+	info, err := srv.Client.StatObject(ctx, "archives", stored.Key, minio.StatObjectOptions{Checksum: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := info.Metadata.Get("X-Amz-Meta-" + objstore.MetaSHA256); got != sum {
-		t.Errorf("metadata SHA-256 %q; want %s", got, sum)
+	if got := info.Metadata.Get("X-Amz-Meta-" + objstore.MetaSHA256); got != "" {
+		t.Errorf("metadata SHA-256 %q of an archive in parts; want none (S3 takes metadata when an upload begins)", got)
+	}
+	if got, err := objstore.RecordedSHA256(ctx, srv.Client, "archives", info); err != nil || got != sum {
+		t.Errorf("recorded SHA-256 (tag %s) %q, %v; want %s", objstore.TagSHA256, got, err, sum)
+	}
+	if info.ChecksumSHA256 != stored.Checksum || !strings.HasSuffix(stored.Checksum, "-3") {
+		t.Errorf("the store's checksum %q, Upload's %q; want the same, of 3 parts", info.ChecksumSHA256, stored.Checksum)
 	}
 	if got := info.Metadata.Get("X-Amz-Meta-" + objstore.MetaUID); got != string(uid) {
 		t.Errorf("metadata UID %q; want %s", got, uid)
@@ -156,7 +163,8 @@ func TestRebindGivesTheObjectToAnotherCheckpoint(t *testing.T) {
 	if err := st.Rebind(ctx, stored.Key, "old", "new"); err != nil {
 		t.Fatalf("a repeated Rebind: %v; want none", err)
 	}
-	if err := st.Verify(ctx, stored, "new"); err != nil {
+	// As the agent verifies it later: from the Checkpoint's location.
+	if err := st.Verify(ctx, objstore.Stored{Key: stored.Key, SHA256: sum, Size: 20 << 20}, "new"); err != nil {
 		t.Fatalf("after Rebind: %v", err)
 	}
 	if err := st.Delete(ctx, stored.Key, "old"); !errors.Is(err, objstore.ErrNotOurs) {

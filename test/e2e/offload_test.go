@@ -115,7 +115,7 @@ spec:
 			info, err := srv.Client.StatObject(ctx, bucket, loc.Key, minio.StatObjectOptions{})
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(info.Size).To(Equal(c.Spec.Archive.SizeBytes))
-			g.Expect(info.Metadata.Get("X-Amz-Meta-" + objstore.MetaSHA256)).To(Equal(sums[c.Spec.Archive.FileName]))
+			g.Expect(objstore.RecordedSHA256(ctx, srv.Client, bucket, info)).To(Equal(sums[c.Spec.Archive.FileName]), "the SHA-256 the object records")
 			obj, err := srv.Client.GetObject(ctx, bucket, loc.Key, minio.GetObjectOptions{})
 			g.Expect(err).NotTo(HaveOccurred())
 			h := sha256.New()
