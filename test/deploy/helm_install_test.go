@@ -71,7 +71,8 @@ var _ = Describe("helm install", func() {
 		// The Service the webhook configurations name, routed to the local replicas.
 		svcName := name + "-webhook-service"
 		var managers []*gexec.Session
-		for i, p := range [][3]int{{ports[0], ports[1], ports[2]}, {ports[5], ports[6], ports[7]}} {
+		replicaPorts := [][3]int{{ports[0], ports[1], ports[2]}, {ports[5], ports[6], ports[7]}} // webhook, metrics, probes
+		for _, p := range replicaPorts {
 			mgrArgs := append(slices.Clone(mgrSpec.Containers[0].Args),
 				"--kubeconfig="+impersonating(ns, mgrSpec.ServiceAccountName),
 				"--leader-election-namespace="+ns, // in a pod: its own namespace
@@ -80,6 +81,12 @@ var _ = Describe("helm install", func() {
 				fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", p[1]),
 				fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", p[2]))
 			managers = append(managers, start(managerBin, mgrArgs, "POD_NAMESPACE="+ns))
+		}
+		// As in a cluster, where the readiness probe gates the endpoints: a replica joins the
+		// Service once its /readyz says its webhook server is serving, not before (else the
+		// apiserver may send a request to a replica still writing its certificate).
+		for i, p := range replicaPorts {
+			expectReady(p[2])
 			Expect(env.Client.Create(ctx, &discoveryv1.EndpointSlice{
 				ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s-local-%d", svcName, i), Labels: map[string]string{discoveryv1.LabelServiceName: svcName}},
 				AddressType: discoveryv1.AddressTypeIPv4,

@@ -64,15 +64,7 @@ var _ = Describe("the manager with --cert-rotation", func() {
 			Eventually(session, 30*time.Second).Should(gexec.Exit())
 		})
 
-		readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort)
-		Eventually(func() (int, error) {
-			resp, err := http.Get(readyz)
-			if err != nil {
-				return 0, err
-			}
-			_ = resp.Body.Close()
-			return resp.StatusCode, nil
-		}, time.Minute, 100*time.Millisecond).Should(Equal(http.StatusOK))
+		expectReady(probePort)
 
 		By("having, by the time it is ready, the CA in both configurations and the certificate on disk")
 		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(secret), secret)).To(Succeed())
@@ -152,3 +144,18 @@ var _ = Describe("the manager with --cert-rotation and no Secret", func() {
 			ContainSubstring("create secret generic missing-cert")))
 	})
 })
+
+// expectReady waits, as a readiness probe would, until the manager whose health probes listen
+// on port answers /readyz with 200.
+func expectReady(port int) {
+	GinkgoHelper()
+	readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", port)
+	Eventually(func() (int, error) {
+		resp, err := http.Get(readyz)
+		if err != nil {
+			return 0, err
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode, nil
+	}, time.Minute, 100*time.Millisecond).Should(Equal(http.StatusOK))
+}
