@@ -1,0 +1,44 @@
+package controllers_test
+
+import (
+	"runtime"
+	"testing"
+
+	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
+	"github.com/checkpoint-quota/checkpoint-quota/internal/policy"
+)
+
+// maxParsedQuotaBytes bounds what the parsed policy of one maximal CheckpointQuota keeps
+// (its limits, its packed target and its twin for the stored archives), the quota's
+// object aside. At ab228df it measured 2,062 bytes, when each limit kept its unit family
+// as a string (48 bytes a limit, 32 now); then 1,927 (docs/admission.md, "Cost at scale").
+const maxParsedQuotaBytes = 2000
+
+// TestParsedQuotaCost parses maximal quotas as the manager's cache does and measures the
+// heap their policies keep.
+func TestParsedQuotaCost(t *testing.T) {
+	const n = 5000
+	objs := make([]*cqv1.CheckpointQuota, n)
+	for i := range objs {
+		objs[i] = maximalQuota("maximal", tenantNamespace(i), i)
+	}
+	kept := make([]*policy.Quota, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i, obj := range objs {
+		var err error
+		if kept[i], err = policy.FromCheckpointQuota(obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	runtime.KeepAlive(objs)
+	runtime.KeepAlive(kept)
+	t.Logf("the policy of a maximal CheckpointQuota keeps %d bytes", per)
+	if per > maxParsedQuotaBytes {
+		t.Errorf("the policy of a maximal CheckpointQuota keeps %d bytes, more than %d", per, maxParsedQuotaBytes)
+	}
+}
