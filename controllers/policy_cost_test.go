@@ -42,3 +42,37 @@ func TestParsedQuotaCost(t *testing.T) {
 		t.Errorf("the policy of a maximal CheckpointQuota keeps %d bytes, more than %d", per, maxParsedQuotaBytes)
 	}
 }
+
+// maxReportsBytes bounds what a view keeps of a maximal quota's effective policy: a report
+// per limit. At ab228df its eight reports measured 248 bytes, when each kept its state as
+// a string (32 bytes a report, 24 now); then 176 (docs/admission.md, "Cost at scale").
+const maxReportsBytes = 216
+
+// TestLimitReportsCost measures the reports of the effective policy that a pass keeps in
+// the view of each maximal quota.
+func TestLimitReportsCost(t *testing.T) {
+	const n = 5000
+	quotas := make([]*policy.Quota, n)
+	for i := range quotas {
+		var err error
+		if quotas[i], err = policy.FromCheckpointQuota(maximalQuota("maximal", tenantNamespace(i), i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := make([][]policy.LimitReport, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i, q := range quotas {
+		kept[i] = policy.Effective(q, nil)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	runtime.KeepAlive(quotas)
+	runtime.KeepAlive(kept)
+	t.Logf("the %d reports of a maximal quota's effective policy keep %d bytes", len(kept[0]), per)
+	if per > maxReportsBytes {
+		t.Errorf("the reports of a maximal quota's effective policy keep %d bytes, more than %d", per, maxReportsBytes)
+	}
+}
