@@ -23,18 +23,14 @@ func TestParsedQuotaCost(t *testing.T) {
 		objs[i] = maximalQuota("maximal", tenantNamespace(i), i)
 	}
 	kept := make([]*policy.Quota, n)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	for i, obj := range objs {
-		var err error
-		if kept[i], err = policy.FromCheckpointQuota(obj); err != nil {
-			t.Fatal(err)
+	per := heapKeptPer(n, func() {
+		for i, obj := range objs {
+			var err error
+			if kept[i], err = policy.FromCheckpointQuota(obj); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	})
 	runtime.KeepAlive(objs)
 	runtime.KeepAlive(kept)
 	t.Logf("the policy of a maximal CheckpointQuota keeps %d bytes", per)
@@ -60,19 +56,28 @@ func TestLimitReportsCost(t *testing.T) {
 		}
 	}
 	kept := make([][]policy.LimitReport, n)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	for i, q := range quotas {
-		kept[i] = policy.Effective(q, nil)
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	per := heapKeptPer(n, func() {
+		for i, q := range quotas {
+			kept[i] = policy.Effective(q, nil)
+		}
+	})
 	runtime.KeepAlive(quotas)
 	runtime.KeepAlive(kept)
 	t.Logf("the %d reports of a maximal quota's effective policy keep %d bytes", len(kept[0]), per)
 	if per > maxReportsBytes {
 		t.Errorf("the reports of a maximal quota's effective policy keep %d bytes, more than %d", per, maxReportsBytes)
 	}
+}
+
+// heapKeptPer is the heap that build keeps, per one of its n things: the heap in use after
+// a collection, after build less before. What build makes must be kept reachable by the
+// caller until then.
+func heapKeptPer(n int, build func()) int64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	build()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / int64(n)
 }
