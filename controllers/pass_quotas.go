@@ -3,6 +3,7 @@ package controllers
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"slices"
 	"strings"
@@ -63,16 +64,17 @@ func cachedQuotas[T any, PT interface {
 }
 
 // quotasPrint fingerprints the quotas by name, UID and generation: a quota added, gone,
-// re-created or with another spec changes it.
+// re-created or with another spec changes it. It is the SHA-256 of their text, which two
+// different texts never share by chance: the text itself, kept by the pass, took 96 bytes
+// per quota (480 KB for 5,000), the digest 32 in all (issue 29).
 func quotasPrint(cqs []*cqv1.CheckpointQuota, ccqs []*cqv1.ClusterCheckpointQuota) string {
-	var fp strings.Builder
-	fp.Grow(96*len(cqs) + 64*len(ccqs))
+	fp := sha256.New() // whose Write never fails
 	for _, q := range cqs {
-		fmt.Fprintf(&fp, "%s/%s/%s/%d;", q.Namespace, q.Name, q.UID, q.Generation)
+		_, _ = fmt.Fprintf(fp, "%s/%s/%s/%d;", q.Namespace, q.Name, q.UID, q.Generation)
 	}
-	fp.WriteString("|")
+	_, _ = fmt.Fprint(fp, "|")
 	for _, q := range ccqs {
-		fmt.Fprintf(&fp, "%s/%s/%d;", q.Name, q.UID, q.Generation)
+		_, _ = fmt.Fprintf(fp, "%s/%s/%d;", q.Name, q.UID, q.Generation)
 	}
-	return fp.String()
+	return string(fp.Sum(nil))
 }

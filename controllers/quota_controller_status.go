@@ -56,7 +56,7 @@ func setUsage(st *cqv1.QuotaStatus, v *QuotaView) {
 	st.Hard, st.Used = map[string]resource.Quantity{}, map[string]resource.Quantity{}
 	for _, e := range effective {
 		// maxAge and orphans have no amount; they show in effectivePolicy only.
-		if l := e.Limit; e.State != cqv1.LimitOverridden && l.Resource != "" {
+		if l := e.Limit; e.State() != cqv1.LimitOverridden && l.Resource != "" {
 			// hard is the limit that binds: a cluster quota's ceiling where it caps this one.
 			hard := l.Value
 			if c := e.Cap(); c != nil {

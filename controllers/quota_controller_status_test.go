@@ -39,7 +39,7 @@ func reports(t *testing.T, cq *cqv1.CheckpointQuota, states map[string]cqv1.Limi
 		if !ok {
 			st = cqv1.LimitInForce
 		}
-		out = append(out, policy.LimitReport{Limit: &l, State: st})
+		out = append(out, policy.NewLimitReport(&l, st, nil, nil, nil))
 	}
 	return out
 }

@@ -100,7 +100,7 @@ func bytes(s *cqv1.Size) *resource.Quantity {
 func EffectiveWarnings(reports []policy.LimitReport) []string {
 	var out, inForce []string
 	for _, r := range reports {
-		switch r.State {
+		switch r.State() {
 		case cqv1.LimitOverridden:
 			out = append(out, warn(r.Limit.Path.String(), WarnOverridden, refs(r.OverriddenBy())))
 		case cqv1.LimitPartlyOverridden:

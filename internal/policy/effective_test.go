@@ -119,7 +119,7 @@ func TestDescribe(t *testing.T) {
 			var got []brief
 			for _, r := range Describe(q, build(t, tc.others...), tc.nsLabels) {
 				b := brief{Key: r.Limit.Key, Name: r.Limit.Name, Path: r.Limit.Path.String(), Written: r.Limit.Written,
-					State: r.State, OverriddenBy: r.OverriddenBy(), Overrides: r.Overrides()}
+					State: r.State(), OverriddenBy: r.OverriddenBy(), Overrides: r.Overrides()}
 				if c := r.Cap(); c != nil {
 					b.CappedBy, b.CappedAt = &c.By, c.Limit.Written
 				}

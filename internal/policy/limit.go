@@ -136,9 +136,6 @@ type Limit struct {
 	// Written is the value as the user wrote it, such as "10Gi", "5" or "168h"; for
 	// orphans "Retain" or "Delete after 10m".
 	Written string
-	// Format is the unit family a size was written in, BinarySI or DecimalSI, so that
-	// status shows bytes as the user counts them: 1000M as 1G, 1024Mi as 1Gi.
-	Format resource.Format
 }
 
 // Field is what a limit limits: the same for the limits of one field of every quota of a
@@ -180,12 +177,24 @@ func fieldOf(k Key, level string, r Resource, path *field.Path, name string) *Fi
 }
 
 // Quantity is n archives or bytes of the limit's resource, as status.hard and status.used
-// show them: counts in decimal, bytes in the unit family of the limit.
+// show them: counts in decimal, bytes in the unit family of the limit (Format).
 func (l Limit) Quantity(n int64) resource.Quantity {
 	if l.Resource == ResourceStorage {
-		return *resource.NewQuantity(n, l.Format)
+		return *resource.NewQuantity(n, l.Format())
 	}
 	return *resource.NewQuantity(n, resource.DecimalSI)
+}
+
+// Format is the unit family a size limit was written in, BinarySI or DecimalSI, so that
+// status shows bytes as the user counts them: 1000M as 1G, 1024Mi as 1Gi. It is read
+// again from Written, which parsed when the limit was set, rather than kept: a field of
+// 16 bytes in each of the nine limits of a maximal quota took its limits from 448 bytes
+// to 288 (issue 29). A status write reads it twice a limit.
+func (l Limit) Format() resource.Format {
+	if q, err := cqv1.Size(l.Written).Quantity(); err == nil && q.Format == resource.BinarySI {
+		return resource.BinarySI
+	}
+	return resource.DecimalSI
 }
 
 // LimitName is the status name of a level's limit of a resource, such as "perPod.storage".
@@ -214,11 +223,7 @@ func sizeLimit(f *Field, s cqv1.Size) (Limit, error) {
 	if err != nil {
 		return Limit{}, fmt.Errorf("%s: %q is not a quantity", f.Path, s)
 	}
-	l := Limit{Field: f, Value: q.Value(), Written: string(s), Format: resource.BinarySI}
-	if q.Format != resource.BinarySI {
-		l.Format = resource.DecimalSI
-	}
-	return l, nil
+	return Limit{Field: f, Value: q.Value(), Written: string(s)}, nil
 }
 
 // retentionField is the Field of a retention rule, named as its field under spec; r is

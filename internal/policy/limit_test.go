@@ -87,23 +87,27 @@ func TestLimits(t *testing.T) {
 		want map[Key]Limit
 		// shown is how status shows each limit's value: hard in status.hard.
 		shown map[Key]string
+		// formats are the unit families of the size limits.
+		formats map[Key]resource.Format
 	}{
 		"binary sizes and a count": {
 			q: mustQuota(t, builder.Quota("q", "shop").Total(5, "10Gi").MaxCheckpointSize("512Mi")),
 			want: map[Key]Limit{
 				NamespaceCheckpoints: {Field: &Field{Key: NamespaceCheckpoints, Level: "total", Resource: ResourceCheckpoints, Path: path("limits", "total", "checkpoints"), Name: "total.checkpoints"}, Value: 5, Written: "5"},
-				NamespaceStorage:     {Field: &Field{Key: NamespaceStorage, Level: "total", Resource: ResourceStorage, Path: path("limits", "total", "storage"), Name: "total.storage"}, Value: 10 << 30, Written: "10Gi", Format: resource.BinarySI},
-				MaxCheckpointSize:    {Field: &Field{Key: MaxCheckpointSize, Resource: ResourceStorage, Path: path("maxCheckpointSize"), Name: "maxCheckpointSize"}, Value: 512 << 20, Written: "512Mi", Format: resource.BinarySI},
+				NamespaceStorage:     {Field: &Field{Key: NamespaceStorage, Level: "total", Resource: ResourceStorage, Path: path("limits", "total", "storage"), Name: "total.storage"}, Value: 10 << 30, Written: "10Gi"},
+				MaxCheckpointSize:    {Field: &Field{Key: MaxCheckpointSize, Resource: ResourceStorage, Path: path("maxCheckpointSize"), Name: "maxCheckpointSize"}, Value: 512 << 20, Written: "512Mi"},
 			},
-			shown: map[Key]string{NamespaceCheckpoints: "5", NamespaceStorage: "10Gi", MaxCheckpointSize: "512Mi"},
+			shown:   map[Key]string{NamespaceCheckpoints: "5", NamespaceStorage: "10Gi", MaxCheckpointSize: "512Mi"},
+			formats: map[Key]resource.Format{NamespaceStorage: resource.BinarySI, MaxCheckpointSize: resource.BinarySI},
 		},
 		"decimal sizes stay decimal, an exponent reads as decimal": {
 			q: mustQuota(t, builder.Quota("q", "shop").PodNames("cache-0").Total(-1, "1000M").PerPod(-1, "2e9")),
 			want: map[Key]Limit{
-				GroupStorage: {Field: &Field{Key: GroupStorage, Level: "total", Resource: ResourceStorage, Path: path("limits", "total", "storage"), Name: "total.storage"}, Value: 1e9, Written: "1000M", Format: resource.DecimalSI},
-				PodStorage:   {Field: &Field{Key: PodStorage, Level: "perPod", Resource: ResourceStorage, Path: path("limits", "perPod", "storage"), Name: "perPod.storage"}, Value: 2e9, Written: "2e9", Format: resource.DecimalSI},
+				GroupStorage: {Field: &Field{Key: GroupStorage, Level: "total", Resource: ResourceStorage, Path: path("limits", "total", "storage"), Name: "total.storage"}, Value: 1e9, Written: "1000M"},
+				PodStorage:   {Field: &Field{Key: PodStorage, Level: "perPod", Resource: ResourceStorage, Path: path("limits", "perPod", "storage"), Name: "perPod.storage"}, Value: 2e9, Written: "2e9"},
 			},
-			shown: map[Key]string{GroupStorage: "1G", PodStorage: "2G"},
+			shown:   map[Key]string{GroupStorage: "1G", PodStorage: "2G"},
+			formats: map[Key]resource.Format{GroupStorage: resource.DecimalSI, PodStorage: resource.DecimalSI},
 		},
 		"retention rules are named as their fields": {
 			q: mustCluster(t, builder.ClusterQuota("c").PerNamespace(3, "").MaxAge("168h").Orphans(cqv1.OrphanDelete, "10m")),
@@ -124,7 +128,7 @@ func TestLimits(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, shown := map[Key]Limit{}, map[Key]string{}
+			got, shown, formats := map[Key]Limit{}, map[Key]string{}, map[Key]resource.Format{}
 			for _, k := range tc.q.Keys() {
 				l := tc.q.Limit(k)
 				got[k] = l
@@ -132,12 +136,21 @@ func TestLimits(t *testing.T) {
 					q := l.Quantity(l.Value)
 					shown[k] = q.String()
 				}
+				if l.Resource == ResourceStorage {
+					formats[k] = l.Format()
+				}
 			}
 			if diff := cmp.Diff(tc.want, got, pathsEqual); diff != "" {
 				t.Errorf("limits (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tc.shown, shown); diff != "" {
 				t.Errorf("status shows (-want +got):\n%s", diff)
+			}
+			if tc.formats == nil {
+				tc.formats = map[Key]resource.Format{}
+			}
+			if diff := cmp.Diff(tc.formats, formats); diff != "" {
+				t.Errorf("unit families (-want +got):\n%s", diff)
 			}
 		})
 	}

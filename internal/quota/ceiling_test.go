@@ -87,14 +87,14 @@ func TestCappedLimitsReportTheirCeiling(t *testing.T) {
 	_, res := InputOf(quotas, archives("tenant", "app-0", "app", 3, 1), Labels{}, t0)
 
 	mine := res.Effective(1)
-	if len(mine) != 1 || mine[0].State != cqv1.LimitCapped || mine[0].Cap() == nil || mine[0].Cap().By != quotas[0].Ref || mine[0].Cap().Limit.Written != "5" {
+	if len(mine) != 1 || mine[0].State() != cqv1.LimitCapped || mine[0].Cap() == nil || mine[0].Cap().By != quotas[0].Ref || mine[0].Cap().Limit.Written != "5" {
 		t.Errorf("mine's total.checkpoints: got %+v, want Capped by %s at 5", mine, quotas[0].Ref)
 	}
 	if e := mine[0].API(); e.CappedBy != "ClusterCheckpointQuota default" || e.CappedAt != "5" {
 		t.Errorf("status of mine's total.checkpoints: got cappedBy %q cappedAt %q, want ClusterCheckpointQuota default, 5", e.CappedBy, e.CappedAt)
 	}
 	def := res.Effective(0)
-	if len(def) != 1 || def[0].State != cqv1.LimitInForce {
+	if len(def) != 1 || def[0].State() != cqv1.LimitInForce {
 		t.Errorf("default's perNamespace.checkpoints: got %+v, want InForce", def)
 	}
 }

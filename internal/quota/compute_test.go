@@ -197,5 +197,5 @@ var sameReports = cmp.Transformer("report", func(r policy.LimitReport) any {
 		State                   cqv1.LimitState
 		OverriddenBy, Overrides []policy.Ref
 		Cap                     *policy.Cap
-	}{r.Limit, r.State, r.OverriddenBy(), r.Overrides(), r.Cap()}
+	}{r.Limit, r.State(), r.OverriddenBy(), r.Overrides(), r.Cap()}
 })

@@ -113,7 +113,7 @@ func TestResolutionReportsWithoutCompute(t *testing.T) {
 	}
 	// A cluster quota's limit holds as a ceiling beside the namespaced quota that governs.
 	wide := res.Effective(0)
-	if len(wide) != 1 || wide[0].State != cqv1.LimitInForce || len(wide[0].OverriddenBy()) != 0 {
+	if len(wide) != 1 || wide[0].State() != cqv1.LimitInForce || len(wide[0].OverriddenBy()) != 0 {
 		t.Errorf("wide's perContainer.checkpoints: got %+v, want InForce, overridden by nobody", wide)
 	}
 	if res.Rules[0] != res.Rules[1] {

@@ -192,7 +192,7 @@ func TestRemoteCapsAreReported(t *testing.T) {
 	quotas := parseAll(t, builder.ClusterQuota("default").RemotePerNamespace(5, ""), builder.Quota("mine", "tenant").RemoteTotal(1000, ""))
 	_, gov, res, of := computeRemote(quotas, archives("tenant", "app-0", "app", 3, 1), t0)
 	mine := gov.Effective(1)
-	if of[1] != 1 || len(mine) != 1 || mine[0].State != cqv1.LimitCapped || mine[0].Cap() == nil || mine[0].Cap().Limit.Written != "5" {
+	if of[1] != 1 || len(mine) != 1 || mine[0].State() != cqv1.LimitCapped || mine[0].Cap() == nil || mine[0].Cap().Limit.Written != "5" {
 		t.Fatalf("mine's remote total: got %+v, want Capped by ClusterCheckpointQuota default at 5", mine)
 	}
 	if e := mine[0].API(); e.Limit != "remoteLimits.total.checkpoints" || e.CappedBy != "ClusterCheckpointQuota default" {
