@@ -73,6 +73,7 @@ spec: {limits: {perContainer: {checkpoints: %d}}}
 			var wg sync.WaitGroup
 			for _, p := range pods {
 				wg.Go(func() {
+					defer GinkgoRecover() // a failed checkpoint fails the spec with its error, not the process
 					c, err := checkpoint(ns, p.Name, "work")
 					Expect(err).NotTo(HaveOccurred(), "round %d", round)
 					mu.Lock()
