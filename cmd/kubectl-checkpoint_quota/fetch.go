@@ -16,6 +16,7 @@ import (
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
+	"github.com/checkpoint-quota/checkpoint-quota/nodeagent"
 )
 
 func newFetch(o *options) *cobra.Command {
@@ -130,30 +131,55 @@ func (o *options) fetchToNode(ctx context.Context, name, node string, timeout ti
 	if err := c.Patch(ctx, cp, patch); err != nil {
 		return fmt.Errorf("asking for the fetch of %s/%s: %w", ns, name, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	said := ""
-	for {
+	said, err := o.waitForAgent(ctx, timeout, func(ctx context.Context) (bool, string, error) {
 		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cp); err != nil {
-			return err
+			return false, "", err
 		}
 		_, pending := cp.Annotations[cqv1.AnnotationFetch]
 		if !pending && cp.IsFetchedCopy() {
 			_, err := fmt.Fprintf(o.streams.Out, "%s/%s (UID %s) is back on node %s: %s\n", ns, name, cp.UID, node, fetchedMessage(cp))
-			return err
+			return true, "", err
 		}
 		if f := meta.FindStatusCondition(cp.Status.Conditions, cqv1.CheckpointConditionFetched); f != nil &&
-			f.Status == metav1.ConditionFalse && f.Reason == "FetchFailed" && f.Message != said {
-			said = f.Message
+			f.Status == metav1.ConditionFalse && f.Reason == nodeagent.ReasonFetchFailed {
+			return false, f.Message, nil
+		}
+		return false, "", nil
+	})
+	switch {
+	case !errors.Is(err, errAgentTooSlow):
+		return err
+	case said != "":
+		return fmt.Errorf("the node agent of %s did not bring %s/%s back within %s: %s", node, ns, name, timeout, said)
+	}
+	return fmt.Errorf("the node agent of %s did not bring %s/%s back within %s (is it running?); the request stays (annotation %s)",
+		node, ns, name, timeout, cqv1.AnnotationFetch)
+}
+
+// errAgentTooSlow is waitForAgent's answer when its time is up (or the wait is cancelled)
+// before check said done.
+var errAgentTooSlow = errors.New("the node agent did not answer in time")
+
+// waitForAgent asks check once a second, for at most timeout, until it says done or fails.
+// What check gives as the agent's reason for not yet is printed each time it changes, and
+// the last one is returned with errAgentTooSlow when the time is up, for the caller to say
+// what did not happen.
+func (o *options) waitForAgent(ctx context.Context, timeout time.Duration, check func(context.Context) (done bool, notYet string, err error)) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	said := ""
+	for {
+		done, notYet, err := check(ctx)
+		if done || err != nil {
+			return said, err
+		}
+		if notYet != "" && notYet != said {
+			said = notYet
 			_, _ = fmt.Fprintf(o.streams.ErrOut, "not yet: %s\n", said)
 		}
 		select {
 		case <-ctx.Done():
-			if said != "" {
-				return fmt.Errorf("the node agent of %s did not bring %s/%s back within %s: %s", node, ns, name, timeout, said)
-			}
-			return fmt.Errorf("the node agent of %s did not bring %s/%s back within %s (is it running?); the request stays (annotation %s)",
-				node, ns, name, timeout, cqv1.AnnotationFetch)
+			return said, errAgentTooSlow
 		case <-time.After(time.Second):
 		}
 	}

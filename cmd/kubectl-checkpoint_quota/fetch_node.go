@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,41 +38,36 @@ func (o *options) fetchToOtherNode(ctx context.Context, c client.Client, cp *cqv
 	if err := c.Patch(ctx, cp, patch); err != nil {
 		return fmt.Errorf("asking for a copy of %s/%s on node %s: %w", ns, name, node, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	said := ""
-	for {
+	said, err := o.waitForAgent(ctx, timeout, func(ctx context.Context) (bool, string, error) {
 		copied, err := copyOn(ctx, c, cp, node)
 		if err != nil {
-			return err
+			return false, "", err
 		}
 		if copied != nil {
 			_, err := fmt.Fprintf(o.streams.Out, "a copy of %s/%s (UID %s) is on node %s as %s/%s, Checkpoint %s/%s, marked a copy: "+
 				"it counts there and the limits free it first; the archive stays in CheckpointStore %s\n",
 				ns, name, cp.UID, node, copied.Spec.Archive.Directory, copied.Spec.Archive.FileName, copied.Namespace, copied.Name, cp.Status.Location.Store)
-			return err
+			return true, "", err
 		}
 		e, err := lastFetchEvent(ctx, c, cp, asked)
-		if err != nil {
-			return err
+		switch {
+		case err != nil:
+			return false, "", err
+		case e != nil && e.Reason == nodeagent.ReasonFetchRefused:
+			return false, "", fmt.Errorf("the node agent of %s refused the copy of %s/%s: %s", node, ns, name, e.Message)
+		case e != nil && e.Reason == nodeagent.ReasonFetchFailed:
+			return false, e.Message, nil
 		}
-		if e != nil && e.Reason == nodeagent.ReasonFetchRefused {
-			return fmt.Errorf("the node agent of %s refused the copy of %s/%s: %s", node, ns, name, e.Message)
-		}
-		if e != nil && e.Reason == nodeagent.ReasonFetchFailed && e.Message != said {
-			said = e.Message
-			_, _ = fmt.Fprintf(o.streams.ErrOut, "not yet: %s\n", said)
-		}
-		select {
-		case <-ctx.Done():
-			if said != "" {
-				return fmt.Errorf("the node agent of %s did not bring a copy of %s/%s within %s: %s", node, ns, name, timeout, said)
-			}
-			return fmt.Errorf("the node agent of %s did not bring a copy of %s/%s within %s (is there an agent on %s?); the request stays (label %s)",
-				node, ns, name, timeout, node, cqv1.LabelFetchTo)
-		case <-time.After(time.Second):
-		}
+		return false, "", nil
+	})
+	switch {
+	case !errors.Is(err, errAgentTooSlow):
+		return err
+	case said != "":
+		return fmt.Errorf("the node agent of %s did not bring a copy of %s/%s within %s: %s", node, ns, name, timeout, said)
 	}
+	return fmt.Errorf("the node agent of %s did not bring a copy of %s/%s within %s (is there an agent on %s?); the request stays (label %s)",
+		node, ns, name, timeout, node, cqv1.LabelFetchTo)
 }
 
 // copyOn returns the Checkpoint of node that is a copy of cp, if there is one.
