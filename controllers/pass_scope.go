@@ -133,12 +133,7 @@ func (r *PruneReconciler) load(ctx context.Context, now time.Time, changed map[s
 			}
 		}
 	}
-	partKey := func(c *cqv1.Checkpoint) string {
-		if s.coupled {
-			return ""
-		}
-		return c.PodNamespace()
-	}
+	partKey := func(c *cqv1.Checkpoint) string { return s.partKey(c.PodNamespace()) }
 	// Each part's slices are allocated once, at most at its size.
 	sizes := map[string]int{}
 	// A copy on another node is one only while its stored Checkpoint is (in the same part):

@@ -53,12 +53,11 @@ func (s *passScope) storedCopy(i int) bool {
 // is left to delete. An archive asked for already is in flight: it is neither asked for
 // again nor deleted, and counts on its node until its agent has stored it. A node rule
 // deletes an archive that its store does not take (storeStuck): the node's disk comes
-// first, and the event says what was lost.
+// first, and the event says what was lost. A move that the remote limits would prune from
+// the store as soon as it arrived is deleted from its node instead (prunedOnArrival).
 func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quota.Prune) []quota.Prune {
 	remaining := plan[:0:0]
-	groups := map[[3]string]*pruneGroup{}
-	var order []*pruneGroup
-	stores := map[[3]string]string{}
+	var moves []move
 	for _, p := range plan {
 		c := s.live[p.Archive]
 		if s.remote.holds(p.Archive) {
@@ -109,16 +108,30 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 		switch {
 		case spec == nil:
 			remaining = append(remaining, p)
-			continue
 		case c.Status.Offload != nil:
-			continue // in flight
-		case !r.storeAdmits(ctx, s, p, spec.Store):
-			// Not known to admit it (a store or namespace the cache does not show yet), or a
-			// tenant's quota whose store no longer admits its namespace: when in doubt, the
-			// file stays, neither moved nor deleted.
+			moves = append(moves, move{prune: p, store: store, inFlight: true})
+		case r.storeAdmits(ctx, s, p, spec.Store):
+			moves = append(moves, move{prune: p, store: store})
+			// Otherwise not known to admit it (a store or namespace the cache does not show
+			// yet), or a tenant's quota whose store no longer admits its namespace: when in
+			// doubt, the file stays, neither moved nor deleted.
+		}
+	}
+	atOnce := r.prunedOnArrival(ctx, s, moves)
+	groups := map[[3]string]*pruneGroup{}
+	var order []*pruneGroup
+	stores := map[[3]string]string{}
+	for _, m := range moves {
+		p, c := m.prune, s.live[m.prune.Archive]
+		if remote, ok := atOnce[p.Archive]; ok {
+			remote.Reason = atOnceReason(remote.Reason, m.store)
+			remaining = append(remaining, remote)
 			continue
 		}
-		if err := r.requestOffload(ctx, c.Checkpoint, spec.Store, p.Reason); err != nil {
+		if m.inFlight {
+			continue
+		}
+		if err := r.requestOffload(ctx, c.Checkpoint, m.store, p.Reason); err != nil {
 			logf.FromContext(ctx).Info("Could not ask for an archive's offload; the next pass asks again", "checkpoint", c.Key(), "error", err.Error())
 			continue
 		}
@@ -126,7 +139,7 @@ func (r *PruneReconciler) offloads(ctx context.Context, s *passScope, plan []quo
 		pg := groups[k]
 		if pg == nil {
 			pg = &pruneGroup{quota: p.Quota, scope: p.Scope, key: p.Rule, reason: p.Reason}
-			groups[k], stores[k] = pg, spec.Store
+			groups[k], stores[k] = pg, m.store
 			order = append(order, pg)
 		}
 		pg.count++
