@@ -23,11 +23,14 @@ import (
 
 // Reasons of the Fetched condition and its events.
 const (
-	ReasonFetched      = "Fetched"
-	ReasonFetchFailed  = "FetchFailed"
-	ReasonCopyRemoved  = "CopyRemoved"
-	ReasonCopyGone     = "CopyGone"
-	fetchReserveFactor = 20 // a fetch leaves at least 1/20 (5%) of the filesystem free
+	ReasonFetched     = "Fetched"
+	ReasonFetchFailed = "FetchFailed"
+	ReasonCopyRemoved = "CopyRemoved"
+	ReasonCopyGone    = "CopyGone"
+	// ReasonRemovedUnverified is the warning of a stored archive's file removed from its
+	// node while the store did not answer the check of its object.
+	ReasonRemovedUnverified = "RemovedUnverified"
+	fetchReserveFactor      = 20 // a fetch leaves at least 1/20 (5%) of the filesystem free
 )
 
 // reconcileStored handles an offloaded Checkpoint of this node: a fetch asked for, the copy
@@ -60,16 +63,24 @@ func (o *Offloader) reconcileStored(ctx context.Context, c *cqv1.Checkpoint) err
 		if current.UID != c.UID || current.IsFetchedCopy() {
 			return nil
 		}
-		if err := o.removeLocal(ctx, current); err != nil {
+		unverified, err := o.removeLocal(ctx, current)
+		if err != nil {
 			return err
 		}
-		if meta.IsStatusConditionTrue(current.Status.Conditions, cqv1.CheckpointConditionFetched) {
+		fetched := meta.IsStatusConditionTrue(current.Status.Conditions, cqv1.CheckpointConditionFetched)
+		if unverified != nil {
+			o.reportUnverified(ctx, current, fetched, unverified)
+		}
+		if fetched {
 			reason := "asked"
 			if current.Status.Offload != nil {
 				reason = current.Status.Offload.Reason
 			}
-			return o.setFetched(ctx, current, metav1.ConditionFalse, ReasonCopyRemoved,
-				fmt.Sprintf("the copy on node %s was removed (%s); the archive stays in CheckpointStore %s", o.Config.NodeName, reason, current.Status.Location.Store))
+			msg := fmt.Sprintf("the copy on node %s was removed (%s); the archive stays in CheckpointStore %s", o.Config.NodeName, reason, current.Status.Location.Store)
+			if unverified != nil {
+				msg += fmt.Sprintf(", which did not answer the check of its object: %s", eventNote(unverified))
+			}
+			return o.setFetched(ctx, current, metav1.ConditionFalse, ReasonCopyRemoved, msg)
 		}
 		return nil
 	case asked:
@@ -83,6 +94,20 @@ func (o *Offloader) reconcileStored(ctx context.Context, c *cqv1.Checkpoint) err
 			fmt.Sprintf("the copy on node %s is gone; the archive stays in CheckpointStore %s", o.Config.NodeName, c.Status.Location.Store))
 	}
 	return nil
+}
+
+// reportUnverified says, on the Checkpoint and in the log, that its file left the node while
+// the store could not be asked whether it still holds the object, and why.
+func (o *Offloader) reportUnverified(ctx context.Context, c *cqv1.Checkpoint, fetched bool, why error) {
+	verified := "when it was stored"
+	if fetched {
+		verified = "when it was stored, and again when this copy was fetched"
+	}
+	o.Recorder.Eventf(c, nil, corev1.EventTypeWarning, ReasonRemovedUnverified, "Remove",
+		"removed %s from node %s without checking the object %s/%s: CheckpointStore %s did not answer (%s); the object was verified %s",
+		c.Spec.Archive.FileName, o.Config.NodeName, c.Status.Location.Bucket, c.Status.Location.Key, c.Status.Location.Store, eventNote(why), verified)
+	logf.FromContext(ctx).Info("Removed a stored archive's file from the node without checking its object: the store did not answer",
+		"checkpoint", client.ObjectKeyFromObject(c), "store", c.Status.Location.Store, "key", c.Status.Location.Key, "error", why.Error())
 }
 
 // fetch brings an offloaded archive back under its own name: downloaded beside it into a

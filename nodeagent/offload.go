@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -44,10 +45,14 @@ var (
 		Name: "checkpointquota_node_offload_failures_total",
 		Help: "Uploads that failed; the archive stays on the node and the upload is retried with backoff.",
 	}, []string{"store"})
+	removedUnverified = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "checkpointquota_node_removed_unverified_total",
+		Help: "Files of stored archives (fetched copies a rule freed) removed from the node while the store did not answer the check of their object.",
+	}, []string{"store"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(offloadedArchives, offloadedBytes, offloadFailures)
+	metrics.Registry.MustRegister(offloadedArchives, offloadedBytes, offloadFailures, removedUnverified)
 }
 
 // Offloader moves the archives that the manager asked to move (status.offload) to their
@@ -173,24 +178,43 @@ func (o *Offloader) offload(ctx context.Context, c *cqv1.Checkpoint) error {
 	return nil
 }
 
-// removeLocal removes the file of an offloaded Checkpoint that is still on the node (the
-// agent stopped between recording the location and removing the file), once the stored
-// object is verified again.
-func (o *Offloader) removeLocal(ctx context.Context, c *cqv1.Checkpoint) error {
+// removeLocal removes the file of an offloaded Checkpoint that is still on the node: a copy
+// fetched back that a rule frees, or a file left when the agent stopped between recording
+// the location and removing it. Its bytes are in the store, verified when they were stored
+// and, for a copy, again when they were fetched; the object is checked once more first. A
+// store that answers that the object is not there, or not this archive, keeps the file (it
+// holds the last bytes). A store that does not answer within checkBeforeRemoval keeps
+// nothing: the manager counts the file as gone from its node once a rule frees it, so its
+// node rules (perNode, minFree) would count as free a disk that is not; the file is removed
+// all the same, and unverified says why the object could not be checked
+// (docs/offload.md, "A copy freed while its store is down").
+func (o *Offloader) removeLocal(ctx context.Context, c *cqv1.Checkpoint) (unverified error, err error) {
 	k := fileKey{Dir: c.Spec.Archive.Directory, Name: c.Spec.Archive.FileName}
 	if _, err := os.Lstat(k.Path()); errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	loc := c.Status.Location
-	_, s, err := o.stores.get(ctx, o.Client, loc.Store)
-	if err != nil {
-		return err
+	_, s, checked := o.stores.get(ctx, o.Client, loc.Store)
+	if checked == nil {
+		check, cancel := context.WithTimeout(ctx, checkBeforeRemoval)
+		checked = s.Verify(check, objstore.Stored{Key: loc.Key, SHA256: loc.SHA256, Size: c.Spec.Archive.SizeBytes}, c.UID)
+		cancel()
 	}
-	if err := s.Verify(ctx, objstore.Stored{Key: loc.Key, SHA256: loc.SHA256, Size: c.Spec.Archive.SizeBytes}, c.UID); err != nil {
-		return fmt.Errorf("keeping %s on the node: %w", k.Path(), err)
+	if objstore.NotStored(checked) {
+		return nil, fmt.Errorf("keeping %s on the node: %w", k.Path(), checked)
 	}
-	return removeArchive(o.Config, k)
+	if err := removeArchive(o.Config, k); err != nil {
+		return nil, err
+	}
+	if checked != nil {
+		removedUnverified.WithLabelValues(loc.Store).Inc()
+	}
+	return checked, nil
 }
+
+// checkBeforeRemoval bounds the check of the stored object before the file of an
+// offloaded Checkpoint leaves its node.
+const checkBeforeRemoval = 10 * time.Second
 
 // deleteStored deletes the stored object of a deleted Checkpoint, if this agent stored it.
 func (o *Offloader) deleteStored(ctx context.Context, key types.NamespacedName, uid types.UID) error {

@@ -216,3 +216,44 @@ func TestStoreKilledMidUpload(t *testing.T) {
 		t.Fatalf("upload after the restart: %+v, %v", stored, err)
 	}
 }
+
+// NotStored tells the store's answer that the archive is not there (the file it came from
+// then holds the last bytes) from no answer at all (a store that is down says nothing of
+// the object).
+func TestNotStoredTellsAnAnswerFromNone(t *testing.T) {
+	srv, st := startStore(t)
+	ctx := context.Background()
+	f, sum := writeArchive(t, 1<<20)
+	const key = "test/shop/web-0/app/n0.tar"
+	if _, err := st.Upload(ctx, key, objstore.Archive{File: f, Size: 1 << 20, UID: "n0"}); err != nil {
+		t.Fatal(err)
+	}
+	right := objstore.Stored{Key: key, SHA256: sum, Size: 1 << 20}
+	if err := st.Verify(ctx, right, "n0"); err != nil {
+		t.Fatal(err)
+	}
+	answers := map[string]struct {
+		st  objstore.Stored
+		uid types.UID
+	}{
+		"no such object":       {objstore.Stored{Key: "test/shop/web-0/app/none.tar", SHA256: sum, Size: 1 << 20}, "n0"},
+		"another Checkpoint's": {right, "someone-else"},
+		"another size":         {objstore.Stored{Key: key, SHA256: sum, Size: 2 << 20}, "n0"},
+		"another SHA-256":      {objstore.Stored{Key: key, SHA256: strings.Repeat("0", 64), Size: 1 << 20}, "n0"},
+	}
+	for name, a := range answers {
+		if err := st.Verify(ctx, a.st, a.uid); err == nil || !objstore.NotStored(err) {
+			t.Errorf("%s: Verify = %v; want an error that NotStored reads as the store's answer", name, err)
+		}
+	}
+	expired, cancel := context.WithTimeout(ctx, time.Nanosecond)
+	defer cancel()
+	<-expired.Done()
+	if err := st.Verify(expired, right, "n0"); err == nil || objstore.NotStored(err) {
+		t.Errorf("a check cut short: Verify = %v, NotStored %v; want an error that says nothing of the object", err, objstore.NotStored(err))
+	}
+	srv.Kill()
+	if err := st.Verify(ctx, right, "n0"); err == nil || objstore.NotStored(err) {
+		t.Errorf("the store killed: Verify = %v, NotStored %v; want an error that says nothing of the object", err, objstore.NotStored(err))
+	}
+}

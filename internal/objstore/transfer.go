@@ -30,14 +30,14 @@ func (s *Store) Verify(ctx context.Context, st Stored, uid types.UID) error {
 		return fmt.Errorf("verifying %s/%s: %w (UID %q, not %q)", s.spec.Bucket, st.Key, ErrNotOurs, owner, uid)
 	}
 	if info.Size != st.Size {
-		return fmt.Errorf("verifying %s/%s: the store holds %d bytes, the archive has %d", s.spec.Bucket, st.Key, info.Size, st.Size)
+		return fmt.Errorf("verifying %s/%s: %w: the store holds %d bytes, the archive has %d", s.spec.Bucket, st.Key, ErrNotTheArchive, info.Size, st.Size)
 	}
 	want := st.Checksum
 	if raw, err := hex.DecodeString(st.SHA256); want == "" && err == nil && info.ChecksumSHA256 != "" && !strings.Contains(info.ChecksumSHA256, "-") {
 		want = base64.StdEncoding.EncodeToString(raw)
 	}
 	if want != "" && info.ChecksumSHA256 != want {
-		return fmt.Errorf("verifying %s/%s: the store's SHA-256 checksum of the object is %q, the archive's %s", s.spec.Bucket, st.Key, info.ChecksumSHA256, want)
+		return fmt.Errorf("verifying %s/%s: %w: the store's SHA-256 checksum of the object is %q, the archive's %s", s.spec.Bucket, st.Key, ErrNotTheArchive, info.ChecksumSHA256, want)
 	}
 	recorded := info.Metadata.Get("X-Amz-Meta-" + MetaSHA256)
 	if recorded == "" && st.Checksum != "" {
@@ -50,7 +50,7 @@ func (s *Store) Verify(ctx context.Context, st Stored, uid types.UID) error {
 		}
 	}
 	if recorded != st.SHA256 {
-		return fmt.Errorf("verifying %s/%s: the object's SHA-256 is %q, the archive's %s", s.spec.Bucket, st.Key, recorded, st.SHA256)
+		return fmt.Errorf("verifying %s/%s: %w: the object's SHA-256 is %q, the archive's %s", s.spec.Bucket, st.Key, ErrNotTheArchive, recorded, st.SHA256)
 	}
 	return nil
 }
@@ -114,6 +114,20 @@ func (s *Store) Check(ctx context.Context, node string) (reachable, writable boo
 		return true, false, "wrote a check object but could not remove it: " + err.Error()
 	}
 	return true, true, ""
+}
+
+// ErrNotTheArchive is returned by Verify when the store holds an object of other bytes at
+// the key: another size, checksum or recorded SHA-256.
+var ErrNotTheArchive = errors.New("the stored object is not the archive")
+
+// NotStored says whether err is the store's answer that the archive is not there: no such
+// object or bucket, an object of another Checkpoint, or one of other bytes. Any other
+// error (a store that does not answer, refuses the credentials, fails) says nothing of the
+// object, only that it could not be checked.
+func NotStored(err error) bool {
+	var resp minio.ErrorResponse
+	return errors.Is(err, ErrNotOurs) || errors.Is(err, ErrNotTheArchive) || isNotFound(err) ||
+		(errors.As(err, &resp) && resp.Code == "NoSuchBucket")
 }
 
 func isNotFound(err error) bool {

@@ -87,8 +87,8 @@ func TestVerifyRefusesAnAlteredObject(t *testing.T) {
 			if err := st.Verify(ctx, stored, "u"); err == nil {
 				t.Errorf("%s, %s: Verify of what Upload returned passed", name, what)
 			}
-			if err := st.Verify(ctx, fromLocation, "u"); err == nil {
-				t.Errorf("%s, %s: Verify from the location passed", name, what)
+			if err := st.Verify(ctx, fromLocation, "u"); err == nil || !objstore.NotStored(err) {
+				t.Errorf("%s, %s: Verify from the location = %v; want the store's answer that it is not the archive", name, what, err)
 			}
 		}
 	}
