@@ -432,6 +432,111 @@ spec:
 		Expect(err).NotTo(HaveOccurred(), "the stored archive went with its copy")
 	})
 
+	It("frees a copy fetched back to its node when a node rule must while the store is down, and says it could not check the object", func(ctx context.Context) {
+		offloadQuota(ns, "archive", 4) // room for the copy under perContainer
+		var stored cqv1.Checkpoint
+		for _, c := range checkpointsIn(ctx, Default, ns) {
+			if c.Status.Location != nil {
+				stored = c
+				break
+			}
+		}
+		Expect(stored.Status.Location).NotTo(BeNil())
+		path := filepath.Join(ckptDir, stored.Spec.Archive.FileName)
+		_, stderr, err := env.Kubectl("", "annotate", "-n", ns, "checkpoint", stored.Name, cqv1.AnnotationFetch+"=admin")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Eventually(func(g Gomega) {
+			var c cqv1.Checkpoint
+			g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&stored), &c)).To(Succeed())
+			g.Expect(c.IsFetchedCopy()).To(BeTrue())
+			_, err := os.Stat(path)
+			g.Expect(err).NotTo(HaveOccurred())
+		}, time.Minute).WithContext(ctx).Should(Succeed())
+		var others []string
+		entries, err := os.ReadDir(ckptDir)
+		Expect(err).NotTo(HaveOccurred())
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".tar") && e.Name() != stored.Spec.Archive.FileName {
+				others = append(others, e.Name())
+			}
+		}
+		unverified := func() float64 {
+			return metricValue(Default, agentMetrics, `checkpointquota_node_removed_unverified_total{store="archive"}`)
+		}
+		before, lost := unverified(), offloadLost(ctx)
+
+		By("the store killed, and a node rule that must free one archive of the node")
+		srv.Kill()
+		running := false
+		DeferCleanup(func(ctx context.Context) {
+			if !running {
+				Expect(srv.Restart(ctx)).To(Succeed())
+			}
+		})
+		DeferCleanup(func() {
+			_, _, _ = env.Kubectl("", "delete", "clustercheckpointquota", "offload-copy", "--ignore-not-found")
+		})
+		perNode := func(n int) {
+			GinkgoHelper()
+			_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: ClusterCheckpointQuota
+metadata: {name: offload-copy}
+spec:
+  limits: {perNode: {checkpoints: `+strconv.Itoa(n)+`}}
+`, "apply", "-f", "-")
+			Expect(err).NotTo(HaveOccurred(), stderr)
+		}
+		perNode(100000)
+		var used int64
+		Eventually(func(g Gomega) {
+			var cq cqv1.ClusterCheckpointQuota
+			g.Expect(env.Client.Get(ctx, client.ObjectKey{Name: "offload-copy"}, &cq)).To(Succeed())
+			g.Expect(cq.Status.Nodes).To(ContainElement(HaveField("Node", nodeName)))
+			for _, n := range cq.Status.Nodes {
+				if n.Node == nodeName {
+					used = n.Checkpoints
+				}
+			}
+		}).WithContext(ctx).Should(Succeed())
+		perNode(int(used) - 1)
+
+		By("the copy goes from the node, and nothing else; the Checkpoint says the object could not be checked")
+		Eventually(func() error { _, err := os.Stat(path); return err }, time.Minute).Should(MatchError(os.ErrNotExist),
+			"the copy stays on the node while the node rule counts it as freed")
+		Eventually(func(g Gomega) {
+			var c cqv1.Checkpoint
+			g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(&stored), &c)).To(Succeed())
+			g.Expect(c.UID).To(Equal(stored.UID))
+			g.Expect(c.Status.Location).To(Equal(stored.Status.Location))
+			f := meta.FindStatusCondition(c.Status.Conditions, cqv1.CheckpointConditionFetched)
+			g.Expect(f).NotTo(BeNil())
+			g.Expect(f.Reason).To(Equal(nodeagent.ReasonCopyRemoved))
+			g.Expect(f.Message).To(ContainSubstring("which did not answer the check of its object"))
+			var list corev1.EventList
+			g.Expect(env.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{"reason": nodeagent.ReasonRemovedUnverified})).To(Succeed())
+			g.Expect(list.Items).To(ContainElement(SatisfyAll(
+				HaveField("InvolvedObject.Name", stored.Name),
+				HaveField("Type", corev1.EventTypeWarning),
+				HaveField("Message", ContainSubstring("without checking the object")))))
+		}, 30*time.Second).WithContext(ctx).Should(Succeed())
+		Expect(unverified() - before).To(BeNumerically(">=", 1))
+		Consistently(func(g Gomega) {
+			for _, name := range others {
+				_, err := os.Stat(filepath.Join(ckptDir, name))
+				g.Expect(err).NotTo(HaveOccurred(), "%s left the node: only the copy had to", name)
+			}
+		}, 3*time.Second).Should(Succeed())
+		Expect(offloadLost(ctx)).To(ConsistOf(lost), "an archive that was not stored was deleted")
+
+		By("the store back: the archive is there, as its Checkpoint says")
+		Expect(srv.Restart(ctx)).To(Succeed())
+		running = true
+		_, stderr, err = env.Kubectl("", "delete", "clustercheckpointquota", "offload-copy")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		offloadQuota(ns, "archive", 3)
+		Eventually(converged, time.Minute).WithContext(ctx).Should(Succeed())
+	})
+
 	It("moves the archives older than offload.after while the limits keep them, and deletes none", func(ctx context.Context) {
 		before := len(checkpointsIn(ctx, Default, ns))
 		_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -189,6 +190,83 @@ spec:
 		Expect(string(explained)).To(MatchRegexp(`remoteLimits\.perContainer\.checkpoints +3 from CheckpointQuota ` + ns + `/tiers`))
 	})
 
+	It("deletes from its node, uploading nothing, an archive that remoteLimits would prune from the store as soon as it arrived", func(ctx context.Context) {
+		ns, err := env.CreateNamespace(ctx, "arrival")
+		Expect(err).NotTo(HaveOccurred())
+		_, stderr, err := env.Kubectl("", "label", "namespace", ns, "remote-limits=granted")
+		Expect(err).NotTo(HaveOccurred(), stderr)
+		Eventually(func() error {
+			_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+kind: CheckpointQuota
+metadata: {name: arrival, namespace: `+ns+`}
+spec:
+  limits: {perContainer: {checkpoints: 1}}
+  offload: {store: `+store+`}
+  remoteLimits: {perContainer: {checkpoints: 2}}
+`, "apply", "-f", "-")
+			if err != nil {
+				return errors.New(stderr)
+			}
+			return nil
+		}).Should(Succeed())
+		for range 3 {
+			write(ctx, ns, "app-0", "app")
+			time.Sleep(200 * time.Millisecond)
+		}
+		Eventually(tiers, 120*time.Second).WithContext(ctx).WithArguments(ns, writtenIn(ns), 1, 2).Should(Succeed())
+		keys := objects(Default, ctx, ns)
+		// Every object the store holds for the namespace from now on, however briefly.
+		watch, stop := context.WithCancel(ctx)
+		seen := make(chan []string, 1)
+		go func() {
+			defer GinkgoRecover()
+			all := map[string]bool{}
+			for watch.Err() == nil {
+				for o := range srv.Client.ListObjects(watch, bucket, minio.ListObjectsOptions{Prefix: prefix + "/" + ns + "/", Recursive: true}) {
+					if o.Err == nil {
+						all[o.Key] = true
+					}
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			seen <- slices.Sorted(maps.Keys(all))
+		}()
+
+		By("an archive older than both stored ones, which the remote limit would delete at once: gone from the node, never uploaded")
+		uid := createPodOnce(ctx, ns, "app-0", "app")
+		path := archive.New(ns, "app-0", "app").WithUID(uid).At(time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Second)).MustWrite(ckptDir)
+		data, err := os.ReadFile(path)
+		Expect(err).NotTo(HaveOccurred())
+		sum := sha256.Sum256(data)
+		sums[filepath.Base(path)] = hex.EncodeToString(sum[:])
+		Eventually(func(g Gomega) {
+			g.Expect(filesOf(g, ns)).NotTo(ContainElement(filepath.Base(path)))
+			tiers(g, ctx, ns, writtenIn(ns), 1, 2)
+		}, 60*time.Second).WithContext(ctx).Should(Succeed())
+		Eventually(func(g Gomega) []string {
+			var list corev1.EventList
+			g.Expect(env.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{"reason": cqv1.ReasonPruned})).To(Succeed())
+			var out []string
+			for _, e := range list.Items {
+				out = append(out, e.Message)
+			}
+			return out
+		}).WithContext(ctx).Should(ContainElement(MatchRegexp(
+			`^Pruned 1 checkpoint \(\S+\) of ` + ns + `/app-0/app: remoteLimits\.perContainer\.checkpoints 3/2 once stored: deleted from its node instead of moved to CheckpointStore ` + store + `$`)))
+		Consistently(func(g Gomega) {
+			tiers(g, ctx, ns, writtenIn(ns), 1, 2)
+			g.Expect(objects(g, ctx, ns)).To(Equal(keys), "the stored archives stay")
+		}, 3*time.Second).WithContext(ctx).Should(Succeed())
+		stop()
+		Expect(<-seen).To(Equal(keys), "no object was written for it")
+		var offloaded corev1.EventList
+		Expect(env.Client.List(ctx, &offloaded, client.InNamespace(ns), client.MatchingFields{"reason": "Offloaded"})).To(Succeed())
+		Expect(offloaded.Items).To(HaveLen(2), "two archives moved, the two stored")
+		Eventually(func(g Gomega) {
+			g.Expect(quotaOf(g, ctx, ns, "arrival").Status.Pruned.Checkpoints).To(BeEquivalentTo(1))
+		}).WithContext(ctx).Should(Succeed())
+	})
+
 	It("lets a namespace editor neither raise remote limits above the cluster's nor make the manager delete another namespace's stored archives", func(ctx context.Context) {
 		mine, err := env.CreateNamespace(ctx, "remote-tenant")
 		Expect(err).NotTo(HaveOccurred())
@@ -266,6 +344,21 @@ spec:
 			tiers(g, ctx, theirs, writtenIn(theirs), 1, 2)
 			g.Expect(objects(g, ctx, theirs)).To(Equal(theirObjects))
 		}, 5*time.Second).WithContext(ctx).Should(Succeed())
+
+		By("her next archive, which her remoteLimits of 0 would delete at once, goes from the node unstored; the neighbour's moves as before")
+		offloaded := func(ns string) int {
+			var list corev1.EventList
+			Expect(env.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingFields{"reason": "Offloaded"})).To(Succeed())
+			return len(list.Items)
+		}
+		hers, neighbours := offloaded(mine), offloaded(theirs)
+		write(ctx, mine, "web-0", "web")
+		write(ctx, theirs, "web-0", "web")
+		Eventually(tiers, 60*time.Second).WithContext(ctx).WithArguments(mine, writtenIn(mine), 1, 0).Should(Succeed())
+		Eventually(tiers, 60*time.Second).WithContext(ctx).WithArguments(theirs, writtenIn(theirs), 1, 2).Should(Succeed())
+		Expect(offloaded(mine)).To(Equal(hers), "an archive of hers was uploaded that her remoteLimits delete at once")
+		Expect(offloaded(theirs)).To(Equal(neighbours+1), "the neighbour's archive was not moved")
+		Expect(objects(Default, ctx, theirs)).NotTo(Equal(theirObjects), "the neighbour's newest stored archive pushes out its oldest")
 	})
 	It("deletes a stored orphan's object under orphans: Delete as on nodes; a tenant's rule reaches only her namespace", func(ctx context.Context) {
 		mine, err := env.CreateNamespace(ctx, "orphan-tenant")
