@@ -497,7 +497,7 @@ spec:
 					used = n.Checkpoints
 				}
 			}
-		}).WithContext(ctx).Should(Succeed())
+		}, 30*time.Second).WithContext(ctx).Should(Succeed())
 		perNode(int(used) - 1)
 
 		By("the copy goes from the node, and nothing else; the Checkpoint says the object could not be checked")

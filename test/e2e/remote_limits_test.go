@@ -251,7 +251,7 @@ spec:
 				out = append(out, e.Message)
 			}
 			return out
-		}).WithContext(ctx).Should(ContainElement(MatchRegexp(
+		}, 30*time.Second).WithContext(ctx).Should(ContainElement(MatchRegexp(
 			`^Pruned 1 checkpoint \(\S+\) of ` + ns + `/app-0/app: remoteLimits\.perContainer\.checkpoints 3/2 once stored: deleted from its node instead of moved to CheckpointStore ` + store + `$`)))
 		Consistently(func(g Gomega) {
 			tiers(g, ctx, ns, writtenIn(ns), 1, 2)
@@ -264,7 +264,7 @@ spec:
 		Expect(offloaded.Items).To(HaveLen(2), "two archives moved, the two stored")
 		Eventually(func(g Gomega) {
 			g.Expect(quotaOf(g, ctx, ns, "arrival").Status.Pruned.Checkpoints).To(BeEquivalentTo(1))
-		}).WithContext(ctx).Should(Succeed())
+		}, 30*time.Second).WithContext(ctx).Should(Succeed())
 	})
 
 	It("lets a namespace editor neither raise remote limits above the cluster's nor make the manager delete another namespace's stored archives", func(ctx context.Context) {
