@@ -353,14 +353,7 @@ spec:
 		quotaAt(4)
 		DeferCleanup(func() { quotaAt(3) })
 		onNode := filesOf(Default, ns)
-		var stored cqv1.Checkpoint
-		for _, c := range checkpointsIn(ctx, Default, ns) {
-			if c.Status.Location != nil {
-				stored = c
-				break
-			}
-		}
-		Expect(stored.Status.Location).NotTo(BeNil())
+		stored := firstStored(ctx, ns)
 		count := len(checkpointsIn(ctx, Default, ns))
 		alice := newTenant(ctx, ns)
 		otherNs, err := env.CreateNamespace(ctx, "fetcher")
@@ -434,14 +427,8 @@ spec:
 
 	It("frees a copy fetched back to its node when a node rule must while the store is down, and says it could not check the object", func(ctx context.Context) {
 		offloadQuota(ns, "archive", 4) // room for the copy under perContainer
-		var stored cqv1.Checkpoint
-		for _, c := range checkpointsIn(ctx, Default, ns) {
-			if c.Status.Location != nil {
-				stored = c
-				break
-			}
-		}
-		Expect(stored.Status.Location).NotTo(BeNil())
+		onNode := filesOf(Default, ns)
+		stored := firstStored(ctx, ns)
 		path := filepath.Join(ckptDir, stored.Spec.Archive.FileName)
 		_, stderr, err := env.Kubectl("", "annotate", "-n", ns, "checkpoint", stored.Name, cqv1.AnnotationFetch+"=admin")
 		Expect(err).NotTo(HaveOccurred(), stderr)
@@ -534,7 +521,12 @@ spec:
 		_, stderr, err = env.Kubectl("", "delete", "clustercheckpointquota", "offload-copy")
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		offloadQuota(ns, "archive", 3)
-		Eventually(converged, time.Minute).WithContext(ctx).Should(Succeed())
+		Eventually(func(g Gomega) {
+			info, err := srv.Client.StatObject(ctx, bucket, stored.Status.Location.Key, minio.StatObjectOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(objstore.RecordedSHA256(ctx, srv.Client, bucket, info)).To(Equal(sums[stored.Spec.Archive.FileName]))
+		}, time.Minute).WithContext(ctx).Should(Succeed())
+		Expect(filesOf(Default, ns)).To(Equal(onNode))
 	})
 
 	It("moves the archives older than offload.after while the limits keep them, and deletes none", func(ctx context.Context) {
@@ -601,6 +593,18 @@ spec:
 		}, 60*time.Second).Should(Succeed())
 	})
 })
+
+// firstStored is a stored Checkpoint of ns.
+func firstStored(ctx context.Context, ns string) cqv1.Checkpoint {
+	GinkgoHelper()
+	for _, c := range checkpointsIn(ctx, Default, ns) {
+		if c.Status.Location != nil {
+			return c
+		}
+	}
+	Fail("no stored Checkpoint in " + ns)
+	return cqv1.Checkpoint{}
+}
 
 // tarsIn counts the archives in dir.
 func tarsIn(g Gomega, dir string) int {

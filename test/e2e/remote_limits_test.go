@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -128,27 +129,36 @@ var _ = Describe("remoteLimits on the stored archives", Ordered, issue32, func()
 		return q
 	}
 
-	It("keeps on the node what the limits allow, in the store what remoteLimits allow, and nothing else anywhere", func(ctx context.Context) {
-		ns, err := env.CreateNamespace(ctx, "remote")
+	// granted creates a namespace that the store admits, with a CheckpointQuota name that keeps
+	// perContainer archives of each container on the node, moves the rest, and keeps remote of
+	// them in the store.
+	granted := func(ctx context.Context, prefix, name string, perContainer, remote int) string {
+		GinkgoHelper()
+		ns, err := env.CreateNamespace(ctx, prefix)
 		Expect(err).NotTo(HaveOccurred())
 		_, stderr, err := env.Kubectl("", "label", "namespace", ns, "remote-limits=granted")
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		// The webhook reads the namespace's labels from the manager's cache: it may see the
 		// grant a moment after the label.
 		Eventually(func() error {
-			_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
+			_, stderr, err := env.Kubectl(fmt.Sprintf(`apiVersion: checkpointquota.dev/v1alpha1
 kind: CheckpointQuota
-metadata: {name: tiers, namespace: `+ns+`}
+metadata: {name: %s, namespace: %s}
 spec:
-  limits: {perContainer: {checkpoints: 2}}
-  offload: {store: `+store+`}
-  remoteLimits: {perContainer: {checkpoints: 3}}
-`, "apply", "-f", "-")
+  limits: {perContainer: {checkpoints: %d}}
+  offload: {store: %s}
+  remoteLimits: {perContainer: {checkpoints: %d}}
+`, name, ns, perContainer, store, remote), "apply", "-f", "-")
 			if err != nil {
 				return errors.New(stderr)
 			}
 			return nil
 		}).Should(Succeed())
+		return ns
+	}
+
+	It("keeps on the node what the limits allow, in the store what remoteLimits allow, and nothing else anywhere", func(ctx context.Context) {
+		ns := granted(ctx, "remote", "tiers", 2, 3)
 		for range 9 {
 			write(ctx, ns, "app-0", "app")
 			time.Sleep(200 * time.Millisecond)
@@ -191,24 +201,7 @@ spec:
 	})
 
 	It("deletes from its node, uploading nothing, an archive that remoteLimits would prune from the store as soon as it arrived", func(ctx context.Context) {
-		ns, err := env.CreateNamespace(ctx, "arrival")
-		Expect(err).NotTo(HaveOccurred())
-		_, stderr, err := env.Kubectl("", "label", "namespace", ns, "remote-limits=granted")
-		Expect(err).NotTo(HaveOccurred(), stderr)
-		Eventually(func() error {
-			_, stderr, err := env.Kubectl(`apiVersion: checkpointquota.dev/v1alpha1
-kind: CheckpointQuota
-metadata: {name: arrival, namespace: `+ns+`}
-spec:
-  limits: {perContainer: {checkpoints: 1}}
-  offload: {store: `+store+`}
-  remoteLimits: {perContainer: {checkpoints: 2}}
-`, "apply", "-f", "-")
-			if err != nil {
-				return errors.New(stderr)
-			}
-			return nil
-		}).Should(Succeed())
+		ns := granted(ctx, "arrival", "arrival", 1, 2)
 		for range 3 {
 			write(ctx, ns, "app-0", "app")
 			time.Sleep(200 * time.Millisecond)
