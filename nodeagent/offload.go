@@ -119,11 +119,24 @@ func (o *Offloader) Reconcile(ctx context.Context, req reconcile.Request) (recon
 		return reconcile.Result{}, err // a copy is not stored again (fetch_copy.go)
 	}
 	if err := o.offload(ctx, &c); err != nil {
+		if o.deletedMeanwhile(ctx, &c) {
+			// A rule deleted it during its upload (a node rule, or a remote limit that would
+			// prune it at once): its file goes with it, and no upload failed.
+			return reconcile.Result{}, nil
+		}
 		offloadFailures.WithLabelValues(c.Status.Offload.Store).Inc()
 		o.checks.uploadFailed(c.Status.Offload.Store)
 		return reconcile.Result{}, errors.Join(err, o.reportFailure(ctx, &c, err))
 	}
 	return reconcile.Result{}, nil
+}
+
+// deletedMeanwhile says whether the Checkpoint c, whose upload just failed, was deleted
+// since the cache showed it: then removing its file is what failed the upload.
+func (o *Offloader) deletedMeanwhile(ctx context.Context, c *cqv1.Checkpoint) bool {
+	var now cqv1.Checkpoint
+	err := o.APIReader.Get(ctx, client.ObjectKeyFromObject(c), &now)
+	return apierrors.IsNotFound(err) || (err == nil && (now.UID != c.UID || !now.DeletionTimestamp.IsZero()))
 }
 
 // offload uploads the archive, verifies it, records its location, then removes the file.
