@@ -1,6 +1,7 @@
 package nodeagent_test
 
 import (
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -91,7 +92,10 @@ var _ = Describe("A fetch of an offloaded archive while its store is down", func
 		// The Offloader removes a file only after its cache shows the location it wrote; a
 		// file removed before the cache shows it would be one gone by other means.
 		time.Sleep(2 * time.Second)
-		Expect(os.Remove(path)).To(Succeed())
+		// The agent may have removed it already: a stored archive's file leaves its node when
+		// the store does not answer the check of its object (docs/offload.md, "A copy freed
+		// while its store is down").
+		Expect(os.Remove(path)).To(Or(Succeed(), MatchError(fs.ErrNotExist)))
 		Consistently(checkpointsOf(node), 3*time.Second).Should(HaveLen(1), "an offloaded Checkpoint went with its file")
 
 		By("asking for the fetch")
