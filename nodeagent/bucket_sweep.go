@@ -153,7 +153,7 @@ func (b bucketSweep) sweep(ctx context.Context, store string, since time.Time) (
 		var taken []sweepCandidate
 		for _, c := range batch {
 			switch {
-			case have.has(c.uid, c.key):
+			case have.has(c.uid, c.key, c.written):
 				continue
 			case c.written.Before(since):
 				n.kept++
@@ -211,19 +211,29 @@ type sweepCandidate struct {
 
 // namespaceCheckpoints are the Checkpoints of the archives of one namespace, read live:
 // the UIDs of those in the namespace and of its orphans (in the agent's namespace), and the
-// keys of the objects the orphans' locations name (an object given to an orphan keeps the
-// key of the Checkpoint it was stored for).
+// keys of the objects the orphans' locations name, with when each orphan was created (an
+// object given to an orphan keeps the key of the Checkpoint it was stored for).
 type namespaceCheckpoints struct {
 	uids map[types.UID]bool
-	keys map[string]bool
+	keys map[string]time.Time
 }
 
-func (h namespaceCheckpoints) has(uid types.UID, key string) bool { return h.uids[uid] || h.keys[key] }
+// has says whether a Checkpoint stands for the object at key, of the UID in the key, written
+// at written. An object older than the orphan whose location names it was not given to that
+// orphan yet (its publisher stopped between the location and Rebind): it is looked at
+// again, and the publication finished.
+func (h namespaceCheckpoints) has(uid types.UID, key string, written time.Time) bool {
+	if h.uids[uid] {
+		return true
+	}
+	created, ok := h.keys[key]
+	return ok && !written.Before(created)
+}
 
 // checkpointsOf reads, live, the Checkpoints of the archives of namespace ns: those in ns
 // (metadata only), and the orphans of ns in the agent's namespace.
 func (b bucketSweep) checkpointsOf(ctx context.Context, ns string) (namespaceCheckpoints, error) {
-	have := namespaceCheckpoints{uids: map[types.UID]bool{}, keys: map[string]bool{}}
+	have := namespaceCheckpoints{uids: map[types.UID]bool{}, keys: map[string]time.Time{}}
 	cont := ""
 	for {
 		list := &metav1.PartialObjectMetadataList{}
@@ -247,7 +257,7 @@ func (b bucketSweep) checkpointsOf(ctx context.Context, ns string) (namespaceChe
 		for i := range list.Items {
 			have.uids[list.Items[i].UID] = true
 			if loc := list.Items[i].Status.Location; loc != nil {
-				have.keys[loc.Key] = true
+				have.keys[loc.Key] = list.Items[i].CreationTimestamp.Time
 			}
 		}
 		if cont = list.Continue; cont == "" {

@@ -102,7 +102,7 @@ func (b bucketSweep) adopt(ctx context.Context, st *cqv1.CheckpointStore, s *obj
 	for _, d := range read {
 		_, keyUID, _ := objstore.ArchiveOfKey(st.Spec.Prefix, d.Key)
 		switch {
-		case have.has(d.Owner, d.Key) || have.uids[keyUID]:
+		case have.uids[d.Owner] || have.uids[keyUID]:
 			continue
 		case d.Owner == "":
 			continue // no agent's object; kept, as the sweep keeps it in any namespace

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -89,16 +90,25 @@ func (o *Offloader) publishOrphan(ctx context.Context, a *cqv1.ArchiveSource, pi
 	case err != nil:
 		return nil, fmt.Errorf("publishing the stored archive %s, whose namespace %s is deleted, in namespace %s: %w", loc.Key, a.OrphanOf, want.Namespace, err)
 	}
+	_, s, err := o.stores.get(ctx, o.Client, loc.Store)
+	if err != nil {
+		return nil, err
+	}
 	if orphan.Status.Location == nil {
+		if loc.SHA256 == "" || loc.StoredTime.IsZero() {
+			// An entry that stored.json gave back after a restart holds the object's key
+			// only; a location needs the SHA-256 and the time, which the object has.
+			d, err := s.Describe(ctx, loc.Key)
+			if err != nil {
+				return nil, err
+			}
+			loc.SHA256, loc.StoredTime = d.SHA256, metav1.NewTime(d.Written.UTC().Truncate(time.Second))
+		}
 		patch := client.MergeFromWithOptions(orphan.DeepCopy(), client.MergeFromWithOptimisticLock{})
 		orphan.Status.Location = &loc
 		if err := o.Client.Status().Patch(ctx, orphan, patch); err != nil {
 			return nil, fmt.Errorf("recording where the orphan %s/%s is stored: %w", orphan.Namespace, orphan.Name, err)
 		}
-	}
-	_, s, err := o.stores.get(ctx, o.Client, loc.Store)
-	if err != nil {
-		return nil, err
 	}
 	if err := s.Rebind(ctx, loc.Key, from, orphan.UID); err != nil {
 		return nil, err
