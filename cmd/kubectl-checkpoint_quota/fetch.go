@@ -34,8 +34,12 @@ func newFetch(o *options) *cobra.Command {
 			"copy is a new archive of that node, whose Checkpoint (spec.archive.copyOf) names the stored one. It needs only " +
 			"patch on the Checkpoint (the edit role): the agent holds the store's credentials. The copy counts on the node, " +
 			"and the limits free it before any other archive; the archive stays stored (docs/offload.md, \"Fetch\").\n\n" +
-			"-o FILE copies it to a local file, written only when the bytes' SHA-256 is the one the Checkpoint and the " +
-			"stored object record. It reads the CheckpointStore and its credentials Secret, which only cluster admins can read.",
+			"-o FILE copies it to a local file, written only when its size is the Checkpoint's and the bytes' SHA-256 the one " +
+			"the Checkpoint and the stored object record. Whoever may read the CheckpointStore and its credentials Secret (a " +
+			"cluster admin) downloads with them. Anyone else with patch on the Checkpoint (the edit role) gets, from the node " +
+			"agent of the archive's node, a download URL of that one object that works for 5 minutes, sealed to a key this " +
+			"command makes for the request, so that only it can read the URL; the request is removed afterwards. The download " +
+			"goes from this machine to the store's endpoint, which must be reachable from here (docs/offload.md, \"Fetch\").",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
@@ -49,7 +53,7 @@ func newFetch(o *options) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&file, "output", "o", "", "the file to write the archive to")
 	cmd.Flags().StringVar(&node, "node", "", "bring the archive into this node's checkpoint directory: its own node, or a copy to another")
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "with --node, how long to wait for the node agent")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "how long to wait for the node agent (--node, or -o without the store's credentials)")
 	cmd.Flags().StringVar(&credentialsNamespace, "credentials-namespace", "checkpoint-quota-system",
 		"with -o, the node agent's namespace, which holds the stores' credentials Secrets")
 	return cmd
