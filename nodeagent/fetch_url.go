@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -51,7 +51,7 @@ func (o *Offloader) serveDownloadURL(ctx context.Context, c *cqv1.Checkpoint) er
 		next.Sealed = sealed
 		next.Expires = &metav1.Time{Time: expires.Truncate(time.Second)}
 		logf.FromContext(ctx).Info("Handed out a download URL of a stored archive, sealed to the request's key",
-			"checkpoint", client.ObjectKeyFromObject(c), "store", c.Status.Location.Store, "expires", next.Expires)
+			"checkpoint", client.ObjectKeyFromObject(c), "store", c.Status.Location.Store, "expires", expires.Truncate(time.Second))
 	}
 	if len(next.Message) > 1000 {
 		next.Message = next.Message[:1000]

@@ -197,7 +197,7 @@ var _ = Describe("fetch to a local file as a tenant", Ordered, issue32, func() {
 		By("the URL is for that object alone: its bytes, and a 403 for any other key")
 		grant, err := key.Open(a.Sealed)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(grant.URL).To(HavePrefix(srv.Endpoint + "/"), "the URL's host is the store's endpoint")
+		Expect(grant.URL).To(HavePrefix(srv.Endpoint+"/"), "the URL's host is the store's endpoint")
 		var buf bytes.Buffer
 		computed, _, n, err := objstore.DownloadURL(ctx, http.DefaultClient, grant.URL, &buf)
 		Expect(err).NotTo(HaveOccurred())
