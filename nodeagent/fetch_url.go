@@ -43,7 +43,7 @@ func (o *Offloader) serveDownloadURL(ctx context.Context, c *cqv1.Checkpoint) er
 	var retry error
 	switch {
 	case errors.Is(err, errNotAKey):
-		next.Message = err.Error() // final: the request, not the store, is wrong
+		next.Message = eventNote(err) // final: the request, not the store, is wrong
 	case err != nil:
 		next.Message = fmt.Sprintf("node %s gives no download URL: %s", o.Config.NodeName, eventNote(err))
 		retry = err
@@ -53,12 +53,11 @@ func (o *Offloader) serveDownloadURL(ctx context.Context, c *cqv1.Checkpoint) er
 		logf.FromContext(ctx).Info("Handed out a download URL of a stored archive, sealed to the request's key",
 			"checkpoint", client.ObjectKeyFromObject(c), "store", c.Status.Location.Store, "expires", expires.Truncate(time.Second))
 	}
-	if len(next.Message) > 1000 {
-		next.Message = next.Message[:1000]
-	}
 	return errors.Join(retry, o.setDownloadURL(ctx, c, next))
 }
 
+// errNotAKey is sealDownloadURL's error for a request that is not a public key: no store
+// answer changes it, so it is not retried. (Its messages never quote the request.)
 var errNotAKey = errors.New("the request")
 
 // sealDownloadURL checks the object and signs a GET of it, sealed to the request's key.
