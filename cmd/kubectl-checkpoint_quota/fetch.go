@@ -201,14 +201,15 @@ func (o *options) fetchToNode(ctx context.Context, name, node string, timeout ti
 // before check said done.
 var errAgentTooSlow = errors.New("the node agent did not answer in time")
 
-// waitForAgent asks check once a second, for at most timeout, until it says done or fails.
-// What check gives as the agent's reason for not yet is printed each time it changes, and
+// waitForAgent asks check after 100 ms, then twice as long each time up to once a second, for
+// at most timeout, until it says done or fails. What check gives as the agent's reason for not yet is printed each time it changes, and
 // the last one is returned with errAgentTooSlow when the time is up, for the caller to say
 // what did not happen.
 func (o *options) waitForAgent(ctx context.Context, timeout time.Duration, check func(context.Context) (done bool, notYet string, err error)) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	said := ""
+	every := 100 * time.Millisecond // an agent often answers within a second: ask sooner at first
 	for {
 		done, notYet, err := check(ctx)
 		if done || err != nil {
@@ -221,8 +222,9 @@ func (o *options) waitForAgent(ctx context.Context, timeout time.Duration, check
 		select {
 		case <-ctx.Done():
 			return said, errAgentTooSlow
-		case <-time.After(time.Second):
+		case <-time.After(every):
 		}
+		every = min(2*every, time.Second)
 	}
 }
 

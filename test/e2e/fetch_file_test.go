@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -159,7 +161,9 @@ var _ = Describe("fetch to a local file as a tenant", Ordered, issue32, func() {
 		Expect(file).NotTo(BeAnExistingFile())
 
 		By("alice, an editor of the namespace, gets her archive with the plugin run --as her: byte for byte")
+		began := time.Now()
 		out, err = run(ctx, alice.Identity, "-n", ns, "fetch", stored.Name, "-o", file, "--timeout", "1m")
+		tenantTook := time.Since(began)
 		Expect(err).NotTo(HaveOccurred(), out)
 		Expect(out).To(ContainSubstring("through a download URL from the node agent of " + nodeName))
 		Expect(out).NotTo(ContainSubstring("X-Amz-Signature"), "the plugin printed the URL")
@@ -176,6 +180,20 @@ var _ = Describe("fetch to a local file as a tenant", Ordered, issue32, func() {
 		now := get(Default, ctx, &stored)
 		Expect(now.Status.Location).To(Equal(stored.Status.Location))
 		Expect(filesOf(Default, ns)).To(HaveLen(2), "the node changed")
+
+		By("a cluster admin's -o FILE still reads the store with its credentials, and gets the same bytes")
+		admin := filepath.Join(GinkgoT().TempDir(), "admin.tar")
+		began = time.Now()
+		adminOut, err := exec.CommandContext(ctx, plugin, "--kubeconfig", env.Kubeconfig, "-n", ns, "fetch", stored.Name, "-o", admin).CombinedOutput()
+		adminTook := time.Since(began)
+		Expect(err).NotTo(HaveOccurred(), string(adminOut))
+		Expect(string(adminOut)).NotTo(ContainSubstring("download URL"), "the admin went through the agent")
+		Expect(admin).To(BeARegularFile())
+		adminData, err := os.ReadFile(admin)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(adminData).To(Equal(data))
+		AddReportEntry("fetch -o FILE of a stored archive", fmt.Sprintf("%d bytes: as a tenant through the agent's URL %s, as the admin with the credentials %s",
+			len(data), tenantTook.Round(time.Millisecond), adminTook.Round(time.Millisecond)))
 
 		By("what the agent writes into status opens only with the request's key: a viewer reads it and cannot use it")
 		key, err := sealedurl.NewKey()
