@@ -280,6 +280,24 @@ var _ = Describe("fetch to a local file as a tenant", Ordered, issue32, func() {
 		sum := sha256.Sum256(data)
 		Expect(hex.EncodeToString(sum[:])).To(Equal(sums[storedToo.Spec.Archive.FileName]))
 	})
+
+	It("tells a tenant when no agent answers for a Checkpoint whose node is gone, and writes nothing", func(ctx context.Context) {
+		By("a stored Checkpoint of a node that is no more (as the node release leaves them), written as an agent would")
+		gone := &cqv1.Checkpoint{ObjectMeta: metav1.ObjectMeta{Name: "gone-node-archive", Namespace: ns}, Spec: *stored.Spec.DeepCopy()}
+		gone.Spec.Archive.NodeName = "e2e-node-gone"
+		Expect(env.Client.Create(ctx, gone)).To(Succeed())
+		DeferCleanup(func(ctx context.Context) { _ = env.Client.Delete(ctx, gone) })
+		gone.Status.Location = stored.Status.Location.DeepCopy()
+		Expect(env.Client.Status().Update(ctx, gone)).To(Succeed())
+
+		dir := GinkgoT().TempDir()
+		out, err := run(ctx, alice.Identity, "-n", ns, "fetch", gone.Name, "-o", filepath.Join(dir, "gone.tar"), "--timeout", "3s")
+		Expect(err).To(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("the node agent of e2e-node-gone gave no download URL of " + ns + "/" + gone.Name + " within 3s"))
+		Expect(out).To(ContainSubstring("--node NODE brings a copy to a node that is there"))
+		Expect(mustList(dir)).To(BeEmpty())
+		noRequestLeft(ctx, gone)
+	})
 })
 
 // mustList lists every name in dir.
