@@ -56,6 +56,9 @@ func (o *options) fetchByURL(ctx context.Context, c client.Client, cp *cqv1.Chec
 		}
 		a := now.Status.DownloadURL
 		switch {
+		case now.Annotations[cqv1.AnnotationFetchURL] != pub:
+			return false, "", fmt.Errorf("another request for a download URL of %s/%s replaced this one (annotation %s): try again; nothing written",
+				ns, name, cqv1.AnnotationFetchURL)
 		case a == nil || a.PublicKey != pub:
 			return false, "", nil
 		case a.Sealed == "":
