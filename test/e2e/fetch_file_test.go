@@ -297,6 +297,30 @@ var _ = Describe("fetch to a local file as a tenant", Ordered, issue32, func() {
 		Expect(out).To(ContainSubstring("--node NODE brings a copy to a node that is there"))
 		Expect(mustList(dir)).To(BeEmpty())
 		noRequestLeft(ctx, gone)
+
+		By("a second asker's request replaces the first's: the first plugin stops, saying so, and leaves the second's request")
+		type result struct {
+			out string
+			err error
+		}
+		first := make(chan result, 1)
+		go func() {
+			defer GinkgoRecover()
+			out, err := run(ctx, alice.Identity, "-n", ns, "fetch", gone.Name, "-o", filepath.Join(dir, "first.tar"), "--timeout", "1m")
+			first <- result{out, err}
+		}()
+		Eventually(func(g Gomega) {
+			g.Expect(get(g, ctx, gone).Annotations).To(HaveKey(cqv1.AnnotationFetchURL))
+		}, 20*time.Second).WithContext(ctx).Should(Succeed())
+		second, err := sealedurl.NewKey()
+		Expect(err).NotTo(HaveOccurred())
+		request(ctx, get(Default, ctx, gone), second.Public())
+		var r result
+		Eventually(first).WithTimeout(20 * time.Second).Should(Receive(&r))
+		Expect(r.err).To(HaveOccurred(), r.out)
+		Expect(r.out).To(ContainSubstring("another request for a download URL of " + ns + "/" + gone.Name + " replaced this one"))
+		Expect(get(Default, ctx, gone).Annotations).To(HaveKeyWithValue(cqv1.AnnotationFetchURL, second.Public()), "the first plugin removed the second's request")
+		Expect(mustList(dir)).To(BeEmpty())
 	})
 })
 
