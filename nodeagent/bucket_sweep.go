@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -74,6 +75,8 @@ func (b bucketSweep) sweepAll(ctx context.Context) {
 	for i := range stores.Items {
 		name := stores.Items[i].Name
 		if sweeperOf(nodes.Items, name, c.Clock.Now(), 3*c.StoreCheckInterval+c.NodeStatusInterval) != c.NodeName {
+			// Another agent counts this store now: its count is the one to read.
+			unpublishedArchives.DeletePartialMatch(prometheus.Labels{"store": name})
 			continue
 		}
 		n, err := b.sweep(ctx, name, since)
