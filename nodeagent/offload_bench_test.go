@@ -175,6 +175,8 @@ func agentProcess(b *testing.B, env *testenv.Env, bin, node, dir string, count i
 	b.Helper()
 	port := testenv.FreePort(b)
 	cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig, "--node-name", node, "--checkpoint-dir", dir,
+		// A state directory of its own: not the node's default, and empty for each run.
+		"--state-dir", b.TempDir(),
 		"--settle-time", "200ms", "--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port),
 		"--health-probe-bind-address", "0", "--zap-log-level", "error")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
