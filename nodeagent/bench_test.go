@@ -256,8 +256,6 @@ func streamOnce(b *testing.B, env *testenv.Env, bin, ns string, rate int, settle
 	}()
 
 	cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig, "--node-name", node, "--checkpoint-dir", dir,
-		// A state directory of its own: not the node's default, and empty for each run.
-		"--state-dir", b.TempDir(),
 		"--state-dir", b.TempDir(), "--orphan-namespace", ns, "--settle-time", settle.String(),
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0", "--zap-log-level", "error")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
