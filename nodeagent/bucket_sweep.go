@@ -6,8 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -75,14 +75,18 @@ func (b bucketSweep) sweepAll(ctx context.Context) {
 	for i := range stores.Items {
 		name := stores.Items[i].Name
 		if sweeperOf(nodes.Items, name, c.Clock.Now(), 3*c.StoreCheckInterval+c.NodeStatusInterval) != c.NodeName {
+			// Another agent counts this store now: its count is the one to read.
+			unpublishedArchives.DeletePartialMatch(prometheus.Labels{"store": name})
 			continue
 		}
-		swept, kept, err := b.sweep(ctx, name, since)
+		n, err := b.sweep(ctx, name, since)
+		b.report(ctx, &stores.Items[i], n, err == nil)
 		if err != nil {
-			log.Error(err, "Sweeping a CheckpointStore's bucket stopped", "store", name, "deleted", swept)
+			log.Error(err, "Sweeping a CheckpointStore's bucket stopped", "store", name, "deleted", n.deleted, "published", n.published)
 			continue
 		}
-		log.Info("Swept a CheckpointStore's bucket", "store", name, "deleted", swept, "kept", kept)
+		log.Info("Swept a CheckpointStore's bucket", "store", name, "deleted", n.deleted, "kept", n.kept, "published", n.published,
+			"unpublished", len(n.unrecorded), "waiting", n.waiting)
 	}
 }
 
@@ -115,16 +119,18 @@ func (b bucketSweep) crdCreated(ctx context.Context) (time.Time, error) {
 }
 
 // sweep deletes the objects of store that no Checkpoint has the UID of, namespace by
-// namespace, but for a namespace that is gone or being deleted, and objects older than the
-// Checkpoint CRD (kept counts those): the objects of a namespace are listed first, then its Checkpoints (and its
-// orphans, in the agent's namespace), so that every object listed was written for a
-// Checkpoint that existed before the Checkpoints were read. A Checkpoint that is still
-// being uploaded has no object yet; one whose upload ends after the listing is not listed.
-func (b bucketSweep) sweep(ctx context.Context, store string, since time.Time) (swept, kept int, err error) {
+// namespace, but for objects older than the Checkpoint CRD and those whose Checkpoint went
+// with its namespace (taken): the objects of a namespace are listed first, then its
+// Checkpoints (and its orphans, in the agent's namespace), so that every object listed was
+// written for a Checkpoint that existed before the Checkpoints were read. A Checkpoint that
+// is still being uploaded has no object yet; one whose upload ends after the listing is not
+// listed. The taken ones are published again as orphans where they can be
+// (bucket_sweep_orphans.go), and kept and reported where they cannot.
+func (b bucketSweep) sweep(ctx context.Context, store string, since time.Time) (n sweepCounts, err error) {
 	o := b.o
 	st, s, err := o.stores.get(ctx, o.Client, store)
 	if err != nil {
-		return 0, 0, err
+		return n, err
 	}
 	var (
 		ns    string
@@ -134,23 +140,29 @@ func (b bucketSweep) sweep(ctx context.Context, store string, since time.Time) (
 		if len(batch) == 0 {
 			return nil
 		}
-		uids, err := b.uidsOf(ctx, ns)
+		have, err := b.checkpointsOf(ctx, ns)
 		if err != nil {
 			return err
 		}
-		// A deleted namespace's stored archives become orphans, published again by the agent
-		// that stored them under a new UID (orphan_stored.go): what is left of such a
-		// namespace is a person's to decide about, not a sweep's.
-		gone, err := o.namespaceGone(ctx, ns)
+		// A deleted namespace's stored archives become orphans, published again under a new
+		// UID by the agent that stored them, or by this sweep from the object's record: what
+		// is left of such a namespace is never deleted as a Checkpoint deleted by a person.
+		// An object written before its namespace was created was an earlier namespace's of
+		// the same name.
+		gone, created, err := o.namespaceOf(ctx, ns)
 		if err != nil {
 			return err
 		}
+		var taken []sweepCandidate
 		for _, c := range batch {
 			switch {
-			case uids[c.uid]:
+			case have.has(c.uid, c.key, c.written):
 				continue
-			case gone || c.written.Before(since):
-				kept++
+			case c.written.Before(since):
+				n.kept++
+				continue
+			case gone || c.written.Before(created):
+				taken = append(taken, c)
 				continue
 			}
 			// Delete reads the object's UID metadata first: an object that is not the
@@ -160,11 +172,14 @@ func (b bucketSweep) sweep(ctx context.Context, store string, since time.Time) (
 			case err != nil:
 				return err
 			default:
-				swept++
+				n.deleted++
 				logf.FromContext(ctx).Info("Deleted a stored archive that no Checkpoint stands for", "store", store, "key", c.key, "uid", c.uid)
 			}
 		}
 		batch = batch[:0]
+		if len(taken) > 0 {
+			return b.adopt(ctx, st, s, ns, taken, &n)
+		}
 		return nil
 	}
 	var stop error
@@ -188,7 +203,7 @@ func (b bucketSweep) sweep(ctx context.Context, store string, since time.Time) (
 	if err == nil {
 		err = flush()
 	}
-	return swept, kept, err
+	return n, err
 }
 
 type sweepCandidate struct {
@@ -197,28 +212,60 @@ type sweepCandidate struct {
 	written time.Time
 }
 
-// uidsOf reads, live, the UIDs of the Checkpoints of the archives of namespace ns: those in
-// ns, and the orphans of ns in the agent's namespace.
-func (b bucketSweep) uidsOf(ctx context.Context, ns string) (map[types.UID]bool, error) {
-	uids := map[types.UID]bool{}
-	for _, where := range []client.ListOption{
-		client.InNamespace(ns),
-		&client.ListOptions{Namespace: b.o.Config.OrphanNamespace, LabelSelector: labels.SelectorFromSet(labels.Set{cqv1.LabelOrphanOf: ns})},
-	} {
-		cont := ""
-		for {
-			list := &metav1.PartialObjectMetadataList{}
-			list.SetGroupVersionKind(cqv1.GroupVersion.WithKind("CheckpointList"))
-			if err := b.o.APIReader.List(ctx, list, where, client.Limit(500), client.Continue(cont)); err != nil {
-				return nil, err
-			}
-			for i := range list.Items {
-				uids[list.Items[i].UID] = true
-			}
-			if cont = list.Continue; cont == "" {
-				break
-			}
+// namespaceCheckpoints are the Checkpoints of the archives of one namespace, read live:
+// the UIDs of those in the namespace and of its orphans (in the agent's namespace), and the
+// keys of the objects the orphans' locations name, with when each orphan was created (an
+// object given to an orphan keeps the key of the Checkpoint it was stored for).
+type namespaceCheckpoints struct {
+	uids map[types.UID]bool
+	keys map[string]time.Time
+}
+
+// has says whether a Checkpoint stands for the object at key, of the UID in the key, written
+// at written. An object older than the orphan whose location names it was not given to that
+// orphan yet (its publisher stopped between the location and Rebind): it is looked at
+// again, and the publication finished.
+func (h namespaceCheckpoints) has(uid types.UID, key string, written time.Time) bool {
+	if h.uids[uid] {
+		return true
+	}
+	created, ok := h.keys[key]
+	return ok && !written.Before(created)
+}
+
+// checkpointsOf reads, live, the Checkpoints of the archives of namespace ns: those in ns
+// (metadata only), and the orphans of ns in the agent's namespace.
+func (b bucketSweep) checkpointsOf(ctx context.Context, ns string) (namespaceCheckpoints, error) {
+	have := namespaceCheckpoints{uids: map[types.UID]bool{}, keys: map[string]time.Time{}}
+	cont := ""
+	for {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(cqv1.GroupVersion.WithKind("CheckpointList"))
+		if err := b.o.APIReader.List(ctx, list, client.InNamespace(ns), client.Limit(500), client.Continue(cont)); err != nil {
+			return have, err
+		}
+		for i := range list.Items {
+			have.uids[list.Items[i].UID] = true
+		}
+		if cont = list.Continue; cont == "" {
+			break
 		}
 	}
-	return uids, nil
+	for {
+		var list cqv1.CheckpointList
+		if err := b.o.APIReader.List(ctx, &list, client.InNamespace(b.o.Config.OrphanNamespace),
+			client.MatchingLabels{cqv1.LabelOrphanOf: ns}, client.Limit(500), client.Continue(cont)); err != nil {
+			return have, err
+		}
+		for i := range list.Items {
+			have.uids[list.Items[i].UID] = true
+			if loc := list.Items[i].Status.Location; loc != nil {
+				have.keys[loc.Key] = list.Items[i].CreationTimestamp.Time
+			}
+		}
+		if cont = list.Continue; cont == "" {
+			break
+		}
+	}
+	return have, nil
 }

@@ -30,9 +30,16 @@ const (
 	fetchReserveFactor = 20 // a fetch leaves at least 1/20 (5%) of the filesystem free
 )
 
-// reconcileStored handles an offloaded Checkpoint of this node: a fetch asked for, the copy
-// a fetch brought back, and a file left on the node after its upload.
+// reconcileStored handles an offloaded Checkpoint of this node: a download URL asked for
+// (fetch_url.go), a fetch asked for, the copy a fetch brought back, and a file left on the
+// node after its upload.
 func (o *Offloader) reconcileStored(ctx context.Context, c *cqv1.Checkpoint) error {
+	urlErr := o.serveDownloadURL(ctx, c)
+	return errors.Join(urlErr, o.reconcileStoredFile(ctx, c))
+}
+
+// reconcileStoredFile handles the file of an offloaded Checkpoint of this node.
+func (o *Offloader) reconcileStoredFile(ctx context.Context, c *cqv1.Checkpoint) error {
 	k := fileKey{Dir: c.Spec.Archive.Directory, Name: c.Spec.Archive.FileName}
 	_, statErr := os.Lstat(k.Path())
 	present := statErr == nil

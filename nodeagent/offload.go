@@ -139,7 +139,7 @@ func (o *Offloader) offload(ctx context.Context, c *cqv1.Checkpoint) error {
 	}
 	defer func() { _ = f.Close() }()
 	stored, err := s.Upload(ctx, key, objstore.Archive{File: f, Size: c.Spec.Archive.SizeBytes, UID: c.UID,
-		Namespace: c.PodNamespace(), FileName: c.Spec.Archive.FileName})
+		Namespace: c.PodNamespace(), FileName: c.Spec.Archive.FileName, Record: objstore.RecordOf(c)})
 	if err != nil {
 		return err
 	}

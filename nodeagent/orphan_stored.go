@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,14 +27,8 @@ import (
 
 // namespaceGone says whether namespace ns is gone or being deleted, read live.
 func (o *Offloader) namespaceGone(ctx context.Context, ns string) (bool, error) {
-	var n corev1.Namespace
-	switch err := o.APIReader.Get(ctx, client.ObjectKey{Name: ns}, &n); {
-	case apierrors.IsNotFound(err):
-		return true, nil
-	case err != nil:
-		return false, fmt.Errorf("reading namespace %s of a deleted offloaded Checkpoint: %w", ns, err)
-	}
-	return !n.DeletionTimestamp.IsZero(), nil
+	gone, _, err := o.namespaceOf(ctx, ns)
+	return gone, err
 }
 
 // keepAsOrphan publishes the deleted Checkpoint key of a deleted namespace again in the
@@ -42,49 +36,18 @@ func (o *Offloader) namespaceGone(ctx context.Context, ns string) (bool, error) 
 func (o *Offloader) keepAsOrphan(ctx context.Context, key types.NamespacedName, so storedObject) error {
 	log := logf.FromContext(ctx).WithValues("checkpoint", key, "store", so.location.Store, "key", so.location.Key)
 	if so.archive == nil {
-		// Recorded before the agent kept the spec: nothing to publish it from. The object
-		// stays, and the bucket sweep leaves the objects of a deleted namespace.
-		log.Info("Kept the stored archive of a deleted namespace's Checkpoint, which cannot be published again (recorded by an older agent)")
+		// Recorded before the agent kept the spec: nothing to publish it from here. The
+		// object stays; the bucket sweep publishes it from its metadata if it holds the
+		// archive's record, and reports it otherwise (bucket_sweep_orphans.go).
+		log.Info("Kept the stored archive of a deleted namespace's Checkpoint, which cannot be published again from stored.json (recorded by an older agent)")
 		return nil
 	}
 	a := so.archive.DeepCopy()
 	if a.OrphanOf == "" {
 		a.OrphanOf = key.Namespace
 	}
-	k := fileKey{Dir: a.Directory, Name: a.FileName}
-	o.fromStore.add(k.Path())
-	defer o.fromStore.remove(k.Path())
-	want := &cqv1.Checkpoint{
-		ObjectMeta: metav1.ObjectMeta{Name: ObjectName(a.NodeName, a.Directory, a.FileName), Namespace: o.Config.OrphanNamespace,
-			Labels: map[string]string{cqv1.LabelOrphanOf: a.OrphanOf}},
-		Spec: cqv1.CheckpointSpec{Pinned: so.pinned, Archive: a},
-	}
-	orphan := want.DeepCopy()
-	switch err := o.Client.Create(ctx, orphan); {
-	case apierrors.IsAlreadyExists(err):
-		// Published by an earlier try: the same node, directory and file name.
-		if err := o.APIReader.Get(ctx, client.ObjectKeyFromObject(want), orphan); err != nil {
-			return err
-		}
-		if orphan.Spec.Archive == nil || orphan.Spec.Archive.FileName != a.FileName || orphan.Spec.Archive.NodeName != a.NodeName {
-			return fmt.Errorf("publishing the stored archive %s as an orphan: Checkpoint %s/%s stands for another archive", so.location.Key, want.Namespace, want.Name)
-		}
-	case err != nil:
-		return fmt.Errorf("publishing the stored archive of %s, whose namespace is deleted, in namespace %s: %w", key, want.Namespace, err)
-	}
-	if orphan.Status.Location == nil {
-		patch := client.MergeFromWithOptions(orphan.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		loc := so.location
-		orphan.Status.Location = &loc
-		if err := o.Client.Status().Patch(ctx, orphan, patch); err != nil {
-			return fmt.Errorf("recording where the orphan %s/%s is stored: %w", orphan.Namespace, orphan.Name, err)
-		}
-	}
-	_, s, err := o.stores.get(ctx, o.Client, so.location.Store)
+	orphan, err := o.publishOrphan(ctx, a, so.pinned, so.location, so.uid)
 	if err != nil {
-		return err
-	}
-	if err := s.Rebind(ctx, so.location.Key, so.uid, orphan.UID); err != nil {
 		return err
 	}
 	o.remember(orphan)
@@ -96,6 +59,61 @@ func (o *Offloader) keepAsOrphan(ctx context.Context, key types.NamespacedName, 
 	o.mu.Unlock()
 	log.Info("Published the stored archive of a deleted namespace again as an orphan", "orphan", client.ObjectKeyFromObject(orphan))
 	return nil
+}
+
+// publishOrphan publishes the stored archive a (whose OrphanOf is set) in the agent's
+// namespace, writes loc as its location, and gives the object from the Checkpoint from to
+// it, in that order. The orphan's name is the one its node's agent gives the file
+// (ObjectName), so every agent that publishes the same archive publishes one Checkpoint:
+// whoever comes second finds it (AlreadyExists), checks it stands for the same archive and
+// object, and finishes what is left; each step is idempotent.
+func (o *Offloader) publishOrphan(ctx context.Context, a *cqv1.ArchiveSource, pinned bool, loc cqv1.ArchiveLocation, from types.UID) (*cqv1.Checkpoint, error) {
+	k := fileKey{Dir: a.Directory, Name: a.FileName}
+	o.fromStore.add(k.Path())
+	defer o.fromStore.remove(k.Path())
+	want := &cqv1.Checkpoint{
+		ObjectMeta: metav1.ObjectMeta{Name: ObjectName(a.NodeName, a.Directory, a.FileName), Namespace: o.Config.OrphanNamespace,
+			Labels: map[string]string{cqv1.LabelOrphanOf: a.OrphanOf}},
+		Spec: cqv1.CheckpointSpec{Pinned: pinned, Archive: a},
+	}
+	orphan := want.DeepCopy()
+	switch err := o.Client.Create(ctx, orphan); {
+	case apierrors.IsAlreadyExists(err):
+		// Published by an earlier try, or by another agent: the same node, directory and file name.
+		if err := o.APIReader.Get(ctx, client.ObjectKeyFromObject(want), orphan); err != nil {
+			return nil, err
+		}
+		if orphan.Spec.Archive == nil || orphan.Spec.Archive.FileName != a.FileName || orphan.Spec.Archive.NodeName != a.NodeName ||
+			(orphan.Status.Location != nil && orphan.Status.Location.Key != loc.Key) {
+			return nil, fmt.Errorf("publishing the stored archive %s as an orphan: Checkpoint %s/%s stands for another archive", loc.Key, want.Namespace, want.Name)
+		}
+	case err != nil:
+		return nil, fmt.Errorf("publishing the stored archive %s, whose namespace %s is deleted, in namespace %s: %w", loc.Key, a.OrphanOf, want.Namespace, err)
+	}
+	_, s, err := o.stores.get(ctx, o.Client, loc.Store)
+	if err != nil {
+		return nil, err
+	}
+	if orphan.Status.Location == nil {
+		if loc.SHA256 == "" || loc.StoredTime.IsZero() {
+			// An entry that stored.json gave back after a restart holds the object's key
+			// only; a location needs the SHA-256 and the time, which the object has.
+			d, err := s.Describe(ctx, loc.Key)
+			if err != nil {
+				return nil, err
+			}
+			loc.SHA256, loc.StoredTime = d.SHA256, metav1.NewTime(d.Written.UTC().Truncate(time.Second))
+		}
+		patch := client.MergeFromWithOptions(orphan.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		orphan.Status.Location = &loc
+		if err := o.Client.Status().Patch(ctx, orphan, patch); err != nil {
+			return nil, fmt.Errorf("recording where the orphan %s/%s is stored: %w", orphan.Namespace, orphan.Name, err)
+		}
+	}
+	if err := s.Rebind(ctx, loc.Key, from, orphan.UID); err != nil {
+		return nil, err
+	}
+	return orphan, nil
 }
 
 // pathSet is a set of archive paths, shared by the agent's reconcilers.

@@ -50,6 +50,15 @@ const (
 	// the label once it is there. The label names only a node: the directory, file name and
 	// stored object are the agent's own and the Checkpoint's (docs/offload.md).
 	LabelFetchTo = "checkpointquota.dev/fetch-to"
+
+	// AnnotationFetchURL asks the node agent of an offloaded Checkpoint for a short-lived
+	// download URL of its stored object (`kubectl checkpoint-quota fetch -o FILE` by someone
+	// who cannot read the store's credentials). Its value is an X25519 public key, base64
+	// (standard, padded: 44 characters), made for this one request: the agent writes the
+	// URL into status.downloadURL sealed to that key (NaCl's anonymous box), so only the
+	// holder of its private key can read it. It names no object, bucket or store: those
+	// are the Checkpoint's own (status.location), which a tenant cannot write.
+	AnnotationFetchURL = "checkpointquota.dev/fetch-url"
 )
 
 // CheckpointSpec holds the archive a Checkpoint stands for, which the node agent sets when
@@ -168,6 +177,11 @@ type CheckpointStatus struct {
 	// with a location no longer counts on its node.
 	// +optional
 	Location *ArchiveLocation `json:"location,omitempty"`
+	// DownloadURL is the node agent's answer to AnnotationFetchURL: a presigned GET URL of
+	// the stored object, sealed to the request's public key, or why there is none. The
+	// agent removes it once the request is gone.
+	// +optional
+	DownloadURL *SealedDownloadURL `json:"downloadURL,omitempty"`
 
 	// Conditions: Unreadable, present only while the archive could not be read;
 	// ArchiveRemoved, on a Checkpoint held by a finalizer after its archive was removed;
@@ -176,6 +190,27 @@ type CheckpointStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// SealedDownloadURL is a download URL of a stored archive that only the requester can read.
+type SealedDownloadURL struct {
+	// PublicKey is the request's key (AnnotationFetchURL) that this answers.
+	// +kubebuilder:validation:MaxLength=64
+	PublicKey string `json:"publicKey"`
+	// Sealed is the URL and what a client needs to use it, sealed to PublicKey with NaCl's
+	// anonymous box (X25519, XSalsa20-Poly1305), base64. Empty when Message says why there
+	// is no URL.
+	// +kubebuilder:validation:MaxLength=16384
+	// +optional
+	Sealed string `json:"sealed,omitempty"`
+	// Expires is when the URL stops working.
+	// +optional
+	Expires *metav1.Time `json:"expires,omitempty"`
+	// Message says why there is no URL (a request that is not a key, a store that does not
+	// answer, an object that is not this Checkpoint's).
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // Condition types of a Checkpoint.

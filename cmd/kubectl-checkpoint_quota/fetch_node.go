@@ -113,12 +113,3 @@ func lastFetchEvent(ctx context.Context, c client.Client, cp *cqv1.Checkpoint, a
 	}
 	return last, nil
 }
-
-// adminOnly adds to a refusal of -o FILE what a tenant can do instead.
-func adminOnly(err error) error {
-	if !apierrors.IsForbidden(err) {
-		return err
-	}
-	return fmt.Errorf("%w\n-o FILE reads the CheckpointStore and its credentials Secret, which only cluster admins may; "+
-		"with the edit role, ask a node agent for the archive with --node NODE (docs/offload.md, \"Fetch\")", err)
-}

@@ -63,16 +63,9 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spec.endpoint %q: %w", cfg.Spec.Endpoint, err)
 	}
-	transport, err := minio.DefaultTransport(u.Scheme == "https")
+	transport, err := Transport(u.Scheme == "https", cfg.Spec.CABundle)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.Spec.CABundle != "" {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM([]byte(cfg.Spec.CABundle)) {
-			return nil, errors.New("spec.caBundle holds no PEM certificate")
-		}
-		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	region := cfg.Spec.Region
 	if region == "" {
@@ -106,6 +99,23 @@ func New(cfg Config) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// Transport is the HTTP transport of a store's clients: minio-go's, trusting caBundle (the
+// store's spec.caBundle, PEM) when it is set.
+func Transport(secure bool, caBundle string) (*http.Transport, error) {
+	transport, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, err
+	}
+	if caBundle != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(caBundle)) {
+			return nil, errors.New("spec.caBundle holds no PEM certificate")
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return transport, nil
 }
 
 // Key is where the archive of a Checkpoint goes: the store's prefix, then the namespace the

@@ -116,6 +116,9 @@ func (s *Store) Check(ctx context.Context, node string) (reachable, writable boo
 	return true, true, ""
 }
 
+// IsNotFound says whether err is the store's answer that no object is at the key.
+func IsNotFound(err error) bool { return isNotFound(err) }
+
 func isNotFound(err error) bool {
 	var resp minio.ErrorResponse
 	return errors.As(err, &resp) && (resp.StatusCode == 404 || resp.Code == "NoSuchKey")
@@ -170,8 +173,10 @@ func (s *Store) Rebind(ctx context.Context, key string, from, to types.UID) erro
 	}
 	// The copy records the SHA-256 in its metadata, whichever way the upload recorded it.
 	meta := map[string]string{MetaUID: string(to), MetaSHA256: sum}
-	for _, k := range []string{MetaNamespace, MetaFileName} {
-		meta[k] = info.Metadata.Get("X-Amz-Meta-" + k)
+	for _, k := range []string{MetaNamespace, MetaFileName, MetaArchive} {
+		if v := info.Metadata.Get("X-Amz-Meta-" + k); v != "" {
+			meta[k] = v
+		}
 	}
 	dst := minio.CopyDestOptions{Bucket: s.spec.Bucket, Object: key, ReplaceMetadata: true, UserMetadata: meta, Encryption: s.sse}
 	// The copy is of the object HEAD saw, not one written since.

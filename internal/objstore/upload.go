@@ -40,6 +40,8 @@ type Archive struct {
 	UID       types.UID
 	Namespace string
 	FileName  string
+	// Record is the rest of the Checkpoint's spec.archive (RecordOf), kept as MetaArchive.
+	Record string
 }
 
 // Stored is an object that Upload wrote and verified.
@@ -112,7 +114,7 @@ func (s *Store) Upload(ctx context.Context, key string, a Archive) (Stored, erro
 
 // putOptions are the options of an archive's PUT or multipart upload: its metadata.
 func (s *Store) putOptions(a Archive) minio.PutObjectOptions {
-	return minio.PutObjectOptions{
+	opts := minio.PutObjectOptions{
 		ContentType:          "application/x-tar",
 		ServerSideEncryption: s.sse,
 		// The body's SHA-256 goes as its checksum, computed once here; the payload is not
@@ -120,6 +122,10 @@ func (s *Store) putOptions(a Archive) minio.PutObjectOptions {
 		DisableContentSha256: true,
 		UserMetadata:         map[string]string{MetaUID: string(a.UID), MetaNamespace: a.Namespace, MetaFileName: a.FileName},
 	}
+	if a.Record != "" {
+		opts.UserMetadata[MetaArchive] = a.Record
+	}
+	return opts
 }
 
 // putWhole uploads an archive of one part with one PUT from buf (its size), its SHA-256
