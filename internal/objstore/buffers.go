@@ -17,8 +17,7 @@ import (
 // archives go at once, and large ones one or two at a time.
 //
 // A buffer given back is kept for the next upload of its size class (a fresh one is
-// zeroed and later collected: a sixth of the CPU of uploading a 1 MiB archive,
-// docs/offload.md "Figures"). A kept buffer still counts against the bytes: it goes as
+// zeroed, faulted in and later collected: docs/offload.md, "One pass"). A kept buffer still counts against the bytes: it goes as
 // soon as an upload needs its room, or after keepIdle unused, so the bound holds and an
 // idle agent holds none.
 type Buffers struct {
