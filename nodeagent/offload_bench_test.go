@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -173,18 +172,11 @@ func putFile(ctx context.Context, srv *s3server.Server, st *objstore.Store, way,
 // published; stop ends it and returns the CPU it used.
 func agentProcess(b *testing.B, env *testenv.Env, bin, node, dir string, count int) (stop func() time.Duration) {
 	b.Helper()
-	port := testenv.FreePort(b)
-	cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig, "--node-name", node, "--checkpoint-dir", dir,
-		// A state directory of its own: not the node's default, and empty for each run.
-		"--state-dir", b.TempDir(),
-		"--settle-time", "200ms", "--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port),
-		"--health-probe-bind-address", "0", "--zap-log-level", "error")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd, metricsURL := agentCommand(b, env, bin, node, dir)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = cmd.Process.Kill() })
-	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 	deadline := time.Now().Add(5 * time.Minute)
 	for scrape(metricsURL, "checkpointquota_node_archives") < float64(count) {
 		if time.Now().After(deadline) {
