@@ -83,18 +83,13 @@ func agentBed(b *testing.B, namespace string) (env *testenv.Env, bin, ns string)
 }
 
 func runAgent(b *testing.B, env *testenv.Env, bin, node, dir string, count int) {
-	port := testenv.FreePort(b)
-	cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig, "--node-name", node, "--checkpoint-dir", dir,
-		"--settle-time", "200ms", "--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port),
-		"--health-probe-bind-address", "0", "--zap-log-level", "error")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd, metricsURL := agentCommand(b, env, bin, node, dir)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill() }()
 
-	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 	deadline := time.Now().Add(10 * time.Minute)
 	var published float64
 	for published < float64(count) {
@@ -137,6 +132,18 @@ func runAgent(b *testing.B, env *testenv.Env, bin, node, dir string, count int) 
 	b.ReportMetric(idleCPU.Seconds()*1000/idleWindow.Seconds(), "idle-cpu-ms/s")
 	b.Logf("%d archives: all published in %v; %.0f reads, %.0f bytes read per archive; agent CPU %.2fs (%.2fs before the idle window), peak RSS %.1f MiB; idle CPU %v over %v",
 		count, ready.Round(time.Millisecond), reads, bytesRead/reads, cpu.Seconds(), busyCPU.Seconds(), rssMiB, idleCPU, idleWindow)
+}
+
+// agentCommand is the node-agent binary for node over dir, with the URL of its metrics.
+func agentCommand(b *testing.B, env *testenv.Env, bin, node, dir string) (*exec.Cmd, string) {
+	port := testenv.FreePort(b)
+	cmd := exec.Command(bin, "--kubeconfig", env.Kubeconfig, "--node-name", node, "--checkpoint-dir", dir,
+		// A state directory of its own: not the node's default, and empty for each run.
+		"--state-dir", b.TempDir(),
+		"--settle-time", "200ms", "--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", port),
+		"--health-probe-bind-address", "0", "--zap-log-level", "error")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return cmd, fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 }
 
 // scrape returns the value of an unlabelled-but-node metric from the agent's endpoint, or 0.

@@ -6,11 +6,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,18 +21,25 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/types"
 
 	cqv1 "github.com/checkpoint-quota/checkpoint-quota/api/v1alpha1"
 	"github.com/checkpoint-quota/checkpoint-quota/internal/objstore"
+	"github.com/checkpoint-quota/checkpoint-quota/nodeagent"
 	"github.com/checkpoint-quota/checkpoint-quota/test/s3server"
 )
 
-// TestThroughput measures what docs/offload.md reports: one agent's uploads per second of
-// small archives, MB/s of a 1 GiB archive, and the process's peak memory (VmHWM, reset
-// before the upload) over what it held before, with the agent's part size (16 MiB). It
-// writes real files and runs the real S3 server on this machine, so it runs only with
-// OFFLOAD_BENCH=1: `OFFLOAD_BENCH=1 go test ./internal/objstore/ -run Throughput -v`.
+// TestThroughput measures what docs/offload.md reports ("Figures"): one agent's uploads per
+// second of small archives and MB/s of a 1 GiB archive, each beside the store's own limit
+// measured in the same run by the same client, and the limit of the disk the archives are
+// read from; and the process's peak memory (VmHWM, reset before) over what it held before
+// the 1 GiB upload. The uploader is configured as the agent's (16 MiB parts, the agent's
+// Buffers). It measures twice: with the store and the test on the same cores (this
+// machine's test bed), then with each on cores of its own (the test pinned to CPU 0, the
+// store to CPU 1), as a store that is not on the node's cores. It writes real files and
+// runs the real S3 server on this machine, so it runs only with OFFLOAD_BENCH=1:
+// `OFFLOAD_BENCH=1 go test ./internal/objstore/ -run Throughput -v`.
 func TestThroughput(t *testing.T) {
 	if os.Getenv("OFFLOAD_BENCH") == "" {
 		t.Skip("set OFFLOAD_BENCH=1 to measure offload throughput and memory")
@@ -46,16 +55,19 @@ func TestThroughput(t *testing.T) {
 	}
 	st, err := objstore.New(objstore.Config{
 		Spec:        cqv1.CheckpointStoreSpec{Endpoint: srv.Endpoint, Bucket: "bench"},
-		AccessKeyID: s3server.AccessKeyID, SecretAccessKey: s3server.SecretAccessKey})
+		AccessKeyID: s3server.AccessKeyID, SecretAccessKey: s3server.SecretAccessKey,
+		Buffers: objstore.NewBuffers(nodeagent.OffloadBufferBytes)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-
 	small := make([]*os.File, 50)
 	for i := range small {
 		small[i] = randomFile(t, dir, fmt.Sprintf("small-%d.tar", i), 1<<20)
 	}
+	big := randomFile(t, dir, "big.tar", 1<<30)
+	diskLimit(t, small, big)
+
 	// SeaweedFS grows its volumes on the first writes to a bucket: the first ten uploads of
 	// 1 MiB took 0.9 s each on this machine, the next ones 22 ms. The figures are of a store
 	// that has run a while: it takes 20 uploads first, untimed.
@@ -65,81 +77,194 @@ func TestThroughput(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	upload := func(i int, f *os.File) error {
-		if _, err := f.Seek(0, io.SeekStart); err != nil { // the uploader before session 5 read from the offset
-			return err
+	b := bench{t: t, ctx: ctx, srv: srv, st: st, small: small, big: big}
+	b.sums()
+	for _, cores := range []struct {
+		what         string
+		test, server []int
+	}{{"shared cores", []int{0, 1}, []int{0, 1}}, {"separate cores", []int{0}, []int{1}}} {
+		if err := s3server.Pin(os.Getpid(), cores.test...); err != nil {
+			t.Fatal(err)
 		}
-		_, err := st.Upload(ctx, fmt.Sprintf("small/%d.tar", i), objstore.Archive{File: f, Size: 1 << 20, UID: types.UID(fmt.Sprint(i))})
+		if err := srv.Pin(cores.server...); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: this process on CPUs %v, the store on %v", cores.what, cores.test, cores.server)
+		b.smallArchives(cores.what)
+		b.largeArchive(cores.what, cores.what == "shared cores")
+	}
+	if err := s3server.Pin(os.Getpid(), 0, 1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bench is what TestThroughput measures with.
+type bench struct {
+	t         *testing.T
+	ctx       context.Context
+	srv       *s3server.Server
+	st        *objstore.Store
+	small     []*os.File
+	big       *os.File
+	smallSums []string
+}
+
+// sums computes the SHA-256 checksum of each small file, untimed, for the checked PUTs.
+func (b *bench) sums() {
+	for _, f := range b.small {
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<20)); err != nil {
+			b.t.Fatal(err)
+		}
+		b.smallSums = append(b.smallSums, base64.StdEncoding.EncodeToString(h.Sum(nil)))
+	}
+}
+
+// rounds of each way to put the 50 small files: the median of three, taken in turns so
+// that the machine's other load falls on each alike.
+const rounds = 3
+
+// smallArchives measures 50 archives of 1 MiB, one at a time and four in flight (the agent's
+// DefaultOffloadWorkers): the uploader, then the store's own limit, plain PUTs of the same
+// files by the same client, their bodies neither hashed by the client nor checked by the
+// store (UNSIGNED-PAYLOAD): the least work per byte an upload can ask of both; and the same
+// PUTs with the SHA-256 checksum that the uploader has the store compute and check (sums
+// computed before): what verifying costs the store alone.
+func (b *bench) smallArchives(cores string) {
+	upload := func(i int, f *os.File) error {
+		_, err := b.st.Upload(b.ctx, fmt.Sprintf("small/%d.tar", i), objstore.Archive{File: f, Size: 1 << 20, UID: types.UID(fmt.Sprint(i))})
 		return err
 	}
-	// The store's own limit: one plain PUT of each file by the same client, its body
-	// neither hashed by the client nor checked by the store (UNSIGNED-PAYLOAD): the least
-	// work per byte an upload can ask of both.
 	plain := func(i int, f *os.File) error {
-		_, err := srv.Client.PutObject(ctx, "bench", fmt.Sprintf("plain/%d.tar", i), io.NewSectionReader(f, 0, 1<<20), 1<<20,
+		_, err := b.srv.Client.PutObject(b.ctx, "bench", fmt.Sprintf("plain/%d.tar", i), io.NewSectionReader(f, 0, 1<<20), 1<<20,
 			minio.PutObjectOptions{DisableContentSha256: true})
 		return err
 	}
-	// The same PUTs with the SHA-256 checksum that the uploader has the store compute and
-	// check (the sums computed before, untimed): what verifying costs the store alone.
-	sums := make([]string, len(small))
-	for i, f := range small {
-		h := sha256.New()
-		if _, err := io.Copy(h, io.NewSectionReader(f, 0, 1<<20)); err != nil {
-			t.Fatal(err)
-		}
-		sums[i] = base64.StdEncoding.EncodeToString(h.Sum(nil))
-	}
 	checked := func(i int, f *os.File) error {
-		_, err := (minio.Core{Client: srv.Client}).PutObject(ctx, "bench", fmt.Sprintf("checked/%d.tar", i), io.NewSectionReader(f, 0, 1<<20), 1<<20, "", "",
-			minio.PutObjectOptions{DisableContentSha256: true, UserMetadata: map[string]string{"x-amz-checksum-sha256": sums[i]}})
+		_, err := (minio.Core{Client: b.srv.Client}).PutObject(b.ctx, "bench", fmt.Sprintf("checked/%d.tar", i), io.NewSectionReader(f, 0, 1<<20), 1<<20, "", "",
+			minio.PutObjectOptions{DisableContentSha256: true, UserMetadata: map[string]string{"x-amz-checksum-sha256": b.smallSums[i]}})
 		return err
 	}
-	for _, inFlight := range []int{1, 2, 4} {
-		for _, run := range []struct {
-			what string
-			put  func(int, *os.File) error
-		}{{"the uploader", upload}, {"the store alone (plain PUTs)", plain}, {"the store alone (plain PUTs with their SHA-256 checksum)", checked}} {
-			cpu0, start := cpuTime(), time.Now()
-			if err := inParallel(small, inFlight, run.put); err != nil {
-				t.Fatal(err)
+	ways := []struct {
+		what string
+		put  func(int, *os.File) error
+	}{{"the uploader", upload}, {"the store's limit (plain PUTs)", plain}, {"plain PUTs with their SHA-256 checksum", checked}}
+	for _, inFlight := range []int{1, 4} {
+		rates := make([][]float64, len(ways))
+		cpus := make([][]time.Duration, len(ways))
+		for range rounds {
+			for w, way := range ways {
+				cpu0, start := cpuTime(), time.Now()
+				if err := inParallel(b.small, inFlight, way.put); err != nil {
+					b.t.Fatal(err)
+				}
+				rates[w] = append(rates[w], float64(len(b.small))/time.Since(start).Seconds())
+				cpus[w] = append(cpus[w], cpuTime()-cpu0)
 			}
-			wall := time.Since(start)
-			t.Logf("50 archives of 1 MiB, %d in flight, %s: %.1f uploads/s, %.2f s wall, %.2f s CPU of this process",
-				inFlight, run.what, 50/wall.Seconds(), wall.Seconds(), (cpuTime() - cpu0).Seconds())
+		}
+		for w, way := range ways {
+			b.t.Logf("%s, 50 archives of 1 MiB, %d in flight, %s: %.1f uploads/s (median of %s), %.1f ms CPU of this process per archive",
+				cores, inFlight, way.what, median(rates[w]), rateList(rates[w]), median(millis(cpus[w]))/float64(len(b.small)))
 		}
 	}
+}
 
-	big := randomFile(t, dir, "big.tar", 1<<30)
-	runtime.GC()
-	idle := vmRSS(t)
-	resetPeak(t)
-	cpu0, start := cpuTime(), time.Now()
-	if _, err := big.Seek(0, io.SeekStart); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Upload(ctx, "big.tar", objstore.Archive{File: big, Size: 1 << 30, UID: "big"}); err != nil {
-		t.Fatal(err)
-	}
-	wall := time.Since(start)
-	peak := vmHWM(t)
-	t.Logf("1 GiB archive, the uploader: %.1f MB/s, %.2f s wall, %.2f s CPU; RSS before %d MiB, peak during %d MiB: %+d MiB over idle",
-		float64(1<<30)/1e6/wall.Seconds(), wall.Seconds(), (cpuTime() - cpu0).Seconds(), idle>>20, peak>>20, (peak-idle)>>20)
-	// The store's own limit for a large object: minio-go's multipart PUT of the same file
-	// (16 MiB parts, unsigned bodies), one part at a time and two at a time.
-	for _, threads := range []uint{1, 2} {
+// largeArchive measures one 1 GiB archive: the uploader, then the store's own limit, minio-go's
+// multipart PUT of the same file (16 MiB parts, unsigned bodies, two parts at a time, as
+// the uploader sends them), twice each in turns. With memory, the first upload also
+// measures the process's peak memory over what it held before.
+func (b *bench) largeArchive(cores string, memory bool) {
+	for run := range 2 {
+		runtime.GC()
+		idle := vmRSS(b.t)
+		resetPeak(b.t)
+		cpu0, start := cpuTime(), time.Now()
+		if _, err := b.st.Upload(b.ctx, "big.tar", objstore.Archive{File: b.big, Size: 1 << 30, UID: "big"}); err != nil {
+			b.t.Fatal(err)
+		}
+		wall := time.Since(start)
+		peak := vmHWM(b.t)
+		b.t.Logf("%s, 1 GiB archive, the uploader: %.1f MB/s, %.2f s wall, %.2f s CPU of this process",
+			cores, float64(1<<30)/1e6/wall.Seconds(), wall.Seconds(), (cpuTime() - cpu0).Seconds())
+		if memory && run == 0 {
+			b.t.Logf("memory while uploading 1 GiB: RSS before %d MiB, peak during %d MiB: %+d MiB over idle", idle>>20, peak>>20, (peak-idle)>>20)
+			if peak-idle > 64<<20 {
+				b.t.Errorf("the upload of 1 GiB took %d MiB over idle; the target is under 64 MiB", (peak-idle)>>20)
+			}
+		}
 		cpu0, start = cpuTime(), time.Now()
-		if _, err := srv.Client.PutObject(ctx, "bench", "plain/big.tar", io.NewSectionReader(big, 0, 1<<30), 1<<30,
-			minio.PutObjectOptions{PartSize: 16 << 20, NumThreads: threads, DisableContentSha256: true}); err != nil {
-			t.Fatal(err)
+		if _, err := b.srv.Client.PutObject(b.ctx, "bench", "plain/big.tar", io.NewSectionReader(b.big, 0, 1<<30), 1<<30,
+			minio.PutObjectOptions{PartSize: 16 << 20, NumThreads: 2, DisableContentSha256: true}); err != nil {
+			b.t.Fatal(err)
 		}
 		wall = time.Since(start)
-		t.Logf("the store alone, one plain multipart PUT of 1 GiB, %d part(s) at a time: %.1f MB/s, %.2f s wall, %.2f s CPU",
-			threads, float64(1<<30)/1e6/wall.Seconds(), wall.Seconds(), (cpuTime() - cpu0).Seconds())
+		b.t.Logf("%s, 1 GiB archive, the store's limit (one plain multipart PUT, 2 parts at a time): %.1f MB/s, %.2f s wall, %.2f s CPU",
+			cores, float64(1<<30)/1e6/wall.Seconds(), wall.Seconds(), (cpuTime() - cpu0).Seconds())
 	}
-	if peak-idle > 64<<20 {
-		t.Errorf("the upload of 1 GiB took %d MiB over idle; the target is under 64 MiB", (peak-idle)>>20)
+}
+
+// diskLimit measures how fast the archives are read from the disk they are on: cold (each
+// file's pages dropped from the page cache first, with posix_fadvise on the test's own
+// files) and from the page cache, as the uploader reads them (pread into one buffer).
+func diskLimit(t *testing.T, small []*os.File, big *os.File) {
+	t.Helper()
+	all := append([]*os.File{big}, small...)
+	for _, f := range all {
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
 	}
+	read := func(files []*os.File, size int64, buf []byte) time.Duration {
+		start := time.Now()
+		for _, f := range files {
+			for off := int64(0); off < size; off += int64(len(buf)) {
+				if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, io.EOF) {
+					t.Fatal(err)
+				}
+			}
+		}
+		return time.Since(start)
+	}
+	drop := func(files []*os.File) {
+		for _, f := range files {
+			if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	buf := make([]byte, 16<<20)
+	for _, cache := range []string{"cold", "page cache"} {
+		if cache == "cold" {
+			drop(all)
+		}
+		wall := read(small, 1<<20, buf[:1<<20])
+		t.Logf("the disk's limit, %s: 50 files of 1 MiB read in %.3f s: %.0f files/s, %.0f MB/s",
+			cache, wall.Seconds(), 50/wall.Seconds(), 50*float64(1<<20)/1e6/wall.Seconds())
+		wall = read([]*os.File{big}, 1<<30, buf)
+		t.Logf("the disk's limit, %s: 1 GiB read in %.2f s: %.0f MB/s", cache, wall.Seconds(), float64(1<<30)/1e6/wall.Seconds())
+	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func millis(ds []time.Duration) []float64 {
+	out := make([]float64, len(ds))
+	for i, d := range ds {
+		out[i] = float64(d) / float64(time.Millisecond)
+	}
+	return out
+}
+
+func rateList(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.1f", x)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // inParallel calls put for each file, n at a time, and returns the first error.

@@ -15,7 +15,6 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/tags"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/semaphore"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -56,42 +55,6 @@ type Stored struct {
 	Checksum string
 }
 
-// Buffers bounds the memory that uploads hold at once, across the stores that share it:
-// each upload takes its buffer (the archive when it fits in one part, else one part)
-// from it before it reads, and waits while it is spent; an upload in parts takes a
-// second part's buffer too when it is free then, to send two parts at once. So many
-// small archives go at once, and large ones one or two at a time.
-type Buffers struct {
-	sem *semaphore.Weighted
-	max int64
-}
-
-// NewBuffers returns Buffers of n bytes; an upload whose buffer is larger takes them all.
-func NewBuffers(n int64) *Buffers { return &Buffers{sem: semaphore.NewWeighted(n), max: n} }
-
-// take waits for n bytes and returns what gives them back.
-func (b *Buffers) take(ctx context.Context, n int64) (func(), error) {
-	if b == nil {
-		return func() {}, nil
-	}
-	n = min(n, b.max)
-	if err := b.sem.Acquire(ctx, n); err != nil {
-		return nil, fmt.Errorf("waiting for %d bytes of upload buffers: %w", n, err)
-	}
-	return func() { b.sem.Release(n) }, nil
-}
-
-// tryTake takes n bytes if they are free now; no Buffers always have them.
-func (b *Buffers) tryTake(n int64) (func(), bool) {
-	if b == nil {
-		return func() {}, true
-	}
-	if n > b.max || !b.sem.TryAcquire(n) {
-		return nil, false
-	}
-	return func() { b.sem.Release(n) }, true
-}
-
 // partsInFlight is how many parts of one upload are sent at once, each from its own
 // buffer, when Buffers have room for the second.
 const partsInFlight = 2
@@ -118,16 +81,16 @@ func (s *Store) Upload(ctx context.Context, key string, a Archive) (Stored, erro
 	if before.size != a.Size {
 		return Stored{}, fmt.Errorf("the archive has %d bytes where its Checkpoint says %d: it changed, and is not uploaded", before.size, a.Size)
 	}
-	release, err := s.buffers.take(ctx, min(a.Size, int64(s.part)))
+	buf, err := s.buffers.get(ctx, min(a.Size, int64(s.part)))
 	if err != nil {
 		return Stored{}, err
 	}
-	defer release()
+	defer s.buffers.put(buf)
 	var stored Stored
 	if a.Size <= int64(s.part) {
-		stored, err = s.putWhole(ctx, key, a)
+		stored, err = s.putWhole(ctx, key, a, buf)
 	} else {
-		stored, err = s.putParts(ctx, key, a)
+		stored, err = s.putParts(ctx, key, a, buf)
 	}
 	if err != nil {
 		return Stored{}, err
@@ -165,9 +128,9 @@ func (s *Store) putOptions(a Archive) minio.PutObjectOptions {
 	return opts
 }
 
-// putWhole uploads an archive of one part with one PUT, its SHA-256 in its metadata.
-func (s *Store) putWhole(ctx context.Context, key string, a Archive) (Stored, error) {
-	buf := make([]byte, a.Size)
+// putWhole uploads an archive of one part with one PUT from buf (its size), its SHA-256
+// in its metadata.
+func (s *Store) putWhole(ctx context.Context, key string, a Archive, buf []byte) (Stored, error) {
 	if err := readAt(a.File, buf, 0, a.Size); err != nil {
 		return Stored{}, err
 	}
@@ -187,9 +150,10 @@ func (s *Store) putBytes(ctx context.Context, key string, buf []byte, opts minio
 	return s.answered(ctx, stored, info.ChecksumSHA256)
 }
 
-// putParts uploads an archive of several parts, one part in memory at a time, each with
-// its SHA-256; the store keeps the SHA-256 of the parts' sums as the object's checksum.
-func (s *Store) putParts(ctx context.Context, key string, a Archive) (stored Stored, err error) {
+// putParts uploads an archive of several parts, one part in memory at a time (first, one
+// part's buffer, then a second one when Buffers have it free), each with its SHA-256; the
+// store keeps the SHA-256 of the parts' sums as the object's checksum.
+func (s *Store) putParts(ctx context.Context, key string, a Archive, first []byte) (stored Stored, err error) {
 	core := minio.Core{Client: s.client}
 	opts := s.putOptions(a)
 	opts.UserMetadata[headerChecksumAlgorithm] = "SHA256"
@@ -205,12 +169,14 @@ func (s *Store) putParts(ctx context.Context, key string, a Archive) (stored Sto
 		}
 	}()
 	// Parts go two at a time when a second buffer is free: the store takes them faster
-	// ("Figures"). The file is still read in order, once, for its running SHA-256.
+	// ("Figures"). The file is still read in order, once, for its running SHA-256: fed
+	// in the same loop, not on a goroutine of its own while the part is sent, which
+	// was slower where the agent has one core ("Figures", session 6).
 	bufs := make(chan []byte, partsInFlight)
-	bufs <- make([]byte, s.part)
-	if release, ok := s.buffers.tryTake(int64(s.part)); ok {
-		defer release()
-		bufs <- make([]byte, s.part)
+	bufs <- first
+	if second, ok := s.buffers.tryGet(int64(s.part)); ok {
+		defer s.buffers.put(second) // after every part's sender returned
+		bufs <- second
 	}
 	whole := sha256.New()
 	parts := make([]minio.CompletePart, (a.Size+int64(s.part)-1)/int64(s.part))

@@ -11,12 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"golang.org/x/sys/unix"
 
 	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
@@ -129,6 +131,47 @@ func (s *Server) Kill() {
 	_ = s.cmd.Wait()
 	_ = s.log.Close()
 	s.cmd = nil
+}
+
+// Pin keeps the running server on the given CPUs (every thread it has; the threads it
+// starts later inherit it from them), so a benchmark can give it cores of its own.
+func (s *Server) Pin(cpus ...int) error {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return errors.New("the S3 server is not running")
+	}
+	return Pin(s.cmd.Process.Pid, cpus...)
+}
+
+// Pin sets the CPU affinity of every thread of the process pid (os.Getpid() for the
+// calling process) to cpus.
+func Pin(pid int, cpus ...int) error {
+	var set unix.CPUSet
+	for _, c := range cpus {
+		set.Set(c)
+	}
+	// A thread that an unpinned one starts during a pass is pinned by the next.
+	pinned := map[int]bool{}
+	for {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			return err
+		}
+		more := false
+		for _, task := range tasks {
+			tid, err := strconv.Atoi(task.Name())
+			if err != nil || pinned[tid] {
+				continue
+			}
+			// A thread that ended since the listing is no error.
+			if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("pinning thread %d of process %d to CPUs %v: %w", tid, pid, cpus, err)
+			}
+			pinned[tid], more = true, true
+		}
+		if !more {
+			return nil
+		}
+	}
 }
 
 // MakeBucket creates a bucket, waiting until the server can (its volume may still be
