@@ -1,26 +1,20 @@
 package controllers_test
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"fmt"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/checkpoint-quota/checkpoint-quota/test/testenv"
 )
 
 // writeVerbs are the verbs of apiserver_request_total that write.
 var writeVerbs = map[string]bool{"POST": true, "CREATE": true, "PUT": true, "UPDATE": true, "PATCH": true, "APPLY": true, "DELETE": true, "DELETECOLLECTION": true}
-
-var labelRE = regexp.MustCompile(`(\w+)="([^"]*)"`)
 
 // checkpointWrites reads, from the kube-apiserver's own apiserver_request_total, how many
 // write requests on Checkpoints it has served, by verb and subresource ("POST", "PATCH/status").
@@ -30,7 +24,7 @@ func checkpointWrites(b testing.TB, cfg *rest.Config) map[string]float64 {
 }
 
 // anyResource asks apiWrites for the writes of every resource, keyed "resource VERB".
-const anyResource = "*"
+const anyResource = testenv.AnyResource
 
 // apiWrites is checkpointWrites for any resource of our group ("checkpointnodes"), or for
 // every resource of every group (anyResource).
@@ -51,45 +45,7 @@ func allRequests(b testing.TB, cfg *rest.Config) map[string]float64 {
 
 // apiRequests counts the requests of the given verbs (nil: every verb), as apiWrites does.
 func apiRequests(b testing.TB, cfg *rest.Config, resource string, verbs map[string]bool) map[string]float64 {
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
-	if err != nil {
-		b.Fatalf("scraping the kube-apiserver's /metrics: %v", err)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "apiserver_request_total{") {
-			continue
-		}
-		end := strings.LastIndexByte(line, '}')
-		labels := map[string]string{}
-		for _, m := range labelRE.FindAllStringSubmatch(line[:end], -1) {
-			labels[m[1]] = m[2]
-		}
-		if (verbs != nil && !verbs[labels["verb"]]) || labels["resource"] == "" || (resource != anyResource &&
-			(labels["group"] != "checkpointquota.dev" || labels["resource"] != resource)) {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)
-		if err != nil {
-			continue
-		}
-		key := labels["verb"]
-		if labels["subresource"] != "" {
-			key += "/" + labels["subresource"]
-		}
-		if resource == anyResource {
-			key = labels["resource"] + " " + key
-		}
-		out[key] += v
-	}
-	return out
+	return testenv.APIRequests(b, cfg, resource, verbs)
 }
 
 // writesBetween is the number of Checkpoint writes between two readings, in all and by kind.
