@@ -188,7 +188,7 @@ func BenchmarkBurst5000(b *testing.B) {
 		// and accounts here (no quota yet), the agent reads and creates.
 		publishCPUManager, publishCPUAgent := procCPU(b, manager), procCPU(b, agent)
 		w1 := quietWrites(b, bed.env.Config)
-		nodeWrites, _ := writesBetween(n0, apiWrites(b, bed.env.Config, "checkpointnodes"))
+		nodeWrites, _ := testenv.Between(n0, apiWrites(b, bed.env.Config, "checkpointnodes"))
 		// The agent asks the apiserver about a Checkpoint its cache does not show.
 		gets := checkpointGets(b, bed.env.Config) - g0
 		r1, l1 := allRequests(b, bed.env.Config), benchLists.Load()
@@ -224,11 +224,11 @@ func BenchmarkBurst5000(b *testing.B) {
 		})
 		w2 := quietWrites(b, bed.env.Config)
 		r2, l2 := allRequests(b, bed.env.Config), benchLists.Load()
-		published, byPublish := writesBetween(w0, w1)
-		pruned, byPrune := writesBetween(w1, w2)
+		published, byPublish := testenv.Between(w0, w1)
+		pruned, byPrune := testenv.Between(w1, w2)
 		// The quota's status writes: the usage the status controller reports, and the
 		// pruned counter that the pass writes ahead of its deletes.
-		_, byQuota := writesBetween(q0, apiWrites(b, bed.env.Config, "clustercheckpointquotas"))
+		_, byQuota := testenv.Between(q0, apiWrites(b, bed.env.Config, "clustercheckpointquotas"))
 		b.Logf("API writes on Checkpoints: publishing 5,000 %v, pruning 4,500 %v", byPublish, byPrune)
 		mcpu, acpu = procCPU(b, manager)-mcpu, procCPU(b, agent)-acpu
 		apiCPU, etcdCPU := procCPU(b, apiserver)-api0, procCPU(b, etcd)-etcd0
@@ -260,8 +260,8 @@ func BenchmarkBurst5000(b *testing.B) {
 		b.ReportMetric(gets/5000, "api-gets/archive-published")
 		b.ReportMetric(pruned/4500, "api-writes/archive-pruned")
 		// Every request, reads included, by every client (the bench's own LISTs taken out).
-		allPublish, readsPublish := requestsPer(b, "publishing", r0, r1, l1-l0, 5000)
-		allPrune, readsPrune := requestsPer(b, "pruning", r1, r2, l2-l1, 4500)
+		allPublish, readsPublish := testenv.RequestsPer(b, "publishing", r0, r1, l1-l0, 5000)
+		allPrune, readsPrune := testenv.RequestsPer(b, "pruning", r1, r2, l2-l1, 4500)
 		b.ReportMetric(allPublish, "api-requests/archive-published")
 		b.ReportMetric(readsPublish, "api-reads/archive-published")
 		b.ReportMetric(allPrune, "api-requests/archive-pruned")

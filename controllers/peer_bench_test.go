@@ -144,7 +144,7 @@ func peerPhase(b *testing.B, bed *benchBed, s peerSubject, phase string, pids []
 			fmt.Fprintf(&out, " %s %.2f", procName(pid), procCPU(b, pid)-cpu0[i])
 		}
 		b.Log(out.String())
-		requestsPer(b, s.name()+", "+phase, r0, allRequests(b, bed.env.Config), 0, archives)
+		testenv.RequestsPer(b, s.name()+", "+phase, r0, allRequests(b, bed.env.Config), 0, archives)
 	}
 }
 

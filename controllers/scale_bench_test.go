@@ -137,8 +137,8 @@ func BenchmarkScale(b *testing.B) {
 		arrivals := streamRate * streamSeconds
 		extra := dels.count() - prunedAtStart - (arrivals - missing)
 
-		published, byPublish := writesBetween(writes0, writes1)
-		streamed, byStream := writesBetween(writes2, writes3)
+		published, byPublish := testenv.Between(writes0, writes1)
+		streamed, byStream := testenv.Between(writes2, writes3)
 		agentRSS := 0.0
 		for _, pid := range agents {
 			agentRSS = max(agentRSS, procPeakRSSMiB(b, pid))

@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -148,8 +146,8 @@ func BenchmarkAgentOffload(b *testing.B) {
 		wall := time.Since(start)
 		// The events and the last writes trail the last location by a little.
 		time.Sleep(2 * time.Second)
-		logRequestsPer(b, testenv.APIRequests(b, env.Config, testenv.AnyResource, nil), requestsBefore, count,
-			fmt.Sprintf("the benchmark's own: %d status PATCHes (the marks), %d LISTs of Checkpoints (its polls)", count, polls))
+		testenv.RequestsPer(b, fmt.Sprintf("from the marks until the last location and 2 s after, the benchmark's %d marks (status PATCHes) included", count),
+			requestsBefore, testenv.APIRequests(b, env.Config, testenv.AnyResource, nil), int64(polls), count)
 		cpu := stop()
 		b.Logf("%d archives of 1 MiB, the node agent end to end (marks written in %v): %.1f uploads/s, %.2f s wall; the agent's CPU %.2f s over its life",
 			count, marked.Round(time.Millisecond), count/wall.Seconds(), wall.Seconds(), cpu.Seconds())
@@ -199,30 +197,4 @@ func agentProcess(b *testing.B, env *testenv.Env, bin, node, dir string, count i
 		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-}
-
-// logRequestsPer logs the apiserver's requests between two readings of testenv.APIRequests,
-// by resource and verb, most first, per archive.
-func logRequestsPer(b *testing.B, after, before map[string]float64, archives int, own string) {
-	type row struct {
-		key string
-		n   float64
-	}
-	var rows []row
-	total := 0.0
-	for k, v := range after {
-		if d := v - before[k]; d > 0 {
-			rows = append(rows, row{k, d})
-			total += d
-		}
-	}
-	sort.Slice(rows, func(i, j int) bool {
-		return rows[i].n > rows[j].n || rows[i].n == rows[j].n && rows[i].key < rows[j].key
-	})
-	parts := make([]string, 0, len(rows))
-	for _, r := range rows {
-		parts = append(parts, fmt.Sprintf("%s %.2f", r.key, r.n/float64(archives)))
-	}
-	b.Logf("apiserver requests per archive, from the marks until the last location and 2 s after (%s): %.2f in all; %s",
-		own, total/float64(archives), strings.Join(parts, ", "))
 }
