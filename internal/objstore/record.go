@@ -123,12 +123,11 @@ func archiveOf(key, prefix, fileName string, size int64, record string) *cqv1.Ar
 	if err := json.Unmarshal([]byte(record), &r); err != nil || r.Node == "" || r.Dir == "" {
 		return nil
 	}
-	if _, _, ok := ArchiveOfKey(prefix, key); !ok {
+	k, ok := parseKey(prefix, key)
+	if !ok {
 		return nil
 	}
-	parts := strings.Split(key, "/")
-	pod, container := parts[len(parts)-3], parts[len(parts)-2]
-	return &cqv1.ArchiveSource{NodeName: r.Node, Directory: r.Dir, FileName: fileName, PodName: pod, PodUID: r.PodUID,
-		ContainerName: container, OrphanOf: r.OrphanOf, CopyOf: r.CopyOf, SizeBytes: size, CheckpointTime: r.Time,
+	return &cqv1.ArchiveSource{NodeName: r.Node, Directory: r.Dir, FileName: fileName, PodName: k.pod, PodUID: r.PodUID,
+		ContainerName: k.container, OrphanOf: r.OrphanOf, CopyOf: r.CopyOf, SizeBytes: size, CheckpointTime: r.Time,
 		Runtime: r.Runtime, Image: r.Image}
 }

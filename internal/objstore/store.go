@@ -147,24 +147,37 @@ func (s *Store) Bucket() string { return s.spec.Bucket }
 // false for any key Key does not make (the agents' check objects under ".checks", anything
 // else in the bucket).
 func ArchiveOfKey(prefix, key string) (namespace string, uid types.UID, ok bool) {
+	k, ok := parseKey(prefix, key)
+	return k.namespace, k.uid, ok
+}
+
+// keyParts are the names that Key puts into a key.
+type keyParts struct {
+	namespace, pod, container string
+	uid                       types.UID
+}
+
+// parseKey reads the names of a key that Key made under prefix; false for any other key.
+func parseKey(prefix, key string) (keyParts, bool) {
 	rest := key
 	if p := path.Join(prefix); p != "" && p != "." {
+		var ok bool
 		if rest, ok = strings.CutPrefix(key, p+"/"); !ok {
-			return "", "", false
+			return keyParts{}, false
 		}
 	}
 	parts := strings.Split(rest, "/")
 	if len(parts) != 4 || parts[0] == ".checks" {
-		return "", "", false
+		return keyParts{}, false
 	}
 	for _, p := range parts {
 		if p == "" || p == "." || p == ".." {
-			return "", "", false
+			return keyParts{}, false
 		}
 	}
 	name, found := strings.CutSuffix(parts[3], ".tar")
 	if !found || name == "" {
-		return "", "", false
+		return keyParts{}, false
 	}
-	return parts[0], types.UID(name), true
+	return keyParts{namespace: parts[0], pod: parts[1], container: parts[2], uid: types.UID(name)}, true
 }

@@ -59,7 +59,7 @@ func (s *Store) Verify(ctx context.Context, st Stored, uid types.UID) error {
 // is not an error (a repeated delete), an object of another Checkpoint is ErrNotOurs.
 func (s *Store) Delete(ctx context.Context, key string, uid types.UID) error {
 	info, err := s.client.StatObject(ctx, s.spec.Bucket, key, minio.StatObjectOptions{})
-	if isNotFound(err) {
+	if IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
@@ -126,14 +126,12 @@ var ErrNotTheArchive = errors.New("the stored object is not the archive")
 // object, only that it could not be checked.
 func NotStored(err error) bool {
 	var resp minio.ErrorResponse
-	return errors.Is(err, ErrNotOurs) || errors.Is(err, ErrNotTheArchive) || isNotFound(err) ||
+	return errors.Is(err, ErrNotOurs) || errors.Is(err, ErrNotTheArchive) || IsNotFound(err) ||
 		(errors.As(err, &resp) && resp.Code == "NoSuchBucket")
 }
 
 // IsNotFound says whether err is the store's answer that no object is at the key.
-func IsNotFound(err error) bool { return isNotFound(err) }
-
-func isNotFound(err error) bool {
+func IsNotFound(err error) bool {
 	var resp minio.ErrorResponse
 	return errors.As(err, &resp) && (resp.StatusCode == 404 || resp.Code == "NoSuchKey")
 }
