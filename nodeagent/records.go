@@ -1,8 +1,6 @@
 package nodeagent
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,13 +64,11 @@ type logLine struct {
 	Drop string  `json:"drop,omitempty"`
 }
 
-// records keeps the agent's records in one append-only log in its state directory, a
-// JSON line per change (a record put, or an archive's record dropped), replayed in order
-// at start. A change costs one write(2) to a file that is already open, where the file per
-// record that earlier agents wrote (created, written, renamed) cost much of the agent's CPU
-// while publishing (docs/node-agent.md). The log is rewritten with only the live records (compacted: to a
-// temporary file, synced, renamed into place) at start and whenever it holds more than
-// twice as many lines as records.
+// records keeps the agent's records in one append-only log in its state directory
+// (jsonLog), a JSON line per change (a record put, or an archive's record dropped). A
+// change costs one write(2), where the file per record that earlier agents wrote
+// (created, written, renamed) cost much of the agent's CPU while publishing
+// (docs/node-agent.md).
 //
 // Changes are not synced to disk. Losing some to a power failure, or finding a line torn
 // or garbled, leaves each archive with an older record of its own or none, which can only
@@ -83,18 +79,7 @@ type records struct {
 
 	mu     sync.Mutex
 	byPath map[string]*record
-	// log stays open until the process ends: closing it when the manager stops would fail
-	// the record of a create that a worker is still finishing.
-	log *os.File
-	// lines counts the lines in the log; broken says a write failed, maybe half done, or
-	// the log could not be opened again after a compaction, so the next change rewrites
-	// the log rather than append after a torn line or to a file no longer in place.
-	lines  int
-	broken bool
-
-	// openLog opens the log after a compaction, and sync syncs it; tests replace them.
-	openLog func(name string, flag int, perm os.FileMode) (*os.File, error)
-	sync    func(*os.File) error
+	jsonLog
 }
 
 // openRecords loads the records in dir, creating it if needed, and compacts the log. A
@@ -105,7 +90,8 @@ func openRecords(dir string) (*records, []error, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, fmt.Errorf("creating the agent's state directory %s: %w (set --state-dir to a writable directory on the node)", dir, err)
 	}
-	rs := &records{dir: dir, byPath: map[string]*record{}, openLog: os.OpenFile, sync: (*os.File).Sync}
+	rs := &records{dir: dir, byPath: map[string]*record{}}
+	rs.jsonLog = newJSONLog(dir, logName, rs.liveLines)
 	bad, err := rs.replay()
 	if err != nil {
 		return nil, nil, err
@@ -132,40 +118,24 @@ func openRecords(dir string) (*records, []error, error) {
 
 // replay reads the log, when there is one, into rs.
 func (rs *records) replay() ([]error, error) {
-	data, err := os.ReadFile(filepath.Join(rs.dir, logName))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the agent's records %s: %w", filepath.Join(rs.dir, logName), err)
-	}
-	var bad []error
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
+	return rs.jsonLog.replay(func(line []byte) error {
 		var l logLine
-		err := json.Unmarshal(sc.Bytes(), &l)
+		if err := json.Unmarshal(line, &l); err != nil {
+			return err
+		}
 		switch {
-		case err != nil:
 		case l.Put != nil:
-			err = l.Put.valid()
-		case l.Drop == "":
-			err = errors.New("neither a record nor a drop")
-		}
-		if err != nil {
-			bad = append(bad, fmt.Errorf("%s line %d: %w", filepath.Join(rs.dir, logName), n, err))
-			continue
-		}
-		if l.Put != nil {
+			if err := l.Put.valid(); err != nil {
+				return err
+			}
 			rs.byPath[l.Put.Path] = l.Put
-		} else {
+		case l.Drop == "":
+			return errors.New("neither a record nor a drop")
+		default:
 			delete(rs.byPath, l.Drop)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		bad = append(bad, fmt.Errorf("%s: %w", filepath.Join(rs.dir, logName), err))
-	}
-	return bad, nil
+		return nil
+	})
 }
 
 // loadFiles reads the records that earlier agents kept as a file each. When the log
@@ -228,11 +198,11 @@ func (rs *records) put(rec record) error {
 	if old, ok := rs.byPath[rec.Path]; ok && *old == rec {
 		return nil
 	}
-	if err := rs.append(logLine{Put: &rec}); err != nil {
+	if err := rs.add(logLine{Put: &rec}, false); err != nil {
 		return fmt.Errorf("writing the record of %s: %w", rec.Path, err)
 	}
 	rs.byPath[rec.Path] = &rec
-	return rs.compactIfLong()
+	return rs.compactIfLong(len(rs.byPath))
 }
 
 // drop removes the archive's record. The agent drops a record before it deletes the
@@ -271,113 +241,28 @@ func (rs *records) dropRecord(path string, durably, keepOrphan bool) error {
 		// A placeholder already: it names no Checkpoint that a delete could be taken for.
 		return nil
 	}
-	if err := rs.append(line); err != nil {
+	if err := rs.add(line, durably); err != nil {
 		return fmt.Errorf("removing the record of %s: %w", path, err)
-	}
-	if durably {
-		if err := rs.sync(rs.log); err != nil {
-			rs.broken = true
-			return fmt.Errorf("removing the record of %s: %w", path, err)
-		}
 	}
 	if keep != nil {
 		rs.byPath[path] = keep
 	} else {
 		delete(rs.byPath, path)
 	}
-	return rs.compactIfLong()
+	return rs.compactIfLong(len(rs.byPath))
 }
 
-// append writes one line to the log, in one write. After a failed write the log is
-// rewritten first, so that no line follows a torn one.
-func (rs *records) append(l logLine) error {
-	if rs.broken {
-		if err := rs.compact(); err != nil {
-			return err
-		}
-	}
-	data, err := json.Marshal(l)
-	if err != nil {
-		return err
-	}
-	if _, err := rs.log.Write(append(data, '\n')); err != nil {
-		rs.broken = true
-		return err
-	}
-	rs.lines++
-	return nil
-}
-
-// compactIfLong rewrites the log when most of its lines are outdated.
-func (rs *records) compactIfLong() error {
-	if rs.lines <= 2*len(rs.byPath)+1024 {
-		return nil
-	}
-	return rs.compact()
-}
-
-// compact rewrites the log with the live records only, sorted by path: to a temporary
-// file, synced, then renamed over the log, so that a crash leaves the old log or the new
-// one. The caller holds rs.mu, or has rs to itself.
-func (rs *records) compact() error {
+// liveLines are the lines of a compacted log: the live records, sorted by path. The
+// caller holds rs.mu, or has rs to itself.
+func (rs *records) liveLines() ([]any, error) {
 	paths := make([]string, 0, len(rs.byPath))
 	for p := range rs.byPath {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
-	var buf bytes.Buffer
-	for _, p := range paths {
-		data, err := json.Marshal(logLine{Put: rs.byPath[p]})
-		if err != nil {
-			return err
-		}
-		buf.Write(data)
-		buf.WriteByte('\n')
+	lines := make([]any, len(paths))
+	for i, p := range paths {
+		lines[i] = logLine{Put: rs.byPath[p]}
 	}
-	file := filepath.Join(rs.dir, logName)
-	if err := writeSynced(file+".tmp", buf.Bytes()); err != nil {
-		_ = os.Remove(file + ".tmp")
-		return fmt.Errorf("compacting the agent's records %s: %w", file, err)
-	}
-	if err := os.Rename(file+".tmp", file); err != nil {
-		_ = os.Remove(file + ".tmp")
-		return fmt.Errorf("compacting the agent's records %s: %w", file, err)
-	}
-	syncDir(rs.dir)
-	log, err := rs.openLog(file, os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		// rs.log is the old log, now unlinked: what it receives is lost at the next start.
-		// Broken, the next change compacts again before it writes.
-		rs.broken = true
-		return fmt.Errorf("opening the agent's records %s: %w", file, err)
-	}
-	if rs.log != nil {
-		_ = rs.log.Close()
-	}
-	rs.log, rs.lines, rs.broken = log, len(paths), false
-	return nil
-}
-
-// writeSynced writes data to a new file at path and syncs it.
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-// syncDir makes a rename in dir durable, where the filesystem allows it.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
+	return lines, nil
 }
