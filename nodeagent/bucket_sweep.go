@@ -23,7 +23,7 @@ const DefaultBucketSweepInterval = time.Hour
 
 // bucketSweep deletes the objects in a store that no Checkpoint stands for: those of
 // Checkpoints deleted when no agent could see it go, above all those of a node gone for
-// good, whose agent and stored.json went with it (docs/offload.md, "The bucket sweep"). One
+// good, whose agent and stored.log went with it (docs/offload.md, "The bucket sweep"). One
 // agent sweeps each store: the first node by name whose check of the store could write
 // lately (sweeperOf), so that a thousand nodes do not list one bucket a thousand times.
 type bucketSweep struct {

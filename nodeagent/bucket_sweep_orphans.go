@@ -21,7 +21,7 @@ import (
 )
 
 // The stored archives whose Checkpoint went with its namespace when no agent could see it
-// go: the node that stored them is gone for good, its agent and stored.json with it. The
+// go: the node that stored them is gone for good, its agent and stored.log with it. The
 // sweeper of the store publishes each again as an orphan of the deleted namespace, as the
 // agent that stored it would have (orphan_stored.go), from what the object records of its
 // Checkpoint's spec.archive (objstore.MetaArchive); what records nothing is kept and
@@ -37,7 +37,7 @@ const (
 	// unpublishedNoRecord: the object records no spec.archive (an older agent stored it).
 	unpublishedNoRecord = "noRecord"
 	// unpublishedNodeRegistered: the node that stored it is still registered, so its agent,
-	// which knows it from stored.json, publishes it.
+	// which knows it from stored.log, publishes it.
 	unpublishedNodeRegistered = "nodeRegistered"
 )
 
@@ -79,7 +79,7 @@ func (o *Offloader) namespaceOf(ctx context.Context, ns string) (gone bool, crea
 //     person or a rule deletes, so the object goes, once its Checkpoint, looked up by
 //     name, is not there;
 //   - recording no spec.archive: kept, and reported;
-//   - of a node still registered: kept, its agent publishes it (stored.json);
+//   - of a node still registered: kept, its agent publishes it (stored.log);
 //   - else published again as an orphan of ns (publishOrphan), the object given to it.
 func (b bucketSweep) adopt(ctx context.Context, st *cqv1.CheckpointStore, s *objstore.Store, ns string, taken []sweepCandidate, n *sweepCounts) error {
 	log := logf.FromContext(ctx).WithValues("store", st.Name)

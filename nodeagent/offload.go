@@ -76,6 +76,8 @@ type Offloader struct {
 	// forgot it.
 	mu     sync.Mutex
 	stored map[types.NamespacedName]storedObject
+	// storedLog keeps stored on the node's disk (stored.go).
+	storedLog *jsonLog
 	// fromStore are the archives being published again as orphans: the file reconciler
 	// leaves their Checkpoints, which have no file, until they say where the archive is.
 	fromStore *pathSet
@@ -257,9 +259,7 @@ func (o *Offloader) deleteStored(ctx context.Context, key types.NamespacedName, 
 	}
 	o.mu.Lock()
 	delete(o.stored, key)
-	if err := o.saveStored(); err != nil {
-		o.logSaveError(err)
-	}
+	o.storedChanged(key)
 	o.mu.Unlock()
 	logf.FromContext(ctx).Info("Deleted the stored archive of a deleted Checkpoint", "checkpoint", key, "store", so.location.Store, "key", so.location.Key)
 	return nil
@@ -277,12 +277,10 @@ func (o *Offloader) remember(c *cqv1.Checkpoint) {
 		return
 	}
 	o.stored[k] = so
-	if err := o.saveStored(); err != nil {
-		o.logSaveError(err)
-	}
+	o.storedChanged(k)
 }
 
-// logSaveError reports a failed write of stored.json: the objects of Checkpoints deleted
+// logSaveError reports a failed write of stored.log: the objects of Checkpoints deleted
 // while the agent is down then stay in the store.
 func (o *Offloader) logSaveError(err error) {
 	logf.Log.WithName("offload").Error(err, "Could not record where the node's offloaded archives are stored", "stateDir", o.Config.StateDir)

@@ -92,13 +92,12 @@ func (s *storeClients) get(ctx context.Context, cache client.Reader, name string
 // setupOffloader adds the Offloader to mgr: keyed by Checkpoint, for the Checkpoints that
 // the manager asked to move or that were moved, retrying a failed upload with backoff.
 func setupOffloader(mgr manager.Manager, cfg Config, stores *storeClients, checks *storeChecker, fromStore *pathSet) (*Offloader, error) {
-	stored, err := storedFor(cfg)
-	if err != nil {
+	o := &Offloader{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("checkpoint-node-agent"),
+		Config: cfg, stores: stores, checks: checks, stored: map[types.NamespacedName]storedObject{}, fromStore: fromStore}
+	if err := o.openStored(); err != nil {
 		// The objects it named stay in the store; everything else works.
 		mgr.GetLogger().Error(err, "Ignored the agent's record of stored archives")
 	}
-	o := &Offloader{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("checkpoint-node-agent"),
-		Config: cfg, stores: stores, checks: checks, stored: stored, fromStore: fromStore}
 	if err := mgr.Add(storedSweep{o: o}); err != nil {
 		return nil, err
 	}

@@ -20,9 +20,9 @@ import (
 // orphan of the deleted one (PRODUCT.md: a deleted namespace's archives become orphans,
 // still visible and manageable). A stored archive's Checkpoint goes the same way: instead
 // of deleting the object, the agent that stored it publishes the Checkpoint again from what
-// stored.json kept of its spec, writes the same location, and then gives the object to the
+// stored.log kept of its spec, writes the same location, and then gives the object to the
 // new Checkpoint (objstore.Store.Rebind: a copy in place with the new UID), in that order,
-// so that a crash at any step is taken up again from stored.json, whose entry for the
+// so that a crash at any step is taken up again from stored.log, whose entry for the
 // deleted Checkpoint goes last (docs/offload.md, "Orphans in the store").
 
 // namespaceGone says whether namespace ns is gone or being deleted, read live.
@@ -39,7 +39,7 @@ func (o *Offloader) keepAsOrphan(ctx context.Context, key types.NamespacedName, 
 		// Recorded before the agent kept the spec: nothing to publish it from here. The
 		// object stays; the bucket sweep publishes it from its metadata if it holds the
 		// archive's record, and reports it otherwise (bucket_sweep_orphans.go).
-		log.Info("Kept the stored archive of a deleted namespace's Checkpoint, which cannot be published again from stored.json (recorded by an older agent)")
+		log.Info("Kept the stored archive of a deleted namespace's Checkpoint, which cannot be published again from stored.log (recorded by an older agent)")
 		return nil
 	}
 	a := so.archive.DeepCopy()
@@ -53,9 +53,7 @@ func (o *Offloader) keepAsOrphan(ctx context.Context, key types.NamespacedName, 
 	o.remember(orphan)
 	o.mu.Lock()
 	delete(o.stored, key)
-	if err := o.saveStored(); err != nil {
-		o.logSaveError(err)
-	}
+	o.storedChanged(key)
 	o.mu.Unlock()
 	log.Info("Published the stored archive of a deleted namespace again as an orphan", "orphan", client.ObjectKeyFromObject(orphan))
 	return nil
@@ -96,7 +94,7 @@ func (o *Offloader) publishOrphan(ctx context.Context, a *cqv1.ArchiveSource, pi
 	}
 	if orphan.Status.Location == nil {
 		if loc.SHA256 == "" || loc.StoredTime.IsZero() {
-			// An entry that stored.json gave back after a restart holds the object's key
+			// An entry that stored.log gave back after a restart holds the object's key
 			// only; a location needs the SHA-256 and the time, which the object has.
 			d, err := s.Describe(ctx, loc.Key)
 			if err != nil {

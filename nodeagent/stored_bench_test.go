@@ -33,7 +33,7 @@ func BenchmarkRemember(b *testing.B) {
 				b.Fatal(err)
 			}
 			o := newBenchOffloader(b, dir)
-			i, w0 := before, written(b)
+			i, w0 := before, wchar(b)
 			for b.Loop() {
 				o.remember(storedCheckpoint(i))
 				i++
@@ -47,7 +47,7 @@ func BenchmarkRemember(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(size)/float64(i), "state-bytes/archive")
-			b.ReportMetric(float64(written(b)-w0)/float64(i-before), "written-bytes/op")
+			b.ReportMetric(float64(wchar(b)-w0)/float64(i-before), "written-bytes/op")
 		})
 	}
 }
@@ -67,19 +67,19 @@ func storedCheckpoint(i int) *cqv1.Checkpoint {
 
 func newBenchOffloader(b *testing.B, dir string) *Offloader {
 	b.Helper()
-	stored, err := storedFor(Config{StateDir: dir})
-	if err != nil {
+	o := &Offloader{Config: Config{StateDir: dir}, stored: map[types.NamespacedName]storedObject{}}
+	if err := o.openStored(); err != nil {
 		b.Fatal(err)
 	}
-	return &Offloader{Config: Config{StateDir: dir}, stored: stored}
+	return o
 }
 
-// written is what this process has written to storage so far (/proc/self/io wchar: bytes passed to write(2)).
-func written(b *testing.B) int64 {
-	b.Helper()
+// wchar is what this process has written to storage so far (/proc/self/io wchar: bytes passed to write(2)).
+func wchar(tb testing.TB) int64 {
+	tb.Helper()
 	data, err := os.ReadFile("/proc/self/io")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	var n int64
 	for _, line := range strings.Split(string(data), "\n") {
