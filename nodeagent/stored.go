@@ -220,4 +220,3 @@ func (s storedSweep) Start(ctx context.Context) error {
 	}
 	return nil
 }
-
