@@ -146,7 +146,8 @@ func agentCommand(b *testing.B, env *testenv.Env, bin, node, dir string) (*exec.
 	return cmd, fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 }
 
-// scrape returns the value of an unlabelled-but-node metric from the agent's endpoint, or 0.
+// scrape returns the value of an unlabelled-but-node metric from the agent's endpoint, or
+// of the first series whose line starts with name when name holds labels, or 0.
 func scrape(url, name string) float64 {
 	resp, err := http.Get(url) //nolint:gosec,noctx // a local test endpoint
 	if err != nil {
@@ -157,7 +158,7 @@ func scrape(url, name string) float64 {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") || strings.Contains(name, "{") && strings.HasPrefix(line, name) {
 			fields := strings.Fields(line)
 			v, _ := strconv.ParseFloat(fields[len(fields)-1], 64)
 			return v

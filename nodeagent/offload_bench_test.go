@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -70,22 +71,19 @@ func BenchmarkAgentOffload(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	agents := benchAgents(b, bin)
 	const count, size = 100, 1 << 20
 	run := 0
 	for b.Loop() {
 		run++
-		dir := b.TempDir()
-		taken := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
-		var paths []string
-		for i := range count {
-			paths = append(paths, testarchive.New(ns, fmt.Sprintf("pod-%03d", i), "app").At(taken).WithSize(size).MustWrite(dir))
-		}
 		// The store's limit and the uploader alone, on the same files; the first run's
 		// first pass also grows the bucket's volumes (docs/offload.md, "Figures").
+		paths := benchArchives(b, ns, count, size)
 		for _, way := range []string{"warm-up", "the store's limit (plain PUTs)", "objstore.Store.Upload"} {
 			if way == "warm-up" && run > 1 {
 				continue
 			}
+			cpu := readMachineCPU()
 			start := time.Now()
 			var g errgroup.Group
 			g.SetLimit(nodeagent.DefaultOffloadWorkers)
@@ -97,62 +95,112 @@ func BenchmarkAgentOffload(b *testing.B) {
 			}
 			if way != "warm-up" {
 				b.Logf("%d archives of 1 MiB, %s, %d in flight: %.1f uploads/s", count, way, nodeagent.DefaultOffloadWorkers, count/time.Since(start).Seconds())
+				cpu.since(b, way, count)
 			}
 		}
-
-		node := fmt.Sprintf("offload-%d", run)
-		stop := agentProcess(b, env, bin, node, dir, count)
-		var list cqv1.CheckpointList
-		if err := env.Client.List(ctx, &list, client.MatchingFields{cqv1.FieldArchiveNode: node}); err != nil {
-			b.Fatal(err)
+		for _, a := range agents {
+			rate := agentOffload(b, env, a, fmt.Sprintf("offload-%d-%s", run, a.name), ns, count, size)
+			b.ReportMetric(rate, "agent-uploads/s")
 		}
-		requestsBefore := testenv.APIRequests(b, env.Config, testenv.AnyResource, nil)
-		start := time.Now()
-		var g errgroup.Group
-		g.SetLimit(8)
-		for i := range list.Items {
-			c := &list.Items[i]
-			g.Go(func() error {
-				orig := c.DeepCopy()
-				c.Status.Offload = &cqv1.OffloadRequest{Store: "bench", Reason: "bench"}
-				return env.Client.Status().Patch(ctx, c, client.MergeFrom(orig))
-			})
-		}
-		if err := g.Wait(); err != nil {
-			b.Fatal(err)
-		}
-		marked := time.Since(start)
-		deadline := time.Now().Add(5 * time.Minute)
-		polls := 0
-		for {
-			polls++
-			if err := env.Client.List(ctx, &list, client.MatchingFields{cqv1.FieldArchiveNode: node}); err != nil {
-				b.Fatal(err)
-			}
-			stored := 0
-			for _, c := range list.Items {
-				if c.Status.Location != nil {
-					stored++
-				}
-			}
-			if stored == count {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("%d of %d archives stored after 5 minutes", stored, count)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		wall := time.Since(start)
-		// The events and the last writes trail the last location by a little.
-		time.Sleep(2 * time.Second)
-		testenv.RequestsPer(b, fmt.Sprintf("from the marks until the last location and 2 s after, the benchmark's %d marks (status PATCHes) included", count),
-			requestsBefore, testenv.APIRequests(b, env.Config, testenv.AnyResource, nil), int64(polls), count)
-		cpu := stop()
-		b.Logf("%d archives of 1 MiB, the node agent end to end (marks written in %v): %.1f uploads/s, %.2f s wall; the agent's CPU %.2f s over its life",
-			count, marked.Round(time.Millisecond), count/wall.Seconds(), wall.Seconds(), cpu.Seconds())
-		b.ReportMetric(count/wall.Seconds(), "agent-uploads/s")
 	}
+}
+
+// benchAgent is a node-agent binary that BenchmarkAgentOffload runs.
+type benchAgent struct{ name, bin string }
+
+// benchAgents are the agents to compare, each run in turn: BENCH_AGENTS=name=path,...
+// (say main's binary and a branch's, in the same run), else the one built from this tree.
+func benchAgents(b *testing.B, built string) []benchAgent {
+	spec := os.Getenv("BENCH_AGENTS")
+	if spec == "" {
+		return []benchAgent{{name: "this tree", bin: built}}
+	}
+	var out []benchAgent
+	for _, item := range strings.Split(spec, ",") {
+		name, bin, ok := strings.Cut(item, "=")
+		if !ok {
+			b.Fatalf("BENCH_AGENTS=%q: give name=path,name=path", spec)
+		}
+		out = append(out, benchAgent{name: name, bin: bin})
+	}
+	return out
+}
+
+// benchArchives writes count archives of size into a new directory and flushes them to
+// disk, so that their writeback does not fall in the window measured.
+func benchArchives(b *testing.B, ns string, count int, size int64) []string {
+	dir := b.TempDir()
+	taken := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	var paths []string
+	for i := range count {
+		paths = append(paths, testarchive.New(ns, fmt.Sprintf("pod-%03d", i), "app").At(taken).WithSize(size).MustWrite(dir))
+	}
+	syscall.Sync()
+	return paths
+}
+
+// agentOffload runs agent a as node over count new archives until they are published,
+// marks them for offload as the manager does, and returns the archives offloaded per
+// second from the first mark until the agent's counter of offloaded archives says all
+// are (each then has its location, checked after, and its file removed). The agent's
+// metric is read rather than the Checkpoints listed, so that the benchmark's own polls
+// cost the apiserver nothing in the window.
+func agentOffload(b *testing.B, env *testenv.Env, a benchAgent, node, ns string, count int, size int64) float64 {
+	ctx := context.Background()
+	paths := benchArchives(b, ns, count, size)
+	pid, metricsURL, stop := agentProcess(b, env, a.bin, node, filepath.Dir(paths[0]), count)
+	var list cqv1.CheckpointList
+	if err := env.Client.List(ctx, &list, client.MatchingFields{cqv1.FieldArchiveNode: node}); err != nil {
+		b.Fatal(err)
+	}
+	requestsBefore := testenv.APIRequests(b, env.Config, testenv.AnyResource, nil)
+	workBefore := scrape(metricsURL, `workqueue_work_duration_seconds_sum{controller="checkpoint-offload"`)
+	agentBefore := procCPU(b, pid)
+	cpu := readMachineCPU()
+	start := time.Now()
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := range list.Items {
+		c := &list.Items[i]
+		g.Go(func() error {
+			orig := c.DeepCopy()
+			c.Status.Offload = &cqv1.OffloadRequest{Store: "bench", Reason: "bench"}
+			return env.Client.Status().Patch(ctx, c, client.MergeFrom(orig))
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	marked := time.Since(start)
+	deadline := time.Now().Add(5 * time.Minute)
+	for scrape(metricsURL, "checkpointquota_node_offloaded_archives_total") < float64(count) {
+		if time.Now().After(deadline) {
+			b.Fatalf("%s: not all %d archives offloaded after 5 minutes", a.name, count)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wall := time.Since(start)
+	busy := scrape(metricsURL, `workqueue_work_duration_seconds_sum{controller="checkpoint-offload"`) - workBefore
+	agentCPU := procCPU(b, pid) - agentBefore
+	rate := float64(count) / wall.Seconds()
+	b.Logf("%s: %d archives of 1 MiB, the node agent end to end (marks written in %v): %.1f uploads/s (%.1f MB/s), %.2f s wall; the agent's CPU %.2f s in the window (%.1f ms per archive), its offload workers busy %.2f of %d on average",
+		a.name, count, marked.Round(time.Millisecond), rate, rate*float64(size)/1e6, wall.Seconds(), agentCPU.Seconds(),
+		1000*agentCPU.Seconds()/float64(count), busy/wall.Seconds(), nodeagent.DefaultOffloadWorkers)
+	cpu.since(b, a.name+", the node agent end to end", count)
+	if err := env.Client.List(ctx, &list, client.MatchingFields{cqv1.FieldArchiveNode: node}); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range list.Items {
+		if c.Status.Location == nil {
+			b.Fatalf("%s: Checkpoint %s counted as offloaded has no status.location", a.name, c.Name)
+		}
+	}
+	// The events and the last writes trail the last location by a little.
+	time.Sleep(2 * time.Second)
+	testenv.RequestsPer(b, fmt.Sprintf("%s, from the marks until the last archive offloaded and 2 s after, the benchmark's %d marks (status PATCHes) and its one LIST after included", a.name, count),
+		requestsBefore, testenv.APIRequests(b, env.Config, testenv.AnyResource, nil), 0, float64(count))
+	b.Logf("%s: the agent's CPU %.2f s over its life", a.name, stop().Seconds())
+	return rate
 }
 
 // putFile puts the file at path to the store: plain, or with the uploader.
@@ -176,8 +224,9 @@ func putFile(ctx context.Context, srv *s3server.Server, st *objstore.Store, way,
 }
 
 // agentProcess runs the node-agent binary for node over dir until count archives are
-// published; stop ends it and returns the CPU it used.
-func agentProcess(b *testing.B, env *testenv.Env, bin, node, dir string, count int) (stop func() time.Duration) {
+// published, and returns its process ID and metrics endpoint; stop ends it and returns the
+// CPU it used.
+func agentProcess(b *testing.B, env *testenv.Env, bin, node, dir string, count int) (pid int, metricsURL string, stop func() time.Duration) {
 	b.Helper()
 	cmd, metricsURL := agentCommand(b, env, bin, node, dir)
 	if err := cmd.Start(); err != nil {
@@ -191,7 +240,7 @@ func agentProcess(b *testing.B, env *testenv.Env, bin, node, dir string, count i
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return func() time.Duration {
+	return cmd.Process.Pid, metricsURL, func() time.Duration {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)

@@ -1,0 +1,102 @@
+package nodeagent_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// machineCPU is a reading of the CPU time used so far by the whole machine and by each of
+// its processes, to tell whether a benchmark's window was bound by the machine's cores
+// and which processes took them.
+type machineCPU struct {
+	at          time.Time
+	busy, total float64            // clock ticks, /proc/stat's first line
+	procs       map[string]float64 // "pid name": user and system clock ticks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/stat and /proc/PID/stat on Linux.
+const clockTicks = 100
+
+func readMachineCPU() machineCPU {
+	m := machineCPU{at: time.Now(), procs: map[string]float64{}}
+	if data, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(data), "\n")
+		for i, f := range strings.Fields(line)[1:] {
+			v, _ := strconv.ParseFloat(f, 64)
+			m.total += v
+			if i != 3 && i != 4 { // idle, iowait
+				m.busy += v
+			}
+		}
+	}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(data)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		fields := strings.Fields(s[end+2:])
+		utime, _ := strconv.ParseFloat(fields[11], 64)
+		stime, _ := strconv.ParseFloat(fields[12], 64)
+		m.procs[d.Name()+" "+s[open+1:end]] = utime + stime
+	}
+	return m
+}
+
+// since logs how busy the machine's cores were since m, and the processes that used the
+// most CPU, in all and per archive; it returns the machine's busy share (0-1).
+func (m machineCPU) since(tb testing.TB, what string, archives int) float64 {
+	tb.Helper()
+	now := readMachineCPU()
+	wall := now.at.Sub(m.at).Seconds()
+	busy := (now.busy - m.busy) / clockTicks
+	share := (now.busy - m.busy) / (now.total - m.total)
+	type use struct {
+		proc string
+		cpu  float64
+	}
+	var uses []use
+	for p, v := range now.procs {
+		if d := v - m.procs[p]; d > 0 {
+			uses = append(uses, use{p, d / clockTicks})
+		}
+	}
+	sort.Slice(uses, func(i, j int) bool { return uses[i].cpu > uses[j].cpu })
+	var out strings.Builder
+	fmt.Fprintf(&out, "CPU, %s: %.2f s wall, the machine's %d cores %.0f%% busy (%.2f CPU-s, %.1f ms per archive)",
+		what, wall, numCPU(), 100*share, busy, 1000*busy/float64(archives))
+	for i, u := range uses {
+		if i == 8 || u.cpu < 0.02 {
+			break
+		}
+		fmt.Fprintf(&out, "\n  %-44s %5.2f s  %5.1f ms per archive", u.proc, u.cpu, 1000*u.cpu/float64(archives))
+	}
+	tb.Log(out.String())
+	return share
+}
+
+// numCPU counts the cpuN lines of /proc/stat.
+func numCPU() int {
+	data, _ := os.ReadFile("/proc/stat")
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "cpu") && !strings.HasPrefix(line, "cpu ") {
+			n++
+		}
+	}
+	return n
+}
