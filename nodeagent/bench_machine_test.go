@@ -16,15 +16,21 @@ import (
 // and which processes took them.
 type machineCPU struct {
 	at          time.Time
-	busy, total float64            // clock ticks, /proc/stat's first line
-	procs       map[string]float64 // "pid name": user and system clock ticks
+	busy, total float64 // clock ticks, /proc/stat's first line
+	procs       map[int]procCPUTicks
+}
+
+// procCPUTicks is a process's name and the user and system clock ticks it used.
+type procCPUTicks struct {
+	name  string
+	ticks float64
 }
 
 // clockTicks is USER_HZ, the unit of /proc/stat and /proc/PID/stat on Linux.
 const clockTicks = 100
 
 func readMachineCPU() machineCPU {
-	m := machineCPU{at: time.Now(), procs: map[string]float64{}}
+	m := machineCPU{at: time.Now(), procs: map[int]procCPUTicks{}}
 	if data, err := os.ReadFile("/proc/stat"); err == nil {
 		line, _, _ := strings.Cut(string(data), "\n")
 		for i, f := range strings.Fields(line)[1:] {
@@ -37,7 +43,8 @@ func readMachineCPU() machineCPU {
 	}
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
-		if _, err := strconv.Atoi(d.Name()); err != nil {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
 			continue
 		}
 		data, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
@@ -52,7 +59,7 @@ func readMachineCPU() machineCPU {
 		fields := strings.Fields(s[end+2:])
 		utime, _ := strconv.ParseFloat(fields[11], 64)
 		stime, _ := strconv.ParseFloat(fields[12], 64)
-		m.procs[d.Name()+" "+s[open+1:end]] = utime + stime
+		m.procs[pid] = procCPUTicks{name: s[open+1 : end], ticks: utime + stime}
 	}
 	return m
 }
@@ -70,9 +77,11 @@ func (m machineCPU) since(tb testing.TB, what string, archives int) float64 {
 		cpu  float64
 	}
 	var uses []use
-	for p, v := range now.procs {
-		if d := v - m.procs[p]; d > 0 {
-			uses = append(uses, use{p, d / clockTicks})
+	// By process ID: a kernel worker's name changes with its work. A process started in
+	// the window is counted whole.
+	for pid, p := range now.procs {
+		if d := p.ticks - m.procs[pid].ticks; d > 0 {
+			uses = append(uses, use{fmt.Sprintf("%d %s", pid, p.name), d / clockTicks})
 		}
 	}
 	sort.Slice(uses, func(i, j int) bool { return uses[i].cpu > uses[j].cpu })
