@@ -143,6 +143,12 @@ spec:
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(out).To(ContainSubstring("STORED-IN"))
 		Expect(strings.Count(out, " archive ")).To(Equal(5))
+
+		By("the agent's metrics time each stage of each offload")
+		for _, stage := range []string{"upload", "record", "log", "remove"} {
+			Expect(metricValue(Default, agentMetrics, `checkpointquota_node_offload_stage_seconds_count{stage="`+stage+`",store="archive"}`)).
+				To(BeNumerically(">=", 5), stage)
+		}
 	})
 
 	It("says in the store's status that the node reaches and writes it, and names the node and the error when it cannot", func(ctx context.Context) {
