@@ -155,6 +155,8 @@ func agentOffload(b *testing.B, env *testenv.Env, a benchAgent, node, ns string,
 	}
 	requestsBefore := testenv.APIRequests(b, env.Config, testenv.AnyResource, nil)
 	workBefore := scrape(metricsURL, `workqueue_work_duration_seconds_sum{controller="checkpoint-offload"`)
+	queueBefore := [2]float64{scrape(metricsURL, `workqueue_queue_duration_seconds_sum{controller="checkpoint-offload"`),
+		scrape(metricsURL, `workqueue_queue_duration_seconds_count{controller="checkpoint-offload"`)}
 	agentBefore := procCPU(b, pid)
 	cpu := readMachineCPU()
 	start := time.Now()
@@ -187,6 +189,7 @@ func agentOffload(b *testing.B, env *testenv.Env, a benchAgent, node, ns string,
 		a.name, count, marked.Round(time.Millisecond), rate, rate*float64(size)/1e6, wall.Seconds(), agentCPU.Seconds(),
 		1000*agentCPU.Seconds()/float64(count), busy/wall.Seconds(), nodeagent.DefaultOffloadWorkers)
 	cpu.since(b, a.name+", the node agent end to end", count)
+	logStages(b, a.name, metricsURL, queueBefore)
 	if err := env.Client.List(ctx, &list, client.MatchingFields{cqv1.FieldArchiveNode: node}); err != nil {
 		b.Fatal(err)
 	}
@@ -201,6 +204,22 @@ func agentOffload(b *testing.B, env *testenv.Env, a benchAgent, node, ns string,
 		requestsBefore, testenv.APIRequests(b, env.Config, testenv.AnyResource, nil), 0, float64(count))
 	b.Logf("%s: the agent's CPU %.2f s over its life", a.name, stop().Seconds())
 	return rate
+}
+
+// logStages logs the mean time of each stage of the agent's offloads
+// (checkpointquota_node_offload_stage_seconds, which agents before session 7 lack) and of
+// the wait in its offload queue since queueBefore (sum and count).
+func logStages(b *testing.B, name, metricsURL string, queueBefore [2]float64) {
+	n := scrape(metricsURL, `workqueue_queue_duration_seconds_count{controller="checkpoint-offload"`) - queueBefore[1]
+	sum := scrape(metricsURL, `workqueue_queue_duration_seconds_sum{controller="checkpoint-offload"`) - queueBefore[0]
+	out := fmt.Sprintf("%s: mean per offload: in the queue %.1f ms (%.0f waits)", name, 1000*sum/max(n, 1), n)
+	for _, stage := range []string{"upload", "record", "log", "remove"} {
+		series := `checkpointquota_node_offload_stage_seconds_%s{stage="` + stage + `",store="bench"}`
+		if c := scrape(metricsURL, fmt.Sprintf(series, "count")); c > 0 {
+			out += fmt.Sprintf(", %s %.1f ms", stage, 1000*scrape(metricsURL, fmt.Sprintf(series, "sum"))/c)
+		}
+	}
+	b.Log(out)
 }
 
 // putFile puts the file at path to the store: plain, or with the uploader.
