@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -55,11 +57,11 @@ var _ = Describe("stored archives of a gone node when their namespace is deleted
 		Expect(agentA.Start()).To(Succeed())
 	}
 	// goneForGood stops node A's agent and takes its node away: the Node, its CheckpointNode,
-	// its disk (files and state) with them. It returns what stored.json held.
+	// its disk (files and state) with them. It returns what stored.log held.
 	goneForGood := func(ctx context.Context) []byte {
 		GinkgoHelper()
 		Expect(agentA.Stop(10 * time.Second)).To(Succeed())
-		storedJSON, err := os.ReadFile(filepath.Join(stateA, "stored.json"))
+		storedLog, err := os.ReadFile(filepath.Join(stateA, "stored.log"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(os.RemoveAll(stateA)).To(Succeed())
 		entries, err := os.ReadDir(dirA)
@@ -69,7 +71,7 @@ var _ = Describe("stored archives of a gone node when their namespace is deleted
 		}
 		Expect(client.IgnoreNotFound(env.Client.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeA}}))).To(Succeed())
 		Expect(client.IgnoreNotFound(env.Client.Delete(ctx, &cqv1.CheckpointNode{ObjectMeta: metav1.ObjectMeta{Name: nodeA}}))).To(Succeed())
-		return storedJSON
+		return storedLog
 	}
 	objects := func(g Gomega, ctx context.Context) []string {
 		var keys []string
@@ -140,7 +142,7 @@ var _ = Describe("stored archives of a gone node when their namespace is deleted
 				objstore.MetaFileName: "checkpoint-db-0_" + ns + "-db-2026-12-01T00:00:00Z.tar"}})
 		Expect(err).NotTo(HaveOccurred())
 
-		By("node A goes for good, its disk and stored.json with it; then the namespace is deleted")
+		By("node A goes for good, its disk and stored.log with it; then the namespace is deleted")
 		storedOfA := goneForGood(ctx)
 		Expect(string(storedOfA)).To(ContainSubstring(`"uid":"` + string(stored.UID) + `"`))
 		_, stderr, err := env.Kubectl("", "delete", "namespace", ns, "--wait=true", "--timeout=60s")
@@ -202,16 +204,16 @@ var _ = Describe("stored archives of a gone node when their namespace is deleted
 		Expect(err).To(HaveOccurred(), "alice created a Checkpoint")
 		Expect(stderr).To(ContainSubstring("forbidden"))
 
-		By("node A's agent, back with its old stored.json, finds the orphan published and publishes no second one")
+		By("node A's agent, back with its old stored.log, finds the orphan published and publishes no second one")
 		// Not gone for good after all: the same archive published by two agents, one after the other.
 		Expect(os.MkdirAll(stateA, 0o700)).To(Succeed())
-		Expect(os.WriteFile(filepath.Join(stateA, "stored.json"), storedOfA, 0o600)).To(Succeed())
+		Expect(os.WriteFile(filepath.Join(stateA, "stored.log"), storedOfA, 0o600)).To(Succeed())
 		startA()
-		Eventually(func(g Gomega) string {
-			data, err := os.ReadFile(filepath.Join(stateA, "stored.json"))
+		Eventually(func(g Gomega) []string {
+			data, err := os.ReadFile(filepath.Join(stateA, "stored.log"))
 			g.Expect(err).NotTo(HaveOccurred())
-			return string(data)
-		}, 30*time.Second).WithContext(ctx).ShouldNot(ContainSubstring(`"uid":"`+string(stored.UID)+`"`), "its entry for the deleted Checkpoint is done")
+			return storedUIDs(g, data)
+		}, 30*time.Second).WithContext(ctx).ShouldNot(ContainElement(string(stored.UID)), "its entry for the deleted Checkpoint is done")
 		Consistently(func(g Gomega) {
 			orphans := orphansOrNot(ctx, g, localrun.OrphanNamespace, ns)
 			g.Expect(orphans).To(HaveLen(1))
@@ -231,3 +233,34 @@ var _ = Describe("stored archives of a gone node when their namespace is deleted
 		Expect(srv.Client.RemoveObject(ctx, bucket, oldKey, minio.RemoveObjectOptions{})).To(Succeed())
 	})
 })
+
+// storedUIDs replays an agent's stored.log (a JSON line per archive stored, "put", or
+// Checkpoint forgotten, "drop") and returns the UIDs of the Checkpoints it still names.
+func storedUIDs(g Gomega, log []byte) []string {
+	type key struct{ Namespace, Name string }
+	live := map[key]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(log)), "\n") {
+		if line == "" {
+			continue
+		}
+		var l struct {
+			Put *struct {
+				Namespace, Name string
+				UID             string `json:"uid"`
+			} `json:"put"`
+			Drop *key `json:"drop"`
+		}
+		g.Expect(json.Unmarshal([]byte(line), &l)).To(Succeed(), line)
+		switch {
+		case l.Put != nil:
+			live[key{l.Put.Namespace, l.Put.Name}] = l.Put.UID
+		case l.Drop != nil:
+			delete(live, *l.Drop)
+		}
+	}
+	uids := make([]string, 0, len(live))
+	for _, uid := range live {
+		uids = append(uids, uid)
+	}
+	return uids
+}
