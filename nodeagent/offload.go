@@ -312,19 +312,26 @@ func (o *Offloader) logSaveError(err error) {
 func (o *Offloader) reportFailure(ctx context.Context, c *cqv1.Checkpoint, cause error) error {
 	msg := fmt.Sprintf("uploading to CheckpointStore %s: %s; the archive stays on node %s and the upload is retried",
 		c.Status.Offload.Store, eventNote(cause), o.Config.NodeName)
-	patch := client.MergeFrom(c.DeepCopy())
+	// Written against the version the upload was tried from: a cache that has not yet shown
+	// this agent's last pass, which stored the archive and removed its file, makes the next
+	// pass fail on the missing file, and that failure must not land on the stored Checkpoint
+	// (nothing would ever clear it). A conflict leaves the condition to the retry.
+	patch := client.MergeFromWithOptions(c.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	was := meta.IsStatusConditionTrue(c.Status.Conditions, cqv1.CheckpointConditionOffloadFailed)
 	changed := meta.SetStatusCondition(&c.Status.Conditions, metav1.Condition{Type: cqv1.CheckpointConditionOffloadFailed,
 		Status: metav1.ConditionTrue, Reason: ReasonOffloadFailed, Message: msg, ObservedGeneration: c.Generation})
-	if !was {
-		o.Recorder.Eventf(c, nil, corev1.EventTypeWarning, ReasonOffloadFailed, "Offload", "%s", msg)
-	}
 	logf.FromContext(ctx).Info("Could not offload an archive; it stays on the node", "checkpoint", client.ObjectKeyFromObject(c), "error", cause.Error())
 	if !changed {
 		return nil
 	}
-	if err := o.Client.Status().Patch(ctx, c, patch); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+	if err := o.Client.Status().Patch(ctx, c, patch); err != nil {
+		if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+			return nil
+		}
 		return err
+	}
+	if !was {
+		o.Recorder.Eventf(c, nil, corev1.EventTypeWarning, ReasonOffloadFailed, "Offload", "%s", msg)
 	}
 	return nil
 }
