@@ -269,18 +269,23 @@ EOF
     "node/$NODE_NAME" --timeout=2s
 }
 
-# cgroup_hierarchies: on a cgroup v1 (hybrid) host, a v1 hierarchy for every enabled controller
-# that has none, as systemd mounts them on any v1 host (this machine's PID 1 mounts only some).
-# A CRIU dump mounts every controller its own /proc/self/cgroup lists. When a hierarchy of such
-# a controller (hugetlb) exists only for a moment, as another dump's does, dumps running at once
-# fail: "Unable to create the cgroup (hugetlb) file system: Device or resource busy". A
-# hierarchy held for the node's life is shared by every dump's mount instead.
+# cgroup_hierarchies: on a cgroup v1 (hybrid) host, a mounted v1 hierarchy for every enabled
+# controller that has none, as systemd mounts them on any v1 host (this machine's PID 1 mounts
+# only some). A CRIU dump mounts every controller its own /proc/self/cgroup lists. When a
+# hierarchy of such a controller (hugetlb) exists only for a moment (another dump's, or one
+# unmounted and not yet destroyed), dumps running at once fail: "Unable to create the cgroup
+# (hugetlb) file system: Device or resource busy". A hierarchy held for the node's life is
+# shared by every dump's mount instead. A controller counts as held only when mounted where
+# /proc/self/mountinfo shows it: /proc/cgroups also numbers hierarchies no longer mounted.
 # docs/real-node.md, "cgroups". down unmounts what is listed in $D/cgroup-mounts.
 cgroup_hierarchies() {
   [ "$(stat -f -c %T /sys/fs/cgroup)" = tmpfs ] || return 0 # cgroup v2 only: nothing to add
-  local name hierarchy enabled
-  while read -r name hierarchy _ enabled; do
-    [ "$hierarchy" = 0 ] && [ "$enabled" = 1 ] || continue
+  local held name enabled
+  # The super options of each mounted v1 hierarchy, such as rw,cpu: its controllers.
+  held=$(sed -n 's/.* - cgroup [^ ]* \(.*\)$/,\1,/p' /proc/self/mountinfo)
+  while read -r name _ _ enabled; do
+    [ "$enabled" = 1 ] || continue
+    case "$held" in *",$name,"*) continue ;; esac
     mkdir -p "/sys/fs/cgroup/$name"
     if mount -t cgroup -o "$name" cgroup "/sys/fs/cgroup/$name"; then
       echo "/sys/fs/cgroup/$name" >> "$D/cgroup-mounts"
