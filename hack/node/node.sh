@@ -269,6 +269,34 @@ EOF
     "node/$NODE_NAME" --timeout=2s
 }
 
+# cgroup_hierarchies: on a cgroup v1 (hybrid) host, a mounted v1 hierarchy for every enabled
+# controller that has none, as systemd mounts them on any v1 host (this machine's PID 1 mounts
+# only some). A CRIU dump mounts every controller its own /proc/self/cgroup lists. When a
+# hierarchy of such a controller (hugetlb) exists only for a moment (another dump's, or one
+# unmounted and not yet destroyed), dumps running at once fail: "Unable to create the cgroup
+# (hugetlb) file system: Device or resource busy". A hierarchy held for the node's life is
+# shared by every dump's mount instead. A controller counts as held only when mounted where
+# /proc/self/mountinfo shows it: /proc/cgroups also numbers hierarchies no longer mounted.
+# docs/real-node.md, "cgroups". down unmounts what is listed in $D/cgroup-mounts.
+cgroup_hierarchies() {
+  [ "$(stat -f -c %T /sys/fs/cgroup)" = tmpfs ] || return 0 # cgroup v2 only: nothing to add
+  local held name enabled
+  # The super options of each mounted v1 hierarchy, such as rw,cpu: its controllers.
+  held=$(sed -n 's/.* - cgroup [^ ]* \(.*\)$/,\1,/p' /proc/self/mountinfo)
+  while read -r name _ _ enabled; do
+    [ "$enabled" = 1 ] || continue
+    case "$held" in *",$name,"*) continue ;; esac
+    mkdir -p "/sys/fs/cgroup/$name"
+    if mount -t cgroup -o "$name" cgroup "/sys/fs/cgroup/$name"; then
+      echo "/sys/fs/cgroup/$name" >> "$D/cgroup-mounts"
+    else
+      rmdir "/sys/fs/cgroup/$name" 2>/dev/null || true
+      log "could not mount the cgroup v1 controller $name at /sys/fs/cgroup/$name: checkpoints taken at once may fail (docs/real-node.md, \"cgroups\")"
+    fi
+  done < <(grep -v '^#' /proc/cgroups)
+  [ ! -f "$D/cgroup-mounts" ] || log "mounted the cgroup v1 controllers that had no hierarchy: $(tr '\n' ' ' < "$D/cgroup-mounts")"
+}
+
 up() {
   [ ! -f "$envfile" ] || die "a node is up already ($envfile): hack/node/node.sh down stops it"
   BIN=$(RUNTIME=$RUNTIME "$here/build.sh")
@@ -307,6 +335,7 @@ EOF
   local k
   for k in $KERNEL_TUNABLES; do echo "$k=$(sysctl -n "$k" 2>/dev/null)"; done > "$D/sysctl.saved"
   local t=$SECONDS
+  cgroup_hierarchies
   certs
   network
   control_plane
@@ -370,6 +399,9 @@ down() {
   rmdir /run/containerd/runc/k8s.io /run/containerd/runc /run/containerd/s /run/containerd 2>/dev/null || true
   # The pods' cgroups (kubepods in each hierarchy), emptied once their processes are gone.
   find /sys/fs/cgroup -depth -type d -path '*/kubepods*' -exec rmdir {} + 2>/dev/null || true
+  if [ -f "$D/cgroup-mounts" ]; then
+    while IFS= read -r m; do umount "$m" && rmdir "$m" || log "could not unmount the cgroup hierarchy $m"; done < "$D/cgroup-mounts"
+  fi
   if [ "$RUNTIME" = crio ]; then crio_down; fi
   if [ -f "$D/sysctl.saved" ]; then
     while IFS= read -r kv; do [ -z "${kv#*=}" ] || sysctl -qw "$kv" >/dev/null || log "could not restore $kv"; done < "$D/sysctl.saved"
