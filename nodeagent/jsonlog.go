@@ -21,7 +21,7 @@ import (
 type jsonLog struct {
 	path string
 	// live returns the lines of the live state, in the order a compaction writes them.
-	live func() ([]any, error)
+	live func() []any
 
 	// log stays open until the process ends: closing it when the manager stops would fail
 	// the change of a worker still finishing.
@@ -37,7 +37,7 @@ type jsonLog struct {
 	sync    func(*os.File) error
 }
 
-func newJSONLog(dir, name string, live func() ([]any, error)) jsonLog {
+func newJSONLog(dir, name string, live func() []any) jsonLog {
 	return jsonLog{path: filepath.Join(dir, name), live: live, openLog: os.OpenFile, sync: (*os.File).Sync}
 }
 
@@ -103,10 +103,7 @@ func (l *jsonLog) compactIfLong(entries int) error {
 // compact rewrites the log with the live state only: to a temporary file, synced, then
 // renamed over the log, so that a crash leaves the old log or the new one.
 func (l *jsonLog) compact() error {
-	lines, err := l.live()
-	if err != nil {
-		return err
-	}
+	lines := l.live()
 	var buf bytes.Buffer
 	for _, v := range lines {
 		data, err := json.Marshal(v)

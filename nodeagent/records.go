@@ -254,7 +254,7 @@ func (rs *records) dropRecord(path string, durably, keepOrphan bool) error {
 
 // liveLines are the lines of a compacted log: the live records, sorted by path. The
 // caller holds rs.mu, or has rs to itself.
-func (rs *records) liveLines() ([]any, error) {
+func (rs *records) liveLines() []any {
 	paths := make([]string, 0, len(rs.byPath))
 	for p := range rs.byPath {
 		paths = append(paths, p)
@@ -264,5 +264,5 @@ func (rs *records) liveLines() ([]any, error) {
 	for i, p := range paths {
 		lines[i] = logLine{Put: rs.byPath[p]}
 	}
-	return lines, nil
+	return lines
 }

@@ -113,7 +113,7 @@ func (o *Offloader) openStored() error {
 }
 
 // storedLines are the lines of a compacted storedLogName, sorted by key; the caller holds o.mu.
-func (o *Offloader) storedLines() ([]any, error) {
+func (o *Offloader) storedLines() []any {
 	keys := make([]types.NamespacedName, 0, len(o.stored))
 	for k := range o.stored {
 		keys = append(keys, k)
@@ -123,7 +123,7 @@ func (o *Offloader) storedLines() ([]any, error) {
 	for i, k := range keys {
 		lines[i] = storedLine{Put: entryOf(k, o.stored[k])}
 	}
-	return lines, nil
+	return lines
 }
 
 // storedChanged writes the change of o.stored for key to storedLogName, synced; the

@@ -29,7 +29,7 @@ func BenchmarkRemember(b *testing.B) {
 				entries = append(entries, storedEntry{Namespace: c.Namespace, Name: c.Name, UID: c.UID,
 					Store: l.Store, Bucket: l.Bucket, Key: l.Key, Archive: c.Spec.Archive})
 			}
-			if err := saveJSON(dir, "stored.json", entries); err != nil {
+			if err := saveJSON(dir, storedFile, entries); err != nil {
 				b.Fatal(err)
 			}
 			o := newBenchOffloader(b, dir)
