@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -81,10 +80,7 @@ func benchAgentOffload(b *testing.B, count int, size int64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// A client that sends the SHA-256 of each part in a trailer, as a verified PUT needs.
-	verifying, err := minio.New(strings.TrimPrefix(srv.Endpoint, "http://"), &minio.Options{
-		Creds:        credentials.NewStaticV4(s3server.AccessKeyID, s3server.SecretAccessKey, ""),
-		BucketLookup: minio.BucketLookupPath, Region: "us-east-1", TrailingHeaders: true})
+	verifying, err := srv.ChecksumClient()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 	"k8s.io/apimachinery/pkg/types"
@@ -78,9 +77,7 @@ func TestThroughput(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	verifying, err := minio.New(strings.TrimPrefix(srv.Endpoint, "http://"), &minio.Options{
-		Creds: credentials.NewStaticV4(s3server.AccessKeyID, s3server.SecretAccessKey, ""), BucketLookup: minio.BucketLookupPath,
-		Region: "us-east-1", TrailingHeaders: true})
+	verifying, err := srv.ChecksumClient()
 	if err != nil {
 		t.Fatal(err)
 	}

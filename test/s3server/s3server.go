@@ -82,12 +82,22 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 		fmt.Sprintf("-master.port=%d", ports[0]), fmt.Sprintf("-volume.port=%d", ports[1]), "-volume.max=16",
 		"-filer", fmt.Sprintf("-filer.port=%d", ports[2]),
 		"-s3", fmt.Sprintf("-s3.port=%d", ports[3]), "-s3.port.iceberg=0", "-s3.port.lance=0"}
-	s.Client, err = minio.New(fmt.Sprintf("127.0.0.1:%d", ports[3]), &minio.Options{
-		Creds: credentials.NewStaticV4(AccessKeyID, SecretAccessKey, ""), BucketLookup: minio.BucketLookupPath, Region: "us-east-1"})
-	if err != nil {
+	if s.Client, err = s.client(false); err != nil {
 		return nil, err
 	}
 	return s, s.Restart(ctx)
+}
+
+// ChecksumClient is a client of the server, as its one identity, that sends the checksum of
+// each part in a trailer, as an upload with minio.PutObjectOptions.Checksum needs: the
+// benchmarks time with it the store's limit for an upload it verifies.
+func (s *Server) ChecksumClient() (*minio.Client, error) { return s.client(true) }
+
+// client is a client of the server as its one identity, sending checksums in trailers or not.
+func (s *Server) client(trailing bool) (*minio.Client, error) {
+	return minio.New(strings.TrimPrefix(s.Endpoint, "http://"), &minio.Options{
+		Creds: credentials.NewStaticV4(AccessKeyID, SecretAccessKey, ""), BucketLookup: minio.BucketLookupPath,
+		Region: "us-east-1", TrailingHeaders: trailing})
 }
 
 // Restart starts the server again on the same ports and data, after Kill, and waits until
