@@ -47,21 +47,33 @@ func readMachineCPU() machineCPU {
 		if err != nil {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
-		if err != nil {
-			continue
+		if name, ticks, err := procStat(pid); err == nil {
+			m.procs[pid] = procCPUTicks{name: name, ticks: ticks}
 		}
-		s := string(data)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		fields := strings.Fields(s[end+2:])
-		utime, _ := strconv.ParseFloat(fields[11], 64)
-		stime, _ := strconv.ParseFloat(fields[12], 64)
-		m.procs[pid] = procCPUTicks{name: s[open+1 : end], ticks: utime + stime}
 	}
 	return m
+}
+
+// procStat reads a process's command name and the user and system clock ticks it used
+// from /proc/PID/stat.
+func procStat(pid int) (name string, ticks float64, err error) {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return "", 0, err
+	}
+	// The command name is in parentheses and may hold spaces: fields count from after it.
+	s := string(data)
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return "", 0, fmt.Errorf("/proc/%d/stat: no command name in %q", pid, s)
+	}
+	fields := strings.Fields(s[end+2:])
+	if len(fields) < 13 {
+		return "", 0, fmt.Errorf("/proc/%d/stat: %d fields after the command name", pid, len(fields))
+	}
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return s[open+1 : end], utime + stime, nil
 }
 
 // since logs how busy the machine's cores were since m, and the processes that used the
